@@ -1,0 +1,421 @@
+package approval
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// Action describes something a host program wants to do and may need a
+// human to approve. Only Name and RequestedBy are required.
+//
+// The identity fields (Name, RequestedBy, Cost, Risk, Tags, Metadata, RunID,
+// StepID, Constraints, Payload, Diff) make up the action hash: two Guard calls
+// with equal identity fields are the same action. Message and Provenance are
+// context for reviewers and do not change the hash, so a retry that rewords
+// its message still finds its pending request.
+type Action struct {
+	// Name identifies the kind of action, for example "wire-transfer" or
+	// "deploy:production". Policies match it with globs.
+	Name string `json:"name"`
+	// RequestedBy is the user or service asking to run the action.
+	RequestedBy string `json:"requested_by"`
+	// Cost is the action's monetary cost, if it has one.
+	Cost *Cost `json:"cost,omitempty"`
+	// Risk is the action's risk level; RiskNone when unknown.
+	Risk Risk `json:"risk,omitempty"`
+	// Tags label the action ("production", "customer-data"). Order does not
+	// matter: the hash treats them as a set.
+	Tags []string `json:"tags,omitempty"`
+	// Metadata carries free-form key/value context.
+	Metadata map[string]string `json:"metadata,omitempty"`
+
+	// Message tells reviewers what is being asked and why.
+	Message string `json:"message,omitempty"`
+	// RunID and StepID locate the action in a workflow run.
+	RunID  string `json:"run_id,omitempty"`
+	StepID string `json:"step_id,omitempty"`
+	// Constraints are the limits that will apply if the action is approved
+	// ("max 3 retries", "read-only replica").
+	Constraints []string `json:"constraints,omitempty"`
+	// Payload is the exact input the approval is bound to, such as an agent's
+	// tool-call arguments. A JSON payload is hashed in canonical form (RFC
+	// 8785), so key order and whitespace do not change its hash; any other
+	// bytes are hashed as they are.
+	Payload []byte `json:"payload,omitempty"`
+	// Provenance records where the request came from.
+	Provenance *Provenance `json:"provenance,omitempty"`
+	// Diff lists the file changes a code or infrastructure action makes.
+	Diff []FileDiff `json:"diff,omitempty"`
+}
+
+// Cost is a monetary amount. Amount must be finite and not negative;
+// Currency is an ISO 4217 code such as "USD" and may be empty.
+type Cost struct {
+	Amount   float64 `json:"amount"`
+	Currency string  `json:"currency,omitempty"`
+}
+
+// Provenance tells reviewers how a request came to be.
+type Provenance struct {
+	// Source is the kind of caller: "api", "sdk", "proxy", "dashboard"...
+	Source string `json:"source,omitempty"`
+	// CreatedBy is the agent, service or user that produced the action.
+	CreatedBy string `json:"created_by,omitempty"`
+	// SourceID is the caller's own identifier for the action.
+	SourceID string `json:"source_id,omitempty"`
+	// CreatedFrom names the conversation, ticket or run it came from.
+	CreatedFrom string `json:"created_from,omitempty"`
+}
+
+// FileDiff is one changed file of a code or infrastructure change.
+type FileDiff struct {
+	Path    string `json:"path"`
+	OldPath string `json:"old_path,omitempty"`
+	Hunks   []Hunk `json:"hunks,omitempty"`
+}
+
+// Hunk is one contiguous change within a file, in unified-diff terms.
+type Hunk struct {
+	OldStart int    `json:"old_start"`
+	OldLines int    `json:"old_lines"`
+	NewStart int    `json:"new_start"`
+	NewLines int    `json:"new_lines"`
+	Body     string `json:"body"`
+}
+
+// Limits bound the size of an action. The zero value of a field means the
+// default given on it.
+type Limits struct {
+	// MaxPayloadBytes bounds Action.Payload. Defaults to 256 KiB.
+	MaxPayloadBytes int
+	// MaxTags bounds len(Action.Tags). Defaults to 64.
+	MaxTags int
+	// MaxMetadata bounds len(Action.Metadata). Defaults to 64.
+	MaxMetadata int
+	// MaxStringBytes bounds every single string field. Defaults to 4 KiB;
+	// Message, hunk bodies and payload are bounded separately.
+	MaxStringBytes int
+	// MaxMessageBytes bounds Action.Message. Defaults to 16 KiB.
+	MaxMessageBytes int
+	// MaxDiffBytes bounds the total size of Action.Diff hunk bodies.
+	// Defaults to 1 MiB.
+	MaxDiffBytes int
+}
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxPayloadBytes, 256<<10)
+	def(&l.MaxTags, 64)
+	def(&l.MaxMetadata, 64)
+	def(&l.MaxStringBytes, 4<<10)
+	def(&l.MaxMessageBytes, 16<<10)
+	def(&l.MaxDiffBytes, 1<<20)
+	return l
+}
+
+// validate checks a against the limits. It allocates only to build an error.
+func (a *Action) validate(l *Limits) error {
+	if a.Name == "" {
+		return fmt.Errorf("%w: name is empty", ErrInvalidAction)
+	}
+	if a.RequestedBy == "" {
+		return fmt.Errorf("%w: requested_by is empty", ErrInvalidAction)
+	}
+	if err := checkString("name", a.Name, l.MaxStringBytes); err != nil {
+		return err
+	}
+	if err := checkString("requested_by", a.RequestedBy, l.MaxStringBytes); err != nil {
+		return err
+	}
+	if a.Cost != nil {
+		if math.IsNaN(a.Cost.Amount) || math.IsInf(a.Cost.Amount, 0) {
+			return fmt.Errorf("%w: cost amount is not finite", ErrInvalidAction)
+		}
+		if a.Cost.Amount < 0 {
+			return fmt.Errorf("%w: cost amount %v is negative", ErrInvalidAction, a.Cost.Amount)
+		}
+		if err := checkString("cost currency", a.Cost.Currency, 16); err != nil {
+			return err
+		}
+	}
+	if a.Risk > RiskCritical || a.Risk < RiskNone {
+		return fmt.Errorf("%w: unknown risk level %d", ErrInvalidAction, int(a.Risk))
+	}
+	if len(a.Tags) > l.MaxTags {
+		return fmt.Errorf("%w: %d tags exceed the limit of %d", ErrInvalidAction, len(a.Tags), l.MaxTags)
+	}
+	for _, t := range a.Tags {
+		if t == "" {
+			return fmt.Errorf("%w: empty tag", ErrInvalidAction)
+		}
+		if err := checkString("tag", t, l.MaxStringBytes); err != nil {
+			return err
+		}
+	}
+	if len(a.Metadata) > l.MaxMetadata {
+		return fmt.Errorf("%w: %d metadata keys exceed the limit of %d", ErrInvalidAction, len(a.Metadata), l.MaxMetadata)
+	}
+	for k, v := range a.Metadata {
+		if err := checkString("metadata key", k, l.MaxStringBytes); err != nil {
+			return err
+		}
+		if err := checkString("metadata value", v, l.MaxStringBytes); err != nil {
+			return err
+		}
+	}
+	if err := checkString("message", a.Message, l.MaxMessageBytes); err != nil {
+		return err
+	}
+	if err := checkString("run_id", a.RunID, l.MaxStringBytes); err != nil {
+		return err
+	}
+	if err := checkString("step_id", a.StepID, l.MaxStringBytes); err != nil {
+		return err
+	}
+	for _, c := range a.Constraints {
+		if err := checkString("constraint", c, l.MaxStringBytes); err != nil {
+			return err
+		}
+	}
+	if len(a.Payload) > l.MaxPayloadBytes {
+		return fmt.Errorf("%w: payload of %d bytes exceeds the limit of %d", ErrInvalidAction, len(a.Payload), l.MaxPayloadBytes)
+	}
+	if p := a.Provenance; p != nil {
+		for _, f := range [...]struct{ n, v string }{
+			{"provenance source", p.Source}, {"provenance created_by", p.CreatedBy},
+			{"provenance source_id", p.SourceID}, {"provenance created_from", p.CreatedFrom},
+		} {
+			if err := checkString(f.n, f.v, l.MaxStringBytes); err != nil {
+				return err
+			}
+		}
+	}
+	total := 0
+	for _, d := range a.Diff {
+		if d.Path == "" {
+			return fmt.Errorf("%w: diff entry without path", ErrInvalidAction)
+		}
+		if err := checkString("diff path", d.Path, l.MaxStringBytes); err != nil {
+			return err
+		}
+		if err := checkString("diff old_path", d.OldPath, l.MaxStringBytes); err != nil {
+			return err
+		}
+		for _, h := range d.Hunks {
+			if h.OldStart < 0 || h.OldLines < 0 || h.NewStart < 0 || h.NewLines < 0 {
+				return fmt.Errorf("%w: diff hunk of %s has a negative line number", ErrInvalidAction, d.Path)
+			}
+			total += len(h.Body)
+			if !utf8.ValidString(h.Body) {
+				return fmt.Errorf("%w: diff hunk of %s is not valid UTF-8", ErrInvalidAction, d.Path)
+			}
+		}
+	}
+	if total > l.MaxDiffBytes {
+		return fmt.Errorf("%w: diff of %d bytes exceeds the limit of %d", ErrInvalidAction, total, l.MaxDiffBytes)
+	}
+	return nil
+}
+
+func checkString(field, s string, limit int) error {
+	if len(s) > limit {
+		return fmt.Errorf("%w: %s of %d bytes exceeds the limit of %d", ErrInvalidAction, field, len(s), limit)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidAction, field)
+	}
+	return nil
+}
+
+// PayloadHash returns the hex SHA-256 of the canonical payload: the RFC 8785
+// form when the payload is JSON, the bytes themselves otherwise. An empty
+// payload hashes to "".
+func PayloadHash(payload []byte) string {
+	if len(payload) == 0 {
+		return ""
+	}
+	if json.Valid(payload) {
+		if c, err := canon.AppendJSON(nil, payload); err == nil {
+			payload = c
+		}
+	}
+	sum := sha256.Sum256(payload)
+	return hex.EncodeToString(sum[:])
+}
+
+// Hashes returns the action hash and payload hash of a, as stored on its
+// request. The action hash is the hex SHA-256 of the canonical JSON (RFC
+// 8785) of the identity fields, with the payload represented by its hash and
+// tags sorted. It reports ErrInvalidAction for an action that does not
+// validate under the default limits.
+func (a Action) Hashes() (actionHash, payloadHash string, err error) {
+	l := Limits{}.withDefaults()
+	if err := a.validate(&l); err != nil {
+		return "", "", err
+	}
+	return a.hashes()
+}
+
+func (a *Action) hashes() (actionHash, payloadHash string, err error) {
+	payloadHash = PayloadHash(a.Payload)
+	b := make([]byte, 0, 256)
+	b, err = a.appendCanonical(b, payloadHash)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", ErrInvalidAction, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), payloadHash, nil
+}
+
+// appendCanonical writes the identity fields with keys in JCS order.
+func (a *Action) appendCanonical(b []byte, payloadHash string) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	if len(a.Constraints) > 0 {
+		b = canon.AppendKey(b, "constraints")
+		b = canon.AppendStrings(b, a.Constraints)
+		b = append(b, ',')
+	}
+	if a.Cost != nil {
+		b = canon.AppendKey(b, "cost")
+		b = append(b, '{')
+		b = canon.AppendKey(b, "amount")
+		if b, err = canon.AppendFloat(b, a.Cost.Amount); err != nil {
+			return b, err
+		}
+		b = append(b, ',')
+		b = canon.AppendKey(b, "currency")
+		b = canon.AppendString(b, a.Cost.Currency)
+		b = append(b, '}', ',')
+	}
+	if len(a.Diff) > 0 {
+		b = canon.AppendKey(b, "diff")
+		b = append(b, '[')
+		for i, d := range a.Diff {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			b = canon.AppendKey(b, "hunks")
+			b = append(b, '[')
+			for j, h := range d.Hunks {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, '{')
+				b = canon.AppendKey(b, "body")
+				b = canon.AppendString(b, h.Body)
+				b = append(b, ',')
+				b = canon.AppendKey(b, "new_lines")
+				b = canon.AppendInt(b, int64(h.NewLines))
+				b = append(b, ',')
+				b = canon.AppendKey(b, "new_start")
+				b = canon.AppendInt(b, int64(h.NewStart))
+				b = append(b, ',')
+				b = canon.AppendKey(b, "old_lines")
+				b = canon.AppendInt(b, int64(h.OldLines))
+				b = append(b, ',')
+				b = canon.AppendKey(b, "old_start")
+				b = canon.AppendInt(b, int64(h.OldStart))
+				b = append(b, '}')
+			}
+			b = append(b, ']', ',')
+			b = canon.AppendKey(b, "old_path")
+			b = canon.AppendString(b, d.OldPath)
+			b = append(b, ',')
+			b = canon.AppendKey(b, "path")
+			b = canon.AppendString(b, d.Path)
+			b = append(b, '}')
+		}
+		b = append(b, ']', ',')
+	}
+	if len(a.Metadata) > 0 {
+		b = canon.AppendKey(b, "metadata")
+		b = canon.AppendStringMap(b, a.Metadata)
+		b = append(b, ',')
+	}
+	b = canon.AppendKey(b, "name")
+	b = canon.AppendString(b, a.Name)
+	b = append(b, ',')
+	if payloadHash != "" {
+		b = canon.AppendKey(b, "payload_sha256")
+		b = canon.AppendString(b, payloadHash)
+		b = append(b, ',')
+	}
+	b = canon.AppendKey(b, "requested_by")
+	b = canon.AppendString(b, a.RequestedBy)
+	if a.Risk != RiskNone {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "risk")
+		b = canon.AppendString(b, a.Risk.String())
+	}
+	if a.RunID != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "run_id")
+		b = canon.AppendString(b, a.RunID)
+	}
+	if a.StepID != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "step_id")
+		b = canon.AppendString(b, a.StepID)
+	}
+	if len(a.Tags) > 0 {
+		tags := slices.Clone(a.Tags)
+		slices.SortFunc(tags, func(x, y string) int {
+			switch {
+			case canon.Less(x, y):
+				return -1
+			case canon.Less(y, x):
+				return 1
+			}
+			return 0
+		})
+		tags = slices.Compact(tags)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "tags")
+		b = canon.AppendStrings(b, tags)
+	}
+	return append(b, '}'), nil
+}
+
+// clone returns a deep copy of a, so stored requests never alias caller memory.
+func (a Action) clone() Action {
+	if a.Cost != nil {
+		c := *a.Cost
+		a.Cost = &c
+	}
+	a.Tags = slices.Clone(a.Tags)
+	if a.Metadata != nil {
+		m := make(map[string]string, len(a.Metadata))
+		for k, v := range a.Metadata {
+			m[k] = v
+		}
+		a.Metadata = m
+	}
+	a.Constraints = slices.Clone(a.Constraints)
+	a.Payload = slices.Clone(a.Payload)
+	if a.Provenance != nil {
+		p := *a.Provenance
+		a.Provenance = &p
+	}
+	if a.Diff != nil {
+		d := make([]FileDiff, len(a.Diff))
+		for i, f := range a.Diff {
+			f.Hunks = slices.Clone(f.Hunks)
+			d[i] = f
+		}
+		a.Diff = d
+	}
+	return a
+}

@@ -1,0 +1,230 @@
+package approval
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// EventType names an audit event.
+type EventType string
+
+// Audit event types.
+const (
+	EventRequestCreated      EventType = "request.created"
+	EventRequestDeduplicated EventType = "request.deduplicated"
+	EventNotificationSent    EventType = "notification.sent"
+	EventNotificationFailed  EventType = "notification.failed"
+	EventDecisionApprove     EventType = "decision.approve"
+	EventDecisionDeny        EventType = "decision.deny"
+	// EventDecisionRejected is a security event: a decision was refused (bad
+	// token, ineligible approver, self-approval...) and changed nothing.
+	EventDecisionRejected EventType = "decision.rejected"
+	EventRequestEscalated EventType = "request.escalated"
+	EventRequestTimedOut  EventType = "request.timed_out"
+	EventRequestApproved  EventType = "request.approved"
+	EventRequestDenied    EventType = "request.denied"
+	EventRequestCancelled EventType = "request.cancelled"
+	EventApprovalConsumed EventType = "approval.consumed"
+	EventApprovalExpired  EventType = "approval.expired"
+	// EventPolicyError records a custom matcher that failed and so applied
+	// its policy (fail closed).
+	EventPolicyError EventType = "policy.error"
+)
+
+// AuditEvent is one entry of the append-only audit trail. Events form a
+// SHA-256 hash chain: each event's Hash covers its content and PrevHash, the
+// Hash of the event before it, so any edit, deletion or reordering breaks
+// the chain (see VerifyAuditChain).
+type AuditEvent struct {
+	// Seq is the event's position in the trail, from 1, without gaps.
+	Seq       int64     `json:"seq"`
+	RequestID string    `json:"request_id,omitempty"`
+	Type      EventType `json:"type"`
+	// Actor is who caused the event: a requester, an approver, or "system"
+	// for timeouts and expiry. For a rejected token it is the subject the
+	// token claimed, which may be forged.
+	Actor string `json:"actor,omitempty"`
+	// OnBehalfOf names the original approver when a delegate acted.
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// Policies are the names and snapshot hashes of the request's policies.
+	Policies []PolicyRef `json:"policies,omitempty"`
+	Verdict  Verdict     `json:"verdict,omitempty"`
+	Reason   string      `json:"reason,omitempty"`
+	// At is the event time, in UTC with microsecond precision so that every
+	// store round-trips it exactly.
+	At       time.Time `json:"at"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
+}
+
+// PolicyRef names a policy snapshot.
+type PolicyRef struct {
+	Name string `json:"name"`
+	Hash string `json:"hash"`
+}
+
+// SystemActor is the actor of events the gate causes by itself.
+const SystemActor = "system"
+
+// Seal places e in the chain: it sets e.Seq and e.PrevHash and computes
+// e.Hash. Stores call it while appending, with the sequence number and hash
+// of the event before (0 and "" for the first event).
+func (e *AuditEvent) Seal(prevSeq int64, prevHash string) {
+	e.Seq = prevSeq + 1
+	e.PrevHash = prevHash
+	e.At = normalizeTime(e.At)
+	e.Hash = e.ComputeHash()
+}
+
+// ComputeHash returns the hex SHA-256 of the event's canonical JSON (RFC
+// 8785) form, which holds every field except Hash itself.
+func (e *AuditEvent) ComputeHash() string {
+	bp := bufPool.Get().(*[]byte)
+	b := e.appendCanonical((*bp)[:0])
+	sum := sha256.Sum256(b)
+	*bp = b
+	bufPool.Put(bp)
+	return hex.EncodeToString(sum[:])
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// appendCanonical writes the hashed fields with keys in JCS order. Empty
+// optional fields are left out, exactly as encoding/json's omitempty would.
+func (e *AuditEvent) appendCanonical(b []byte) []byte {
+	b = append(b, '{')
+	if e.Actor != "" {
+		b = canon.AppendKey(b, "actor")
+		b = canon.AppendString(b, e.Actor)
+		b = append(b, ',')
+	}
+	b = canon.AppendKey(b, "at")
+	b = canon.AppendString(b, formatTime(e.At))
+	if e.OnBehalfOf != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "on_behalf_of")
+		b = canon.AppendString(b, e.OnBehalfOf)
+	}
+	if len(e.Policies) > 0 {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "policies")
+		b = append(b, '[')
+		for i, p := range e.Policies {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			b = canon.AppendKey(b, "hash")
+			b = canon.AppendString(b, p.Hash)
+			b = append(b, ',')
+			b = canon.AppendKey(b, "name")
+			b = canon.AppendString(b, p.Name)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	b = append(b, ',')
+	b = canon.AppendKey(b, "prev_hash")
+	b = canon.AppendString(b, e.PrevHash)
+	if e.Reason != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "reason")
+		b = canon.AppendString(b, e.Reason)
+	}
+	if e.RequestID != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "request_id")
+		b = canon.AppendString(b, e.RequestID)
+	}
+	b = append(b, ',')
+	b = canon.AppendKey(b, "seq")
+	b = canon.AppendInt(b, e.Seq)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "type")
+	b = canon.AppendString(b, string(e.Type))
+	if e.Verdict != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "verdict")
+		b = canon.AppendString(b, string(e.Verdict))
+	}
+	return append(b, '}')
+}
+
+// timeLayout is RFC 3339 in UTC with exactly six fractional digits.
+const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
+
+func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// normalizeTime returns t in UTC truncated to microseconds, the precision
+// every built-in store keeps.
+func normalizeTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// AuditChainError reports the first event at which a trail fails
+// verification. It wraps ErrAuditChain.
+type AuditChainError struct {
+	// Seq is the sequence number of the first bad event, or the number that
+	// was expected where an event is missing.
+	Seq    int64
+	Reason string
+}
+
+func (e *AuditChainError) Error() string {
+	return fmt.Sprintf("approval: audit chain broken at seq %d: %s", e.Seq, e.Reason)
+}
+
+func (e *AuditChainError) Unwrap() error { return ErrAuditChain }
+
+// VerifyAuditChain checks that events, in the order given, form an unbroken
+// hash chain: sequence numbers increase by one, each PrevHash equals the
+// Hash before it, and each Hash matches the event's content. The first
+// event may start anywhere in a trail (its PrevHash is taken on trust), so a
+// page can be verified on its own; to detect removal of the oldest events,
+// start from Seq 1. Removal of the newest events leaves a valid shorter
+// chain: compare the last Seq and Hash with a copy kept elsewhere to detect
+// it. It returns nil or an *AuditChainError.
+func VerifyAuditChain(events []AuditEvent) error {
+	for i := range events {
+		e := &events[i]
+		if i > 0 {
+			prev := &events[i-1]
+			if e.Seq != prev.Seq+1 {
+				return &AuditChainError{Seq: prev.Seq + 1, Reason: fmt.Sprintf("expected seq %d, found %d", prev.Seq+1, e.Seq)}
+			}
+			if e.PrevHash != prev.Hash {
+				return &AuditChainError{Seq: e.Seq, Reason: "prev_hash does not match the previous event's hash"}
+			}
+		} else if e.Seq == 1 && e.PrevHash != "" {
+			return &AuditChainError{Seq: 1, Reason: "first event has a prev_hash"}
+		}
+		if e.ComputeHash() != e.Hash {
+			return &AuditChainError{Seq: e.Seq, Reason: "hash does not match the event's content"}
+		}
+	}
+	return nil
+}
+
+// AuditSink receives a copy of every audit event after the store has
+// committed it, for shipping to a SIEM, a log pipeline or a second trail.
+// The store's own trail stays the record of truth: a sink's failure is
+// logged and does not undo the committed change. Append may be called
+// concurrently.
+type AuditSink interface {
+	Append(ctx context.Context, events []AuditEvent) error
+}
+
+// AuditSinkFunc adapts a function to AuditSink.
+type AuditSinkFunc func(ctx context.Context, events []AuditEvent) error
+
+// Append calls f.
+func (f AuditSinkFunc) Append(ctx context.Context, events []AuditEvent) error { return f(ctx, events) }

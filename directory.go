@@ -1,0 +1,90 @@
+package approval
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// ApproverKind says how an Approver names people.
+type ApproverKind string
+
+// Approver kinds.
+const (
+	KindUser  ApproverKind = "user"
+	KindGroup ApproverKind = "group"
+	KindRole  ApproverKind = "role"
+)
+
+// Approver names who may decide: one user, or every member of a group or
+// role as the Directory resolves it at decision time.
+type Approver struct {
+	Kind ApproverKind `json:"kind"`
+	Name string       `json:"name"`
+}
+
+// User is the single person with the given ID.
+func User(id string) Approver { return Approver{Kind: KindUser, Name: id} }
+
+// Group is every member of the named group.
+func Group(name string) Approver { return Approver{Kind: KindGroup, Name: name} }
+
+// Role is every holder of the named role.
+func Role(name string) Approver { return Approver{Kind: KindRole, Name: name} }
+
+// String returns "kind:name", for example "group:finance".
+func (a Approver) String() string { return string(a.Kind) + ":" + a.Name }
+
+func (a Approver) check() error {
+	switch a.Kind {
+	case KindUser, KindGroup, KindRole:
+	default:
+		return fmt.Errorf("approver %q has unknown kind %q", a.Name, a.Kind)
+	}
+	if a.Name == "" {
+		return fmt.Errorf("%s approver without a name", a.Kind)
+	}
+	return nil
+}
+
+// Directory resolves groups and roles to people. The gate asks it at
+// decision time (is this approver a member?) and at notification time (who
+// are the members?), so membership changes take effect on live requests.
+// Implementations must be safe for concurrent use. An error fails closed:
+// the decision is refused, never counted.
+type Directory interface {
+	// IsMember reports whether user belongs to the group or role a. An
+	// unknown group or role has no members.
+	IsMember(ctx context.Context, a Approver, user string) (bool, error)
+	// Members returns the user IDs in the group or role a. The caller does
+	// not modify the returned slice.
+	Members(ctx context.Context, a Approver) ([]string, error)
+}
+
+// StaticDirectory is a Directory held in memory: group and role names to
+// user IDs. It must not be modified while a gate uses it; build a new one
+// and a new gate instead. The zero value is an empty directory.
+type StaticDirectory struct {
+	Groups map[string][]string
+	Roles  map[string][]string
+}
+
+// IsMember implements Directory.
+func (d StaticDirectory) IsMember(_ context.Context, a Approver, user string) (bool, error) {
+	return slices.Contains(d.lookup(a), user), nil
+}
+
+// Members implements Directory.
+func (d StaticDirectory) Members(_ context.Context, a Approver) ([]string, error) {
+	return d.lookup(a), nil
+}
+
+func (d StaticDirectory) lookup(a Approver) []string {
+	switch a.Kind {
+	case KindGroup:
+		return d.Groups[a.Name]
+	case KindRole:
+		return d.Roles[a.Name]
+	}
+	return nil
+}

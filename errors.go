@@ -1,0 +1,49 @@
+package approval
+
+import "errors"
+
+// Sentinel errors. Every error the package returns wraps one of these (with
+// context such as the request ID), so callers branch with errors.Is.
+var (
+	// ErrNotFound: no request has the given ID.
+	ErrNotFound = errors.New("not found")
+	// ErrInvalidAction: the action failed validation; nothing was stored.
+	ErrInvalidAction = errors.New("invalid action")
+	// ErrInvalidPolicy: the policy definition failed validation; it was not registered.
+	ErrInvalidPolicy = errors.New("invalid policy")
+	// ErrInvalidConfig: Config failed validation in New.
+	ErrInvalidConfig = errors.New("invalid config")
+
+	// ErrTokenMalformed: the token is not of the form payload.signature, or
+	// its payload does not decode.
+	ErrTokenMalformed = errors.New("token malformed")
+	// ErrTokenSignature: the key ID is unknown or the signature does not verify.
+	ErrTokenSignature = errors.New("token signature invalid")
+	// ErrTokenExpired: the token's expiry (plus leeway) has passed.
+	ErrTokenExpired = errors.New("token expired")
+	// ErrTokenRequestMismatch: the token was issued for another request.
+	ErrTokenRequestMismatch = errors.New("token issued for another request")
+	// ErrTokenVerdictMismatch: the token does not allow the requested verdict.
+	ErrTokenVerdictMismatch = errors.New("token does not allow this verdict")
+	// ErrTokenUsed: the token's ID has already been used for a decision.
+	ErrTokenUsed = errors.New("token already used")
+
+	// ErrNotEligible: the approver is not eligible under any policy the request matched.
+	ErrNotEligible = errors.New("approver not eligible")
+	// ErrSelfApproval: the requester tried to decide their own request while
+	// requester segregation is in force.
+	ErrSelfApproval = errors.New("requester may not approve own request")
+	// ErrAlreadyDecided: the approver has already decided this request.
+	ErrAlreadyDecided = errors.New("approver already decided")
+	// ErrNotPending: the request is no longer open for decisions.
+	ErrNotPending = errors.New("request not pending")
+	// ErrConflict: a store compare-and-set lost a race. The gate retries
+	// internally; callers see it only when retries are exhausted.
+	ErrConflict = errors.New("concurrent update conflict")
+
+	// ErrAuditChain: an audit trail failed verification; the error names the
+	// first bad sequence number (see AuditChainError).
+	ErrAuditChain = errors.New("audit chain broken")
+	// ErrClosed: the gate has been closed.
+	ErrClosed = errors.New("gate closed")
+)

@@ -1,0 +1,383 @@
+package approval
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/gobwas/glob"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// Matcher decides whether a policy applies to an action. Matchers are pure:
+// they do no I/O and keep no state, so one tree is compiled once and
+// evaluated concurrently by any number of Guards.
+//
+// Build matchers with Name, TagAny, TagAll, TagNone, CostAtLeast, CostBelow,
+// RiskAtLeast, Custom, All, Any and Not. The set is closed so that every
+// tree has a canonical form for policy snapshot hashes; Custom is the
+// extension point.
+type Matcher interface {
+	// Match reports whether the matcher applies to a. An error means the
+	// matcher could not decide; the gate then applies the policy anyway
+	// (fail closed).
+	Match(a *Action) (bool, error)
+
+	// appendCanonical writes the matcher's canonical JSON form.
+	appendCanonical(b []byte) ([]byte, error)
+	// check reports a construction error, such as a bad glob.
+	check() error
+}
+
+// Name matches actions whose whole name matches the glob pattern: '*'
+// matches any run of characters (':' and '/' included), '?' one character,
+// '[abc]' and '{a,b}' as usual. The pattern is compiled once, here.
+func Name(pattern string) Matcher {
+	g, err := glob.Compile(pattern)
+	if err != nil {
+		err = fmt.Errorf("name glob %q: %v", pattern, err)
+	}
+	m := &nameMatcher{pattern: pattern, g: g, err: err}
+	// A pattern without metacharacters is compared directly.
+	m.literal = glob.QuoteMeta(pattern) == pattern
+	return m
+}
+
+type nameMatcher struct {
+	pattern string
+	literal bool
+	g       *glob.Pattern
+	err     error
+}
+
+func (m *nameMatcher) Match(a *Action) (bool, error) {
+	if m.literal {
+		return a.Name == m.pattern, nil
+	}
+	if m.g == nil {
+		return false, m.err
+	}
+	return m.g.Match(a.Name), nil
+}
+
+func (m *nameMatcher) check() error { return m.err }
+
+func (m *nameMatcher) appendCanonical(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	b = canon.AppendKey(b, "name")
+	b = canon.AppendString(b, m.pattern)
+	return append(b, '}'), nil
+}
+
+type tagMode uint8
+
+const (
+	tagAny tagMode = iota
+	tagAll
+	tagNone
+)
+
+var tagModeKeys = [...]string{tagAny: "any_of", tagAll: "all_of", tagNone: "none_of"}
+
+// TagAny matches actions that carry at least one of tags.
+func TagAny(tags ...string) Matcher { return newTagMatcher(tagAny, tags) }
+
+// TagAll matches actions that carry every one of tags.
+func TagAll(tags ...string) Matcher { return newTagMatcher(tagAll, tags) }
+
+// TagNone matches actions that carry none of tags.
+func TagNone(tags ...string) Matcher { return newTagMatcher(tagNone, tags) }
+
+func newTagMatcher(mode tagMode, tags []string) *tagMatcher {
+	return &tagMatcher{mode: mode, tags: slices.Clone(tags)}
+}
+
+type tagMatcher struct {
+	mode tagMode
+	tags []string
+}
+
+func (m *tagMatcher) Match(a *Action) (bool, error) {
+	switch m.mode {
+	case tagAny:
+		for _, t := range m.tags {
+			if slices.Contains(a.Tags, t) {
+				return true, nil
+			}
+		}
+		return false, nil
+	case tagAll:
+		for _, t := range m.tags {
+			if !slices.Contains(a.Tags, t) {
+				return false, nil
+			}
+		}
+		return true, nil
+	default:
+		for _, t := range m.tags {
+			if slices.Contains(a.Tags, t) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+}
+
+func (m *tagMatcher) check() error {
+	if len(m.tags) == 0 {
+		return errors.New("tag matcher without tags")
+	}
+	for _, t := range m.tags {
+		if t == "" {
+			return errors.New("tag matcher with an empty tag")
+		}
+	}
+	return nil
+}
+
+func (m *tagMatcher) appendCanonical(b []byte) ([]byte, error) {
+	tags := slices.Clone(m.tags)
+	canon.SortKeys(tags)
+	b = append(b, '{')
+	b = canon.AppendKey(b, "tag")
+	b = append(b, '{')
+	b = canon.AppendKey(b, tagModeKeys[m.mode])
+	b = canon.AppendStrings(b, slices.Compact(tags))
+	return append(b, '}', '}'), nil
+}
+
+// CostAtLeast matches actions whose cost is at least amount. A non-empty
+// currency restricts the match to costs in that currency. An action without
+// a cost never matches.
+func CostAtLeast(amount float64, currency string) Matcher {
+	return &costMatcher{min: amount, max: math.Inf(1), currency: currency}
+}
+
+// CostBelow matches actions whose cost is below amount, in currency if it is
+// not empty. An action without a cost never matches.
+func CostBelow(amount float64, currency string) Matcher {
+	return &costMatcher{min: math.Inf(-1), max: amount, currency: currency}
+}
+
+// CostBetween matches costs in [min, max), in currency if it is not empty.
+func CostBetween(min, max float64, currency string) Matcher {
+	return &costMatcher{min: min, max: max, currency: currency}
+}
+
+type costMatcher struct {
+	min, max float64 // [min, max)
+	currency string
+}
+
+func (m *costMatcher) Match(a *Action) (bool, error) {
+	c := a.Cost
+	if c == nil || (m.currency != "" && c.Currency != m.currency) {
+		return false, nil
+	}
+	return c.Amount >= m.min && c.Amount < m.max, nil
+}
+
+func (m *costMatcher) check() error {
+	if math.IsNaN(m.min) || math.IsNaN(m.max) || m.min >= m.max {
+		return fmt.Errorf("cost matcher with empty range [%v, %v)", m.min, m.max)
+	}
+	return nil
+}
+
+func (m *costMatcher) appendCanonical(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	b = canon.AppendKey(b, "cost")
+	b = append(b, '{')
+	sep := false
+	if !math.IsInf(m.min, -1) {
+		b = canon.AppendKey(b, "at_least")
+		if b, err = canon.AppendFloat(b, m.min); err != nil {
+			return b, err
+		}
+		sep = true
+	}
+	if !math.IsInf(m.max, 1) {
+		if sep {
+			b = append(b, ',')
+		}
+		b = canon.AppendKey(b, "below")
+		if b, err = canon.AppendFloat(b, m.max); err != nil {
+			return b, err
+		}
+		sep = true
+	}
+	if m.currency != "" {
+		if sep {
+			b = append(b, ',')
+		}
+		b = canon.AppendKey(b, "currency")
+		b = canon.AppendString(b, m.currency)
+	}
+	return append(b, '}', '}'), nil
+}
+
+// RiskAtLeast matches actions whose risk is level or higher. An action
+// without a risk (RiskNone) never matches.
+func RiskAtLeast(level Risk) Matcher { return riskMatcher(level) }
+
+type riskMatcher Risk
+
+func (m riskMatcher) Match(a *Action) (bool, error) {
+	return a.Risk != RiskNone && a.Risk >= Risk(m), nil
+}
+
+func (m riskMatcher) check() error {
+	if Risk(m) <= RiskNone || Risk(m) > RiskCritical {
+		return fmt.Errorf("risk matcher with unknown level %d", int(m))
+	}
+	return nil
+}
+
+func (m riskMatcher) appendCanonical(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	b = canon.AppendKey(b, "risk")
+	b = append(b, '{')
+	b = canon.AppendKey(b, "at_least")
+	b = canon.AppendString(b, Risk(m).String())
+	return append(b, '}', '}'), nil
+}
+
+// Custom matches with a predicate of the host program's, named so that the
+// policy's snapshot hash and the audit trail can refer to it. If fn returns
+// an error or panics, the policy applies (fail closed) and the failure is
+// logged and audited. fn must be safe for concurrent use and must not block.
+func Custom(name string, fn func(Action) (bool, error)) Matcher {
+	return &customMatcher{name: name, fn: fn}
+}
+
+type customMatcher struct {
+	name string
+	fn   func(Action) (bool, error)
+}
+
+func (m *customMatcher) Match(a *Action) (ok bool, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok, err = false, fmt.Errorf("custom matcher %q panicked: %v", m.name, p)
+		}
+	}()
+	ok, err = m.fn(*a)
+	if err != nil {
+		err = fmt.Errorf("custom matcher %q: %w", m.name, err)
+	}
+	return ok, err
+}
+
+func (m *customMatcher) check() error {
+	if m.name == "" {
+		return errors.New("custom matcher without a name")
+	}
+	if m.fn == nil {
+		return fmt.Errorf("custom matcher %q without a function", m.name)
+	}
+	return nil
+}
+
+func (m *customMatcher) appendCanonical(b []byte) ([]byte, error) {
+	b = append(b, '{')
+	b = canon.AppendKey(b, "custom")
+	b = canon.AppendString(b, m.name)
+	return append(b, '}'), nil
+}
+
+// All matches when every one of ms matches (and, evaluated in order,
+// stopping at the first that does not).
+func All(ms ...Matcher) Matcher { return &listMatcher{all: true, ms: slices.Clone(ms)} }
+
+// Any matches when at least one of ms matches (or, evaluated in order,
+// stopping at the first that does).
+func Any(ms ...Matcher) Matcher { return &listMatcher{ms: slices.Clone(ms)} }
+
+type listMatcher struct {
+	all bool
+	ms  []Matcher
+}
+
+func (m *listMatcher) Match(a *Action) (bool, error) {
+	for _, c := range m.ms {
+		ok, err := c.Match(a)
+		if err != nil {
+			return false, err
+		}
+		if ok != m.all {
+			return ok, nil
+		}
+	}
+	return m.all, nil
+}
+
+func (m *listMatcher) check() error {
+	if len(m.ms) == 0 {
+		return fmt.Errorf("%s matcher without children", m.key())
+	}
+	for _, c := range m.ms {
+		if c == nil {
+			return fmt.Errorf("%s matcher with a nil child", m.key())
+		}
+		if err := c.check(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *listMatcher) key() string {
+	if m.all {
+		return "all"
+	}
+	return "any"
+}
+
+func (m *listMatcher) appendCanonical(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	b = canon.AppendKey(b, m.key())
+	b = append(b, '[')
+	for i, c := range m.ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = c.appendCanonical(b); err != nil {
+			return b, err
+		}
+	}
+	return append(b, ']', '}'), nil
+}
+
+// Not matches when m does not. An error from m propagates (fail closed).
+func Not(m Matcher) Matcher { return notMatcher{m} }
+
+type notMatcher struct{ m Matcher }
+
+func (n notMatcher) Match(a *Action) (bool, error) {
+	ok, err := n.m.Match(a)
+	if err != nil {
+		return false, err
+	}
+	return !ok, nil
+}
+
+func (n notMatcher) check() error {
+	if n.m == nil {
+		return errors.New("not matcher with a nil child")
+	}
+	return n.m.check()
+}
+
+func (n notMatcher) appendCanonical(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, '{')
+	b = canon.AppendKey(b, "not")
+	if b, err = n.m.appendCanonical(b); err != nil {
+		return b, err
+	}
+	return append(b, '}'), nil
+}

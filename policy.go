@@ -1,0 +1,342 @@
+package approval
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// Effect is what a matching policy does to an action.
+type Effect uint8
+
+// Policy effects.
+const (
+	// EffectRequireApproval (the zero value) holds the action until the
+	// policy's quorum approves it.
+	EffectRequireApproval Effect = iota
+	// EffectDeny denies the action outright, with the policy's Reason.
+	EffectDeny
+)
+
+func (e Effect) String() string {
+	if e == EffectDeny {
+		return "deny"
+	}
+	return "require_approval"
+}
+
+// TimeoutAction is what happens to an open request when its timeout passes.
+type TimeoutAction uint8
+
+// Timeout actions. Deny is the zero value and the most restrictive.
+const (
+	// Deny times the request out: it ends in StatusTimedOut and the action
+	// does not run.
+	Deny TimeoutAction = iota
+	// Approve approves the request when the timeout passes (for low-risk
+	// actions where silence means consent).
+	Approve
+)
+
+func (t TimeoutAction) String() string {
+	if t == Approve {
+		return "approve"
+	}
+	return "deny"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (t TimeoutAction) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (t *TimeoutAction) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "deny", "":
+		*t = Deny
+	case "approve":
+		*t = Approve
+	default:
+		return fmt.Errorf("%w: unknown timeout action %q (want deny or approve)", ErrInvalidPolicy, b)
+	}
+	return nil
+}
+
+// Policy says which actions need approval, from whom, and how many.
+type Policy struct {
+	// Match selects the actions the policy applies to. Required.
+	Match Matcher
+	// Effect is EffectRequireApproval (default) or EffectDeny.
+	Effect Effect
+	// Reason explains the policy to requesters and reviewers; for a deny
+	// policy it is the denial reason. Defaults to the policy name.
+	Reason string
+	// Approvers are who may approve. Required unless Effect is EffectDeny.
+	Approvers []Approver
+	// RequiredApprovals is how many distinct approvers must approve. Must be
+	// at least 1 unless Effect is EffectDeny.
+	RequiredApprovals int
+	// Timeout bounds how long a request stays open. Defaults to 24h.
+	Timeout time.Duration
+	// OnTimeout is what happens when Timeout passes. Defaults to Deny.
+	OnTimeout TimeoutAction
+	// SegregateRequester forbids the requester from approving their own
+	// request. Segregation is on unless AllowSelfApproval is set; setting
+	// this field only makes the intent explicit.
+	SegregateRequester bool
+	// AllowSelfApproval lets the requester count as an approver. It
+	// contradicts SegregateRequester; setting both is invalid.
+	AllowSelfApproval bool
+	// Escalation lists further approver levels. Each EscalationInterval a
+	// request stays open, the next level becomes eligible too and is
+	// notified.
+	Escalation [][]Approver
+	// EscalationInterval is required when Escalation is set.
+	EscalationInterval time.Duration
+	// ApprovalTTL is how long an approval stays usable before the next
+	// Guard of the action consumes it. Defaults to 1h.
+	ApprovalTTL time.Duration
+}
+
+// Defaults applied to policies.
+const (
+	DefaultTimeout     = 24 * time.Hour
+	DefaultApprovalTTL = time.Hour
+)
+
+// compiledPolicy is a validated policy with its snapshot precomputed, so
+// Guard does no hashing or copying of policy definitions.
+type compiledPolicy struct {
+	name      string
+	def       Policy
+	hash      string
+	segregate bool
+	snapshot  MatchedPolicy
+}
+
+func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, error) {
+	if err := validatePolicy(name, &p, haveDirectory); err != nil {
+		return nil, fmt.Errorf("approval: policy %q: %w", name, err)
+	}
+	if p.Timeout == 0 {
+		p.Timeout = DefaultTimeout
+	}
+	if p.ApprovalTTL == 0 {
+		p.ApprovalTTL = DefaultApprovalTTL
+	}
+	if p.Reason == "" {
+		p.Reason = name
+	}
+	p.Approvers = slices.Clone(p.Approvers)
+	esc := make([][]Approver, len(p.Escalation))
+	for i, lvl := range p.Escalation {
+		esc[i] = slices.Clone(lvl)
+	}
+	if len(esc) == 0 {
+		esc = nil
+	}
+	p.Escalation = esc
+	b, err := appendPolicyCanonical(nil, name, &p)
+	if err != nil {
+		return nil, fmt.Errorf("approval: policy %q: %w: %v", name, ErrInvalidPolicy, err)
+	}
+	sum := sha256.Sum256(b)
+	cp := &compiledPolicy{
+		name:      name,
+		def:       p,
+		hash:      hex.EncodeToString(sum[:]),
+		segregate: !p.AllowSelfApproval,
+	}
+	cp.snapshot = MatchedPolicy{
+		Name:              name,
+		Hash:              cp.hash,
+		Approvers:         p.Approvers,
+		RequiredApprovals: p.RequiredApprovals,
+		Escalation:        p.Escalation,
+	}
+	return cp, nil
+}
+
+func validatePolicy(name string, p *Policy, haveDirectory bool) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrInvalidPolicy, fmt.Sprintf(format, args...))
+	}
+	if name == "" {
+		return bad("empty name")
+	}
+	if p.Match == nil {
+		return bad("Match is nil (use Name(\"*\") to match every action)")
+	}
+	if err := p.Match.check(); err != nil {
+		return bad("%v", err)
+	}
+	if p.Effect > EffectDeny {
+		return bad("unknown effect %d", p.Effect)
+	}
+	if p.OnTimeout > Approve {
+		return bad("unknown timeout action %d", p.OnTimeout)
+	}
+	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.EscalationInterval < 0 {
+		return bad("durations must be positive")
+	}
+	if p.SegregateRequester && p.AllowSelfApproval {
+		return bad("SegregateRequester and AllowSelfApproval are both set")
+	}
+	if p.Effect == EffectDeny {
+		return nil
+	}
+	if p.RequiredApprovals < 1 {
+		return bad("RequiredApprovals is %d, want at least 1", p.RequiredApprovals)
+	}
+	if len(p.Approvers) == 0 {
+		return bad("no Approvers")
+	}
+	check := func(as []Approver) error {
+		for _, a := range as {
+			if err := a.check(); err != nil {
+				return bad("%v", err)
+			}
+			if a.Kind != KindUser && !haveDirectory {
+				return bad("approver %s needs Config.Directory to resolve it", a)
+			}
+		}
+		return nil
+	}
+	if err := check(p.Approvers); err != nil {
+		return err
+	}
+	users := 0
+	for _, a := range p.Approvers {
+		if a.Kind == KindUser {
+			users++
+		}
+	}
+	if users == len(p.Approvers) && users < p.RequiredApprovals && len(p.Escalation) == 0 {
+		return bad("%d named users can never reach RequiredApprovals %d", users, p.RequiredApprovals)
+	}
+	for i, lvl := range p.Escalation {
+		if len(lvl) == 0 {
+			return bad("escalation level %d is empty", i+1)
+		}
+		if err := check(lvl); err != nil {
+			return err
+		}
+	}
+	if len(p.Escalation) > 0 && p.EscalationInterval == 0 {
+		return bad("Escalation needs an EscalationInterval")
+	}
+	return nil
+}
+
+// appendPolicyCanonical writes the policy's canonical JSON, the input of its
+// snapshot hash. Keys are in JCS order.
+func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
+	appendApprovers := func(b []byte, as []Approver) []byte {
+		b = append(b, '[')
+		for i, a := range as {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, '{')
+			b = canon.AppendKey(b, "kind")
+			b = canon.AppendString(b, string(a.Kind))
+			b = append(b, ',')
+			b = canon.AppendKey(b, "name")
+			b = canon.AppendString(b, a.Name)
+			b = append(b, '}')
+		}
+		return append(b, ']')
+	}
+	var err error
+	b = append(b, '{')
+	b = canon.AppendKey(b, "allow_self_approval")
+	b = appendBool(b, p.AllowSelfApproval)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "approval_ttl")
+	b = canon.AppendString(b, p.ApprovalTTL.String())
+	b = append(b, ',')
+	b = canon.AppendKey(b, "approvers")
+	b = appendApprovers(b, p.Approvers)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "effect")
+	b = canon.AppendString(b, p.Effect.String())
+	b = append(b, ',')
+	b = canon.AppendKey(b, "escalation")
+	b = append(b, '[')
+	for i, lvl := range p.Escalation {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendApprovers(b, lvl)
+	}
+	b = append(b, ']', ',')
+	b = canon.AppendKey(b, "escalation_interval")
+	b = canon.AppendString(b, p.EscalationInterval.String())
+	b = append(b, ',')
+	b = canon.AppendKey(b, "match")
+	if b, err = p.Match.appendCanonical(b); err != nil {
+		return b, err
+	}
+	b = append(b, ',')
+	b = canon.AppendKey(b, "name")
+	b = canon.AppendString(b, name)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "on_timeout")
+	b = canon.AppendString(b, p.OnTimeout.String())
+	b = append(b, ',')
+	b = canon.AppendKey(b, "reason")
+	b = canon.AppendString(b, p.Reason)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "required_approvals")
+	b = canon.AppendInt(b, int64(p.RequiredApprovals))
+	b = append(b, ',')
+	b = canon.AppendKey(b, "timeout")
+	b = canon.AppendString(b, p.Timeout.String())
+	return append(b, '}'), nil
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, "true"...)
+	}
+	return append(b, "false"...)
+}
+
+// ReasonNoPolicyMatched is the Result.Reason of an action no policy matched.
+const ReasonNoPolicyMatched = "no-policy-matched"
+
+// match is the outcome of evaluating every registered policy on an action.
+type match struct {
+	policies []*compiledPolicy // require-approval policies that apply
+	errs     []string          // matcher errors, parallel to policies ("" if none)
+	deny     *compiledPolicy   // first deny policy that applies, if any
+	denyErr  string
+}
+
+// evaluate runs every policy's matcher on a. It allocates nothing when no
+// policy matches. A matcher error applies the policy (fail closed).
+func evaluate(policies []*compiledPolicy, a *Action) match {
+	var m match
+	for _, p := range policies {
+		ok, err := p.def.Match.Match(a)
+		if !ok && err == nil {
+			continue
+		}
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		if p.def.Effect == EffectDeny {
+			if m.deny == nil {
+				m.deny, m.denyErr = p, msg
+			}
+			continue
+		}
+		m.policies = append(m.policies, p)
+		m.errs = append(m.errs, msg)
+	}
+	return m
+}

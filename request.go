@@ -1,0 +1,202 @@
+package approval
+
+import (
+	"slices"
+	"time"
+)
+
+// Status is where a request is in its life.
+//
+//	pending ──► approved ──► consumed
+//	   │  ▲         └──────► expired
+//	   ▼  │
+//	escalated ──► denied | cancelled | timed_out
+//
+// Pending and escalated requests are open: they accept decisions. An approved
+// request waits for the next Guard of the same action to consume it. Denied,
+// cancelled, timed_out, consumed and expired are terminal.
+type Status string
+
+// Request statuses.
+const (
+	StatusPending   Status = "pending"
+	StatusEscalated Status = "escalated"
+	StatusApproved  Status = "approved"
+	StatusDenied    Status = "denied"
+	StatusCancelled Status = "cancelled"
+	StatusTimedOut  Status = "timed_out"
+	StatusConsumed  Status = "consumed"
+	StatusExpired   Status = "expired"
+)
+
+// Open reports whether a request in status s accepts decisions.
+func (s Status) Open() bool { return s == StatusPending || s == StatusEscalated }
+
+// Terminal reports whether s is final. A request that is not terminal
+// (open or approved-but-unconsumed) blocks a new request for the same action.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusPending, StatusEscalated, StatusApproved:
+		return false
+	}
+	return true
+}
+
+// Valid reports whether s is one of the defined statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusEscalated, StatusApproved, StatusDenied,
+		StatusCancelled, StatusTimedOut, StatusConsumed, StatusExpired:
+		return true
+	}
+	return false
+}
+
+// Verdict is an approver's answer.
+type Verdict string
+
+// Verdicts. VerdictAny appears only in tokens, allowing either answer.
+const (
+	VerdictApprove Verdict = "approve"
+	VerdictDeny    Verdict = "deny"
+	VerdictAny     Verdict = "both"
+)
+
+// Request is one action waiting for, or resolved by, human decisions. A
+// Request returned by the gate or a store is a copy the caller owns.
+type Request struct {
+	// ID is the request ID: "req_" followed by a time-ordered UUID, so IDs
+	// sort in creation order.
+	ID     string `json:"id"`
+	Status Status `json:"status"`
+	// Action is the action as the requester submitted it.
+	Action Action `json:"action"`
+	// ActionHash and PayloadHash bind the request to the exact action (see
+	// Action.Hashes). ActionHash is also the deduplication key.
+	ActionHash  string `json:"action_hash"`
+	PayloadHash string `json:"payload_hash,omitempty"`
+	// Policies are the snapshots of the policies the action matched when the
+	// request was created. Decisions are counted against them, so changing a
+	// policy later does not change a live request.
+	Policies []MatchedPolicy `json:"policies"`
+	// Votes are the decisions recorded so far, in order.
+	Votes []Vote `json:"votes,omitempty"`
+	// SegregateRequester forbids the requester from deciding.
+	SegregateRequester bool `json:"segregate_requester"`
+	// DistinctApprovers makes each approver count toward one policy only.
+	DistinctApprovers bool `json:"distinct_approvers,omitempty"`
+	// DenyThreshold is how many distinct eligible denials deny the request.
+	DenyThreshold int `json:"deny_threshold"`
+	// OnTimeout says what happens at Deadline.
+	OnTimeout TimeoutAction `json:"on_timeout"`
+	// ApprovalTTL is how long an approval stays usable before it expires.
+	ApprovalTTL time.Duration `json:"approval_ttl"`
+	// Reason explains the current status ("quorum met", "denied by bob").
+	Reason string `json:"reason,omitempty"`
+
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Deadline is when an open request times out; zero means never.
+	Deadline time.Time `json:"deadline,omitzero"`
+	// ResolvedAt is when the request left the open states.
+	ResolvedAt time.Time `json:"resolved_at,omitzero"`
+	// ExpiresAt is when an approved request expires unless consumed.
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// DueAt is the next time the gate's Tick must look at the request
+	// (timeout, escalation or approval expiry); zero means never. Stores
+	// index it for ListDue.
+	DueAt time.Time `json:"due_at,omitzero"`
+	// EscalationLevel counts escalations so far.
+	EscalationLevel int `json:"escalation_level,omitempty"`
+
+	// Version increases by one on every update; stores use it for
+	// compare-and-set. A new request has Version 1.
+	Version int64 `json:"version"`
+}
+
+// MatchedPolicy is the snapshot of one policy a request matched.
+type MatchedPolicy struct {
+	Name string `json:"name"`
+	// Hash is the SHA-256 of the policy's canonical definition.
+	Hash              string       `json:"hash"`
+	Approvers         []Approver   `json:"approvers"`
+	RequiredApprovals int          `json:"required_approvals"`
+	Escalation        [][]Approver `json:"escalation,omitempty"`
+	// MatchError is set when the policy applies because its matcher failed
+	// (fail closed) rather than because it matched.
+	MatchError string `json:"match_error,omitempty"`
+}
+
+// Vote is one recorded decision.
+type Vote struct {
+	// Approver is the person who decided (the token's subject).
+	Approver string `json:"approver"`
+	// OnBehalfOf names the approver a delegate acted for, if any.
+	OnBehalfOf string  `json:"on_behalf_of,omitempty"`
+	Verdict    Verdict `json:"verdict"`
+	Reason     string  `json:"reason,omitempty"`
+	// TokenID is the ID of the single-use token the decision carried.
+	TokenID string `json:"token_id"`
+	// Policies names the matched policies the approver was eligible under
+	// when deciding; the vote counts toward those.
+	Policies []string  `json:"policies"`
+	At       time.Time `json:"at"`
+}
+
+// Clone returns a deep copy of r.
+func (r *Request) Clone() *Request {
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Action = r.Action.clone()
+	c.Policies = make([]MatchedPolicy, len(r.Policies))
+	for i, p := range r.Policies {
+		p.Approvers = slices.Clone(p.Approvers)
+		if p.Escalation != nil {
+			esc := make([][]Approver, len(p.Escalation))
+			for j, lvl := range p.Escalation {
+				esc[j] = slices.Clone(lvl)
+			}
+			p.Escalation = esc
+		}
+		c.Policies[i] = p
+	}
+	if r.Votes != nil {
+		c.Votes = make([]Vote, len(r.Votes))
+		for i, v := range r.Votes {
+			v.Policies = slices.Clone(v.Policies)
+			c.Votes[i] = v
+		}
+	}
+	return &c
+}
+
+// PolicyNames returns the names of the matched policies.
+func (r *Request) PolicyNames() []string {
+	names := make([]string, len(r.Policies))
+	for i, p := range r.Policies {
+		names[i] = p.Name
+	}
+	return names
+}
+
+// vote returns the vote of approver, if any.
+func (r *Request) vote(approver string) (Vote, bool) {
+	for _, v := range r.Votes {
+		if v.Approver == approver {
+			return v, true
+		}
+	}
+	return Vote{}, false
+}
+
+// usedToken reports whether a vote on r carries token ID tid.
+func (r *Request) usedToken(tid string) bool {
+	for _, v := range r.Votes {
+		if v.TokenID == tid {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,145 @@
+package approval
+
+import (
+	"context"
+	"time"
+)
+
+// Store persists requests and their audit trail. Implementations must be
+// safe for concurrent use by many goroutines (and, for shared databases, by
+// many processes), and must honour the contract written on each method.
+// Every method takes a context and returns the context's error if it is
+// cancelled before the work commits.
+//
+// The gate never hands a store a policy: stores see requests, which carry
+// the policy snapshots they need, and nothing else. A store must not keep
+// references to the requests or events passed in or returned: callers may
+// modify them afterwards.
+//
+// storetest.Run checks an implementation against this contract.
+type Store interface {
+	// Create stores req (whose Version is 1) and appends events to the audit
+	// trail, atomically: both or neither.
+	//
+	// If a request with the same ActionHash exists whose status is not
+	// terminal (see Status.Terminal), Create stores nothing and returns a
+	// copy of that request with created == false. This check and the insert
+	// are one atomic step: concurrent Creates of one action, from any number
+	// of goroutines or processes, create exactly one request.
+	//
+	// Create returns ErrConflict if a request with req.ID already exists.
+	// On success it sets Seq, PrevHash and Hash on each element of events.
+	Create(ctx context.Context, req *Request, events []AuditEvent) (stored *Request, created bool, err error)
+
+	// Get returns a copy of the request with the given ID, or an error
+	// wrapping ErrNotFound.
+	Get(ctx context.Context, id string) (*Request, error)
+
+	// Update replaces a stored request with u.Request and appends u.Events,
+	// atomically, if and only if the stored request's Version equals
+	// u.Request.Version-1. It returns ErrNotFound if no such request exists
+	// and ErrConflict if the version differs (another update won the race);
+	// in both cases nothing is written.
+	//
+	// If u.TokenID is not empty, the store records it as used, in the same
+	// atomic step, and returns ErrTokenUsed (writing nothing) if any earlier
+	// Update, for any request, recorded the same token ID.
+	//
+	// On success it sets Seq, PrevHash and Hash on each element of u.Events.
+	Update(ctx context.Context, u Update) error
+
+	// List returns requests matching q in ascending ID (creation) order, at
+	// most q.Limit of them (a store may cap the limit; 0 means the store's
+	// default), and a cursor for the next page, empty on the last page.
+	List(ctx context.Context, q RequestQuery) (RequestPage, error)
+
+	// ListDue returns up to limit non-terminal requests whose DueAt is not
+	// zero and not after now, earliest DueAt first.
+	ListDue(ctx context.Context, now time.Time, limit int) ([]*Request, error)
+
+	// AppendAudit appends events that change no request (rejected
+	// decisions, deduplicated Guards, notification outcomes) to the audit
+	// trail, atomically. It sets Seq, PrevHash and Hash on each element.
+	AppendAudit(ctx context.Context, events []AuditEvent) error
+
+	// ListAudit returns audit events matching q in ascending sequence
+	// order, at most q.Limit of them, and a cursor for the next page.
+	ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
+}
+
+// Update is one compare-and-set write of a request; see Store.Update.
+type Update struct {
+	// Request is the new state. Its Version must be the stored version + 1.
+	Request *Request
+	// TokenID is the decision token consumed by this update, if any.
+	TokenID string
+	// Events are appended to the audit trail with the write.
+	Events []AuditEvent
+}
+
+// RequestQuery selects requests for Store.List and Gate.List. Zero fields
+// do not filter.
+type RequestQuery struct {
+	// Status keeps requests in any of these statuses.
+	Status []Status
+	// Policy keeps requests that matched the named policy.
+	Policy string
+	// RequestedBy keeps requests made by this requester.
+	RequestedBy string
+	// Approver keeps requests on which this person has voted.
+	Approver string
+	// CreatedFrom and CreatedTo bound CreatedAt: From inclusive, To exclusive.
+	CreatedFrom time.Time
+	CreatedTo   time.Time
+	// Cursor continues a previous page (RequestPage.Next).
+	Cursor string
+	// Limit bounds the page size. Defaults to 100; stores cap it at 1000.
+	Limit int
+}
+
+// RequestPage is one page of requests.
+type RequestPage struct {
+	Requests []*Request
+	// Next is the cursor for the next page; empty on the last page.
+	Next string
+}
+
+// AuditQuery selects audit events. Zero fields do not filter.
+type AuditQuery struct {
+	// RequestID keeps the events of one request.
+	RequestID string
+	// Actor keeps the events caused by one person or service.
+	Actor string
+	// Since and Until bound the event time: Since inclusive, Until exclusive.
+	Since time.Time
+	Until time.Time
+	// Cursor continues a previous page (AuditPage.Next).
+	Cursor string
+	// Limit bounds the page size. Defaults to 100; stores cap it at 1000.
+	Limit int
+}
+
+// AuditPage is one page of audit events.
+type AuditPage struct {
+	Events []AuditEvent
+	// Next is the cursor for the next page; empty on the last page.
+	Next string
+}
+
+// Page size defaults shared by the built-in stores.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// PageSize returns the effective page size for a requested limit: the
+// default for 0 or less, capped at MaxPageSize.
+func PageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultPageSize
+	case limit > MaxPageSize:
+		return MaxPageSize
+	}
+	return limit
+}

@@ -1,0 +1,194 @@
+package approval
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// Tokens are "base64url(payload).base64url(signature)" without padding,
+// where payload is a JSON object and signature is Ed25519 over the payload
+// bytes exactly as sent. Both parts are URL-safe, so a token travels in a
+// query string unescaped.
+
+// tokenVersion is the payload format version ("v").
+const tokenVersion = 1
+
+// maxTokenLen bounds the token string before any decoding work.
+const maxTokenLen = 2048
+
+// DefaultTokenLeeway is the clock skew tolerated when checking expiry.
+const DefaultTokenLeeway = 30 * time.Second
+
+var b64 = base64.RawURLEncoding
+
+// TokenClaims is the verified content of a decision token.
+type TokenClaims struct {
+	Version   int     `json:"v"`
+	KeyID     string  `json:"kid"`
+	TokenID   string  `json:"tid"`
+	RequestID string  `json:"rid"`
+	Subject   string  `json:"sub"`
+	Act       Verdict `json:"act"`
+	IssuedAt  int64   `json:"iat"`
+	ExpiresAt int64   `json:"exp"`
+}
+
+// Allows reports whether the token permits verdict v.
+func (c *TokenClaims) Allows(v Verdict) bool {
+	return c.Act == VerdictAny || c.Act == v
+}
+
+// KeyID returns the key ID of an Ed25519 public key: the first 8 bytes of
+// its SHA-256, base64url. Tokens name the key that signed them by this ID.
+func KeyID(pub ed25519.PublicKey) string {
+	sum := sha256.Sum256(pub)
+	return b64.EncodeToString(sum[:8])
+}
+
+// GenerateKeys returns a new Ed25519 key pair for signing tokens.
+func GenerateKeys() (ed25519.PublicKey, ed25519.PrivateKey, error) {
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("approval: generate keys: %w", err)
+	}
+	return pub, priv, nil
+}
+
+// keyring signs with one key and verifies with any of several, by key ID.
+type keyring struct {
+	signer    ed25519.PrivateKey
+	signerKID string
+	verify    map[string]ed25519.PublicKey
+	leeway    time.Duration
+}
+
+func newKeyring(signer ed25519.PrivateKey, verify []ed25519.PublicKey, leeway time.Duration) (*keyring, error) {
+	k := &keyring{verify: make(map[string]ed25519.PublicKey), leeway: leeway}
+	if signer != nil {
+		if len(signer) != ed25519.PrivateKeySize {
+			return nil, fmt.Errorf("%w: SigningKey has %d bytes, want %d", ErrInvalidConfig, len(signer), ed25519.PrivateKeySize)
+		}
+		pub := signer.Public().(ed25519.PublicKey)
+		k.signer, k.signerKID = signer, KeyID(pub)
+		k.verify[k.signerKID] = pub
+	}
+	for _, pub := range verify {
+		if len(pub) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%w: a VerifyKeys entry has %d bytes, want %d", ErrInvalidConfig, len(pub), ed25519.PublicKeySize)
+		}
+		k.verify[KeyID(pub)] = pub
+	}
+	if len(k.verify) == 0 {
+		return nil, fmt.Errorf("%w: no SigningKey or VerifyKeys (generate a pair with approval.GenerateKeys)", ErrInvalidConfig)
+	}
+	return k, nil
+}
+
+// issue signs a token for approver on request rid.
+func (k *keyring) issue(rid, approver string, act Verdict, now time.Time, ttl time.Duration) (string, error) {
+	if k.signer == nil {
+		return "", fmt.Errorf("%w: no SigningKey: this gate only verifies tokens", ErrInvalidConfig)
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", fmt.Errorf("approval: token id: %w", err)
+	}
+	// The payload is written by hand, keys in a fixed (sorted) order.
+	p := make([]byte, 0, 192)
+	p = append(p, '{')
+	p = canon.AppendKey(p, "act")
+	p = canon.AppendString(p, string(act))
+	p = append(p, ',')
+	p = canon.AppendKey(p, "exp")
+	p = strconv.AppendInt(p, now.Add(ttl).Unix(), 10)
+	p = append(p, ',')
+	p = canon.AppendKey(p, "iat")
+	p = strconv.AppendInt(p, now.Unix(), 10)
+	p = append(p, ',')
+	p = canon.AppendKey(p, "kid")
+	p = canon.AppendString(p, k.signerKID)
+	p = append(p, ',')
+	p = canon.AppendKey(p, "rid")
+	p = canon.AppendString(p, rid)
+	p = append(p, ',')
+	p = canon.AppendKey(p, "sub")
+	p = canon.AppendString(p, approver)
+	p = append(p, ',')
+	p = canon.AppendKey(p, "tid")
+	p = canon.AppendString(p, b64.EncodeToString(raw[:]))
+	p = append(p, ',')
+	p = canon.AppendKey(p, "v")
+	p = strconv.AppendInt(p, tokenVersion, 10)
+	p = append(p, '}')
+	sig := ed25519.Sign(k.signer, p)
+	out := make([]byte, 0, b64.EncodedLen(len(p))+1+b64.EncodedLen(len(sig)))
+	out = b64.AppendEncode(out, p)
+	out = append(out, '.')
+	out = b64.AppendEncode(out, sig)
+	return string(out), nil
+}
+
+// parse decodes a token without checking its signature. The claims it
+// returns are unverified; they name the claimed subject for the audit trail.
+func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error) {
+	if len(tok) > maxTokenLen {
+		return claims, nil, nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, maxTokenLen)
+	}
+	ps, ss, ok := strings.Cut(tok, ".")
+	if !ok || strings.IndexByte(ss, '.') >= 0 {
+		return claims, nil, nil, fmt.Errorf("%w: want two dot-separated parts", ErrTokenMalformed)
+	}
+	buf := make([]byte, 0, b64.DecodedLen(len(ps))+b64.DecodedLen(len(ss)))
+	payload, err = b64.AppendDecode(buf, []byte(ps))
+	if err != nil {
+		return claims, nil, nil, fmt.Errorf("%w: payload is not base64url", ErrTokenMalformed)
+	}
+	sig, err = b64.AppendDecode(buf[len(payload):len(payload)], []byte(ss))
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return claims, nil, nil, fmt.Errorf("%w: signature is not a base64url Ed25519 signature", ErrTokenMalformed)
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return claims, nil, nil, fmt.Errorf("%w: payload is not the expected JSON", ErrTokenMalformed)
+	}
+	switch {
+	case claims.Version != tokenVersion:
+		err = fmt.Errorf("%w: unsupported version %d", ErrTokenMalformed, claims.Version)
+	case claims.KeyID == "" || claims.TokenID == "" || claims.RequestID == "" || claims.Subject == "":
+		err = fmt.Errorf("%w: missing kid, tid, rid or sub", ErrTokenMalformed)
+	case claims.Act != VerdictApprove && claims.Act != VerdictDeny && claims.Act != VerdictAny:
+		err = fmt.Errorf("%w: unknown act %q", ErrTokenMalformed, claims.Act)
+	case claims.ExpiresAt < claims.IssuedAt:
+		err = fmt.Errorf("%w: expires before it was issued", ErrTokenMalformed)
+	}
+	return claims, payload, sig, err
+}
+
+// verify checks a token in the order the contract fixes: form, key and
+// signature, expiry. Request and verdict binding are checked by the caller.
+// On error the returned claims are the unverified ones, if the token parsed.
+func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
+	claims, payload, sig, err := parseToken(tok)
+	if err != nil {
+		return claims, err
+	}
+	pub, ok := k.verify[claims.KeyID]
+	if !ok {
+		return claims, fmt.Errorf("%w: unknown key ID %q", ErrTokenSignature, claims.KeyID)
+	}
+	if !ed25519.Verify(pub, payload, sig) {
+		return claims, fmt.Errorf("%w: signature does not verify", ErrTokenSignature)
+	}
+	if exp := time.Unix(claims.ExpiresAt, 0).Add(k.leeway); now.After(exp) {
+		return claims, fmt.Errorf("%w: expired %s ago", ErrTokenExpired, now.Sub(time.Unix(claims.ExpiresAt, 0)).Truncate(time.Second))
+	}
+	return claims, nil
+}
