@@ -37,6 +37,9 @@ var (
 	ErrAlreadyDecided = errors.New("approver already decided")
 	// ErrNotPending: the request is no longer open for decisions.
 	ErrNotPending = errors.New("request not pending")
+	// ErrInvalidDecision: a Decision or token request is malformed (no
+	// token, unknown verdict).
+	ErrInvalidDecision = errors.New("invalid decision")
 	// ErrConflict: a store compare-and-set lost a race. The gate retries
 	// internally; callers see it only when retries are exhausted.
 	ErrConflict = errors.New("concurrent update conflict")

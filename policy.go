@@ -151,11 +151,12 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		segregate: !p.AllowSelfApproval,
 	}
 	cp.snapshot = MatchedPolicy{
-		Name:              name,
-		Hash:              cp.hash,
-		Approvers:         p.Approvers,
-		RequiredApprovals: p.RequiredApprovals,
-		Escalation:        p.Escalation,
+		Name:               name,
+		Hash:               cp.hash,
+		Approvers:          p.Approvers,
+		RequiredApprovals:  p.RequiredApprovals,
+		Escalation:         p.Escalation,
+		EscalationInterval: p.EscalationInterval,
 	}
 	return cp, nil
 }

@@ -122,6 +122,8 @@ type MatchedPolicy struct {
 	Approvers         []Approver   `json:"approvers"`
 	RequiredApprovals int          `json:"required_approvals"`
 	Escalation        [][]Approver `json:"escalation,omitempty"`
+	// EscalationInterval is how often the next escalation level is reached.
+	EscalationInterval time.Duration `json:"escalation_interval,omitempty"`
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.
 	MatchError string `json:"match_error,omitempty"`

@@ -1,0 +1,585 @@
+package approval
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config configures a Gate. Only Store is required; SigningKey is needed to
+// issue tokens.
+type Config struct {
+	// Store keeps requests and the audit trail. Required: memstore.New()
+	// for tests and single processes, sqlstore.Open for durable state, or
+	// your own implementation proved with storetest.
+	Store Store
+	// Audit receives a copy of every audit event after the Store committed
+	// it (the Store's own trail stays the record). Defaults to none.
+	Audit AuditSink
+	// Channels deliver notifications. Defaults to none.
+	Channels []Channel
+	// SigningKey signs decision tokens. Without it the gate can verify
+	// tokens (VerifyKeys) but not issue them.
+	SigningKey ed25519.PrivateKey
+	// VerifyKeys are further public keys whose tokens are accepted: the keys
+	// of other replicas, or retired keys during a rotation. The SigningKey's
+	// own public key is always accepted.
+	VerifyKeys []ed25519.PublicKey
+	// TokenLeeway is the clock skew tolerated on token expiry. Defaults to 30s.
+	TokenLeeway time.Duration
+	// BaseURL is the address the review pages are served at, for the links
+	// in notifications ("https://api.example.com"). Defaults to none: no
+	// links are sent.
+	BaseURL string
+	// Directory resolves Group and Role approvers. Required if any policy
+	// names a group or role.
+	Directory Directory
+	// Default applies when no registered policy matches an action; its
+	// Match is ignored. Defaults to nil: such actions are approved at once
+	// with reason "no-policy-matched".
+	Default *Policy
+	// DistinctApproversAcrossPolicies makes each approver count toward one
+	// matched policy only, even if eligible under several. Defaults to
+	// false: one approval counts for every policy the approver is eligible
+	// under.
+	DistinctApproversAcrossPolicies bool
+	// DenyThreshold is how many distinct eligible approvers must deny to
+	// deny a request. Defaults to 1: one denial denies at once.
+	DenyThreshold int
+	// Limits bound the size of actions. Defaults to the defaults of Limits.
+	Limits Limits
+	// Now is the clock. Defaults to time.Now.
+	Now func() time.Time
+	// Logger receives errors the gate handles itself (channel failures,
+	// matcher errors). Defaults to slog.Default().
+	Logger *slog.Logger
+	// PollInterval is how often Wait re-reads a request from the Store, to
+	// see decisions made by other processes. Defaults to 1s.
+	PollInterval time.Duration
+}
+
+// Gate is the approval gate: it evaluates policies, keeps requests in its
+// Store and counts decisions. A Gate is safe for concurrent use; several
+// gates (in one process or many) may share one Store. Create it with New
+// and release it with Close.
+type Gate struct {
+	store    Store
+	sink     AuditSink
+	keys     *keyring
+	dir      Directory
+	baseURL  string
+	limits   Limits
+	now      func() time.Time
+	log      *slog.Logger
+	distinct bool
+	denyAt   int
+	poll     time.Duration
+
+	mu       sync.Mutex // serialises policy registration
+	policies atomic.Pointer[[]*compiledPolicy]
+	def      *compiledPolicy
+
+	notify  *dispatcher
+	waiters waiters
+	closed  atomic.Bool
+}
+
+// New validates cfg, fills its defaults and returns a Gate.
+func New(cfg Config) (*Gate, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
+	}
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval and DenyThreshold must not be negative", ErrInvalidConfig)
+	}
+	if cfg.TokenLeeway == 0 {
+		cfg.TokenLeeway = DefaultTokenLeeway
+	}
+	keys, err := newKeyring(cfg.SigningKey, cfg.VerifyKeys, cfg.TokenLeeway)
+	if err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	for i, c := range cfg.Channels {
+		if c == nil {
+			return nil, fmt.Errorf("approval: %w: Channels[%d] is nil", ErrInvalidConfig, i)
+		}
+	}
+	if cfg.BaseURL != "" && !strings.HasPrefix(cfg.BaseURL, "https://") && !strings.HasPrefix(cfg.BaseURL, "http://") {
+		return nil, fmt.Errorf("approval: %w: BaseURL %q is not an http(s) URL", ErrInvalidConfig, cfg.BaseURL)
+	}
+	g := &Gate{
+		store:    cfg.Store,
+		sink:     cfg.Audit,
+		keys:     keys,
+		dir:      cfg.Directory,
+		baseURL:  strings.TrimRight(cfg.BaseURL, "/"),
+		limits:   cfg.Limits.withDefaults(),
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		distinct: cfg.DistinctApproversAcrossPolicies,
+		denyAt:   cfg.DenyThreshold,
+		poll:     cfg.PollInterval,
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = slog.Default()
+	}
+	if g.denyAt == 0 {
+		g.denyAt = 1
+	}
+	if g.poll == 0 {
+		g.poll = time.Second
+	}
+	if cfg.Default != nil {
+		def := *cfg.Default
+		if def.Match == nil {
+			def.Match = Name("*")
+		}
+		if def.Effect == EffectDeny {
+			return nil, fmt.Errorf("approval: %w: Config.Default must require approval, not deny", ErrInvalidConfig)
+		}
+		cp, err := compilePolicy("default", def, g.dir != nil)
+		if err != nil {
+			return nil, fmt.Errorf("approval: %w: Config.Default: %w", ErrInvalidConfig, err)
+		}
+		g.def = cp
+	}
+	g.policies.Store(new([]*compiledPolicy))
+	g.waiters.m = make(map[string][]chan struct{})
+	if len(cfg.Channels) > 0 {
+		g.notify = newDispatcher(g, slices.Clone(cfg.Channels))
+	}
+	return g, nil
+}
+
+// Close stops notification delivery after the queued notifications are
+// sent or ctx is done, whichever comes first. Guard and Decide keep working
+// after Close but no longer notify. Close is safe to call more than once.
+func (g *Gate) Close(ctx context.Context) error {
+	if !g.closed.CompareAndSwap(false, true) || g.notify == nil {
+		return nil
+	}
+	return g.notify.close(ctx)
+}
+
+// Policy registers the policy under name, replacing any policy of that
+// name. Requests already open keep the snapshot they were created with. It
+// returns an error wrapping ErrInvalidPolicy if def does not validate.
+func (g *Gate) Policy(name string, def Policy) error {
+	cp, err := compilePolicy(name, def, g.dir != nil)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.policies.Load()
+	next := make([]*compiledPolicy, 0, len(old)+1)
+	for _, p := range old {
+		if p.name != name {
+			next = append(next, p)
+		}
+	}
+	next = append(next, cp)
+	slices.SortFunc(next, func(a, b *compiledPolicy) int { return strings.Compare(a.name, b.name) })
+	g.policies.Store(&next)
+	return nil
+}
+
+// RemovePolicy unregisters the named policy. Open requests keep their
+// snapshot of it. It reports whether a policy was removed.
+func (g *Gate) RemovePolicy(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.policies.Load()
+	i := slices.IndexFunc(old, func(p *compiledPolicy) bool { return p.name == name })
+	if i < 0 {
+		return false
+	}
+	next := slices.Delete(slices.Clone(old), i, i+1)
+	g.policies.Store(&next)
+	return true
+}
+
+// PolicyHash returns the snapshot hash of the registered policy name: the
+// hex SHA-256 of its canonical definition, as stored on requests.
+func (g *Gate) PolicyHash(name string) (string, bool) {
+	for _, p := range *g.policies.Load() {
+		if p.name == name {
+			return p.hash, true
+		}
+	}
+	return "", false
+}
+
+// Result is the answer of Guard.
+type Result struct {
+	// Status is StatusApproved (run the action), StatusPending (wait for
+	// RequestID) or StatusDenied (do not run it). On error it is
+	// StatusDenied.
+	Status Status
+	// RequestID identifies the request; empty when no request was needed.
+	RequestID string
+	// Reason explains the status: "no-policy-matched", the deny policy's
+	// reason, or the resolution of a consumed approval.
+	Reason string
+}
+
+// Guard asks whether action a may run now.
+//
+// It validates a (ErrInvalidAction) and evaluates every policy. No match:
+// approved with reason "no-policy-matched" (or Config.Default applies),
+// with no I/O at all. A deny policy: denied. Otherwise Guard looks for a
+// request for the same action (same requester and action hash): an open one
+// is returned as pending (the same request on every retry, never a second);
+// an approved one is consumed, and Guard returns approved exactly once for
+// it; with neither, a new pending request is created and its approvers are
+// notified in the background.
+//
+// Guard fails closed: on any error it returns StatusDenied with the error.
+func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
+	if err := a.validate(&g.limits); err != nil {
+		return Result{Status: StatusDenied}, fmt.Errorf("approval: guard %q: %w", a.Name, err)
+	}
+	m := evaluate(*g.policies.Load(), &a)
+	if m.deny == nil && len(m.policies) == 0 {
+		if g.def == nil {
+			return Result{Status: StatusApproved, Reason: ReasonNoPolicyMatched}, nil
+		}
+		m.policies, m.errs = []*compiledPolicy{g.def}, []string{""}
+	}
+	res, err := g.guardSlow(ctx, &a, &m)
+	if err != nil {
+		return Result{Status: StatusDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", a.Name, err)
+	}
+	return res, nil
+}
+
+// maxAttempts bounds the compare-and-set retries of one operation.
+const maxAttempts = 16
+
+func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, error) {
+	actionHash, payloadHash, err := a.hashes()
+	if err != nil {
+		return Result{}, err
+	}
+	now := normalizeTime(g.now())
+	req := g.newRequest(a, m, actionHash, payloadHash, now)
+	if m.deny != nil {
+		return g.denyByPolicy(ctx, req, m)
+	}
+	events := []AuditEvent{{
+		RequestID: req.ID, Type: EventRequestCreated, Actor: a.RequestedBy,
+		Policies: policyRefs(req.Policies), Reason: joinReasons(m.policies), At: now,
+	}}
+	for i, msg := range m.errs {
+		if msg != "" {
+			g.log.Error("approval: policy matcher failed; applying the policy (fail closed)",
+				"policy", m.policies[i].name, "action", a.Name, "err", msg)
+			events = append(events, AuditEvent{
+				RequestID: req.ID, Type: EventPolicyError, Actor: SystemActor,
+				Policies: []PolicyRef{{Name: m.policies[i].name, Hash: m.policies[i].hash}}, Reason: msg, At: now,
+			})
+		}
+	}
+	for range maxAttempts {
+		stored, created, err := g.store.Create(ctx, req, events)
+		if err != nil {
+			return Result{}, err
+		}
+		if created {
+			g.afterCommit(ctx, events)
+			g.notify.enqueue(NotifyRequested, req, 0)
+			return Result{Status: StatusPending, RequestID: req.ID, Reason: req.Reason}, nil
+		}
+		res, done, err := g.existing(ctx, stored)
+		if err != nil || done {
+			return res, err
+		}
+		// The existing request just ended (timed out or expired): create
+		// ours on the next attempt.
+	}
+	return Result{}, fmt.Errorf("%w: gave up after %d attempts", ErrConflict, maxAttempts)
+}
+
+// existing handles a Guard that found a non-terminal request for the same
+// action. done is false when that request has just become terminal and a new
+// one should be created.
+func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool, err error) {
+	now := normalizeTime(g.now())
+	res.RequestID = r.ID
+	switch {
+	case r.Status.Open() && !r.Deadline.IsZero() && !now.Before(r.Deadline):
+		_, err = g.applyTimeout(ctx, r)
+		return res, false, ignoreConflict(err)
+	case r.Status.Open():
+		ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: r.Action.RequestedBy,
+			Policies: policyRefs(r.Policies), At: now}}
+		if err := g.appendAudit(ctx, ev); err != nil {
+			return res, false, err
+		}
+		return Result{Status: StatusPending, RequestID: r.ID, Reason: r.Reason}, true, nil
+	case r.Status == StatusApproved && !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
+		_, err = g.expire(ctx, r)
+		return res, false, ignoreConflict(err)
+	case r.Status == StatusApproved:
+		next := r.Clone()
+		next.Status, next.UpdatedAt, next.DueAt = StatusConsumed, now, time.Time{}
+		next.Version++
+		ev := []AuditEvent{{RequestID: r.ID, Type: EventApprovalConsumed, Actor: r.Action.RequestedBy,
+			Policies: policyRefs(r.Policies), Reason: r.Reason, At: now}}
+		err := g.update(ctx, Update{Request: next, Events: ev})
+		if errors.Is(err, ErrConflict) {
+			// Someone else consumed, expired or cancelled it: look again.
+			return res, false, nil
+		}
+		if err != nil {
+			return res, false, err
+		}
+		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason}, true, nil
+	}
+	return res, false, nil
+}
+
+func ignoreConflict(err error) error {
+	if errors.Is(err, ErrConflict) {
+		return nil
+	}
+	return err
+}
+
+// newRequest builds the pending request for a, with the matched policies'
+// snapshots and the combined rules: the smallest timeout and approval TTL,
+// the most restrictive timeout action, segregation if any policy asks.
+func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, now time.Time) *Request {
+	req := &Request{
+		ID:                newRequestID(),
+		Status:            StatusPending,
+		Action:            a.clone(),
+		ActionHash:        actionHash,
+		PayloadHash:       payloadHash,
+		DistinctApprovers: g.distinct,
+		DenyThreshold:     g.denyAt,
+		OnTimeout:         Approve,
+		CreatedAt:         now,
+		UpdatedAt:         now,
+		Version:           1,
+	}
+	if m.deny != nil {
+		req.Policies = []MatchedPolicy{m.deny.snapshot}
+		req.Policies[0].MatchError = m.denyErr
+		return req
+	}
+	req.Policies = make([]MatchedPolicy, len(m.policies))
+	var timeout, ttl time.Duration
+	for i, p := range m.policies {
+		req.Policies[i] = p.snapshot
+		req.Policies[i].MatchError = m.errs[i]
+		if p.segregate {
+			req.SegregateRequester = true
+		}
+		if p.def.OnTimeout == Deny {
+			req.OnTimeout = Deny
+		}
+		if i == 0 || p.def.Timeout < timeout {
+			timeout = p.def.Timeout
+		}
+		if i == 0 || p.def.ApprovalTTL < ttl {
+			ttl = p.def.ApprovalTTL
+		}
+	}
+	req.ApprovalTTL = ttl
+	req.Deadline = now.Add(timeout)
+	req.Reason = joinReasons(m.policies)
+	req.DueAt = nextDue(req)
+	return req
+}
+
+// denyByPolicy records an action a deny policy refused: a request created
+// and denied in one write, so the refusal is in the audit trail.
+func (g *Gate) denyByPolicy(ctx context.Context, req *Request, m *match) (Result, error) {
+	p := m.deny
+	req.Status, req.Reason, req.ResolvedAt = StatusDenied, p.def.Reason, req.CreatedAt
+	req.OnTimeout, req.Deadline, req.DueAt = Deny, time.Time{}, time.Time{}
+	refs := policyRefs(req.Policies)
+	events := []AuditEvent{
+		{RequestID: req.ID, Type: EventRequestCreated, Actor: req.Action.RequestedBy, Policies: refs, At: req.CreatedAt},
+		{RequestID: req.ID, Type: EventRequestDenied, Actor: SystemActor, Policies: refs, Reason: p.def.Reason, At: req.CreatedAt},
+	}
+	if m.denyErr != "" {
+		events[1].Reason = p.def.Reason + " (matcher failed: " + m.denyErr + ")"
+	}
+	if _, _, err := g.store.Create(ctx, req, events); err != nil {
+		return Result{}, err
+	}
+	g.afterCommit(ctx, events)
+	return Result{Status: StatusDenied, RequestID: req.ID, Reason: p.def.Reason}, nil
+}
+
+func joinReasons(ps []*compiledPolicy) string {
+	if len(ps) == 1 {
+		return ps[0].def.Reason
+	}
+	rs := make([]string, len(ps))
+	for i, p := range ps {
+		rs[i] = p.def.Reason
+	}
+	return strings.Join(rs, "; ")
+}
+
+func policyRefs(ps []MatchedPolicy) []PolicyRef {
+	refs := make([]PolicyRef, len(ps))
+	for i, p := range ps {
+		refs[i] = PolicyRef{Name: p.Name, Hash: p.Hash}
+	}
+	return refs
+}
+
+// newRequestID returns "req_" and a UUIDv7 in hex, so IDs sort by creation.
+func newRequestID() string {
+	id := uuid.Must(uuid.NewV7())
+	var b [4 + 32]byte
+	copy(b[:], "req_")
+	const hexd = "0123456789abcdef"
+	for i, c := range id {
+		b[4+2*i], b[5+2*i] = hexd[c>>4], hexd[c&0xf]
+	}
+	return string(b[:])
+}
+
+// update writes u through the store, then mirrors its events and wakes
+// local waiters.
+func (g *Gate) update(ctx context.Context, u Update) error {
+	if err := g.store.Update(ctx, u); err != nil {
+		return err
+	}
+	g.afterCommit(ctx, u.Events)
+	if !u.Request.Status.Open() {
+		g.waiters.wake(u.Request.ID)
+	}
+	return nil
+}
+
+// appendAudit writes events that change no request.
+func (g *Gate) appendAudit(ctx context.Context, events []AuditEvent) error {
+	if err := g.store.AppendAudit(ctx, events); err != nil {
+		return err
+	}
+	g.afterCommit(ctx, events)
+	return nil
+}
+
+// afterCommit mirrors committed events to the optional sink.
+func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
+	if g.sink == nil {
+		return
+	}
+	if err := g.sink.Append(context.WithoutCancel(ctx), events); err != nil {
+		g.log.Error("approval: audit sink failed; the store's trail has the events", "err", err)
+	}
+}
+
+// IssueToken signs a single-use decision token for approver on request
+// requestID, allowing verdict (VerdictApprove, VerdictDeny or VerdictAny),
+// valid for ttl. It does not check that the request exists or that the
+// approver is eligible: Decide checks both when the token is used.
+func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
+	switch {
+	case requestID == "" || approver == "":
+		return "", fmt.Errorf("approval: issue token: %w: empty request ID or approver", ErrInvalidDecision)
+	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictAny:
+		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
+	case ttl <= 0:
+		return "", fmt.Errorf("approval: issue token: %w: ttl must be positive", ErrInvalidDecision)
+	}
+	tok, err := g.keys.issue(requestID, approver, verdict, g.now(), ttl)
+	if err != nil {
+		return "", fmt.Errorf("approval: issue token: %w", err)
+	}
+	return tok, nil
+}
+
+// VerifyToken checks a token's form, signature and expiry and returns its
+// claims. Decide does this itself; VerifyToken serves review pages that show
+// who a link is for before the person confirms.
+func (g *Gate) VerifyToken(token string) (TokenClaims, error) {
+	c, err := g.keys.verifyToken(token, g.now())
+	if err != nil {
+		return TokenClaims{}, fmt.Errorf("approval: verify token: %w", err)
+	}
+	return c, nil
+}
+
+// Get returns the request with the given ID, or an error wrapping
+// ErrNotFound.
+func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
+	r, err := g.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("approval: get %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// List returns a page of requests matching q, oldest first.
+func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
+	p, err := g.store.List(ctx, q)
+	if err != nil {
+		return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
+	}
+	return p, nil
+}
+
+// Audit returns a page of audit events matching q, in sequence order.
+func (g *Gate) Audit(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	p, err := g.store.ListAudit(ctx, q)
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("approval: list audit: %w", err)
+	}
+	return p, nil
+}
+
+// VerifyAudit reads the whole audit trail from the store, page by page, and
+// verifies its hash chain from the first event. It returns the number of
+// events verified, and an *AuditChainError naming the first bad sequence
+// number if the chain is broken.
+func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
+	var (
+		n    int64
+		last *AuditEvent
+		q    = AuditQuery{Limit: MaxPageSize}
+	)
+	for {
+		page, err := g.store.ListAudit(ctx, q)
+		if err != nil {
+			return n, fmt.Errorf("approval: verify audit: %w", err)
+		}
+		evs := page.Events
+		if last != nil {
+			evs = append([]AuditEvent{*last}, evs...)
+		} else if len(evs) > 0 && evs[0].Seq != 1 {
+			return n, &AuditChainError{Seq: 1, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
+		}
+		if err := VerifyAuditChain(evs); err != nil {
+			return n, err
+		}
+		n += int64(len(page.Events))
+		if len(page.Events) > 0 {
+			e := page.Events[len(page.Events)-1]
+			last = &e
+		}
+		if page.Next == "" {
+			return n, nil
+		}
+		q.Cursor = page.Next
+	}
+}

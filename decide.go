@@ -1,0 +1,339 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Decision is an approver's answer to a request. The approver is the
+// token's subject: who decides is proved by the token, never by a field the
+// caller fills in.
+type Decision struct {
+	// Token is the signed single-use token, from IssueToken or a link.
+	Token string
+	// Verdict is VerdictApprove or VerdictDeny.
+	Verdict Verdict
+	// Reason is the approver's comment, kept on the vote and in the audit.
+	Reason string
+}
+
+// maxReasonBytes bounds Decision.Reason.
+const maxReasonBytes = 4 << 10
+
+// Decide records a decision on request id.
+//
+// The token is checked first, in this order: malformed (ErrTokenMalformed),
+// unknown key or bad signature (ErrTokenSignature), expired
+// (ErrTokenExpired), issued for another request (ErrTokenRequestMismatch),
+// verdict not allowed (ErrTokenVerdictMismatch), already used
+// (ErrTokenUsed). Then the request: unknown (ErrNotFound), no longer open
+// (ErrNotPending), approver not eligible under any of its policies
+// (ErrNotEligible), requester deciding their own request (ErrSelfApproval),
+// approver already decided (ErrAlreadyDecided).
+//
+// A refused decision changes nothing and is written to the audit trail as a
+// decision.rejected security event. An accepted one records the vote and
+// the token ID in one atomic write; if it completes the quorum of every
+// matched policy the request is approved, and enough denials (one, by
+// default) deny it. Concurrent decisions on one request are serialised by
+// the store's compare-and-set, so no vote is lost or counted twice.
+//
+// It returns the request as it stands after the decision.
+func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, error) {
+	now := g.now()
+	claims, err := g.checkDecision(id, d, now)
+	if err != nil {
+		return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+	}
+	for range maxAttempts {
+		req, err := g.store.Get(ctx, id)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+			}
+			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+		}
+		next, events, err := g.applyDecision(ctx, req, &claims, d, normalizeTime(now))
+		if err != nil {
+			if errors.Is(err, errTimedOut) {
+				if _, terr := g.applyTimeout(ctx, req); terr != nil && !errors.Is(terr, ErrConflict) {
+					return nil, fmt.Errorf("approval: decide %s: %w", id, terr)
+				}
+				err = fmt.Errorf("%w: timed out", ErrNotPending)
+			}
+			if isDecisionError(err) {
+				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+			}
+			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+		}
+		err = g.update(ctx, Update{Request: next, TokenID: claims.TokenID, Events: events})
+		switch {
+		case err == nil:
+			if !next.Status.Open() {
+				g.notify.enqueue(NotifyResolved, next, 0)
+			}
+			return next, nil
+		case errors.Is(err, ErrConflict):
+			continue // another decision landed first; count again
+		case errors.Is(err, ErrTokenUsed):
+			return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+		default:
+			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+		}
+	}
+	return nil, fmt.Errorf("approval: decide %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
+}
+
+// checkDecision runs the checks that need no store: the decision's own form
+// and the token. The returned claims are unverified when err is not nil.
+func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims, error) {
+	if d.Verdict != VerdictApprove && d.Verdict != VerdictDeny {
+		return TokenClaims{}, fmt.Errorf("%w: verdict %q (want approve or deny)", ErrInvalidDecision, d.Verdict)
+	}
+	if err := checkString("reason", d.Reason, maxReasonBytes); err != nil {
+		return TokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+	}
+	claims, err := g.keys.verifyToken(d.Token, now)
+	if err != nil {
+		return claims, err
+	}
+	if claims.RequestID != id {
+		return claims, fmt.Errorf("%w: token is for %s", ErrTokenRequestMismatch, claims.RequestID)
+	}
+	if !claims.Allows(d.Verdict) {
+		return claims, fmt.Errorf("%w: token allows %s, decision is %s", ErrTokenVerdictMismatch, claims.Act, d.Verdict)
+	}
+	return claims, nil
+}
+
+var errTimedOut = errors.New("request deadline passed")
+
+// applyDecision checks the decision against req and returns the request
+// with the vote applied, and the events to write with it.
+func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, d Decision, now time.Time) (*Request, []AuditEvent, error) {
+	sub := c.Subject
+	if req.usedToken(c.TokenID) {
+		return nil, nil, ErrTokenUsed
+	}
+	if !req.Status.Open() {
+		return nil, nil, fmt.Errorf("%w: request is %s", ErrNotPending, req.Status)
+	}
+	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
+		return nil, nil, errTimedOut
+	}
+	eligible, err := g.eligiblePolicies(ctx, req, sub)
+	if err != nil {
+		return nil, nil, fmt.Errorf("resolve approvers: %w", err)
+	}
+	if len(eligible) == 0 {
+		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v", ErrNotEligible, sub, req.PolicyNames())
+	}
+	if req.SegregateRequester && sub == req.Action.RequestedBy {
+		return nil, nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, sub)
+	}
+	if v, ok := req.vote(sub); ok {
+		return nil, nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, sub, v.Verdict, v.At.Format(time.RFC3339))
+	}
+
+	next := req.Clone()
+	next.Votes = append(next.Votes, Vote{
+		Approver: sub, Verdict: d.Verdict, Reason: d.Reason,
+		TokenID: c.TokenID, Policies: eligible, At: now,
+	})
+	next.Version++
+	next.UpdatedAt = now
+	refs := policyRefs(req.Policies)
+	typ := EventDecisionApprove
+	if d.Verdict == VerdictDeny {
+		typ = EventDecisionDeny
+	}
+	events := make([]AuditEvent, 1, 2)
+	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, At: now}
+	switch outcome(next) {
+	case StatusApproved:
+		next.approve(now, "quorum met")
+		events = append(events, AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: sub, Policies: refs, Reason: next.Reason, At: now})
+	case StatusDenied:
+		next.Status, next.ResolvedAt, next.DueAt = StatusDenied, now, time.Time{}
+		next.Reason = "denied by " + sub
+		if d.Reason != "" {
+			next.Reason += ": " + d.Reason
+		}
+		events = append(events, AuditEvent{RequestID: req.ID, Type: EventRequestDenied, Actor: sub, Policies: refs, Reason: next.Reason, At: now})
+	}
+	return next, events, nil
+}
+
+// approve moves r to approved: usable by the next Guard until ApprovalTTL.
+func (r *Request) approve(now time.Time, reason string) {
+	r.Status, r.Reason, r.ResolvedAt = StatusApproved, reason, now
+	r.ExpiresAt = now.Add(r.ApprovalTTL)
+	r.DueAt = r.ExpiresAt
+}
+
+// eligiblePolicies returns the names of the matched policies under which
+// user may decide, resolving groups and roles through the directory. An
+// escalated request also admits the approvers of the levels it has reached.
+func (g *Gate) eligiblePolicies(ctx context.Context, req *Request, user string) ([]string, error) {
+	var names []string
+	for _, p := range req.Policies {
+		ok, err := g.isApprover(ctx, p.Approvers, user)
+		for lvl := 0; !ok && err == nil && lvl < req.EscalationLevel && lvl < len(p.Escalation); lvl++ {
+			ok, err = g.isApprover(ctx, p.Escalation[lvl], user)
+		}
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			names = append(names, p.Name)
+		}
+	}
+	return names, nil
+}
+
+func (g *Gate) isApprover(ctx context.Context, as []Approver, user string) (bool, error) {
+	for _, a := range as {
+		if a.Kind == KindUser {
+			if a.Name == user {
+				return true, nil
+			}
+			continue
+		}
+		if g.dir == nil {
+			return false, fmt.Errorf("approver %s needs a Directory", a)
+		}
+		ok, err := g.dir.IsMember(ctx, a, user)
+		if err != nil {
+			return false, fmt.Errorf("directory: %s: %w", a, err)
+		}
+		if ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// outcome counts the votes on r: StatusDenied once DenyThreshold distinct
+// approvers denied, StatusApproved once every matched policy has its quorum
+// of distinct approvers, otherwise r's current status.
+func outcome(r *Request) Status {
+	denials := 0
+	for _, v := range r.Votes {
+		if v.Verdict == VerdictDeny {
+			denials++
+		}
+	}
+	if denials >= max(r.DenyThreshold, 1) {
+		return StatusDenied
+	}
+	if r.DistinctApprovers {
+		if quorumDistinct(r) {
+			return StatusApproved
+		}
+		return r.Status
+	}
+	for _, p := range r.Policies {
+		n := 0
+		for _, v := range r.Votes {
+			if v.Verdict == VerdictApprove && slices.Contains(v.Policies, p.Name) {
+				n++
+			}
+		}
+		if n < p.RequiredApprovals {
+			return r.Status
+		}
+	}
+	return StatusApproved
+}
+
+// quorumDistinct reports whether the approvals can be assigned to policies,
+// each approver to one policy only, so that every policy gets its quorum.
+// It is bipartite matching (approvers to policy seats) by augmenting paths;
+// requests have few voters and seats, so the simple algorithm is enough.
+func quorumDistinct(r *Request) bool {
+	var seats []int // seat -> policy index
+	for i, p := range r.Policies {
+		for range p.RequiredApprovals {
+			seats = append(seats, i)
+		}
+	}
+	var voters []*Vote
+	for i := range r.Votes {
+		if r.Votes[i].Verdict == VerdictApprove {
+			voters = append(voters, &r.Votes[i])
+		}
+	}
+	if len(voters) < len(seats) {
+		return false
+	}
+	owner := make([]int, len(seats)) // seat -> voter index, -1 if free
+	for i := range owner {
+		owner[i] = -1
+	}
+	canSit := func(v, s int) bool {
+		return slices.Contains(voters[v].Policies, r.Policies[seats[s]].Name)
+	}
+	var try func(v int, seen []bool) bool
+	try = func(v int, seen []bool) bool {
+		for s := range seats {
+			if seen[s] || !canSit(v, s) {
+				continue
+			}
+			seen[s] = true
+			if owner[s] < 0 || try(owner[s], seen) {
+				owner[s] = v
+				return true
+			}
+		}
+		return false
+	}
+	filled := 0
+	for v := range voters {
+		if try(v, make([]bool, len(seats))) {
+			filled++
+		}
+	}
+	return filled == len(seats)
+}
+
+// isDecisionError reports whether err is a refusal of the decision (to be
+// audited as a security event) rather than an internal failure.
+func isDecisionError(err error) bool {
+	for _, s := range []error{
+		ErrInvalidDecision, ErrTokenMalformed, ErrTokenSignature, ErrTokenExpired,
+		ErrTokenRequestMismatch, ErrTokenVerdictMismatch, ErrTokenUsed, ErrNotFound,
+		ErrNotPending, ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided,
+	} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// reject audits a refused decision and returns the error for the caller.
+// The audit write uses a context that outlives the caller's, so that a
+// cancelled request cannot suppress the security event.
+func (g *Gate) reject(ctx context.Context, id, actor string, verdict Verdict, cause error) error {
+	err := fmt.Errorf("approval: decide %s: %w", id, cause)
+	if verdict != VerdictApprove && verdict != VerdictDeny {
+		verdict = ""
+	}
+	ev := []AuditEvent{{
+		RequestID: id, Type: EventDecisionRejected, Actor: actor, Verdict: verdict,
+		Reason: cause.Error(), At: normalizeTime(g.now()),
+	}}
+	if len(id) > 256 {
+		ev[0].RequestID = id[:256]
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if aerr := g.appendAudit(actx, ev); aerr != nil {
+		g.log.Error("approval: could not audit a rejected decision", "request", id, "actor", actor, "cause", cause, "err", aerr)
+		return errors.Join(err, fmt.Errorf("approval: audit rejected decision: %w", aerr))
+	}
+	return err
+}

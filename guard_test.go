@@ -1,0 +1,320 @@
+package approval_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
+)
+
+func TestGuardNoPolicyMatched(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	res, err := f.gate.Guard(f.ctx, transfer(10))
+	require.NoError(t, err)
+	require.Equal(t, approval.Result{Status: approval.StatusApproved, Reason: approval.ReasonNoPolicyMatched}, res)
+	require.Empty(t, f.events(), "an action no policy matched is not stored")
+}
+
+func TestGuardDefaultPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *approval.Config) {
+		c.Default = &approval.Policy{Approvers: []approval.Approver{approval.User("erin")}, RequiredApprovals: 1}
+	})
+	id := f.pending(transfer(10))
+	require.Equal(t, []string{"default"}, f.get(id).PolicyNames())
+	r, err := f.decide(id, "erin", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, r.Status)
+}
+
+func TestGuardDenyPolicy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.Policy("no_sanctioned", approval.Policy{
+		Match:  approval.TagAny("sanctioned-country"),
+		Effect: approval.EffectDeny,
+		Reason: "transfers to sanctioned countries are never allowed",
+	}))
+	a := transfer(5000)
+	a.Tags = []string{"sanctioned-country"}
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, "transfers to sanctioned countries are never allowed", res.Reason)
+	r := f.get(res.RequestID)
+	require.Equal(t, approval.StatusDenied, r.Status)
+	require.Equal(t, []approval.EventType{approval.EventRequestCreated, approval.EventRequestDenied}, eventTypes(f.events()))
+
+	// A denial is final: a retry is denied again, not deduplicated into approval.
+	res2, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusDenied, res2.Status)
+}
+
+func TestGuardInvalidActionStoresNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, a := range []approval.Action{
+		{Name: "", RequestedBy: "u"},
+		{Name: "x", RequestedBy: ""},
+		{Name: "x", RequestedBy: "u", Cost: &approval.Cost{Amount: -1, Currency: "USD"}},
+		{Name: "x", RequestedBy: "u", Risk: approval.Risk(42)},
+		{Name: "x\xff", RequestedBy: "u"},
+		{Name: "x", RequestedBy: "u", Payload: make([]byte, 256<<10+1)},
+	} {
+		res, err := f.gate.Guard(f.ctx, a)
+		require.ErrorIs(t, err, approval.ErrInvalidAction)
+		require.Equal(t, approval.StatusDenied, res.Status)
+	}
+	page, err := f.gate.List(f.ctx, approval.RequestQuery{})
+	require.NoError(t, err)
+	require.Empty(t, page.Requests)
+	require.Empty(t, f.events())
+}
+
+func TestGuardIsIdempotent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+
+	retry := transfer(5000)
+	retry.Message = "please, it is urgent" // context, not identity
+	retry.Provenance = &approval.Provenance{Source: "sdk"}
+	require.Equal(t, id, f.pending(retry))
+
+	other := transfer(5000)
+	other.Payload = []byte(`{"to":"FR76 3000 6000 0112 3456 7890 189","amount":5000}`)
+	require.NotEqual(t, id, f.pending(other), "another payload is another action")
+
+	someoneElse := transfer(5000)
+	someoneElse.RequestedBy = "user-2"
+	require.NotEqual(t, id, f.pending(someoneElse), "another requester is another request")
+
+	require.Equal(t, []approval.EventType{
+		approval.EventRequestCreated, approval.EventRequestDeduplicated,
+		approval.EventRequestCreated, approval.EventRequestCreated,
+	}, eventTypes(f.events()))
+}
+
+func TestGuardConcurrentCallsCreateOneRequest(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const n = 64
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			res, err := f.gate.Guard(context.Background(), transfer(5000))
+			if err != nil || res.Status != approval.StatusPending {
+				t.Errorf("guard: %v %v", res, err)
+			}
+			ids[i] = res.RequestID
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, id := range ids {
+		require.Equal(t, ids[0], id)
+	}
+	page, err := f.gate.List(f.ctx, approval.RequestQuery{})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 1)
+}
+
+func TestGuardConsumesApprovalOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	// 16 concurrent retries of the approved action: exactly one runs it.
+	var (
+		mu       sync.Mutex
+		approved int
+		wg       sync.WaitGroup
+	)
+	for range 16 {
+		wg.Go(func() {
+			res, err := f.gate.Guard(context.Background(), transfer(5000))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if res.Status == approval.StatusApproved {
+				mu.Lock()
+				approved++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	require.Equal(t, 1, approved)
+}
+
+func TestGuardExpiredApprovalStartsOver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	f.clock.Advance(approval.DefaultApprovalTTL + time.Second)
+	next := f.pending(transfer(5000))
+	require.NotEqual(t, id, next)
+	require.Equal(t, approval.StatusExpired, f.get(id).Status)
+}
+
+func TestGuardTimedOutRequestStartsOver(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	f.clock.Advance(25 * time.Hour)
+	next := f.pending(transfer(5000))
+	require.NotEqual(t, id, next)
+	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+}
+
+func TestGuardCustomMatcherFailsClosed(t *testing.T) {
+	t.Parallel()
+	for name, fn := range map[string]func(approval.Action) (bool, error){
+		"error": func(approval.Action) (bool, error) { return false, errors.New("fraud service down") },
+		"panic": func(approval.Action) (bool, error) { panic("nil map") },
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t)
+			require.NoError(t, f.gate.Policy("fraud", approval.Policy{
+				Match:             approval.Custom("fraud-score", fn),
+				Approvers:         []approval.Approver{approval.User("erin")},
+				RequiredApprovals: 1,
+			}))
+			id := f.pending(transfer(10)) // below high_spend: only the failing matcher applies
+			r := f.get(id)
+			require.Equal(t, []string{"fraud"}, r.PolicyNames())
+			require.Contains(t, r.Policies[0].MatchError, "fraud-score")
+			evs := f.events()
+			require.Equal(t, approval.EventPolicyError, evs[1].Type)
+			require.Equal(t, "fraud", evs[1].Policies[0].Name)
+		})
+	}
+}
+
+func TestGuardCombinesMatchedPolicies(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.Policy("prod", approval.Policy{
+		Match:             approval.TagAny("production"),
+		Approvers:         []approval.Approver{approval.Role("sre")},
+		RequiredApprovals: 1,
+		Timeout:           time.Hour,
+		OnTimeout:         approval.Approve,
+		AllowSelfApproval: true,
+		ApprovalTTL:       10 * time.Minute,
+	}))
+	a := transfer(5000)
+	a.Tags = []string{"production"}
+	r := f.get(f.pending(a))
+	require.Equal(t, f.clock.Now().Add(time.Hour), r.Deadline, "smallest timeout")
+	require.Equal(t, approval.Deny, r.OnTimeout, "most restrictive timeout action")
+	require.True(t, r.SegregateRequester, "segregation if any policy asks")
+	require.Equal(t, 10*time.Minute, r.ApprovalTTL)
+	require.Equal(t, r.Deadline, r.DueAt)
+}
+
+// brokenStore fails every write, to prove Guard and Decide fail closed.
+type brokenStore struct{ approval.Store }
+
+var errDiskFull = errors.New("disk full")
+
+func (brokenStore) Create(context.Context, *approval.Request, []approval.AuditEvent) (*approval.Request, bool, error) {
+	return nil, false, errDiskFull
+}
+
+func (brokenStore) Update(context.Context, approval.Update) error { return errDiskFull }
+
+func TestGuardFailsClosedOnStoreError(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.NoError(t, err)
+
+	broken, err := approval.New(approval.Config{Store: brokenStore{f.store}, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
+	require.NoError(t, err)
+	require.NoError(t, broken.Policy("high_spend", approval.Policy{
+		Match: approval.CostAtLeast(1000, "USD"), Approvers: []approval.Approver{approval.Group("finance")}, RequiredApprovals: 1,
+	}))
+	res, err := broken.Guard(f.ctx, transfer(9000))
+	require.ErrorIs(t, err, errDiskFull)
+	require.Equal(t, approval.StatusDenied, res.Status)
+
+	// Bob's vote would complete the quorum, but the write fails: not approved.
+	r, err := broken.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove})
+	require.ErrorIs(t, err, errDiskFull)
+	require.Nil(t, r)
+	require.Equal(t, approval.StatusPending, f.get(id).Status)
+}
+
+func TestNewValidatesConfig(t *testing.T) {
+	t.Parallel()
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	for name, cfg := range map[string]approval.Config{
+		"no store":        {SigningKey: priv},
+		"no keys":         {Store: memstore.New()},
+		"short key":       {Store: memstore.New(), SigningKey: priv[:10]},
+		"bad base URL":    {Store: memstore.New(), SigningKey: priv, BaseURL: "ftp://x"},
+		"negative":        {Store: memstore.New(), SigningKey: priv, DenyThreshold: -1},
+		"deny default":    {Store: memstore.New(), SigningKey: priv, Default: &approval.Policy{Effect: approval.EffectDeny}},
+		"invalid default": {Store: memstore.New(), SigningKey: priv, Default: &approval.Policy{RequiredApprovals: 1}},
+		"nil channel":     {Store: memstore.New(), SigningKey: priv, Channels: []approval.Channel{nil}},
+	} {
+		_, err := approval.New(cfg)
+		require.ErrorIs(t, err, approval.ErrInvalidConfig, name)
+	}
+}
+
+func TestListFiltersAndPages(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ids []string
+	for i := range 7 {
+		ids = append(ids, f.pending(transfer(float64(1000+i))))
+	}
+	_, err := f.decide(ids[0], "alice", approval.VerdictDeny)
+	require.NoError(t, err)
+
+	var got []string
+	q := approval.RequestQuery{Status: []approval.Status{approval.StatusPending}, Limit: 4}
+	for {
+		page, err := f.gate.List(f.ctx, q)
+		require.NoError(t, err)
+		for _, r := range page.Requests {
+			got = append(got, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	require.Equal(t, ids[1:], got)
+
+	page, err := f.gate.List(f.ctx, approval.RequestQuery{Approver: "alice"})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 1)
+	require.Equal(t, ids[0], page.Requests[0].ID)
+	require.Equal(t, fmt.Sprint(approval.StatusDenied), fmt.Sprint(page.Requests[0].Status))
+}

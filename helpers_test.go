@@ -1,0 +1,170 @@
+package approval_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
+)
+
+// clock is a settable time source for Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fixture is a gate over a memstore with a finance policy: transfers of
+// 1,000 USD or more need two approvals from the finance group.
+type fixture struct {
+	t     *testing.T
+	gate  *approval.Gate
+	store approval.Store
+	clock *clock
+	priv  ed25519.PrivateKey
+	ctx   context.Context
+
+	aliceToken string // set by tests that need a used token
+}
+
+var financeDir = approval.StaticDirectory{
+	Groups: map[string][]string{
+		"finance":       {"alice", "bob", "carol", "dave"},
+		"finance-leads": {"erin"},
+	},
+	Roles: map[string][]string{"sre": {"sam"}},
+}
+
+func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
+	t.Helper()
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	f := &fixture{t: t, store: memstore.New(), clock: newClock(), priv: priv, ctx: context.Background()}
+	cfg := approval.Config{
+		Store:      f.store,
+		SigningKey: priv,
+		Directory:  financeDir,
+		Now:        f.clock.Now,
+		Logger:     slog.New(slog.DiscardHandler),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	f.gate, err = approval.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.gate.Close(context.Background()) })
+	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		Timeout:           24 * time.Hour,
+	}))
+	return f
+}
+
+func transfer(amount float64) approval.Action {
+	return approval.Action{
+		Name:        "wire-transfer",
+		RequestedBy: "user-1",
+		Cost:        &approval.Cost{Amount: amount, Currency: "USD"},
+		Payload:     []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":5000}`),
+	}
+}
+
+// pending guards a and requires a pending result.
+func (f *fixture) pending(a approval.Action) string {
+	f.t.Helper()
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(f.t, err)
+	require.Equal(f.t, approval.StatusPending, res.Status)
+	require.NotEmpty(f.t, res.RequestID)
+	return res.RequestID
+}
+
+func (f *fixture) token(id, who string, v approval.Verdict) string {
+	f.t.Helper()
+	tok, err := f.gate.IssueToken(id, who, v, time.Hour)
+	require.NoError(f.t, err)
+	return tok
+}
+
+func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
+	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, v), Verdict: v})
+}
+
+func (f *fixture) get(id string) *approval.Request {
+	f.t.Helper()
+	r, err := f.gate.Get(f.ctx, id)
+	require.NoError(f.t, err)
+	return r
+}
+
+// events returns the whole audit trail, verified.
+func (f *fixture) events() []approval.AuditEvent {
+	f.t.Helper()
+	var all []approval.AuditEvent
+	q := approval.AuditQuery{}
+	for {
+		p, err := f.gate.Audit(f.ctx, q)
+		require.NoError(f.t, err)
+		all = append(all, p.Events...)
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	require.NoError(f.t, approval.VerifyAuditChain(all))
+	return all
+}
+
+func (f *fixture) lastEvent() approval.AuditEvent {
+	f.t.Helper()
+	evs := f.events()
+	require.NotEmpty(f.t, evs)
+	return evs[len(evs)-1]
+}
+
+func eventTypes(evs []approval.AuditEvent) []approval.EventType {
+	out := make([]approval.EventType, len(evs))
+	for i, e := range evs {
+		out[i] = e.Type
+	}
+	return out
+}
+
+type ed25519PublicKey = ed25519.PublicKey
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// tamper rewrites part of a token's payload and keeps its signature.
+func tamper(t *testing.T, tok, old, new string) string {
+	t.Helper()
+	p, sig, ok := strings.Cut(tok, ".")
+	require.True(t, ok)
+	raw, err := base64.RawURLEncoding.DecodeString(p)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), old)
+	return b64(strings.Replace(string(raw), old, new, 1)) + "." + sig
+}

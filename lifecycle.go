@@ -1,0 +1,278 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// nextDue returns when Tick must next look at an open request: its
+// deadline or its next escalation, whichever comes first.
+func nextDue(r *Request) time.Time {
+	due := r.Deadline
+	if at, ok := nextEscalation(r); ok && (due.IsZero() || at.Before(due)) {
+		due = at
+	}
+	return due
+}
+
+// nextEscalation returns when r reaches its next escalation level, if any
+// matched policy has a level left. Levels come every EscalationInterval
+// since creation, at the shortest interval among those policies.
+func nextEscalation(r *Request) (time.Time, bool) {
+	var every time.Duration
+	for _, p := range r.Policies {
+		if r.EscalationLevel < len(p.Escalation) && p.EscalationInterval > 0 &&
+			(every == 0 || p.EscalationInterval < every) {
+			every = p.EscalationInterval
+		}
+	}
+	if every == 0 {
+		return time.Time{}, false
+	}
+	return r.CreatedAt.Add(time.Duration(r.EscalationLevel+1) * every), true
+}
+
+// Tick does the time-driven work that is due: it times out open requests
+// past their deadline, escalates open requests whose escalation interval
+// has passed, and expires approvals not consumed within their TTL. It
+// handles at most limit requests (0 means 100) and returns how many it
+// changed. Several gates may Tick one store at once: each change is a
+// compare-and-set, so a request is timed out, escalated or expired once.
+func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
+	if limit <= 0 {
+		limit = DefaultPageSize
+	}
+	now := normalizeTime(g.now())
+	due, err := g.store.ListDue(ctx, now, limit)
+	if err != nil {
+		return 0, fmt.Errorf("approval: tick: %w", err)
+	}
+	changed := 0
+	var errs []error
+	for _, r := range due {
+		var ok bool
+		switch {
+		case r.Status.Open() && !r.Deadline.IsZero() && !now.Before(r.Deadline):
+			ok, err = g.applyTimeout(ctx, r)
+		case r.Status.Open():
+			ok, err = g.escalate(ctx, r, now)
+		case r.Status == StatusApproved:
+			ok, err = g.expire(ctx, r)
+		}
+		if errors.Is(err, ErrConflict) {
+			err = nil // another gate or decision got there first
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.ID, err))
+		}
+		if ok {
+			changed++
+		}
+	}
+	if len(errs) > 0 {
+		return changed, fmt.Errorf("approval: tick: %w", errors.Join(errs...))
+	}
+	return changed, nil
+}
+
+// Run calls Tick every interval until ctx is done, logging errors. It
+// returns ctx's error.
+func (g *Gate) Run(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := g.Tick(ctx, 0)
+			if err != nil {
+				g.log.Error("approval: tick failed", "err", err)
+			}
+			if n < DefaultPageSize || err != nil {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// applyTimeout ends an open request whose deadline passed: timed out, or
+// approved if every matched policy says OnTimeout: Approve.
+func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
+	now := normalizeTime(g.now())
+	next := r.Clone()
+	next.Version++
+	next.UpdatedAt = now
+	refs := policyRefs(r.Policies)
+	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestTimedOut, Actor: SystemActor, Policies: refs,
+		Reason: "no decision by " + r.Deadline.Format(time.RFC3339), At: now}}
+	notice := NotifyTimedOut
+	if r.OnTimeout == Approve {
+		next.approve(now, "approved on timeout")
+		events = append(events, AuditEvent{RequestID: r.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: next.Reason, At: now})
+		notice = NotifyResolved
+	} else {
+		next.Status, next.ResolvedAt, next.DueAt = StatusTimedOut, now, time.Time{}
+		next.Reason = "timed out"
+	}
+	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+		return false, err
+	}
+	g.notify.enqueue(notice, next, 0)
+	return true, nil
+}
+
+// expire ends an approval that was not consumed within its TTL.
+func (g *Gate) expire(ctx context.Context, r *Request) (bool, error) {
+	now := normalizeTime(g.now())
+	next := r.Clone()
+	next.Version++
+	next.Status, next.UpdatedAt, next.DueAt = StatusExpired, now, time.Time{}
+	events := []AuditEvent{{RequestID: r.ID, Type: EventApprovalExpired, Actor: SystemActor, Policies: policyRefs(r.Policies),
+		Reason: "not used by " + r.ExpiresAt.Format(time.RFC3339), At: now}}
+	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// escalate moves an open request to its next escalation level and notifies
+// that level's approvers.
+func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, error) {
+	at, ok := nextEscalation(r)
+	if !ok || now.Before(at) {
+		return false, nil
+	}
+	next := r.Clone()
+	next.Version++
+	next.EscalationLevel++
+	next.Status, next.UpdatedAt = StatusEscalated, now
+	next.DueAt = nextDue(next)
+	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestEscalated, Actor: SystemActor, Policies: policyRefs(r.Policies),
+		Reason: fmt.Sprintf("escalated to level %d", next.EscalationLevel), At: now}}
+	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+		return false, err
+	}
+	g.notify.enqueue(NotifyEscalated, next, next.EscalationLevel)
+	return true, nil
+}
+
+// Cancel ends a request that is open or approved but not yet consumed, on
+// behalf of actor (the requester, an operator, a workflow engine). It
+// returns ErrNotPending if the request is already terminal.
+func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, error) {
+	if actor == "" {
+		return nil, fmt.Errorf("approval: cancel %s: %w: empty actor", id, ErrInvalidDecision)
+	}
+	if err := checkString("reason", reason, maxReasonBytes); err != nil {
+		return nil, fmt.Errorf("approval: cancel %s: %w: %v", id, ErrInvalidDecision, err)
+	}
+	for range maxAttempts {
+		r, err := g.store.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
+		}
+		if r.Status.Terminal() {
+			return nil, fmt.Errorf("approval: cancel %s: %w: request is %s", id, ErrNotPending, r.Status)
+		}
+		now := normalizeTime(g.now())
+		next := r.Clone()
+		next.Version++
+		next.Status, next.UpdatedAt, next.DueAt = StatusCancelled, now, time.Time{}
+		if next.ResolvedAt.IsZero() {
+			next.ResolvedAt = now
+		}
+		next.Reason = "cancelled by " + actor
+		if reason != "" {
+			next.Reason += ": " + reason
+		}
+		events := []AuditEvent{{RequestID: id, Type: EventRequestCancelled, Actor: actor, Policies: policyRefs(r.Policies), Reason: reason, At: now}}
+		err = g.update(ctx, Update{Request: next, Events: events})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
+		}
+		g.notify.enqueue(NotifyResolved, next, 0)
+		return next, nil
+	}
+	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
+}
+
+// Wait blocks until request id is no longer open (approved, denied, timed
+// out, cancelled...) or ctx is done, and returns the request. Decisions
+// made through this gate wake it at once; decisions made by other
+// processes sharing the store are seen within Config.PollInterval. Wait
+// does not time requests out by itself: run Tick or Run for that.
+func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
+	ch := g.waiters.add(id)
+	defer g.waiters.remove(id, ch)
+	t := time.NewTicker(g.poll)
+	defer t.Stop()
+	for {
+		r, err := g.store.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("approval: wait %s: %w", id, err)
+		}
+		if !r.Status.Open() {
+			return r, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("approval: wait %s: %w", id, ctx.Err())
+		case <-ch:
+		case <-t.C:
+		}
+	}
+}
+
+// waiters wakes local Wait calls when a request leaves the open states.
+type waiters struct {
+	mu sync.Mutex
+	m  map[string][]chan struct{}
+}
+
+func (w *waiters) add(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	w.m[id] = append(w.m[id], ch)
+	w.mu.Unlock()
+	return ch
+}
+
+func (w *waiters) remove(id string, ch chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	chs := w.m[id]
+	for i, c := range chs {
+		if c == ch {
+			chs = append(chs[:i], chs[i+1:]...)
+			break
+		}
+	}
+	if len(chs) == 0 {
+		delete(w.m, id)
+	} else {
+		w.m[id] = chs
+	}
+}
+
+func (w *waiters) wake(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ch := range w.m[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}

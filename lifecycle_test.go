@@ -1,0 +1,154 @@
+package approval_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+func TestTickTimesOutOpenRequests(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.Policy("small", approval.Policy{
+		Match:             approval.CostBelow(100, "USD"),
+		Approvers:         []approval.Approver{approval.User("erin")},
+		RequiredApprovals: 1,
+		Timeout:           time.Hour,
+		OnTimeout:         approval.Approve,
+	}))
+	big := f.pending(transfer(5000))
+	small := f.pending(transfer(50))
+
+	n, err := f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing is due yet")
+
+	f.clock.Advance(time.Hour)
+	n, err = f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.Equal(t, approval.StatusApproved, f.get(small).Status, "OnTimeout: Approve")
+	require.Equal(t, approval.StatusPending, f.get(big).Status)
+
+	f.clock.Advance(23 * time.Hour)
+	n, err = f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "big times out; small's approval expires")
+	require.Equal(t, approval.StatusTimedOut, f.get(big).Status)
+	require.Equal(t, approval.StatusExpired, f.get(small).Status)
+
+	_, err = f.decide(big, "alice", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrNotPending)
+}
+
+func TestDecideAfterDeadlineTimesOut(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	tok, err := f.gate.IssueToken(id, "alice", approval.VerdictApprove, 48*time.Hour)
+	require.NoError(t, err)
+	f.clock.Advance(24 * time.Hour)
+	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+}
+
+func TestTickEscalates(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+		Match:              approval.CostAtLeast(1000, "USD"),
+		Approvers:          []approval.Approver{approval.User("alice")},
+		RequiredApprovals:  1,
+		Timeout:            24 * time.Hour,
+		Escalation:         [][]approval.Approver{{approval.Group("finance-leads")}},
+		EscalationInterval: 4 * time.Hour,
+	}))
+	id := f.pending(transfer(5000))
+	require.Equal(t, f.clock.Now().Add(4*time.Hour), f.get(id).DueAt)
+
+	_, err := f.decide(id, "erin", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrNotEligible, "erin is eligible only after escalation")
+
+	f.clock.Advance(4 * time.Hour)
+	n, err := f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	r := f.get(id)
+	require.Equal(t, approval.StatusEscalated, r.Status)
+	require.Equal(t, 1, r.EscalationLevel)
+	require.Equal(t, r.Deadline, r.DueAt, "no level left: next due is the deadline")
+
+	r, err = f.decide(id, "erin", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, r.Status)
+	require.Contains(t, eventTypes(f.events()), approval.EventRequestEscalated)
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	r, err := f.gate.Cancel(f.ctx, id, "user-1", "typo in amount")
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusCancelled, r.Status)
+	_, err = f.gate.Cancel(f.ctx, id, "user-1", "")
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	_, err = f.gate.Cancel(f.ctx, "req_missing", "user-1", "")
+	require.ErrorIs(t, err, approval.ErrNotFound)
+	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	ev := f.lastEvent()
+	require.Equal(t, approval.EventDecisionRejected, ev.Type)
+}
+
+func TestWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *approval.Config) { c.PollInterval = time.Hour })
+	id := f.pending(transfer(5000))
+
+	done := make(chan *approval.Request)
+	go func() {
+		r, err := f.gate.Wait(context.Background(), id)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	select {
+	case r := <-done:
+		require.Equal(t, approval.StatusApproved, r.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait was not woken by the deciding vote")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	_, err := f.gate.Wait(ctx, f.pending(transfer(6000)))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestWaitSeesOtherGates(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *approval.Config) { c.PollInterval = 5 * time.Millisecond })
+	other, err := approval.New(approval.Config{Store: f.store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
+	require.NoError(t, err)
+	id := f.pending(transfer(5000))
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		_, _ = other.Cancel(context.Background(), id, "ops", "")
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := f.gate.Wait(ctx, id)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusCancelled, r.Status)
+}
