@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
@@ -241,11 +243,17 @@ func checkString(field, s string, limit int) error {
 // PayloadHash returns the hex SHA-256 of the canonical payload: the RFC 8785
 // form when the payload is JSON, the bytes themselves otherwise. An empty
 // payload hashes to "".
+//
+// RFC 8785 reads numbers as IEEE 754 doubles, so it would map distinct
+// large integers (9007199254740993 and 9007199254740992) to one form. A JSON
+// payload with a number that the canonical form would change in value is
+// therefore hashed as its raw bytes: two different payloads never share a
+// hash.
 func PayloadHash(payload []byte) string {
 	if len(payload) == 0 {
 		return ""
 	}
-	if json.Valid(payload) {
+	if json.Valid(payload) && numbersSurviveCanonicalization(payload) {
 		if c, err := canon.AppendJSON(nil, payload); err == nil {
 			payload = c
 		}
@@ -418,4 +426,76 @@ func (a Action) clone() Action {
 		a.Diff = d
 	}
 	return a
+}
+
+// numbersSurviveCanonicalization reports whether every number in the JSON
+// text (already known to be valid) keeps its exact value through RFC 8785
+// number serialization. Literals of at most 15 significant digits without an
+// exponent always do (a double holds 15 decimal digits exactly); only longer
+// ones are checked, so the usual payload costs one pass and no allocation.
+func numbersSurviveCanonicalization(payload []byte) bool {
+	inString := false
+	for i := 0; i < len(payload); i++ {
+		c := payload[i]
+		if inString {
+			switch c {
+			case '\\':
+				i++
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		if c == '"' {
+			inString = true
+			continue
+		}
+		if c != '-' && (c < '0' || c > '9') {
+			continue
+		}
+		end, digits, exp := scanNumber(payload, i)
+		if (digits > 15 || exp) && !exactThroughDouble(string(payload[i:end])) {
+			return false
+		}
+		i = end - 1
+	}
+	return true
+}
+
+// scanNumber reads the number literal starting at payload[i] and returns
+// where it ends, how many significant digits it has and whether it has an
+// exponent.
+func scanNumber(payload []byte, i int) (end, digits int, exp bool) {
+	leading := true
+	for ; i < len(payload); i++ {
+		switch c := payload[i]; {
+		case c >= '0' && c <= '9':
+			if c != '0' || !leading {
+				leading = false
+				digits++
+			}
+		case c == 'e' || c == 'E':
+			exp = true
+		case c == '-' || c == '+' || c == '.':
+		default:
+			return i, digits, exp
+		}
+	}
+	return i, digits, exp
+}
+
+// exactThroughDouble reports whether the JSON number lit has the same value
+// after conversion to a double and RFC 8785 serialization.
+func exactThroughDouble(lit string) bool {
+	f, err := strconv.ParseFloat(lit, 64)
+	if err != nil {
+		return false
+	}
+	c, err := canon.AppendFloat(nil, f)
+	if err != nil {
+		return false
+	}
+	want, ok1 := new(big.Rat).SetString(lit)
+	got, ok2 := new(big.Rat).SetString(string(c))
+	return ok1 && ok2 && want.Cmp(got) == 0
 }

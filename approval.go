@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -265,8 +266,29 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	return res, nil
 }
 
-// maxAttempts bounds the compare-and-set retries of one operation.
-const maxAttempts = 16
+// maxAttempts bounds the compare-and-set retries of one operation. Each
+// lost race means another writer committed, so the loop always makes
+// progress overall; the bound only stops a pathological livelock.
+const maxAttempts = 100
+
+// backoff pauses before retry number attempt (from 1) of a lost
+// compare-and-set: not at all at first, then a short random time growing
+// with the attempt, capped at 5ms, so that a crowd of deciders on one
+// request spreads out instead of colliding again.
+func backoff(ctx context.Context, attempt int) error {
+	if attempt < 2 {
+		return ctx.Err()
+	}
+	d := time.Duration(rand.Int64N(int64(min(attempt, 50)) * int64(100*time.Microsecond)))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
 
 func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, error) {
 	actionHash, payloadHash, err := a.hashes()
@@ -292,7 +314,10 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 			})
 		}
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return Result{}, err
+		}
 		stored, created, err := g.store.Create(ctx, req, events)
 		if err != nil {
 			return Result{}, err

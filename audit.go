@@ -199,11 +199,15 @@ func VerifyAuditChain(events []AuditEvent) error {
 		if i > 0 {
 			prev := &events[i-1]
 			if e.Seq != prev.Seq+1 {
-				return &AuditChainError{Seq: prev.Seq + 1, Reason: fmt.Sprintf("expected seq %d, found %d", prev.Seq+1, e.Seq)}
+				// A gap names the first missing number; an event out of
+				// place (a reordering or duplicate) names that event.
+				return &AuditChainError{Seq: min(prev.Seq+1, e.Seq), Reason: fmt.Sprintf("expected seq %d, found %d", prev.Seq+1, e.Seq)}
 			}
 			if e.PrevHash != prev.Hash {
 				return &AuditChainError{Seq: e.Seq, Reason: "prev_hash does not match the previous event's hash"}
 			}
+		} else if e.Seq < 1 {
+			return &AuditChainError{Seq: e.Seq, Reason: "sequence numbers start at 1"}
 		} else if e.Seq == 1 && e.PrevHash != "" {
 			return &AuditChainError{Seq: 1, Reason: "first event has a prev_hash"}
 		}

@@ -48,7 +48,10 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 	if err != nil {
 		return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+		}
 		req, err := g.store.Get(ctx, id)
 		if err != nil {
 			if errors.Is(err, ErrNotFound) {
@@ -112,7 +115,9 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 var errTimedOut = errors.New("request deadline passed")
 
 // applyDecision checks the decision against req and returns the request
-// with the vote applied, and the events to write with it.
+// with the vote applied, and the events to write with it. req is the
+// caller's private copy (fresh from the store): it is updated in place, but
+// only once every check has passed.
 func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, d Decision, now time.Time) (*Request, []AuditEvent, error) {
 	sub := c.Subject
 	if req.usedToken(c.TokenID) {
@@ -138,14 +143,14 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		return nil, nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, sub, v.Verdict, v.At.Format(time.RFC3339))
 	}
 
-	next := req.Clone()
+	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, Verdict: d.Verdict, Reason: d.Reason,
 		TokenID: c.TokenID, Policies: eligible, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
-	refs := policyRefs(req.Policies)
+	refs := policyRefs(next.Policies)
 	typ := EventDecisionApprove
 	if d.Verdict == VerdictDeny {
 		typ = EventDecisionDeny

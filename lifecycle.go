@@ -175,7 +175,10 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 	if err := checkString("reason", reason, maxReasonBytes); err != nil {
 		return nil, fmt.Errorf("approval: cancel %s: %w: %v", id, ErrInvalidDecision, err)
 	}
-	for range maxAttempts {
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
+		}
 		r, err := g.store.Get(ctx, id)
 		if err != nil {
 			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)

@@ -209,14 +209,19 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if err := check(p.Approvers); err != nil {
 		return err
 	}
-	users := 0
+	// Approvals count once per person, so only distinct users can meet a
+	// quorum made of named users alone.
+	users := map[string]bool{}
+	onlyUsers := true
 	for _, a := range p.Approvers {
 		if a.Kind == KindUser {
-			users++
+			users[a.Name] = true
+		} else {
+			onlyUsers = false
 		}
 	}
-	if users == len(p.Approvers) && users < p.RequiredApprovals && len(p.Escalation) == 0 {
-		return bad("%d named users can never reach RequiredApprovals %d", users, p.RequiredApprovals)
+	if onlyUsers && len(users) < p.RequiredApprovals && len(p.Escalation) == 0 {
+		return bad("%d distinct named users can never reach RequiredApprovals %d", len(users), p.RequiredApprovals)
 	}
 	for i, lvl := range p.Escalation {
 		if len(lvl) == 0 {

@@ -5,11 +5,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
 )
@@ -143,6 +143,13 @@ func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error)
 	if len(tok) > maxTokenLen {
 		return claims, nil, nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, maxTokenLen)
 	}
+	for i := 0; i < len(tok); i++ {
+		// The base64 decoder skips CR and LF; refuse them and anything else
+		// outside the alphabet, so one token has one spelling.
+		if c := tok[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return claims, nil, nil, fmt.Errorf("%w: character %q outside base64url", ErrTokenMalformed, c)
+		}
+	}
 	ps, ss, ok := strings.Cut(tok, ".")
 	if !ok || strings.IndexByte(ss, '.') >= 0 {
 		return claims, nil, nil, fmt.Errorf("%w: want two dot-separated parts", ErrTokenMalformed)
@@ -156,7 +163,7 @@ func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error)
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return claims, nil, nil, fmt.Errorf("%w: signature is not a base64url Ed25519 signature", ErrTokenMalformed)
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	if !decodeClaims(payload, &claims) {
 		return claims, nil, nil, fmt.Errorf("%w: payload is not the expected JSON", ErrTokenMalformed)
 	}
 	switch {
@@ -191,4 +198,99 @@ func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 		return claims, fmt.Errorf("%w: expired %s ago", ErrTokenExpired, now.Sub(time.Unix(claims.ExpiresAt, 0)).Truncate(time.Second))
 	}
 	return claims, nil
+}
+
+// decodeClaims parses a payload in the exact form issue writes: canonical
+// JSON (RFC 8785) with these eight members in this order. Anything else is
+// malformed. A strict fixed-form decoder is both smaller as an attack
+// surface and several times faster than encoding/json on the Decide path.
+func decodeClaims(p []byte, c *TokenClaims) bool {
+	d := claimDecoder{p: p, ok: true}
+	d.lit(`{"act":`)
+	c.Act = Verdict(d.str())
+	d.lit(`,"exp":`)
+	c.ExpiresAt = d.int()
+	d.lit(`,"iat":`)
+	c.IssuedAt = d.int()
+	d.lit(`,"kid":`)
+	c.KeyID = d.str()
+	d.lit(`,"rid":`)
+	c.RequestID = d.str()
+	d.lit(`,"sub":`)
+	c.Subject = d.str()
+	d.lit(`,"tid":`)
+	c.TokenID = d.str()
+	d.lit(`,"v":`)
+	c.Version = int(d.int())
+	d.lit(`}`)
+	return d.ok && d.i == len(p)
+}
+
+type claimDecoder struct {
+	p  []byte
+	i  int
+	ok bool
+}
+
+func (d *claimDecoder) lit(s string) {
+	if !d.ok || len(d.p)-d.i < len(s) || string(d.p[d.i:d.i+len(s)]) != s {
+		d.ok = false
+		return
+	}
+	d.i += len(s)
+}
+
+// str reads a JSON string. Escapes are those canon.AppendString writes,
+// all of which strconv.Unquote reads the same way.
+func (d *claimDecoder) str() string {
+	if !d.ok || d.i >= len(d.p) || d.p[d.i] != '"' {
+		d.ok = false
+		return ""
+	}
+	start, escaped := d.i, false
+	for d.i++; d.i < len(d.p); d.i++ {
+		switch c := d.p[d.i]; {
+		case c == '\\':
+			escaped = true
+			d.i++
+		case c < 0x20:
+			d.ok = false
+			return ""
+		case c == '"':
+			d.i++
+			raw := d.p[start:d.i]
+			if !escaped {
+				return string(raw[1 : len(raw)-1])
+			}
+			s, err := strconv.Unquote(string(raw))
+			if err != nil || !utf8.ValidString(s) {
+				d.ok = false
+				return ""
+			}
+			return s
+		}
+	}
+	d.ok = false
+	return ""
+}
+
+// int reads a JSON integer of at most 18 digits.
+func (d *claimDecoder) int() int64 {
+	start := d.i
+	if d.i < len(d.p) && d.p[d.i] == '-' {
+		d.i++
+	}
+	digits := d.i
+	for d.i < len(d.p) && d.p[d.i] >= '0' && d.p[d.i] <= '9' {
+		d.i++
+	}
+	if !d.ok || d.i == digits || d.i-digits > 18 {
+		d.ok = false
+		return 0
+	}
+	n, err := strconv.ParseInt(string(d.p[start:d.i]), 10, 64)
+	if err != nil {
+		d.ok = false
+	}
+	return n
 }

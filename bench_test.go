@@ -1,0 +1,199 @@
+package approval_test
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
+)
+
+// The benchmarks behind docs/PERFORMANCE.md. Run them together, so that
+// the ratios (Decide against one ed25519.Verify, the matcher tree against
+// hand-written Go) compare figures from one machine and one run:
+//
+//	go test -run '^$' -bench . -benchmem -count 5 .
+
+func benchGate(b *testing.B, approvers int) *approval.Gate {
+	b.Helper()
+	_, priv, err := approval.GenerateKeys()
+	if err != nil {
+		b.Fatal(err)
+	}
+	members := make([]string, approvers)
+	for i := range members {
+		members[i] = fmt.Sprintf("approver-%d", i)
+	}
+	g, err := approval.New(approval.Config{
+		Store:      memstore.New(),
+		SigningKey: priv,
+		Directory:  approval.StaticDirectory{Groups: map[string][]string{"finance": members}},
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = g.Close(context.Background()) })
+	return g
+}
+
+// BenchmarkGuardNoMatch: ten registered policies, none of which matches.
+func BenchmarkGuardNoMatch(b *testing.B) {
+	g := benchGate(b, 3)
+	for i := range 10 {
+		err := g.Policy(fmt.Sprintf("p%d", i), approval.Policy{
+			Match:             approval.Name(fmt.Sprintf("deploy:prod-%d-*", i)),
+			Approvers:         []approval.Approver{approval.Group("finance")},
+			RequiredApprovals: 1,
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	a := approval.Action{Name: "read-report", RequestedBy: "user-1", Tags: []string{"reporting"}}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		res, err := g.Guard(ctx, a)
+		if err != nil || res.Status != approval.StatusApproved {
+			b.Fatal(res, err)
+		}
+	}
+}
+
+// BenchmarkGuardCreate: a matching policy with three eligible approvers;
+// every iteration creates a new request (the payload differs).
+func BenchmarkGuardCreate(b *testing.B) {
+	g := benchGate(b, 3)
+	if err := g.Policy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	actions := make([]approval.Action, 1<<16)
+	for i := range actions {
+		actions[i] = approval.Action{
+			Name: "wire-transfer", RequestedBy: "user-1",
+			Cost:    &approval.Cost{Amount: 5000, Currency: "USD"},
+			Tags:    []string{"payments", "eu"},
+			Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i),
+		}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		res, err := g.Guard(ctx, actions[i%len(actions)])
+		if err != nil || res.Status != approval.StatusPending {
+			b.Fatal(res, err)
+		}
+		i++
+		if i%len(actions) == 0 {
+			b.StopTimer()
+			for j := range actions { // new identities for the next round
+				actions[j].RunID = fmt.Sprint(i)
+			}
+			b.StartTimer()
+		}
+	}
+}
+
+// BenchmarkDecide: one approval on a pending request in memstore, token
+// verification included. Every iteration uses a fresh token on a fresh
+// request, all prepared before the timer starts.
+func BenchmarkDecide(b *testing.B) {
+	g := benchGate(b, 3)
+	if err := g.Policy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := make([]string, b.N)
+	toks := make([]string, b.N)
+	for i := range b.N {
+		res, err := g.Guard(ctx, approval.Action{
+			Name: "wire-transfer", RequestedBy: "user-1",
+			Cost:  &approval.Cost{Amount: 5000, Currency: "USD"},
+			RunID: fmt.Sprint(i),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = res.RequestID
+		toks[i], err = g.IssueToken(res.RequestID, "approver-1", approval.VerdictApprove, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r, err := g.Decide(ctx, ids[i], approval.Decision{Token: toks[i], Verdict: approval.VerdictApprove})
+		if err != nil || len(r.Votes) != 1 {
+			b.Fatal(r, err)
+		}
+	}
+}
+
+// BenchmarkEd25519Verify is the yardstick for Decide: one signature check
+// of a payload the size of a token's.
+func BenchmarkEd25519Verify(b *testing.B) {
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := []byte(`{"act":"approve","exp":1772359200,"iat":1772355600,"kid":"AAAAAAAAAAA","rid":"req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b","sub":"approver-1","tid":"AAAAAAAAAAAAAAAAAAAAAA","v":1}`)
+	sig := ed25519.Sign(priv, msg)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !ed25519.Verify(pub, msg, sig) {
+			b.Fatal("bad signature")
+		}
+	}
+}
+
+var (
+	benchActions = []approval.Action{
+		{Name: "deploy", RequestedBy: "u", Risk: approval.RiskCritical, Tags: []string{"web", "production"}},
+		{Name: "deploy", RequestedBy: "u", Risk: approval.RiskLow, Tags: []string{"production"}},
+		{Name: "export", RequestedBy: "u", Risk: approval.RiskHigh, Tags: []string{"analytics", "staging", "customer-data"}},
+		{Name: "export", RequestedBy: "u", Risk: approval.RiskHigh, Tags: []string{"analytics", "staging"}},
+	}
+	sink bool
+)
+
+// BenchmarkMatcherTree: "risk at least high AND any tag of production,
+// customer-data" as a compiled matcher tree.
+func BenchmarkMatcherTree(b *testing.B) {
+	m := approval.All(approval.RiskAtLeast(approval.RiskHigh), approval.TagAny("production", "customer-data"))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ok, _ := m.Match(&benchActions[i&3])
+		sink = ok
+		i++
+	}
+}
+
+// BenchmarkMatcherHandWritten is the same logic written directly in Go.
+func BenchmarkMatcherHandWritten(b *testing.B) {
+	match := func(a *approval.Action) bool {
+		return a.Risk >= approval.RiskHigh &&
+			(slices.Contains(a.Tags, "production") || slices.Contains(a.Tags, "customer-data"))
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		sink = match(&benchActions[i&3])
+		i++
+	}
+}

@@ -1,0 +1,85 @@
+// Package approval puts a human, or several, in the loop before a risky
+// action runs.
+//
+// A host program describes an action (a wire transfer, a production deploy,
+// an AI agent's tool call) and asks the Gate whether it may run:
+//
+//	res, err := gate.Guard(ctx, approval.Action{Name: "wire-transfer", RequestedBy: "user-1",
+//		Cost: &approval.Cost{Amount: 5000, Currency: "USD"}})
+//	switch res.Status {
+//	case approval.StatusApproved: // run it
+//	case approval.StatusPending:  // tell the caller to come back; res.RequestID names the request
+//	default:                      // denied, or err != nil: do not run it
+//	}
+//
+// Approvers answer with Gate.Decide, carrying an Ed25519-signed single-use
+// token that names them. Every state change is written to an append-only,
+// hash-chained audit trail in the same atomic write as the change itself.
+//
+// # Gate
+//
+// New builds a Gate from a Config; only Config.Store is required, and
+// Config.SigningKey is needed to issue tokens. A Gate is safe for
+// concurrent use, and any number of gates, in one process or many, may share
+// one Store: every change is a compare-and-set on the stored request, retried
+// on conflict, so concurrent approvers never lose or double-count a vote.
+//
+// Guard is idempotent. While a request for the same action (same requester
+// and action hash, see Action.Hashes) is open, Guard returns it as pending,
+// so an agent that retries a tool call never creates a second request. Once
+// the request is approved, the next Guard of the exact same action returns
+// approved and consumes the approval: it is single use. An approval not used
+// within the policy's ApprovalTTL expires.
+//
+// Guard fails closed. Invalid input, a store error, or a custom matcher that
+// errors or panics never yields approved: errors return StatusDenied, and a
+// failing matcher applies its policy rather than skipping it.
+//
+// # Policies
+//
+// Gate.Policy registers a named Policy: a Matcher tree saying which actions
+// it covers (Name globs, TagAny/TagAll/TagNone, CostAtLeast/CostBelow,
+// RiskAtLeast, Custom, All/Any/Not), who may approve (User, Group, Role,
+// resolved through Config.Directory when a decision is made) and how many
+// must (RequiredApprovals). Every matching policy applies: the request is
+// approved only when each one's quorum is met. The smallest Timeout and the
+// most restrictive OnTimeout win, and the requester may not approve their
+// own request unless every matched policy sets AllowSelfApproval. A policy
+// with EffectDeny refuses matching actions outright. An action no policy
+// matches is approved with reason "no-policy-matched", with no I/O at all,
+// unless Config.Default is set.
+//
+// Each request stores a snapshot of every policy it matched, with the
+// SHA-256 of the policy's canonical definition. Decisions are counted
+// against the snapshot, so changing a policy never changes a live request.
+//
+// # Tokens
+//
+// A token is base64url(payload) "." base64url(signature), URL-safe and
+// unpadded. The payload is canonical JSON naming the key (kid), the token
+// (tid), the request (rid), the approver (sub), the verdicts it allows
+// (act: approve, deny or both) and its issue and expiry times. Decide checks
+// it in a fixed order with one sentinel error per failure (see Decide), and
+// records the token ID with the vote in one atomic write, so a token decides
+// once. Key IDs let keys rotate: add the old public key to
+// Config.VerifyKeys. Notifications carry per-approver links whose tokens are
+// signed off the request path.
+//
+// # Stores
+//
+// Store is the persistence contract, documented method by method.
+// memstore keeps everything in process; sqlstore keeps it in SQLite (a file
+// path is all it needs) or PostgreSQL (several replicas sharing one
+// database). storetest.Run proves any implementation against the contract.
+//
+// # Audit
+//
+// Every event (request.created, decision.approve, decision.rejected,
+// request.approved, approval.consumed...) carries a sequence number and
+// the SHA-256 of its canonical form chained to the previous event's hash.
+// VerifyAuditChain and Gate.VerifyAudit detect any edit, deletion or
+// reordering and name the first bad sequence number. A refused decision
+// (forged, replayed, expired or misdirected token, ineligible approver,
+// self-approval) changes nothing and is written as a decision.rejected
+// security event with who tried and why.
+package approval

@@ -1,0 +1,110 @@
+// Quickstart: a wire transfer over 1,000 USD needs two approvals from the
+// finance group. It guards the transfer (pending), lets two approvers decide
+// with their signed tokens, guards again (approved, and the approval is
+// used up), then prints and verifies the audit trail.
+//
+//	go run ./examples/quickstart
+package main
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
+)
+
+func main() {
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	_, priv, err := approval.GenerateKeys()
+	if err != nil {
+		return err
+	}
+	gate, err := approval.New(approval.Config{
+		Store:      memstore.New(),
+		SigningKey: priv,
+		Directory: approval.StaticDirectory{
+			Groups: map[string][]string{"finance": {"alice", "bob", "carol"}},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer gate.Close(ctx)
+
+	err = gate.Policy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		Timeout:           24 * time.Hour,
+		OnTimeout:         approval.Deny,
+		Reason:            "transfers of 1,000 USD or more need two finance approvals",
+	})
+	if err != nil {
+		return err
+	}
+
+	transfer := approval.Action{
+		Name:        "wire-transfer",
+		RequestedBy: "user-1",
+		Cost:        &approval.Cost{Amount: 5000, Currency: "USD"},
+		Message:     "Pay invoice INV-2291 to ACME GmbH",
+		Payload:     []byte(`{"iban":"DE89370400440532013000","amount":5000,"currency":"USD"}`),
+	}
+
+	res, err := gate.Guard(ctx, transfer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("guard:   %s (request %s)\n", res.Status, res.RequestID)
+	if res.Status != approval.StatusPending {
+		return fmt.Errorf("expected pending, got %s", res.Status)
+	}
+
+	for _, approver := range []string{"alice", "bob"} {
+		// In production the token arrives in the approver's Slack or email
+		// link; here we issue it directly.
+		tok, err := gate.IssueToken(res.RequestID, approver, approval.VerdictApprove, time.Hour)
+		if err != nil {
+			return err
+		}
+		req, err := gate.Decide(ctx, res.RequestID, approval.Decision{Token: tok, Verdict: approval.VerdictApprove, Reason: "invoice checked"})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("decide:  %s approves -> %s (%d of 2)\n", approver, req.Status, len(req.Votes))
+	}
+
+	res, err = gate.Guard(ctx, transfer)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("guard:   %s (%s)\n", res.Status, res.Reason)
+	if res.Status != approval.StatusApproved {
+		return fmt.Errorf("expected approved, got %s", res.Status)
+	}
+	fmt.Println("         -> the transfer runs now; the approval is used up")
+
+	fmt.Println("\naudit trail:")
+	page, err := gate.Audit(ctx, approval.AuditQuery{RequestID: res.RequestID})
+	if err != nil {
+		return err
+	}
+	for _, e := range page.Events {
+		fmt.Printf("  #%d %-20s %-8s %s\n", e.Seq, e.Type, e.Actor, e.Hash[:16])
+	}
+	n, err := gate.VerifyAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("audit chain: %w", err)
+	}
+	fmt.Fprintf(os.Stdout, "audit chain verified: %d events, unbroken\n", n)
+	return nil
+}
