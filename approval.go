@@ -444,8 +444,12 @@ func (g *Gate) denyByPolicy(ctx context.Context, req *Request, m *match) (Result
 	if m.denyErr != "" {
 		events[1].Reason = p.def.Reason + " (matcher failed: " + m.denyErr + ")"
 	}
-	if _, _, err := g.store.Create(ctx, req, events); err != nil {
+	_, created, err := g.store.Create(ctx, req, events)
+	if err != nil {
 		return Result{}, err
+	}
+	if !created {
+		return Result{}, errors.New("store did not record a denied request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
 	return Result{Status: StatusDenied, RequestID: req.ID, Reason: p.def.Reason}, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -63,6 +64,12 @@ type AuditEvent struct {
 	Hash     string    `json:"hash"`
 }
 
+// Clone returns a copy of e that shares no memory with it.
+func (e AuditEvent) Clone() AuditEvent {
+	e.Policies = slices.Clone(e.Policies)
+	return e
+}
+
 // PolicyRef names a policy snapshot.
 type PolicyRef struct {
 	Name string `json:"name"`
@@ -72,8 +79,8 @@ type PolicyRef struct {
 // SystemActor is the actor of events the gate causes by itself.
 const SystemActor = "system"
 
-// Seal places e in the chain: it sets e.Seq and e.PrevHash and computes
-// e.Hash. Stores call it while appending, with the sequence number and hash
+// Seal places e in the chain: it sets e.Seq and e.PrevHash, normalises e.At
+// to UTC microseconds and computes e.Hash. Stores call it while appending, with the sequence number and hash
 // of the event before (0 and "" for the first event).
 func (e *AuditEvent) Seal(prevSeq int64, prevHash string) {
 	e.Seq = prevSeq + 1

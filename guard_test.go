@@ -57,6 +57,22 @@ func TestGuardDenyPolicy(t *testing.T) {
 	res2, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusDenied, res2.Status)
+	require.NotEqual(t, res.RequestID, res2.RequestID)
+}
+
+func TestGuardDenyPolicyAddedWhileRequestIsOpen(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	open := f.pending(transfer(5000))
+	require.NoError(t, f.gate.Policy("freeze", approval.Policy{
+		Match: approval.Name("wire-*"), Effect: approval.EffectDeny, Reason: "payments frozen",
+	}))
+	res, err := f.gate.Guard(f.ctx, transfer(5000))
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusDenied, res.Status)
+	require.NotEqual(t, open, res.RequestID)
+	require.Equal(t, approval.StatusDenied, f.get(res.RequestID).Status)
+	require.Equal(t, approval.StatusPending, f.get(open).Status, "the open request is left to its approvers")
 }
 
 func TestGuardInvalidActionStoresNothing(t *testing.T) {

@@ -152,7 +152,9 @@ func (r *Request) Clone() *Request {
 	}
 	c := *r
 	c.Action = r.Action.clone()
-	c.Policies = make([]MatchedPolicy, len(r.Policies))
+	if r.Policies != nil {
+		c.Policies = make([]MatchedPolicy, len(r.Policies))
+	}
 	for i, p := range r.Policies {
 		p.Approvers = slices.Clone(p.Approvers)
 		if p.Escalation != nil {

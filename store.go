@@ -21,14 +21,18 @@ type Store interface {
 	// Create stores req (whose Version is 1) and appends events to the audit
 	// trail, atomically: both or neither.
 	//
-	// If a request with the same ActionHash exists whose status is not
-	// terminal (see Status.Terminal), Create stores nothing and returns a
-	// copy of that request with created == false. This check and the insert
-	// are one atomic step: concurrent Creates of one action, from any number
-	// of goroutines or processes, create exactly one request.
+	// If req is not terminal and a request with the same ActionHash exists
+	// whose status is not terminal (see Status.Terminal), Create stores
+	// nothing and returns a copy of that request with created == false.
+	// This check and the insert are one atomic step: concurrent Creates of
+	// one action, from any number of goroutines or processes, create
+	// exactly one request. A terminal req (an action a deny policy refused)
+	// is stored whatever else exists.
 	//
-	// Create returns ErrConflict if a request with req.ID already exists.
-	// On success it sets Seq, PrevHash and Hash on each element of events.
+	// Create returns ErrConflict if a request with req.ID already exists
+	// (after the deduplication check). On success it seals each element of
+	// events in place (see AuditEvent.Seal: Seq, PrevHash, Hash, and At
+	// normalised).
 	Create(ctx context.Context, req *Request, events []AuditEvent) (stored *Request, created bool, err error)
 
 	// Get returns a copy of the request with the given ID, or an error
@@ -43,23 +47,27 @@ type Store interface {
 	//
 	// If u.TokenID is not empty, the store records it as used, in the same
 	// atomic step, and returns ErrTokenUsed (writing nothing) if any earlier
-	// Update, for any request, recorded the same token ID.
+	// Update, for any request, recorded the same token ID. A stale version
+	// is reported as ErrConflict even if the token is also used.
 	//
-	// On success it sets Seq, PrevHash and Hash on each element of u.Events.
+	// On success it seals each element of u.Events in place.
 	Update(ctx context.Context, u Update) error
 
 	// List returns requests matching q in ascending ID (creation) order, at
-	// most q.Limit of them (a store may cap the limit; 0 means the store's
-	// default), and a cursor for the next page, empty on the last page.
+	// most PageSize(q.Limit) of them, and a cursor for the next page, empty
+	// on the last page. Vote filters match Vote.Approver (the person who
+	// decided, delegate or not).
 	List(ctx context.Context, q RequestQuery) (RequestPage, error)
 
-	// ListDue returns up to limit non-terminal requests whose DueAt is not
-	// zero and not after now, earliest DueAt first.
+	// ListDue returns up to PageSize(limit) non-terminal requests whose
+	// DueAt is not zero and not after now, earliest DueAt first (ties in ID
+	// order).
 	ListDue(ctx context.Context, now time.Time, limit int) ([]*Request, error)
 
 	// AppendAudit appends events that change no request (rejected
 	// decisions, deduplicated Guards, notification outcomes) to the audit
-	// trail, atomically. It sets Seq, PrevHash and Hash on each element.
+	// trail, atomically: one call's events are consecutive in the chain. It
+	// seals each element in place.
 	AppendAudit(ctx context.Context, events []AuditEvent) error
 
 	// ListAudit returns audit events matching q in ascending sequence

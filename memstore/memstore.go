@@ -1,0 +1,332 @@
+// Package memstore is an in-memory approval.Store, for tests, demos and
+// single-process services. Its state lives in the process and is lost when
+// the process exits.
+package memstore
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/signoff/approval"
+)
+
+// Store is an approval.Store that keeps requests and the audit trail in
+// memory. The zero value is not usable: create one with New. A Store is safe
+// for concurrent use.
+//
+// Every method copies what it receives and what it returns, so callers may
+// modify requests and events afterwards. Create, Get and Update run in
+// constant time; List and ListAudit scan from the cursor, and ListDue scans
+// the requests that are not terminal.
+type Store struct {
+	mu sync.Mutex
+	// requests holds the stored requests by ID. They are never handed out.
+	requests map[string]*approval.Request
+	// ids holds every request ID in ascending order, for List. IDs are
+	// time-ordered, so inserting one is nearly always an append.
+	ids []string
+	// live maps an ActionHash to the IDs of its requests that are not
+	// terminal, oldest first. Create deduplicates against it and ListDue
+	// scans it. The gate keeps at most one live request per action, but an
+	// Update may in principle revive a terminal request, so this is a list.
+	live map[string][]string
+	// tokens holds every token ID recorded by Update.
+	tokens map[string]struct{}
+	// audit is the trail in chunks of auditChunk events, so that appending
+	// never copies the trail; the event with Seq n is at index n-1.
+	audit    [][]approval.AuditEvent
+	auditLen int64
+}
+
+const auditChunk = 1024
+
+var _ approval.Store = (*Store)(nil)
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{
+		requests: make(map[string]*approval.Request),
+		live:     make(map[string][]string),
+		tokens:   make(map[string]struct{}),
+	}
+}
+
+// Create implements approval.Store. It looks for a live request with the
+// same ActionHash before it checks req.ID, so a retried Create returns the
+// request the first attempt stored, with created == false, not ErrConflict.
+func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("memstore: create: %w", err)
+	}
+	if req == nil {
+		return nil, false, errors.New("memstore: create: nil request")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ids := s.live[req.ActionHash]; len(ids) > 0 && !req.Status.Terminal() {
+		return s.requests[ids[0]].Clone(), false, nil
+	}
+	if _, ok := s.requests[req.ID]; ok {
+		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, approval.ErrConflict)
+	}
+	stored := req.Clone()
+	s.requests[stored.ID] = stored
+	s.insertID(stored.ID)
+	if !stored.Status.Terminal() {
+		s.live[stored.ActionHash] = append(s.live[stored.ActionHash], stored.ID)
+	}
+	s.appendAudit(events)
+	return stored.Clone(), true, nil
+}
+
+// insertID adds id to s.ids, keeping it sorted.
+func (s *Store) insertID(id string) {
+	if n := len(s.ids); n == 0 || s.ids[n-1] < id {
+		s.ids = append(s.ids, id)
+		return
+	}
+	i, _ := slices.BinarySearch(s.ids, id)
+	s.ids = slices.Insert(s.ids, i, id)
+}
+
+// Get implements approval.Store.
+func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: get %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.requests[id]
+	if !ok {
+		return nil, fmt.Errorf("memstore: get %s: %w", id, approval.ErrNotFound)
+	}
+	return r.Clone(), nil
+}
+
+// Update implements approval.Store. It checks the version before the token,
+// so an Update that is both stale and replayed reports ErrConflict.
+func (s *Store) Update(ctx context.Context, u approval.Update) error {
+	if u.Request == nil {
+		return errors.New("memstore: update: nil request")
+	}
+	id := u.Request.ID
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: update %s: %w", id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, ok := s.requests[id]
+	if !ok {
+		return fmt.Errorf("memstore: update %s: %w", id, approval.ErrNotFound)
+	}
+	if old.Version != u.Request.Version-1 {
+		return fmt.Errorf("memstore: update %s: stored version %d, update to %d: %w",
+			id, old.Version, u.Request.Version, approval.ErrConflict)
+	}
+	if u.TokenID != "" {
+		if _, used := s.tokens[u.TokenID]; used {
+			return fmt.Errorf("memstore: update %s: token %s: %w", id, u.TokenID, approval.ErrTokenUsed)
+		}
+		s.tokens[u.TokenID] = struct{}{}
+	}
+	next := u.Request.Clone()
+	wasLive, isLive := !old.Status.Terminal(), !next.Status.Terminal()
+	if wasLive && (!isLive || old.ActionHash != next.ActionHash) {
+		s.unlive(old.ActionHash, id)
+	}
+	if isLive && (!wasLive || old.ActionHash != next.ActionHash) {
+		s.live[next.ActionHash] = append(s.live[next.ActionHash], id)
+	}
+	s.requests[id] = next
+	s.appendAudit(u.Events)
+	return nil
+}
+
+// unlive removes id from the live requests of hash.
+func (s *Store) unlive(hash, id string) {
+	ids := s.live[hash]
+	if i := slices.Index(ids, id); i >= 0 {
+		ids = slices.Delete(ids, i, i+1)
+	}
+	if len(ids) == 0 {
+		delete(s.live, hash)
+	} else {
+		s.live[hash] = ids
+	}
+}
+
+// List implements approval.Store. The cursor is the ID of the last request
+// of the previous page.
+func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.RequestPage, error) {
+	if err := ctx.Err(); err != nil {
+		return approval.RequestPage{}, fmt.Errorf("memstore: list: %w", err)
+	}
+	limit := approval.PageSize(q.Limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	start := 0
+	if q.Cursor != "" {
+		var found bool
+		start, found = slices.BinarySearch(s.ids, q.Cursor)
+		if found {
+			start++
+		}
+	}
+	var page approval.RequestPage
+	for _, id := range s.ids[start:] {
+		r := s.requests[id]
+		if !matchRequest(r, &q) {
+			continue
+		}
+		if len(page.Requests) == limit {
+			// A further match exists, so this is not the last page.
+			page.Next = page.Requests[limit-1].ID
+			break
+		}
+		page.Requests = append(page.Requests, r.Clone())
+	}
+	return page, nil
+}
+
+func matchRequest(r *approval.Request, q *approval.RequestQuery) bool {
+	if len(q.Status) > 0 && !slices.Contains(q.Status, r.Status) {
+		return false
+	}
+	if q.RequestedBy != "" && r.Action.RequestedBy != q.RequestedBy {
+		return false
+	}
+	if q.Policy != "" && !slices.ContainsFunc(r.Policies, func(p approval.MatchedPolicy) bool { return p.Name == q.Policy }) {
+		return false
+	}
+	if q.Approver != "" && !slices.ContainsFunc(r.Votes, func(v approval.Vote) bool { return v.Approver == q.Approver }) {
+		return false
+	}
+	if !q.CreatedFrom.IsZero() && r.CreatedAt.Before(q.CreatedFrom) {
+		return false
+	}
+	if !q.CreatedTo.IsZero() && !r.CreatedAt.Before(q.CreatedTo) {
+		return false
+	}
+	return true
+}
+
+// ListDue implements approval.Store. A limit of 0 or less means
+// approval.DefaultPageSize; requests due at the same time come in ID order.
+func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: list due: %w", err)
+	}
+	limit = approval.PageSize(limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due []*approval.Request
+	for _, ids := range s.live {
+		for _, id := range ids {
+			r := s.requests[id]
+			if !r.DueAt.IsZero() && !r.DueAt.After(now) {
+				due = append(due, r)
+			}
+		}
+	}
+	slices.SortFunc(due, func(a, b *approval.Request) int {
+		if c := a.DueAt.Compare(b.DueAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	due = due[:min(len(due), limit)]
+	for i, r := range due {
+		due[i] = r.Clone()
+	}
+	return due, nil
+}
+
+// AppendAudit implements approval.Store.
+func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: append audit: %w", err)
+	}
+	s.mu.Lock()
+	s.appendAudit(events)
+	s.mu.Unlock()
+	return nil
+}
+
+// appendAudit seals events in the caller's slice and appends copies to the
+// trail. s.mu must be held.
+func (s *Store) appendAudit(events []approval.AuditEvent) {
+	var prevHash string
+	if s.auditLen > 0 {
+		prevHash = s.event(s.auditLen - 1).Hash
+	}
+	for i := range events {
+		e := &events[i]
+		e.Seal(s.auditLen, prevHash)
+		prevHash = e.Hash
+		if s.auditLen%auditChunk == 0 {
+			s.audit = append(s.audit, make([]approval.AuditEvent, 0, auditChunk))
+		}
+		last := &s.audit[len(s.audit)-1]
+		*last = append(*last, e.Clone())
+		s.auditLen++
+	}
+}
+
+// event returns the event at index i of the trail (Seq i+1).
+func (s *Store) event(i int64) *approval.AuditEvent {
+	return &s.audit[i/auditChunk][i%auditChunk]
+}
+
+// ListAudit implements approval.Store. The cursor is the sequence number of
+// the last event of the previous page, in decimal.
+func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.AuditPage, error) {
+	if err := ctx.Err(); err != nil {
+		return approval.AuditPage{}, fmt.Errorf("memstore: list audit: %w", err)
+	}
+	var after int64
+	if q.Cursor != "" {
+		n, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil || n < 0 {
+			return approval.AuditPage{}, fmt.Errorf("memstore: list audit: invalid cursor %q", q.Cursor)
+		}
+		after = n
+	}
+	limit := approval.PageSize(q.Limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var page approval.AuditPage
+	for i := min(after, s.auditLen); i < s.auditLen; i++ {
+		e := s.event(i)
+		if !matchEvent(e, &q) {
+			continue
+		}
+		if len(page.Events) == limit {
+			page.Next = strconv.FormatInt(page.Events[limit-1].Seq, 10)
+			break
+		}
+		page.Events = append(page.Events, e.Clone())
+	}
+	return page, nil
+}
+
+func matchEvent(e *approval.AuditEvent, q *approval.AuditQuery) bool {
+	if q.RequestID != "" && e.RequestID != q.RequestID {
+		return false
+	}
+	if q.Actor != "" && e.Actor != q.Actor {
+		return false
+	}
+	if !q.Since.IsZero() && e.At.Before(q.Since) {
+		return false
+	}
+	if !q.Until.IsZero() && !e.At.Before(q.Until) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,279 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// runRequestTests checks Create and Get.
+func runRequestTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
+	// Get returns exactly what Create stored: every field, including times
+	// to the microsecond, votes, policy snapshots and the action's optional
+	// parts. Create returns the same.
+	t.Run("create then get", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		for _, want := range []*approval.Request{newRequest(), fullRequest()} {
+			stored, created, err := s.Create(t.Context(), want.Clone(), nil)
+			require.NoError(t, err)
+			require.True(t, created)
+			require.Equal(t, want, stored)
+			require.Equal(t, want, get(t, s, want.ID))
+		}
+	})
+
+	// Get of an ID that was never stored returns an error wrapping
+	// ErrNotFound.
+	t.Run("get unknown id", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		create(t, s, newRequest())
+		_, err := s.Get(t.Context(), newID())
+		require.ErrorIs(t, err, approval.ErrNotFound)
+	})
+
+	// Create keeps its own copy: changing the request passed in, or the
+	// one returned, afterwards does not change the stored request.
+	t.Run("create copies the request", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		in := fullRequest()
+		want := in.Clone()
+		stored, _, err := s.Create(t.Context(), in, nil)
+		require.NoError(t, err)
+		scribble(in)
+		scribble(stored)
+		require.Equal(t, want, get(t, s, want.ID))
+	})
+
+	// Get returns a copy: changing it does not change the stored request.
+	t.Run("get returns a copy", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		want := create(t, s, fullRequest()).Clone()
+		scribble(get(t, s, want.ID))
+		require.Equal(t, want, get(t, s, want.ID))
+	})
+
+	// Create of an ID that is already stored returns an error wrapping
+	// ErrConflict and writes nothing: neither the request nor its events.
+	t.Run("create duplicate id", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		first := create(t, s, newRequest(), event("", approval.EventRequestCreated, "alice"))
+		dup := newRequest()
+		dup.ID = first.ID
+		dup.Action.RequestedBy = "mallory"
+		_, _, err := s.Create(t.Context(), dup, []approval.AuditEvent{event(dup.ID, approval.EventRequestCreated, "mallory")})
+		require.ErrorIs(t, err, approval.ErrConflict)
+		require.Equal(t, first, get(t, s, first.ID))
+		require.Len(t, fullTrail(t, s), 1)
+		// The rejected request's ActionHash did not become live.
+		again := newRequest()
+		again.ActionHash = dup.ActionHash
+		create(t, s, again)
+	})
+
+	// While a request for an ActionHash is not terminal (pending, escalated
+	// or approved but not consumed), Create of the same ActionHash stores
+	// nothing, appends no events, and returns that request with created ==
+	// false.
+	t.Run("create deduplicates live action", func(t *testing.T) {
+		t.Parallel()
+		for _, status := range []approval.Status{approval.StatusPending, approval.StatusEscalated, approval.StatusApproved} {
+			t.Run(string(status), func(t *testing.T) {
+				t.Parallel()
+				s := newStore(t)
+				first := create(t, s, newRequest(), event("", approval.EventRequestCreated, "alice"))
+				if status != approval.StatusPending {
+					first = update(t, s, first.ID, func(r *approval.Request) { r.Status = status })
+				}
+				before := fullTrail(t, s)
+
+				second := newRequest()
+				second.ActionHash = first.ActionHash
+				stored, created, err := s.Create(t.Context(), second, []approval.AuditEvent{event(second.ID, approval.EventRequestCreated, "alice")})
+				require.NoError(t, err)
+				require.False(t, created)
+				require.Equal(t, first, stored)
+				scribble(stored) // a copy, like every request a store returns
+				require.Equal(t, first, get(t, s, first.ID))
+				_, err = s.Get(t.Context(), second.ID)
+				require.ErrorIs(t, err, approval.ErrNotFound)
+				require.Equal(t, before, fullTrail(t, s))
+			})
+		}
+	})
+
+	// A request created terminal (an action a deny policy refused) is stored
+	// even while a live request for its ActionHash exists, and does not
+	// displace it.
+	t.Run("create terminal beside live", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		live := create(t, s, newRequest())
+		denied := newRequest()
+		denied.ActionHash = live.ActionHash
+		denied.Status = approval.StatusDenied
+		stored, created, err := s.Create(t.Context(), denied, nil)
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, denied, stored)
+		require.Equal(t, denied, get(t, s, denied.ID))
+
+		again := newRequest()
+		again.ActionHash = live.ActionHash
+		stored, created, err = s.Create(t.Context(), again, nil)
+		require.NoError(t, err)
+		require.False(t, created)
+		require.Equal(t, live.ID, stored.ID)
+	})
+
+	// Once the request for an ActionHash is terminal, Create of the same
+	// ActionHash stores a new request, which then blocks the next one.
+	t.Run("create after terminal", func(t *testing.T) {
+		t.Parallel()
+		for _, status := range []approval.Status{
+			approval.StatusDenied, approval.StatusCancelled, approval.StatusTimedOut,
+			approval.StatusConsumed, approval.StatusExpired,
+		} {
+			t.Run(string(status), func(t *testing.T) {
+				t.Parallel()
+				s := newStore(t)
+				first := create(t, s, newRequest())
+				update(t, s, first.ID, func(r *approval.Request) { r.Status = status })
+
+				second := newRequest()
+				second.ActionHash = first.ActionHash
+				stored, created, err := s.Create(t.Context(), second, nil)
+				require.NoError(t, err)
+				require.True(t, created)
+				require.Equal(t, second, stored)
+
+				third := newRequest()
+				third.ActionHash = first.ActionHash
+				stored, created, err = s.Create(t.Context(), third, nil)
+				require.NoError(t, err)
+				require.False(t, created)
+				require.Equal(t, second.ID, stored.ID)
+			})
+		}
+	})
+
+	// A request created in a terminal status does not block a later
+	// request for the same ActionHash.
+	t.Run("create terminal does not block", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		denied := newRequest()
+		denied.Status = approval.StatusDenied
+		create(t, s, denied)
+		next := newRequest()
+		next.ActionHash = denied.ActionHash
+		create(t, s, next)
+	})
+
+	// Concurrent Creates of one ActionHash create exactly one request; every
+	// other call returns that request with created == false, and only the
+	// winner's events reach the trail.
+	t.Run("create concurrent same action", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		const n = 32
+		hash := newRequest().ActionHash
+		type result struct {
+			id, storedID string
+			created      bool
+			err          error
+		}
+		results := make([]result, n)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				req := newRequest()
+				req.ActionHash = hash
+				<-start
+				stored, created, err := s.Create(t.Context(), req, []approval.AuditEvent{event(req.ID, approval.EventRequestCreated, "alice")})
+				results[i] = result{id: req.ID, created: created, err: err}
+				if err == nil {
+					results[i].storedID = stored.ID
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		var winner string
+		for _, r := range results {
+			require.NoError(t, r.err)
+			if r.created {
+				require.Empty(t, winner, "two Creates of one action both created a request")
+				winner = r.id
+			}
+		}
+		require.NotEmpty(t, winner, "no Create created a request")
+		for _, r := range results {
+			require.Equal(t, winner, r.storedID)
+		}
+		all := listAll(t, s, approval.RequestQuery{})
+		require.Equal(t, []string{winner}, ids(all))
+		events := fullTrail(t, s)
+		require.Len(t, events, 1)
+		require.Equal(t, winner, events[0].RequestID)
+	})
+}
+
+// scribble changes every part of r that a store might share with its own
+// copy, to catch aliasing.
+func scribble(r *approval.Request) {
+	r.Status = approval.StatusCancelled
+	r.Action.Name = "scribbled"
+	if r.Action.Cost != nil {
+		r.Action.Cost.Amount = -1
+	}
+	if len(r.Action.Tags) > 0 {
+		r.Action.Tags[0] = "scribbled"
+	}
+	for k := range r.Action.Metadata {
+		r.Action.Metadata[k] = "scribbled"
+	}
+	r.Action.Metadata = map[string]string{"scribbled": "yes"}
+	if len(r.Action.Constraints) > 0 {
+		r.Action.Constraints[0] = "scribbled"
+	}
+	if len(r.Action.Payload) > 0 {
+		r.Action.Payload[0] = 'X'
+	}
+	if r.Action.Provenance != nil {
+		r.Action.Provenance.Source = "scribbled"
+	}
+	if len(r.Action.Diff) > 0 {
+		r.Action.Diff[0].Path = "scribbled"
+		if len(r.Action.Diff[0].Hunks) > 0 {
+			r.Action.Diff[0].Hunks[0].Body = "scribbled"
+		}
+	}
+	for i := range r.Policies {
+		p := &r.Policies[i]
+		p.Name = "scribbled"
+		if len(p.Approvers) > 0 {
+			p.Approvers[0] = approval.User("scribbled")
+		}
+		if len(p.Escalation) > 0 && len(p.Escalation[0]) > 0 {
+			p.Escalation[0][0] = approval.User("scribbled")
+		}
+	}
+	for i := range r.Votes {
+		r.Votes[i].Approver = "scribbled"
+		if len(r.Votes[i].Policies) > 0 {
+			r.Votes[i].Policies[0] = "scribbled"
+		}
+	}
+	r.Votes = append(r.Votes, approval.Vote{Approver: "scribbled"})
+	r.Version = 99
+}

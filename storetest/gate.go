@@ -1,0 +1,246 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// runGateTests drives real gates over the store: the behaviours users rely
+// on (no lost or doubled vote, one request per action, single-use tokens)
+// hold only if the store's atomic steps are really atomic.
+func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
+	t.Run("gate: concurrent approvers are counted exactly", func(t *testing.T) {
+		// 64 eligible approvers race on a request that needs all 64: every
+		// vote must land exactly once, each on its own compare-and-set.
+		t.Parallel()
+		g, _ := newGatePair(t, newStore(t), 64, 64)
+		id := guardPending(t, g)
+		errs := decideAll(t, g, id, approverNames(64))
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		r, err := g.Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusApproved, r.Status)
+		require.Len(t, r.Votes, 64)
+		seen := map[string]bool{}
+		for _, v := range r.Votes {
+			require.False(t, seen[v.Approver], "vote of %s counted twice", v.Approver)
+			seen[v.Approver] = true
+		}
+		verifyTrail(t, g)
+	})
+
+	t.Run("gate: a quorum closes the request to latecomers", func(t *testing.T) {
+		// 64 eligible approvers race on a request that needs 2, through two
+		// gates: exactly two votes count and 62 are refused as not pending.
+		t.Parallel()
+		g1, g2 := newGatePair(t, newStore(t), 64, 2)
+		id := guardPending(t, g1)
+		names := approverNames(64)
+		errs := decideSplit(t, g1, g2, id, names)
+		ok, closed := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, approval.ErrNotPending):
+				closed++
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		require.Equal(t, 2, ok)
+		require.Equal(t, 62, closed)
+		r, err := g1.Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusApproved, r.Status)
+		require.Len(t, r.Votes, 2)
+		verifyTrail(t, g1)
+	})
+
+	t.Run("gate: concurrent guards of one action create one request", func(t *testing.T) {
+		// 32 goroutines, split over two gates, guard the same action at once:
+		// one request is created and every caller gets its ID.
+		t.Parallel()
+		g1, g2 := newGatePair(t, newStore(t), 3, 2)
+		ids := make([]string, 32)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range ids {
+			g := g1
+			if i%2 == 1 {
+				g = g2
+			}
+			wg.Go(func() {
+				<-start
+				res, err := g.Guard(context.Background(), gateAction())
+				if err != nil {
+					t.Errorf("guard: %v", err)
+					return
+				}
+				ids[i] = res.RequestID
+			})
+		}
+		close(start)
+		wg.Wait()
+		for _, id := range ids {
+			require.Equal(t, ids[0], id)
+		}
+		page, err := g1.List(context.Background(), approval.RequestQuery{})
+		require.NoError(t, err)
+		require.Len(t, page.Requests, 1)
+	})
+
+	t.Run("gate: a token used through one gate is refused through another", func(t *testing.T) {
+		// A token is single use across every gate sharing the store; the
+		// replay changes nothing and is audited.
+		t.Parallel()
+		g1, g2 := newGatePair(t, newStore(t), 3, 2)
+		ctx := context.Background()
+		id := guardPending(t, g1)
+		tok, err := g1.IssueToken(id, "approver-00", approval.VerdictApprove, time.Hour)
+		require.NoError(t, err)
+		_, err = g1.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+		require.NoError(t, err)
+		before, err := g2.Get(ctx, id)
+		require.NoError(t, err)
+		_, err = g2.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+		require.ErrorIs(t, err, approval.ErrTokenUsed)
+		after, err := g2.Get(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, before, after)
+		page, err := g2.Audit(ctx, approval.AuditQuery{RequestID: id})
+		require.NoError(t, err)
+		last := page.Events[len(page.Events)-1]
+		require.Equal(t, approval.EventDecisionRejected, last.Type)
+		require.Equal(t, "approver-00", last.Actor)
+		verifyTrail(t, g1)
+	})
+
+	t.Run("gate: an approval is consumed once", func(t *testing.T) {
+		// After approval, concurrent Guards of the action through two gates
+		// return approved exactly once.
+		t.Parallel()
+		g1, g2 := newGatePair(t, newStore(t), 3, 1)
+		ctx := context.Background()
+		id := guardPending(t, g1)
+		tok, err := g1.IssueToken(id, "approver-01", approval.VerdictApprove, time.Hour)
+		require.NoError(t, err)
+		_, err = g1.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+		require.NoError(t, err)
+		var approved atomic.Int32
+		var wg sync.WaitGroup
+		for i := range 16 {
+			g := g1
+			if i%2 == 1 {
+				g = g2
+			}
+			wg.Go(func() {
+				res, err := g.Guard(ctx, gateAction())
+				if err != nil {
+					t.Errorf("guard: %v", err)
+				}
+				if res.Status == approval.StatusApproved {
+					approved.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		require.EqualValues(t, 1, approved.Load())
+		verifyTrail(t, g1)
+	})
+}
+
+// newGatePair returns two gates over one store, sharing one signing key,
+// with a policy needing quorum approvals from a group of n approvers.
+func newGatePair(t *testing.T, s approval.Store, n, quorum int) (*approval.Gate, *approval.Gate) {
+	t.Helper()
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	dir := approval.StaticDirectory{Groups: map[string][]string{"approvers": approverNames(n)}}
+	gates := make([]*approval.Gate, 2)
+	for i := range gates {
+		g, err := approval.New(approval.Config{
+			Store: s, SigningKey: priv, Directory: dir,
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		require.NoError(t, err)
+		require.NoError(t, g.Policy("gated", approval.Policy{
+			Match:             approval.Name("storetest:*"),
+			Approvers:         []approval.Approver{approval.Group("approvers")},
+			RequiredApprovals: quorum,
+		}))
+		t.Cleanup(func() { _ = g.Close(context.Background()) })
+		gates[i] = g
+	}
+	return gates[0], gates[1]
+}
+
+func approverNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("approver-%02d", i)
+	}
+	return names
+}
+
+func gateAction() approval.Action {
+	return approval.Action{Name: "storetest:transfer", RequestedBy: "requester", Payload: []byte(`{"amount":5000}`)}
+}
+
+func guardPending(t *testing.T, g *approval.Gate) string {
+	t.Helper()
+	res, err := g.Guard(context.Background(), gateAction())
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusPending, res.Status)
+	return res.RequestID
+}
+
+func decideAll(t *testing.T, g *approval.Gate, id string, names []string) []error {
+	return decideSplit(t, g, g, id, names)
+}
+
+// decideSplit has every named approver approve at once, alternating gates.
+func decideSplit(t *testing.T, g1, g2 *approval.Gate, id string, names []string) []error {
+	t.Helper()
+	toks := make([]string, len(names))
+	for i, n := range names {
+		tok, err := g1.IssueToken(id, n, approval.VerdictApprove, time.Hour)
+		require.NoError(t, err)
+		toks[i] = tok
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range names {
+		g := g1
+		if i%2 == 1 {
+			g = g2
+		}
+		wg.Go(func() {
+			<-start
+			_, errs[i] = g.Decide(context.Background(), id, approval.Decision{Token: toks[i], Verdict: approval.VerdictApprove})
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errs
+}
+
+func verifyTrail(t *testing.T, g *approval.Gate) {
+	t.Helper()
+	n, err := g.VerifyAudit(context.Background())
+	require.NoError(t, err)
+	require.Positive(t, n)
+}

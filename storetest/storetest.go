@@ -1,0 +1,245 @@
+// Package storetest checks an approval.Store against the contract written
+// on the Store interface. A store author proves an implementation in one
+// line:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T) approval.Store { return mystore.New(t) })
+//	}
+//
+// Each behaviour is one subtest, named by a short phrase, with a comment
+// saying what a store should do; run one with go test -run
+// 'TestConformance/create_then_get'.
+package storetest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// Run runs the conformance suite against the stores newStore returns.
+//
+// Every subtest calls newStore for its own store, which must be empty (no
+// requests, no audit events, no used tokens) and not shared with any other
+// call; newStore registers its own cleanup with t.Cleanup. Subtests run in
+// parallel, so newStore must be safe to call concurrently.
+func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
+	t.Helper()
+	runRequestTests(t, newStore)
+	runUpdateTests(t, newStore)
+	runListTests(t, newStore)
+	runAuditTests(t, newStore)
+	runContextTests(t, newStore)
+	runGateTests(t, newStore)
+}
+
+// newID returns a request ID shaped like the gate's: "req_" and 32 random hex
+// digits. Random IDs do not sort in creation order, which catches stores
+// that list in insertion order instead of ID order.
+func newID() string { return "req_" + randomHex() }
+
+func randomHex() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// now returns the current time as stores keep it: UTC, microseconds.
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// newRequest returns a valid pending request with a fresh ID and ActionHash.
+func newRequest() *approval.Request {
+	at := now()
+	return &approval.Request{
+		ID:     newID(),
+		Status: approval.StatusPending,
+		Action: approval.Action{
+			Name:        "wire-transfer",
+			RequestedBy: "alice",
+		},
+		ActionHash: randomHex() + randomHex(),
+		Policies: []approval.MatchedPolicy{{
+			Name:              "high_spend",
+			Hash:              randomHex() + randomHex(),
+			Approvers:         []approval.Approver{approval.Group("finance")},
+			RequiredApprovals: 2,
+		}},
+		SegregateRequester: true,
+		DenyThreshold:      1,
+		ApprovalTTL:        time.Hour,
+		CreatedAt:          at,
+		UpdatedAt:          at,
+		Version:            1,
+	}
+}
+
+// fullRequest returns a request with every field set, for round trips.
+func fullRequest() *approval.Request {
+	r := newRequest()
+	at := r.CreatedAt
+	r.Status = approval.StatusEscalated
+	r.Action = approval.Action{
+		Name:        "deploy:production",
+		RequestedBy: "agent-7",
+		Cost:        &approval.Cost{Amount: 1234.5, Currency: "USD"},
+		Risk:        approval.RiskHigh,
+		Tags:        []string{"production", "customer-data"},
+		Metadata:    map[string]string{"ticket": "OPS-42", "region": "eu-west-1"},
+		Message:     "Roll out v2.3.1 — ünïcode and \"quotes\"",
+		RunID:       "run-1",
+		StepID:      "step-3",
+		Constraints: []string{"max 3 retries", "read-only replica"},
+		Payload:     []byte(`{"tool":"deploy","args":{"version":"2.3.1"}}`),
+		Provenance: &approval.Provenance{
+			Source: "sdk", CreatedBy: "agent-7", SourceID: "call-9", CreatedFrom: "conv-12",
+		},
+		Diff: []approval.FileDiff{{
+			Path:    "deploy/prod.yaml",
+			OldPath: "deploy/prod.yml",
+			Hunks: []approval.Hunk{{
+				OldStart: 1, OldLines: 2, NewStart: 1, NewLines: 3,
+				Body: "-image: v2.3.0\n+image: v2.3.1\n+replicas: 3\n",
+			}},
+		}},
+	}
+	r.PayloadHash = randomHex() + randomHex()
+	r.Policies = append(r.Policies, approval.MatchedPolicy{
+		Name:               "prod_deploys",
+		Hash:               randomHex() + randomHex(),
+		Approvers:          []approval.Approver{approval.User("carol"), approval.Role("sre")},
+		RequiredApprovals:  1,
+		Escalation:         [][]approval.Approver{{approval.Group("sre-leads")}, {approval.User("cto")}},
+		EscalationInterval: 4 * time.Hour,
+		MatchError:         "custom matcher: boom",
+	})
+	r.Votes = []approval.Vote{{
+		Approver:   "bob",
+		OnBehalfOf: "dave",
+		Verdict:    approval.VerdictApprove,
+		Reason:     "looks fine",
+		TokenID:    "tok_" + randomHex(),
+		Policies:   []string{"high_spend", "prod_deploys"},
+		At:         at.Add(time.Minute),
+	}}
+	r.DistinctApprovers = true
+	r.DenyThreshold = 2
+	r.OnTimeout = approval.Approve
+	r.ApprovalTTL = 90 * time.Minute
+	r.Reason = "escalated after 4h"
+	r.UpdatedAt = at.Add(2 * time.Minute)
+	r.Deadline = at.Add(24 * time.Hour)
+	r.ExpiresAt = at.Add(25 * time.Hour)
+	r.ResolvedAt = at.Add(3 * time.Minute)
+	r.DueAt = at.Add(4 * time.Hour)
+	r.EscalationLevel = 1
+	return r
+}
+
+// event returns an unsealed audit event for request id.
+func event(id string, typ approval.EventType, actor string) approval.AuditEvent {
+	return approval.AuditEvent{
+		RequestID: id,
+		Type:      typ,
+		Actor:     actor,
+		Policies:  []approval.PolicyRef{{Name: "high_spend", Hash: "h1"}},
+		At:        time.Now(), // not normalised: Seal must do it
+	}
+}
+
+// create stores req, requires a new request, and returns req.
+func create(t *testing.T, s approval.Store, req *approval.Request, events ...approval.AuditEvent) *approval.Request {
+	t.Helper()
+	_, created, err := s.Create(t.Context(), req, events)
+	require.NoError(t, err)
+	require.True(t, created, "Create of %s found a live request for its ActionHash", req.ID)
+	return req
+}
+
+// get returns the stored request id.
+func get(t *testing.T, s approval.Store, id string) *approval.Request {
+	t.Helper()
+	r, err := s.Get(t.Context(), id)
+	require.NoError(t, err)
+	return r
+}
+
+// update moves the stored request to the state change makes on a copy of
+// it, as the next version, and returns the new state.
+func update(t *testing.T, s approval.Store, id string, change func(r *approval.Request), events ...approval.AuditEvent) *approval.Request {
+	t.Helper()
+	r := get(t, s, id)
+	change(r)
+	r.Version++
+	require.NoError(t, s.Update(t.Context(), approval.Update{Request: r, Events: events}))
+	return r
+}
+
+// listAll follows cursors through every page of q and returns the requests.
+func listAll(t *testing.T, s approval.Store, q approval.RequestQuery) []*approval.Request {
+	t.Helper()
+	var all []*approval.Request
+	for range 10_000 {
+		page, err := s.List(t.Context(), q)
+		require.NoError(t, err)
+		all = append(all, page.Requests...)
+		if page.Next == "" {
+			return all
+		}
+		require.NotEmpty(t, page.Requests, "List returned an empty page with a next cursor")
+		q.Cursor = page.Next
+	}
+	t.Fatal("List cursors did not end")
+	return nil
+}
+
+// ids returns the IDs of rs, in order.
+func ids(rs []*approval.Request) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+// sorted returns the IDs of rs in ascending order.
+func sorted(rs ...*approval.Request) []string {
+	out := ids(rs)
+	slices.Sort(out)
+	return out
+}
+
+// trail returns every audit event matching q, following cursors.
+func trail(t *testing.T, s approval.Store, q approval.AuditQuery) []approval.AuditEvent {
+	t.Helper()
+	var all []approval.AuditEvent
+	for range 10_000 {
+		page, err := s.ListAudit(t.Context(), q)
+		require.NoError(t, err)
+		all = append(all, page.Events...)
+		if page.Next == "" {
+			return all
+		}
+		require.NotEmpty(t, page.Events, "ListAudit returned an empty page with a next cursor")
+		q.Cursor = page.Next
+	}
+	t.Fatal("ListAudit cursors did not end")
+	return nil
+}
+
+// fullTrail returns the whole audit trail and requires it to verify from
+// sequence number 1.
+func fullTrail(t *testing.T, s approval.Store) []approval.AuditEvent {
+	t.Helper()
+	all := trail(t, s, approval.AuditQuery{})
+	if len(all) > 0 {
+		require.Equal(t, int64(1), all[0].Seq, "the trail must start at seq 1")
+	}
+	require.NoError(t, approval.VerifyAuditChain(all))
+	return all
+}
