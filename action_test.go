@@ -93,6 +93,8 @@ func TestActionValidate(t *testing.T) {
 		}, false},
 		{"diff without path", func(a *Action) { a.Diff = []FileDiff{{OldPath: "x"}} }, false},
 		{"diff hunk with negative line", func(a *Action) { a.Diff[0].Hunks[0].NewStart = -1 }, false},
+		{"NUL byte in name", func(a *Action) { a.Name = "wire\x00transfer" }, false},
+		{"NUL byte in metadata value", func(a *Action) { a.Metadata = map[string]string{"k": "v\x00"} }, false},
 		{"invalid UTF-8 name", func(a *Action) { a.Name = "wire" + bad }, false},
 		{"invalid UTF-8 requester", func(a *Action) { a.RequestedBy = bad }, false},
 		{"invalid UTF-8 currency", func(a *Action) { a.Cost.Currency = bad }, false},
@@ -347,7 +349,7 @@ func identityMap(a *Action, payloadHash string) map[string]any {
 
 func TestActionCanonicalIsRFC8785(t *testing.T) {
 	t.Parallel()
-	tricky := "q\"b\\c\x00\x1f\x7f<>&\u2028é€😀\ufb33"
+	tricky := "q\"b\\c\x01\x1f\x7f<>&\u2028é€😀\ufb33"
 	actions := map[string]Action{
 		"minimal": {Name: "n", RequestedBy: "r"},
 		"full":    fullAction(),

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Decision is an approver's answer to a request. The approver is the
@@ -327,13 +329,13 @@ func (g *Gate) reject(ctx context.Context, id, actor string, verdict Verdict, ca
 	if verdict != VerdictApprove && verdict != VerdictDeny {
 		verdict = ""
 	}
+	// The request ID, the claimed subject and the cause may all come from
+	// an attacker: bound them and make them valid UTF-8, so that no input
+	// can make the security event itself fail to store.
 	ev := []AuditEvent{{
-		RequestID: id, Type: EventDecisionRejected, Actor: actor, Verdict: verdict,
-		Reason: cause.Error(), At: normalizeTime(g.now()),
+		RequestID: auditSafe(id, 256), Type: EventDecisionRejected, Actor: auditSafe(actor, 256),
+		Verdict: verdict, Reason: auditSafe(cause.Error(), 1024), At: normalizeTime(g.now()),
 	}}
-	if len(id) > 256 {
-		ev[0].RequestID = id[:256]
-	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if aerr := g.appendAudit(actx, ev); aerr != nil {
@@ -341,4 +343,19 @@ func (g *Gate) reject(ctx context.Context, id, actor string, verdict Verdict, ca
 		return errors.Join(err, fmt.Errorf("approval: audit rejected decision: %w", aerr))
 	}
 	return err
+}
+
+// auditSafe returns s as valid UTF-8 without NUL bytes, cut to at most max
+// bytes.
+func auditSafe(s string, max int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

@@ -166,6 +166,10 @@ func TestDecideRejections(t *testing.T) {
 		{"token of JSON garbage", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: b64(`[1,2,3]`) + "." + b64(strings.Repeat("s", 64)), Verdict: approval.VerdictApprove}
 		}},
+		{"forged token with invalid UTF-8", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
+			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			return s.id, approval.Decision{Token: tamper(t, tok, `"sub":"bob"`, "\"sub\":\"b\xffb\x00\""), Verdict: approval.VerdictApprove}
+		}},
 		{"no verdict", approval.ErrInvalidDecision, "", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: s.f.token(s.id, "bob", approval.VerdictApprove)}
 		}},

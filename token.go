@@ -260,6 +260,10 @@ func (d *claimDecoder) str() string {
 			d.i++
 			raw := d.p[start:d.i]
 			if !escaped {
+				if !utf8.Valid(raw) {
+					d.ok = false
+					return ""
+				}
 				return string(raw[1 : len(raw)-1])
 			}
 			s, err := strconv.Unquote(string(raw))
