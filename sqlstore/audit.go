@@ -1,0 +1,182 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/signoff/approval"
+)
+
+// auditColumns is the number of columns appendEvents writes per event.
+const auditColumns = 8
+
+// appendEvents seals copies of events onto the end of the chain and
+// inserts them, inside the caller's write transaction. The chain head is
+// read under a row lock (PostgreSQL) or inside the immediate transaction
+// (SQLite), so appends from any number of processes form one gapless
+// chain. The caller copies the seals back into its events only after the
+// transaction commits, so a rolled-back write leaves them untouched.
+//
+// Callers take the head lock last, after their request writes, so that
+// every transaction takes locks in the same order and the lock that
+// serialises all appends is held as briefly as possible.
+func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.AuditEvent) ([]approval.AuditEvent, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	var (
+		seq  int64
+		hash string
+	)
+	if err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.dialect.forUpdate()).Scan(&seq, &hash); err != nil {
+		return nil, fmt.Errorf("read audit head: %w", err)
+	}
+	sealed := make([]approval.AuditEvent, len(events))
+	args := make([]any, 0, auditColumns*len(events)+2)
+	var b strings.Builder
+	if s.dialect == Postgres {
+		// One round trip: insert the events and move the head together.
+		b.WriteString("WITH appended AS (")
+	}
+	b.WriteString("INSERT INTO audit_events (seq, request_id, type, actor, at, prev_hash, hash, body) VALUES ")
+	for i := range events {
+		e := events[i]
+		e.Seal(seq, hash)
+		seq, hash = e.Seq, e.Hash
+		body, err := json.Marshal(&e)
+		if err != nil {
+			return nil, fmt.Errorf("encode audit event: %w", err)
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('(')
+		placeholders(&b, len(args)+1, auditColumns)
+		b.WriteByte(')')
+		args = append(args, e.Seq, nullString(e.RequestID), string(e.Type), nullString(e.Actor),
+			s.dialect.timeValue(e.At), e.PrevHash, e.Hash, string(body))
+		sealed[i] = e
+	}
+	if s.dialect == Postgres {
+		fmt.Fprintf(&b, ") UPDATE audit_head SET seq = $%d, hash = $%d WHERE id = 1", len(args)+1, len(args)+2)
+		args = append(args, seq, hash)
+		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+			return nil, fmt.Errorf("append audit events: %w", err)
+		}
+		return sealed, nil
+	}
+	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
+		return nil, fmt.Errorf("append audit events: %w", err)
+	}
+	if _, err := q.ExecContext(ctx, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, seq, hash); err != nil {
+		return nil, fmt.Errorf("move audit head: %w", err)
+	}
+	return sealed, nil
+}
+
+// writeBack copies the seal of each committed event into the caller's.
+func writeBack(events, sealed []approval.AuditEvent) {
+	for i := range sealed {
+		events[i].Seq = sealed[i].Seq
+		events[i].PrevHash = sealed[i].PrevHash
+		events[i].Hash = sealed[i].Hash
+		events[i].At = sealed[i].At
+	}
+}
+
+// nullString maps "" to NULL, so the partial indexes on request_id and
+// actor skip events without one.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// AppendAudit implements approval.Store.
+func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) error {
+	if err := ctx.Err(); err != nil {
+		return fail(ctx, "append audit", err)
+	}
+	if len(events) == 0 {
+		return nil
+	}
+	var sealed []approval.AuditEvent
+	err := s.write(ctx, func(q querier) error {
+		var err error
+		sealed, err = s.appendEvents(ctx, q, events)
+		return err
+	})
+	if err != nil {
+		return fail(ctx, "append audit", err)
+	}
+	writeBack(events, sealed)
+	return nil
+}
+
+// ListAudit implements approval.Store. The cursor is the sequence number of
+// the last event of the previous page, in decimal; any other cursor is an
+// error.
+func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.AuditPage, error) {
+	const op = "list audit"
+	var after int64
+	if q.Cursor != "" {
+		n, err := strconv.ParseInt(q.Cursor, 10, 64)
+		if err != nil || n < 0 {
+			return approval.AuditPage{}, fmt.Errorf("sqlstore: list audit: invalid cursor %q (pass AuditPage.Next)", q.Cursor)
+		}
+		after = n
+	}
+	limit := approval.PageSize(q.Limit)
+	var b strings.Builder
+	args := []any{after}
+	b.WriteString("SELECT body FROM audit_events WHERE seq > $1")
+	where := func(cond string, arg any) {
+		args = append(args, arg)
+		fmt.Fprintf(&b, " AND %s $%d", cond, len(args))
+	}
+	if q.RequestID != "" {
+		where("request_id =", q.RequestID)
+	}
+	if q.Actor != "" {
+		where("actor =", q.Actor)
+	}
+	if !q.Since.IsZero() {
+		where("at >=", s.dialect.boundArg(q.Since))
+	}
+	if !q.Until.IsZero() {
+		where("at <", s.dialect.boundArg(q.Until))
+	}
+	args = append(args, limit+1)
+	fmt.Fprintf(&b, " ORDER BY seq LIMIT $%d", len(args))
+
+	rows, err := s.r.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return approval.AuditPage{}, fail(ctx, op, err)
+	}
+	defer rows.Close()
+	var page approval.AuditPage
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return approval.AuditPage{}, fail(ctx, op, err)
+		}
+		if len(page.Events) == limit {
+			// A further match exists, so this is not the last page.
+			page.Next = strconv.FormatInt(page.Events[limit-1].Seq, 10)
+			break
+		}
+		e, err := decodeEvent(body)
+		if err != nil {
+			return approval.AuditPage{}, fail(ctx, op, err)
+		}
+		page.Events = append(page.Events, e)
+	}
+	if err := rows.Err(); err != nil {
+		return approval.AuditPage{}, fail(ctx, op, err)
+	}
+	return page, nil
+}

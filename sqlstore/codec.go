@@ -1,0 +1,107 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/signoff/approval"
+)
+
+// requestRow is a request as the store writes it: a normalised copy and
+// its JSON body.
+type requestRow struct {
+	req  *approval.Request
+	body []byte
+}
+
+// encodeRequest copies r with every time in UTC at microsecond precision
+// (the precision the columns keep, so filters and the body agree) and
+// encodes the copy.
+func encodeRequest(r *approval.Request) (requestRow, error) {
+	c := r.Clone()
+	c.CreatedAt = utcMicro(c.CreatedAt)
+	c.UpdatedAt = utcMicro(c.UpdatedAt)
+	c.Deadline = utcMicro(c.Deadline)
+	c.ResolvedAt = utcMicro(c.ResolvedAt)
+	c.ExpiresAt = utcMicro(c.ExpiresAt)
+	c.DueAt = utcMicro(c.DueAt)
+	for i := range c.Votes {
+		c.Votes[i].At = utcMicro(c.Votes[i].At)
+	}
+	body, err := json.Marshal(c)
+	if err != nil {
+		return requestRow{}, fmt.Errorf("encode request %s: %w", r.ID, err)
+	}
+	return requestRow{req: c, body: body}, nil
+}
+
+// decodeRequest decodes a body column.
+func decodeRequest(body []byte) (*approval.Request, error) {
+	r := new(approval.Request)
+	if err := json.Unmarshal(body, r); err != nil {
+		return nil, fmt.Errorf("decode stored request: %w", err)
+	}
+	return r, nil
+}
+
+// policyNames returns the distinct names of r's policies, in order.
+func policyNames(r *approval.Request) []string {
+	var names []string
+	for _, p := range r.Policies {
+		if !slices.Contains(names, p.Name) {
+			names = append(names, p.Name)
+		}
+	}
+	return names
+}
+
+// voterNames returns the distinct approvers who voted on r, in order.
+func voterNames(r *approval.Request) []string {
+	var names []string
+	for _, v := range r.Votes {
+		if !slices.Contains(names, v.Approver) {
+			names = append(names, v.Approver)
+		}
+	}
+	return names
+}
+
+// indexed is the part of a stored body the side tables mirror. Decoding
+// only these fields lets Update diff the side tables cheaply.
+type indexed struct {
+	Policies []struct {
+		Name string `json:"name"`
+	} `json:"policies"`
+	Votes []struct {
+		Approver string `json:"approver"`
+	} `json:"votes"`
+}
+
+// indexedNames decodes the policy and voter names of a stored body.
+func indexedNames(body []byte) (policies, voters []string, err error) {
+	var x indexed
+	if err := json.Unmarshal(body, &x); err != nil {
+		return nil, nil, fmt.Errorf("decode stored request: %w", err)
+	}
+	for _, p := range x.Policies {
+		if !slices.Contains(policies, p.Name) {
+			policies = append(policies, p.Name)
+		}
+	}
+	for _, v := range x.Votes {
+		if !slices.Contains(voters, v.Approver) {
+			voters = append(voters, v.Approver)
+		}
+	}
+	return policies, voters, nil
+}
+
+// decodeEvent decodes an audit body column.
+func decodeEvent(body []byte) (approval.AuditEvent, error) {
+	var e approval.AuditEvent
+	if err := json.Unmarshal(body, &e); err != nil {
+		return e, fmt.Errorf("decode stored audit event: %w", err)
+	}
+	return e, nil
+}

@@ -1,0 +1,127 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signoff/approval"
+)
+
+// List implements approval.Store. It pages by key: the cursor is the ID of
+// the last request of the previous page, and each page is the next IDs
+// after it that match q, so pages stay correct while requests are added.
+// Each filter is served by an index: status and requester by composite
+// indexes in ID order, policy and approver by the side tables.
+func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.RequestPage, error) {
+	const op = "list"
+	limit := approval.PageSize(q.Limit)
+	var b strings.Builder
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	b.WriteString("SELECT r.id, r.body FROM requests r WHERE 1 = 1")
+	if q.Cursor != "" {
+		b.WriteString(" AND r.id > " + arg(q.Cursor))
+	}
+	if len(q.Status) > 0 {
+		b.WriteString(" AND r.status IN (")
+		for i, st := range q.Status {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(arg(string(st)))
+		}
+		b.WriteByte(')')
+	}
+	if q.RequestedBy != "" {
+		b.WriteString(" AND r.requested_by = " + arg(q.RequestedBy))
+	}
+	if q.Policy != "" {
+		b.WriteString(" AND EXISTS (SELECT 1 FROM request_policies p WHERE p.request_id = r.id AND p.policy = " + arg(q.Policy) + ")")
+	}
+	if q.Approver != "" {
+		b.WriteString(" AND EXISTS (SELECT 1 FROM request_approvers a WHERE a.request_id = r.id AND a.approver = " + arg(q.Approver) + ")")
+	}
+	if !q.CreatedFrom.IsZero() {
+		b.WriteString(" AND r.created_at >= " + arg(s.dialect.boundArg(q.CreatedFrom)))
+	}
+	if !q.CreatedTo.IsZero() {
+		b.WriteString(" AND r.created_at < " + arg(s.dialect.boundArg(q.CreatedTo)))
+	}
+	b.WriteString(" ORDER BY r.id LIMIT " + arg(limit+1))
+
+	rows, err := s.r.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return approval.RequestPage{}, fail(ctx, op, err)
+	}
+	defer rows.Close()
+	var page approval.RequestPage
+	for rows.Next() {
+		var (
+			id   string
+			body []byte
+		)
+		if err := rows.Scan(&id, &body); err != nil {
+			return approval.RequestPage{}, fail(ctx, op, err)
+		}
+		if len(page.Requests) == limit {
+			// A further match exists, so this is not the last page.
+			page.Next = page.Requests[limit-1].ID
+			break
+		}
+		r, err := decodeRequest(body)
+		if err != nil {
+			return approval.RequestPage{}, fail(ctx, op, err)
+		}
+		page.Requests = append(page.Requests, r)
+	}
+	if err := rows.Err(); err != nil {
+		return approval.RequestPage{}, fail(ctx, op, err)
+	}
+	return page, nil
+}
+
+// ListDue implements approval.Store. A limit of 0 or less means
+// approval.DefaultPageSize, and it is capped at approval.MaxPageSize;
+// requests due at the same time come in ID order. It walks the partial
+// index of live requests by due time.
+func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
+	const op = "list due"
+	rows, err := s.r.QueryContext(ctx, `SELECT body FROM requests
+WHERE due_at IS NOT NULL AND status IN `+liveStatuses+` AND due_at <= $1
+ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(floorMicro(now)), approval.PageSize(limit))
+	if err != nil {
+		return nil, fail(ctx, op, err)
+	}
+	return scanRequests(ctx, op, rows)
+}
+
+// floorMicro is utcMicro, named for what it does to a bound: "due_at <=
+// floorMicro(now)" selects exactly the whole-microsecond times not after now.
+func floorMicro(t time.Time) time.Time { return utcMicro(t) }
+
+// scanRequests decodes every row of a single-column body query.
+func scanRequests(ctx context.Context, op string, rows *sql.Rows) ([]*approval.Request, error) {
+	defer rows.Close()
+	var out []*approval.Request
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			return nil, fail(ctx, op, err)
+		}
+		r, err := decodeRequest(body)
+		if err != nil {
+			return nil, fail(ctx, op, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(ctx, op, err)
+	}
+	return out, nil
+}

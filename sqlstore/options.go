@@ -1,0 +1,126 @@
+package sqlstore
+
+import (
+	"fmt"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Option configures Open and OpenDB.
+type Option func(*config)
+
+// SyncMode is SQLite's synchronous setting: how often it waits for the
+// disk. See https://sqlite.org/pragma.html#pragma_synchronous.
+type SyncMode string
+
+// Synchronous modes.
+const (
+	// SyncNormal, in WAL mode, cannot corrupt the database, but a power
+	// loss or OS crash (not a process crash) may roll back the last
+	// transactions committed before it. It is the default.
+	SyncNormal SyncMode = "NORMAL"
+	// SyncFull makes every commit durable before it returns, at the cost of
+	// one fsync per commit.
+	SyncFull SyncMode = "FULL"
+)
+
+// config holds the options of a Store.
+type config struct {
+	sync        SyncMode
+	busyTimeout time.Duration
+	maxConns    int
+}
+
+func defaultConfig() config {
+	return config{sync: SyncNormal, busyTimeout: 5 * time.Second}
+}
+
+func (c *config) validate() error {
+	switch c.sync {
+	case SyncNormal, SyncFull:
+	default:
+		return fmt.Errorf("sqlstore: Synchronous(%q) is not supported: use sqlstore.SyncNormal or sqlstore.SyncFull", c.sync)
+	}
+	if c.busyTimeout < 0 {
+		return fmt.Errorf("sqlstore: BusyTimeout(%s) is negative: use 0 to fail at once or a positive duration such as 5*time.Second", c.busyTimeout)
+	}
+	if c.maxConns < 0 {
+		return fmt.Errorf("sqlstore: MaxConns(%d) is negative: use 0 for the default or a positive number", c.maxConns)
+	}
+	return nil
+}
+
+// Synchronous sets SQLite's synchronous mode. Defaults to SyncNormal.
+// PostgreSQL ignores it (its durability is the server's
+// synchronous_commit setting).
+func Synchronous(m SyncMode) Option { return func(c *config) { c.sync = m } }
+
+// BusyTimeout sets how long a SQLite write waits for another connection or
+// process to release the database's write lock before it fails with an
+// error wrapping ErrBusy. Defaults to 5s. PostgreSQL ignores it (writers
+// wait on row locks until the context ends).
+func BusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// MaxConns bounds the connection pool Open creates: for PostgreSQL, the
+// connections to the server (idle ones close after 5 minutes); for SQLite, the
+// connections that serve reads, beside the one connection that serves
+// every write. Defaults to 16 for PostgreSQL and to max(4, GOMAXPROCS) for
+// SQLite. OpenDB ignores it: the caller configures its own pool.
+func MaxConns(n int) Option { return func(c *config) { c.maxConns = n } }
+
+func (c *config) poolSize(d Dialect) int {
+	switch {
+	case c.maxConns > 0:
+		return c.maxConns
+	case d == Postgres:
+		return 16
+	}
+	return max(4, runtime.GOMAXPROCS(0))
+}
+
+// SQLiteDSN returns the modernc.org/sqlite data source name Open uses for
+// the database file at path (a path or a file: URI, possibly with
+// parameters of its own): WAL journal, foreign keys on, and the
+// synchronous mode and busy timeout of opts. Use it to open a pool of your
+// own for OpenDB.
+func SQLiteDSN(path string, opts ...Option) string {
+	c := defaultConfig()
+	for _, o := range opts {
+		o(&c)
+	}
+	return c.sqliteDSN(path, false)
+}
+
+// sqliteDSN appends the connection settings to path. modernc.org/sqlite
+// runs each _pragma on every new connection, busy_timeout first.
+func (c *config) sqliteDSN(path string, readOnly bool) string {
+	var b strings.Builder
+	b.WriteString(path)
+	sep := byte('?')
+	if strings.Contains(path, "?") {
+		sep = '&'
+	}
+	add := func(pragma string) {
+		b.WriteByte(sep)
+		sep = '&'
+		b.WriteString("_pragma=")
+		b.WriteString(url.QueryEscape(pragma))
+	}
+	add("busy_timeout(" + strconv.FormatInt(c.busyTimeout.Milliseconds(), 10) + ")")
+	add("journal_mode(WAL)")
+	add("synchronous(" + string(c.sync) + ")")
+	add("foreign_keys(1)")
+	if readOnly {
+		add("query_only(1)")
+	}
+	return b.String()
+}
+
+// isMemoryDSN reports whether a SQLite DSN names an in-memory database,
+// which exists once per connection and so must be served by one.
+func isMemoryDSN(dsn string) bool {
+	return dsn == ":memory:" || strings.HasPrefix(dsn, "file::memory:") || strings.Contains(dsn, "mode=memory")
+}

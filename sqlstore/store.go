@@ -1,0 +1,198 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	_ "modernc.org/sqlite"             // registers the "sqlite" driver
+
+	"github.com/signoff/approval"
+)
+
+// Store is an approval.Store over database/sql, on SQLite or PostgreSQL.
+// Create one with Open or OpenDB; the zero value is not usable. A Store is
+// safe for concurrent use, and several Stores (in one process or many) on
+// one database behave as one store.
+type Store struct {
+	dialect Dialect
+	cfg     config
+	// w serves writes. For SQLite it has one connection, so the
+	// process's writers queue in the pool rather than in SQLite's
+	// busy-wait loop; other processes still wait in the busy handler.
+	w *sql.DB
+	// r serves reads: the same pool as w for PostgreSQL and for OpenDB,
+	// a pool of query_only connections for SQLite files, which WAL lets
+	// read while a write is in progress.
+	r *sql.DB
+	// own is set when Close must close the pools.
+	own bool
+}
+
+var _ approval.Store = (*Store)(nil)
+
+// Open connects to the database named by dsn, creating a SQLite file if
+// needed, and runs Migrate.
+//
+// A dsn starting with postgres:// or postgresql://, or a libpq key=value
+// string with host= or dbname=, is PostgreSQL, for example
+// "postgres://user:pass@db.internal:5432/approval?sslmode=verify-full" or
+// "postgres:///approval?host=/var/run/postgresql"; a search_path parameter
+// selects the schema (which must exist). Anything else is the path of a
+// SQLite database file ("approval.db"), or a file: URI, and is opened in
+// WAL mode with foreign keys on, the Synchronous mode and BusyTimeout of
+// opts, and immediate write transactions. ":memory:" opens a private
+// in-memory database served by one connection.
+//
+// Close the Store when done.
+func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	dsn = strings.TrimSpace(dsn)
+	if dsn == "" {
+		return nil, errors.New(`sqlstore: Open: empty DSN: pass a SQLite file path such as "approval.db" or a PostgreSQL URL such as "postgres://user@host/db"`)
+	}
+	s := &Store{dialect: DialectOf(dsn), cfg: cfg, own: true}
+	if s.dialect == Postgres {
+		if err := s.openPostgres(ctx, dsn); err != nil {
+			return nil, err
+		}
+	} else if err := s.openSQLite(ctx, dsn); err != nil {
+		return nil, err
+	}
+	if err := s.Migrate(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) openPostgres(ctx context.Context, dsn string) error {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return fmt.Errorf("sqlstore: Open: invalid PostgreSQL DSN: %w (want postgres://user:pass@host:5432/dbname or host=... dbname=...)", err)
+	}
+	n := s.cfg.poolSize(Postgres)
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	if err := db.PingContext(ctx); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("sqlstore: Open: connect to PostgreSQL: %w (is the server running, and are the host, port, user, password and database name in the DSN right?)", err)
+	}
+	s.w, s.r = db, db
+	return nil
+}
+
+func (s *Store) openSQLite(ctx context.Context, dsn string) error {
+	if isMemoryDSN(dsn) {
+		db, err := sql.Open("sqlite", s.cfg.sqliteDSN(dsn, false))
+		if err != nil {
+			return fmt.Errorf("sqlstore: Open: %w", err)
+		}
+		// An in-memory database lives and dies with its connection.
+		db.SetMaxOpenConns(1)
+		db.SetMaxIdleConns(1)
+		db.SetConnMaxLifetime(0)
+		db.SetConnMaxIdleTime(0)
+		s.w, s.r = db, db
+		return nil
+	}
+	hint := func(err error) error {
+		if dir := filepath.Dir(strings.TrimPrefix(strings.SplitN(dsn, "?", 2)[0], "file:")); dir != "" {
+			if _, serr := os.Stat(dir); serr != nil {
+				return fmt.Errorf("sqlstore: Open: SQLite database %q: directory %s does not exist (create it first): %w", dsn, dir, err)
+			}
+		}
+		return fmt.Errorf("sqlstore: Open: SQLite database %q: %w (is the path a writable file or directory, not used by a non-WAL program?)", dsn, err)
+	}
+	w, err := sql.Open("sqlite", s.cfg.sqliteDSN(dsn, false))
+	if err != nil {
+		return hint(err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := w.PingContext(ctx); err != nil {
+		_ = w.Close()
+		return hint(s.wrapBusy(err))
+	}
+	r, err := sql.Open("sqlite", s.cfg.sqliteDSN(dsn, true))
+	if err != nil {
+		_ = w.Close()
+		return hint(err)
+	}
+	n := s.cfg.poolSize(SQLite)
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	r.SetConnMaxIdleTime(5 * time.Minute)
+	s.w, s.r = w, r
+	return nil
+}
+
+// OpenDB returns a Store over a pool the caller opened and owns: Close
+// leaves it open. It does not run Migrate: call it once before use. The
+// driver must be pgx's stdlib for Postgres, or modernc.org/sqlite for
+// SQLite, whose DSN should enable WAL, foreign keys and a busy timeout
+// (SQLiteDSN builds one); Synchronous, BusyTimeout and MaxConns are not
+// applied to a caller's pool. The store takes SQLite's write lock with
+// BEGIN IMMEDIATE itself, whatever the DSN's _txlock.
+func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
+	if db == nil {
+		return nil, errors.New("sqlstore: OpenDB: nil *sql.DB (open one with sql.Open, or use sqlstore.Open)")
+	}
+	if !dialect.valid() {
+		return nil, fmt.Errorf("sqlstore: OpenDB: unknown dialect %q: use sqlstore.SQLite or sqlstore.Postgres", dialect)
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.PingContext(ctx); err != nil {
+		return nil, fmt.Errorf("sqlstore: OpenDB: ping %s: %w", dialect, err)
+	}
+	return &Store{dialect: dialect, cfg: cfg, w: db, r: db}, nil
+}
+
+func newConfig(opts []Option) (config, error) {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	return cfg, cfg.validate()
+}
+
+// Dialect reports the database the Store is on.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// Close closes the connection pools Open created. It does nothing for a
+// Store made by OpenDB, whose pool belongs to the caller. No method may be
+// called after Close.
+func (s *Store) Close() error {
+	if !s.own {
+		return nil
+	}
+	err := s.w.Close()
+	if s.r != s.w {
+		err = errors.Join(err, s.r.Close())
+	}
+	return err
+}
+
+// fail wraps a failed operation's error: the context's error when the
+// context ended (whatever the driver made of it), otherwise err with op.
+func fail(ctx context.Context, op string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("sqlstore: %s: %w", op, cerr)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", op, err)
+}
