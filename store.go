@@ -50,6 +50,10 @@ type Store interface {
 	// Update, for any request, recorded the same token ID. A stale version
 	// is reported as ErrConflict even if the token is also used.
 	//
+	// A terminal request is final: the gate never updates it, and a store
+	// may refuse an Update that makes a terminal request live again with
+	// ErrConflict.
+	//
 	// On success it seals each element of u.Events in place.
 	Update(ctx context.Context, u Update) error
 
@@ -71,7 +75,9 @@ type Store interface {
 	AppendAudit(ctx context.Context, events []AuditEvent) error
 
 	// ListAudit returns audit events matching q in ascending sequence
-	// order, at most q.Limit of them, and a cursor for the next page.
+	// order, at most PageSize(q.Limit) of them, and a cursor for the next
+	// page, empty on the last page. A cursor the store did not issue is an
+	// error.
 	ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
 }
 

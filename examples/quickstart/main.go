@@ -3,33 +3,57 @@
 // with their signed tokens, guards again (approved, and the approval is
 // used up), then prints and verifies the audit trail.
 //
+// State lives in SQLite, the embedded default: a file in a temporary
+// directory, or the file named by -db (run twice with the same -db to see
+// the audit trail grow and still verify).
+//
 //	go run ./examples/quickstart
+//	go run ./examples/quickstart -db approvals.db
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/signoff/approval"
-	"github.com/signoff/approval/memstore"
+	"github.com/signoff/approval/sqlstore"
 )
 
 func main() {
-	if err := run(context.Background()); err != nil {
+	db := flag.String("db", "", "SQLite file to keep the state in (default: a temporary file)")
+	flag.Parse()
+	if err := run(context.Background(), *db); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context) error {
+func run(ctx context.Context, path string) error {
+	if path == "" {
+		dir, err := os.MkdirTemp("", "approval-quickstart-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "approvals.db")
+	}
+	store, err := sqlstore.Open(ctx, path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Printf("store:   SQLite at %s\n", path)
+
 	_, priv, err := approval.GenerateKeys()
 	if err != nil {
 		return err
 	}
 	gate, err := approval.New(approval.Config{
-		Store:      memstore.New(),
+		Store:      store,
 		SigningKey: priv,
 		Directory: approval.StaticDirectory{
 			Groups: map[string][]string{"finance": {"alice", "bob", "carol"}},
@@ -58,6 +82,8 @@ func run(ctx context.Context) error {
 		Cost:        &approval.Cost{Amount: 5000, Currency: "USD"},
 		Message:     "Pay invoice INV-2291 to ACME GmbH",
 		Payload:     []byte(`{"iban":"DE89370400440532013000","amount":5000,"currency":"USD"}`),
+		// A distinct run per invocation, so a kept -db starts a new request.
+		RunID: time.Now().UTC().Format(time.RFC3339Nano),
 	}
 
 	res, err := gate.Guard(ctx, transfer)
