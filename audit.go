@@ -228,8 +228,10 @@ func VerifyAuditChain(events []AuditEvent) error {
 // AuditSink receives a copy of every audit event after the store has
 // committed it, for shipping to a SIEM, a log pipeline or a second trail.
 // The store's own trail stays the record of truth: a sink's failure is
-// logged and does not undo the committed change. Append may be called
-// concurrently.
+// logged and does not undo the committed change. The gate calls Append
+// synchronously, after the commit and before Guard or Decide returns, so
+// events reach the sink in the order each caller caused them; a sink that
+// does slow I/O should buffer. Append may be called concurrently.
 type AuditSink interface {
 	Append(ctx context.Context, events []AuditEvent) error
 }
