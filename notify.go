@@ -155,6 +155,8 @@ func (d *dispatcher) deliver(job notifyJob) {
 }
 
 // recipients lists who a job notifies, resolving groups and roles now.
+// Approvers are asked to decide; the requester (when segregated) is not.
+// Resolutions and timeouts go to the requester and the voters as well.
 func (d *dispatcher) recipients(job notifyJob) ([]string, error) {
 	r := job.req
 	var out []string
@@ -163,54 +165,52 @@ func (d *dispatcher) recipients(job notifyJob) ([]string, error) {
 			out = append(out, u)
 		}
 	}
-	resolve := func(as []Approver) error {
-		for _, a := range as {
-			if a.Kind == KindUser {
-				add(a.Name)
-				continue
-			}
-			if d.g.dir == nil {
-				return fmt.Errorf("approver %s needs a Directory", a)
-			}
-			ms, err := d.g.dir.Members(d.ctx, a)
-			if err != nil {
-				return fmt.Errorf("directory: %s: %w", a, err)
-			}
-			for _, m := range ms {
-				add(m)
-			}
-		}
-		return nil
-	}
-	var err error
-	switch job.typ {
-	case NotifyRequested, NotifyReminder, NotifyTimedOut:
-		for _, p := range r.Policies {
-			if err = resolve(p.Approvers); err != nil {
-				break
-			}
-		}
-	case NotifyEscalated:
-		for _, p := range r.Policies {
+	var levels [][]Approver
+	for _, p := range r.Policies {
+		switch job.typ {
+		case NotifyRequested, NotifyReminder, NotifyTimedOut:
+			levels = append(levels, p.Approvers)
+		case NotifyEscalated:
 			if job.level >= 1 && job.level <= len(p.Escalation) {
-				if err = resolve(p.Escalation[job.level-1]); err != nil {
-					break
+				levels = append(levels, p.Escalation[job.level-1])
+			}
+		}
+	}
+	for _, as := range levels {
+		for _, a := range as {
+			members, err := d.members(a)
+			if err != nil {
+				return out, err
+			}
+			for _, m := range members {
+				if !(r.SegregateRequester && m == r.Action.RequestedBy) {
+					add(m)
 				}
 			}
 		}
 	}
-	approvers := len(out)
 	if job.typ == NotifyResolved || job.typ == NotifyTimedOut {
 		add(r.Action.RequestedBy)
 		for _, v := range r.Votes {
 			add(v.Approver)
 		}
 	}
-	if r.SegregateRequester && job.typ != NotifyResolved && job.typ != NotifyTimedOut {
-		// The requester cannot decide, so is not asked to.
-		out = slices.DeleteFunc(out[:approvers], func(u string) bool { return u == r.Action.RequestedBy })
+	return out, nil
+}
+
+// members resolves one approver to user IDs.
+func (d *dispatcher) members(a Approver) ([]string, error) {
+	if a.Kind == KindUser {
+		return []string{a.Name}, nil
 	}
-	return out, err
+	if d.g.dir == nil {
+		return nil, fmt.Errorf("approver %s needs a Directory", a)
+	}
+	ms, err := d.g.dir.Members(d.ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("directory: %s: %w", a, err)
+	}
+	return ms, nil
 }
 
 // build makes the notification for one recipient, with personal approve

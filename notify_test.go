@@ -147,3 +147,35 @@ func TestNotifyResolved(t *testing.T) {
 	}
 	require.ElementsMatch(t, []string{"user-1", "alice"}, to)
 }
+
+func TestNotifyEscalatedLevel(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	f := newFixture(t, func(c *approval.Config) {
+		c.Channels = []approval.Channel{rec}
+		c.BaseURL = "https://approvals.example.com"
+	})
+	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+		Match:              approval.CostAtLeast(1000, "USD"),
+		Approvers:          []approval.Approver{approval.User("alice")},
+		RequiredApprovals:  1,
+		Escalation:         [][]approval.Approver{{approval.Group("finance-leads")}},
+		EscalationInterval: time.Hour,
+	}))
+	id := f.pending(transfer(5000))
+	f.clock.Advance(time.Hour)
+	_, err := f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.gate.Close(context.Background()))
+
+	var escalated []approval.Notification
+	for _, n := range rec.sent() {
+		if n.Type == approval.NotifyEscalated {
+			escalated = append(escalated, n)
+		}
+	}
+	require.Len(t, escalated, 1)
+	require.Equal(t, "erin", escalated[0].Recipient)
+	require.Equal(t, id, escalated[0].RequestID)
+	require.NotEmpty(t, escalated[0].ApproveURL)
+}
