@@ -15,17 +15,29 @@ import (
 	"github.com/signoff/approval"
 )
 
-// runGateTests drives real gates over the store: the behaviours users rely
+// RunShared runs the gate-level part of the suite with two gates, each over
+// its own store, where both stores share one backing database: two
+// connection pools, or two processes' worth of state. It proves that
+// separate gates on one database behave as one gate. newStores returns two
+// fresh stores on one empty database, and registers its own cleanup.
+func RunShared(t *testing.T, newStores func(t *testing.T) (approval.Store, approval.Store)) {
+	t.Helper()
+	runGateTests(t, newStores)
+}
+
+// runGateTests drives real gates over the stores: the behaviours users rely
 // on (no lost or doubled vote, one request per action, single-use tokens)
-// hold only if the store's atomic steps are really atomic.
-func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
+// hold only if the store's atomic steps are really atomic. The two gates of
+// each test use the two stores newStores returns, which may be one.
+func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, approval.Store)) {
 	t.Run("gate: concurrent approvers are counted exactly", func(t *testing.T) {
-		// 64 eligible approvers race on a request that needs all 64: every
-		// vote must land exactly once, each on its own compare-and-set.
+		// 64 eligible approvers race, through two gates, on a request that
+		// needs all 64: every vote must land exactly once, each on its own
+		// compare-and-set.
 		t.Parallel()
-		g, _ := newGatePair(t, newStore(t), 64, 64)
+		g, other := newGatePair(t, newStores, 64, 64)
 		id := guardPending(t, g)
-		errs := decideAll(t, g, id, approverNames(64))
+		errs := decideSplit(t, g, other, id, approverNames(64))
 		for _, err := range errs {
 			require.NoError(t, err)
 		}
@@ -45,7 +57,7 @@ func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		// 64 eligible approvers race on a request that needs 2, through two
 		// gates: exactly two votes count and 62 are refused as not pending.
 		t.Parallel()
-		g1, g2 := newGatePair(t, newStore(t), 64, 2)
+		g1, g2 := newGatePair(t, newStores, 64, 2)
 		id := guardPending(t, g1)
 		names := approverNames(64)
 		errs := decideSplit(t, g1, g2, id, names)
@@ -73,7 +85,7 @@ func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		// 32 goroutines, split over two gates, guard the same action at once:
 		// one request is created and every caller gets its ID.
 		t.Parallel()
-		g1, g2 := newGatePair(t, newStore(t), 3, 2)
+		g1, g2 := newGatePair(t, newStores, 3, 2)
 		ids := make([]string, 32)
 		var wg sync.WaitGroup
 		start := make(chan struct{})
@@ -106,7 +118,7 @@ func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		// A token is single use across every gate sharing the store; the
 		// replay changes nothing and is audited.
 		t.Parallel()
-		g1, g2 := newGatePair(t, newStore(t), 3, 2)
+		g1, g2 := newGatePair(t, newStores, 3, 2)
 		ctx := context.Background()
 		id := guardPending(t, g1)
 		tok, err := g1.IssueToken(id, "approver-00", approval.VerdictApprove, time.Hour)
@@ -132,7 +144,7 @@ func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		// After approval, concurrent Guards of the action through two gates
 		// return approved exactly once.
 		t.Parallel()
-		g1, g2 := newGatePair(t, newStore(t), 3, 1)
+		g1, g2 := newGatePair(t, newStores, 3, 1)
 		ctx := context.Background()
 		id := guardPending(t, g1)
 		tok, err := g1.IssueToken(id, "approver-01", approval.VerdictApprove, time.Hour)
@@ -162,17 +174,20 @@ func runGateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	})
 }
 
-// newGatePair returns two gates over one store, sharing one signing key,
-// with a policy needing quorum approvals from a group of n approvers.
-func newGatePair(t *testing.T, s approval.Store, n, quorum int) (*approval.Gate, *approval.Gate) {
+// newGatePair returns two gates, one over each of a fresh pair of stores,
+// sharing one signing key, with a policy needing quorum approvals from a
+// group of n approvers.
+func newGatePair(t *testing.T, newStores func(t *testing.T) (approval.Store, approval.Store), n, quorum int) (*approval.Gate, *approval.Gate) {
 	t.Helper()
+	s1, s2 := newStores(t)
+	stores := []approval.Store{s1, s2}
 	_, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
 	dir := approval.StaticDirectory{Groups: map[string][]string{"approvers": approverNames(n)}}
 	gates := make([]*approval.Gate, 2)
 	for i := range gates {
 		g, err := approval.New(approval.Config{
-			Store: s, SigningKey: priv, Directory: dir,
+			Store: stores[i], SigningKey: priv, Directory: dir,
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		require.NoError(t, err)
@@ -205,10 +220,6 @@ func guardPending(t *testing.T, g *approval.Gate) string {
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, res.Status)
 	return res.RequestID
-}
-
-func decideAll(t *testing.T, g *approval.Gate, id string, names []string) []error {
-	return decideSplit(t, g, g, id, names)
 }
 
 // decideSplit has every named approver approve at once, alternating gates.

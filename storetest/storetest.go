@@ -36,7 +36,10 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runListTests(t, newStore)
 	runAuditTests(t, newStore)
 	runContextTests(t, newStore)
-	runGateTests(t, newStore)
+	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
+		s := newStore(t)
+		return s, s
+	})
 }
 
 // newID returns a request ID shaped like the gate's: "req_" and 32 random hex
