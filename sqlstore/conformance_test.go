@@ -22,3 +22,25 @@ func TestConformancePostgres(t *testing.T) {
 	postgresDSN(t) // skip or fail before the suite's many subtests do
 	storetest.Run(t, func(t *testing.T) approval.Store { return open(t, postgresDSN(t)) })
 }
+
+// TestSharedSQLite runs the gate-level suite with two gates, each over its
+// own Store (its own connection pools) on one SQLite file: two processes'
+// worth of state sharing one database.
+func TestSharedSQLite(t *testing.T) {
+	t.Parallel()
+	storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
+		dsn := sqliteDSN(t)
+		return open(t, dsn), open(t, dsn)
+	})
+}
+
+// TestSharedPostgres is TestSharedSQLite on one PostgreSQL schema: the
+// path for users who run several replicas.
+func TestSharedPostgres(t *testing.T) {
+	t.Parallel()
+	postgresDSN(t)
+	storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
+		dsn := postgresDSN(t)
+		return open(t, dsn), open(t, dsn)
+	})
+}
