@@ -139,7 +139,10 @@ func (k *keyring) issue(rid, approver string, act Verdict, now time.Time, ttl ti
 
 // parse decodes a token without checking its signature. The claims it
 // returns are unverified; they name the claimed subject for the audit trail.
-func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error) {
+//
+// The decoded bytes go into scratch, which callers give from their stack so
+// that verification allocates only the claim strings.
+func parseToken(tok string, scratch *[2 * maxTokenLen]byte) (claims TokenClaims, payload, sig []byte, err error) {
 	if len(tok) > maxTokenLen {
 		return claims, nil, nil, fmt.Errorf("%w: longer than %d bytes", ErrTokenMalformed, maxTokenLen)
 	}
@@ -154,12 +157,14 @@ func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error)
 	if !ok || strings.IndexByte(ss, '.') >= 0 {
 		return claims, nil, nil, fmt.Errorf("%w: want two dot-separated parts", ErrTokenMalformed)
 	}
-	buf := make([]byte, 0, b64.DecodedLen(len(ps))+b64.DecodedLen(len(ss)))
-	payload, err = b64.AppendDecode(buf, []byte(ps))
+	// scratch holds the encoded token, then the decoded payload and
+	// signature: base64 decodes to at most 3/4 of its input.
+	enc := append(scratch[maxTokenLen:maxTokenLen], tok...)
+	payload, err = b64.AppendDecode(scratch[:0], enc[:len(ps)])
 	if err != nil {
 		return claims, nil, nil, fmt.Errorf("%w: payload is not base64url", ErrTokenMalformed)
 	}
-	sig, err = b64.AppendDecode(buf[len(payload):len(payload)], []byte(ss))
+	sig, err = b64.AppendDecode(payload[len(payload):len(payload)], enc[len(ps)+1:])
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return claims, nil, nil, fmt.Errorf("%w: signature is not a base64url Ed25519 signature", ErrTokenMalformed)
 	}
@@ -183,7 +188,8 @@ func parseToken(tok string) (claims TokenClaims, payload, sig []byte, err error)
 // signature, expiry. Request and verdict binding are checked by the caller.
 // On error the returned claims are the unverified ones, if the token parsed.
 func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
-	claims, payload, sig, err := parseToken(tok)
+	var scratch [2 * maxTokenLen]byte
+	claims, payload, sig, err := parseToken(tok, &scratch)
 	if err != nil {
 		return claims, err
 	}

@@ -376,7 +376,8 @@ func FuzzParseToken(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, tok string) {
-		claims, payload, sig, err := parseToken(tok)
+		var scratch [2 * maxTokenLen]byte
+		claims, payload, sig, err := parseToken(tok, &scratch)
 		if err != nil {
 			require.ErrorIs(t, err, ErrTokenMalformed)
 		} else {
