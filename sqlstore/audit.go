@@ -13,35 +13,57 @@ import (
 // auditColumns is the number of columns appendEvents writes per event.
 const auditColumns = 8
 
+// chainTail is the end of the audit chain: the sequence number and hash of
+// its last event (0 and "" while it is empty).
+type chainTail struct {
+	seq  int64
+	hash string
+}
+
+// lockTail reads the end of the chain inside a write transaction, so that
+// no other transaction can append until this one ends. SQLite needs no
+// lock of its own: the immediate transaction already excludes every other
+// writer, so the last row is read as is. PostgreSQL calls audit_tail (see
+// the migration), which serialises appenders across all processes.
+func (s *Store) lockTail(ctx context.Context, q querier) (chainTail, error) {
+	var t chainTail
+	query := `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
+	if s.dialect == Postgres {
+		query = `SELECT seq, hash FROM audit_tail(true)`
+	}
+	err := q.queryRow(ctx, query).Scan(&t.seq, &t.hash)
+	if err != nil && !errNoRows(err) {
+		return t, fmt.Errorf("read audit chain tail: %w", err)
+	}
+	return t, nil
+}
+
 // appendEvents seals copies of events onto the end of the chain and
-// inserts them, inside the caller's write transaction. The chain head is
-// read under a row lock (PostgreSQL) or inside the immediate transaction
-// (SQLite), so appends from any number of processes form one gapless
-// chain. The caller copies the seals back into its events only after the
-// transaction commits, so a rolled-back write leaves them untouched.
+// inserts them, inside the caller's write transaction. tail is the end of
+// the chain if the caller has locked it already, or nil to lock it here;
+// either way the chain is locked until the transaction ends, so appends
+// from any number of processes form one gapless chain (and the primary key
+// on seq would refuse a fork). The caller copies the seals back into its
+// events only after the transaction commits, so a rolled-back write leaves
+// them untouched.
 //
-// Callers take the head lock last, after their request writes, so that
-// every transaction takes locks in the same order and the lock that
-// serialises all appends is held as briefly as possible.
-func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.AuditEvent) ([]approval.AuditEvent, error) {
+// Callers lock the tail last, after their request writes, so that every
+// transaction takes locks in the same order and the lock that serialises
+// all appends is held as briefly as possible.
+func (s *Store) appendEvents(ctx context.Context, q querier, tail *chainTail, events []approval.AuditEvent) ([]approval.AuditEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	var (
-		seq  int64
-		hash string
-	)
-	if err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+s.dialect.forUpdate()).Scan(&seq, &hash); err != nil {
-		return nil, fmt.Errorf("read audit head: %w", err)
+	if tail == nil {
+		t, err := s.lockTail(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		tail = &t
 	}
+	seq, hash := tail.seq, tail.hash
 	sealed := make([]approval.AuditEvent, len(events))
-	args := make([]any, 0, auditColumns*len(events)+2)
-	var b strings.Builder
-	if s.dialect == Postgres {
-		// One round trip: insert the events and move the head together.
-		b.WriteString("WITH appended AS (")
-	}
-	b.WriteString("INSERT INTO audit_events (seq, request_id, type, actor, at, prev_hash, hash, body) VALUES ")
+	args := make([]any, 0, auditColumns*len(events))
 	for i := range events {
 		e := events[i]
 		e.Seal(seq, hash)
@@ -50,29 +72,33 @@ func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.A
 		if err != nil {
 			return nil, fmt.Errorf("encode audit event: %w", err)
 		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteByte('(')
-		placeholders(&b, len(args)+1, auditColumns)
-		b.WriteByte(')')
 		args = append(args, e.Seq, nullString(e.RequestID), string(e.Type), nullString(e.Actor),
 			s.dialect.timeValue(e.At), e.PrevHash, e.Hash, string(body))
 		sealed[i] = e
 	}
+	const insert = "INSERT INTO audit_events (seq, request_id, type, actor, at, prev_hash, hash, body) VALUES "
 	if s.dialect == Postgres {
-		fmt.Fprintf(&b, ") UPDATE audit_head SET seq = $%d, hash = $%d WHERE id = 1", len(args)+1, len(args)+2)
-		args = append(args, seq, hash)
-		if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
-			return nil, fmt.Errorf("append audit events: %w", err)
+		// One statement, one round trip, for all the events.
+		var b strings.Builder
+		b.WriteString(insert)
+		for i := range events {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteByte('(')
+			placeholders(&b, i*auditColumns+1, auditColumns)
+			b.WriteByte(')')
+		}
+		if err := q.execLast(ctx, "append audit events", b.String(), args...); err != nil {
+			return nil, err
 		}
 		return sealed, nil
 	}
-	if _, err := q.ExecContext(ctx, b.String(), args...); err != nil {
-		return nil, fmt.Errorf("append audit events: %w", err)
-	}
-	if _, err := q.ExecContext(ctx, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, seq, hash); err != nil {
-		return nil, fmt.Errorf("move audit head: %w", err)
+	// One prepared single-row statement, run once per event.
+	for i := range events {
+		if _, err := q.exec(ctx, insert+"($1, $2, $3, $4, $5, $6, $7, $8)", args[i*auditColumns:(i+1)*auditColumns]...); err != nil {
+			return nil, fmt.Errorf("append audit events: %w", err)
+		}
 	}
 	return sealed, nil
 }
@@ -107,7 +133,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) e
 	var sealed []approval.AuditEvent
 	err := s.write(ctx, func(q querier) error {
 		var err error
-		sealed, err = s.appendEvents(ctx, q, events)
+		sealed, err = s.appendEvents(ctx, q, nil, events)
 		return err
 	})
 	if err != nil {

@@ -88,12 +88,10 @@ func TestAuditAppendOnly(t *testing.T) {
 			`UPDATE audit_events SET body = '{}'`,
 			`DELETE FROM audit_events WHERE seq = 2`,
 			`DELETE FROM audit_events`,
-			`UPDATE audit_head SET seq = 1, hash = 'x'`,
-			`DELETE FROM audit_head`,
 		} {
 			_, err := s.w.ExecContext(ctx, stmt)
 			require.Error(t, err, stmt)
-			require.Regexp(t, "append-only|only move forward|may not be deleted", err.Error(), stmt)
+			require.ErrorContains(t, err, "append-only", stmt)
 		}
 		if s.Dialect() == Postgres {
 			_, err := s.w.ExecContext(ctx, `TRUNCATE audit_events`)

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -144,7 +143,7 @@ func BenchmarkRawReadModifyWrite(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
-				rmw := func(q querier, caller int) error {
+				rmw := func(q rawQuerier, caller int) error {
 					var n int64
 					if err := q.QueryRowContext(ctx, `SELECT n FROM bench_rows WHERE id = $1`+s.dialect.forUpdate(), caller).Scan(&n); err != nil {
 						return err
@@ -153,24 +152,9 @@ func BenchmarkRawReadModifyWrite(b *testing.B) {
 					return err
 				}
 				runCallers(b, callers, func(caller int) error {
-					if s.dialect == Postgres {
-						return rawPostgresTx(ctx, s.w, func(tx *sql.Tx) error { return rmw(tx, caller) })
-					}
-					return s.sqliteTx(ctx, "BEGIN IMMEDIATE", func(q querier) error { return rmw(q, caller) })
+					return rawTx(ctx, s, func(q rawQuerier) error { return rmw(q, caller) })
 				})
 			})
 		}
 	}
-}
-
-func rawPostgresTx(ctx context.Context, db *sql.DB, fn func(tx *sql.Tx) error) error {
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
-		return err
-	}
-	return tx.Commit()
 }

@@ -84,31 +84,31 @@ func (s *Store) Migrate(ctx context.Context) error {
 	apply := func(q querier) error {
 		if s.dialect == Postgres {
 			var schema sql.NullString
-			if err := q.QueryRowContext(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+			if err := q.queryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 				return fmt.Errorf("read current_schema(): %w", err)
 			}
 			if !schema.Valid {
 				return errors.New("no schema of the connection's search_path exists: create it (CREATE SCHEMA name) or fix search_path in the DSN")
 			}
-			if _, err := q.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, migrationLockKey, schema.String); err != nil {
+			if _, err := q.exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, migrationLockKey, schema.String); err != nil {
 				return fmt.Errorf("take the migration lock: %w", err)
 			}
 		}
-		if _, err := q.ExecContext(ctx, s.schemaVersionDDL()); err != nil {
+		if _, err := q.exec(ctx, s.schemaVersionDDL()); err != nil {
 			return fmt.Errorf("create schema_version: %w", err)
 		}
 		var current int
-		if err := q.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
+		if err := q.queryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema_version: %w", err)
 		}
 		if current > len(ms) {
 			return fmt.Errorf("the database schema is at version %d but this sqlstore knows only %d: upgrade github.com/signoff/approval in this program", current, len(ms))
 		}
 		for _, m := range ms[current:] {
-			if _, err := q.ExecContext(ctx, m.sql); err != nil {
+			if _, err := q.exec(ctx, m.sql); err != nil {
 				return fmt.Errorf("apply %s: %w", m.name, err)
 			}
-			if _, err := q.ExecContext(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)`,
+			if _, err := q.exec(ctx, `INSERT INTO schema_version (version, name, applied_at) VALUES ($1, $2, $3)`,
 				m.version, m.name, s.dialect.timeArg(time.Now())); err != nil {
 				return fmt.Errorf("record %s: %w", m.name, err)
 			}

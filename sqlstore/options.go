@@ -119,6 +119,14 @@ func (c *config) sqliteDSN(path string, readOnly bool) string {
 	return b.String()
 }
 
+// writerDSN is sqliteDSN for the writer pool of a Store made by Open, whose
+// database/sql transactions the driver then begins with BEGIN IMMEDIATE
+// (_txlock): see sqliteTx for why. A caller's pool keeps its own _txlock,
+// since the store issues BEGIN IMMEDIATE itself on those.
+func (c *config) writerDSN(path string) string {
+	return c.sqliteDSN(path, false) + "&_txlock=immediate"
+}
+
 // isMemoryDSN reports whether a SQLite DSN names an in-memory database,
 // which exists once per connection and so must be served by one.
 func isMemoryDSN(dsn string) bool {

@@ -2,10 +2,9 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/signoff/approval"
@@ -47,23 +46,12 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	err = s.write(ctx, func(q querier) error {
 		existing, sealed = nil, nil
 		for range maxCreateAttempts {
-			res, err := q.ExecContext(ctx, `INSERT INTO requests
-    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT DO NOTHING`, s.requestArgs(row)...)
+			inserted, tail, err := s.insertRequest(ctx, q, row, len(events) > 0)
 			if err != nil {
 				return err
 			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 1 {
-				if err := s.insertNames(ctx, q, "request_policies", "policy", req.ID, policyNames(row.req)); err != nil {
-					return err
-				}
-				if err := s.insertNames(ctx, q, "request_approvers", "approver", req.ID, voterNames(row.req)); err != nil {
-					return err
-				}
-				sealed, err = s.appendEvents(ctx, q, events)
+			if inserted {
+				sealed, err = s.appendEvents(ctx, q, tail, events)
 				return err
 			}
 			if row.req.Status.Terminal() {
@@ -72,7 +60,7 @@ ON CONFLICT DO NOTHING`, s.requestArgs(row)...)
 				return fmt.Errorf("a request with this ID exists: %w", approval.ErrConflict)
 			}
 			var body []byte
-			err = q.QueryRowContext(ctx, `SELECT body FROM requests
+			err = q.queryRow(ctx, `SELECT body FROM requests
 WHERE action_hash = $1 AND status IN `+liveStatuses+`
 ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 			if err == nil {
@@ -83,7 +71,7 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 				return err
 			}
 			var one int
-			err = q.QueryRowContext(ctx, `SELECT 1 FROM requests WHERE id = $1`, req.ID).Scan(&one)
+			err = q.queryRow(ctx, `SELECT 1 FROM requests WHERE id = $1`, req.ID).Scan(&one)
 			if err == nil {
 				return fmt.Errorf("a request with this ID exists: %w", approval.ErrConflict)
 			}
@@ -109,8 +97,65 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 	return row.req, true, nil
 }
 
+// pgInsertRequest inserts a request and its side-table rows in one
+// statement (one round trip) and, if it inserted the request and $12 is
+// true, locks and returns the tail of the audit chain (audit_tail), which
+// the events are appended to next. The request's insert runs first (the
+// main query counts its rows), so the chain lock is taken after the
+// request's own locks; the side-table rows, which belong to the new
+// request and so wait for no one, are written at the end of the statement.
+const pgInsertRequest = `WITH ins AS (
+    INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), policies AS (
+    INSERT INTO request_policies (request_id, policy) SELECT id, unnest($10::text[]) FROM ins
+), approvers AS (
+    INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($11::text[]) FROM ins
+)
+SELECT n.n, t.seq, t.hash FROM (SELECT count(*) AS n FROM ins) n
+LEFT JOIN LATERAL audit_tail(n.n > 0 AND $12::boolean) t ON true`
+
+// insertRequest inserts row and its side-table rows unless a live request
+// of its action or a request with its ID exists, and reports whether it
+// did. If it did, and lockTail is set, it may also return the locked tail
+// of the audit chain (PostgreSQL does, in the same round trip); if it
+// returns nil, appendEvents locks the tail itself.
+func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow, lockTail bool) (bool, *chainTail, error) {
+	if s.dialect == Postgres {
+		var (
+			n    int64
+			seq  sql.NullInt64
+			hash sql.NullString
+		)
+		args := append(s.requestArgs(row), policyNames(row.req), voterNames(row.req), lockTail)
+		if err := q.queryRow(ctx, pgInsertRequest, args...).Scan(&n, &seq, &hash); err != nil || n == 0 {
+			return false, nil, err
+		}
+		if !lockTail {
+			return true, nil, nil
+		}
+		if !seq.Valid {
+			return false, nil, errors.New("read audit chain tail: none returned")
+		}
+		return true, &chainTail{seq: seq.Int64, hash: hash.String}, nil
+	}
+	n, err := q.exec(ctx, `INSERT INTO requests
+    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT DO NOTHING`, s.requestArgs(row)...)
+	if err != nil || n == 0 {
+		return false, nil, err
+	}
+	if err := s.syncNames(ctx, q, policiesTable, row.req.ID, nil, policyNames(row.req)); err != nil {
+		return false, nil, err
+	}
+	return true, nil, s.syncNames(ctx, q, approversTable, row.req.ID, nil, voterNames(row.req))
+}
+
 // requestArgs returns the column values of a request row, in the order of
-// the INSERT and UPDATE statements.
+// the INSERT statements.
 func (s *Store) requestArgs(row requestRow) []any {
 	r := row.req
 	return []any{
@@ -120,68 +165,11 @@ func (s *Store) requestArgs(row requestRow) []any {
 	}
 }
 
-// insertNames inserts (id, name) rows into one of the side tables.
-func (s *Store) insertNames(ctx context.Context, q querier, table, column, id string, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("INSERT INTO " + table + " (request_id, " + column + ") VALUES ")
-	args := make([]any, 0, 1+len(names))
-	args = append(args, id)
-	for i, n := range names {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "($1, $%d)", i+2)
-		args = append(args, n)
-	}
-	_, err := q.ExecContext(ctx, b.String(), args...)
-	return err
-}
-
-// deleteNames deletes (id, name) rows from one of the side tables.
-func (s *Store) deleteNames(ctx context.Context, q querier, table, column, id string, names []string) error {
-	if len(names) == 0 {
-		return nil
-	}
-	var b strings.Builder
-	b.WriteString("DELETE FROM " + table + " WHERE request_id = $1 AND " + column + " IN (")
-	placeholders(&b, 2, len(names))
-	b.WriteByte(')')
-	args := make([]any, 0, 1+len(names))
-	args = append(args, id)
-	for _, n := range names {
-		args = append(args, n)
-	}
-	_, err := q.ExecContext(ctx, b.String(), args...)
-	return err
-}
-
-// syncNames makes a side table hold names for id, given that it holds old.
-func (s *Store) syncNames(ctx context.Context, q querier, table, column, id string, old, names []string) error {
-	var gone, added []string
-	for _, n := range old {
-		if !slices.Contains(names, n) {
-			gone = append(gone, n)
-		}
-	}
-	for _, n := range names {
-		if !slices.Contains(old, n) {
-			added = append(added, n)
-		}
-	}
-	if err := s.deleteNames(ctx, q, table, column, id, gone); err != nil {
-		return err
-	}
-	return s.insertNames(ctx, q, table, column, id, added)
-}
-
 // Get implements approval.Store.
 func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
 	op := "get " + id
 	var body []byte
-	err := s.r.QueryRowContext(ctx, `SELECT body FROM requests WHERE id = $1`, id).Scan(&body)
+	err := s.readRow(ctx, `SELECT body FROM requests WHERE id = $1`, id).Scan(&body)
 	if errNoRows(err) {
 		return nil, fmt.Errorf("sqlstore: get %s: %w", id, approval.ErrNotFound)
 	}
@@ -213,60 +201,41 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	if err != nil {
 		return fail(ctx, op, err)
 	}
+	usedAt := row.req.UpdatedAt
+	if usedAt.IsZero() {
+		usedAt = utcMicro(time.Now())
+	}
 	var sealed []approval.AuditEvent
 	err = s.write(ctx, func(q querier) error {
 		sealed = nil
-		var (
-			version int64
-			oldBody []byte
-		)
-		err := q.QueryRowContext(ctx, `SELECT version, body FROM requests WHERE id = $1`+s.dialect.forUpdate(), id).Scan(&version, &oldBody)
+		var old storedRow
+		err := q.queryRow(ctx, `SELECT version, status, action_hash, requested_by, created_at, due_at, body
+FROM requests WHERE id = $1`+s.dialect.forUpdate(), id).Scan(
+			&old.version, &old.status, &old.actionHash, &old.requestedBy, &old.createdAt, &old.dueAt, &old.body)
 		if errNoRows(err) {
 			return approval.ErrNotFound
 		}
 		if err != nil {
 			return err
 		}
-		if version != row.req.Version-1 {
-			return fmt.Errorf("stored version %d, update to %d: %w", version, row.req.Version, approval.ErrConflict)
+		if old.version != row.req.Version-1 {
+			return fmt.Errorf("stored version %d, update to %d: %w", old.version, row.req.Version, approval.ErrConflict)
 		}
-		if u.TokenID != "" {
-			usedAt := row.req.UpdatedAt
-			if usedAt.IsZero() {
-				usedAt = utcMicro(time.Now())
-			}
-			res, err := q.ExecContext(ctx, `INSERT INTO used_tokens (token_id, request_id, used_at) VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING`, u.TokenID, id, s.dialect.timeValue(usedAt))
-			if err != nil {
-				return err
-			}
-			if n, err := res.RowsAffected(); err != nil {
-				return err
-			} else if n == 0 {
-				return fmt.Errorf("token %s: %w", u.TokenID, approval.ErrTokenUsed)
-			}
+		w, err := s.newRequestWrite(old, row, u.TokenID, usedAt)
+		if err != nil {
+			return err
 		}
-		args := append(s.requestArgs(row), version)
-		if _, err := q.ExecContext(ctx, `UPDATE requests SET
-    status = $2, action_hash = $3, requested_by = $4, created_at = $5,
-    updated_at = $6, due_at = $7, version = $8, body = $9
-WHERE id = $1 AND version = $10`, args...); err != nil {
+		fresh, tail, err := s.updateRequest(ctx, q, id, w, len(u.Events) > 0)
+		if err != nil {
 			if isUniqueViolation(err) {
 				return fmt.Errorf("another request for the action is live: %w: %w", approval.ErrConflict, err)
 			}
 			return err
 		}
-		oldPolicies, oldVoters, err := indexedNames(oldBody)
-		if err != nil {
-			return err
+		if !fresh {
+			return fmt.Errorf("token %s: %w", u.TokenID, approval.ErrTokenUsed)
 		}
-		if err := s.syncNames(ctx, q, "request_policies", "policy", id, oldPolicies, policyNames(row.req)); err != nil {
-			return err
-		}
-		if err := s.syncNames(ctx, q, "request_approvers", "approver", id, oldVoters, voterNames(row.req)); err != nil {
-			return err
-		}
-		sealed, err = s.appendEvents(ctx, q, u.Events)
+		sealed, err = s.appendEvents(ctx, q, tail, u.Events)
 		return err
 	})
 	if err != nil {

@@ -31,6 +31,13 @@ type Store struct {
 	// a pool of query_only connections for SQLite files, which WAL lets
 	// read while a write is in progress.
 	r *sql.DB
+	// writes and reads cache prepared statements for the pools of a
+	// SQLite Store made by Open (one cache if w and r are one pool); nil
+	// otherwise.
+	writes, reads *stmtCache
+	// ckpt checkpoints the WAL of a SQLite file Open opened; nil
+	// otherwise.
+	ckpt *checkpointer
 	// own is set when Close must close the pools.
 	own bool
 }
@@ -47,8 +54,10 @@ var _ approval.Store = (*Store)(nil)
 // selects the schema (which must exist). Anything else is the path of a
 // SQLite database file ("approval.db"), or a file: URI, and is opened in
 // WAL mode with foreign keys on, the Synchronous mode and BusyTimeout of
-// opts, and immediate write transactions. ":memory:" opens a private
-// in-memory database served by one connection.
+// opts, and immediate write transactions; its WAL is checkpointed from a
+// connection of the Store's own (see Performance in the package
+// documentation). ":memory:" opens a private in-memory database served by
+// one connection.
 //
 // Close the Store when done.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
@@ -94,7 +103,7 @@ func (s *Store) openPostgres(ctx context.Context, dsn string) error {
 
 func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	if isMemoryDSN(dsn) {
-		db, err := sql.Open("sqlite", s.cfg.sqliteDSN(dsn, false))
+		db, err := sql.Open("sqlite", s.cfg.writerDSN(dsn))
 		if err != nil {
 			return fmt.Errorf("sqlstore: Open: %w", err)
 		}
@@ -104,6 +113,8 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		db.SetConnMaxLifetime(0)
 		db.SetConnMaxIdleTime(0)
 		s.w, s.r = db, db
+		s.writes = newStmtCache(db)
+		s.reads = s.writes
 		return nil
 	}
 	hint := func(err error) error {
@@ -114,7 +125,7 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		}
 		return fmt.Errorf("sqlstore: Open: SQLite database %q: %w (is the path a writable file or directory, not used by a non-WAL program?)", dsn, err)
 	}
-	w, err := sql.Open("sqlite", s.cfg.sqliteDSN(dsn, false))
+	w, err := sql.Open("sqlite", s.cfg.writerDSN(dsn))
 	if err != nil {
 		return hint(err)
 	}
@@ -135,7 +146,14 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(5 * time.Minute)
-	s.w, s.r = w, r
+	ckpt, err := startCheckpointer(s.cfg.sqliteDSN(dsn, false))
+	if err != nil {
+		_ = w.Close()
+		_ = r.Close()
+		return hint(err)
+	}
+	s.w, s.r, s.ckpt = w, r, ckpt
+	s.writes, s.reads = newStmtCache(w), newStmtCache(r)
 	return nil
 }
 
@@ -145,7 +163,10 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 // SQLite, whose DSN should enable WAL, foreign keys and a busy timeout
 // (SQLiteDSN builds one); Synchronous, BusyTimeout and MaxConns are not
 // applied to a caller's pool. The store takes SQLite's write lock with
-// BEGIN IMMEDIATE itself, whatever the DSN's _txlock.
+// BEGIN IMMEDIATE itself, whatever the DSN's _txlock; it keeps no prepared
+// statements on a caller's SQLite pool and leaves its checkpoints to
+// SQLite's automatic ones. A PostgreSQL pool must be pgx's stdlib: the
+// store writes through pgx's connection, to pipeline.
 func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: OpenDB: nil *sql.DB (open one with sql.Open, or use sqlstore.Open)")
@@ -159,6 +180,11 @@ func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*
 	}
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("sqlstore: OpenDB: ping %s: %w", dialect, err)
+	}
+	if dialect == Postgres {
+		if err := checkPgx(ctx, db); err != nil {
+			return nil, fmt.Errorf("sqlstore: OpenDB: %w", err)
+		}
 	}
 	return &Store{dialect: dialect, cfg: cfg, w: db, r: db}, nil
 }
@@ -174,14 +200,19 @@ func newConfig(opts []Option) (config, error) {
 // Dialect reports the database the Store is on.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close closes the connection pools Open created. It does nothing for a
-// Store made by OpenDB, whose pool belongs to the caller. No method may be
+// Close stops the background checkpoints and closes the prepared
+// statements and connection pools Open created. It leaves open the pool of
+// a Store made by OpenDB, which belongs to the caller. No method may be
 // called after Close.
 func (s *Store) Close() error {
-	if !s.own {
-		return nil
+	err := errors.Join(s.ckpt.close(), s.writes.close())
+	if s.reads != s.writes {
+		err = errors.Join(err, s.reads.close())
 	}
-	err := s.w.Close()
+	if !s.own {
+		return err
+	}
+	err = errors.Join(err, s.w.Close())
 	if s.r != s.w {
 		err = errors.Join(err, s.r.Close())
 	}

@@ -300,6 +300,8 @@ func TestOpenDBErrors(t *testing.T) {
 	defer db.Close()
 	_, err = OpenDB(t.Context(), db, "mysql")
 	require.ErrorContains(t, err, `unknown dialect "mysql"`)
+	_, err = OpenDB(t.Context(), db, Postgres)
+	require.ErrorContains(t, err, "not pgx's")
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -379,12 +381,12 @@ func TestSQLiteFailedRollbackDiscardsConnection(t *testing.T) {
 	s := open(t, sqliteDSN(t))
 	boom := errors.New("boom")
 	err := s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", func(q querier) error {
-		if _, err := q.ExecContext(t.Context(), "COMMIT"); err != nil {
+		if _, err := q.exec(t.Context(), "COMMIT"); err != nil {
 			return err
 		}
-		_, err := q.ExecContext(t.Context(), "BEGIN") // left open if the connection were kept
+		_, err := q.exec(t.Context(), "BEGIN") // left open if the connection were kept
 		require.NoError(t, err)
-		_, err = q.ExecContext(t.Context(), "ROLLBACK")
+		_, err = q.exec(t.Context(), "ROLLBACK")
 		require.NoError(t, err)
 		return boom
 	})
@@ -393,8 +395,8 @@ func TestSQLiteFailedRollbackDiscardsConnection(t *testing.T) {
 
 	// A transaction left open by fn is rolled back, not leaked.
 	err = s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", func(q querier) error {
-		_, err := q.ExecContext(t.Context(), `INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, '')`)
-		require.Error(t, err, "the CHECK constraint allows one head")
+		_, err := q.exec(t.Context(), `INSERT INTO requests (id) VALUES ('req_x')`)
+		require.Error(t, err, "the columns are NOT NULL")
 		return err
 	})
 	require.Error(t, err)

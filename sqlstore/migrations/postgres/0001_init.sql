@@ -6,6 +6,10 @@
 -- jsonb, which rejects \u0000 and reorders keys) and are the record of
 -- truth; the other columns exist to filter, sort and enforce.
 
+-- fillfactor leaves room in each page for the new versions of the rows on
+-- it: a request is updated a few times (each vote, its resolution), and an
+-- update that changes no indexed column and fits in its page is HOT,
+-- writing no index entries.
 CREATE TABLE requests (
     id           text        NOT NULL PRIMARY KEY,
     status       text        NOT NULL,
@@ -16,7 +20,7 @@ CREATE TABLE requests (
     due_at       timestamptz,          -- NULL: never due
     version      bigint      NOT NULL,
     body         text        NOT NULL
-);
+) WITH (fillfactor = 75);
 
 -- At most one live (not terminal) request per action: the database, not
 -- the application, makes concurrent Creates of one action, from any number
@@ -73,15 +77,31 @@ CREATE INDEX audit_events_request ON audit_events (request_id, seq) WHERE reques
 CREATE INDEX audit_events_actor ON audit_events (actor, seq) WHERE actor IS NOT NULL;
 CREATE INDEX audit_events_at ON audit_events (at);
 
--- The end of the chain. Every append locks it (SELECT ... FOR UPDATE) and
--- moves it in the same transaction, which serialises appends across all
--- processes and keeps seq gapless.
-CREATE TABLE audit_head (
-    id   integer NOT NULL PRIMARY KEY CHECK (id = 1),
-    seq  bigint  NOT NULL,
-    hash text    NOT NULL
-);
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
+-- audit_tail(true) returns the end of the chain, the sequence number and
+-- hash of the last event (0 and '' while there is none), after taking a
+-- transaction-level advisory lock that every append holds until it
+-- commits: appends from all processes are serialised, so seq stays gapless
+-- and each event's prev_hash is its predecessor's hash (the primary key on
+-- seq would refuse a fork in any case). The function is VOLATILE, so the
+-- query after the lock sees every append committed before it was granted,
+-- even when the function ends a statement that began earlier: Create's
+-- insert ends with audit_tail(inserted), to write the request and lock the
+-- chain in one round trip. audit_tail(false) returns nothing and locks
+-- nothing. The lock's keys are 0x617071 and the OID of
+-- the audit_events table, so trails in different schemas of one database
+-- do not wait for each other.
+CREATE FUNCTION audit_tail(take boolean) RETURNS TABLE (seq bigint, hash text)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    IF take THEN
+        PERFORM pg_advisory_xact_lock(x'617071'::integer, 'audit_events'::regclass::oid::integer);
+        RETURN QUERY SELECT e.seq, e.hash FROM audit_events e ORDER BY e.seq DESC LIMIT 1;
+        IF NOT FOUND THEN
+            RETURN QUERY SELECT 0::bigint, ''::text;
+        END IF;
+    END IF;
+END
+$$;
 
 -- The trail is append-only.
 CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -94,19 +114,3 @@ CREATE TRIGGER audit_events_no_update_delete BEFORE UPDATE OR DELETE ON audit_ev
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
-
-CREATE FUNCTION audit_head_forward_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        IF NEW.seq >= OLD.seq THEN
-            RETURN NEW;
-        END IF;
-    END IF;
-    RAISE EXCEPTION 'audit_head may only move forward: % is not allowed', TG_OP
-        USING ERRCODE = 'insufficient_privilege';
-END
-$$;
-CREATE TRIGGER audit_head_forward_only BEFORE UPDATE OR DELETE ON audit_head
-    FOR EACH ROW EXECUTE FUNCTION audit_head_forward_only();
-CREATE TRIGGER audit_head_no_truncate BEFORE TRUNCATE ON audit_head
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_head_forward_only();

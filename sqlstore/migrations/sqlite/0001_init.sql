@@ -57,7 +57,11 @@ CREATE TABLE used_tokens (
 
 -- The audit trail, a SHA-256 hash chain (see approval.VerifyAuditChain).
 -- request_id has no foreign key: rejected decisions may name requests that
--- do not exist.
+-- do not exist. seq is the rowid, so the end of the chain, which every
+-- append reads inside its immediate transaction (writers are serialised by
+-- the database's write lock), is the last row of the table's own b-tree.
+-- Each index ends in the rowid, so the per-request and per-actor indexes
+-- are already in seq order.
 CREATE TABLE audit_events (
     seq        INTEGER NOT NULL PRIMARY KEY,
     request_id TEXT,
@@ -68,18 +72,9 @@ CREATE TABLE audit_events (
     hash       TEXT    NOT NULL,
     body       TEXT    NOT NULL
 ) STRICT;
-CREATE INDEX audit_events_request ON audit_events (request_id, seq) WHERE request_id IS NOT NULL;
-CREATE INDEX audit_events_actor ON audit_events (actor, seq) WHERE actor IS NOT NULL;
+CREATE INDEX audit_events_request ON audit_events (request_id) WHERE request_id IS NOT NULL;
+CREATE INDEX audit_events_actor ON audit_events (actor) WHERE actor IS NOT NULL;
 CREATE INDEX audit_events_at ON audit_events (at);
-
--- The end of the chain. Every append reads and moves it in the same
--- transaction, which serialises appends and keeps seq gapless.
-CREATE TABLE audit_head (
-    id   INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-    seq  INTEGER NOT NULL,
-    hash TEXT    NOT NULL
-) STRICT;
-INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '');
 
 -- The trail is append-only.
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
@@ -89,13 +84,4 @@ END;
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit_events is append-only: DELETE is not allowed');
-END;
-CREATE TRIGGER audit_head_no_rewind BEFORE UPDATE ON audit_head
-WHEN NEW.seq < OLD.seq
-BEGIN
-    SELECT RAISE(ABORT, 'audit_head may only move forward');
-END;
-CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
-BEGIN
-    SELECT RAISE(ABORT, 'audit_head may not be deleted');
 END;

@@ -1,0 +1,222 @@
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// storedRow is what Update reads of the stored request, under its lock:
+// the version to compare, the indexed columns (to rewrite only those that
+// change) and the body (whose policy and voter names the side tables hold).
+// The times are scanned as the driver returns them, to compare with the
+// dialect's column values.
+type storedRow struct {
+	version                         int64
+	status, actionHash, requestedBy string
+	createdAt, dueAt                any
+	body                            []byte
+}
+
+// requestWrite is the change Update makes to a request row and its side
+// tables.
+type requestWrite struct {
+	// set is the SET list of the UPDATE; args are its values, after the
+	// request ID ($1).
+	set  []string
+	args []any
+	// tokenID is recorded as used at usedAt, unless empty.
+	tokenID string
+	usedAt  any
+	// policies and voters are the side-table rows to delete and insert.
+	policies, voters nameDiff
+}
+
+// nameDiff is the change of a side table's names for one request.
+type nameDiff struct{ gone, added []string }
+
+func diffNames(old, names []string) nameDiff {
+	var d nameDiff
+	for _, n := range old {
+		if !slices.Contains(names, n) {
+			d.gone = append(d.gone, n)
+		}
+	}
+	for _, n := range names {
+		if !slices.Contains(old, n) {
+			d.added = append(d.added, n)
+		}
+	}
+	return d
+}
+
+// newRequestWrite compares the stored row with the new one. The SET list
+// names only the indexed columns whose value changes: SQLite rewrites the
+// entries of every index on a column an UPDATE assigns, changed or not, so
+// a decision that leaves a request pending writes the table row alone.
+func (s *Store) newRequestWrite(old storedRow, row requestRow, tokenID string, usedAt time.Time) (requestWrite, error) {
+	r := row.req
+	w := requestWrite{args: []any{r.ID}, tokenID: tokenID, usedAt: s.dialect.timeValue(usedAt)}
+	col := func(name string, v any) {
+		w.args = append(w.args, v)
+		w.set = append(w.set, name+" = $"+strconv.Itoa(len(w.args)))
+	}
+	if string(r.Status) != old.status {
+		col("status", string(r.Status))
+	}
+	if r.ActionHash != old.actionHash {
+		col("action_hash", r.ActionHash)
+	}
+	if r.Action.RequestedBy != old.requestedBy {
+		col("requested_by", r.Action.RequestedBy)
+	}
+	if v := s.dialect.timeValue(r.CreatedAt); !sameValue(old.createdAt, v) {
+		col("created_at", v)
+	}
+	if v := s.dialect.timeArg(r.DueAt); !sameValue(old.dueAt, v) {
+		col("due_at", v)
+	}
+	col("updated_at", s.dialect.timeValue(r.UpdatedAt))
+	col("version", r.Version)
+	col("body", string(row.body))
+	oldPolicies, oldVoters, err := indexedNames(old.body)
+	if err != nil {
+		return w, err
+	}
+	w.policies = diffNames(oldPolicies, policyNames(r))
+	w.voters = diffNames(oldVoters, voterNames(r))
+	return w, nil
+}
+
+// sameValue reports whether a column value read back equals one about to
+// be written.
+func sameValue(stored, v any) bool {
+	switch v := v.(type) {
+	case nil:
+		return stored == nil
+	case time.Time:
+		t, ok := stored.(time.Time)
+		return ok && t.Equal(v)
+	}
+	return stored == v
+}
+
+// updateRequest writes w inside Update's transaction, after the version
+// check. It reports fresh == false, having written nothing that will be
+// kept, if w's token was used before. If lockTail is set it may also
+// return the locked tail of the audit chain (PostgreSQL does, in the same
+// round trip); if it returns nil, appendEvents locks the tail itself.
+func (s *Store) updateRequest(ctx context.Context, q querier, id string, w requestWrite, lockTail bool) (fresh bool, tail *chainTail, err error) {
+	update := "UPDATE requests SET " + strings.Join(w.set, ", ") + " WHERE id = $1"
+	if s.dialect == Postgres {
+		return s.pgUpdateRequest(ctx, q, update, w, lockTail)
+	}
+	if w.tokenID != "" {
+		n, err := q.exec(ctx, `INSERT INTO used_tokens (token_id, request_id, used_at) VALUES ($1, $2, $3)
+ON CONFLICT DO NOTHING`, w.tokenID, id, w.usedAt)
+		if err != nil || n == 0 {
+			return false, nil, err
+		}
+	}
+	if _, err := q.exec(ctx, update, w.args...); err != nil {
+		return false, nil, err
+	}
+	if err := s.syncNames(ctx, q, policiesTable, id, w.policies.gone, w.policies.added); err != nil {
+		return false, nil, err
+	}
+	return true, nil, s.syncNames(ctx, q, approversTable, id, w.voters.gone, w.voters.added)
+}
+
+// pgUpdateRequest makes the whole change in one statement, the UPDATE, the
+// token and the side tables, and sends it in one batch (one round trip)
+// with the statement that locks and reads the chain tail (audit_tail), so
+// that every transaction takes the chain lock after its request's locks and
+// after the statement's foreign-key checks, which run at its end. A
+// replayed token still takes the lock, briefly: the transaction then rolls
+// back.
+func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w requestWrite, lockTail bool) (bool, *chainTail, error) {
+	var b strings.Builder
+	args := w.args
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	b.WriteString("WITH upd AS (" + update + " RETURNING 1)")
+	tokens := "SELECT 1 AS n"
+	if w.tokenID != "" {
+		b.WriteString(", tok AS (INSERT INTO used_tokens (token_id, request_id, used_at) VALUES (" +
+			arg(w.tokenID) + ", $1, " + arg(w.usedAt) + ") ON CONFLICT DO NOTHING RETURNING 1)")
+		tokens = "SELECT count(*) AS n FROM tok"
+	}
+	for _, t := range []struct {
+		table sideTable
+		diff  nameDiff
+	}{{policiesTable, w.policies}, {approversTable, w.voters}} {
+		if len(t.diff.gone) > 0 {
+			fmt.Fprintf(&b, ", %s_gone AS (DELETE FROM %s WHERE request_id = $1 AND %s = ANY(%s::text[]))",
+				t.table.name, t.table.name, t.table.column, arg(t.diff.gone))
+		}
+		if len(t.diff.added) > 0 {
+			fmt.Fprintf(&b, ", %s_added AS (INSERT INTO %s (request_id, %s) SELECT $1, unnest(%s::text[]) ON CONFLICT DO NOTHING)",
+				t.table.name, t.table.name, t.table.column, arg(t.diff.added))
+		}
+	}
+	b.WriteString("\nSELECT u.n, k.n FROM (SELECT count(*) AS n FROM upd) u CROSS JOIN (" + tokens + ") k")
+	var (
+		updated, fresh int64
+		tail           chainTail
+	)
+	stmts := []pgStmt{{sql: b.String(), args: args}}
+	dests := [][]any{{&updated, &fresh}}
+	if lockTail {
+		// A statement of its own, in the same round trip: the chain lock is
+		// taken after this statement's foreign-key checks and side-table
+		// writes, which run at its end.
+		stmts = append(stmts, pgStmt{sql: `SELECT seq, hash FROM audit_tail(true)`})
+		dests = append(dests, []any{&tail.seq, &tail.hash})
+	}
+	if err := q.(*pgTx).queryRows(ctx, stmts, dests); err != nil {
+		return false, nil, err
+	}
+	switch {
+	case updated == 0:
+		return false, nil, errors.New("the locked request row was not updated")
+	case fresh == 0:
+		return false, nil, nil
+	case !lockTail:
+		return true, nil, nil
+	}
+	return true, &tail, nil
+}
+
+// sideTable is one of the tables that index requests by a name: the
+// policies a request matched (List's Policy filter) and the people who
+// voted on it (List's Approver filter).
+type sideTable struct{ name, column string }
+
+var (
+	policiesTable  = sideTable{"request_policies", "policy"}
+	approversTable = sideTable{"request_approvers", "approver"}
+)
+
+// syncNames deletes the gone and inserts the added names of request id in
+// a side table, one row per statement, so that each statement text is
+// prepared once (SQLite runs them in process; PostgreSQL writes its side
+// tables in the statement of the request instead).
+func (s *Store) syncNames(ctx context.Context, q querier, t sideTable, id string, gone, added []string) error {
+	for _, n := range gone {
+		if _, err := q.exec(ctx, "DELETE FROM "+t.name+" WHERE request_id = $1 AND "+t.column+" = $2", id, n); err != nil {
+			return err
+		}
+	}
+	for _, n := range added {
+		if _, err := q.exec(ctx, "INSERT INTO "+t.name+" (request_id, "+t.column+") VALUES ($1, $2) ON CONFLICT DO NOTHING", id, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
