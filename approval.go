@@ -302,7 +302,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	}
 	events := []AuditEvent{{
 		RequestID: req.ID, Type: EventRequestCreated, Actor: a.RequestedBy,
-		Policies: policyRefs(req.Policies), Reason: joinReasons(m.policies), At: now,
+		Policies: policyRefs(req.Policies), Reason: req.Reason, At: now,
 	}}
 	for i, msg := range m.errs {
 		if msg != "" {

@@ -202,13 +202,11 @@ func TestDecideRejections(t *testing.T) {
 			require.Equal(t, approval.EventDecisionRejected, ev.Type)
 			require.Equal(t, target, ev.RequestID)
 			require.Equal(t, tc.actor, ev.Actor)
-			require.Contains(t, ev.Reason, errorText(tc.want))
+			require.Contains(t, ev.Reason, tc.want.Error())
 		})
 	}
 }
 
-// errorText is the sentinel's message, which the audit reason contains.
-func errorText(err error) string { return err.Error() }
 
 // TestDecideConcurrentApprovers races 64 eligible approvers on a request
 // that needs 2: exactly two votes count, the rest are told it is no longer

@@ -334,3 +334,79 @@ func TestListFiltersAndPages(t *testing.T) {
 	require.Equal(t, ids[0], page.Requests[0].ID)
 	require.Equal(t, fmt.Sprint(approval.StatusDenied), fmt.Sprint(page.Requests[0].Status))
 }
+
+func TestRemovePolicy(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	require.True(t, f.gate.RemovePolicy("high_spend"))
+	require.False(t, f.gate.RemovePolicy("high_spend"))
+	_, ok := f.gate.PolicyHash("high_spend")
+	require.False(t, ok)
+
+	res, err := f.gate.Guard(f.ctx, transfer(9000))
+	require.NoError(t, err)
+	require.Equal(t, approval.ReasonNoPolicyMatched, res.Reason)
+
+	// The open request keeps its snapshot and can still be approved.
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+}
+
+func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
+	t.Parallel()
+	var (
+		mu   sync.Mutex
+		got  []approval.AuditEvent
+		fail bool
+	)
+	sink := approval.AuditSinkFunc(func(_ context.Context, evs []approval.AuditEvent) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got = append(got, evs...)
+		if fail {
+			return errors.New("siem unreachable")
+		}
+		return nil
+	})
+	f := newFixture(t, func(c *approval.Config) { c.Audit = sink })
+	id := f.pending(transfer(5000))
+	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.NoError(t, err)
+	_, err = f.decide(id, "mallory", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrNotEligible)
+
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	require.NoError(t, err, "a failing sink does not undo or fail the committed decision")
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, f.events(), got, "the sink sees every committed event, sealed, in order")
+}
+
+func TestIssueTokenRejectsBadInput(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for name, call := range map[string]func() error{
+		"empty request":  func() error { _, err := f.gate.IssueToken("", "bob", approval.VerdictApprove, time.Hour); return err },
+		"empty approver": func() error { _, err := f.gate.IssueToken("req_x", "", approval.VerdictApprove, time.Hour); return err },
+		"bad verdict":    func() error { _, err := f.gate.IssueToken("req_x", "bob", "maybe", time.Hour); return err },
+		"zero ttl":       func() error { _, err := f.gate.IssueToken("req_x", "bob", approval.VerdictDeny, 0); return err },
+		"cancel without actor": func() error {
+			_, err := f.gate.Cancel(f.ctx, f.pending(transfer(5000)), "", "")
+			return err
+		},
+	} {
+		require.ErrorIs(t, call(), approval.ErrInvalidDecision, name)
+	}
+	verifyOnly, err := approval.New(approval.Config{Store: f.store, VerifyKeys: []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}})
+	require.NoError(t, err)
+	_, err = verifyOnly.IssueToken("req_x", "bob", approval.VerdictApprove, time.Hour)
+	require.ErrorIs(t, err, approval.ErrInvalidConfig)
+}

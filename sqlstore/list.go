@@ -92,18 +92,17 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 // index of live requests by due time.
 func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
 	const op = "list due"
+	// Truncating now to microseconds floors the bound, so due_at <= it keeps
+	// exactly the stored times not after now.
 	rows, err := s.r.QueryContext(ctx, `SELECT body FROM requests
 WHERE due_at IS NOT NULL AND status IN `+liveStatuses+` AND due_at <= $1
-ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(floorMicro(now)), approval.PageSize(limit))
+ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(utcMicro(now)), approval.PageSize(limit))
 	if err != nil {
 		return nil, fail(ctx, op, err)
 	}
 	return scanRequests(ctx, op, rows)
 }
 
-// floorMicro is utcMicro, named for what it does to a bound: "due_at <=
-// floorMicro(now)" selects exactly the whole-microsecond times not after now.
-func floorMicro(t time.Time) time.Time { return utcMicro(t) }
 
 // scanRequests decodes every row of a single-column body query.
 func scanRequests(ctx context.Context, op string, rows *sql.Rows) ([]*approval.Request, error) {
