@@ -207,7 +207,6 @@ func TestDecideRejections(t *testing.T) {
 	}
 }
 
-
 // TestDecideConcurrentApprovers races 64 eligible approvers on a request
 // that needs 2: exactly two votes count, the rest are told it is no longer
 // pending, and every refusal is audited.

@@ -103,7 +103,6 @@ ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(utcMicro(now)), approval.Page
 	return scanRequests(ctx, op, rows)
 }
 
-
 // scanRequests decodes every row of a single-column body query.
 func scanRequests(ctx context.Context, op string, rows *sql.Rows) ([]*approval.Request, error) {
 	defer rows.Close()
