@@ -20,18 +20,19 @@ type chainTail struct {
 	hash string
 }
 
-// lockTail reads the end of the chain inside a write transaction, so that
-// no other transaction can append until this one ends. SQLite needs no
-// lock of its own: the immediate transaction already excludes every other
-// writer, so the last row is read as is. PostgreSQL calls audit_tail (see
-// the migration), which serialises appenders across all processes.
-func (s *Store) lockTail(ctx context.Context, q querier) (chainTail, error) {
-	var t chainTail
-	query := `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`
-	if s.dialect == Postgres {
-		query = `SELECT seq, hash FROM audit_tail(true)`
+// chainEnd returns the end of the chain inside a write transaction, which
+// holds the chain's lock until it ends, so that appends from any number of
+// processes form one gapless chain (and the primary key on seq would refuse
+// a fork). SQLite needs no lock of its own: the immediate transaction
+// already excludes every other writer, so the last row is read as is. A
+// PostgreSQL transaction locks the chain and reads its end when it begins
+// (see pgTx).
+func (s *Store) chainEnd(ctx context.Context, q querier) (chainTail, error) {
+	if t, ok := q.(*pgTx); ok {
+		return t.chainEnd(ctx)
 	}
-	err := q.queryRow(ctx, query).Scan(&t.seq, &t.hash)
+	var t chainTail
+	err := q.queryRow(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&t.seq, &t.hash)
 	if err != nil && !errNoRows(err) {
 		return t, fmt.Errorf("read audit chain tail: %w", err)
 	}
@@ -39,27 +40,16 @@ func (s *Store) lockTail(ctx context.Context, q querier) (chainTail, error) {
 }
 
 // appendEvents seals copies of events onto the end of the chain and
-// inserts them, inside the caller's write transaction. tail is the end of
-// the chain if the caller has locked it already, or nil to lock it here;
-// either way the chain is locked until the transaction ends, so appends
-// from any number of processes form one gapless chain (and the primary key
-// on seq would refuse a fork). The caller copies the seals back into its
-// events only after the transaction commits, so a rolled-back write leaves
-// them untouched.
-//
-// Callers lock the tail last, after their request writes, so that every
-// transaction takes locks in the same order and the lock that serialises
-// all appends is held as briefly as possible.
-func (s *Store) appendEvents(ctx context.Context, q querier, tail *chainTail, events []approval.AuditEvent) ([]approval.AuditEvent, error) {
+// inserts them, inside the caller's write transaction. The caller copies
+// the seals back into its events only after the transaction commits, so a
+// rolled-back write leaves them untouched.
+func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.AuditEvent) ([]approval.AuditEvent, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
-	if tail == nil {
-		t, err := s.lockTail(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		tail = &t
+	tail, err := s.chainEnd(ctx, q)
+	if err != nil {
+		return nil, err
 	}
 	seq, hash := tail.seq, tail.hash
 	sealed := make([]approval.AuditEvent, len(events))
@@ -92,6 +82,7 @@ func (s *Store) appendEvents(ctx context.Context, q querier, tail *chainTail, ev
 		if err := q.execLast(ctx, "append audit events", b.String(), args...); err != nil {
 			return nil, err
 		}
+		q.(*pgTx).appended(chainTail{seq: seq, hash: hash})
 		return sealed, nil
 	}
 	// One prepared single-row statement, run once per event.
@@ -133,7 +124,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) e
 	var sealed []approval.AuditEvent
 	err := s.write(ctx, func(q querier) error {
 		var err error
-		sealed, err = s.appendEvents(ctx, q, nil, events)
+		sealed, err = s.appendEvents(ctx, q, events)
 		return err
 	})
 	if err != nil {

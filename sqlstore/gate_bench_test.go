@@ -69,6 +69,26 @@ func BenchmarkGate(b *testing.B) {
 	}
 }
 
+// groupCounts snapshots how many transactions s ran and how many writes
+// they carried; report reports the mean writes per transaction since the
+// snapshot (see group) and any transaction of several writes that failed
+// as a whole.
+type groupCounts struct{ txns, writes, failed int64 }
+
+func groupsOf(s *Store) groupCounts {
+	return groupCounts{s.group.txns.Load(), s.group.writes.Load(), s.group.failed.Load()}
+}
+
+func (c groupCounts) report(b *testing.B, s *Store) {
+	now := groupsOf(s)
+	if n := now.txns - c.txns; n > 0 {
+		b.ReportMetric(float64(now.writes-c.writes)/float64(n), "writes/txn")
+	}
+	if n := now.failed - c.failed; n > 0 {
+		b.ReportMetric(float64(n), "failed-groups")
+	}
+}
+
 // BenchmarkEd25519Verify is the CPU cost inside every Decide that is not
 // database work: one signature check of a message the size of a token's.
 func BenchmarkEd25519Verify(b *testing.B) {
@@ -135,6 +155,7 @@ func benchGuardCreate(b *testing.B, s *Store, callers int) {
 	g := benchGate(b, s)
 	ctx := context.Background()
 	actions := benchActions(b.N)
+	defer groupsOf(s).report(b, s)
 	runBench(b, callers, func(_, i int) error {
 		res, err := g.Guard(ctx, actions[i])
 		if err == nil && res.Status != approval.StatusPending {
@@ -159,6 +180,7 @@ func benchDecide(b *testing.B, s *Store, callers int) {
 			b.Fatal(err)
 		}
 	}
+	defer groupsOf(s).report(b, s)
 	runBench(b, callers, func(_, i int) error {
 		r, err := g.Decide(ctx, ids[i], approval.Decision{Token: tokens[i], Verdict: approval.VerdictApprove})
 		if err == nil && (r.Status != approval.StatusPending || len(r.Votes) != 1) {

@@ -116,9 +116,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return nil
 	}
 	if s.dialect == Postgres {
-		err = s.write(ctx, apply)
+		err = s.pgRun(ctx, &pgTx{unchained: true}, apply)
 	} else {
-		err = s.sqliteTx(ctx, "BEGIN EXCLUSIVE", apply)
+		err = s.sqliteTx(ctx, "BEGIN EXCLUSIVE", false, apply)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrate %s schema: %w", s.dialect, err)

@@ -113,6 +113,10 @@ func (c *config) sqliteDSN(path string, readOnly bool) string {
 	add("journal_mode(WAL)")
 	add("synchronous(" + string(c.sync) + ")")
 	add("foreign_keys(1)")
+	// Savepoints (a group's writes: see group) and statements keep the
+	// original of each page they change in a sub-journal, a temporary
+	// file unless temporary storage is in memory.
+	add("temp_store(MEMORY)")
 	if readOnly {
 		add("query_only(1)")
 	}

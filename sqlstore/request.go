@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -46,12 +45,12 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	err = s.write(ctx, func(q querier) error {
 		existing, sealed = nil, nil
 		for range maxCreateAttempts {
-			inserted, tail, err := s.insertRequest(ctx, q, row, len(events) > 0)
+			inserted, err := s.insertRequest(ctx, q, row)
 			if err != nil {
 				return err
 			}
 			if inserted {
-				sealed, err = s.appendEvents(ctx, q, tail, events)
+				sealed, err = s.appendEvents(ctx, q, events)
 				return err
 			}
 			if row.req.Status.Terminal() {
@@ -94,16 +93,13 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 		return existing, false, nil
 	}
 	writeBack(events, sealed)
+	s.names.put(row.req)
 	return row.req, true, nil
 }
 
 // pgInsertRequest inserts a request and its side-table rows in one
-// statement (one round trip) and, if it inserted the request and $12 is
-// true, locks and returns the tail of the audit chain (audit_tail), which
-// the events are appended to next. The request's insert runs first (the
-// main query counts its rows), so the chain lock is taken after the
-// request's own locks; the side-table rows, which belong to the new
-// request and so wait for no one, are written at the end of the statement.
+// statement (one round trip) and returns the number of requests inserted.
+// The side-table rows belong to the new request, so they wait for no one.
 const pgInsertRequest = `WITH ins AS (
     INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -114,44 +110,29 @@ const pgInsertRequest = `WITH ins AS (
 ), approvers AS (
     INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($11::text[]) FROM ins
 )
-SELECT n.n, t.seq, t.hash FROM (SELECT count(*) AS n FROM ins) n
-LEFT JOIN LATERAL audit_tail(n.n > 0 AND $12::boolean) t ON true`
+SELECT count(*) FROM ins`
 
 // insertRequest inserts row and its side-table rows unless a live request
 // of its action or a request with its ID exists, and reports whether it
-// did. If it did, and lockTail is set, it may also return the locked tail
-// of the audit chain (PostgreSQL does, in the same round trip); if it
-// returns nil, appendEvents locks the tail itself.
-func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow, lockTail bool) (bool, *chainTail, error) {
+// did.
+func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow) (bool, error) {
 	if s.dialect == Postgres {
-		var (
-			n    int64
-			seq  sql.NullInt64
-			hash sql.NullString
-		)
-		args := append(s.requestArgs(row), policyNames(row.req), voterNames(row.req), lockTail)
-		if err := q.queryRow(ctx, pgInsertRequest, args...).Scan(&n, &seq, &hash); err != nil || n == 0 {
-			return false, nil, err
-		}
-		if !lockTail {
-			return true, nil, nil
-		}
-		if !seq.Valid {
-			return false, nil, errors.New("read audit chain tail: none returned")
-		}
-		return true, &chainTail{seq: seq.Int64, hash: hash.String}, nil
+		var n int64
+		args := append(s.requestArgs(row), policyNames(row.req), voterNames(row.req))
+		err := q.queryRow(ctx, pgInsertRequest, args...).Scan(&n)
+		return n > 0, err
 	}
 	n, err := q.exec(ctx, `INSERT INTO requests
     (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT DO NOTHING`, s.requestArgs(row)...)
 	if err != nil || n == 0 {
-		return false, nil, err
+		return false, err
 	}
 	if err := s.syncNames(ctx, q, policiesTable, row.req.ID, nil, policyNames(row.req)); err != nil {
-		return false, nil, err
+		return false, err
 	}
-	return true, nil, s.syncNames(ctx, q, approversTable, row.req.ID, nil, voterNames(row.req))
+	return true, s.syncNames(ctx, q, approversTable, row.req.ID, nil, voterNames(row.req))
 }
 
 // requestArgs returns the column values of a request row, in the order of
@@ -180,14 +161,18 @@ func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
 	if err != nil {
 		return nil, fail(ctx, op, err)
 	}
+	s.names.put(r)
 	return r, nil
 }
 
-// Update implements approval.Store. It reads the stored version under a
-// row lock (PostgreSQL's SELECT ... FOR UPDATE; SQLite's immediate
-// transaction locks the whole database), so the compare and the set are one
-// step across processes. It checks the version before the token, so an
-// Update that is both stale and replayed reports approval.ErrConflict.
+// Update implements approval.Store. The compare and the set are one step
+// across processes: the stored version is read under a row lock
+// (PostgreSQL's SELECT ... FOR UPDATE; SQLite's immediate transaction
+// locks the whole database), or, on PostgreSQL when the Store knows the
+// side-table names of the version being replaced, compared by the UPDATE
+// itself (WHERE version = ...), which waits for the row lock and then
+// rechecks the row. It checks the version before the token, so an Update
+// that is both stale and replayed reports approval.ErrConflict.
 func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	if u.Request == nil {
 		return errors.New("sqlstore: update: nil request")
@@ -208,39 +193,81 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	var sealed []approval.AuditEvent
 	err = s.write(ctx, func(q querier) error {
 		sealed = nil
-		var old storedRow
-		err := q.queryRow(ctx, `SELECT version, status, action_hash, requested_by, created_at, due_at, body
-FROM requests WHERE id = $1`+s.dialect.forUpdate(), id).Scan(
-			&old.version, &old.status, &old.actionHash, &old.requestedBy, &old.createdAt, &old.dueAt, &old.body)
-		if errNoRows(err) {
-			return approval.ErrNotFound
-		}
+		w, err := s.planUpdate(ctx, q, row, u.TokenID, usedAt)
 		if err != nil {
 			return err
 		}
-		if old.version != row.req.Version-1 {
-			return fmt.Errorf("stored version %d, update to %d: %w", old.version, row.req.Version, approval.ErrConflict)
-		}
-		w, err := s.newRequestWrite(old, row, u.TokenID, usedAt)
-		if err != nil {
+		fresh, err := s.updateRequest(ctx, q, id, w)
+		switch {
+		case errors.Is(err, errVersionMoved):
+			return s.staleVersion(ctx, q, row.req)
+		case isUniqueViolation(err):
+			return fmt.Errorf("another request for the action is live: %w: %w", approval.ErrConflict, err)
+		case err != nil:
 			return err
-		}
-		fresh, tail, err := s.updateRequest(ctx, q, id, w, len(u.Events) > 0)
-		if err != nil {
-			if isUniqueViolation(err) {
-				return fmt.Errorf("another request for the action is live: %w: %w", approval.ErrConflict, err)
-			}
-			return err
-		}
-		if !fresh {
+		case !fresh:
 			return fmt.Errorf("token %s: %w", u.TokenID, approval.ErrTokenUsed)
 		}
-		sealed, err = s.appendEvents(ctx, q, tail, u.Events)
+		sealed, err = s.appendEvents(ctx, q, u.Events)
 		return err
 	})
 	if err != nil {
 		return fail(ctx, op, err)
 	}
 	writeBack(u.Events, sealed)
+	s.names.put(row.req)
 	return nil
+}
+
+// planUpdate works out the write that replaces the stored request with
+// row, inside Update's transaction. It reads the stored row, under its
+// lock, and compares the version, unless the write can compare it itself
+// (PostgreSQL, the names cached); it reads the stored body only if the
+// side-table names of the stored version are not cached.
+func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, tokenID string, usedAt time.Time) (requestWrite, error) {
+	id, prev := row.req.ID, row.req.Version-1
+	policies, voters, cached := s.names.get(id, prev)
+	if cached && s.dialect == Postgres {
+		return s.newRequestWrite(nil, row, tokenID, usedAt, policies, voters), nil
+	}
+	var (
+		old  storedRow
+		body []byte
+	)
+	cols := `version, status, action_hash, requested_by, created_at, due_at`
+	dests := []any{&old.version, &old.status, &old.actionHash, &old.requestedBy, &old.createdAt, &old.dueAt}
+	if !cached {
+		cols += ", body"
+		dests = append(dests, &body)
+	}
+	err := q.queryRow(ctx, `SELECT `+cols+` FROM requests WHERE id = $1`+s.dialect.forUpdate(), id).Scan(dests...)
+	if errNoRows(err) {
+		return requestWrite{}, approval.ErrNotFound
+	}
+	if err != nil {
+		return requestWrite{}, err
+	}
+	if old.version != prev {
+		return requestWrite{}, fmt.Errorf("stored version %d, update to %d: %w", old.version, row.req.Version, approval.ErrConflict)
+	}
+	if !cached {
+		if policies, voters, err = indexedNames(body); err != nil {
+			return requestWrite{}, err
+		}
+	}
+	return s.newRequestWrite(&old, row, tokenID, usedAt, policies, voters), nil
+}
+
+// staleVersion is Update's error when its UPDATE found the row at another
+// version than the one it replaces (or no row).
+func (s *Store) staleVersion(ctx context.Context, q querier, r *approval.Request) error {
+	var v int64
+	err := q.queryRow(ctx, `SELECT version FROM requests WHERE id = $1`, r.ID).Scan(&v)
+	if errNoRows(err) {
+		return approval.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("stored version %d, update to %d: %w", v, r.Version, approval.ErrConflict)
 }

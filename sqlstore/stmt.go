@@ -129,9 +129,15 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 type stmtTx struct {
 	tx    *sql.Tx
 	cache *stmtCache
+	// ctx, if set, is the context every statement runs under, whatever
+	// its caller passes (a group's: see runGroup).
+	ctx context.Context
 }
 
 func (t stmtTx) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if t.ctx != nil {
+		ctx = t.ctx
+	}
 	var (
 		res sql.Result
 		err error
@@ -148,6 +154,9 @@ func (t stmtTx) exec(ctx context.Context, query string, args ...any) (int64, err
 }
 
 func (t stmtTx) queryRow(ctx context.Context, query string, args ...any) scanner {
+	if t.ctx != nil {
+		ctx = t.ctx
+	}
 	if st := t.cache.lookup(query); st != nil {
 		return t.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
@@ -159,4 +168,10 @@ func (t stmtTx) execLast(ctx context.Context, what, query string, args ...any) e
 		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
+}
+
+func (t stmtTx) savepoint(ctx context.Context) error { return sqliteSavepoint(ctx, t) }
+
+func (t stmtTx) release(ctx context.Context, keep bool) error {
+	return sqliteRelease(ctx, t, keep)
 }

@@ -40,6 +40,11 @@ type Store struct {
 	ckpt *checkpointer
 	// own is set when Close must close the pools.
 	own bool
+	// names remembers the side-table names of recent requests, for Update.
+	names nameCache
+	// group carries the Store's writes, several to a transaction when
+	// they arrive together.
+	group group
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -69,7 +74,8 @@ func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
 	if dsn == "" {
 		return nil, errors.New(`sqlstore: Open: empty DSN: pass a SQLite file path such as "approval.db" or a PostgreSQL URL such as "postgres://user@host/db"`)
 	}
-	s := &Store{dialect: DialectOf(dsn), cfg: cfg, own: true}
+	s := newStore(DialectOf(dsn), cfg)
+	s.own = true
 	if s.dialect == Postgres {
 		if err := s.openPostgres(ctx, dsn); err != nil {
 			return nil, err
@@ -186,7 +192,16 @@ func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*
 			return nil, fmt.Errorf("sqlstore: OpenDB: %w", err)
 		}
 	}
-	return &Store{dialect: dialect, cfg: cfg, w: db, r: db}, nil
+	s := newStore(dialect, cfg)
+	s.w, s.r = db, db
+	return s, nil
+}
+
+func newStore(d Dialect, cfg config) *Store {
+	s := &Store{dialect: d, cfg: cfg}
+	s.group.run = s.runGroup
+	s.group.alone = s.writeAlone
+	return s
 }
 
 func newConfig(opts []Option) (config, error) {

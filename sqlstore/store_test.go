@@ -380,7 +380,7 @@ func TestSQLiteFailedRollbackDiscardsConnection(t *testing.T) {
 	t.Parallel()
 	s := open(t, sqliteDSN(t))
 	boom := errors.New("boom")
-	err := s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", func(q querier) error {
+	err := s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", false, func(q querier) error {
 		if _, err := q.exec(t.Context(), "COMMIT"); err != nil {
 			return err
 		}
@@ -394,7 +394,7 @@ func TestSQLiteFailedRollbackDiscardsConnection(t *testing.T) {
 	require.Equal(t, 0, s.w.Stats().OpenConnections, "the connection whose ROLLBACK failed must be discarded")
 
 	// A transaction left open by fn is rolled back, not leaked.
-	err = s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", func(q querier) error {
+	err = s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", false, func(q querier) error {
 		_, err := q.exec(t.Context(), `INSERT INTO requests (id) VALUES ('req_x')`)
 		require.Error(t, err, "the columns are NOT NULL")
 		return err

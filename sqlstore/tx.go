@@ -21,6 +21,10 @@ type querier interface {
 	// its error may come from the commit instead. Its error is wrapped
 	// with what, which says what the statement does.
 	execLast(ctx context.Context, what, query string, args ...any) error
+	// savepoint starts one write of a group (see group), and release ends
+	// it, keeping its changes or rolling them back.
+	savepoint(ctx context.Context) error
+	release(ctx context.Context, keep bool) error
 }
 
 // scanner is a row: a *sql.Row or a pgx.Row.
@@ -34,9 +38,15 @@ type sqlQuerier struct {
 		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 	}
+	// ctx, if set, is the context every statement runs under, whatever
+	// its caller passes (a group's: see runGroup).
+	ctx context.Context
 }
 
 func (q sqlQuerier) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if q.ctx != nil {
+		ctx = q.ctx
+	}
 	res, err := q.q.ExecContext(ctx, query, args...)
 	if err != nil {
 		return 0, err
@@ -45,7 +55,37 @@ func (q sqlQuerier) exec(ctx context.Context, query string, args ...any) (int64,
 }
 
 func (q sqlQuerier) queryRow(ctx context.Context, query string, args ...any) scanner {
+	if q.ctx != nil {
+		ctx = q.ctx
+	}
 	return q.q.QueryRowContext(ctx, query, args...)
+}
+
+func (q sqlQuerier) savepoint(ctx context.Context) error { return sqliteSavepoint(ctx, q) }
+
+func (q sqlQuerier) release(ctx context.Context, keep bool) error {
+	return sqliteRelease(ctx, q, keep)
+}
+
+// sqliteSavepoint and sqliteRelease are savepoint and release of the
+// SQLite queriers. A failed write whose error rolled back the whole
+// transaction (SQLite does so on some I/O errors) leaves no savepoint, so
+// release fails and the group fails as a whole.
+func sqliteSavepoint(ctx context.Context, q querier) error {
+	_, err := q.exec(ctx, "SAVEPOINT write")
+	return err
+}
+
+func sqliteRelease(ctx context.Context, q querier, keep bool) error {
+	if !keep {
+		if _, err := q.exec(ctx, "ROLLBACK TO write"); err != nil {
+			return fmt.Errorf("roll back a write of the group: %w", err)
+		}
+	}
+	if _, err := q.exec(ctx, "RELEASE write"); err != nil {
+		return fmt.Errorf("release a write of the group: %w", err)
+	}
+	return nil
 }
 
 func (q sqlQuerier) execLast(ctx context.Context, what, query string, args ...any) error {
@@ -59,13 +99,20 @@ func (q sqlQuerier) execLast(ctx context.Context, what, query string, args ...an
 // failed with a serialization failure or deadlock.
 const maxTxAttempts = 5
 
-// write runs fn in one write transaction and commits it, or rolls it back
-// if fn fails. fn may run more than once (PostgreSQL deadlocks and
-// serialization failures are retried), so it must reset anything it
-// captures at its start.
+// write runs fn in a write transaction and commits it, or rolls back fn's
+// changes if fn fails. Writes that arrive together share a transaction
+// (see group). fn may run more than once (in a group whose transaction
+// failed, and on PostgreSQL deadlocks and serialization failures), so it
+// must reset anything it captures at its start.
 func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
+	return s.group.do(ctx, fn)
+}
+
+// writeAlone runs fn in a transaction of its own, retrying it on
+// PostgreSQL deadlocks and serialization failures.
+func (s *Store) writeAlone(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.writeOnce(ctx, fn)
+		err := s.writeOnce(ctx, false, fn)
 		if s.writes != nil && s.writes.hasMissed() {
 			// Now that the transaction has given its connection back.
 			s.writes.prepareMissed(ctx)
@@ -76,21 +123,23 @@ func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 	}
 }
 
-func (s *Store) writeOnce(ctx context.Context, fn func(q querier) error) error {
+// writeOnce runs fn in one transaction. If fixed is set, the statements
+// fn runs ignore the contexts it passes and run under ctx.
+func (s *Store) writeOnce(ctx context.Context, fixed bool, fn func(q querier) error) error {
 	switch {
 	case s.dialect == Postgres:
-		return s.pgWrite(ctx, fn)
+		return s.pgWrite(ctx, fixed, fn)
 	case s.writes != nil:
-		return s.sqliteCachedTx(ctx, fn)
+		return s.sqliteCachedTx(ctx, fixed, fn)
 	}
-	return s.sqliteTx(ctx, "BEGIN IMMEDIATE", fn)
+	return s.sqliteTx(ctx, "BEGIN IMMEDIATE", fixed, fn)
 }
 
 // sqliteCachedTx runs fn in a transaction of the writer pool Open made,
 // whose DSN makes the driver begin every transaction IMMEDIATE (see
 // sqliteTx for why), running statements prepared once by the Store's
 // cache.
-func (s *Store) sqliteCachedTx(ctx context.Context, fn func(q querier) error) error {
+func (s *Store) sqliteCachedTx(ctx context.Context, fixed bool, fn func(q querier) error) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
@@ -100,7 +149,11 @@ func (s *Store) sqliteCachedTx(ctx context.Context, fn func(q querier) error) er
 	if err != nil {
 		return s.wrapBusy(err)
 	}
-	if err := fn(stmtTx{tx: tx, cache: s.writes}); err != nil {
+	q := stmtTx{tx: tx, cache: s.writes}
+	if fixed {
+		q.ctx = ctx
+	}
+	if err := fn(q); err != nil {
 		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
 			// Never hand back a connection that may still be inside a
 			// transaction.
@@ -121,7 +174,7 @@ func (s *Store) sqliteCachedTx(ctx context.Context, fn func(q querier) error) er
 // immediate transaction takes the write lock at once, waiting up to the
 // busy timeout for it: a deferred one that read first could fail with
 // SQLITE_BUSY at its first write without waiting at all.
-func (s *Store) sqliteTx(ctx context.Context, begin string, fn func(q querier) error) (err error) {
+func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(q querier) error) (err error) {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
@@ -139,7 +192,11 @@ func (s *Store) sqliteTx(ctx context.Context, begin string, fn func(q querier) e
 		}
 		_ = conn.Close()
 	}()
-	if err := fn(sqlQuerier{conn}); err != nil {
+	q := sqlQuerier{q: conn}
+	if fixed {
+		q.ctx = ctx
+	}
+	if err := fn(q); err != nil {
 		return s.wrapBusy(err)
 	}
 	if err := ctx.Err(); err != nil {

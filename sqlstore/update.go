@@ -11,16 +11,18 @@ import (
 )
 
 // storedRow is what Update reads of the stored request, under its lock:
-// the version to compare, the indexed columns (to rewrite only those that
-// change) and the body (whose policy and voter names the side tables hold).
-// The times are scanned as the driver returns them, to compare with the
-// dialect's column values.
+// the version to compare and the indexed columns (to rewrite only those
+// that change). The times are scanned as the driver returns them, to
+// compare with the dialect's column values.
 type storedRow struct {
 	version                         int64
 	status, actionHash, requestedBy string
 	createdAt, dueAt                any
-	body                            []byte
 }
+
+// errVersionMoved is updateRequest's error when a write that compares the
+// version itself (requestWrite.expect) found another version, or no row.
+var errVersionMoved = errors.New("the stored version is not the one replaced")
 
 // requestWrite is the change Update makes to a request row and its side
 // tables.
@@ -34,6 +36,9 @@ type requestWrite struct {
 	usedAt  any
 	// policies and voters are the side-table rows to delete and insert.
 	policies, voters nameDiff
+	// expect, if set, makes the UPDATE compare the stored version with
+	// *expect itself, for a row that was not read and locked first.
+	expect *int64
 }
 
 // nameDiff is the change of a side table's names for one request.
@@ -54,42 +59,47 @@ func diffNames(old, names []string) nameDiff {
 	return d
 }
 
-// newRequestWrite compares the stored row with the new one. The SET list
-// names only the indexed columns whose value changes: SQLite rewrites the
-// entries of every index on a column an UPDATE assigns, changed or not, so
-// a decision that leaves a request pending writes the table row alone.
-func (s *Store) newRequestWrite(old storedRow, row requestRow, tokenID string, usedAt time.Time) (requestWrite, error) {
+// newRequestWrite compares the stored row with the new one, given the
+// side-table names of the stored version. The SET list names only the
+// indexed columns whose value changes: SQLite rewrites the entries of
+// every index on a column an UPDATE assigns, changed or not, so a decision
+// that leaves a request pending writes the table row alone. With old nil
+// (the row was not read) it names every column, and the UPDATE compares
+// the version itself.
+func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, usedAt time.Time, oldPolicies, oldVoters []string) requestWrite {
 	r := row.req
 	w := requestWrite{args: []any{r.ID}, tokenID: tokenID, usedAt: s.dialect.timeValue(usedAt)}
 	col := func(name string, v any) {
 		w.args = append(w.args, v)
 		w.set = append(w.set, name+" = $"+strconv.Itoa(len(w.args)))
 	}
-	if string(r.Status) != old.status {
+	if old == nil {
+		prev := r.Version - 1
+		w.expect = &prev
+		old = &storedRow{}
+	}
+	all := w.expect != nil
+	if all || string(r.Status) != old.status {
 		col("status", string(r.Status))
 	}
-	if r.ActionHash != old.actionHash {
+	if all || r.ActionHash != old.actionHash {
 		col("action_hash", r.ActionHash)
 	}
-	if r.Action.RequestedBy != old.requestedBy {
+	if all || r.Action.RequestedBy != old.requestedBy {
 		col("requested_by", r.Action.RequestedBy)
 	}
-	if v := s.dialect.timeValue(r.CreatedAt); !sameValue(old.createdAt, v) {
+	if v := s.dialect.timeValue(r.CreatedAt); all || !sameValue(old.createdAt, v) {
 		col("created_at", v)
 	}
-	if v := s.dialect.timeArg(r.DueAt); !sameValue(old.dueAt, v) {
+	if v := s.dialect.timeArg(r.DueAt); all || !sameValue(old.dueAt, v) {
 		col("due_at", v)
 	}
 	col("updated_at", s.dialect.timeValue(r.UpdatedAt))
 	col("version", r.Version)
 	col("body", string(row.body))
-	oldPolicies, oldVoters, err := indexedNames(old.body)
-	if err != nil {
-		return w, err
-	}
 	w.policies = diffNames(oldPolicies, policyNames(r))
 	w.voters = diffNames(oldVoters, voterNames(r))
-	return w, nil
+	return w
 }
 
 // sameValue reports whether a column value read back equals one about to
@@ -107,38 +117,38 @@ func sameValue(stored, v any) bool {
 
 // updateRequest writes w inside Update's transaction, after the version
 // check. It reports fresh == false, having written nothing that will be
-// kept, if w's token was used before. If lockTail is set it may also
-// return the locked tail of the audit chain (PostgreSQL does, in the same
-// round trip); if it returns nil, appendEvents locks the tail itself.
-func (s *Store) updateRequest(ctx context.Context, q querier, id string, w requestWrite, lockTail bool) (fresh bool, tail *chainTail, err error) {
+// kept, if w's token was used before.
+func (s *Store) updateRequest(ctx context.Context, q querier, id string, w requestWrite) (fresh bool, err error) {
 	update := "UPDATE requests SET " + strings.Join(w.set, ", ") + " WHERE id = $1"
+	if w.expect != nil {
+		w.args = append(w.args, *w.expect)
+		update += " AND version = $" + strconv.Itoa(len(w.args))
+	}
 	if s.dialect == Postgres {
-		return s.pgUpdateRequest(ctx, q, update, w, lockTail)
+		return s.pgUpdateRequest(ctx, q, update, w)
 	}
 	if w.tokenID != "" {
 		n, err := q.exec(ctx, `INSERT INTO used_tokens (token_id, request_id, used_at) VALUES ($1, $2, $3)
 ON CONFLICT DO NOTHING`, w.tokenID, id, w.usedAt)
 		if err != nil || n == 0 {
-			return false, nil, err
+			return false, err
 		}
 	}
-	if _, err := q.exec(ctx, update, w.args...); err != nil {
-		return false, nil, err
+	if n, err := q.exec(ctx, update, w.args...); err != nil || n == 0 && w.expect != nil {
+		if err == nil {
+			err = errVersionMoved
+		}
+		return false, err
 	}
 	if err := s.syncNames(ctx, q, policiesTable, id, w.policies.gone, w.policies.added); err != nil {
-		return false, nil, err
+		return false, err
 	}
-	return true, nil, s.syncNames(ctx, q, approversTable, id, w.voters.gone, w.voters.added)
+	return true, s.syncNames(ctx, q, approversTable, id, w.voters.gone, w.voters.added)
 }
 
-// pgUpdateRequest makes the whole change in one statement, the UPDATE, the
-// token and the side tables, and sends it in one batch (one round trip)
-// with the statement that locks and reads the chain tail (audit_tail), so
-// that every transaction takes the chain lock after its request's locks and
-// after the statement's foreign-key checks, which run at its end. A
-// replayed token still takes the lock, briefly: the transaction then rolls
-// back.
-func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w requestWrite, lockTail bool) (bool, *chainTail, error) {
+// pgUpdateRequest makes the whole change in one statement (one round
+// trip): the UPDATE, the token and the side tables.
+func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w requestWrite) (bool, error) {
 	var b strings.Builder
 	args := w.args
 	arg := func(v any) string {
@@ -166,31 +176,19 @@ func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w
 		}
 	}
 	b.WriteString("\nSELECT u.n, k.n FROM (SELECT count(*) AS n FROM upd) u CROSS JOIN (" + tokens + ") k")
-	var (
-		updated, fresh int64
-		tail           chainTail
-	)
-	stmts := []pgStmt{{sql: b.String(), args: args}}
-	dests := [][]any{{&updated, &fresh}}
-	if lockTail {
-		// A statement of its own, in the same round trip: the chain lock is
-		// taken after this statement's foreign-key checks and side-table
-		// writes, which run at its end.
-		stmts = append(stmts, pgStmt{sql: `SELECT seq, hash FROM audit_tail(true)`})
-		dests = append(dests, []any{&tail.seq, &tail.hash})
-	}
-	if err := q.(*pgTx).queryRows(ctx, stmts, dests); err != nil {
-		return false, nil, err
+	var updated, fresh int64
+	if err := q.queryRow(ctx, b.String(), args...).Scan(&updated, &fresh); err != nil {
+		return false, err
 	}
 	switch {
+	case updated == 0 && w.expect != nil:
+		return false, errVersionMoved
 	case updated == 0:
-		return false, nil, errors.New("the locked request row was not updated")
+		return false, errors.New("the locked request row was not updated")
 	case fresh == 0:
-		return false, nil, nil
-	case !lockTail:
-		return true, nil, nil
+		return false, nil
 	}
-	return true, &tail, nil
+	return true, nil
 }
 
 // sideTable is one of the tables that index requests by a name: the
