@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 )
@@ -44,6 +45,7 @@ type group struct {
 	// txns and writes count the transactions run and the writes they
 	// carried, for tests and benchmarks.
 	txns, writes atomic.Int64
+	busy         atomic.Bool
 	// failed counts the transactions of several writes that failed as a
 	// whole, whose writes then ran alone.
 	failed atomic.Int64
@@ -103,6 +105,12 @@ func (g *group) do(ctx context.Context, fn func(q querier) error) error {
 // lead runs own, and the writes queued with it, then hands the lead on.
 func (g *group) lead(own *writeOp) error {
 	batch := []*writeOp{own}
+	if g.busy.Load() {
+		// Under concurrent writes, let the callers that are about to
+		// write join this transaction rather than wait for the next:
+		// with few cores they are often runnable but not running.
+		runtime.Gosched()
+	}
 	g.mu.Lock()
 	rest := g.queue[:0]
 	for _, op := range g.queue {
@@ -139,6 +147,7 @@ func (g *group) lead(own *writeOp) error {
 }
 
 func (g *group) runBatch(batch []*writeOp) {
+	g.busy.Store(len(batch) > 1)
 	g.txns.Add(1)
 	g.writes.Add(int64(len(batch)))
 	if len(batch) == 1 {
