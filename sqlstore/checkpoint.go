@@ -7,10 +7,11 @@ import (
 	"sync/atomic"
 )
 
-// checkpointEvery is how many of a Store's SQLite commits start a
+// checkpointEvery is how many of a Store's SQLite writes start a
 // background checkpoint. The store's writes put 5 to 15 pages each in the
-// WAL, so this checkpoints after a few hundred pages: before SQLite's own
-// automatic checkpoint (at 1,000 pages) would run inside a commit.
+// WAL (fewer when grouped), so this checkpoints after a few hundred pages:
+// before SQLite's own automatic checkpoint (at 1,000 pages) would run
+// inside a commit.
 const checkpointEvery = 64
 
 // checkpointer copies the WAL of a SQLite file back into the database in
@@ -33,7 +34,7 @@ const checkpointEvery = 64
 // A checkpointer is safe for concurrent use.
 type checkpointer struct {
 	db      *sql.DB
-	commits atomic.Int64
+	writes  atomic.Int64
 	kick    chan struct{}
 
 	ctx    context.Context
@@ -62,11 +63,16 @@ func startCheckpointer(dsn string) (*checkpointer, error) {
 	return c, nil
 }
 
-// committed counts a commit of the store, and asks for a checkpoint every
-// checkpointEvery commits. It never blocks: if a checkpoint is already
-// asked for, one more request adds nothing.
-func (c *checkpointer) committed() {
-	if c == nil || c.commits.Add(1)%checkpointEvery != 0 {
+// committed counts the writes of a commit of the store (several, for a
+// group: see group), and asks for a checkpoint every checkpointEvery
+// writes. It never blocks: if a checkpoint is already asked for, one more
+// request adds nothing.
+func (c *checkpointer) committed(writes int) {
+	if c == nil {
+		return
+	}
+	n := c.writes.Add(int64(writes))
+	if n/checkpointEvery == (n-int64(writes))/checkpointEvery {
 		return
 	}
 	select {

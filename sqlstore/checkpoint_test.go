@@ -37,7 +37,7 @@ func TestBackgroundCheckpoint(t *testing.T) {
 	require.NoError(t, s.Close())
 	require.Error(t, s.ckpt.ctx.Err(), "Close stops the checkpointer")
 	runs := s.ckpt.runs.Load()
-	s.ckpt.committed() // a late commit count must not restart anything
+	s.ckpt.committed(1) // a late commit count must not restart anything
 	time.Sleep(10 * time.Millisecond)
 	require.Equal(t, runs, s.ckpt.runs.Load())
 

@@ -24,22 +24,25 @@
 //
 // # Concurrency
 //
-// Every write (Create, Update, AppendAudit) is one transaction: the
-// request, the consumed token and the audit events commit together or not
-// at all. The database enforces the invariants, so stores in different
-// processes on one database behave as one:
+// Every write (Create, Update, AppendAudit) is atomic: the request, the
+// consumed token and the audit events commit together or not at all. The
+// database enforces the invariants, so stores in different processes on
+// one database behave as one:
 //
 //   - at most one live request per ActionHash (a partial unique index), so
 //     concurrent Creates of one action create one request;
-//   - Update is compare-and-set on the version, read under a row lock;
+//   - Update is compare-and-set on the version, read under a row lock (or,
+//     on PostgreSQL, compared by the UPDATE itself, which waits for the
+//     row's lock and rechecks it);
 //   - each token ID is recorded once (a primary key), so a replay fails
 //     with approval.ErrTokenUsed however it races;
 //   - the audit trail is one gapless hash chain: each append reads the last
 //     event while holding the chain's lock until it commits (SQLite's
 //     write lock; in PostgreSQL a transaction-level advisory lock taken by
-//     the audit_tail function), the primary key on seq refuses a second
-//     event with the same number, and triggers reject UPDATE and DELETE on
-//     audit_events.
+//     the audit_tail function, first thing in every write transaction, so
+//     that all writers lock in one order), the primary key on seq refuses
+//     a second event with the same number, and triggers reject UPDATE and
+//     DELETE on audit_events.
 //
 // SQLite serialises writers with immediate transactions; a Store sends its
 // own process's writes through one connection and serves reads from a
@@ -48,25 +51,46 @@
 // ErrBusy. PostgreSQL runs at READ COMMITTED with row locks; transactions
 // that fail with a deadlock or serialization failure are retried.
 //
+// # Group commit
+//
+// A Store runs one write transaction at a time. Writes that arrive while
+// one runs queue, and the next transaction carries all of them (up to 32),
+// each inside a savepoint of its own: a write that fails (a stale version,
+// a replayed token, a live duplicate) is rolled back to its savepoint and
+// reported to its caller alone, and the others commit. A transaction of
+// several writes pays for one BEGIN and one COMMIT, one WAL flush (an
+// fsync with SyncFull; a round trip and a flush on PostgreSQL) and one
+// copy of each page the writes share, such as the end of the audit chain
+// and of each index. Should the transaction fail as a whole (a database
+// error rather than one write's), each of its writes runs again alone, so
+// that one bad write cannot fail the others. No caller hears of its write
+// before the transaction carrying it has committed. A write alone runs on
+// its caller's goroutine in a transaction of its own, as without grouping;
+// a caller whose context ends while its write is queued returns at once,
+// and the write is not run.
+//
 // # Performance
 //
 // A write costs what its transaction touches. In SQLite each b-tree a
 // write changes costs a page written to the WAL and, later, to the
 // database file: a Create writes about 12 (the request's table, its ID
 // and 5 indexes, a policy row, the event's table and 3 indexes), a
-// decision about 8, against 1 for a bare single-row update. A Store made
-// by Open prepares each statement once per connection, updates only the
-// indexed columns that change, and copies the WAL into the database file
+// decision about 8, against 1 for a bare single-row update; grouped
+// writes share the pages at the end of each b-tree. A Store made by Open
+// prepares each statement once per connection, updates only the indexed
+// columns that change, keeps SQLite's temporary storage (the savepoints'
+// sub-journal) in memory, and copies the WAL into the database file
 // (checkpoints) on a connection of its own rather than inside a commit,
-// where SQLite's automatic checkpoint would stall every writer. In
-// PostgreSQL a
-// write is bound by round trips and the commit's WAL flush: a Store sends
-// BEGIN with a transaction's first statement and COMMIT with its last
-// (pgx batches), and writes a request and its side tables in one
-// statement, so a Create takes two round trips and a decision three.
-// Appends to the chain are serialised across all writers until each
-// commits, so concurrent writers of one database do not share a WAL flush
-// as independent transactions would.
+// where SQLite's automatic checkpoint would stall every writer. A Store
+// remembers the policy and voter names of the latest versions it read or
+// wrote (4,096 requests), so that Update need not read and decode the
+// stored body to update the side tables. In PostgreSQL a write is bound by
+// round trips and the commit's WAL flush: a Store sends BEGIN and the
+// chain lock with a transaction's first statement and COMMIT with its last
+// (pgx batches), writes a request and its side tables in one statement,
+// and, when it knows the names of the version it replaces, a decision in
+// one statement too, so a Create and a decision each take two round
+// trips.
 //
 // # Errors
 //

@@ -190,7 +190,7 @@ func (g *group) handOff() {
 // the others.
 func (s *Store) runGroup(ops []*writeOp) error {
 	ctx := context.Background()
-	return s.writeOnce(ctx, true, func(q querier) error {
+	err := s.writeOnce(ctx, true, func(q querier) error {
 		for _, op := range ops {
 			if err := op.ctx.Err(); err != nil {
 				op.err = err
@@ -206,4 +206,11 @@ func (s *Store) runGroup(ops []*writeOp) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.ckpt.committed(len(ops))
+	}
+	if s.writes != nil && s.writes.hasMissed() {
+		s.writes.prepareMissed(ctx)
+	}
+	return err
 }

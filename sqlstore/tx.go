@@ -113,6 +113,9 @@ func (s *Store) write(ctx context.Context, fn func(q querier) error) error {
 func (s *Store) writeAlone(ctx context.Context, fn func(q querier) error) error {
 	for attempt := 1; ; attempt++ {
 		err := s.writeOnce(ctx, false, fn)
+		if err == nil {
+			s.ckpt.committed(1)
+		}
 		if s.writes != nil && s.writes.hasMissed() {
 			// Now that the transaction has given its connection back.
 			s.writes.prepareMissed(ctx)
@@ -164,7 +167,6 @@ func (s *Store) sqliteCachedTx(ctx context.Context, fixed bool, fn func(q querie
 	if err := tx.Commit(); err != nil {
 		return s.wrapBusy(err)
 	}
-	s.ckpt.committed()
 	return nil
 }
 
