@@ -33,9 +33,9 @@ const checkpointEvery = 64
 //
 // A checkpointer is safe for concurrent use.
 type checkpointer struct {
-	db      *sql.DB
-	writes  atomic.Int64
-	kick    chan struct{}
+	db     *sql.DB
+	writes atomic.Int64
+	kick   chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
