@@ -185,11 +185,23 @@ func (g *group) handOff() {
 // runGroup carries ops in one transaction of s, each in a savepoint: a
 // write that fails is rolled back to its savepoint and the others go on.
 // A write whose context has ended by its turn fails with the context's
-// error and runs nothing; a write's statements run under the group's
-// context, so a context ending mid-write cannot abort the transaction of
-// the others.
+// error and runs nothing. The statements run under the group's own
+// context, so that one caller's context ending mid-write cannot abort the
+// transaction of the others; it ends when every caller's has, so that a
+// database that stops answering cannot hold callers past their deadlines.
 func (s *Store) runGroup(ops []*writeOp) error {
-	ctx := context.Background()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live := atomic.Int64{}
+	live.Store(int64(len(ops)))
+	for _, op := range ops {
+		stop := context.AfterFunc(op.ctx, func() {
+			if live.Add(-1) == 0 {
+				cancel()
+			}
+		})
+		defer stop()
+	}
 	err := s.writeOnce(ctx, true, func(q querier) error {
 		for _, op := range ops {
 			if err := op.ctx.Err(); err != nil {

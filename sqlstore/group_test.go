@@ -368,3 +368,38 @@ func TestUpdateSideTables(t *testing.T) {
 		require.Equal(t, int64(3), got.Version)
 	})
 }
+
+// TestGroupCallersLeaveAtDeadline queues writes whose contexts have
+// deadlines behind a transaction of another Store that holds the audit
+// chain's lock: once every caller's deadline has passed, the group's
+// transaction must be abandoned and each caller must return its context's
+// error, not wait for the lock.
+func TestGroupCallersLeaveAtDeadline(t *testing.T) {
+	t.Parallel()
+	dsn := postgresDSN(t)
+	s, other := open(t, dsn), open(t, dsn)
+	ctx := t.Context()
+	tx, err := other.w.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	defer func() { _ = tx.Rollback() }()
+	_, err = tx.ExecContext(ctx, `SELECT * FROM audit_tail(true)`)
+	require.NoError(t, err)
+
+	release := holdLead(t, s)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	start := time.Now()
+	for i := range errs {
+		enqueue(t, &s.group, &wg, func() {
+			wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			defer cancel()
+			errs[i] = s.AppendAudit(wctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "bob")})
+		})
+	}
+	release()
+	wg.Wait()
+	require.Less(t, time.Since(start), 5*time.Second)
+	for _, err := range errs {
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	}
+}
