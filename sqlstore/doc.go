@@ -67,7 +67,8 @@
 // before the transaction carrying it has committed. A write alone runs on
 // its caller's goroutine in a transaction of its own, as without grouping;
 // a caller whose context ends while its write is queued returns at once,
-// and the write is not run.
+// and the write is not run. A transaction carrying several writes runs
+// under a context of its own, which ends when every caller's has.
 //
 // # Performance
 //
