@@ -2,7 +2,7 @@ package sqlstore
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -131,7 +131,7 @@ func (g *group) lead(own *writeOp) error {
 			// run panicked: fail the others rather than leave them
 			// waiting, and let the panic go on.
 			for _, op := range batch[1:] {
-				op.err = fmt.Errorf("sqlstore: write: a write grouped with this one panicked")
+				op.err = errors.New("sqlstore: write: a write grouped with this one panicked")
 				op.wake <- struct{}{}
 			}
 			g.handOff()

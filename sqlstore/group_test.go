@@ -57,121 +57,137 @@ func enqueue(t *testing.T, g *group, wg *sync.WaitGroup, write func()) {
 // nothing else), the group must be one transaction, and the trail one
 // chain. On PostgreSQL an event the database refuses fails its transaction
 // as a whole, at a later statement: the group must then run each write
-// alone, so that only the bad one fails.
+// alone, so that only the bad one fails. It runs on each dialect through
+// Open, and on SQLite through OpenDB too, whose writes run on a pool of
+// the caller's with BEGIN IMMEDIATE of the store's own.
 func TestGroupCommit(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		s := open(t, newDSN(t))
-		ctx := t.Context()
-		reqs := make([]*approval.Request, 7)
-		for i := range reqs {
-			reqs[i] = newRequest()
-			_, created, err := s.Create(ctx, reqs[i], []approval.AuditEvent{event(reqs[i].ID, approval.EventRequestCreated, "alice")})
-			require.NoError(t, err)
-			require.True(t, created)
-		}
-		// reqs[5]'s vote uses token "used" before the group.
-		require.NoError(t, s.Update(ctx, approval.Update{Request: vote(reqs[5], "erin", "used"), TokenID: "used",
-			Events: []approval.AuditEvent{event(reqs[5].ID, approval.EventDecisionApprove, "erin")}}))
-		voted, err := s.Get(ctx, reqs[5].ID)
-		require.NoError(t, err)
-		before := groupsOf(s)
-
-		release := holdLead(t, s)
-		var wg sync.WaitGroup
-		votes := make([]error, 5)
-		for i := range votes {
-			enqueue(t, &s.group, &wg, func() {
-				tok := fmt.Sprintf("tok-%d", i)
-				votes[i] = s.Update(ctx, approval.Update{Request: vote(reqs[i], "bob", tok), TokenID: tok,
-					Events: []approval.AuditEvent{event(reqs[i].ID, approval.EventDecisionApprove, "bob")}})
-			})
-		}
-		var replayErr, staleErr, badErr, appendErr error
-		enqueue(t, &s.group, &wg, func() {
-			replayErr = s.Update(ctx, approval.Update{Request: vote(voted, "mallory", "used"), TokenID: "used",
-				Events: []approval.AuditEvent{event(reqs[5].ID, approval.EventDecisionApprove, "mallory")}})
-		})
-		enqueue(t, &s.group, &wg, func() {
-			stale := vote(reqs[6], "mallory", "tok-stale")
-			stale.Version = 5
-			staleErr = s.Update(ctx, approval.Update{Request: stale, TokenID: "tok-stale",
-				Events: []approval.AuditEvent{event(reqs[6].ID, approval.EventDecisionApprove, "mallory")}})
-		})
-		enqueue(t, &s.group, &wg, func() {
-			badErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "nul\x00actor")})
-		})
-		fresh := newRequest()
-		var created bool
-		var createErr error
-		enqueue(t, &s.group, &wg, func() {
-			_, created, createErr = s.Create(ctx, fresh, []approval.AuditEvent{event(fresh.ID, approval.EventRequestCreated, "carol")})
-		})
-		dup := newRequest()
-		dup.ActionHash = reqs[0].ActionHash
-		var dupGot *approval.Request
-		var dupCreated bool
-		var dupErr error
-		enqueue(t, &s.group, &wg, func() {
-			dupGot, dupCreated, dupErr = s.Create(ctx, dup, []approval.AuditEvent{event(dup.ID, approval.EventRequestCreated, "mallory")})
-		})
-		cctx, cancel := context.WithCancel(ctx)
-		cancelled := make(chan error, 1)
-		enqueue(t, &s.group, &wg, func() {
-			cancelled <- s.AppendAudit(cctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "mallory")})
-		})
-		cancel()
-		require.ErrorIs(t, <-cancelled, context.Canceled, "a queued write whose context ends returns at once")
-		enqueue(t, &s.group, &wg, func() {
-			appendErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "dave")})
-		})
-		release()
-		wg.Wait()
-
-		for i, err := range votes {
-			require.NoError(t, err, "vote %d", i)
-			got, err := s.Get(ctx, reqs[i].ID)
-			require.NoError(t, err)
-			require.Equal(t, int64(2), got.Version)
-			require.Len(t, got.Votes, 1)
-		}
-		require.ErrorIs(t, replayErr, approval.ErrTokenUsed)
-		require.ErrorIs(t, staleErr, approval.ErrConflict)
-		require.NoError(t, createErr)
-		require.True(t, created)
-		require.NoError(t, dupErr)
-		require.False(t, dupCreated)
-		require.Equal(t, reqs[0].ID, dupGot.ID)
-		require.NoError(t, appendErr)
-		got, err := s.Get(ctx, reqs[6].ID)
-		require.NoError(t, err)
-		require.Equal(t, int64(1), got.Version, "the stale write changed nothing")
-		got, err = s.Get(ctx, reqs[5].ID)
-		require.NoError(t, err)
-		require.Equal(t, []string{"erin"}, voterNames(got), "the replay changed nothing")
-
-		after := groupsOf(s)
-		actors := map[string]int{}
-		for _, e := range fullTrail(t, s) {
-			actors[e.Actor]++
-		}
-		require.Zero(t, actors["mallory"], "no event of a failed write is in the trail")
-		require.Equal(t, 5, actors["bob"])
-		require.Equal(t, 1, actors["carol"])
-		require.Equal(t, 1, actors["dave"])
-		// The held write, then one group of the 12 writes queued behind it
-		// less the abandoned one.
-		require.Equal(t, int64(2), after.txns-before.txns)
-		require.Equal(t, int64(1+11), after.writes-before.writes)
-		if s.Dialect() == Postgres {
-			require.Error(t, badErr, "PostgreSQL text cannot hold NUL")
-			require.Equal(t, int64(1), after.failed-before.failed, "the group failed as a whole, and each write ran alone")
-		} else {
-			require.NoError(t, badErr)
-			require.Equal(t, 1, actors["nul\x00actor"])
-			require.Zero(t, after.failed-before.failed)
-		}
+		testGroupCommit(t, open(t, newDSN(t)))
 	})
+	t.Run("SQLite OpenDB", func(t *testing.T) {
+		t.Parallel()
+		db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, db.Close()) })
+		s, err := OpenDB(t.Context(), db, SQLite)
+		require.NoError(t, err)
+		require.NoError(t, s.Migrate(t.Context()))
+		require.Nil(t, s.writes, "the write path of a caller's pool")
+		testGroupCommit(t, s)
+	})
+}
+
+func testGroupCommit(t *testing.T, s *Store) {
+	ctx := t.Context()
+	reqs := make([]*approval.Request, 7)
+	for i := range reqs {
+		reqs[i] = newRequest()
+		_, created, err := s.Create(ctx, reqs[i], []approval.AuditEvent{event(reqs[i].ID, approval.EventRequestCreated, "alice")})
+		require.NoError(t, err)
+		require.True(t, created)
+	}
+	// reqs[5]'s vote uses token "used" before the group.
+	require.NoError(t, s.Update(ctx, approval.Update{Request: vote(reqs[5], "erin", "used"), TokenID: "used",
+		Events: []approval.AuditEvent{event(reqs[5].ID, approval.EventDecisionApprove, "erin")}}))
+	voted, err := s.Get(ctx, reqs[5].ID)
+	require.NoError(t, err)
+	before := groupsOf(s)
+
+	release := holdLead(t, s)
+	var wg sync.WaitGroup
+	votes := make([]error, 5)
+	for i := range votes {
+		enqueue(t, &s.group, &wg, func() {
+			tok := fmt.Sprintf("tok-%d", i)
+			votes[i] = s.Update(ctx, approval.Update{Request: vote(reqs[i], "bob", tok), TokenID: tok,
+				Events: []approval.AuditEvent{event(reqs[i].ID, approval.EventDecisionApprove, "bob")}})
+		})
+	}
+	var replayErr, staleErr, badErr, appendErr error
+	enqueue(t, &s.group, &wg, func() {
+		replayErr = s.Update(ctx, approval.Update{Request: vote(voted, "mallory", "used"), TokenID: "used",
+			Events: []approval.AuditEvent{event(reqs[5].ID, approval.EventDecisionApprove, "mallory")}})
+	})
+	enqueue(t, &s.group, &wg, func() {
+		stale := vote(reqs[6], "mallory", "tok-stale")
+		stale.Version = 5
+		staleErr = s.Update(ctx, approval.Update{Request: stale, TokenID: "tok-stale",
+			Events: []approval.AuditEvent{event(reqs[6].ID, approval.EventDecisionApprove, "mallory")}})
+	})
+	enqueue(t, &s.group, &wg, func() {
+		badErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "nul\x00actor")})
+	})
+	fresh := newRequest()
+	var created bool
+	var createErr error
+	enqueue(t, &s.group, &wg, func() {
+		_, created, createErr = s.Create(ctx, fresh, []approval.AuditEvent{event(fresh.ID, approval.EventRequestCreated, "carol")})
+	})
+	dup := newRequest()
+	dup.ActionHash = reqs[0].ActionHash
+	var dupGot *approval.Request
+	var dupCreated bool
+	var dupErr error
+	enqueue(t, &s.group, &wg, func() {
+		dupGot, dupCreated, dupErr = s.Create(ctx, dup, []approval.AuditEvent{event(dup.ID, approval.EventRequestCreated, "mallory")})
+	})
+	cctx, cancel := context.WithCancel(ctx)
+	cancelled := make(chan error, 1)
+	enqueue(t, &s.group, &wg, func() {
+		cancelled <- s.AppendAudit(cctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "mallory")})
+	})
+	cancel()
+	require.ErrorIs(t, <-cancelled, context.Canceled, "a queued write whose context ends returns at once")
+	enqueue(t, &s.group, &wg, func() {
+		appendErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "dave")})
+	})
+	release()
+	wg.Wait()
+
+	for i, err := range votes {
+		require.NoError(t, err, "vote %d", i)
+		got, err := s.Get(ctx, reqs[i].ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), got.Version)
+		require.Len(t, got.Votes, 1)
+	}
+	require.ErrorIs(t, replayErr, approval.ErrTokenUsed)
+	require.ErrorIs(t, staleErr, approval.ErrConflict)
+	require.NoError(t, createErr)
+	require.True(t, created)
+	require.NoError(t, dupErr)
+	require.False(t, dupCreated)
+	require.Equal(t, reqs[0].ID, dupGot.ID)
+	require.NoError(t, appendErr)
+	got, err := s.Get(ctx, reqs[6].ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.Version, "the stale write changed nothing")
+	got, err = s.Get(ctx, reqs[5].ID)
+	require.NoError(t, err)
+	require.Equal(t, []string{"erin"}, voterNames(got), "the replay changed nothing")
+
+	after := groupsOf(s)
+	actors := map[string]int{}
+	for _, e := range fullTrail(t, s) {
+		actors[e.Actor]++
+	}
+	require.Zero(t, actors["mallory"], "no event of a failed write is in the trail")
+	require.Equal(t, 5, actors["bob"])
+	require.Equal(t, 1, actors["carol"])
+	require.Equal(t, 1, actors["dave"])
+	// The held write, then one group of the 12 writes queued behind it
+	// less the abandoned one.
+	require.Equal(t, int64(2), after.txns-before.txns)
+	require.Equal(t, int64(1+11), after.writes-before.writes)
+	if s.Dialect() == Postgres {
+		require.Error(t, badErr, "PostgreSQL text cannot hold NUL")
+		require.Equal(t, int64(1), after.failed-before.failed, "the group failed as a whole, and each write ran alone")
+	} else {
+		require.NoError(t, badErr)
+		require.Equal(t, 1, actors["nul\x00actor"])
+		require.Zero(t, after.failed-before.failed)
+	}
 }
 
 // TestGroupUnits checks the queue itself, with a fake transaction: a group
