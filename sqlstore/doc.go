@@ -81,8 +81,9 @@
 // prepares each statement once per connection, updates only the indexed
 // columns that change, keeps SQLite's temporary storage (the savepoints'
 // sub-journal) in memory, and copies the WAL into the database file
-// (checkpoints) on a connection of its own rather than inside a commit,
-// where SQLite's automatic checkpoint would stall every writer. A Store
+// (checkpoints) on a connection of its own, beside the writer, so that the
+// automatic checkpoint SQLite runs inside a commit has little left to
+// copy. A Store
 // remembers the policy and voter names of the latest versions it read or
 // wrote (4,096 requests), so that Update need not read and decode the
 // stored body to update the side tables. In PostgreSQL a write is bound by
