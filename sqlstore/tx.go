@@ -152,22 +152,38 @@ func (s *Store) sqliteCachedTx(ctx context.Context, fixed bool, fn func(q querie
 	if err != nil {
 		return s.wrapBusy(err)
 	}
+	ended := false
+	defer func() {
+		if !ended {
+			// fn panicked. Roll back now: the connection cannot go back
+			// to the pool (conn.Close waits for the transaction) until
+			// the transaction ends, and its context may never end.
+			rollbackOrDiscard(tx, conn)
+		}
+	}()
 	q := stmtTx{tx: tx, cache: s.writes}
 	if fixed {
 		q.ctx = ctx
 	}
 	if err := fn(q); err != nil {
-		if rerr := tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
-			// Never hand back a connection that may still be inside a
-			// transaction.
-			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
+		ended = true
+		rollbackOrDiscard(tx, conn)
 		return s.wrapBusy(err)
 	}
+	ended = true
 	if err := tx.Commit(); err != nil {
 		return s.wrapBusy(err)
 	}
 	return nil
+}
+
+// rollbackOrDiscard rolls tx back, or, if that fails, makes the pool
+// discard conn: never hand back a connection that may still be inside a
+// transaction.
+func rollbackOrDiscard(tx *sql.Tx, conn *sql.Conn) {
+	if err := tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
 }
 
 // sqliteTx runs fn on one connection between begin (BEGIN IMMEDIATE or
@@ -185,9 +201,11 @@ func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(
 		_ = conn.Close()
 		return s.wrapBusy(err)
 	}
+	committed := false
 	defer func() {
-		if err != nil {
-			// Never hand back a connection still inside a transaction.
+		if !committed {
+			// fn failed or panicked, or COMMIT failed. Never hand back a
+			// connection still inside a transaction.
 			if _, rerr := conn.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
 				_ = conn.Raw(func(any) error { return driver.ErrBadConn })
 			}
@@ -207,6 +225,7 @@ func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(
 	if _, err := conn.ExecContext(context.Background(), "COMMIT"); err != nil {
 		return s.wrapBusy(err)
 	}
+	committed = true
 	return nil
 }
 

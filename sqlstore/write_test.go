@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -223,4 +224,66 @@ func TestSQLiteUpdateWaitsForAnotherWriter(t *testing.T) {
 	got, err := s.Get(ctx, r.ID)
 	require.NoError(t, err)
 	require.Equal(t, int64(2), got.Version)
+}
+
+// TestWritePanicEndsTransaction makes a write's function panic after it
+// changed a row. The panic must reach the caller, the change must be rolled
+// back, and the next write must run: on SQLite the Store's one writer
+// connection would otherwise stay inside the transaction, holding the
+// database's write lock for good. It runs on each dialect through Open,
+// and on SQLite through OpenDB too.
+func TestWritePanicEndsTransaction(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		testWritePanic(t, open(t, newDSN(t)))
+	})
+	t.Run("SQLite OpenDB", func(t *testing.T) {
+		t.Parallel()
+		db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, db.Close()) })
+		s, err := OpenDB(t.Context(), db, SQLite)
+		require.NoError(t, err)
+		require.NoError(t, s.Migrate(t.Context()))
+		testWritePanic(t, s)
+	})
+}
+
+func testWritePanic(t *testing.T, s *Store) {
+	ctx := t.Context()
+	r := newRequest()
+	_, created, err := s.Create(ctx, r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
+	require.NoError(t, err)
+	require.True(t, created)
+
+	recovered := make(chan any, 1)
+	go func() {
+		defer func() { recovered <- recover() }()
+		// A context that never ends, as a caller's may be.
+		_ = s.write(context.Background(), func(q querier) error {
+			if _, err := q.exec(ctx, `UPDATE requests SET version = version + 100 WHERE id = $1`, r.ID); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	select {
+	case p := <-recovered:
+		require.Equal(t, "boom", p)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the panicking write did not return")
+	}
+
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	next := newRequest()
+	_, created, err = s.Create(wctx, next, []approval.AuditEvent{event(next.ID, approval.EventRequestCreated, "alice")})
+	require.NoError(t, err, "the write after the panic")
+	require.True(t, created)
+	got, err := s.Get(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, r.Version, got.Version, "the panicking write's change must be rolled back")
+	trail := fullTrail(t, s)
+	require.Len(t, trail, 2)
+	require.NoError(t, approval.VerifyAuditChain(trail))
 }
