@@ -61,14 +61,19 @@
 // several writes pays for one BEGIN and one COMMIT, one WAL flush (an
 // fsync with SyncFull; a round trip and a flush on PostgreSQL) and one
 // copy of each page the writes share, such as the end of the audit chain
-// and of each index. Should the transaction fail as a whole (a database
-// error rather than one write's), each of its writes runs again alone, so
-// that one bad write cannot fail the others. No caller hears of its write
-// before the transaction carrying it has committed. A write alone runs on
-// its caller's goroutine in a transaction of its own, as without grouping;
-// a caller whose context ends while its write is queued returns at once,
-// and the write is not run. A transaction carrying several writes runs
-// under a context of its own, which ends when every caller's has.
+// and of each index. Should the transaction fail as a whole before its
+// COMMIT (a database error rather than one write's), each of its writes
+// runs again alone, so that one bad write cannot fail the others; should
+// its COMMIT go unanswered, each write fails with ErrOutcomeUnknown and
+// none runs again. No caller hears of its write before the transaction
+// carrying it has committed. A write alone runs on its caller's goroutine
+// in a transaction of its own, as without grouping; a transaction of
+// several runs on a goroutine of its own, under a context that ends when
+// every caller's has. A caller whose context ends returns at once: if its
+// write was still queued, with the context's error, and the write is not
+// run; if it was in a transaction, with an error wrapping both the
+// context's error and ErrOutcomeUnknown, since that transaction may still
+// commit it.
 //
 // # Performance
 //
@@ -100,5 +105,7 @@
 // Update approval.ErrConflict when they lose a race or an ID is taken, and
 // Update approval.ErrTokenUsed for a replayed token, each wrapped with the
 // operation and ID ("sqlstore: get req_...: not found"). A cancelled
-// context's error is returned as such.
+// context's error is returned as such. A write whose commit was sent but
+// not answered (the connection failed or the context ended meanwhile)
+// fails with an error wrapping ErrOutcomeUnknown: it may have committed.
 package sqlstore

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -22,19 +23,25 @@ const maxGroup = 32
 // page the writes share, such as the end of the audit chain and of each
 // index, once rather than once per write.
 //
-// No goroutine of its own runs the transactions: the caller whose write
-// finds none in progress leads, running transactions until the queue it
-// took is done, then hands the lead to the first caller still queued. A
-// write alone, then, runs on its caller's goroutine as it would without a
-// group, in a transaction of its own.
+// The caller whose write finds no transaction in progress leads: it takes
+// the queue and runs the transaction, then hands the lead to the first
+// caller still queued. A write alone runs on its caller's goroutine, as it
+// would without a group, in a transaction of its own. A transaction of
+// several writes runs on a goroutine of its own, so that every caller in
+// it, the leader included, can leave when its context ends (see wait).
 //
 // Every caller hears of its write only after the transaction carrying it
 // has committed (or failed): a write reported done is durable as the
-// Store's settings make any commit.
+// Store's settings make any commit. A caller whose context ends first
+// returns at once, with an error saying whether its write may still
+// commit (see wait).
 type group struct {
 	// run carries ops (two or more) in one transaction and sets the err
-	// of each; it reports an error, having committed nothing, when the
-	// transaction itself failed (and then each op is run again alone).
+	// of each. It reports an error when the transaction itself failed:
+	// having committed nothing (then each op is run again alone), or with
+	// its outcome unknown (ErrOutcomeUnknown: then each op that had not
+	// failed by itself fails with that error, since running it again
+	// could apply it twice).
 	run func(ops []*writeOp) error
 	// alone runs one write in a transaction of its own.
 	alone func(ctx context.Context, fn func(q querier) error) error
@@ -51,52 +58,68 @@ type group struct {
 	failed atomic.Int64
 }
 
-// The states of a queued write.
+// The states of a write. A queued write goes, once, to opLeading (handOff
+// made its caller lead), to opClaimed (a leader took it into its
+// transaction) or to opAbandoned (its caller's context ended first). A
+// leader's own write goes from opLeading to opClaimed when it joins a
+// transaction of several.
 const (
 	opQueued int32 = iota
+	opLeading
 	opClaimed
 	opAbandoned
 )
 
 type writeOp struct {
-	ctx context.Context
-	fn  func(q querier) error
-	err error
-	// state goes from opQueued to opClaimed (a leader took the op, or made
-	// its caller lead) or to opAbandoned (its caller's context ended
-	// first), once.
+	ctx   context.Context
+	fn    func(q querier) error
+	err   error
 	state atomic.Int32
-	// wake tells the caller its op is done, or, if lead is set, that it
-	// leads now.
+	// wake tells the caller its op is done, or, in state opLeading, that
+	// it leads now.
 	wake chan struct{}
-	lead bool
 }
 
 // do runs fn in a write transaction, alone or with others, and returns its
 // error. fn may run more than once, in different transactions: it must
 // reset anything it captures at its start.
 func (g *group) do(ctx context.Context, fn func(q querier) error) error {
-	op := &writeOp{ctx: ctx, fn: fn}
+	op := &writeOp{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	g.mu.Lock()
 	if !g.leading {
 		g.leading = true
 		g.mu.Unlock()
-		op.state.Store(opClaimed)
+		op.state.Store(opLeading)
 		return g.lead(op)
 	}
-	op.wake = make(chan struct{}, 1)
 	g.queue = append(g.queue, op)
 	g.mu.Unlock()
+	return g.wait(op)
+}
+
+// wait waits until op is done or its caller leads, and then leads. If the
+// caller's context ends first, it returns the context's error at once: an
+// op still queued is dropped and never runs; an op in a transaction may
+// still commit, so its error also wraps ErrOutcomeUnknown. Only a caller
+// just made leader waits on, for handOff wakes it at once.
+func (g *group) wait(op *writeOp) error {
 	select {
 	case <-op.wake:
-	case <-ctx.Done():
+	case <-op.ctx.Done():
 		if op.state.CompareAndSwap(opQueued, opAbandoned) {
-			// No leader has it; the next one will drop it.
-			return ctx.Err()
+			return op.ctx.Err()
+		}
+		if op.state.Load() == opClaimed {
+			select {
+			case <-op.wake:
+				return op.err
+			default:
+				return fmt.Errorf("%w (%w)", op.ctx.Err(), ErrOutcomeUnknown)
+			}
 		}
 		<-op.wake
 	}
-	if op.lead {
+	if op.state.Load() == opLeading {
 		return g.lead(op)
 	}
 	return op.err
@@ -104,13 +127,13 @@ func (g *group) do(ctx context.Context, fn func(q querier) error) error {
 
 // lead runs own, and the writes queued with it, then hands the lead on.
 func (g *group) lead(own *writeOp) error {
-	batch := []*writeOp{own}
 	if g.busy.Load() {
 		// Under concurrent writes, let the callers that are about to
 		// write join this transaction rather than wait for the next:
 		// with few cores they are often runnable but not running.
 		runtime.Gosched()
 	}
+	batch := []*writeOp{own}
 	g.mu.Lock()
 	rest := g.queue[:0]
 	for _, op := range g.queue {
@@ -125,43 +148,55 @@ func (g *group) lead(own *writeOp) error {
 	g.queue = rest
 	g.mu.Unlock()
 
-	finished := false
-	defer func() {
-		if !finished {
-			// run panicked: fail the others rather than leave them
-			// waiting, and let the panic go on.
-			for _, op := range batch[1:] {
-				op.err = errors.New("sqlstore: write: a write grouped with this one panicked")
-				op.wake <- struct{}{}
-			}
-			g.handOff()
-		}
-	}()
-	g.runBatch(batch)
-	finished = true
-	for _, op := range batch[1:] {
-		op.wake <- struct{}{}
-	}
-	g.handOff()
-	return own.err
-}
-
-func (g *group) runBatch(batch []*writeOp) {
 	g.busy.Store(len(batch) > 1)
 	g.txns.Add(1)
 	g.writes.Add(int64(len(batch)))
 	if len(batch) == 1 {
-		batch[0].err = g.alone(batch[0].ctx, batch[0].fn)
+		// A panic in the write goes to its caller, after the lead.
+		defer g.handOff()
+		return g.alone(own.ctx, own.fn)
+	}
+	own.state.Store(opClaimed)
+	go g.runBatch(batch)
+	return g.wait(own)
+}
+
+// runBatch runs a transaction of several writes, tells each caller, and
+// hands the lead on. A panic fails every write that had not failed by
+// itself: the transaction did not commit.
+func (g *group) runBatch(batch []*writeOp) {
+	defer func() {
+		if p := recover(); p != nil {
+			err := fmt.Errorf("sqlstore: write: panic in a transaction of %d writes: %v", len(batch), p)
+			for _, op := range batch {
+				if op.err == nil {
+					op.err = err
+				}
+			}
+		}
+		for _, op := range batch {
+			op.wake <- struct{}{}
+		}
+		g.handOff()
+	}()
+	err := g.run(batch)
+	if err == nil {
 		return
 	}
-	if err := g.run(batch); err != nil {
-		g.failed.Add(1)
-		// The transaction failed as a whole (a database error, not one
-		// write's): run each write alone, so that a write that cannot
-		// commit fails by itself.
+	g.failed.Add(1)
+	if errors.Is(err, ErrOutcomeUnknown) {
 		for _, op := range batch {
-			op.err = g.alone(op.ctx, op.fn)
+			if op.err == nil {
+				op.err = err
+			}
 		}
+		return
+	}
+	// The transaction failed as a whole (a database error, not one
+	// write's) and committed nothing: run each write alone, so that a
+	// write that cannot commit fails by itself.
+	for _, op := range batch {
+		op.err = g.alone(op.ctx, op.fn)
 	}
 }
 
@@ -173,8 +208,7 @@ func (g *group) handOff() {
 		op := g.queue[0]
 		g.queue[0] = nil
 		g.queue = g.queue[1:]
-		if op.state.CompareAndSwap(opQueued, opClaimed) {
-			op.lead = true
+		if op.state.CompareAndSwap(opQueued, opLeading) {
 			op.wake <- struct{}{}
 			return
 		}
@@ -188,7 +222,8 @@ func (g *group) handOff() {
 // error and runs nothing. The statements run under the group's own
 // context, so that one caller's context ending mid-write cannot abort the
 // transaction of the others; it ends when every caller's has, so that a
-// database that stops answering cannot hold callers past their deadlines.
+// transaction no caller waits for any more (each has left at its deadline:
+// see wait) is abandoned rather than left waiting on the database.
 func (s *Store) runGroup(ops []*writeOp) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

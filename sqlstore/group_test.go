@@ -287,27 +287,55 @@ func TestGroupUnits(t *testing.T) {
 	t.Run("panic", func(t *testing.T) {
 		reset()
 		release := hold()
-		var wg sync.WaitGroup
-		var leaderPanicked atomic.Bool
-		errs := make([]error, 2)
-		for i := range errs {
-			enqueue(t, g, &wg, func() {
-				defer func() {
-					if recover() != nil {
-						leaderPanicked.Store(true)
-					}
-				}()
-				errs[i] = g.do(context.Background(), func(querier) error { return nil })
-			})
-		}
+		errs, wait := queue(2, func(int) error { return nil })
 		boom.Store(true)
 		release()
-		wg.Wait()
+		wait()
 		boom.Store(false)
-		require.True(t, leaderPanicked.Load(), "the panic reaches the leader's caller")
-		require.ErrorContains(t, errs[1], "panicked")
+		for _, err := range errs {
+			require.ErrorContains(t, err, "panic in a transaction of 2 writes")
+		}
 		// The lead was passed on: a new write runs.
 		require.NoError(t, g.do(context.Background(), func(querier) error { return nil }))
+	})
+
+	t.Run("panic alone", func(t *testing.T) {
+		require.PanicsWithValue(t, "boom", func() {
+			_ = g.do(context.Background(), func(querier) error { panic("boom") })
+		}, "a lone write's panic reaches its caller")
+		require.NoError(t, g.do(context.Background(), func(querier) error { return nil }))
+	})
+
+	t.Run("caller leaves a running transaction", func(t *testing.T) {
+		reset()
+		release := hold()
+		var wg sync.WaitGroup
+		inside, finish := make(chan struct{}), make(chan struct{})
+		var slow error
+		enqueue(t, g, &wg, func() {
+			slow = g.do(context.Background(), func(querier) error {
+				close(inside)
+				<-finish
+				return nil
+			})
+		})
+		ctx, cancel := context.WithCancel(context.Background())
+		leaves := make(chan error, 1)
+		enqueue(t, g, &wg, func() { leaves <- g.do(ctx, func(querier) error { return nil }) })
+		release()
+		<-inside // the transaction of both runs, and waits
+		cancel()
+		var left error
+		select {
+		case left = <-leaves:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the caller whose context ended is still waiting")
+		}
+		require.ErrorIs(t, left, context.Canceled)
+		require.ErrorIs(t, left, ErrOutcomeUnknown, "the transaction may still commit its write")
+		close(finish)
+		wg.Wait()
+		require.NoError(t, slow)
 	})
 }
 
@@ -385,11 +413,15 @@ func TestUpdateSideTables(t *testing.T) {
 	})
 }
 
-// TestGroupCallersLeaveAtDeadline queues writes whose contexts have
-// deadlines behind a transaction of another Store that holds the audit
-// chain's lock: once every caller's deadline has passed, the group's
-// transaction must be abandoned and each caller must return its context's
-// error, not wait for the lock.
+// TestGroupCallersLeaveAtDeadline queues writes behind a transaction of
+// another Store that holds the audit chain's lock, so that the group's
+// transaction waits for it: first a write with no deadline, whose
+// statements go out first and wait on the lock, then writes whose
+// contexts have deadlines. Each of those must return at its deadline,
+// not when the lock is released, saying the outcome is unknown (their
+// transaction is still alive, for the first write's sake). Once the lock
+// is released, the first write commits, and the others, whose contexts
+// had ended by their turn, are not run.
 func TestGroupCallersLeaveAtDeadline(t *testing.T) {
 	t.Parallel()
 	dsn := postgresDSN(t)
@@ -403,19 +435,34 @@ func TestGroupCallersLeaveAtDeadline(t *testing.T) {
 
 	release := holdLead(t, s)
 	var wg sync.WaitGroup
-	errs := make([]error, 3)
+	var patient error
+	enqueue(t, &s.group, &wg, func() {
+		patient = s.AppendAudit(context.Background(), []approval.AuditEvent{event("", approval.EventDecisionRejected, "patient")})
+	})
+	errs := make([]error, 2)
+	var hurried sync.WaitGroup
 	start := time.Now()
 	for i := range errs {
+		hurried.Add(1)
 		enqueue(t, &s.group, &wg, func() {
+			defer hurried.Done()
 			wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
-			errs[i] = s.AppendAudit(wctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "bob")})
+			errs[i] = s.AppendAudit(wctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "hurried")})
 		})
 	}
 	release()
-	wg.Wait()
-	require.Less(t, time.Since(start), 5*time.Second)
+	hurried.Wait()
+	require.Less(t, time.Since(start), 5*time.Second, "the callers with deadlines left at them")
 	for _, err := range errs {
 		require.ErrorIs(t, err, context.DeadlineExceeded)
+		require.ErrorIs(t, err, ErrOutcomeUnknown)
 	}
+
+	require.NoError(t, tx.Rollback())
+	wg.Wait()
+	require.NoError(t, patient)
+	trail := fullTrail(t, s)
+	require.Len(t, trail, 1)
+	require.Equal(t, "patient", trail[0].Actor)
 }

@@ -264,7 +264,11 @@ func (t *pgTx) release(_ context.Context, keep bool) error {
 }
 
 // commit sends the statements sent ahead and those of execLast, and
-// COMMIT, in one batch.
+// COMMIT, in one batch. Once the batch is sent, an error that is not the
+// server's (a *pgconn.PgError, after which the server runs nothing more
+// of the batch, COMMIT included) leaves the outcome unknown: the
+// connection failed or the context ended with COMMIT in flight, and the
+// error wraps ErrOutcomeUnknown.
 func (t *pgTx) commit(ctx context.Context) error {
 	if t.broken != nil {
 		return t.broken
@@ -272,6 +276,19 @@ func (t *pgTx) commit(ctx context.Context) error {
 	if !t.begun && len(t.last) == 0 && len(t.pre) == 0 {
 		return nil
 	}
+	err := t.sendCommit(ctx)
+	var pe *pgconn.PgError
+	if err != nil && !errors.As(err, &pe) && !errors.Is(err, errRolledBack) {
+		return outcomeUnknown(err)
+	}
+	return err
+}
+
+// errRolledBack is commit's error when PostgreSQL answered COMMIT with
+// ROLLBACK, as it does in a transaction that has failed.
+var errRolledBack = errors.New("transaction rolled back: COMMIT answered ROLLBACK")
+
+func (t *pgTx) sendCommit(ctx context.Context) error {
 	br, err := t.batch(ctx, append(t.last, pgStmt{sql: "COMMIT", what: "commit"})...)
 	if err != nil {
 		return err
@@ -290,9 +307,7 @@ func (t *pgTx) commit(ctx context.Context) error {
 		err = cerr
 	}
 	if err == nil && tag.String() != "COMMIT" {
-		// PostgreSQL answers COMMIT with ROLLBACK, not an error, in a
-		// transaction that has failed.
-		err = fmt.Errorf("transaction rolled back: COMMIT answered %q", tag.String())
+		err = errRolledBack
 	}
 	return err
 }

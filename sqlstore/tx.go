@@ -95,6 +95,12 @@ func (q sqlQuerier) execLast(ctx context.Context, what, query string, args ...an
 	return nil
 }
 
+// outcomeUnknown wraps err, the error of a COMMIT that was sent, with
+// ErrOutcomeUnknown.
+func outcomeUnknown(err error) error {
+	return fmt.Errorf("commit: %w (%w)", err, ErrOutcomeUnknown)
+}
+
 // maxTxAttempts bounds how often write runs a PostgreSQL transaction that
 // failed with a serialization failure or deadlock.
 const maxTxAttempts = 5
@@ -171,7 +177,17 @@ func (s *Store) sqliteCachedTx(ctx context.Context, fixed bool, fn func(q querie
 		return s.wrapBusy(err)
 	}
 	ended = true
+	if err := ctx.Err(); err != nil {
+		// database/sql would not send COMMIT now, but say so plainly.
+		rollbackOrDiscard(tx, conn)
+		return err
+	}
 	if err := tx.Commit(); err != nil {
+		if ctx.Err() != nil {
+			// The context ended while COMMIT ran; the driver reports
+			// that whether or not the commit completed.
+			return outcomeUnknown(err)
+		}
 		return s.wrapBusy(err)
 	}
 	return nil
@@ -198,6 +214,13 @@ func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, begin); err != nil {
+		// BEGIN may have taken effect all the same: the driver reports a
+		// context that ended while a statement ran even if the statement
+		// completed. Roll back, and if there was nothing to roll back (or
+		// the rollback failed) discard the connection rather than guess.
+		if _, rerr := conn.ExecContext(context.Background(), "ROLLBACK"); rerr != nil {
+			_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
 		_ = conn.Close()
 		return s.wrapBusy(err)
 	}

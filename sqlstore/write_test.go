@@ -287,3 +287,36 @@ func testWritePanic(t *testing.T, s *Store) {
 	require.Len(t, trail, 2)
 	require.NoError(t, approval.VerifyAuditChain(trail))
 }
+
+// TestSQLiteFailedBeginEndsTransaction runs the write path of a pool given
+// to OpenDB with a BEGIN that takes effect and still reports an error, as
+// the driver does when the context ends while BEGIN runs. The connection
+// must not go back to the pool inside the transaction: the next write
+// would fail on it, and its write lock would stop other connections.
+func TestSQLiteFailedBeginEndsTransaction(t *testing.T) {
+	t.Parallel()
+	dsn := sqliteDSN(t)
+	db, err := sqlOpen(SQLite, SQLiteDSN(dsn, BusyTimeout(100*time.Millisecond)))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	db.SetMaxOpenConns(1)
+	s, err := OpenDB(t.Context(), db, SQLite)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(t.Context()))
+
+	ran := false
+	err = s.sqliteTx(t.Context(), "BEGIN IMMEDIATE; SELECT * FROM no_such_table", false, func(querier) error {
+		ran = true
+		return nil
+	})
+	require.ErrorContains(t, err, "no_such_table")
+	require.False(t, ran)
+
+	_, created, err := s.Create(t.Context(), newRequest(), []approval.AuditEvent{event("", approval.EventRequestCreated, "a")})
+	require.NoError(t, err, "the next write, on the pool's one connection")
+	require.True(t, created)
+	other := open(t, dsn, BusyTimeout(100*time.Millisecond))
+	_, created, err = other.Create(t.Context(), newRequest(), []approval.AuditEvent{event("", approval.EventRequestCreated, "a")})
+	require.NoError(t, err, "a write through another pool")
+	require.True(t, created)
+}
