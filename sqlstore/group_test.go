@@ -466,3 +466,43 @@ func TestGroupCallersLeaveAtDeadline(t *testing.T) {
 	require.Len(t, trail, 1)
 	require.Equal(t, "patient", trail[0].Actor)
 }
+
+// TestGroupFailedWriteKeepsGroup groups, on PostgreSQL, a Create that the
+// database refuses (NUL in text), which aborts the transaction until the
+// write's savepoint is rolled back, with an append whose statement the
+// connection has never prepared (seven events: a statement text of its
+// own). pgx prepares a new statement before running it, which an aborted
+// transaction refuses: the failed write must be rolled back first, so that
+// the group goes on rather than fall back to running each write alone.
+func TestGroupFailedWriteKeepsGroup(t *testing.T) {
+	t.Parallel()
+	s := open(t, postgresDSN(t))
+	ctx := t.Context()
+	before := groupsOf(s)
+
+	release := holdLead(t, s)
+	var wg sync.WaitGroup
+	var createErr, appendErr error
+	enqueue(t, &s.group, &wg, func() {
+		bad := newRequest()
+		bad.Action.RequestedBy = "nul\x00"
+		_, _, createErr = s.Create(ctx, bad, []approval.AuditEvent{event(bad.ID, approval.EventRequestCreated, "alice")})
+	})
+	enqueue(t, &s.group, &wg, func() {
+		events := make([]approval.AuditEvent, 7)
+		for i := range events {
+			events[i] = event("", approval.EventNotificationSent, "system")
+		}
+		appendErr = s.AppendAudit(ctx, events)
+	})
+	release()
+	wg.Wait()
+	require.ErrorContains(t, createErr, "0x00")
+	require.NoError(t, appendErr)
+	after := groupsOf(s)
+	require.Equal(t, before.txns+2, after.txns, "the held write's transaction, then the group's")
+	require.Zero(t, after.failed-before.failed, "the group did not fail as a whole")
+	trail := fullTrail(t, s)
+	require.Len(t, trail, 7)
+	require.NoError(t, approval.VerifyAuditChain(trail))
+}

@@ -247,19 +247,33 @@ func (t *pgTx) savepoint(context.Context) error {
 
 // release ends the current write of a group. Its statements go ahead of
 // the next write's: the deferred ones and RELEASE if it is kept, ROLLBACK
-// TO (which also ends a failed statement's abort of the transaction) and
-// RELEASE if not.
-func (t *pgTx) release(_ context.Context, keep bool) error {
+// TO and RELEASE if not. But if a statement of the write failed, the
+// transaction is aborted and refuses everything but ROLLBACK TO until it
+// runs, including pgx's preparing the next write's new statements, which
+// pgx does before sending any of a batch: so the rollback is sent at once,
+// by the simple protocol, which prepares nothing.
+func (t *pgTx) release(ctx context.Context, keep bool) error {
+	release := pgStmt{sql: "RELEASE write", what: "end a write of the group"}
 	if keep {
 		t.pre = append(t.pre, t.last...)
+		t.pre = append(t.pre, release)
 		if t.pending != nil {
 			t.tail = *t.pending
 		}
-	} else {
-		t.pre = append(t.pre, pgStmt{sql: "ROLLBACK TO write", what: "roll back a write of the group"})
+		t.last, t.pending = nil, nil
+		return t.broken
 	}
 	t.last, t.pending = nil, nil
-	t.pre = append(t.pre, pgStmt{sql: "RELEASE write", what: "end a write of the group"})
+	if t.broken != nil || t.conn.PgConn().TxStatus() != 'E' {
+		t.pre = append(t.pre, pgStmt{sql: "ROLLBACK TO write", what: "roll back a write of the group"}, release)
+		return t.broken
+	}
+	if t.ctx != nil {
+		ctx = t.ctx
+	}
+	if _, err := t.conn.PgConn().Exec(ctx, "ROLLBACK TO write; RELEASE write").ReadAll(); err != nil {
+		t.broken = fmt.Errorf("roll back a write of the group: %w", err)
+	}
 	return t.broken
 }
 
