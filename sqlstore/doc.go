@@ -68,8 +68,9 @@
 // none runs again. No caller hears of its write before the transaction
 // carrying it has committed. A write alone runs on its caller's goroutine
 // in a transaction of its own, as without grouping; a transaction of
-// several runs on a goroutine of its own, under a context that ends when
-// every caller's has. A caller whose context ends returns at once: if its
+// several runs on a goroutine of its own (or its leader's, if the
+// leader's context can never end), under a context that ends when every
+// caller's has. A caller whose context ends returns at once: if its
 // write was still queued, with the context's error, and the write is not
 // run; if it was in a transaction, with an error wrapping both the
 // context's error and ErrOutcomeUnknown, since that transaction may still

@@ -306,37 +306,51 @@ func TestGroupUnits(t *testing.T) {
 		require.NoError(t, g.do(context.Background(), func(querier) error { return nil }))
 	})
 
-	t.Run("caller leaves a running transaction", func(t *testing.T) {
-		reset()
-		release := hold()
-		var wg sync.WaitGroup
-		inside, finish := make(chan struct{}), make(chan struct{})
-		var slow error
-		enqueue(t, g, &wg, func() {
-			slow = g.do(context.Background(), func(querier) error {
+	// A caller whose context ends while its write is in a running
+	// transaction returns at once. The first write queued leads the
+	// transaction: with a context that cannot end it runs the transaction
+	// on its own goroutine, and a follower leaves; with one that can, the
+	// transaction runs on a goroutine of its own, and the leader leaves.
+	for _, leaderLeaves := range []bool{false, true} {
+		t.Run(fmt.Sprintf("caller leaves a running transaction/leader=%v", leaderLeaves), func(t *testing.T) {
+			reset()
+			release := hold()
+			var wg sync.WaitGroup
+			inside, finish := make(chan struct{}), make(chan struct{})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			stays, leaves := make(chan error, 1), make(chan error, 1)
+			slow := func(querier) error {
 				close(inside)
 				<-finish
 				return nil
-			})
+			}
+			quick := func(querier) error { return nil }
+			if leaderLeaves {
+				enqueue(t, g, &wg, func() { leaves <- g.do(ctx, slow) })
+				enqueue(t, g, &wg, func() { stays <- g.do(context.Background(), quick) })
+			} else {
+				enqueue(t, g, &wg, func() { stays <- g.do(context.Background(), slow) })
+				enqueue(t, g, &wg, func() { leaves <- g.do(ctx, quick) })
+			}
+			release()
+			<-inside // the transaction of both runs, and waits
+			cancel()
+			var left error
+			select {
+			case left = <-leaves:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the caller whose context ended is still waiting")
+			}
+			require.ErrorIs(t, left, context.Canceled)
+			require.ErrorIs(t, left, ErrOutcomeUnknown, "the transaction may still commit its write")
+			close(finish)
+			require.NoError(t, <-stays)
+			wg.Wait()
+			require.Equal(t, []int{2}, sizes)
+			require.NoError(t, g.do(context.Background(), quick), "the lead was passed on")
 		})
-		ctx, cancel := context.WithCancel(context.Background())
-		leaves := make(chan error, 1)
-		enqueue(t, g, &wg, func() { leaves <- g.do(ctx, func(querier) error { return nil }) })
-		release()
-		<-inside // the transaction of both runs, and waits
-		cancel()
-		var left error
-		select {
-		case left = <-leaves:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the caller whose context ended is still waiting")
-		}
-		require.ErrorIs(t, left, context.Canceled)
-		require.ErrorIs(t, left, ErrOutcomeUnknown, "the transaction may still commit its write")
-		close(finish)
-		wg.Wait()
-		require.NoError(t, slow)
-	})
+	}
 }
 
 // TestUpdateSideTables changes a request's voters and policies through a
