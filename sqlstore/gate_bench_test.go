@@ -159,9 +159,41 @@ func benchActions(n int) []approval.Action {
 	return as
 }
 
+// BenchmarkGateCancellable is BenchmarkGate's guard-create and decide
+// with 8 callers whose contexts can be cancelled, as a server's request
+// contexts can: a group's transaction then runs on a goroutine of its own
+// (see group), where BenchmarkGate's callers, with context.Background(),
+// run it on the leader's.
+func BenchmarkGateCancellable(b *testing.B) {
+	configs := []struct {
+		name   string
+		newDSN func(testing.TB) string
+		opts   []Option
+	}{
+		{"sqlite-normal", sqliteDSN, nil},
+		{"sqlite-full", sqliteDSN, []Option{Synchronous(SyncFull)}},
+		{"postgres", postgresDSN, nil},
+	}
+	for _, c := range configs {
+		for _, op := range []struct {
+			name string
+			run  func(ctx context.Context, b *testing.B, s *Store, callers int)
+		}{{"guard-create", benchGuardCreateCtx}, {"decide", benchDecideCtx}} {
+			b.Run(c.name+"/"+op.name+"/callers=8", func(b *testing.B) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				op.run(ctx, b, open(b, c.newDSN(b), c.opts...), 8)
+			})
+		}
+	}
+}
+
 func benchGuardCreate(b *testing.B, s *Store, callers int) {
+	benchGuardCreateCtx(context.Background(), b, s, callers)
+}
+
+func benchGuardCreateCtx(ctx context.Context, b *testing.B, s *Store, callers int) {
 	g := benchGate(b, s)
-	ctx := context.Background()
 	actions := benchActions(b.N)
 	defer groupsOf(s).report(b, s)
 	runBench(b, callers, func(_, i int) error {
@@ -174,8 +206,11 @@ func benchGuardCreate(b *testing.B, s *Store, callers int) {
 }
 
 func benchDecide(b *testing.B, s *Store, callers int) {
+	benchDecideCtx(context.Background(), b, s, callers)
+}
+
+func benchDecideCtx(ctx context.Context, b *testing.B, s *Store, callers int) {
 	g := benchGate(b, s)
-	ctx := context.Background()
 	ids := make([]string, b.N)
 	tokens := make([]string, b.N)
 	for i, a := range benchActions(b.N) {
