@@ -100,11 +100,11 @@ func (g *group) do(ctx context.Context, fn func(q querier) error) error {
 	return g.wait(op)
 }
 
-// wait waits until op is done or its caller leads, and then leads. If the
-// caller's context ends first, it returns the context's error at once: an
-// op still queued is dropped and never runs; an op in a transaction may
-// still commit, so its error also wraps ErrOutcomeUnknown. Only a caller
-// just made leader waits on, for handOff wakes it at once.
+// wait waits until op is done, or until its caller is made leader, and
+// then leads. If the caller's context ends first, it returns the context's
+// error at once: an op still queued is dropped and never runs; an op in a
+// transaction may still commit, so its error also wraps ErrOutcomeUnknown.
+// Only a caller just made leader waits on, for handOff wakes it at once.
 func (g *group) wait(op *writeOp) error {
 	select {
 	case <-op.wake:
