@@ -123,16 +123,19 @@ func (d *dispatcher) deliver(job notifyJob) {
 	if err != nil {
 		g.log.Error("approval: cannot resolve notification recipients", "request", r.ID, "err", err)
 		events = append(events, AuditEvent{RequestID: r.ID, Type: EventNotificationFailed, Actor: SystemActor,
-			Policies: refs, Reason: fmt.Sprintf("%s: resolve recipients: %v", job.typ, err), At: now})
+			Policies: refs, Reason: auditSafe(fmt.Sprintf("%s: resolve recipients: %v", job.typ, err), maxReasonBytes), At: now})
 	}
 	for _, to := range recipients {
-		n, err := d.build(job, to, now)
+		n, buildErr := d.build(job, to, now)
 		for _, ch := range d.channels {
+			err := buildErr
 			if err == nil {
 				ctx, cancel := context.WithTimeout(d.ctx, sendTimeout)
 				err = ch.Send(ctx, n)
 				cancel()
 			}
+			// Recipients, channel names and errors come from outside the
+			// gate: auditSafe keeps the event storable as it is hashed.
 			ev := AuditEvent{RequestID: r.ID, Type: EventNotificationSent, Actor: SystemActor, Policies: refs,
 				Reason: fmt.Sprintf("%s to %s via %s", job.typ, to, ch.Name()), At: now}
 			if err != nil {
@@ -140,8 +143,8 @@ func (d *dispatcher) deliver(job notifyJob) {
 				ev.Type = EventNotificationFailed
 				ev.Reason += ": " + err.Error()
 			}
+			ev.Reason = auditSafe(ev.Reason, maxReasonBytes)
 			events = append(events, ev)
-			err = nil
 		}
 	}
 	if len(events) == 0 {

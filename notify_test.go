@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -112,6 +113,30 @@ func TestNotifyFailureDoesNotFailGuard(t *testing.T) {
 	}
 	require.Len(t, failed, 4)
 	require.Contains(t, failed[0].Reason, "451 try later")
+}
+
+// TestNotifyFailureTextIsStorable has a channel fail with a message that
+// is not valid UTF-8 and holds a NUL byte, as a mail server's Latin-1
+// reply might: the audited reason must be valid UTF-8 without NUL, so that
+// every store keeps the event exactly as it was hashed.
+func TestNotifyFailureTextIsStorable(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{fail: errors.New("smtp: 550 bo\xeete \x00pleine")}
+	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
+	f.pending(transfer(5000))
+	require.NoError(t, f.gate.Close(context.Background()))
+	failed := 0
+	for _, e := range f.events() {
+		if e.Type == approval.EventNotificationFailed {
+			failed++
+			require.True(t, utf8.ValidString(e.Reason), "reason %q", e.Reason)
+			require.NotContains(t, e.Reason, "\x00")
+			require.Contains(t, e.Reason, "smtp: 550 bo\uFFFDte \uFFFDpleine")
+		}
+	}
+	require.Positive(t, failed)
+	_, err := f.gate.VerifyAudit(context.Background())
+	require.NoError(t, err)
 }
 
 func TestNotifySlowChannelDoesNotBlockGuard(t *testing.T) {

@@ -62,6 +62,9 @@ func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.A
 		if err != nil {
 			return nil, fmt.Errorf("encode audit event: %w", err)
 		}
+		if err := checkText("audit event", &e, body); err != nil {
+			return nil, err
+		}
 		args = append(args, e.Seq, nullString(e.RequestID), string(e.Type), nullString(e.Actor),
 			s.dialect.timeValue(e.At), e.PrevHash, e.Hash, string(body))
 		sealed[i] = e
@@ -148,6 +151,9 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 		after = n
 	}
 	limit := approval.PageSize(q.Limit)
+	if !s.canMatch(q.RequestID, q.Actor) {
+		return approval.AuditPage{}, nil
+	}
 	var b strings.Builder
 	args := []any{after}
 	b.WriteString("SELECT body FROM audit_events WHERE seq > $1")

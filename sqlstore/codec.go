@@ -33,6 +33,9 @@ func encodeRequest(r *approval.Request) (requestRow, error) {
 	if err != nil {
 		return requestRow{}, fmt.Errorf("encode request %s: %w", r.ID, err)
 	}
+	if err := checkText("request", c, body); err != nil {
+		return requestRow{}, err
+	}
 	return requestRow{req: c, body: body}, nil
 }
 

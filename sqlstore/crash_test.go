@@ -45,7 +45,11 @@ var crashApprovers = []string{"ann", "bob", "cat"}
 // loop with SIGKILL, again and again on one database file, and checks after
 // each kill that the file is intact, the audit chain verifies, and every
 // write the child saw commit is there: a process crash loses nothing
-// committed, in either synchronous mode.
+// committed, in either synchronous mode. (A killed process leaves what it
+// wrote in the operating system's cache, so this does not tell the modes
+// apart: only a power loss would, where SyncNormal may lose the last
+// commits and SyncFull may not. The rounds alternate to run both code
+// paths, not to prove their durability.)
 //
 // The child reports each write on stdout only after the call returned, so
 // the store may hold at most one write per round that was never reported

@@ -3,9 +3,11 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -86,7 +88,41 @@ func (d Dialect) boundArg(t time.Time) any {
 	if u := utcMicro(t); u.Before(t) {
 		t = u.Add(time.Microsecond)
 	}
-	return d.timeValue(t)
+	return d.timeValue(d.clamp(t))
+}
+
+// The range of times each dialect's columns hold: SQLite's Unix
+// microseconds in an int64, PostgreSQL's timestamptz.
+var (
+	sqliteMinTime   = time.UnixMicro(math.MinInt64).UTC()
+	sqliteMaxTime   = time.UnixMicro(math.MaxInt64).UTC()
+	postgresMinTime = time.Date(-4713, time.November, 24, 0, 0, 0, 0, time.UTC)
+	postgresMaxTime = time.Date(294276, time.December, 31, 23, 59, 59, 999999000, time.UTC)
+)
+
+// clamp brings a query bound into the range of d's columns, so that a
+// bound beyond it (time.Unix(1<<62, 0) as an open end, say) compares as
+// it should with every stored time rather than overflowing.
+func (d Dialect) clamp(t time.Time) time.Time {
+	lo, hi := sqliteMinTime, sqliteMaxTime
+	if d == Postgres {
+		lo, hi = postgresMinTime, postgresMaxTime
+	}
+	switch {
+	case t.Before(lo):
+		return lo
+	case t.After(hi):
+		return hi
+	}
+	return t
+}
+
+// canHold reports whether a text column of d can hold s, so that a lookup
+// or filter by s can match at all. No store holds a string that is not
+// valid UTF-8 (see ErrInvalidText), and PostgreSQL holds no NUL bytes;
+// PostgreSQL also refuses such a string as a query parameter.
+func (d Dialect) canHold(s string) bool {
+	return utf8.ValidString(s) && (d != Postgres || strings.IndexByte(s, 0) < 0)
 }
 
 // utcMicro returns t in UTC truncated to microseconds, the precision the

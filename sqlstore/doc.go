@@ -20,7 +20,13 @@
 // enforce. Times are kept in UTC at microsecond precision (INTEGER Unix
 // microseconds in SQLite, timestamptz in PostgreSQL), so a request or event
 // read back equals the one written when its times were already normalised
-// (as the gate's are); a Store normalises the copies it writes.
+// (as the gate's are); a Store normalises the copies it writes. Two things
+// JSON does not keep: an empty slice or map comes back nil, and a string
+// that is not valid UTF-8 cannot be stored at all, so a write holding one
+// fails with ErrInvalidText rather than store it altered (an audit event
+// altered so would no longer match its hash). On PostgreSQL a NUL byte in a
+// column of its own (an ID, a requester, an event's actor) fails the write
+// too: PostgreSQL text holds no NUL.
 //
 // # Concurrency
 //

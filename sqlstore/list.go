@@ -12,12 +12,21 @@ import (
 
 // List implements approval.Store. It pages by key: the cursor is the ID of
 // the last request of the previous page, and each page is the next IDs
-// after it that match q, so pages stay correct while requests are added.
+// after it that match q, so no request is listed twice or skipped among
+// those committed before the listing began. A request committed meanwhile
+// appears only if its ID sorts after the cursor: IDs are made before their
+// requests commit, so Next is not a high-water mark for new requests.
 // Each filter is served by an index: status and requester by composite
 // indexes in ID order, policy and approver by the side tables.
 func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.RequestPage, error) {
 	const op = "list"
 	limit := approval.PageSize(q.Limit)
+	if !s.canMatch(q.RequestedBy, q.Policy, q.Approver) {
+		return approval.RequestPage{}, nil
+	}
+	if !s.dialect.canHold(q.Cursor) {
+		return approval.RequestPage{}, fmt.Errorf("sqlstore: list: invalid cursor %q (pass RequestPage.Next)", q.Cursor)
+	}
 	var b strings.Builder
 	var args []any
 	arg := func(v any) string {
@@ -29,8 +38,17 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 		b.WriteString(" AND r.id > " + arg(q.Cursor))
 	}
 	if len(q.Status) > 0 {
+		statuses := q.Status[:0:0]
+		for _, st := range q.Status {
+			if s.dialect.canHold(string(st)) {
+				statuses = append(statuses, st)
+			}
+		}
+		if len(statuses) == 0 {
+			return approval.RequestPage{}, nil
+		}
 		b.WriteString(" AND r.status IN (")
-		for i, st := range q.Status {
+		for i, st := range statuses {
 			if i > 0 {
 				b.WriteString(", ")
 			}
@@ -86,6 +104,18 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 	return page, nil
 }
 
+// canMatch reports whether stored text can equal every filter value in
+// vals ("" is no filter): a filter no stored value can equal matches
+// nothing, and PostgreSQL would refuse it as a parameter.
+func (s *Store) canMatch(vals ...string) bool {
+	for _, v := range vals {
+		if v != "" && !s.dialect.canHold(v) {
+			return false
+		}
+	}
+	return true
+}
+
 // ListDue implements approval.Store. A limit of 0 or less means
 // approval.DefaultPageSize, and it is capped at approval.MaxPageSize;
 // requests due at the same time come in ID order. It walks the partial
@@ -96,7 +126,7 @@ func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*appro
 	// exactly the stored times not after now.
 	rows, err := s.r.QueryContext(ctx, `SELECT body FROM requests
 WHERE due_at IS NOT NULL AND status IN `+liveStatuses+` AND due_at <= $1
-ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(utcMicro(now)), approval.PageSize(limit))
+ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(s.dialect.clamp(utcMicro(now))), approval.PageSize(limit))
 	if err != nil {
 		return nil, fail(ctx, op, err)
 	}

@@ -149,6 +149,9 @@ func (s *Store) requestArgs(row requestRow) []any {
 // Get implements approval.Store.
 func (s *Store) Get(ctx context.Context, id string) (*approval.Request, error) {
 	op := "get " + id
+	if !s.dialect.canHold(id) {
+		return nil, fmt.Errorf("sqlstore: get %q: %w", id, approval.ErrNotFound)
+	}
 	var body []byte
 	err := s.readRow(ctx, `SELECT body FROM requests WHERE id = $1`, id).Scan(&body)
 	if errNoRows(err) {
@@ -181,6 +184,9 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	op := "update " + id
 	if err := ctx.Err(); err != nil {
 		return fail(ctx, op, err)
+	}
+	if !s.dialect.canHold(id) {
+		return fmt.Errorf("sqlstore: update %q: %w", id, approval.ErrNotFound)
 	}
 	row, err := encodeRequest(u.Request)
 	if err != nil {

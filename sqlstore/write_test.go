@@ -320,3 +320,56 @@ func TestSQLiteFailedBeginEndsTransaction(t *testing.T) {
 	require.NoError(t, err, "a write through another pool")
 	require.True(t, created)
 }
+
+// TestInvalidTextRefused writes a string that is not valid UTF-8 through
+// each kind of write: each must fail with ErrInvalidText and write nothing.
+// A valid U+FFFD, and the six characters of its JSON escape, are text like
+// any other.
+func TestInvalidTextRefused(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		s := open(t, newDSN(t))
+		ctx := t.Context()
+
+		bad := newRequest()
+		bad.Votes = []approval.Vote{{Approver: "b\xffb", Verdict: approval.VerdictApprove, TokenID: "tok", At: now()}}
+		_, _, err := s.Create(ctx, bad, []approval.AuditEvent{event(bad.ID, approval.EventRequestCreated, "alice")})
+		require.ErrorIs(t, err, ErrInvalidText)
+		require.ErrorContains(t, err, "request.Votes[0].Approver")
+		_, err = s.Get(ctx, bad.ID)
+		require.ErrorIs(t, err, approval.ErrNotFound)
+
+		r := newRequest()
+		r.Reason = "\uFFFD and \\ufffd are text"
+		_, _, err = s.Create(ctx, r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
+		require.NoError(t, err)
+		got, err := s.Get(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, r.Reason, got.Reason)
+
+		next := got.Clone()
+		next.Version++
+		next.Action.Metadata = map[string]string{"k\xfe": "v"}
+		err = s.Update(ctx, approval.Update{Request: next, TokenID: "tok-1"})
+		require.ErrorIs(t, err, ErrInvalidText)
+		next = got.Clone()
+		next.Version++
+		ev := event(r.ID, approval.EventDecisionApprove, "bob")
+		ev.Reason = "\xe9"
+		err = s.Update(ctx, approval.Update{Request: next, TokenID: "tok-1", Events: []approval.AuditEvent{ev}})
+		require.ErrorIs(t, err, ErrInvalidText)
+		err = s.AppendAudit(ctx, []approval.AuditEvent{event(r.ID, approval.EventNotificationSent, "system"), ev})
+		require.ErrorIs(t, err, ErrInvalidText)
+
+		stored, err := s.Get(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, got, stored, "no Update took effect")
+		trail := fullTrail(t, s)
+		require.Len(t, trail, 1, "only the valid Create's event")
+		require.NoError(t, approval.VerifyAuditChain(trail))
+		// Nor was the token recorded.
+		next = got.Clone()
+		next.Version++
+		require.NoError(t, s.Update(ctx, approval.Update{Request: next, TokenID: "tok-1"}))
+	})
+}

@@ -43,6 +43,21 @@ func runAuditTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	})
 
 	// AppendAudit of no events succeeds and appends nothing.
+	t.Run("append audit text kept or refused", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		e := event(newID(), approval.EventNotificationFailed, approval.SystemActor)
+		e.Reason = "smtp: 550 bo\xeete pleine"
+		events := []approval.AuditEvent{e}
+		if err := s.AppendAudit(t.Context(), events); err != nil {
+			require.Empty(t, fullTrail(t, s), "AppendAudit failed (%v) but appended", err)
+			return
+		}
+		got := fullTrail(t, s)
+		require.Equal(t, events, got)
+		require.NoError(t, approval.VerifyAuditChain(got))
+	})
+
 	t.Run("append audit empty", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -214,6 +229,11 @@ func runAuditTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 			{approval.AuditQuery{Until: base.Add(time.Minute)}, []int64{1}},
 			{approval.AuditQuery{Since: base.Add(5*time.Minute - time.Microsecond), Until: base.Add(5*time.Minute + time.Microsecond)}, []int64{6, 7}},
 			{approval.AuditQuery{RequestID: r1, Actor: "alice", Since: base.Add(time.Minute)}, []int64{9}},
+			{approval.AuditQuery{Since: farPast, Until: farFuture}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
+			{approval.AuditQuery{RequestID: oddText[0]}, nil},
+			{approval.AuditQuery{RequestID: oddText[1]}, nil},
+			{approval.AuditQuery{Actor: oddText[0]}, nil},
+			{approval.AuditQuery{Actor: oddText[1]}, nil},
 		} {
 			got := trail(t, s, c.q)
 			seqs := make([]int64, 0, len(got))

@@ -34,6 +34,29 @@ func runRequestTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		create(t, s, newRequest())
 		_, err := s.Get(t.Context(), newID())
 		require.ErrorIs(t, err, approval.ErrNotFound)
+		for _, id := range oddText {
+			_, err := s.Get(t.Context(), id)
+			require.ErrorIs(t, err, approval.ErrNotFound, "Get(%q)", id)
+		}
+	})
+
+	// A store either keeps text exactly or refuses it: a request holding
+	// a string that is not valid UTF-8 is stored and read back unchanged,
+	// or Create fails and stores nothing (no request, no event).
+	t.Run("create text kept or refused", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		in := newRequest()
+		in.Reason = "bo\xeete"
+		in.Action.Metadata = map[string]string{"note": "\xff"}
+		_, _, err := s.Create(t.Context(), in, []approval.AuditEvent{event(in.ID, approval.EventRequestCreated, "alice")})
+		if err != nil {
+			_, gerr := s.Get(t.Context(), in.ID)
+			require.ErrorIs(t, gerr, approval.ErrNotFound, "Create failed (%v) but stored the request", err)
+			require.Empty(t, fullTrail(t, s))
+			return
+		}
+		require.Equal(t, in, get(t, s, in.ID))
 	})
 
 	// Create keeps its own copy: changing the request passed in, or the

@@ -83,6 +83,21 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		require.Equal(t, sorted(f.c), ids(listAll(t, s, approval.RequestQuery{
 			CreatedFrom: f.base.Add(2*time.Hour - time.Microsecond), CreatedTo: f.base.Add(2*time.Hour + time.Microsecond),
 		})))
+		require.Equal(t, sorted(f.all()...), ids(listAll(t, s, approval.RequestQuery{CreatedFrom: farPast, CreatedTo: farFuture})))
+	})
+
+	// A filter by text no request holds matches nothing, without error.
+	t.Run("list filter odd text", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		newListFixture(t, s)
+		for _, v := range oddText {
+			for _, q := range []approval.RequestQuery{
+				{RequestedBy: v}, {Policy: v}, {Approver: v}, {Status: []approval.Status{approval.Status(v)}},
+			} {
+				require.Empty(t, listAll(t, s, q), "query %+v", q)
+			}
+		}
 	})
 
 	// List applies every given filter at once.
@@ -233,6 +248,10 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		got, err = s.ListDue(t.Context(), at.Add(-5*time.Hour), 10)
 		require.NoError(t, err)
 		require.Empty(t, got)
+
+		got, err = s.ListDue(t.Context(), farFuture, 10)
+		require.NoError(t, err)
+		require.Len(t, got, 5, "every live request with a DueAt")
 	})
 
 	// ListDue reflects updates: a request leaves it when it becomes

@@ -42,6 +42,18 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	})
 }
 
+// oddText are strings no caller should rely on a store holding: one not
+// valid UTF-8 and one with a NUL byte. Looking up or filtering by them must
+// find nothing rather than fail.
+var oddText = []string{"req_\xff\xfe", "req_\x00"}
+
+// farPast and farFuture are time bounds beyond any store's time columns:
+// as open ends of a range they must select everything, not overflow.
+var (
+	farPast   = time.Unix(-1<<62, 0)
+	farFuture = time.Unix(1<<62, 0)
+)
+
 // newID returns a request ID shaped like the gate's: "req_" and 32 random hex
 // digits. Random IDs do not sort in creation order, which catches stores
 // that list in insertion order instead of ID order.

@@ -77,6 +77,12 @@ func runUpdateTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		req := create(t, s, newRequest())
 		req.Version++
 		require.NoError(t, s.Update(t.Context(), approval.Update{Request: req, TokenID: "tok_ghost"}))
+		for _, id := range oddText {
+			odd := newRequest()
+			odd.ID, odd.Version = id, 2
+			err := s.Update(t.Context(), approval.Update{Request: odd})
+			require.ErrorIs(t, err, approval.ErrNotFound, "Update(%q)", id)
+		}
 	})
 
 	// Update keeps its own copy: changing u.Request afterwards does not
