@@ -15,6 +15,17 @@ import (
 	"github.com/signoff/approval"
 )
 
+// gateConfigs are the database configurations the gate benchmarks run on.
+var gateConfigs = []struct {
+	name   string
+	newDSN func(testing.TB) string
+	opts   []Option
+}{
+	{"sqlite-normal", sqliteDSN, nil},
+	{"sqlite-full", sqliteDSN, []Option{Synchronous(SyncFull)}},
+	{"postgres", postgresDSN, nil},
+}
+
 // BenchmarkGate measures the gate's two writes end to end over each
 // database configuration, beside the raw driver's single-row
 // read-modify-write transaction measured in the same run with the same
@@ -43,15 +54,6 @@ import (
 //
 //	go test -run '^$' -bench 'Gate|Ed25519' -count 3 ./sqlstore
 func BenchmarkGate(b *testing.B) {
-	configs := []struct {
-		name   string
-		newDSN func(testing.TB) string
-		opts   []Option
-	}{
-		{"sqlite-normal", sqliteDSN, nil},
-		{"sqlite-full", sqliteDSN, []Option{Synchronous(SyncFull)}},
-		{"postgres", postgresDSN, nil},
-	}
 	ops := []struct {
 		name string
 		run  func(b *testing.B, s *Store, callers int)
@@ -62,7 +64,7 @@ func BenchmarkGate(b *testing.B) {
 		{"raw-create", benchRawCreate},
 		{"raw-decide", benchRawDecide},
 	}
-	for _, c := range configs {
+	for _, c := range gateConfigs {
 		b.Run(c.name, func(b *testing.B) {
 			for _, op := range ops {
 				b.Run(op.name, func(b *testing.B) {
@@ -165,16 +167,7 @@ func benchActions(n int) []approval.Action {
 // (see group), where BenchmarkGate's callers, with context.Background(),
 // run it on the leader's.
 func BenchmarkGateCancellable(b *testing.B) {
-	configs := []struct {
-		name   string
-		newDSN func(testing.TB) string
-		opts   []Option
-	}{
-		{"sqlite-normal", sqliteDSN, nil},
-		{"sqlite-full", sqliteDSN, []Option{Synchronous(SyncFull)}},
-		{"postgres", postgresDSN, nil},
-	}
-	for _, c := range configs {
+	for _, c := range gateConfigs {
 		for _, op := range []struct {
 			name string
 			run  func(ctx context.Context, b *testing.B, s *Store, callers int)

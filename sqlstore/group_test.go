@@ -67,14 +67,7 @@ func TestGroupCommit(t *testing.T) {
 	})
 	t.Run("SQLite OpenDB", func(t *testing.T) {
 		t.Parallel()
-		db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, db.Close()) })
-		s, err := OpenDB(t.Context(), db, SQLite)
-		require.NoError(t, err)
-		require.NoError(t, s.Migrate(t.Context()))
-		require.Nil(t, s.writes, "the write path of a caller's pool")
-		testGroupCommit(t, s)
+		testGroupCommit(t, openSQLiteDB(t))
 	})
 }
 

@@ -106,6 +106,21 @@ func withSearchPath(t testing.TB, dsn, schema string) string {
 	return u.String()
 }
 
+// openSQLiteDB opens a pool on a new SQLite file and a migrated Store over
+// it with OpenDB, whose writes take the path of a caller's pool (BEGIN
+// IMMEDIATE of the store's own, no prepared statements).
+func openSQLiteDB(t *testing.T) *Store {
+	t.Helper()
+	db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Close()) })
+	s, err := OpenDB(t.Context(), db, SQLite)
+	require.NoError(t, err)
+	require.NoError(t, s.Migrate(t.Context()))
+	require.Nil(t, s.writes, "the write path of a caller's pool")
+	return s
+}
+
 // open opens a Store on dsn, closed when the test ends.
 func open(t testing.TB, dsn string, opts ...Option) *Store {
 	t.Helper()

@@ -239,13 +239,7 @@ func TestWritePanicEndsTransaction(t *testing.T) {
 	})
 	t.Run("SQLite OpenDB", func(t *testing.T) {
 		t.Parallel()
-		db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
-		require.NoError(t, err)
-		t.Cleanup(func() { require.NoError(t, db.Close()) })
-		s, err := OpenDB(t.Context(), db, SQLite)
-		require.NoError(t, err)
-		require.NoError(t, s.Migrate(t.Context()))
-		testWritePanic(t, s)
+		testWritePanic(t, openSQLiteDB(t))
 	})
 }
 
