@@ -169,7 +169,16 @@ const (
 	pgUniqueViolation      = "23505"
 	pgSerializationFailure = "40001"
 	pgDeadlockDetected     = "40P01"
+	// pgBadText is character_not_in_repertoire: text PostgreSQL cannot
+	// hold, such as a NUL byte.
+	pgBadText = "22021"
 )
+
+// isBadText reports whether err is PostgreSQL refusing a text value.
+func isBadText(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == pgBadText
+}
 
 // isUniqueViolation reports whether err is a unique or primary key
 // constraint violation in either dialect.

@@ -26,7 +26,7 @@
 // fails with ErrInvalidText rather than store it altered (an audit event
 // altered so would no longer match its hash). On PostgreSQL a NUL byte in a
 // column of its own (an ID, a requester, an event's actor) fails the write
-// too: PostgreSQL text holds no NUL.
+// with ErrInvalidText too: PostgreSQL text holds no NUL.
 //
 // # Concurrency
 //

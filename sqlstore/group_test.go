@@ -504,6 +504,7 @@ func TestGroupFailedWriteKeepsGroup(t *testing.T) {
 	})
 	release()
 	wg.Wait()
+	require.ErrorIs(t, createErr, ErrInvalidText)
 	require.ErrorContains(t, createErr, "0x00")
 	require.NoError(t, appendErr)
 	after := groupsOf(s)

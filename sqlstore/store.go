@@ -251,5 +251,8 @@ func fail(ctx context.Context, op string, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) && !errors.Is(err, ErrOutcomeUnknown) {
 		return fmt.Errorf("sqlstore: %s: %w", op, cerr)
 	}
+	if isBadText(err) && !errors.Is(err, ErrInvalidText) {
+		return fmt.Errorf("sqlstore: %s: %w: %w", op, ErrInvalidText, err)
+	}
 	return fmt.Errorf("sqlstore: %s: %w", op, err)
 }

@@ -365,5 +365,19 @@ func TestInvalidTextRefused(t *testing.T) {
 		next = got.Clone()
 		next.Version++
 		require.NoError(t, s.Update(ctx, approval.Update{Request: next, TokenID: "tok-1"}))
+
+		// A NUL byte is text SQLite keeps and PostgreSQL cannot.
+		nul := newRequest()
+		nul.Action.RequestedBy = "a\x00b"
+		_, _, err = s.Create(ctx, nul, nil)
+		if s.Dialect() == Postgres {
+			require.ErrorIs(t, err, ErrInvalidText)
+			return
+		}
+		require.NoError(t, err)
+		got, err = s.Get(ctx, nul.ID)
+		require.NoError(t, err)
+		require.Equal(t, "a\x00b", got.Action.RequestedBy)
+		require.Equal(t, []string{nul.ID}, listAll(t, s, approval.RequestQuery{RequestedBy: "a\x00b"}))
 	})
 }
