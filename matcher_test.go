@@ -613,7 +613,14 @@ func TestEvaluateNoMatchAllocatesNothing(t *testing.T) {
 	m := evaluate(policies, a)
 	require.Empty(t, m.policies)
 	require.Nil(t, m.deny)
-	allocs := testing.AllocsPerRun(100, func() { m = evaluate(policies, a) })
+	// AllocsPerRun counts every goroutine's allocations, and goroutines
+	// other tests left behind (a gate's notifier winding down) may
+	// allocate meanwhile: an allocation of evaluate's own shows in every
+	// attempt, theirs seldom twice.
+	allocs := math.Inf(1)
+	for range 3 {
+		allocs = min(allocs, testing.AllocsPerRun(100, func() { m = evaluate(policies, a) }))
+	}
 	require.Zero(t, allocs)
 }
 
