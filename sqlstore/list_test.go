@@ -138,3 +138,15 @@ func idsOf(rs []*approval.Request) []string {
 	}
 	return ids
 }
+
+// TestListInvalidCursor passes List a cursor no request ID can be (not
+// valid UTF-8): it is an error, not a page, since a cursor comes from
+// RequestPage.Next and this one did not.
+func TestListInvalidCursor(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		s := open(t, newDSN(t))
+		_, err := s.List(t.Context(), approval.RequestQuery{Cursor: "req_\xff"})
+		require.ErrorContains(t, err, "invalid cursor")
+	})
+}

@@ -208,7 +208,7 @@ func rollbackOrDiscard(tx *sql.Tx, conn *sql.Conn) {
 // immediate transaction takes the write lock at once, waiting up to the
 // busy timeout for it: a deferred one that read first could fail with
 // SQLITE_BUSY at its first write without waiting at all.
-func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(q querier) error) (err error) {
+func (s *Store) sqliteTx(ctx context.Context, begin string, fixed bool, fn func(q querier) error) error {
 	conn, err := s.w.Conn(ctx)
 	if err != nil {
 		return err
