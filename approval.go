@@ -174,55 +174,6 @@ func (g *Gate) Close(ctx context.Context) error {
 	return g.notify.close(ctx)
 }
 
-// Policy registers the policy under name, replacing any policy of that
-// name. Requests already open keep the snapshot they were created with. It
-// returns an error wrapping ErrInvalidPolicy if def does not validate.
-func (g *Gate) Policy(name string, def Policy) error {
-	cp, err := compilePolicy(name, def, g.dir != nil)
-	if err != nil {
-		return err
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	old := *g.policies.Load()
-	next := make([]*compiledPolicy, 0, len(old)+1)
-	for _, p := range old {
-		if p.name != name {
-			next = append(next, p)
-		}
-	}
-	next = append(next, cp)
-	slices.SortFunc(next, func(a, b *compiledPolicy) int { return strings.Compare(a.name, b.name) })
-	g.policies.Store(&next)
-	return nil
-}
-
-// RemovePolicy unregisters the named policy. Open requests keep their
-// snapshot of it. It reports whether a policy was removed.
-func (g *Gate) RemovePolicy(name string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	old := *g.policies.Load()
-	i := slices.IndexFunc(old, func(p *compiledPolicy) bool { return p.name == name })
-	if i < 0 {
-		return false
-	}
-	next := slices.Delete(slices.Clone(old), i, i+1)
-	g.policies.Store(&next)
-	return true
-}
-
-// PolicyHash returns the snapshot hash of the registered policy name: the
-// hex SHA-256 of its canonical definition, as stored on requests.
-func (g *Gate) PolicyHash(name string) (string, bool) {
-	for _, p := range *g.policies.Load() {
-		if p.name == name {
-			return p.hash, true
-		}
-	}
-	return "", false
-}
-
 // Result is the answer of Guard.
 type Result struct {
 	// Status is StatusApproved (run the action), StatusPending (wait for
@@ -395,7 +346,7 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 		PayloadHash:       payloadHash,
 		DistinctApprovers: g.distinct,
 		DenyThreshold:     g.denyAt,
-		OnTimeout:         Approve,
+		OnTimeout:         TimeoutApprove,
 		CreatedAt:         now,
 		UpdatedAt:         now,
 		Version:           1,
@@ -413,8 +364,8 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 		if p.segregate {
 			req.SegregateRequester = true
 		}
-		if p.def.OnTimeout == Deny {
-			req.OnTimeout = Deny
+		if p.def.OnTimeout == TimeoutDeny {
+			req.OnTimeout = TimeoutDeny
 		}
 		if i == 0 || p.def.Timeout < timeout {
 			timeout = p.def.Timeout
@@ -435,7 +386,7 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 func (g *Gate) denyByPolicy(ctx context.Context, req *Request, m *match) (Result, error) {
 	p := m.deny
 	req.Status, req.Reason, req.ResolvedAt = StatusDenied, p.def.Reason, req.CreatedAt
-	req.OnTimeout, req.Deadline, req.DueAt = Deny, time.Time{}, time.Time{}
+	req.OnTimeout, req.Deadline, req.DueAt = TimeoutDeny, time.Time{}, time.Time{}
 	refs := policyRefs(req.Policies)
 	events := []AuditEvent{
 		{RequestID: req.ID, Type: EventRequestCreated, Actor: req.Action.RequestedBy, Policies: refs, At: req.CreatedAt},
@@ -499,56 +450,6 @@ func (g *Gate) update(ctx context.Context, u Update) error {
 	return nil
 }
 
-// appendAudit writes events that change no request.
-func (g *Gate) appendAudit(ctx context.Context, events []AuditEvent) error {
-	if err := g.store.AppendAudit(ctx, events); err != nil {
-		return err
-	}
-	g.afterCommit(ctx, events)
-	return nil
-}
-
-// afterCommit mirrors committed events to the optional sink.
-func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
-	if g.sink == nil {
-		return
-	}
-	if err := g.sink.Append(context.WithoutCancel(ctx), events); err != nil {
-		g.log.Error("approval: audit sink failed; the store's trail has the events", "err", err)
-	}
-}
-
-// IssueToken signs a single-use decision token for approver on request
-// requestID, allowing verdict (VerdictApprove, VerdictDeny or VerdictAny),
-// valid for ttl. It does not check that the request exists or that the
-// approver is eligible: Decide checks both when the token is used.
-func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
-	switch {
-	case requestID == "" || approver == "":
-		return "", fmt.Errorf("approval: issue token: %w: empty request ID or approver", ErrInvalidDecision)
-	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictAny:
-		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
-	case ttl <= 0:
-		return "", fmt.Errorf("approval: issue token: %w: ttl must be positive", ErrInvalidDecision)
-	}
-	tok, err := g.keys.issue(requestID, approver, verdict, g.now(), ttl)
-	if err != nil {
-		return "", fmt.Errorf("approval: issue token: %w", err)
-	}
-	return tok, nil
-}
-
-// VerifyToken checks a token's form, signature and expiry and returns its
-// claims. Decide does this itself; VerifyToken serves review pages that show
-// who a link is for before the person confirms.
-func (g *Gate) VerifyToken(token string) (TokenClaims, error) {
-	c, err := g.keys.verifyToken(token, g.now())
-	if err != nil {
-		return TokenClaims{}, fmt.Errorf("approval: verify token: %w", err)
-	}
-	return c, nil
-}
-
 // Get returns the request with the given ID, or an error wrapping
 // ErrNotFound.
 func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
@@ -566,49 +467,4 @@ func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
 		return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
 	}
 	return p, nil
-}
-
-// Audit returns a page of audit events matching q, in sequence order.
-func (g *Gate) Audit(ctx context.Context, q AuditQuery) (AuditPage, error) {
-	p, err := g.store.ListAudit(ctx, q)
-	if err != nil {
-		return AuditPage{}, fmt.Errorf("approval: list audit: %w", err)
-	}
-	return p, nil
-}
-
-// VerifyAudit reads the whole audit trail from the store, page by page, and
-// verifies its hash chain from the first event. It returns the number of
-// events verified, and an *AuditChainError naming the first bad sequence
-// number if the chain is broken.
-func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
-	var (
-		n    int64
-		last *AuditEvent
-		q    = AuditQuery{Limit: MaxPageSize}
-	)
-	for {
-		page, err := g.store.ListAudit(ctx, q)
-		if err != nil {
-			return n, fmt.Errorf("approval: verify audit: %w", err)
-		}
-		evs := page.Events
-		if last != nil {
-			evs = append([]AuditEvent{*last}, evs...)
-		} else if len(evs) > 0 && evs[0].Seq != 1 {
-			return n, &AuditChainError{Seq: 1, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
-		}
-		if err := VerifyAuditChain(evs); err != nil {
-			return n, err
-		}
-		n += int64(len(page.Events))
-		if len(page.Events) > 0 {
-			e := page.Events[len(page.Events)-1]
-			last = &e
-		}
-		if page.Next == "" {
-			return n, nil
-		}
-		q.Cursor = page.Next
-	}
 }

@@ -241,3 +241,67 @@ type AuditSinkFunc func(ctx context.Context, events []AuditEvent) error
 
 // Append calls f.
 func (f AuditSinkFunc) Append(ctx context.Context, events []AuditEvent) error { return f(ctx, events) }
+
+// ListAudit returns a page of audit events matching q, in sequence order.
+func (g *Gate) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
+	p, err := g.store.ListAudit(ctx, q)
+	if err != nil {
+		return AuditPage{}, fmt.Errorf("approval: list audit: %w", err)
+	}
+	return p, nil
+}
+
+// VerifyAudit reads the whole audit trail from the store, page by page, and
+// verifies its hash chain from the first event. It returns the number of
+// events verified, and an *AuditChainError naming the first bad sequence
+// number if the chain is broken.
+func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
+	var (
+		n    int64
+		last *AuditEvent
+		q    = AuditQuery{Limit: MaxPageSize}
+	)
+	for {
+		page, err := g.store.ListAudit(ctx, q)
+		if err != nil {
+			return n, fmt.Errorf("approval: verify audit: %w", err)
+		}
+		evs := page.Events
+		if last != nil {
+			evs = append([]AuditEvent{*last}, evs...)
+		} else if len(evs) > 0 && evs[0].Seq != 1 {
+			return n, &AuditChainError{Seq: 1, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
+		}
+		if err := VerifyAuditChain(evs); err != nil {
+			return n, err
+		}
+		n += int64(len(page.Events))
+		if len(page.Events) > 0 {
+			e := page.Events[len(page.Events)-1]
+			last = &e
+		}
+		if page.Next == "" {
+			return n, nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// appendAudit writes events that change no request.
+func (g *Gate) appendAudit(ctx context.Context, events []AuditEvent) error {
+	if err := g.store.AppendAudit(ctx, events); err != nil {
+		return err
+	}
+	g.afterCommit(ctx, events)
+	return nil
+}
+
+// afterCommit mirrors committed events to the optional sink.
+func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
+	if g.sink == nil {
+		return
+	}
+	if err := g.sink.Append(context.WithoutCancel(ctx), events); err != nil {
+		g.log.Error("approval: audit sink failed; the store's trail has the events", "err", err)
+	}
+}

@@ -47,7 +47,7 @@ func benchGate(b *testing.B, approvers int) *approval.Gate {
 func BenchmarkGuardNoMatch(b *testing.B) {
 	g := benchGate(b, 3)
 	for i := range 10 {
-		err := g.Policy(fmt.Sprintf("p%d", i), approval.Policy{
+		err := g.SetPolicy(fmt.Sprintf("p%d", i), approval.Policy{
 			Match:             approval.Name(fmt.Sprintf("deploy:prod-%d-*", i)),
 			Approvers:         []approval.Approver{approval.Group("finance")},
 			RequiredApprovals: 1,
@@ -71,7 +71,7 @@ func BenchmarkGuardNoMatch(b *testing.B) {
 // every iteration creates a new request (the payload differs).
 func BenchmarkGuardCreate(b *testing.B) {
 	g := benchGate(b, 3)
-	if err := g.Policy("high_spend", approval.Policy{
+	if err := g.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
@@ -111,7 +111,7 @@ func BenchmarkGuardCreate(b *testing.B) {
 // request, all prepared before the timer starts.
 func BenchmarkDecide(b *testing.B) {
 	g := benchGate(b, 3)
-	if err := g.Policy("high_spend", approval.Policy{
+	if err := g.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,

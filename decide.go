@@ -174,13 +174,6 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	return next, events, nil
 }
 
-// approve moves r to approved: usable by the next Guard until ApprovalTTL.
-func (r *Request) approve(now time.Time, reason string) {
-	r.Status, r.Reason, r.ResolvedAt = StatusApproved, reason, now
-	r.ExpiresAt = now.Add(r.ApprovalTTL)
-	r.DueAt = r.ExpiresAt
-}
-
 // eligiblePolicies returns the names of the matched policies under which
 // user may decide, resolving groups and roles through the directory. An
 // escalated request also admits the approvers of the levels it has reached.

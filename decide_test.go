@@ -53,7 +53,7 @@ func TestDecideOneDenyDenies(t *testing.T) {
 	_, err := f.decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	r, err := f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "bob", approval.VerdictAny), Verdict: approval.VerdictDeny, Reason: "wrong IBAN",
+		Token: f.token(id, "bob", approval.VerdictBoth), Verdict: approval.VerdictDeny, Reason: "wrong IBAN",
 	})
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusDenied, r.Status)
@@ -264,7 +264,7 @@ func TestDecideConcurrentApprovers(t *testing.T) {
 func TestDecideEveryMatchedPolicyNeedsItsQuorum(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("prod", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("prod", approval.Policy{
 		Match:             approval.TagAny("production"),
 		Approvers:         []approval.Approver{approval.Role("sre"), approval.User("alice")},
 		RequiredApprovals: 1,
@@ -288,7 +288,7 @@ func TestDecideOneApproverCountsForEachPolicy(t *testing.T) {
 	t.Parallel()
 	setup := func(distinct bool) (*fixture, string) {
 		f := newFixture(t, func(c *approval.Config) { c.DistinctApproversAcrossPolicies = distinct })
-		require.NoError(t, f.gate.Policy("prod", approval.Policy{
+		require.NoError(t, f.gate.SetPolicy("prod", approval.Policy{
 			Match:             approval.TagAny("production"),
 			Approvers:         []approval.Approver{approval.Group("finance")},
 			RequiredApprovals: 1,
@@ -322,7 +322,7 @@ func TestDecidePolicySnapshotIsKept(t *testing.T) {
 	id := f.pending(transfer(5000))
 	hash := f.get(id).Policies[0].Hash
 	// Tighten the live policy: the open request keeps its snapshot.
-	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.User("erin"), approval.User("frank"), approval.User("gina")},
 		RequiredApprovals: 3,
@@ -342,7 +342,7 @@ func TestDecidePolicySnapshotIsKept(t *testing.T) {
 func TestDecideAllowSelfApproval(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 1,

@@ -37,7 +37,7 @@
 //
 // # Policies
 //
-// Gate.Policy registers a named Policy: a Matcher tree saying which actions
+// Gate.SetPolicy registers a named Policy: a Matcher tree saying which actions
 // it covers (Name globs, TagAny/TagAll/TagNone, CostAtLeast/CostBelow,
 // RiskAtLeast, Custom, All/Any/Not), who may approve (User, Group, Role,
 // resolved through Config.Directory when a decision is made) and how many

@@ -44,6 +44,10 @@ var (
 	// internally; callers see it only when retries are exhausted.
 	ErrConflict = errors.New("concurrent update conflict")
 
+	// ErrInvalidCursor: a List or ListAudit cursor that the store did not
+	// issue (pass RequestPage.Next or AuditPage.Next unchanged).
+	ErrInvalidCursor = errors.New("invalid cursor")
+
 	// ErrAuditChain: an audit trail failed verification; the error names the
 	// first bad sequence number (see AuditChainError).
 	ErrAuditChain = errors.New("audit chain broken")

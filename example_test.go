@@ -20,7 +20,7 @@ func Example() {
 		Directory:  approval.StaticDirectory{Groups: map[string][]string{"finance": {"alice", "bob"}}},
 	})
 	defer gate.Close(ctx)
-	_ = gate.Policy("high_spend", approval.Policy{
+	_ = gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
@@ -74,7 +74,7 @@ func ExampleGate_Decide_replay() {
 	_, priv, _ := approval.GenerateKeys()
 	gate, _ := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv})
 	defer gate.Close(ctx)
-	_ = gate.Policy("deploys", approval.Policy{
+	_ = gate.SetPolicy("deploys", approval.Policy{
 		Match:             approval.Name("deploy:*"),
 		Approvers:         []approval.Approver{approval.User("sam"), approval.User("ana")},
 		RequiredApprovals: 2,
@@ -87,7 +87,7 @@ func ExampleGate_Decide_replay() {
 	_, err = gate.Decide(ctx, res.RequestID, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
 	fmt.Println("replay is ErrTokenUsed:", errors.Is(err, approval.ErrTokenUsed))
 
-	page, _ := gate.Audit(ctx, approval.AuditQuery{RequestID: res.RequestID})
+	page, _ := gate.ListAudit(ctx, approval.AuditQuery{RequestID: res.RequestID})
 	last := page.Events[len(page.Events)-1]
 	fmt.Println("audited:", last.Type, "by", last.Actor)
 	// Output:
@@ -102,7 +102,7 @@ func ExampleGate_Wait() {
 	_, priv, _ := approval.GenerateKeys()
 	gate, _ := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv})
 	defer gate.Close(ctx)
-	_ = gate.Policy("agent_writes", approval.Policy{
+	_ = gate.SetPolicy("agent_writes", approval.Policy{
 		Match:             approval.All(approval.Name("tool:*"), approval.TagAny("write")),
 		Approvers:         []approval.Approver{approval.User("oncall")},
 		RequiredApprovals: 1,

@@ -38,7 +38,7 @@ func TestGuardDefaultPolicy(t *testing.T) {
 func TestGuardDenyPolicy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("no_sanctioned", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("no_sanctioned", approval.Policy{
 		Match:  approval.TagAny("sanctioned-country"),
 		Effect: approval.EffectDeny,
 		Reason: "transfers to sanctioned countries are never allowed",
@@ -64,7 +64,7 @@ func TestGuardDenyPolicyAddedWhileRequestIsOpen(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	open := f.pending(transfer(5000))
-	require.NoError(t, f.gate.Policy("freeze", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("freeze", approval.Policy{
 		Match: approval.Name("wire-*"), Effect: approval.EffectDeny, Reason: "payments frozen",
 	}))
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
@@ -212,7 +212,7 @@ func TestGuardCustomMatcherFailsClosed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			require.NoError(t, f.gate.Policy("fraud", approval.Policy{
+			require.NoError(t, f.gate.SetPolicy("fraud", approval.Policy{
 				Match:             approval.Custom("fraud-score", fn),
 				Approvers:         []approval.Approver{approval.User("erin")},
 				RequiredApprovals: 1,
@@ -231,12 +231,12 @@ func TestGuardCustomMatcherFailsClosed(t *testing.T) {
 func TestGuardCombinesMatchedPolicies(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("prod", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("prod", approval.Policy{
 		Match:             approval.TagAny("production"),
 		Approvers:         []approval.Approver{approval.Role("sre")},
 		RequiredApprovals: 1,
 		Timeout:           time.Hour,
-		OnTimeout:         approval.Approve,
+		OnTimeout:         approval.TimeoutApprove,
 		AllowSelfApproval: true,
 		ApprovalTTL:       10 * time.Minute,
 	}))
@@ -244,7 +244,7 @@ func TestGuardCombinesMatchedPolicies(t *testing.T) {
 	a.Tags = []string{"production"}
 	r := f.get(f.pending(a))
 	require.Equal(t, f.clock.Now().Add(time.Hour), r.Deadline, "smallest timeout")
-	require.Equal(t, approval.Deny, r.OnTimeout, "most restrictive timeout action")
+	require.Equal(t, approval.TimeoutDeny, r.OnTimeout, "most restrictive timeout action")
 	require.True(t, r.SegregateRequester, "segregation if any policy asks")
 	require.Equal(t, 10*time.Minute, r.ApprovalTTL)
 	require.Equal(t, r.Deadline, r.DueAt)
@@ -270,7 +270,7 @@ func TestGuardFailsClosedOnStoreError(t *testing.T) {
 
 	broken, err := approval.New(approval.Config{Store: brokenStore{f.store}, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
 	require.NoError(t, err)
-	require.NoError(t, broken.Policy("high_spend", approval.Policy{
+	require.NoError(t, broken.SetPolicy("high_spend", approval.Policy{
 		Match: approval.CostAtLeast(1000, "USD"), Approvers: []approval.Approver{approval.Group("finance")}, RequiredApprovals: 1,
 	}))
 	res, err := broken.Guard(f.ctx, transfer(9000))

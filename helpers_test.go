@@ -75,7 +75,7 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	f.gate, err = approval.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.gate.Close(context.Background()) })
-	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
@@ -127,7 +127,7 @@ func (f *fixture) events() []approval.AuditEvent {
 	var all []approval.AuditEvent
 	q := approval.AuditQuery{}
 	for {
-		p, err := f.gate.Audit(f.ctx, q)
+		p, err := f.gate.ListAudit(f.ctx, q)
 		require.NoError(f.t, err)
 		all = append(all, p.Events...)
 		if p.Next == "" {

@@ -115,7 +115,7 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestTimedOut, Actor: SystemActor, Policies: refs,
 		Reason: "no decision by " + r.Deadline.Format(time.RFC3339), At: now}}
 	notice := NotifyTimedOut
-	if r.OnTimeout == Approve {
+	if r.OnTimeout == TimeoutApprove {
 		next.approve(now, "approved on timeout")
 		events = append(events, AuditEvent{RequestID: r.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: next.Reason, At: now})
 		notice = NotifyResolved

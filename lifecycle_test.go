@@ -13,12 +13,12 @@ import (
 func TestTickTimesOutOpenRequests(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("small", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("small", approval.Policy{
 		Match:             approval.CostBelow(100, "USD"),
 		Approvers:         []approval.Approver{approval.User("erin")},
 		RequiredApprovals: 1,
 		Timeout:           time.Hour,
-		OnTimeout:         approval.Approve,
+		OnTimeout:         approval.TimeoutApprove,
 	}))
 	big := f.pending(transfer(5000))
 	small := f.pending(transfer(50))
@@ -60,7 +60,7 @@ func TestDecideAfterDeadlineTimesOut(t *testing.T) {
 func TestTickEscalates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:              approval.CostAtLeast(1000, "USD"),
 		Approvers:          []approval.Approver{approval.User("alice")},
 		RequiredApprovals:  1,

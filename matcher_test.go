@@ -368,9 +368,8 @@ func TestPolicyValidation(t *testing.T) {
 			*p = Policy{Match: Name("rm:*"), Effect: EffectDeny, Reason: "never"}
 		}, false, true},
 		{"self approval allowed", "p", func(p *Policy) { p.AllowSelfApproval = true }, false, true},
-		{"segregation explicit", "p", func(p *Policy) { p.SegregateRequester = true }, false, true},
 		{"all durations", "p", func(p *Policy) {
-			p.Timeout, p.ApprovalTTL, p.OnTimeout = time.Minute, time.Second, Approve
+			p.Timeout, p.ApprovalTTL, p.OnTimeout = time.Minute, time.Second, TimeoutApprove
 		}, false, true},
 
 		{"empty name", "", func(p *Policy) {}, false, false},
@@ -393,9 +392,6 @@ func TestPolicyValidation(t *testing.T) {
 		{"negative escalation interval", "p", func(p *Policy) {
 			p.Escalation = [][]Approver{{User("bob")}}
 			p.EscalationInterval = -time.Hour
-		}, false, false},
-		{"segregate and allow self approval", "p", func(p *Policy) {
-			p.SegregateRequester, p.AllowSelfApproval = true, true
 		}, false, false},
 		{"escalation without interval", "p", func(p *Policy) { p.Escalation = [][]Approver{{User("bob")}} }, false, false},
 		{"empty escalation level", "p", func(p *Policy) {
@@ -481,7 +477,7 @@ func TestPolicyHash(t *testing.T) {
 			Approvers:          []Approver{Group("finance"), User("cfo")},
 			RequiredApprovals:  2,
 			Timeout:            12 * time.Hour,
-			OnTimeout:          Deny,
+			OnTimeout:          TimeoutDeny,
 			Escalation:         [][]Approver{{Group("finance-leads")}, {User("ceo")}},
 			EscalationInterval: 4 * time.Hour,
 			ApprovalTTL:        30 * time.Minute,
@@ -492,7 +488,6 @@ func TestPolicyHash(t *testing.T) {
 	for name, mutate := range map[string]func(p *Policy){
 		"same definition":       func(p *Policy) {},
 		"tag order in matcher":  func(p *Policy) { p.Match = All(Name("wire-*"), CostAtLeast(1000, "USD"), TagAny("b", "a")) },
-		"segregation explicit":  func(p *Policy) { p.SegregateRequester = true }, // the default made explicit
 		"fresh approver slices": func(p *Policy) { p.Approvers = append([]Approver(nil), p.Approvers...) },
 	} {
 		p := full()
@@ -503,7 +498,7 @@ func TestPolicyHash(t *testing.T) {
 	// Defaults are applied before hashing: spelling them out changes nothing.
 	implicit := Policy{Match: Name("*"), Approvers: []Approver{User("a")}, RequiredApprovals: 1}
 	explicit := implicit
-	explicit.Timeout, explicit.ApprovalTTL, explicit.Reason, explicit.OnTimeout = DefaultTimeout, DefaultApprovalTTL, "p", Deny
+	explicit.Timeout, explicit.ApprovalTTL, explicit.Reason, explicit.OnTimeout = DefaultTimeout, DefaultApprovalTTL, "p", TimeoutDeny
 	require.Equal(t, policyHash(t, "p", implicit), policyHash(t, "p", explicit))
 
 	seen := map[string]string{base: "base"}
@@ -522,7 +517,7 @@ func TestPolicyHash(t *testing.T) {
 		{"approver added", "high_spend", func(p *Policy) { p.Approvers = append(p.Approvers, User("x")) }},
 		{"required approvals", "high_spend", func(p *Policy) { p.RequiredApprovals = 3 }},
 		{"timeout", "high_spend", func(p *Policy) { p.Timeout = 13 * time.Hour }},
-		{"on timeout", "high_spend", func(p *Policy) { p.OnTimeout = Approve }},
+		{"on timeout", "high_spend", func(p *Policy) { p.OnTimeout = TimeoutApprove }},
 		{"allow self approval", "high_spend", func(p *Policy) { p.AllowSelfApproval = true }},
 		{"escalation approver", "high_spend", func(p *Policy) { p.Escalation[1] = []Approver{User("board")} }},
 		{"escalation level added", "high_spend", func(p *Policy) { p.Escalation = append(p.Escalation, []Approver{User("x")}) }},

@@ -180,7 +180,7 @@ func TestNotifyEscalatedLevel(t *testing.T) {
 		c.Channels = []approval.Channel{rec}
 		c.BaseURL = "https://approvals.example.com"
 	})
-	require.NoError(t, f.gate.Policy("high_spend", approval.Policy{
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:              approval.CostAtLeast(1000, "USD"),
 		Approvers:          []approval.Approver{approval.User("alice")},
 		RequiredApprovals:  1,

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/signoff/approval/internal/canon"
@@ -32,18 +33,18 @@ func (e Effect) String() string {
 // TimeoutAction is what happens to an open request when its timeout passes.
 type TimeoutAction uint8
 
-// Timeout actions. Deny is the zero value and the most restrictive.
+// Timeout actions. TimeoutDeny is the zero value and the most restrictive.
 const (
-	// Deny times the request out: it ends in StatusTimedOut and the action
+	// TimeoutDeny times the request out: it ends in StatusTimedOut and the action
 	// does not run.
-	Deny TimeoutAction = iota
-	// Approve approves the request when the timeout passes (for low-risk
+	TimeoutDeny TimeoutAction = iota
+	// TimeoutApprove approves the request when the timeout passes (for low-risk
 	// actions where silence means consent).
-	Approve
+	TimeoutApprove
 )
 
 func (t TimeoutAction) String() string {
-	if t == Approve {
+	if t == TimeoutApprove {
 		return "approve"
 	}
 	return "deny"
@@ -56,9 +57,9 @@ func (t TimeoutAction) MarshalText() ([]byte, error) { return []byte(t.String())
 func (t *TimeoutAction) UnmarshalText(b []byte) error {
 	switch string(b) {
 	case "deny", "":
-		*t = Deny
+		*t = TimeoutDeny
 	case "approve":
-		*t = Approve
+		*t = TimeoutApprove
 	default:
 		return fmt.Errorf("%w: unknown timeout action %q (want deny or approve)", ErrInvalidPolicy, b)
 	}
@@ -81,14 +82,11 @@ type Policy struct {
 	RequiredApprovals int
 	// Timeout bounds how long a request stays open. Defaults to 24h.
 	Timeout time.Duration
-	// OnTimeout is what happens when Timeout passes. Defaults to Deny.
+	// OnTimeout is what happens when Timeout passes. Defaults to TimeoutDeny.
 	OnTimeout TimeoutAction
-	// SegregateRequester forbids the requester from approving their own
-	// request. Segregation is on unless AllowSelfApproval is set; setting
-	// this field only makes the intent explicit.
-	SegregateRequester bool
-	// AllowSelfApproval lets the requester count as an approver. It
-	// contradicts SegregateRequester; setting both is invalid.
+	// AllowSelfApproval lets the requester count as an approver of their
+	// own request. Defaults to false: requester segregation is on, and it
+	// holds for a request if any policy it matched leaves this false.
 	AllowSelfApproval bool
 	// Escalation lists further approver levels. Each EscalationInterval a
 	// request stays open, the next level becomes eligible too and is
@@ -177,14 +175,11 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if p.Effect > EffectDeny {
 		return bad("unknown effect %d", p.Effect)
 	}
-	if p.OnTimeout > Approve {
+	if p.OnTimeout > TimeoutApprove {
 		return bad("unknown timeout action %d", p.OnTimeout)
 	}
 	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.EscalationInterval < 0 {
 		return bad("durations must be positive")
-	}
-	if p.SegregateRequester && p.AllowSelfApproval {
-		return bad("SegregateRequester and AllowSelfApproval are both set")
 	}
 	if p.Effect == EffectDeny {
 		return nil
@@ -345,4 +340,53 @@ func evaluate(policies []*compiledPolicy, a *Action) match {
 		m.errs = append(m.errs, msg)
 	}
 	return m
+}
+
+// SetPolicy registers the policy under name, replacing any policy of that
+// name. Requests already open keep the snapshot they were created with. It
+// returns an error wrapping ErrInvalidPolicy if def does not validate.
+func (g *Gate) SetPolicy(name string, def Policy) error {
+	cp, err := compilePolicy(name, def, g.dir != nil)
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.policies.Load()
+	next := make([]*compiledPolicy, 0, len(old)+1)
+	for _, p := range old {
+		if p.name != name {
+			next = append(next, p)
+		}
+	}
+	next = append(next, cp)
+	slices.SortFunc(next, func(a, b *compiledPolicy) int { return strings.Compare(a.name, b.name) })
+	g.policies.Store(&next)
+	return nil
+}
+
+// RemovePolicy unregisters the named policy. Open requests keep their
+// snapshot of it. It reports whether a policy was removed.
+func (g *Gate) RemovePolicy(name string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	old := *g.policies.Load()
+	i := slices.IndexFunc(old, func(p *compiledPolicy) bool { return p.name == name })
+	if i < 0 {
+		return false
+	}
+	next := slices.Delete(slices.Clone(old), i, i+1)
+	g.policies.Store(&next)
+	return true
+}
+
+// PolicyHash returns the snapshot hash of the registered policy name: the
+// hex SHA-256 of its canonical definition, as stored on requests.
+func (g *Gate) PolicyHash(name string) (string, bool) {
+	for _, p := range *g.policies.Load() {
+		if p.name == name {
+			return p.hash, true
+		}
+	}
+	return "", false
 }

@@ -55,11 +55,14 @@ func (s Status) Valid() bool {
 // Verdict is an approver's answer.
 type Verdict string
 
-// Verdicts. VerdictAny appears only in tokens, allowing either answer.
+// Verdicts.
 const (
 	VerdictApprove Verdict = "approve"
 	VerdictDeny    Verdict = "deny"
-	VerdictAny     Verdict = "both"
+	// VerdictBoth is not an answer but a token scope: a token issued with
+	// it allows its holder either answer. A Decision carries VerdictApprove
+	// or VerdictDeny.
+	VerdictBoth Verdict = "both"
 )
 
 // Request is one action waiting for, or resolved by, human decisions. A
@@ -203,4 +206,11 @@ func (r *Request) usedToken(tid string) bool {
 		}
 	}
 	return false
+}
+
+// approve moves r to approved: usable by the next Guard until ApprovalTTL.
+func (r *Request) approve(now time.Time, reason string) {
+	r.Status, r.Reason, r.ResolvedAt = StatusApproved, reason, now
+	r.ExpiresAt = now.Add(r.ApprovalTTL)
+	r.DueAt = r.ExpiresAt
 }

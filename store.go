@@ -77,7 +77,7 @@ type Store interface {
 	// ListAudit returns audit events matching q in ascending sequence
 	// order, at most PageSize(q.Limit) of them, and a cursor for the next
 	// page, empty on the last page. A cursor the store did not issue is an
-	// error.
+	// error wrapping ErrInvalidCursor.
 	ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
 }
 

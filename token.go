@@ -44,7 +44,7 @@ type TokenClaims struct {
 
 // Allows reports whether the token permits verdict v.
 func (c *TokenClaims) Allows(v Verdict) bool {
-	return c.Act == VerdictAny || c.Act == v
+	return c.Act == VerdictBoth || c.Act == v
 }
 
 // KeyID returns the key ID of an Ed25519 public key: the first 8 bytes of
@@ -176,7 +176,7 @@ func parseToken(tok string, scratch *[2 * maxTokenLen]byte) (claims TokenClaims,
 		err = fmt.Errorf("%w: unsupported version %d", ErrTokenMalformed, claims.Version)
 	case claims.KeyID == "" || claims.TokenID == "" || claims.RequestID == "" || claims.Subject == "":
 		err = fmt.Errorf("%w: missing kid, tid, rid or sub", ErrTokenMalformed)
-	case claims.Act != VerdictApprove && claims.Act != VerdictDeny && claims.Act != VerdictAny:
+	case claims.Act != VerdictApprove && claims.Act != VerdictDeny && claims.Act != VerdictBoth:
 		err = fmt.Errorf("%w: unknown act %q", ErrTokenMalformed, claims.Act)
 	case claims.ExpiresAt < claims.IssuedAt:
 		err = fmt.Errorf("%w: expires before it was issued", ErrTokenMalformed)
@@ -303,4 +303,35 @@ func (d *claimDecoder) int() int64 {
 		d.ok = false
 	}
 	return n
+}
+
+// IssueToken signs a single-use decision token for approver on request
+// requestID, allowing verdict (VerdictApprove, VerdictDeny or VerdictBoth),
+// valid for ttl. It does not check that the request exists or that the
+// approver is eligible: Decide checks both when the token is used.
+func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
+	switch {
+	case requestID == "" || approver == "":
+		return "", fmt.Errorf("approval: issue token: %w: empty request ID or approver", ErrInvalidDecision)
+	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictBoth:
+		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
+	case ttl <= 0:
+		return "", fmt.Errorf("approval: issue token: %w: ttl must be positive", ErrInvalidDecision)
+	}
+	tok, err := g.keys.issue(requestID, approver, verdict, g.now(), ttl)
+	if err != nil {
+		return "", fmt.Errorf("approval: issue token: %w", err)
+	}
+	return tok, nil
+}
+
+// VerifyToken checks a token's form, signature and expiry and returns its
+// claims. Decide does this itself; VerifyToken serves review pages that show
+// who a link is for before the person confirms.
+func (g *Gate) VerifyToken(token string) (TokenClaims, error) {
+	c, err := g.keys.verifyToken(token, g.now())
+	if err != nil {
+		return TokenClaims{}, fmt.Errorf("approval: verify token: %w", err)
+	}
+	return c, nil
 }

@@ -220,7 +220,7 @@ func TestTokenIssue(t *testing.T) {
 	}{
 		{"req_1", "bob", VerdictApprove},
 		{"req_2", "alice@example.com", VerdictDeny},
-		{"req_3", "ü/+= \"quoted\" \\ 😀 \x01", VerdictAny},
+		{"req_3", "ü/+= \"quoted\" \\ 😀 \x01", VerdictBoth},
 	} {
 		tok, err := k.issue(tt.rid, tt.sub, tt.act, tokenNow, 15*time.Minute)
 		require.NoError(t, err)
@@ -252,7 +252,7 @@ func TestTokenURLSafe(t *testing.T) {
 	t.Parallel()
 	k := testKeyring(t, testKey(3))
 	for i := range 300 {
-		tok, err := k.issue(fmt.Sprintf("req_%d", i), fmt.Sprintf("user-%d/+?=&ü", i), VerdictAny, tokenNow, time.Duration(i)*time.Minute)
+		tok, err := k.issue(fmt.Sprintf("req_%d", i), fmt.Sprintf("user-%d/+?=&ü", i), VerdictBoth, tokenNow, time.Duration(i)*time.Minute)
 		require.NoError(t, err)
 		require.False(t, strings.ContainsAny(tok, "+/="), tok)
 		require.Equal(t, tok, url.QueryEscape(tok), "needs no escaping in a query string")
@@ -353,8 +353,8 @@ func TestTokenClaimsAllows(t *testing.T) {
 		{VerdictApprove, VerdictDeny, false},
 		{VerdictDeny, VerdictDeny, true},
 		{VerdictDeny, VerdictApprove, false},
-		{VerdictAny, VerdictApprove, true},
-		{VerdictAny, VerdictDeny, true},
+		{VerdictBoth, VerdictApprove, true},
+		{VerdictBoth, VerdictDeny, true},
 		{VerdictApprove, "", false},
 	} {
 		c := TokenClaims{Act: tt.act}

@@ -293,7 +293,7 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	if q.Cursor != "" {
 		n, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil || n < 0 {
-			return approval.AuditPage{}, fmt.Errorf("memstore: list audit: invalid cursor %q", q.Cursor)
+			return approval.AuditPage{}, fmt.Errorf("memstore: list audit: %w %.64q (pass AuditPage.Next)", approval.ErrInvalidCursor, q.Cursor)
 		}
 		after = n
 	}

@@ -146,7 +146,7 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	if q.Cursor != "" {
 		n, err := strconv.ParseInt(q.Cursor, 10, 64)
 		if err != nil || n < 0 {
-			return approval.AuditPage{}, fmt.Errorf("sqlstore: list audit: invalid cursor %q (pass AuditPage.Next)", q.Cursor)
+			return approval.AuditPage{}, fmt.Errorf("sqlstore: list audit: %w %.64q (pass AuditPage.Next)", approval.ErrInvalidCursor, q.Cursor)
 		}
 		after = n
 	}

@@ -131,7 +131,7 @@ func crashChild(path string, mode sqlstore.SyncMode) error {
 	for i, a := range crashApprovers {
 		approvers[i] = approval.User(a)
 	}
-	err = g.Policy("crash", approval.Policy{Match: approval.Name(crashAction), Approvers: approvers, RequiredApprovals: 2})
+	err = g.SetPolicy("crash", approval.Policy{Match: approval.Name(crashAction), Approvers: approvers, RequiredApprovals: 2})
 	if err != nil {
 		return err
 	}
@@ -346,7 +346,7 @@ func checkAfterCrash(t *testing.T, path string, mode sqlstore.SyncMode, led *cra
 	events := make(map[string]map[approval.EventType]int)
 	var total int64
 	for q := (approval.AuditQuery{Limit: approval.MaxPageSize}); ; {
-		page, err := g.Audit(ctx, q)
+		page, err := g.ListAudit(ctx, q)
 		require.NoError(t, err)
 		for _, e := range page.Events {
 			if events[e.RequestID] == nil {

@@ -210,12 +210,6 @@ func isRetryable(err error) bool {
 	return errors.As(err, &pe) && (pe.Code == pgSerializationFailure || pe.Code == pgDeadlockDetected)
 }
 
-// ErrBusy is wrapped by the errors of SQLite writes that gave up because
-// another connection or process held the database's write lock for longer
-// than the busy timeout (see BusyTimeout). Nothing was written; the call
-// may be retried.
-var ErrBusy = errors.New("database is busy")
-
 // wrapBusy adds ErrBusy and advice to a SQLITE_BUSY error.
 func (s *Store) wrapBusy(err error) error {
 	if !isBusy(err) {

@@ -134,7 +134,7 @@ func benchGate(b *testing.B, s *Store) *approval.Gate {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = g.Close(context.Background()) })
-	err = g.Policy("high_spend", approval.Policy{
+	err = g.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,

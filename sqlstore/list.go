@@ -25,7 +25,7 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 		return approval.RequestPage{}, nil
 	}
 	if !s.dialect.canHold(q.Cursor) {
-		return approval.RequestPage{}, fmt.Errorf("sqlstore: list: invalid cursor %q (pass RequestPage.Next)", q.Cursor)
+		return approval.RequestPage{}, fmt.Errorf("sqlstore: list: %w %.64q (pass RequestPage.Next)", approval.ErrInvalidCursor, q.Cursor)
 	}
 	var b strings.Builder
 	var args []any

@@ -234,16 +234,6 @@ func (s *Store) Close() error {
 	return err
 }
 
-// ErrOutcomeUnknown is wrapped by the error of a write whose COMMIT was
-// sent but whose answer never came back: the connection failed, or the
-// context ended while it was in flight, so the write may have been
-// committed. Read the state back before acting on it: a decision retried
-// with the same token is refused with approval.ErrTokenUsed if the first
-// attempt did commit. The writes that shared its transaction (see Group
-// commit in the package documentation) fail with it too, and are not run
-// again, since that could apply them twice.
-var ErrOutcomeUnknown = errors.New("the transaction's outcome is unknown: it may have committed")
-
 // fail wraps a failed operation's error: the context's error when the
 // context ended (whatever the driver made of it), unless the error says
 // the outcome is unknown; otherwise err with op.

@@ -25,7 +25,7 @@ func TestCreateGetRoundTrip(t *testing.T) {
 		r.Votes = []approval.Vote{{Approver: "bob", Verdict: approval.VerdictDeny, TokenID: "t1", Policies: []string{"high_spend"}, At: now()}}
 		r.Deadline = now().Add(time.Hour)
 		r.DueAt = now().Add(time.Minute)
-		r.OnTimeout = approval.Approve
+		r.OnTimeout = approval.TimeoutApprove
 
 		stored, created, err := s.Create(t.Context(), r, nil)
 		require.NoError(t, err)

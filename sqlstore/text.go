@@ -2,22 +2,11 @@ package sqlstore
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"reflect"
 	"strconv"
 	"unicode/utf8"
 )
-
-// ErrInvalidText is wrapped by the error of a write holding a string that
-// is not valid UTF-8, or, on PostgreSQL, a NUL byte in a column of its own
-// (an ID, a requester, an event's type or actor, a policy or approver
-// name). The store could not give it back exactly: the JSON of a body
-// column replaces such bytes with U+FFFD, so the request read back would
-// differ from the one written, and an audit event would no longer match
-// the hash sealed over its original text, breaking the chain for good;
-// PostgreSQL text holds no NUL. Nothing is written.
-var ErrInvalidText = errors.New("text that cannot be stored exactly (not valid UTF-8, or a NUL byte on PostgreSQL)")
 
 // replacementEscape is how encoding/json writes a byte that is not UTF-8:
 // the escape of U+FFFD. It writes a valid U+FFFD as itself, unescaped.

@@ -313,6 +313,18 @@ func runAuditTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		require.Empty(t, page.Next)
 	})
 
+	// A cursor the store did not issue is refused with an error wrapping
+	// approval.ErrInvalidCursor, never read as some position in the trail.
+	t.Run("list audit foreign cursor", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		require.NoError(t, s.AppendAudit(t.Context(), []approval.AuditEvent{event("", approval.EventNotificationSent, approval.SystemActor)}))
+		for _, c := range []string{"not-a-cursor", "-1", "1.5", "req_" + randomHex()} {
+			_, err := s.ListAudit(t.Context(), approval.AuditQuery{Cursor: c})
+			require.ErrorIs(t, err, approval.ErrInvalidCursor, "cursor %q", c)
+		}
+	})
+
 	// The store keeps its own copy of events: changing the events passed to
 	// AppendAudit, Create or Update, or those ListAudit returns, afterwards
 	// changes nothing stored.

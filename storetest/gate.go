@@ -132,7 +132,7 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 		after, err := g2.Get(ctx, id)
 		require.NoError(t, err)
 		require.Equal(t, before, after)
-		page, err := g2.Audit(ctx, approval.AuditQuery{RequestID: id})
+		page, err := g2.ListAudit(ctx, approval.AuditQuery{RequestID: id})
 		require.NoError(t, err)
 		last := page.Events[len(page.Events)-1]
 		require.Equal(t, approval.EventDecisionRejected, last.Type)
@@ -191,7 +191,7 @@ func newGatePair(t *testing.T, newStores func(t *testing.T) (approval.Store, app
 			Logger: slog.New(slog.DiscardHandler),
 		})
 		require.NoError(t, err)
-		require.NoError(t, g.Policy("gated", approval.Policy{
+		require.NoError(t, g.SetPolicy("gated", approval.Policy{
 			Match:             approval.Name("storetest:*"),
 			Approvers:         []approval.Approver{approval.Group("approvers")},
 			RequiredApprovals: quorum,

@@ -144,7 +144,7 @@ func fullRequest() *approval.Request {
 	}}
 	r.DistinctApprovers = true
 	r.DenyThreshold = 2
-	r.OnTimeout = approval.Approve
+	r.OnTimeout = approval.TimeoutApprove
 	r.ApprovalTTL = 90 * time.Minute
 	r.Reason = "escalated after 4h"
 	r.UpdatedAt = at.Add(2 * time.Minute)

@@ -64,12 +64,12 @@ func run(ctx context.Context, path string) error {
 	}
 	defer gate.Close(ctx)
 
-	err = gate.Policy("high_spend", approval.Policy{
+	err = gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
 		Timeout:           24 * time.Hour,
-		OnTimeout:         approval.Deny,
+		OnTimeout:         approval.TimeoutDeny,
 		Reason:            "transfers of 1,000 USD or more need two finance approvals",
 	})
 	if err != nil {
@@ -120,7 +120,7 @@ func run(ctx context.Context, path string) error {
 	fmt.Println("         -> the transfer runs now; the approval is used up")
 
 	fmt.Println("\naudit trail:")
-	page, err := gate.Audit(ctx, approval.AuditQuery{RequestID: res.RequestID})
+	page, err := gate.ListAudit(ctx, approval.AuditQuery{RequestID: res.RequestID})
 	if err != nil {
 		return err
 	}
