@@ -127,8 +127,12 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// validate checks a against the limits. It allocates only to build an error.
-func (a *Action) validate(l *Limits) error {
+// normalize checks a against the limits and rewrites it in canonical form
+// (see CanonicalID): name, requester, currency and tags. a is the caller's
+// copy of the action, but its Cost and Tags share memory with the caller:
+// they are copied before any change. It allocates only for fields that
+// change and to build an error.
+func (a *Action) normalize(l *Limits) error {
 	if a.Name == "" {
 		return fmt.Errorf("%w: name is empty", ErrInvalidAction)
 	}
@@ -138,9 +142,16 @@ func (a *Action) validate(l *Limits) error {
 	if err := checkString("name", a.Name, l.MaxStringBytes); err != nil {
 		return err
 	}
-	if err := checkString("requested_by", a.RequestedBy, l.MaxStringBytes); err != nil {
-		return err
+	name, err := foldName(a.Name)
+	if err != nil {
+		return fmt.Errorf("%w: name %q %v", ErrInvalidAction, clip(a.Name, 64), err)
 	}
+	a.Name = name
+	rb, err := CanonicalID(a.RequestedBy)
+	if err != nil {
+		return fmt.Errorf("%w: requested_by: %w", ErrInvalidAction, err)
+	}
+	a.RequestedBy = rb
 	if a.Cost != nil {
 		if math.IsNaN(a.Cost.Amount) || math.IsInf(a.Cost.Amount, 0) {
 			return fmt.Errorf("%w: cost amount is not finite", ErrInvalidAction)
@@ -148,8 +159,14 @@ func (a *Action) validate(l *Limits) error {
 		if a.Cost.Amount < 0 {
 			return fmt.Errorf("%w: cost amount %v is negative", ErrInvalidAction, a.Cost.Amount)
 		}
-		if err := checkString("cost currency", a.Cost.Currency, 16); err != nil {
-			return err
+		cur, err := foldCurrency(a.Cost.Currency)
+		if err != nil {
+			return fmt.Errorf("%w: cost: %v (a cost must name its currency)", ErrInvalidAction, err)
+		}
+		if cur != a.Cost.Currency {
+			c := *a.Cost
+			c.Currency = cur
+			a.Cost = &c
 		}
 	}
 	if a.Risk > RiskCritical || a.Risk < RiskNone {
@@ -158,12 +175,23 @@ func (a *Action) validate(l *Limits) error {
 	if len(a.Tags) > l.MaxTags {
 		return fmt.Errorf("%w: %d tags exceed the limit of %d", ErrInvalidAction, len(a.Tags), l.MaxTags)
 	}
-	for _, t := range a.Tags {
+	copied := false
+	for i, t := range a.Tags {
 		if t == "" {
 			return fmt.Errorf("%w: empty tag", ErrInvalidAction)
 		}
 		if err := checkString("tag", t, l.MaxStringBytes); err != nil {
 			return err
+		}
+		ft, err := foldText(t)
+		if err != nil {
+			return fmt.Errorf("%w: tag %q %v", ErrInvalidAction, clip(t, 64), err)
+		}
+		if ft != t {
+			if !copied {
+				a.Tags, copied = slices.Clone(a.Tags), true
+			}
+			a.Tags[i] = ft
 		}
 	}
 	if len(a.Metadata) > l.MaxMetadata {
@@ -270,10 +298,11 @@ func PayloadHash(payload []byte) string {
 // request. The action hash is the hex SHA-256 of the canonical JSON (RFC
 // 8785) of the identity fields, with the payload represented by its hash and
 // tags sorted. It reports ErrInvalidAction for an action that does not
-// validate under the default limits.
+// validate under the default limits. The hashes are those of a's canonical
+// form (see CanonicalID), as Guard stores it.
 func (a Action) Hashes() (actionHash, payloadHash string, err error) {
 	l := Limits{}.withDefaults()
-	if err := a.validate(&l); err != nil {
+	if err := a.normalize(&l); err != nil {
 		return "", "", err
 	}
 	return a.hashes()

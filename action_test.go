@@ -63,7 +63,7 @@ func TestActionValidate(t *testing.T) {
 	}{
 		{"minimal", func(a *Action) { *a = Action{Name: "n", RequestedBy: "r"} }, true},
 		{"full", func(a *Action) {}, true},
-		{"zero cost", func(a *Action) { a.Cost = &Cost{} }, true},
+		{"zero cost", func(a *Action) { a.Cost = &Cost{Currency: "USD"} }, true},
 		{"every risk level", func(a *Action) { a.Risk = RiskCritical }, true},
 		{"payload at the limit", func(a *Action) { a.Payload = make([]byte, 256<<10) }, true},
 		{"64 tags", func(a *Action) { a.Tags = manyTags(64) }, true},
@@ -117,7 +117,7 @@ func TestActionValidate(t *testing.T) {
 			a := fullAction()
 			tt.mutate(&a)
 			l := Limits{}.withDefaults()
-			err := a.validate(&l)
+			err := a.normalize(&l)
 			_, _, herr := a.Hashes()
 			if tt.ok {
 				require.NoError(t, err)
@@ -134,7 +134,7 @@ func TestActionValidateCustomLimits(t *testing.T) {
 	t.Parallel()
 	l := Limits{MaxPayloadBytes: 4, MaxTags: 1, MaxMetadata: 1, MaxStringBytes: 8, MaxMessageBytes: 2, MaxDiffBytes: 3}.withDefaults()
 	ok := Action{Name: "n", RequestedBy: "r", Payload: []byte("1234"), Tags: []string{"a"}, Message: "hi"}
-	require.NoError(t, ok.validate(&l))
+	require.NoError(t, ok.normalize(&l))
 	for _, a := range []Action{
 		{Name: "n", RequestedBy: "r", Payload: []byte("12345")},
 		{Name: "n", RequestedBy: "r", Tags: []string{"a", "b"}},
@@ -143,7 +143,7 @@ func TestActionValidateCustomLimits(t *testing.T) {
 		{Name: "n", RequestedBy: "r", Message: "hey"},
 		{Name: "n", RequestedBy: "r", Diff: []FileDiff{{Path: "p", Hunks: []Hunk{{Body: "abcd"}}}}},
 	} {
-		require.ErrorIs(t, a.validate(&l), ErrInvalidAction, "%+v", a)
+		require.ErrorIs(t, a.normalize(&l), ErrInvalidAction, "%+v", a)
 	}
 }
 
@@ -199,7 +199,6 @@ func TestActionHashCoversIdentityFields(t *testing.T) {
 		{"requester", func(a *Action) { a.RequestedBy = "user-2" }},
 		{"cost amount", func(a *Action) { a.Cost.Amount = 1234.51 }},
 		{"cost currency", func(a *Action) { a.Cost.Currency = "EUR" }},
-		{"cost currency removed", func(a *Action) { a.Cost.Currency = "" }},
 		{"cost removed", func(a *Action) { a.Cost = nil }},
 		{"risk", func(a *Action) { a.Risk = RiskCritical }},
 		{"risk removed", func(a *Action) { a.Risk = RiskNone }},
@@ -354,10 +353,13 @@ func TestActionCanonicalIsRFC8785(t *testing.T) {
 		"minimal": {Name: "n", RequestedBy: "r"},
 		"full":    fullAction(),
 		"tricky strings": {
-			Name: tricky, RequestedBy: tricky + "r",
-			Cost:        &Cost{Amount: 0.1, Currency: "€"},
+			// Names, identities, tags and currencies have canonical forms
+			// (identity.go), so the tricky text there is what they allow;
+			// normalize rewrites it before the oracle sees it.
+			Name: `q"b\c<>&~`, RequestedBy: "Ré€😀\ufb33",
+			Cost:        &Cost{Amount: 0.1, Currency: "eur"},
 			Risk:        RiskLow,
-			Tags:        []string{"\ufb33", "😀", "a", "😀", "\u20ac", "\r", "1", "\u0080", "ö"},
+			Tags:        []string{"\ufb33", "😀", "a", "😀", "\u20ac", "1", "ö", "Ö", "ｂ"},
 			Metadata:    map[string]string{"\ufb33": tricky, "😀": "", "\r": "cr", "1": "one", "\u0080": "c", "ö": "o", "€": "e"},
 			RunID:       tricky,
 			StepID:      "\t",
@@ -368,14 +370,14 @@ func TestActionCanonicalIsRFC8785(t *testing.T) {
 				{Path: "b"},
 			},
 		},
-		"large and small costs": {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 1e21}},
-		"tiny cost":             {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 5e-324}},
+		"large and small costs": {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 1e21, Currency: "USD"}},
+		"tiny cost":             {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 5e-324, Currency: "USD"}},
 		"odd cost":              {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 333333333.33333329, Currency: "USD"}},
-		"integral cost":         {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 9007199254740992}},
+		"integral cost":         {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 9007199254740992, Currency: "JPY"}},
 	}
 	for name, a := range actions {
 		l := Limits{}.withDefaults()
-		require.NoError(t, a.validate(&l), name)
+		require.NoError(t, a.normalize(&l), name)
 		ph := PayloadHash(a.Payload)
 		got, err := a.appendCanonical(nil, ph)
 		require.NoError(t, err, name)

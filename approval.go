@@ -16,8 +16,9 @@ import (
 	"github.com/google/uuid"
 )
 
-// Config configures a Gate. Only Store is required; SigningKey is needed to
-// issue tokens.
+// Config configures a Gate. Store and a key are required: SigningKey to
+// issue and verify tokens, or only VerifyKeys for a gate that verifies
+// tokens another process issued. Everything else has a default.
 type Config struct {
 	// Store keeps requests and the audit trail. Required: memstore.New()
 	// for tests and single processes, sqlstore.Open for durable state, or
@@ -189,7 +190,9 @@ type Result struct {
 
 // Guard asks whether action a may run now.
 //
-// It validates a (ErrInvalidAction) and evaluates every policy. No match:
+// It validates a (ErrInvalidAction), brings its name, requester, currency
+// and tags to their canonical spelling (see CanonicalID), and evaluates
+// every policy. No match:
 // approved with reason "no-policy-matched" (or Config.Default applies),
 // with no I/O at all. A deny policy: denied. Otherwise Guard looks for a
 // request for the same action (same requester and action hash): an open one
@@ -200,8 +203,8 @@ type Result struct {
 //
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
-	if err := a.validate(&g.limits); err != nil {
-		return Result{Status: StatusDenied}, fmt.Errorf("approval: guard %q: %w", a.Name, err)
+	if err := a.normalize(&g.limits); err != nil {
+		return Result{Status: StatusDenied}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
 	}
 	m := evaluate(*g.policies.Load(), &a)
 	if m.deny == nil && len(m.policies) == 0 {
@@ -212,7 +215,7 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	}
 	res, err := g.guardSlow(ctx, &a, &m)
 	if err != nil {
-		return Result{Status: StatusDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", a.Name, err)
+		return Result{Status: StatusDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
 	}
 	return res, nil
 }
@@ -453,6 +456,9 @@ func (g *Gate) update(ctx context.Context, u Update) error {
 // Get returns the request with the given ID, or an error wrapping
 // ErrNotFound.
 func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
+	if err := checkRequestID(id); err != nil {
+		return nil, fmt.Errorf("approval: get: %w", err)
+	}
 	r, err := g.store.Get(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("approval: get %s: %w", id, err)
@@ -461,7 +467,20 @@ func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
 }
 
 // List returns a page of requests matching q, oldest first.
+//
+// RequestedBy and Approver are identities, matched in canonical form (see
+// CanonicalID); one that is not a valid identity is ErrInvalidIdentity.
 func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
+	for _, f := range []*string{&q.RequestedBy, &q.Approver} {
+		if *f == "" {
+			continue
+		}
+		id, err := CanonicalID(*f)
+		if err != nil {
+			return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
+		}
+		*f = id
+	}
 	p, err := g.store.List(ctx, q)
 	if err != nil {
 		return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)

@@ -52,9 +52,18 @@ func (a Approver) check() error {
 // are the members?), so membership changes take effect on live requests.
 // Implementations must be safe for concurrent use. An error fails closed:
 // the decision is refused, never counted.
+//
+// Identities are compared in canonical form (see CanonicalID): the user
+// IsMember receives is canonical, and the IDs Members returns are
+// canonicalized by the gate (an ID that is not a valid identity is skipped
+// and logged). A directory must therefore treat IDs that differ only in case
+// or Unicode form as one person, as LDAP and most identity providers do;
+// StaticDirectory compares canonical forms. Whatever the directory does,
+// the gate counts a person once and keeps a requester from approving under
+// another spelling, because it compares the canonical forms itself.
 type Directory interface {
-	// IsMember reports whether user belongs to the group or role a. An
-	// unknown group or role has no members.
+	// IsMember reports whether user (canonical) belongs to the group or
+	// role a. An unknown group or role has no members.
 	IsMember(ctx context.Context, a Approver, user string) (bool, error)
 	// Members returns the user IDs in the group or role a. The caller does
 	// not modify the returned slice.
@@ -69,9 +78,9 @@ type StaticDirectory struct {
 	Roles  map[string][]string
 }
 
-// IsMember implements Directory.
+// IsMember implements Directory. Members are compared in canonical form.
 func (d StaticDirectory) IsMember(_ context.Context, a Approver, user string) (bool, error) {
-	return slices.Contains(d.lookup(a), user), nil
+	return slices.ContainsFunc(d.lookup(a), func(m string) bool { return sameID(m, user) }), nil
 }
 
 // Members implements Directory.

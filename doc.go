@@ -18,8 +18,9 @@
 //
 // # Gate
 //
-// New builds a Gate from a Config; only Config.Store is required, and
-// Config.SigningKey is needed to issue tokens. A Gate is safe for
+// New builds a Gate from a Config; Config.Store and a key are required
+// (Config.SigningKey, or Config.VerifyKeys for a gate that only verifies
+// tokens). A Gate is safe for
 // concurrent use, and any number of gates, in one process or many, may share
 // one Store: every change is a compare-and-set on the stored request, retried
 // on conflict, so concurrent approvers never lose or double-count a vote.
@@ -52,6 +53,17 @@
 // Each request stores a snapshot of every policy it matched, with the
 // SHA-256 of the policy's canonical definition. Decisions are counted
 // against the snapshot, so changing a policy never changes a live request.
+//
+// # Spellings
+//
+// Values are compared in one canonical form each, so a policy cannot be
+// slipped past, nor a person counted twice, by another spelling: currencies
+// are three ASCII letters, upper-cased; action names and Name globs are
+// printable ASCII, lower-cased; tags are NFKC case-folded; identities
+// (requesters, approvers, token subjects, directory members, Cancel's
+// actor) are canonicalized by CanonicalID. Input with no canonical form is
+// refused (ErrInvalidAction, ErrInvalidPolicy, ErrInvalidIdentity); a cost
+// must name its currency.
 //
 // # Tokens
 //

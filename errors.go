@@ -9,6 +9,11 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrInvalidAction: the action failed validation; nothing was stored.
 	ErrInvalidAction = errors.New("invalid action")
+	// ErrInvalidIdentity: a requester, approver or actor ID that has no
+	// canonical form (see CanonicalID). It is wrapped together with the
+	// error of the call that took the ID (ErrInvalidAction,
+	// ErrInvalidDecision, ErrInvalidPolicy).
+	ErrInvalidIdentity = errors.New("invalid identity")
 	// ErrInvalidPolicy: the policy definition failed validation; it was not registered.
 	ErrInvalidPolicy = errors.New("invalid policy")
 	// ErrInvalidConfig: Config failed validation in New.

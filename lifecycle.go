@@ -167,10 +167,17 @@ func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, e
 
 // Cancel ends a request that is open or approved but not yet consumed, on
 // behalf of actor (the requester, an operator, a workflow engine). It
-// returns ErrNotPending if the request is already terminal.
+// returns ErrNotPending if the request is already terminal, ErrNotFound for
+// an unknown ID, and ErrInvalidDecision for an actor that is not a valid
+// identity (see CanonicalID) or a reason that is not valid UTF-8 text of at
+// most 4 KiB. The actor is recorded in canonical form.
 func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, error) {
-	if actor == "" {
-		return nil, fmt.Errorf("approval: cancel %s: %w: empty actor", id, ErrInvalidDecision)
+	if err := checkRequestID(id); err != nil {
+		return nil, fmt.Errorf("approval: cancel: %w", err)
+	}
+	actor, err := CanonicalID(actor)
+	if err != nil {
+		return nil, fmt.Errorf("approval: cancel %s: %w: actor: %w", id, ErrInvalidDecision, err)
 	}
 	if err := checkString("reason", reason, maxReasonBytes); err != nil {
 		return nil, fmt.Errorf("approval: cancel %s: %w: %v", id, ErrInvalidDecision, err)
@@ -217,6 +224,9 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 // processes sharing the store are seen within Config.PollInterval. Wait
 // does not time requests out by itself: run Tick or Run for that.
 func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
+	if err := checkRequestID(id); err != nil {
+		return nil, fmt.Errorf("approval: wait: %w", err)
+	}
 	ch := g.waiters.add(id)
 	defer g.waiters.remove(id, ch)
 	t := time.NewTicker(g.poll)

@@ -34,7 +34,16 @@ type Matcher interface {
 // Name matches actions whose whole name matches the glob pattern: '*'
 // matches any run of characters (':' and '/' included), '?' one character,
 // '[abc]' and '{a,b}' as usual. The pattern is compiled once, here.
+//
+// Action names are compared in lower case (see CanonicalID), so the pattern
+// is folded to lower case too; a pattern that is not printable ASCII
+// without spaces could never match and is refused when the policy is set.
 func Name(pattern string) Matcher {
+	folded, err := foldName(pattern)
+	if err != nil {
+		return &nameMatcher{pattern: pattern, err: fmt.Errorf("name glob %q %v", clip(pattern, 64), err)}
+	}
+	pattern = folded
 	g, err := glob.Compile(pattern)
 	if err != nil {
 		err = fmt.Errorf("name glob %q: %v", pattern, err)
@@ -53,6 +62,9 @@ type nameMatcher struct {
 }
 
 func (m *nameMatcher) Match(a *Action) (bool, error) {
+	if m.err != nil {
+		return false, m.err
+	}
 	if m.literal {
 		return a.Name == m.pattern, nil
 	}
@@ -90,16 +102,35 @@ func TagAll(tags ...string) Matcher { return newTagMatcher(tagAll, tags) }
 // TagNone matches actions that carry none of tags.
 func TagNone(tags ...string) Matcher { return newTagMatcher(tagNone, tags) }
 
+// Tags are compared in canonical form (NFKC, case-folded; see
+// CanonicalID), so TagAny("Production") matches the tag "production".
 func newTagMatcher(mode tagMode, tags []string) *tagMatcher {
-	return &tagMatcher{mode: mode, tags: slices.Clone(tags)}
+	m := &tagMatcher{mode: mode, tags: slices.Clone(tags)}
+	for i, t := range m.tags {
+		if t == "" {
+			m.err = errors.New("tag matcher with an empty tag")
+			break
+		}
+		ft, err := foldText(t)
+		if err != nil {
+			m.err = fmt.Errorf("tag matcher: tag %q %v", clip(t, 64), err)
+			break
+		}
+		m.tags[i] = ft
+	}
+	return m
 }
 
 type tagMatcher struct {
 	mode tagMode
 	tags []string
+	err  error
 }
 
 func (m *tagMatcher) Match(a *Action) (bool, error) {
+	if m.err != nil {
+		return false, m.err
+	}
 	switch m.mode {
 	case tagAny:
 		for _, t := range m.tags {
@@ -129,12 +160,7 @@ func (m *tagMatcher) check() error {
 	if len(m.tags) == 0 {
 		return errors.New("tag matcher without tags")
 	}
-	for _, t := range m.tags {
-		if t == "" {
-			return errors.New("tag matcher with an empty tag")
-		}
-	}
-	return nil
+	return m.err
 }
 
 func (m *tagMatcher) appendCanonical(b []byte) ([]byte, error) {
@@ -149,29 +175,47 @@ func (m *tagMatcher) appendCanonical(b []byte) ([]byte, error) {
 }
 
 // CostAtLeast matches actions whose cost is at least amount. A non-empty
-// currency restricts the match to costs in that currency. An action without
-// a cost never matches.
+// currency (an ISO 4217 code, any case) restricts the match to costs in
+// that currency; an empty one compares amounts in any currency. An action
+// without a cost never matches. Guard refuses a cost without a currency or
+// with one that is not three letters (ErrInvalidAction), so no spelling of
+// a currency can slip past a cost policy.
 func CostAtLeast(amount float64, currency string) Matcher {
-	return &costMatcher{min: amount, max: math.Inf(1), currency: currency}
+	return newCostMatcher(amount, math.Inf(1), currency)
 }
 
 // CostBelow matches actions whose cost is below amount, in currency if it is
 // not empty. An action without a cost never matches.
 func CostBelow(amount float64, currency string) Matcher {
-	return &costMatcher{min: math.Inf(-1), max: amount, currency: currency}
+	return newCostMatcher(math.Inf(-1), amount, currency)
 }
 
 // CostBetween matches costs in [min, max), in currency if it is not empty.
 func CostBetween(min, max float64, currency string) Matcher {
-	return &costMatcher{min: min, max: max, currency: currency}
+	return newCostMatcher(min, max, currency)
+}
+
+func newCostMatcher(min, max float64, currency string) *costMatcher {
+	m := &costMatcher{min: min, max: max, currency: currency}
+	if currency != "" {
+		m.currency, m.err = foldCurrency(currency)
+		if m.err != nil {
+			m.currency = currency
+		}
+	}
+	return m
 }
 
 type costMatcher struct {
 	min, max float64 // [min, max)
 	currency string
+	err      error
 }
 
 func (m *costMatcher) Match(a *Action) (bool, error) {
+	if m.err != nil {
+		return false, m.err
+	}
 	c := a.Cost
 	if c == nil || (m.currency != "" && c.Currency != m.currency) {
 		return false, nil
@@ -182,6 +226,9 @@ func (m *costMatcher) Match(a *Action) (bool, error) {
 func (m *costMatcher) check() error {
 	if math.IsNaN(m.min) || math.IsNaN(m.max) || m.min >= m.max {
 		return fmt.Errorf("cost matcher with empty range [%v, %v)", m.min, m.max)
+	}
+	if m.err != nil {
+		return fmt.Errorf("cost matcher: %v", m.err)
 	}
 	return nil
 }

@@ -87,7 +87,7 @@ func TestMatcherTags(t *testing.T) {
 		{"any: second listed", TagAny("x", "pii"), tagged, true},
 		{"any: none", TagAny("x", "y"), tagged, false},
 		{"any: untagged", TagAny("prod"), untagged, false},
-		{"any: case sensitive", TagAny("PROD"), tagged, false},
+		{"any: case-insensitive", TagAny("PROD"), tagged, true},
 		{"all: every one", TagAll("pii", "prod"), tagged, true},
 		{"all: subset", TagAll("prod"), tagged, true},
 		{"all: one missing", TagAll("prod", "x"), tagged, false},
@@ -542,7 +542,7 @@ func TestPolicyCanonicalIsRFC8785(t *testing.T) {
 	p := Policy{
 		Match:              Any(Name("deploy:*"), RiskAtLeast(RiskCritical)),
 		Reason:             "q\"\\\x01<>😀",
-		Approvers:          []Approver{Group("sre"), User("\ufb33")},
+		Approvers:          []Approver{Group("sre"), User("\u05d3\u05bc") /* NFKC of U+FB33, canonical */},
 		RequiredApprovals:  2,
 		Timeout:            90 * time.Minute,
 		Escalation:         [][]Approver{{Role("oncall")}},

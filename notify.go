@@ -186,19 +186,34 @@ func (d *dispatcher) recipients(job notifyJob) ([]string, error) {
 				return out, err
 			}
 			for _, m := range members {
-				if !(r.SegregateRequester && m == r.Action.RequestedBy) {
-					add(m)
+				id, err := CanonicalID(m)
+				if err != nil {
+					d.g.log.Warn("approval: directory returned a member that is not a valid identity; not notified",
+						"request", r.ID, "approver", a.String(), "err", err)
+					continue
+				}
+				if !(r.SegregateRequester && sameID(id, r.Action.RequestedBy)) {
+					add(id)
 				}
 			}
 		}
 	}
 	if job.typ == NotifyResolved || job.typ == NotifyTimedOut {
-		add(r.Action.RequestedBy)
-		for _, v := range r.Votes {
-			add(v.Approver)
+		for _, id := range append([]string{r.Action.RequestedBy}, voters(r)...) {
+			if c, err := CanonicalID(id); err == nil {
+				add(c)
+			}
 		}
 	}
 	return out, nil
+}
+
+func voters(r *Request) []string {
+	ids := make([]string, len(r.Votes))
+	for i, v := range r.Votes {
+		ids[i] = v.Approver
+	}
+	return ids
 }
 
 // members resolves one approver to user IDs.

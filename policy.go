@@ -116,6 +116,17 @@ type compiledPolicy struct {
 }
 
 func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, error) {
+	// validatePolicy rewrites user IDs to canonical form: in copies, so the
+	// caller's slices are never touched.
+	p.Approvers = slices.Clone(p.Approvers)
+	esc := make([][]Approver, len(p.Escalation))
+	for i, lvl := range p.Escalation {
+		esc[i] = slices.Clone(lvl)
+	}
+	if len(esc) == 0 {
+		esc = nil
+	}
+	p.Escalation = esc
 	if err := validatePolicy(name, &p, haveDirectory); err != nil {
 		return nil, fmt.Errorf("approval: policy %q: %w", name, err)
 	}
@@ -128,15 +139,6 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 	if p.Reason == "" {
 		p.Reason = name
 	}
-	p.Approvers = slices.Clone(p.Approvers)
-	esc := make([][]Approver, len(p.Escalation))
-	for i, lvl := range p.Escalation {
-		esc[i] = slices.Clone(lvl)
-	}
-	if len(esc) == 0 {
-		esc = nil
-	}
-	p.Escalation = esc
 	b, err := appendPolicyCanonical(nil, name, &p)
 	if err != nil {
 		return nil, fmt.Errorf("approval: policy %q: %w: %v", name, ErrInvalidPolicy, err)
@@ -191,9 +193,16 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 		return bad("no Approvers")
 	}
 	check := func(as []Approver) error {
-		for _, a := range as {
+		for i, a := range as {
 			if err := a.check(); err != nil {
 				return bad("%v", err)
+			}
+			if a.Kind == KindUser {
+				id, err := CanonicalID(a.Name)
+				if err != nil {
+					return bad("approver %s: %v", a, err)
+				}
+				as[i].Name = id
 			}
 			if a.Kind != KindUser && !haveDirectory {
 				return bad("approver %s needs Config.Directory to resolve it", a)

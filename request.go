@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"fmt"
 	"slices"
 	"time"
 )
@@ -191,7 +192,7 @@ func (r *Request) PolicyNames() []string {
 // vote returns the vote of approver, if any.
 func (r *Request) vote(approver string) (Vote, bool) {
 	for _, v := range r.Votes {
-		if v.Approver == approver {
+		if sameID(v.Approver, approver) {
 			return v, true
 		}
 	}
@@ -213,4 +214,22 @@ func (r *Request) approve(now time.Time, reason string) {
 	r.Status, r.Reason, r.ResolvedAt = StatusApproved, reason, now
 	r.ExpiresAt = now.Add(r.ApprovalTTL)
 	r.DueAt = r.ExpiresAt
+}
+
+// maxEchoBytes bounds how much of a caller's input an error repeats.
+const maxEchoBytes = 64
+
+// checkRequestID reports ErrNotFound, without asking the store, for an ID
+// no gate issues ("req_" and 32 lower-case hex digits), so that a huge or
+// odd ID costs nothing and is echoed only in part.
+func checkRequestID(id string) error {
+	ok := len(id) == 36 && id[:4] == "req_"
+	for i := 4; ok && i < len(id); i++ {
+		c := id[i]
+		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
+	}
+	if !ok {
+		return fmt.Errorf("%w: %q is not a request ID", ErrNotFound, clip(id, maxEchoBytes))
+	}
+	return nil
 }

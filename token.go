@@ -200,6 +200,13 @@ func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 	if !ed25519.Verify(pub, payload, sig) {
 		return claims, fmt.Errorf("%w: signature does not verify", ErrTokenSignature)
 	}
+	// The subject is compared in canonical form only (see CanonicalID);
+	// tokens from this gate carry it already.
+	sub, err := CanonicalID(claims.Subject)
+	if err != nil {
+		return claims, fmt.Errorf("%w: subject: %w", ErrTokenMalformed, err)
+	}
+	claims.Subject = sub
 	if exp := time.Unix(claims.ExpiresAt, 0).Add(k.leeway); now.After(exp) {
 		return claims, fmt.Errorf("%w: expired %s ago", ErrTokenExpired, now.Sub(time.Unix(claims.ExpiresAt, 0)).Truncate(time.Second))
 	}
@@ -311,12 +318,16 @@ func (d *claimDecoder) int() int64 {
 // approver is eligible: Decide checks both when the token is used.
 func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
 	switch {
-	case requestID == "" || approver == "":
-		return "", fmt.Errorf("approval: issue token: %w: empty request ID or approver", ErrInvalidDecision)
+	case requestID == "":
+		return "", fmt.Errorf("approval: issue token: %w: empty request ID", ErrInvalidDecision)
 	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictBoth:
 		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
 	case ttl <= 0:
 		return "", fmt.Errorf("approval: issue token: %w: ttl must be positive", ErrInvalidDecision)
+	}
+	approver, err := CanonicalID(approver)
+	if err != nil {
+		return "", fmt.Errorf("approval: issue token: %w: approver: %w", ErrInvalidDecision, err)
 	}
 	tok, err := g.keys.issue(requestID, approver, verdict, g.now(), ttl)
 	if err != nil {

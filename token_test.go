@@ -196,7 +196,7 @@ func TestTokenLengthLimit(t *testing.T) {
 	k := testKeyring(t, key)
 	var under, over string
 	for n := 1000; over == ""; n++ {
-		tok := signClaims(t, key, func(c map[string]any) { c["sub"] = strings.Repeat("b", n) })
+		tok := signClaims(t, key, func(c map[string]any) { c["rid"] = strings.Repeat("r", n) })
 		if len(tok) <= maxTokenLen {
 			under = tok
 		} else {
@@ -220,7 +220,7 @@ func TestTokenIssue(t *testing.T) {
 	}{
 		{"req_1", "bob", VerdictApprove},
 		{"req_2", "alice@example.com", VerdictDeny},
-		{"req_3", "ü/+= \"quoted\" \\ 😀 \x01", VerdictBoth},
+		{"req_3 \x01 \"quoted\"", "ü/+=\"quoted\"\\😀", VerdictBoth},
 	} {
 		tok, err := k.issue(tt.rid, tt.sub, tt.act, tokenNow, 15*time.Minute)
 		require.NoError(t, err)
@@ -420,5 +420,21 @@ func BenchmarkVerifyTokenSignatureOnly(b *testing.B) {
 		if !ed25519.Verify(pub, payload, sig) {
 			b.Fatal("bad signature")
 		}
+	}
+}
+
+// TestTokenSubjectCanonical: a signed subject is read in canonical form, and
+// one that is no identity at all is malformed.
+func TestTokenSubjectCanonical(t *testing.T) {
+	t.Parallel()
+	key := testKey(1)
+	k := testKeyring(t, key)
+	c, err := k.verifyToken(signClaims(t, key, func(c map[string]any) { c["sub"] = "Bob" }), tokenNow)
+	require.NoError(t, err)
+	require.Equal(t, "bob", c.Subject)
+	for _, sub := range []string{"bob ", "b\u200bob", strings.Repeat("b", MaxIDBytes+1)} {
+		_, err := k.verifyToken(signClaims(t, key, func(c map[string]any) { c["sub"] = sub }), tokenNow)
+		require.ErrorIs(t, err, ErrTokenMalformed, "%q", sub)
+		require.ErrorIs(t, err, ErrInvalidIdentity, "%q", sub)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -114,6 +116,53 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 		require.Len(t, page.Requests, 1)
 	})
 
+	t.Run("gate: one person under several spellings votes once", func(t *testing.T) {
+		// The directory matches names without regard to case, as LDAP does.
+		// Spellings of one person race through two gates: one vote counts,
+		// the others are refused, and the requester cannot approve under
+		// another spelling. Identities are stored and listed canonically.
+		t.Parallel()
+		g1, g2 := newFoldingGatePair(t, newStores, []string{"Ünïcode-Requester", "approver-01", "approver-02"})
+		a := gateAction()
+		a.RequestedBy = "ÜNÏCODE-requester"
+		res, err := g1.Guard(context.Background(), a)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusPending, res.Status)
+		id := res.RequestID
+
+		_, err = g2.Decide(context.Background(), id, approval.Decision{Token: issue(t, g2, id, "ünïcode-REQUESTER"), Verdict: approval.VerdictApprove})
+		require.ErrorIs(t, err, approval.ErrSelfApproval)
+
+		spellings := []string{"approver-01", "Approver-01", "APPROVER-01", "\uff41pprover-01", "approver\uff0d01"}
+		errs := decideSplit(t, g1, g2, id, spellings)
+		counted := 0
+		for i, err := range errs {
+			if err == nil {
+				counted++
+				continue
+			}
+			require.ErrorIs(t, err, approval.ErrAlreadyDecided, spellings[i])
+		}
+		require.Equal(t, 1, counted, "one person, one vote")
+		r, err := g2.Get(context.Background(), id)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusPending, r.Status, "a quorum of 2 is not met by one person")
+		require.Len(t, r.Votes, 1)
+		require.Equal(t, "approver-01", r.Votes[0].Approver)
+		require.Equal(t, "ünïcode-requester", r.Action.RequestedBy)
+
+		for _, q := range []approval.RequestQuery{{RequestedBy: "Ünïcode-Requester"}, {Approver: "APPROVER-01"}} {
+			p, err := g1.List(context.Background(), q)
+			require.NoError(t, err)
+			require.Len(t, p.Requests, 1, "%+v", q)
+			require.Equal(t, id, p.Requests[0].ID)
+		}
+		p, err := g1.List(context.Background(), approval.RequestQuery{RequestedBy: "unicode-requester"})
+		require.NoError(t, err)
+		require.Empty(t, p.Requests, "ü and u are different letters")
+		verifyTrail(t, g1)
+	})
+
 	t.Run("gate: a token used through one gate is refused through another", func(t *testing.T) {
 		// A token is single use across every gate sharing the store; the
 		// replay changes nothing and is audited.
@@ -200,6 +249,53 @@ func newGatePair(t *testing.T, newStores func(t *testing.T) (approval.Store, app
 		gates[i] = g
 	}
 	return gates[0], gates[1]
+}
+
+// foldingDirectory is a directory that, like LDAP, matches names without
+// regard to case.
+type foldingDirectory []string
+
+func (d foldingDirectory) IsMember(_ context.Context, a approval.Approver, user string) (bool, error) {
+	return a.Name == "approvers" && slices.ContainsFunc(d, func(m string) bool { return strings.EqualFold(m, user) }), nil
+}
+
+func (d foldingDirectory) Members(_ context.Context, a approval.Approver) ([]string, error) {
+	if a.Name != "approvers" {
+		return nil, nil
+	}
+	return d, nil
+}
+
+// newFoldingGatePair is newGatePair with a foldingDirectory of members and a
+// quorum of 2.
+func newFoldingGatePair(t *testing.T, newStores func(t *testing.T) (approval.Store, approval.Store), members []string) (*approval.Gate, *approval.Gate) {
+	t.Helper()
+	s1, s2 := newStores(t)
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	var gates []*approval.Gate
+	for _, s := range []approval.Store{s1, s2} {
+		g, err := approval.New(approval.Config{
+			Store: s, SigningKey: priv, Directory: foldingDirectory(members),
+			Logger: slog.New(slog.DiscardHandler),
+		})
+		require.NoError(t, err)
+		require.NoError(t, g.SetPolicy("gated", approval.Policy{
+			Match:             approval.Name("storetest:*"),
+			Approvers:         []approval.Approver{approval.Group("approvers")},
+			RequiredApprovals: 2,
+		}))
+		t.Cleanup(func() { _ = g.Close(context.Background()) })
+		gates = append(gates, g)
+	}
+	return gates[0], gates[1]
+}
+
+func issue(t *testing.T, g *approval.Gate, id, who string) string {
+	t.Helper()
+	tok, err := g.IssueToken(id, who, approval.VerdictApprove, time.Hour)
+	require.NoError(t, err)
+	return tok
 }
 
 func approverNames(n int) []string {
