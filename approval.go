@@ -36,7 +36,8 @@ type Config struct {
 	// of other replicas, or retired keys during a rotation. The SigningKey's
 	// own public key is always accepted.
 	VerifyKeys []ed25519.PublicKey
-	// TokenLeeway is the clock skew tolerated on token expiry. Defaults to 30s.
+	// TokenLeeway is the clock skew tolerated on token expiry and issue
+	// time. Defaults to 30s.
 	TokenLeeway time.Duration
 	// BaseURL is the address the review pages are served at, for the links
 	// in notifications ("https://api.example.com"). Defaults to none: no

@@ -28,13 +28,14 @@ const maxReasonBytes = 4 << 10
 // Decide records a decision on request id.
 //
 // The token is checked first, in this order: malformed (ErrTokenMalformed),
-// unknown key or bad signature (ErrTokenSignature), expired
-// (ErrTokenExpired), issued for another request (ErrTokenRequestMismatch),
-// verdict not allowed (ErrTokenVerdictMismatch), already used
-// (ErrTokenUsed). Then the request: unknown (ErrNotFound), no longer open
-// (ErrNotPending), approver not eligible under any of its policies
-// (ErrNotEligible), requester deciding their own request (ErrSelfApproval),
-// approver already decided (ErrAlreadyDecided).
+// unknown key or bad signature (ErrTokenSignature), issued in the future
+// beyond the leeway (ErrTokenMalformed too, but checked only once the
+// signature verifies), expired (ErrTokenExpired), issued for another request
+// (ErrTokenRequestMismatch), verdict not allowed (ErrTokenVerdictMismatch),
+// already used (ErrTokenUsed). Then the request: unknown (ErrNotFound), no
+// longer open (ErrNotPending), approver not eligible under any of its
+// policies (ErrNotEligible), requester deciding their own request
+// (ErrSelfApproval), approver already decided (ErrAlreadyDecided).
 //
 // A refused decision changes nothing and is written to the audit trail as a
 // decision.rejected security event. An accepted one records the vote and

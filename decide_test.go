@@ -166,6 +166,22 @@ func TestDecideRejections(t *testing.T) {
 		{"token of JSON garbage", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: b64(`[1,2,3]`) + "." + b64(strings.Repeat("s", 64)), Verdict: approval.VerdictApprove}
 		}},
+		{"token with other unused bits in its signature", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
+			// A signature's last base64 character carries 4 unused bits;
+			// flipping one spells the same signature another way.
+			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+			last := strings.IndexByte(alphabet, tok[len(tok)-1])
+			respelled := tok[:len(tok)-1] + alphabet[last^1:last^1+1]
+			_, err := s.f.gate.VerifyToken(respelled)
+			require.ErrorIs(t, err, approval.ErrTokenMalformed, "VerifyToken refuses it too")
+			return s.id, approval.Decision{Token: respelled, Verdict: approval.VerdictApprove}
+		}},
+		{"token issued in the future", approval.ErrTokenMalformed, "bob", func(s setup) (string, approval.Decision) {
+			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			s.f.clock.Advance(-5 * time.Minute)
+			return s.id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}
+		}},
 		{"forged token with invalid UTF-8", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
 			return s.id, approval.Decision{Token: tamper(t, tok, `"sub":"bob"`, "\"sub\":\"b\xffb\x00\""), Verdict: approval.VerdictApprove}

@@ -19,8 +19,9 @@ var (
 	// ErrInvalidConfig: Config failed validation in New.
 	ErrInvalidConfig = errors.New("invalid config")
 
-	// ErrTokenMalformed: the token is not of the form payload.signature, or
-	// its payload does not decode.
+	// ErrTokenMalformed: the token is not of the form payload.signature, its
+	// payload is not in the one canonical form, or (signed) it was issued in
+	// the future.
 	ErrTokenMalformed = errors.New("token malformed")
 	// ErrTokenSignature: the key ID is unknown or the signature does not verify.
 	ErrTokenSignature = errors.New("token signature invalid")

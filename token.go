@@ -17,7 +17,8 @@ import (
 // Tokens are "base64url(payload).base64url(signature)" without padding,
 // where payload is a JSON object and signature is Ed25519 over the payload
 // bytes exactly as sent. Both parts are URL-safe, so a token travels in a
-// query string unescaped.
+// query string unescaped. Verification accepts one spelling of each token:
+// no unused base64 bits set, the payload in the exact form issue writes.
 
 // tokenVersion is the payload format version ("v").
 const tokenVersion = 1
@@ -25,10 +26,13 @@ const tokenVersion = 1
 // maxTokenLen bounds the token string before any decoding work.
 const maxTokenLen = 2048
 
-// DefaultTokenLeeway is the clock skew tolerated when checking expiry.
+// DefaultTokenLeeway is the clock skew tolerated when checking expiry and
+// issue time.
 const DefaultTokenLeeway = 30 * time.Second
 
-var b64 = base64.RawURLEncoding
+// b64 is strict so that the unused low bits of a last character must be
+// zero: otherwise one signature has several spellings.
+var b64 = base64.RawURLEncoding.Strict()
 
 // TokenClaims is the verified content of a decision token.
 type TokenClaims struct {
@@ -185,8 +189,9 @@ func parseToken(tok string, scratch *[2 * maxTokenLen]byte) (claims TokenClaims,
 }
 
 // verify checks a token in the order the contract fixes: form, key and
-// signature, expiry. Request and verdict binding are checked by the caller.
-// On error the returned claims are the unverified ones, if the token parsed.
+// signature, then the times. Request and verdict binding are checked by the
+// caller. On error the returned claims are the unverified ones, if the token
+// parsed.
 func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 	var scratch [2 * maxTokenLen]byte
 	claims, payload, sig, err := parseToken(tok, &scratch)
@@ -207,6 +212,11 @@ func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 		return claims, fmt.Errorf("%w: subject: %w", ErrTokenMalformed, err)
 	}
 	claims.Subject = sub
+	// The times are checked only once they are known to be signed, so that
+	// an unsigned claim never decides which error a forger is told.
+	if iat := time.Unix(claims.IssuedAt, 0); iat.After(now.Add(k.leeway)) {
+		return claims, fmt.Errorf("%w: issued %s in the future", ErrTokenMalformed, iat.Sub(now).Truncate(time.Second))
+	}
 	if exp := time.Unix(claims.ExpiresAt, 0).Add(k.leeway); now.After(exp) {
 		return claims, fmt.Errorf("%w: expired %s ago", ErrTokenExpired, now.Sub(time.Unix(claims.ExpiresAt, 0)).Truncate(time.Second))
 	}
@@ -253,37 +263,39 @@ func (d *claimDecoder) lit(s string) {
 	d.i += len(s)
 }
 
-// str reads a JSON string. Escapes are those canon.AppendString writes,
-// all of which strconv.Unquote reads the same way.
+// str reads a JSON string in the form canon.AppendString writes: the only
+// escapes are \" \\ \b \f \n \r \t, and \u00xx in lower-case hex for the
+// other control characters. Any other escape is another spelling of the same
+// string, and malformed.
 func (d *claimDecoder) str() string {
 	if !d.ok || d.i >= len(d.p) || d.p[d.i] != '"' {
 		d.ok = false
 		return ""
 	}
+	d.i++
 	start, escaped := d.i, false
-	for d.i++; d.i < len(d.p); d.i++ {
+	for ; d.i < len(d.p); d.i++ {
 		switch c := d.p[d.i]; {
 		case c == '\\':
 			escaped = true
-			d.i++
+			d.i++ // an escaped quote does not end the string
 		case c < 0x20:
 			d.ok = false
 			return ""
 		case c == '"':
-			d.i++
 			raw := d.p[start:d.i]
-			if !escaped {
-				if !utf8.Valid(raw) {
-					d.ok = false
-					return ""
-				}
-				return string(raw[1 : len(raw)-1])
-			}
-			s, err := strconv.Unquote(string(raw))
-			if err != nil || !utf8.ValidString(s) {
+			d.i++
+			// Escapes are ASCII, so raw is valid UTF-8 exactly when the
+			// string it spells is.
+			if !utf8.Valid(raw) {
 				d.ok = false
 				return ""
 			}
+			if !escaped {
+				return string(raw)
+			}
+			s, ok := unescape(raw)
+			d.ok = ok
 			return s
 		}
 	}
@@ -291,25 +303,83 @@ func (d *claimDecoder) str() string {
 	return ""
 }
 
-// int reads a JSON integer of at most 18 digits.
+// unescape decodes the body of a JSON string with at least one escape,
+// accepting only canonical escapes (see str).
+func unescape(raw []byte) (string, bool) {
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			b.WriteByte(c)
+			continue
+		}
+		if i++; i == len(raw) {
+			return "", false
+		}
+		switch raw[i] {
+		case '"', '\\':
+			c = raw[i]
+		case 'b':
+			c = '\b'
+		case 'f':
+			c = '\f'
+		case 'n':
+			c = '\n'
+		case 'r':
+			c = '\r'
+		case 't':
+			c = '\t'
+		case 'u':
+			if len(raw)-i < 5 || raw[i+1] != '0' || raw[i+2] != '0' || (raw[i+3] != '0' && raw[i+3] != '1') {
+				return "", false
+			}
+			lo := strings.IndexByte(hexDigits, raw[i+4])
+			if lo < 0 {
+				return "", false
+			}
+			c = (raw[i+3]-'0')<<4 | byte(lo)
+			if c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' {
+				return "", false // these have a short form
+			}
+			i += 4
+		default:
+			return "", false
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), true
+}
+
+// hexDigits are the digits of a \u escape, lower case as canon writes them.
+const hexDigits = "0123456789abcdef"
+
+// int reads a JSON integer of at most 18 digits in canonical form: no
+// leading zeros, no "-0".
 func (d *claimDecoder) int() int64 {
-	start := d.i
-	if d.i < len(d.p) && d.p[d.i] == '-' {
+	if !d.ok {
+		return 0
+	}
+	neg := d.i < len(d.p) && d.p[d.i] == '-'
+	if neg {
 		d.i++
 	}
 	digits := d.i
+	var n int64
 	for d.i < len(d.p) && d.p[d.i] >= '0' && d.p[d.i] <= '9' {
+		n = n*10 + int64(d.p[d.i]-'0')
 		d.i++
 	}
-	if !d.ok || d.i == digits || d.i-digits > 18 {
-		d.ok = false
-		return 0
+	switch l := d.i - digits; {
+	case l == 0 || l > 18:
+	case d.p[digits] == '0' && (l > 1 || neg):
+	case neg:
+		return -n
+	default:
+		return n
 	}
-	n, err := strconv.ParseInt(string(d.p[start:d.i]), 10, 64)
-	if err != nil {
-		d.ok = false
-	}
-	return n
+	d.ok = false
+	return 0
 }
 
 // IssueToken signs a single-use decision token for approver on request

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"strings"
 	"testing"
@@ -60,6 +61,32 @@ func signClaims(t testing.TB, priv ed25519.PrivateKey, mutate func(c map[string]
 	return signRaw(priv, p)
 }
 
+// signEdited signs the hand-made claims with old replaced by new in their
+// payload: a token validly signed over an odd spelling of its claims.
+func signEdited(t testing.TB, priv ed25519.PrivateKey, old, new string) string {
+	t.Helper()
+	p, _ := splitToken(t, signClaims(t, priv, nil))
+	require.Contains(t, string(p), old)
+	return signRaw(priv, bytes.Replace(p, []byte(old), []byte(new), 1))
+}
+
+// otherTrailingBits respells a base64url part with the unused low bits of
+// its last character set. A lenient decoder reads the same bytes from both,
+// so that is checked: the two spellings differ in those bits only.
+func otherTrailingBits(t testing.TB, part string) string {
+	t.Helper()
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	require.NotZero(t, len(part)%4, "%q has no unused bits", part)
+	last := strings.IndexByte(alphabet, part[len(part)-1])
+	alt := part[:len(part)-1] + string(alphabet[last^1])
+	want, err := base64.RawURLEncoding.DecodeString(part)
+	require.NoError(t, err)
+	got, err := base64.RawURLEncoding.DecodeString(alt)
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	return alt
+}
+
 func splitToken(t testing.TB, tok string) (payload, sig []byte) {
 	t.Helper()
 	ps, ss, ok := strings.Cut(tok, ".")
@@ -89,11 +116,32 @@ func TestTokenVerify(t *testing.T) {
 		}
 	}
 
+	// Payloads whose last base64 character has 2 and 4 unused bits (a
+	// signature, 64 bytes, always has 4).
+	withSpareBits := func(rem int) (ps, ss string) {
+		for n := 0; ; n++ {
+			tok := signClaims(t, keyA, func(c map[string]any) { c["tid"] = strings.Repeat("t", 10+n) })
+			if p, _ := splitToken(t, tok); len(p)%3 == rem {
+				ps, ss, _ = strings.Cut(tok, ".")
+				return ps, ss
+			}
+		}
+	}
+	ps1, ss1 := withSpareBits(1)
+	ps2, ss2 := withSpareBits(2)
+
+	exp := fmt.Sprint(tokenNow.Add(time.Hour).Unix())
+	iat := fmt.Sprint(tokenNow.Unix())
+	future := func(d time.Duration) func(c map[string]any) {
+		return func(c map[string]any) { c["iat"] = tokenNow.Add(d).Unix() }
+	}
+
 	tests := []struct {
 		name string
 		tok  string
 		now  time.Time // tokenNow if zero
 		want error     // nil: the token verifies
+		msg  string    // if set, in the error message
 	}{
 		{name: "valid", tok: valid},
 		{name: "valid, hand-made", tok: signClaims(t, keyA, nil)},
@@ -141,6 +189,44 @@ func TestTokenVerify(t *testing.T) {
 		{name: "payload keys in order (control for the case above)", tok: signRaw(keyA, []byte(fmt.Sprintf(`{"act":"approve","exp":%d,"iat":%d,"kid":%q,"rid":"req_1","sub":"bob","tid":"dG9rZW4tMQ","v":1}`,
 			tokenNow.Add(time.Hour).Unix(), tokenNow.Unix(), KeyID(pubOf(keyA)))))},
 		{name: "payload with trailing bytes", tok: signRaw(keyA, append(append([]byte(nil), validPayload...), '\n')), want: ErrTokenMalformed},
+		// One token, one spelling: the unused bits of a last base64
+		// character are zero.
+		{name: "valid, payload with 4 unused bits (control for the case below)", tok: ps1 + "." + ss1},
+		{name: "payload with other unused bits (4)", tok: otherTrailingBits(t, ps1) + "." + ss1, want: ErrTokenMalformed},
+		{name: "valid, payload with 2 unused bits (control for the case below)", tok: ps2 + "." + ss2},
+		{name: "payload with other unused bits (2)", tok: otherTrailingBits(t, ps2) + "." + ss2, want: ErrTokenMalformed},
+		{name: "signature with other unused bits", tok: ps + "." + otherTrailingBits(t, ss), want: ErrTokenMalformed, msg: "signature"},
+		// Strings have only the escapes canon.AppendString writes.
+		{name: "valid, every canonical escape", tok: signEdited(t, keyA, `"tid":"dG9rZW4tMQ"`, `"tid":"\"\\\b\f\n\r\t\u0000\u0001\u000b\u001f"`)},
+		{name: "escaped letter", tok: signEdited(t, keyA, `"bob"`, `"\u0062ob"`), want: ErrTokenMalformed},
+		{name: "escaped non-ASCII", tok: signEdited(t, keyA, `"bob"`, `"bob\u00e9"`), want: ErrTokenMalformed},
+		{name: "escaped surrogate pair", tok: signEdited(t, keyA, `"bob"`, `"bob\ud83d\ude00"`), want: ErrTokenMalformed},
+		{name: "escaped slash", tok: signEdited(t, keyA, `"bob"`, `"b\/ob"`), want: ErrTokenMalformed},
+		{name: "escaped newline in long form", tok: signEdited(t, keyA, `"bob"`, `"bob\u000a"`), want: ErrTokenMalformed},
+		{name: "escaped tab in long form", tok: signEdited(t, keyA, `"bob"`, `"bob\u0009"`), want: ErrTokenMalformed},
+		{name: "escape in upper-case hex", tok: signEdited(t, keyA, `"bob"`, `"bob\u001F"`), want: ErrTokenMalformed},
+		{name: "escape in upper-case U", tok: signEdited(t, keyA, `"bob"`, `"bob\U001f"`), want: ErrTokenMalformed},
+		{name: "short escape", tok: signEdited(t, keyA, `"bob"`, `"bob\u01"`), want: ErrTokenMalformed},
+		{name: "Go hex escape", tok: signEdited(t, keyA, `"bob"`, `"\x62ob"`), want: ErrTokenMalformed},
+		{name: "Go octal escape", tok: signEdited(t, keyA, `"bob"`, `"\142ob"`), want: ErrTokenMalformed},
+		{name: "Go bell escape", tok: signEdited(t, keyA, `"bob"`, `"bob\a"`), want: ErrTokenMalformed},
+		{name: "Go vertical tab escape", tok: signEdited(t, keyA, `"bob"`, `"bob\v"`), want: ErrTokenMalformed},
+		{name: "Go long Unicode escape", tok: signEdited(t, keyA, `"bob"`, `"bob\U0001F600"`), want: ErrTokenMalformed},
+		{name: "Go single-quote escape", tok: signEdited(t, keyA, `"bob"`, `"bob\'"`), want: ErrTokenMalformed},
+		{name: "backslash ending the string", tok: signEdited(t, keyA, `"bob"`, `"bob\"`), want: ErrTokenMalformed},
+		{name: "escaped quote of the key", tok: signEdited(t, keyA, `"sub":`, `"s\u0075b":`), want: ErrTokenMalformed},
+		// Integers have one spelling: no leading zeros, no minus zero.
+		{name: "valid, iat zero", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":0`)},
+		{name: "valid, iat negative", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":-7`)},
+		{name: "version with a leading zero", tok: signEdited(t, keyA, `"v":1`, `"v":01`), want: ErrTokenMalformed},
+		{name: "exp with leading zeros", tok: signEdited(t, keyA, `"exp":`+exp, `"exp":00`+exp), want: ErrTokenMalformed},
+		{name: "iat minus zero", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":-0`), want: ErrTokenMalformed},
+		{name: "iat minus zero zero", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":-00`), want: ErrTokenMalformed},
+		{name: "iat negative with a leading zero", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":-07`), want: ErrTokenMalformed},
+		{name: "iat a lone minus", tok: signEdited(t, keyA, `"iat":`+iat, `"iat":-`), want: ErrTokenMalformed},
+		{name: "exp with a plus", tok: signEdited(t, keyA, `"exp":`+exp, `"exp":+`+exp), want: ErrTokenMalformed},
+		{name: "exp of 19 digits", tok: signEdited(t, keyA, `"exp":`+exp, `"exp":1000000000000000000`), want: ErrTokenMalformed},
+		{name: "valid, exp of 18 digits", tok: signEdited(t, keyA, `"exp":`+exp, `"exp":999999999999999999`)},
 		{name: "over 2048 bytes, validly signed", tok: signClaims(t, keyA, func(c map[string]any) { c["sub"] = strings.Repeat("b", 1600) }), want: ErrTokenMalformed},
 		// Malformed is reported before the key is even looked up.
 		{name: "malformed and signed by an unknown key", tok: signClaims(t, keyB, func(c map[string]any) { c["v"] = 2 }), want: ErrTokenMalformed},
@@ -156,6 +242,20 @@ func TestTokenVerify(t *testing.T) {
 		// nothing about expiry.
 		{name: "wrong key and expired", tok: signClaims(t, keyB, func(c map[string]any) { c["kid"] = KeyID(pubOf(keyA)) }), now: tokenNow.Add(48 * time.Hour), want: ErrTokenSignature},
 		{name: "unknown kid and expired", tok: signClaims(t, keyB, nil), now: tokenNow.Add(48 * time.Hour), want: ErrTokenSignature},
+
+		// A token issued in the future (beyond the leeway) is malformed,
+		// but only a signed iat says so.
+		{name: "issued in the future", tok: signClaims(t, keyA, future(5*time.Minute)), want: ErrTokenMalformed, msg: "issued 5m0s in the future"},
+		{name: "issued in the future beyond leeway", tok: signClaims(t, keyA, future(31*time.Second)), want: ErrTokenMalformed},
+		{name: "issued in the future by exactly the leeway", tok: signClaims(t, keyA, future(30*time.Second))},
+		{name: "issued in the future within leeway", tok: signClaims(t, keyA, future(29*time.Second))},
+		{name: "issued in the future, checked against now", tok: signClaims(t, keyA, future(5*time.Minute)), now: tokenNow.Add(5 * time.Minute)},
+		{name: "issued in the future by an unknown key", tok: signClaims(t, keyB, future(5*time.Minute)), want: ErrTokenSignature},
+		{name: "issued in the future by another key with the same kid", tok: signClaims(t, keyB, func(c map[string]any) {
+			future(5 * time.Minute)(c)
+			c["kid"] = KeyID(pubOf(keyA))
+		}), want: ErrTokenSignature},
+		{name: "tampered into the future", tok: b64.EncodeToString(bytes.Replace(validPayload, []byte(`"iat":`+iat), []byte(`"iat":`+fmt.Sprint(tokenNow.Add(time.Minute).Unix())), 1)) + "." + ss, want: ErrTokenSignature},
 
 		{name: "expired long ago", tok: valid, now: tokenNow.Add(48 * time.Hour), want: ErrTokenExpired},
 		{name: "expired beyond leeway", tok: valid, now: tokenNow.Add(time.Hour + 31*time.Second), want: ErrTokenExpired},
@@ -181,12 +281,52 @@ func TestTokenVerify(t *testing.T) {
 				return
 			}
 			require.ErrorIs(t, err, tt.want)
+			require.Contains(t, err.Error(), tt.msg)
 			for _, other := range []error{ErrTokenMalformed, ErrTokenSignature, ErrTokenExpired} {
 				if other != tt.want {
 					require.NotErrorIs(t, err, other, "exactly one sentinel")
 				}
 			}
 		})
+	}
+}
+
+// TestTokenClaimStrings: every string issue writes reads back as itself,
+// escapes included.
+func TestTokenClaimStrings(t *testing.T) {
+	t.Parallel()
+	k := testKeyring(t, testKey(1))
+	subs := []string{"\"", "\\", "\\\"", "\"\"", "é€😀\u2028\ufb33", "\\u0062", "\u007f"}
+	for c := range 0x80 {
+		subs = append(subs, "a"+string(rune(c))+"z")
+	}
+	// Carried in the request ID, which (unlike the subject) is any text.
+	for _, s := range subs {
+		tok, err := k.issue(s, "bob", VerdictApprove, tokenNow, time.Hour)
+		require.NoError(t, err)
+		claims, err := k.verifyToken(tok, tokenNow)
+		require.NoError(t, err, "%q", s)
+		require.Equal(t, s, claims.RequestID)
+	}
+}
+
+// TestTokenDecodeAllocs: decoding claims allocates only the five strings,
+// one each, whether or not they have escapes.
+func TestTokenDecodeAllocs(t *testing.T) {
+	k := testKeyring(t, testKey(1))
+	for _, sub := range []string{"bob", "b\"o\\b\n\x01"} {
+		tok, err := k.issue("req_1", sub, VerdictApprove, tokenNow, time.Hour)
+		require.NoError(t, err)
+		payload, _ := splitToken(t, tok)
+		var c TokenClaims
+		require.True(t, decodeClaims(payload, &c))
+		require.Equal(t, sub, c.Subject)
+		// The least of three: see TestEvaluateNoMatchAllocatesNothing.
+		allocs := math.Inf(1)
+		for range 3 {
+			allocs = min(allocs, testing.AllocsPerRun(100, func() { decodeClaims(payload, &c) }))
+		}
+		require.Equal(t, 5.0, allocs, "%q", sub)
 	}
 }
 
