@@ -68,7 +68,18 @@ type Config struct {
 	// PollInterval is how often Wait re-reads a request from the Store, to
 	// see decisions made by other processes. Defaults to 1s.
 	PollInterval time.Duration
+	// DenialHold is how long a person's "no" (or a timeout) stands: after
+	// a request is denied by an approver or times out, a Guard of the
+	// identical action within DenialHold returns that request, its status
+	// and reason, instead of opening a new request and notifying every
+	// approver again. Defaults to DefaultDenialHold; negative disables the
+	// hold. A denial by a deny policy is not held (it is re-evaluated on
+	// every Guard), nor is a cancellation.
+	DenialHold time.Duration
 }
+
+// DefaultDenialHold is the default of Config.DenialHold.
+const DefaultDenialHold = time.Hour
 
 // Gate is the approval gate: it evaluates policies, keeps requests in its
 // Store and counts decisions. A Gate is safe for concurrent use; several
@@ -86,6 +97,7 @@ type Gate struct {
 	distinct bool
 	denyAt   int
 	poll     time.Duration
+	hold     time.Duration // DenialHold; 0: none
 
 	mu       sync.Mutex // serialises policy registration
 	policies atomic.Pointer[[]*compiledPolicy]
@@ -131,6 +143,7 @@ func New(cfg Config) (*Gate, error) {
 		distinct: cfg.DistinctApproversAcrossPolicies,
 		denyAt:   cfg.DenyThreshold,
 		poll:     cfg.PollInterval,
+		hold:     cfg.DenialHold,
 	}
 	if g.now == nil {
 		g.now = time.Now
@@ -140,6 +153,12 @@ func New(cfg Config) (*Gate, error) {
 	}
 	if g.denyAt == 0 {
 		g.denyAt = 1
+	}
+	switch {
+	case g.hold == 0:
+		g.hold = DefaultDenialHold
+	case g.hold < 0:
+		g.hold = 0
 	}
 	if g.poll == 0 {
 		g.poll = time.Second
@@ -199,8 +218,11 @@ type Result struct {
 // request for the same action (same requester and action hash): an open one
 // is returned as pending (the same request on every retry, never a second);
 // an approved one is consumed, and Guard returns approved exactly once for
-// it; with neither, a new pending request is created and its approvers are
-// notified in the background.
+// it; one a person denied, or that timed out, within Config.DenialHold is
+// returned with its status (StatusDenied or StatusTimedOut), request ID and
+// reason, so a caller that asks again learns the answer rather than paging
+// the approvers again; with none of these, a new pending request is created
+// and its approvers are notified in the background.
 //
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
@@ -302,6 +324,15 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 	case r.Status.Open() && !r.Deadline.IsZero() && !now.Before(r.Deadline):
 		_, err = g.applyTimeout(ctx, r)
 		return res, false, ignoreConflict(err)
+	case r.Status.Terminal():
+		// Denied by a person or timed out, and held (see Store.Create):
+		// the answer stands.
+		ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: r.Action.RequestedBy,
+			Policies: policyRefs(r.Policies), Reason: "held: " + string(r.Status) + " until " + r.HoldUntil.Format(time.RFC3339), At: now}}
+		if err := g.appendAudit(ctx, ev); err != nil {
+			return res, false, err
+		}
+		return Result{Status: r.Status, RequestID: r.ID, Reason: r.Reason}, true, nil
 	case r.Status.Open():
 		ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: r.Action.RequestedBy,
 			Policies: policyRefs(r.Policies), At: now}}

@@ -170,6 +170,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		events = append(events, AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: sub, Policies: refs, Reason: next.Reason, At: now})
 	case StatusDenied:
 		next.Status, next.ResolvedAt, next.DueAt = StatusDenied, now, time.Time{}
+		next.HoldUntil = g.holdUntil(now)
 		next.Reason = "denied by " + sub
 		if d.Reason != "" {
 			next.Reason += ": " + d.Reason

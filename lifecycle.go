@@ -121,6 +121,7 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 		notice = NotifyResolved
 	} else {
 		next.Status, next.ResolvedAt, next.DueAt = StatusTimedOut, now, time.Time{}
+		next.HoldUntil = g.holdUntil(now)
 		next.Reason = "timed out"
 	}
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
@@ -128,6 +129,15 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 	}
 	g.notify.enqueue(notice, next, 0)
 	return true, nil
+}
+
+// holdUntil is when a denial or timeout at now stops being held; zero when
+// the gate holds none.
+func (g *Gate) holdUntil(now time.Time) time.Time {
+	if g.hold <= 0 {
+		return time.Time{}
+	}
+	return now.Add(g.hold)
 }
 
 // expire ends an approval that was not consumed within its TTL.

@@ -112,6 +112,11 @@ type Request struct {
 	DueAt time.Time `json:"due_at,omitzero"`
 	// EscalationLevel counts escalations so far.
 	EscalationLevel int `json:"escalation_level,omitempty"`
+	// HoldUntil is set when a person denied the request or it timed out:
+	// until then, a Guard of the identical action returns this request's
+	// outcome instead of opening a new request (see Config.DenialHold and
+	// Store.Create). Zero means no hold.
+	HoldUntil time.Time `json:"hold_until,omitzero"`
 
 	// Version increases by one on every update; stores use it for
 	// compare-and-set. A new request has Version 1.

@@ -29,6 +29,12 @@ type Store interface {
 	// exactly one request. A terminal req (an action a deny policy refused)
 	// is stored whatever else exists.
 	//
+	// If req is not terminal, no such live request exists, and a request
+	// with the same ActionHash has a HoldUntil after req.CreatedAt (a
+	// person denied it, or it timed out, recently), Create likewise stores
+	// nothing and returns a copy of that request (the one with the latest
+	// HoldUntil) with created == false, in the same atomic step.
+	//
 	// Create returns ErrConflict if a request with req.ID already exists
 	// (after the deduplication check). On success it seals each element of
 	// events in place (see AuditEvent.Seal: Seq, PrevHash, Hash, and At

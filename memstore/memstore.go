@@ -36,6 +36,10 @@ type Store struct {
 	// scans it. The gate keeps at most one live request per action, but an
 	// Update may in principle revive a terminal request, so this is a list.
 	live map[string][]string
+	// held maps an ActionHash to the ID of its request with the latest
+	// HoldUntil, for Create's hold check. An entry whose hold has passed is
+	// dropped when Create next finds it.
+	held map[string]string
 	// tokens holds every token ID recorded by Update.
 	tokens map[string]struct{}
 	// audit is the trail in chunks of auditChunk events, so that appending
@@ -53,6 +57,7 @@ func New() *Store {
 	return &Store{
 		requests: make(map[string]*approval.Request),
 		live:     make(map[string][]string),
+		held:     make(map[string]string),
 		tokens:   make(map[string]struct{}),
 	}
 }
@@ -69,8 +74,16 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if ids := s.live[req.ActionHash]; len(ids) > 0 && !req.Status.Terminal() {
-		return s.requests[ids[0]].Clone(), false, nil
+	if !req.Status.Terminal() {
+		if ids := s.live[req.ActionHash]; len(ids) > 0 {
+			return s.requests[ids[0]].Clone(), false, nil
+		}
+		if id, ok := s.held[req.ActionHash]; ok {
+			if h := s.requests[id]; h.HoldUntil.After(req.CreatedAt) {
+				return h.Clone(), false, nil
+			}
+			delete(s.held, req.ActionHash)
+		}
 	}
 	if _, ok := s.requests[req.ID]; ok {
 		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, approval.ErrConflict)
@@ -81,8 +94,19 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	if !stored.Status.Terminal() {
 		s.live[stored.ActionHash] = append(s.live[stored.ActionHash], stored.ID)
 	}
+	s.noteHold(stored)
 	s.appendAudit(events)
 	return stored.Clone(), true, nil
+}
+
+// noteHold records r in s.held if its hold is the latest of its action.
+func (s *Store) noteHold(r *approval.Request) {
+	if r.HoldUntil.IsZero() {
+		return
+	}
+	if id, ok := s.held[r.ActionHash]; !ok || id == r.ID || !s.requests[id].HoldUntil.After(r.HoldUntil) {
+		s.held[r.ActionHash] = r.ID
+	}
 }
 
 // insertID adds id to s.ids, keeping it sorted.
@@ -144,6 +168,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		s.live[next.ActionHash] = append(s.live[next.ActionHash], id)
 	}
 	s.requests[id] = next
+	s.noteHold(next)
 	s.appendAudit(u.Events)
 	return nil
 }

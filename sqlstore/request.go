@@ -69,6 +69,16 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 			if !errNoRows(err) {
 				return err
 			}
+			err = q.queryRow(ctx, `SELECT body FROM requests
+WHERE action_hash = $1 AND hold_until > $2
+ORDER BY hold_until DESC LIMIT 1`, req.ActionHash, s.dialect.timeValue(req.CreatedAt)).Scan(&body)
+			if err == nil {
+				existing, err = decodeRequest(body)
+				return err
+			}
+			if !errNoRows(err) {
+				return err
+			}
 			var one int
 			err = q.queryRow(ctx, `SELECT 1 FROM requests WHERE id = $1`, req.ID).Scan(&one)
 			if err == nil {
@@ -100,32 +110,45 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 // pgInsertRequest inserts a request and its side-table rows in one
 // statement (one round trip) and returns the number of requests inserted.
 // The side-table rows belong to the new request, so they wait for no one.
+// It inserts nothing if $12 (a live request) and the action is held.
 const pgInsertRequest = `WITH ins AS (
-    INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::bigint, $9::text, $10::timestamptz
+    WHERE NOT ($12::boolean AND EXISTS (SELECT 1 FROM requests WHERE action_hash = $3::text AND hold_until > $5::timestamptz))
     ON CONFLICT DO NOTHING
     RETURNING id
 ), policies AS (
-    INSERT INTO request_policies (request_id, policy) SELECT id, unnest($10::text[]) FROM ins
+    INSERT INTO request_policies (request_id, policy) SELECT id, unnest($11::text[]) FROM ins
 ), approvers AS (
-    INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($11::text[]) FROM ins
+    INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($13::text[]) FROM ins
 )
 SELECT count(*) FROM ins`
 
+// sqliteInsertRequest is the insert of a request on SQLite; with
+// sqliteUnlessHeld, it inserts nothing if the action is held. (The WHERE
+// also keeps SQLite from reading ON CONFLICT as a join constraint.)
+const (
+	sqliteInsertRequest = `INSERT INTO requests
+    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE true`
+	sqliteUnlessHeld = ` AND NOT EXISTS (SELECT 1 FROM requests WHERE action_hash = $3 AND hold_until > $5)`
+)
+
 // insertRequest inserts row and its side-table rows unless a live request
-// of its action or a request with its ID exists, and reports whether it
-// did.
+// of its action, a hold on its action (for a live row) or a request with
+// its ID exists, and reports whether it did.
 func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow) (bool, error) {
 	if s.dialect == Postgres {
 		var n int64
-		args := append(s.requestArgs(row), policyNames(row.req), voterNames(row.req))
+		args := append(s.requestArgs(row), policyNames(row.req), !row.req.Status.Terminal(), voterNames(row.req))
 		err := q.queryRow(ctx, pgInsertRequest, args...).Scan(&n)
 		return n > 0, err
 	}
-	n, err := q.exec(ctx, `INSERT INTO requests
-    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-ON CONFLICT DO NOTHING`, s.requestArgs(row)...)
+	insert := sqliteInsertRequest
+	if !row.req.Status.Terminal() {
+		insert += sqliteUnlessHeld
+	}
+	n, err := q.exec(ctx, insert+"\nON CONFLICT DO NOTHING", s.requestArgs(row)...)
 	if err != nil || n == 0 {
 		return false, err
 	}
@@ -142,7 +165,7 @@ func (s *Store) requestArgs(row requestRow) []any {
 	return []any{
 		r.ID, string(r.Status), r.ActionHash, r.Action.RequestedBy,
 		s.dialect.timeValue(r.CreatedAt), s.dialect.timeValue(r.UpdatedAt), s.dialect.timeArg(r.DueAt),
-		r.Version, string(row.body),
+		r.Version, string(row.body), s.dialect.timeArg(r.HoldUntil),
 	}
 }
 

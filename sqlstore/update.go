@@ -81,6 +81,8 @@ func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, 
 	all := w.expect != nil
 	if all || string(r.Status) != old.status {
 		col("status", string(r.Status))
+		// A hold begins only as a request ends (approval.Request.HoldUntil).
+		col("hold_until", s.dialect.timeArg(r.HoldUntil))
 	}
 	if all || r.ActionHash != old.actionHash {
 		col("action_hash", r.ActionHash)

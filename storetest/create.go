@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -185,6 +187,95 @@ func runRequestTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 				require.Equal(t, second.ID, stored.ID)
 			})
 		}
+	})
+
+	// A request that ended with a HoldUntil (a person denied it, or it
+	// timed out) holds its action: until HoldUntil, Create of a live
+	// request for that ActionHash stores nothing and returns the held
+	// request. The hold is compared with the new request's CreatedAt.
+	t.Run("create returns a held request", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		first := create(t, s, newRequest())
+		held := update(t, s, first.ID, func(r *approval.Request) {
+			r.Status, r.Reason = approval.StatusDenied, "denied by bob: no"
+			r.HoldUntil = r.CreatedAt.Add(time.Hour)
+		})
+		for _, at := range []time.Duration{0, time.Minute, time.Hour - time.Microsecond} {
+			again := newRequest()
+			again.ActionHash = first.ActionHash
+			again.CreatedAt = first.CreatedAt.Add(at)
+			stored, created, err := s.Create(t.Context(), again, []approval.AuditEvent{event(again.ID, approval.EventRequestCreated, "alice")})
+			require.NoError(t, err)
+			require.False(t, created, "held %s after", at)
+			require.Equal(t, held, stored)
+			_, err = s.Get(t.Context(), again.ID)
+			require.ErrorIs(t, err, approval.ErrNotFound, "nothing stored")
+		}
+		require.Empty(t, fullTrail(t, s), "no event appended")
+
+		// A terminal request (a deny policy's refusal) is stored anyway.
+		refused := newRequest()
+		refused.ActionHash, refused.Status = first.ActionHash, approval.StatusDenied
+		create(t, s, refused)
+
+		// At HoldUntil the hold has ended.
+		after := newRequest()
+		after.ActionHash = first.ActionHash
+		after.CreatedAt = held.HoldUntil
+		stored, created, err := s.Create(t.Context(), after, nil)
+		require.NoError(t, err)
+		require.True(t, created)
+		require.Equal(t, after, stored)
+	})
+
+	// Of several holds of one action the latest is returned; a live
+	// request comes before any hold.
+	t.Run("create returns the latest hold", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		base := now()
+		hold := func(createdAt time.Time, until time.Duration, status approval.Status) *approval.Request {
+			r := newRequest()
+			r.ActionHash = "held-" + t.Name()
+			r.CreatedAt, r.UpdatedAt = createdAt, createdAt
+			create(t, s, r)
+			return update(t, s, r.ID, func(r *approval.Request) { r.Status, r.HoldUntil = status, createdAt.Add(until) })
+		}
+		hold(base, time.Minute, approval.StatusDenied)
+		second := hold(base.Add(2*time.Minute), time.Hour, approval.StatusTimedOut)
+		probe := newRequest()
+		probe.ActionHash, probe.CreatedAt = second.ActionHash, base.Add(3*time.Minute)
+		stored, created, err := s.Create(t.Context(), probe, nil)
+		require.NoError(t, err)
+		require.False(t, created)
+		require.Equal(t, second.ID, stored.ID)
+	})
+
+	// Concurrent Creates of a held action all return the hold.
+	t.Run("create concurrent held action", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		first := create(t, s, newRequest())
+		update(t, s, first.ID, func(r *approval.Request) { r.Status, r.HoldUntil = approval.StatusDenied, r.CreatedAt.Add(time.Hour) })
+		var wg sync.WaitGroup
+		errs := make([]error, 16)
+		for i := range errs {
+			wg.Go(func() {
+				req := newRequest()
+				req.ActionHash, req.CreatedAt = first.ActionHash, first.CreatedAt.Add(time.Second)
+				stored, created, err := s.Create(t.Context(), req, nil)
+				if err == nil && (created || stored.ID != first.ID) {
+					err = fmt.Errorf("created %v, returned %s, want the hold %s", created, stored.ID, first.ID)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for _, err := range errs {
+			require.NoError(t, err)
+		}
+		require.Len(t, listAll(t, s, approval.RequestQuery{}), 1)
 	})
 
 	// A request created in a terminal status does not block a later

@@ -153,6 +153,7 @@ func fullRequest() *approval.Request {
 	r.ResolvedAt = at.Add(3 * time.Minute)
 	r.DueAt = at.Add(4 * time.Hour)
 	r.EscalationLevel = 1
+	r.HoldUntil = at.Add(3 * time.Hour) // round trip only: the gate sets it as a request ends
 	return r
 }
 
