@@ -277,6 +277,14 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	if m.deny != nil {
 		return g.denyByPolicy(ctx, req, m)
 	}
+	switch reason, err := g.quorumShortfall(ctx, req); {
+	case err != nil:
+		g.log.Warn("approval: could not check that the quorum can be met; the request stays pending",
+			"action", a.Name, "policies", req.PolicyNames(), "err", err)
+	case reason != "":
+		g.log.Error("approval: denied a request whose quorum cannot be met", "action", a.Name, "reason", reason)
+		return g.denyAtOnce(ctx, req, reason, "")
+	}
 	events := []AuditEvent{{
 		RequestID: req.ID, Type: EventRequestCreated, Actor: a.RequestedBy,
 		Policies: policyRefs(req.Policies), Reason: req.Reason, At: now,
@@ -419,16 +427,25 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 // denyByPolicy records an action a deny policy refused: a request created
 // and denied in one write, so the refusal is in the audit trail.
 func (g *Gate) denyByPolicy(ctx context.Context, req *Request, m *match) (Result, error) {
-	p := m.deny
-	req.Status, req.Reason, req.ResolvedAt = StatusDenied, p.def.Reason, req.CreatedAt
+	audited := ""
+	if m.denyErr != "" {
+		audited = m.deny.def.Reason + " (matcher failed: " + m.denyErr + ")"
+	}
+	return g.denyAtOnce(ctx, req, m.deny.def.Reason, audited)
+}
+
+// denyAtOnce records req as created and denied in one write, with reason
+// (and audited, if not empty, as the reason in the trail).
+func (g *Gate) denyAtOnce(ctx context.Context, req *Request, reason, audited string) (Result, error) {
+	if audited == "" {
+		audited = reason
+	}
+	req.Status, req.Reason, req.ResolvedAt = StatusDenied, reason, req.CreatedAt
 	req.OnTimeout, req.Deadline, req.DueAt = TimeoutDeny, time.Time{}, time.Time{}
 	refs := policyRefs(req.Policies)
 	events := []AuditEvent{
 		{RequestID: req.ID, Type: EventRequestCreated, Actor: req.Action.RequestedBy, Policies: refs, At: req.CreatedAt},
-		{RequestID: req.ID, Type: EventRequestDenied, Actor: SystemActor, Policies: refs, Reason: p.def.Reason, At: req.CreatedAt},
-	}
-	if m.denyErr != "" {
-		events[1].Reason = p.def.Reason + " (matcher failed: " + m.denyErr + ")"
+		{RequestID: req.ID, Type: EventRequestDenied, Actor: SystemActor, Policies: refs, Reason: audited, At: req.CreatedAt},
 	}
 	_, created, err := g.store.Create(ctx, req, events)
 	if err != nil {
@@ -438,7 +455,7 @@ func (g *Gate) denyByPolicy(ctx context.Context, req *Request, m *match) (Result
 		return Result{}, errors.New("store did not record a denied request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
-	return Result{Status: StatusDenied, RequestID: req.ID, Reason: p.def.Reason}, nil
+	return Result{Status: StatusDenied, RequestID: req.ID, Reason: reason}, nil
 }
 
 func joinReasons(ps []*compiledPolicy) string {

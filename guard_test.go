@@ -193,14 +193,20 @@ func TestGuardExpiredApprovalStartsOver(t *testing.T) {
 	require.Equal(t, approval.StatusExpired, f.get(id).Status)
 }
 
+// A Guard that finds its request past the deadline times it out itself,
+// and, the timeout being held, returns it; after the hold it starts over.
 func TestGuardTimedOutRequestStartsOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id := f.pending(transfer(5000))
 	f.clock.Advance(25 * time.Hour)
+	res, err := f.gate.Guard(f.ctx, transfer(5000))
+	require.NoError(t, err)
+	require.Equal(t, approval.Result{Status: approval.StatusTimedOut, RequestID: id, Reason: "timed out"}, res)
+	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+	f.clock.Advance(approval.DefaultDenialHold)
 	next := f.pending(transfer(5000))
 	require.NotEqual(t, id, next)
-	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
 }
 
 func TestGuardCustomMatcherFailsClosed(t *testing.T) {

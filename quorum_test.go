@@ -1,0 +1,147 @@
+package approval_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// TestUnmeetableQuorumDeniedAtOnce: a quorum nobody can meet is denied when
+// the request would be created, audited and returned with its reason,
+// rather than left pending until the timeout.
+func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
+	t.Parallel()
+	dir := approval.StaticDirectory{Groups: map[string][]string{
+		"pair":     {"amy", "ben"},
+		"trio":     {"amy", "ben", "cy"},
+		"ops":      {"ops-1", "ops-2", "ops-3"},
+		"casefold": {"Dan", "dan", "DAN", "eve"},
+	}}
+	for _, tt := range []struct {
+		name      string
+		policies  map[string]approval.Policy
+		requester string
+		distinct  bool
+		denied    string // "" if the request is pending
+	}{
+		{name: "five from a group of two", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 5},
+		}, denied: "policy p needs 5 approvals and 2 people can give them"},
+		{name: "an unknown group", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("nobody-knows")}, RequiredApprovals: 1},
+		}, denied: "policy p needs 1 approval and 0 people can give them"},
+		{name: "the requester is one of two", requester: "amy", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2},
+		}, denied: "(the requester may not)"},
+		{name: "the requester may self-approve", requester: "amy", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2, AllowSelfApproval: true},
+		}},
+		{name: "named users, one the requester", requester: "Amy", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.User("amy"), approval.User("ben")}, RequiredApprovals: 2},
+		}, denied: "1 person can"},
+		{name: "spellings of one person count once", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("casefold")}, RequiredApprovals: 3},
+		}, denied: "3 approvals and 2 people"},
+		{name: "escalation can meet it", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 3,
+				Escalation: [][]approval.Approver{{approval.Group("ops")}}, EscalationInterval: time.Hour},
+		}},
+		{name: "met exactly", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("trio")}, RequiredApprovals: 3},
+		}},
+		{name: "distinct across policies: not enough people", distinct: true, policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2},
+			"q": {Approvers: []approval.Approver{approval.Group("trio")}, RequiredApprovals: 2},
+		}, denied: "each approver counted once"},
+		{name: "distinct across policies: enough people", distinct: true, policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2},
+			"q": {Approvers: []approval.Approver{approval.Group("trio"), approval.Group("ops")}, RequiredApprovals: 2},
+		}},
+		{name: "shared approvers, not distinct", policies: map[string]approval.Policy{
+			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2},
+			"q": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 2},
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			rec := &recorder{}
+			var log syncBuffer
+			f := newFixture(t, func(c *approval.Config) {
+				c.Logger = slog.New(slog.NewTextHandler(&log, nil))
+				c.Directory = dir
+				c.DistinctApproversAcrossPolicies = tt.distinct
+				c.Channels = []approval.Channel{rec}
+			})
+			require.True(t, f.gate.RemovePolicy("high_spend"))
+			for name, p := range tt.policies {
+				p.Match = approval.Name("deploy")
+				require.NoError(t, f.gate.SetPolicy(name, p))
+			}
+			requester := tt.requester
+			if requester == "" {
+				requester = "zed"
+			}
+			res, err := f.gate.Guard(f.ctx, approval.Action{Name: "deploy", RequestedBy: requester})
+			require.NoError(t, err)
+			if tt.denied == "" {
+				require.Equal(t, approval.StatusPending, res.Status)
+				return
+			}
+			require.Equal(t, approval.StatusDenied, res.Status)
+			require.NotEmpty(t, res.RequestID)
+			require.Contains(t, res.Reason, "quorum cannot be met")
+			require.Contains(t, res.Reason, tt.denied)
+			r := f.get(res.RequestID)
+			require.Equal(t, approval.StatusDenied, r.Status)
+			require.Equal(t, res.Reason, r.Reason)
+			evs := f.events()
+			require.Equal(t, []approval.EventType{approval.EventRequestCreated, approval.EventRequestDenied}, eventTypes(evs))
+			require.Equal(t, approval.SystemActor, evs[1].Actor)
+			require.Equal(t, res.Reason, evs[1].Reason)
+			require.NoError(t, f.gate.Close(f.ctx))
+			require.Empty(t, rec.sent(), "no one is asked to meet an unmeetable quorum")
+			require.Contains(t, log.String(), "quorum cannot be met")
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type downDirectory struct{ approval.StaticDirectory }
+
+func (downDirectory) Members(context.Context, approval.Approver) ([]string, error) {
+	return nil, errors.New("ldap down")
+}
+
+// TestQuorumCheckDirectoryDown: when the directory cannot say, the request
+// stays pending (decisions still fail closed on directory errors).
+func TestQuorumCheckDirectoryDown(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *approval.Config) { c.Directory = downDirectory{financeDir} })
+	id := f.pending(transfer(5000))
+	require.Equal(t, approval.StatusPending, f.get(id).Status)
+}
