@@ -27,6 +27,9 @@ const (
 	// token, ineligible approver, self-approval...) and changed nothing.
 	EventDecisionRejected EventType = "decision.rejected"
 	EventRequestEscalated EventType = "request.escalated"
+	// EventRequestReminded: the approvers who had not answered were
+	// reminded (Policy.ReminderInterval).
+	EventRequestReminded  EventType = "request.reminded"
 	EventRequestTimedOut  EventType = "request.timed_out"
 	EventRequestApproved  EventType = "request.approved"
 	EventRequestDenied    EventType = "request.denied"

@@ -25,7 +25,8 @@ const (
 	// NotifyRequested goes to each eligible approver of a new request,
 	// with that approver's own approve and deny links.
 	NotifyRequested NotificationType = "approval.requested"
-	// NotifyReminder reminds approvers of an open request.
+	// NotifyReminder reminds the approvers of an open request who have not
+	// answered yet, every Policy.ReminderInterval (sent by Tick).
 	NotifyReminder NotificationType = "approval.reminder"
 	// NotifyEscalated goes to the approvers of a newly reached escalation
 	// level.

@@ -15,7 +15,31 @@ func nextDue(r *Request) time.Time {
 	if at, ok := nextEscalation(r); ok && (due.IsZero() || at.Before(due)) {
 		due = at
 	}
+	if at, ok := nextReminder(r); ok && (due.IsZero() || at.Before(due)) {
+		due = at
+	}
 	return due
+}
+
+// reminderEvery is the shortest ReminderInterval of r's policies; zero if
+// none reminds.
+func reminderEvery(r *Request) time.Duration {
+	var every time.Duration
+	for _, p := range r.Policies {
+		if p.ReminderInterval > 0 && (every == 0 || p.ReminderInterval < every) {
+			every = p.ReminderInterval
+		}
+	}
+	return every
+}
+
+// nextReminder returns when r's approvers are next reminded, if ever.
+func nextReminder(r *Request) (time.Time, bool) {
+	every := reminderEvery(r)
+	if every == 0 {
+		return time.Time{}, false
+	}
+	return r.CreatedAt.Add(time.Duration(r.Reminders+1) * every), true
 }
 
 // nextEscalation returns when r reaches its next escalation level, if any
@@ -37,7 +61,8 @@ func nextEscalation(r *Request) (time.Time, bool) {
 
 // Tick does the time-driven work that is due: it times out open requests
 // past their deadline, escalates open requests whose escalation interval
-// has passed, and expires approvals not consumed within their TTL. It
+// has passed, reminds the approvers who have not answered when a reminder
+// interval has passed, and expires approvals not consumed within their TTL. It
 // handles at most limit requests (0 means 100) and returns how many it
 // changed. Several gates may Tick one store at once: each change is a
 // compare-and-set, so a request is timed out, escalated or expired once.
@@ -59,6 +84,9 @@ func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
 			ok, err = g.applyTimeout(ctx, r)
 		case r.Status.Open():
 			ok, err = g.escalate(ctx, r, now)
+			if !ok && err == nil {
+				ok, err = g.remind(ctx, r, now)
+			}
 		case r.Status == StatusApproved:
 			ok, err = g.expire(ctx, r)
 		}
@@ -151,6 +179,28 @@ func (g *Gate) expire(ctx context.Context, r *Request) (bool, error) {
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
+	return true, nil
+}
+
+// remind sends NotifyReminder to the approvers of r who have not answered,
+// if a reminder is due. Reminders missed while no gate ticked are not sent
+// one by one: one is sent, and the count catches up.
+func (g *Gate) remind(ctx context.Context, r *Request, now time.Time) (bool, error) {
+	at, ok := nextReminder(r)
+	if !ok || now.Before(at) {
+		return false, nil
+	}
+	next := r.Clone()
+	next.Version++
+	next.Reminders = int(now.Sub(r.CreatedAt) / reminderEvery(r))
+	next.UpdatedAt = now
+	next.DueAt = nextDue(next)
+	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestReminded, Actor: SystemActor, Policies: policyRefs(r.Policies),
+		Reason: fmt.Sprintf("reminder %d", next.Reminders), At: now}}
+	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+		return false, err
+	}
+	g.notify.enqueue(NotifyReminder, next, 0)
 	return true, nil
 }
 

@@ -2,6 +2,7 @@ package approval_test
 
 import (
 	"context"
+	"sort"
 	"testing"
 	"time"
 
@@ -151,4 +152,96 @@ func TestWaitSeesOtherGates(t *testing.T) {
 	r, err := f.gate.Wait(ctx, id)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusCancelled, r.Status)
+}
+
+// TestTickReminds: every ReminderInterval, the approvers who have not
+// answered are reminded, once per interval however many gates tick; missed
+// intervals are caught up with one reminder.
+func TestTickReminds(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		Timeout:           24 * time.Hour,
+		ReminderInterval:  time.Hour,
+	}))
+	id := f.pending(transfer(5000))
+	created := f.clock.Now()
+	require.Equal(t, created.Add(time.Hour), f.get(id).DueAt)
+	_, err := f.decide(id, "bob", approval.VerdictApprove)
+	require.NoError(t, err)
+
+	reminders := func() []string {
+		var to []string
+		for _, n := range rec.sent() {
+			if n.Type == approval.NotifyReminder {
+				require.Equal(t, id, n.RequestID)
+				to = append(to, n.Recipient)
+			}
+		}
+		sort.Strings(to)
+		return to
+	}
+	tick := func(want int) {
+		t.Helper()
+		n, err := f.gate.Tick(f.ctx, 0)
+		require.NoError(t, err)
+		require.Equal(t, want, n)
+	}
+
+	f.clock.Advance(59 * time.Minute)
+	tick(0)
+	f.clock.Advance(time.Minute)
+	tick(1)
+	tick(0) // once per interval
+	require.Eventually(t, func() bool { return len(reminders()) == 3 }, 5*time.Second, time.Millisecond)
+	require.Equal(t, []string{"alice", "carol", "dave"}, reminders(), "not bob, who answered, nor the requester")
+	r := f.get(id)
+	require.Equal(t, 1, r.Reminders)
+	require.Equal(t, created.Add(2*time.Hour), r.DueAt)
+	var reminded []approval.AuditEvent
+	for _, ev := range f.events() {
+		if ev.Type == approval.EventRequestReminded {
+			reminded = append(reminded, ev)
+		}
+	}
+	require.Len(t, reminded, 1)
+	require.Equal(t, approval.SystemActor, reminded[0].Actor)
+	require.Equal(t, id, reminded[0].RequestID)
+
+	f.clock.Advance(3*time.Hour + 30*time.Minute) // 4.5h since creation
+	tick(1)
+	tick(0)
+	r = f.get(id)
+	require.Equal(t, 4, r.Reminders, "missed intervals are caught up")
+	require.Equal(t, created.Add(5*time.Hour), r.DueAt)
+	require.Eventually(t, func() bool { return len(reminders()) == 6 }, 5*time.Second, time.Millisecond)
+
+	_, err = f.decide(id, "carol", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+	f.clock.Advance(2 * time.Hour)
+	n, err := f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.LessOrEqual(t, n, 1, "an approved request is never reminded; at most its approval expires")
+	require.Len(t, reminders(), 6)
+}
+
+// TestReminderIntervalInPolicyHash: reminders are part of the policy
+// snapshot and its hash, and a policy without them hashes as before.
+func TestReminderIntervalInPolicyHash(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	p := approval.Policy{Match: approval.Name("x"), Approvers: []approval.Approver{approval.User("erin")}, RequiredApprovals: 1}
+	require.NoError(t, f.gate.SetPolicy("p", p))
+	without, _ := f.gate.PolicyHash("p")
+	p.ReminderInterval = time.Hour
+	require.NoError(t, f.gate.SetPolicy("p", p))
+	with, _ := f.gate.PolicyHash("p")
+	require.NotEqual(t, without, with)
+	p.ReminderInterval = -time.Hour
+	require.ErrorIs(t, f.gate.SetPolicy("p", p), approval.ErrInvalidPolicy)
 }

@@ -171,8 +171,11 @@ func (d *dispatcher) recipients(job notifyJob) ([]string, error) {
 	var levels [][]Approver
 	for _, p := range r.Policies {
 		switch job.typ {
-		case NotifyRequested, NotifyReminder, NotifyTimedOut:
+		case NotifyRequested, NotifyTimedOut:
 			levels = append(levels, p.Approvers)
+		case NotifyReminder:
+			levels = append(levels, p.Approvers)
+			levels = append(levels, p.Escalation[:min(r.EscalationLevel, len(p.Escalation))]...)
 		case NotifyEscalated:
 			if job.level >= 1 && job.level <= len(p.Escalation) {
 				levels = append(levels, p.Escalation[job.level-1])
@@ -192,9 +195,13 @@ func (d *dispatcher) recipients(job notifyJob) ([]string, error) {
 						"request", r.ID, "approver", a.String(), "err", err)
 					continue
 				}
-				if !(r.SegregateRequester && sameID(id, r.Action.RequestedBy)) {
-					add(id)
+				if r.SegregateRequester && sameID(id, r.Action.RequestedBy) {
+					continue
 				}
+				if _, voted := r.vote(id); voted && job.typ == NotifyReminder {
+					continue // answered already
+				}
+				add(id)
 			}
 		}
 	}

@@ -94,6 +94,10 @@ type Policy struct {
 	Escalation [][]Approver
 	// EscalationInterval is required when Escalation is set.
 	EscalationInterval time.Duration
+	// ReminderInterval, if set, reminds the approvers who have not answered
+	// (NotifyReminder), every interval while the request is open, counted
+	// from its creation. Defaults to 0: no reminders.
+	ReminderInterval time.Duration
 	// ApprovalTTL is how long an approval stays usable before the next
 	// Guard of the action consumes it. Defaults to 1h.
 	ApprovalTTL time.Duration
@@ -157,6 +161,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		RequiredApprovals:  p.RequiredApprovals,
 		Escalation:         p.Escalation,
 		EscalationInterval: p.EscalationInterval,
+		ReminderInterval:   p.ReminderInterval,
 	}
 	return cp, nil
 }
@@ -180,7 +185,7 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if p.OnTimeout > TimeoutApprove {
 		return bad("unknown timeout action %d", p.OnTimeout)
 	}
-	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.EscalationInterval < 0 {
+	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.EscalationInterval < 0 || p.ReminderInterval < 0 {
 		return bad("durations must be positive")
 	}
 	if p.Effect == EffectDeny {
@@ -300,6 +305,13 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = canon.AppendKey(b, "reason")
 	b = canon.AppendString(b, p.Reason)
 	b = append(b, ',')
+	if p.ReminderInterval != 0 {
+		// Written only when set, so the hashes of policies without
+		// reminders are what they were before reminders existed.
+		b = canon.AppendKey(b, "reminder_interval")
+		b = canon.AppendString(b, p.ReminderInterval.String())
+		b = append(b, ',')
+	}
 	b = canon.AppendKey(b, "required_approvals")
 	b = canon.AppendInt(b, int64(p.RequiredApprovals))
 	b = append(b, ',')

@@ -112,6 +112,9 @@ type Request struct {
 	DueAt time.Time `json:"due_at,omitzero"`
 	// EscalationLevel counts escalations so far.
 	EscalationLevel int `json:"escalation_level,omitempty"`
+	// Reminders counts the reminder intervals passed so far (see
+	// Policy.ReminderInterval).
+	Reminders int `json:"reminders,omitempty"`
 	// HoldUntil is set when a person denied the request or it timed out:
 	// until then, a Guard of the identical action returns this request's
 	// outcome instead of opening a new request (see Config.DenialHold and
@@ -133,6 +136,9 @@ type MatchedPolicy struct {
 	Escalation        [][]Approver `json:"escalation,omitempty"`
 	// EscalationInterval is how often the next escalation level is reached.
 	EscalationInterval time.Duration `json:"escalation_interval,omitempty"`
+	// ReminderInterval is how often approvers who have not answered are
+	// reminded.
+	ReminderInterval time.Duration `json:"reminder_interval,omitempty"`
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.
 	MatchError string `json:"match_error,omitempty"`
