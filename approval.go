@@ -99,6 +99,9 @@ type Gate struct {
 	poll     time.Duration
 	hold     time.Duration // DenialHold; 0: none
 
+	tickMu    sync.Mutex
+	tickAfter DuePosition // where the next Tick's ListDue starts
+
 	mu       sync.Mutex // serialises policy registration
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy

@@ -64,17 +64,33 @@ func nextEscalation(r *Request) (time.Time, bool) {
 // has passed, reminds the approvers who have not answered when a reminder
 // interval has passed, and expires approvals not consumed within their TTL. It
 // handles at most limit requests (0 means 100) and returns how many it
-// changed. Several gates may Tick one store at once: each change is a
+// changed. Successive Ticks walk the due requests page by page and then
+// start over, so a request that keeps failing to update does not stop the
+// ones after it from being reached. Several gates may Tick one store at once: each change is a
 // compare-and-set, so a request is timed out, escalated or expired once.
 func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
 	now := normalizeTime(g.now())
-	due, err := g.store.ListDue(ctx, now, limit)
+	g.tickMu.Lock()
+	after := g.tickAfter
+	g.tickMu.Unlock()
+	due, err := g.store.ListDue(ctx, DueQuery{Now: now, After: after, Limit: limit})
 	if err != nil {
 		return 0, fmt.Errorf("approval: tick: %w", err)
 	}
+	// The next Tick goes on after this page, or starts over after a short
+	// one: requests that keep failing to update cannot hold the others
+	// back, and every due request is reached within a few Ticks.
+	next := DuePosition{}
+	if len(due) >= PageSize(limit) {
+		last := due[len(due)-1]
+		next = DuePosition{DueAt: last.DueAt, ID: last.ID}
+	}
+	g.tickMu.Lock()
+	g.tickAfter = next
+	g.tickMu.Unlock()
 	changed := 0
 	var errs []error
 	for _, r := range due {

@@ -2,13 +2,16 @@ package approval_test
 
 import (
 	"context"
+	"errors"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
 )
 
 func TestTickTimesOutOpenRequests(t *testing.T) {
@@ -244,4 +247,53 @@ func TestReminderIntervalInPolicyHash(t *testing.T) {
 	require.NotEqual(t, without, with)
 	p.ReminderInterval = -time.Hour
 	require.ErrorIs(t, f.gate.SetPolicy("p", p), approval.ErrInvalidPolicy)
+}
+
+// failingUpdates is a store whose Update fails for some requests.
+type failingUpdates struct {
+	approval.Store
+	mu   sync.Mutex
+	fail map[string]bool
+}
+
+func (s *failingUpdates) Update(ctx context.Context, u approval.Update) error {
+	s.mu.Lock()
+	bad := s.fail[u.Request.ID]
+	s.mu.Unlock()
+	if bad {
+		return errors.New("disk full")
+	}
+	return s.Store.Update(ctx, u)
+}
+
+// TestTickProgressPastFailures: requests that keep failing to update do not
+// stop Tick from reaching the due requests after them.
+func TestTickProgressPastFailures(t *testing.T) {
+	t.Parallel()
+	store := &failingUpdates{Store: memstore.New(), fail: map[string]bool{}}
+	f := newFixture(t, func(c *approval.Config) { c.Store = store })
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, f.pending(transfer(5000+float64(i))))
+	}
+	store.mu.Lock()
+	store.fail[ids[0]], store.fail[ids[1]] = true, true // the first page of two
+	store.mu.Unlock()
+	f.clock.Advance(25 * time.Hour)
+
+	timedOut := 0
+	for range 4 {
+		n, err := f.gate.Tick(f.ctx, 2)
+		timedOut += n
+		if err != nil {
+			require.ErrorContains(t, err, "disk full")
+		}
+	}
+	require.Equal(t, 3, timedOut, "every request that can be updated is reached")
+	for _, id := range ids[2:] {
+		require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+	}
+	for _, id := range ids[:2] {
+		require.Equal(t, approval.StatusPending, f.get(id).Status)
+	}
 }

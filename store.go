@@ -69,10 +69,12 @@ type Store interface {
 	// decided, delegate or not).
 	List(ctx context.Context, q RequestQuery) (RequestPage, error)
 
-	// ListDue returns up to PageSize(limit) non-terminal requests whose
-	// DueAt is not zero and not after now, earliest DueAt first (ties in ID
-	// order).
-	ListDue(ctx context.Context, now time.Time, limit int) ([]*Request, error)
+	// ListDue returns up to PageSize(q.Limit) non-terminal requests whose
+	// DueAt is not zero and not after q.Now, in (DueAt, ID) order, earliest
+	// first, starting after q.After when it is not zero (keyset
+	// pagination: a request whose DueAt and ID are both those of q.After
+	// or before is not returned).
+	ListDue(ctx context.Context, q DueQuery) ([]*Request, error)
 
 	// AppendAudit appends events that change no request (rejected
 	// decisions, deduplicated Guards, notification outcomes) to the audit
@@ -96,6 +98,26 @@ type Update struct {
 	// Events are appended to the audit trail with the write.
 	Events []AuditEvent
 }
+
+// DueQuery selects the requests Tick must look at; see Store.ListDue.
+type DueQuery struct {
+	// Now is the time: requests due at or before it are listed.
+	Now time.Time
+	// After continues a scan past the request it names. Zero: from the
+	// earliest due request.
+	After DuePosition
+	// Limit bounds the page size, as RequestQuery.Limit does.
+	Limit int
+}
+
+// DuePosition is a place in the (DueAt, ID) order of due requests.
+type DuePosition struct {
+	DueAt time.Time
+	ID    string
+}
+
+// IsZero reports whether p is the start of the order.
+func (p DuePosition) IsZero() bool { return p.DueAt.IsZero() && p.ID == "" }
 
 // RequestQuery selects requests for Store.List and Gate.List. Zero fields
 // do not filter.

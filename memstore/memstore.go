@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/signoff/approval"
 )
@@ -243,20 +242,24 @@ func matchRequest(r *approval.Request, q *approval.RequestQuery) bool {
 
 // ListDue implements approval.Store. A limit of 0 or less means
 // approval.DefaultPageSize; requests due at the same time come in ID order.
-func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
+func (s *Store) ListDue(ctx context.Context, q approval.DueQuery) ([]*approval.Request, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memstore: list due: %w", err)
 	}
-	limit = approval.PageSize(limit)
+	now, after, limit := q.Now, q.After, approval.PageSize(q.Limit)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*approval.Request
 	for _, ids := range s.live {
 		for _, id := range ids {
 			r := s.requests[id]
-			if !r.DueAt.IsZero() && !r.DueAt.After(now) {
-				due = append(due, r)
+			if r.DueAt.IsZero() || r.DueAt.After(now) {
+				continue
 			}
+			if c := r.DueAt.Compare(after.DueAt); !after.IsZero() && (c < 0 || c == 0 && r.ID <= after.ID) {
+				continue
+			}
+			due = append(due, r)
 		}
 	}
 	slices.SortFunc(due, func(a, b *approval.Request) int {

@@ -81,7 +81,7 @@ func TestReviveTerminal(t *testing.T) {
 	require.False(t, created)
 	require.Equal(t, "req_a", got.ID)
 
-	due, err := s.ListDue(ctx, time.Now(), 0)
+	due, err := s.ListDue(ctx, approval.DueQuery{Now: time.Now(), Limit: 0})
 	require.NoError(t, err)
 	require.Empty(t, due)
 }

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/signoff/approval"
 )
@@ -120,13 +119,21 @@ func (s *Store) canMatch(vals ...string) bool {
 // approval.DefaultPageSize, and it is capped at approval.MaxPageSize;
 // requests due at the same time come in ID order. It walks the partial
 // index of live requests by due time.
-func (s *Store) ListDue(ctx context.Context, now time.Time, limit int) ([]*approval.Request, error) {
+func (s *Store) ListDue(ctx context.Context, q approval.DueQuery) ([]*approval.Request, error) {
 	const op = "list due"
 	// Truncating now to microseconds floors the bound, so due_at <= it keeps
 	// exactly the stored times not after now.
+	args := []any{s.dialect.timeValue(s.dialect.clamp(utcMicro(q.Now))), approval.PageSize(q.Limit)}
+	after := ""
+	if !q.After.IsZero() {
+		// Stored times are whole microseconds: flooring the position's
+		// time keeps the order exact for positions read from the store.
+		after = ` AND (due_at, id) > ($3, $4)`
+		args = append(args, s.dialect.timeValue(s.dialect.clamp(utcMicro(q.After.DueAt))), q.After.ID)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT body FROM requests
-WHERE due_at IS NOT NULL AND status IN `+liveStatuses+` AND due_at <= $1
-ORDER BY due_at, id LIMIT $2`, s.dialect.timeValue(s.dialect.clamp(utcMicro(now))), approval.PageSize(limit))
+WHERE due_at IS NOT NULL AND status IN `+liveStatuses+` AND due_at <= $1`+after+`
+ORDER BY due_at, id LIMIT $2`, args...)
 	if err != nil {
 		return nil, fail(ctx, op, err)
 	}

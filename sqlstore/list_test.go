@@ -119,13 +119,13 @@ func TestListDue(t *testing.T) {
 		mk(time.Second, approval.StatusPending, false) // not yet
 		mk(0, approval.StatusPending, true)            // never due
 
-		due, err := s.ListDue(ctx, at, 0)
+		due, err := s.ListDue(ctx, approval.DueQuery{Now: at, Limit: 0})
 		require.NoError(t, err)
 		require.Equal(t, []string{early.ID, late.ID, exact.ID}, idsOf(due))
-		due, err = s.ListDue(ctx, at, 2)
+		due, err = s.ListDue(ctx, approval.DueQuery{Now: at, Limit: 2})
 		require.NoError(t, err)
 		require.Equal(t, []string{early.ID, late.ID}, idsOf(due))
-		due, err = s.ListDue(ctx, at.Add(-time.Nanosecond), 10)
+		due, err = s.ListDue(ctx, approval.DueQuery{Now: at.Add(-time.Nanosecond), Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, []string{early.ID, late.ID}, idsOf(due), "due at exactly now is due; a nanosecond before is not")
 	})

@@ -222,7 +222,7 @@ func TestCancelledContext(t *testing.T) {
 		require.ErrorIs(t, err, context.Canceled)
 		_, err = s.List(ctx, approval.RequestQuery{})
 		require.ErrorIs(t, err, context.Canceled)
-		_, err = s.ListDue(ctx, now(), 0)
+		_, err = s.ListDue(ctx, approval.DueQuery{Now: now(), Limit: 0})
 		require.ErrorIs(t, err, context.Canceled)
 		_, err = s.ListAudit(ctx, approval.AuditQuery{})
 		require.ErrorIs(t, err, context.Canceled)

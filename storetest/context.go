@@ -36,7 +36,7 @@ func runContextTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		require.ErrorIs(t, err, context.Canceled, "Update")
 		_, err = s.List(cancelled, approval.RequestQuery{})
 		require.ErrorIs(t, err, context.Canceled, "List")
-		_, err = s.ListDue(cancelled, time.Now(), 10)
+		_, err = s.ListDue(cancelled, approval.DueQuery{Now: time.Now(), Limit: 10})
 		require.ErrorIs(t, err, context.Canceled, "ListDue")
 		err = s.AppendAudit(cancelled, []approval.AuditEvent{event("", approval.EventNotificationSent, approval.SystemActor)})
 		require.ErrorIs(t, err, context.Canceled, "AppendAudit")

@@ -1,6 +1,8 @@
 package storetest
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -234,24 +236,66 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 			due(st, at.Add(-4*time.Hour))
 		}
 
-		got, err := s.ListDue(t.Context(), at, 10)
+		got, err := s.ListDue(t.Context(), approval.DueQuery{Now: at, Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, ids([]*approval.Request{approved, pending, escalated, exactlyNow}), ids(got))
 		require.Equal(t, approved, got[0])
 		scribble(got[0]) // a copy, like every request a store returns
 		require.Equal(t, approved, get(t, s, approved.ID))
 
-		got, err = s.ListDue(t.Context(), at, 2)
+		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: at, Limit: 2})
 		require.NoError(t, err)
 		require.Equal(t, ids([]*approval.Request{approved, pending}), ids(got))
 
-		got, err = s.ListDue(t.Context(), at.Add(-5*time.Hour), 10)
+		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: at.Add(-5 * time.Hour), Limit: 10})
 		require.NoError(t, err)
 		require.Empty(t, got)
 
-		got, err = s.ListDue(t.Context(), farFuture, 10)
+		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: farFuture, Limit: 10})
 		require.NoError(t, err)
 		require.Len(t, got, 5, "every live request with a DueAt")
+	})
+
+	// ListDue pages by (DueAt, ID) after q.After: ties in DueAt are split
+	// by ID, and walking the pages visits every due request once.
+	t.Run("list due pages after a position", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		at := now()
+		var want []*approval.Request
+		for i := range 7 {
+			r := newRequest()
+			r.DueAt = at.Add(-time.Duration(i/3) * time.Minute) // three ties per minute
+			want = append(want, create(t, s, r))
+		}
+		slices.SortFunc(want, func(a, b *approval.Request) int {
+			if c := a.DueAt.Compare(b.DueAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		})
+		var walked []*approval.Request
+		after := approval.DuePosition{}
+		for range 10 {
+			page, err := s.ListDue(t.Context(), approval.DueQuery{Now: at, After: after, Limit: 2})
+			require.NoError(t, err)
+			walked = append(walked, page...)
+			if len(page) < 2 {
+				break
+			}
+			last := page[len(page)-1]
+			after = approval.DuePosition{DueAt: last.DueAt, ID: last.ID}
+		}
+		require.Equal(t, ids(want), ids(walked))
+
+		// A position between stored requests: everything after it.
+		mid := want[3]
+		page, err := s.ListDue(t.Context(), approval.DueQuery{Now: at, After: approval.DuePosition{DueAt: mid.DueAt, ID: mid.ID}, Limit: 10})
+		require.NoError(t, err)
+		require.Equal(t, ids(want[4:]), ids(page))
+		page, err = s.ListDue(t.Context(), approval.DueQuery{Now: at, After: approval.DuePosition{DueAt: farFuture, ID: "req_"}, Limit: 10})
+		require.NoError(t, err)
+		require.Empty(t, page)
 	})
 
 	// ListDue reflects updates: a request leaves it when it becomes
@@ -267,14 +311,14 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 			r.DueAt = at.Add(time.Duration(i-1) * time.Hour) // past, now-ish, future
 			rs = append(rs, create(t, s, r))
 		}
-		got, err := s.ListDue(t.Context(), at, 10)
+		got, err := s.ListDue(t.Context(), approval.DueQuery{Now: at, Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, ids(rs[:2]), ids(got))
 
 		update(t, s, rs[0].ID, func(r *approval.Request) { r.Status = approval.StatusTimedOut })
 		update(t, s, rs[1].ID, func(r *approval.Request) { r.DueAt = at.Add(2 * time.Hour) })
 		update(t, s, rs[2].ID, func(r *approval.Request) { r.DueAt = at.Add(-time.Minute) })
-		got, err = s.ListDue(t.Context(), at, 10)
+		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: at, Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, ids(rs[2:]), ids(got))
 	})

@@ -131,6 +131,7 @@ func fullRequest() *approval.Request {
 		RequiredApprovals:  1,
 		Escalation:         [][]approval.Approver{{approval.Group("sre-leads")}, {approval.User("cto")}},
 		EscalationInterval: 4 * time.Hour,
+		ReminderInterval:   time.Hour,
 		MatchError:         "custom matcher: boom",
 	})
 	r.Votes = []approval.Vote{{
@@ -153,6 +154,7 @@ func fullRequest() *approval.Request {
 	r.ResolvedAt = at.Add(3 * time.Minute)
 	r.DueAt = at.Add(4 * time.Hour)
 	r.EscalationLevel = 1
+	r.Reminders = 2
 	r.HoldUntil = at.Add(3 * time.Hour) // round trip only: the gate sets it as a request ends
 	return r
 }
