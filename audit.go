@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -255,15 +256,43 @@ func (g *Gate) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
 }
 
 // VerifyAudit reads the whole audit trail from the store, page by page, and
-// verifies its hash chain from the first event. It returns the number of
-// events verified, and an *AuditChainError naming the first bad sequence
-// number if the chain is broken.
+// verifies its hash chain from the first event (or, for a store that
+// prunes its trail, see PrunedAudit, from the first kept event, which must
+// continue from the store's anchor). It returns the number of events
+// verified, and an *AuditChainError naming the first bad sequence number if
+// the chain is broken.
 func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
+	// A store that prunes may drop the start of the trail while it is
+	// read: then start over, a few times at most.
+	for attempt := 0; ; attempt++ {
+		n, err := g.verifyAudit(ctx)
+		var moved errAnchorMoved
+		if !errors.As(err, &moved) || attempt == 3 {
+			return n, err
+		}
+	}
+}
+
+// errAnchorMoved is verifyAudit's error when a PrunedAudit store pruned
+// the events it was about to read.
+type errAnchorMoved struct{ *AuditChainError }
+
+func (g *Gate) verifyAudit(ctx context.Context) (int64, error) {
 	var (
-		n    int64
-		last *AuditEvent
-		q    = AuditQuery{Limit: MaxPageSize}
+		n      int64
+		last   *AuditEvent
+		q      = AuditQuery{Limit: MaxPageSize}
+		start  = int64(1)
+		anchor string
 	)
+	pruned, prunes := g.store.(PrunedAudit)
+	if prunes {
+		seq, hash, err := pruned.AuditAnchor(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("approval: verify audit: %w", err)
+		}
+		start, anchor = seq+1, hash
+	}
 	for {
 		page, err := g.store.ListAudit(ctx, q)
 		if err != nil {
@@ -272,8 +301,17 @@ func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
 		evs := page.Events
 		if last != nil {
 			evs = append([]AuditEvent{*last}, evs...)
-		} else if len(evs) > 0 && evs[0].Seq != 1 {
-			return n, &AuditChainError{Seq: 1, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
+		} else if len(evs) > 0 && (evs[0].Seq != start || evs[0].PrevHash != anchor) {
+			err := &AuditChainError{Seq: start, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
+			if evs[0].Seq == start {
+				err.Reason = "the first kept event does not continue from the store's anchor"
+			}
+			if prunes && evs[0].Seq > start {
+				if seq, _, aerr := pruned.AuditAnchor(ctx); aerr == nil && seq+1 > start {
+					return n, errAnchorMoved{err}
+				}
+			}
+			return n, err
 		}
 		if err := VerifyAuditChain(evs); err != nil {
 			return n, err

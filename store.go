@@ -16,6 +16,12 @@ import (
 // references to the requests or events passed in or returned: callers may
 // modify them afterwards.
 //
+// A store may forget a request some time after it became terminal, under
+// a retention rule it documents (memstore does, by default a day after; a
+// request whose hold has not ended must be kept). A forgotten request is
+// ErrNotFound, as if it had never been stored; its audit events are not
+// forgotten with it.
+//
 // storetest.Run checks an implementation against this contract.
 type Store interface {
 	// Create stores req (whose Version is 1) and appends events to the audit
@@ -87,6 +93,18 @@ type Store interface {
 	// page, empty on the last page. A cursor the store did not issue is an
 	// error wrapping ErrInvalidCursor.
 	ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error)
+}
+
+// PrunedAudit is an optional Store capability, found by type assertion: a
+// store that keeps only the newest part of its audit trail (memstore with
+// WithMaxAuditEvents) says where the kept part begins, so that
+// Gate.VerifyAudit verifies it from there instead of reporting the missing
+// start as tampering.
+type PrunedAudit interface {
+	// AuditAnchor returns the sequence number and hash of the newest event
+	// the store dropped, or 0 and "" if it dropped none. The kept trail
+	// begins with the event numbered seq+1, whose PrevHash is hash.
+	AuditAnchor(ctx context.Context) (seq int64, hash string, err error)
 }
 
 // Update is one compare-and-set write of a request; see Store.Update.

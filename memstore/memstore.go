@@ -1,6 +1,12 @@
 // Package memstore is an in-memory approval.Store, for tests, demos and
 // single-process services. Its state lives in the process and is lost when
 // the process exits.
+//
+// Memory stays bounded by what is live: a request is dropped a day after it
+// ended (DefaultRetention, see WithRetention), with the token IDs its
+// updates recorded (a replayed token then finds no request, and changes
+// nothing). The audit trail is kept whole unless WithMaxAuditEvents bounds
+// it; each event costs a few hundred bytes.
 package memstore
 
 import (
@@ -11,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/signoff/approval"
 )
@@ -41,24 +48,47 @@ type Store struct {
 	held map[string]string
 	// tokens holds every token ID recorded by Update.
 	tokens map[string]struct{}
+	// reqTokens lists the token IDs each request's updates recorded, to
+	// forget them with the request.
+	reqTokens map[string][]string
 	// audit is the trail in chunks of auditChunk events, so that appending
 	// never copies the trail; the event with Seq n is at index n-1.
 	audit    [][]approval.AuditEvent
 	auditLen int64
+
+	// Retention (retention.go). clock is the latest request time seen;
+	// drops are the terminal requests by the time they may go.
+	retention  time.Duration
+	clock      time.Time
+	drops      dropQueue
+	droppedIDs int // IDs in ids whose requests were dropped
+	// maxAudit bounds the trail; auditBase events (a multiple of
+	// auditChunk) were dropped, the last with hash anchorHash.
+	maxAudit   int64
+	auditBase  int64
+	anchorHash string
 }
 
 const auditChunk = 1024
 
 var _ approval.Store = (*Store)(nil)
 
-// New returns an empty Store.
-func New() *Store {
-	return &Store{
-		requests: make(map[string]*approval.Request),
-		live:     make(map[string][]string),
-		held:     make(map[string]string),
-		tokens:   make(map[string]struct{}),
+// New returns an empty Store. By default it drops a request
+// DefaultRetention after it ended and keeps the whole audit trail; see
+// WithRetention and WithMaxAuditEvents.
+func New(opts ...Option) *Store {
+	s := &Store{
+		requests:  make(map[string]*approval.Request),
+		live:      make(map[string][]string),
+		held:      make(map[string]string),
+		tokens:    make(map[string]struct{}),
+		reqTokens: make(map[string][]string),
+		retention: DefaultRetention,
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // Create implements approval.Store. It looks for a live request with the
@@ -73,6 +103,7 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observe(req.CreatedAt)
 	if !req.Status.Terminal() {
 		if ids := s.live[req.ActionHash]; len(ids) > 0 {
 			return s.requests[ids[0]].Clone(), false, nil
@@ -92,6 +123,8 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	s.insertID(stored.ID)
 	if !stored.Status.Terminal() {
 		s.live[stored.ActionHash] = append(s.live[stored.ActionHash], stored.ID)
+	} else {
+		s.ended(stored)
 	}
 	s.noteHold(stored)
 	s.appendAudit(events)
@@ -144,6 +177,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observe(u.Request.UpdatedAt)
 	old, ok := s.requests[id]
 	if !ok {
 		return fmt.Errorf("memstore: update %s: %w", id, approval.ErrNotFound)
@@ -157,6 +191,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 			return fmt.Errorf("memstore: update %s: token %s: %w", id, u.TokenID, approval.ErrTokenUsed)
 		}
 		s.tokens[u.TokenID] = struct{}{}
+		s.reqTokens[id] = append(s.reqTokens[id], u.TokenID)
 	}
 	next := u.Request.Clone()
 	wasLive, isLive := !old.Status.Terminal(), !next.Status.Terminal()
@@ -167,6 +202,9 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		s.live[next.ActionHash] = append(s.live[next.ActionHash], id)
 	}
 	s.requests[id] = next
+	if !isLive {
+		s.ended(next)
+	}
 	s.noteHold(next)
 	s.appendAudit(u.Events)
 	return nil
@@ -204,8 +242,8 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 	}
 	var page approval.RequestPage
 	for _, id := range s.ids[start:] {
-		r := s.requests[id]
-		if !matchRequest(r, &q) {
+		r, ok := s.requests[id]
+		if !ok || !matchRequest(r, &q) {
 			continue
 		}
 		if len(page.Requests) == limit {
@@ -290,7 +328,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) e
 // trail. s.mu must be held.
 func (s *Store) appendAudit(events []approval.AuditEvent) {
 	var prevHash string
-	if s.auditLen > 0 {
+	if s.auditLen > s.auditBase {
 		prevHash = s.event(s.auditLen - 1).Hash
 	}
 	for i := range events {
@@ -304,10 +342,12 @@ func (s *Store) appendAudit(events []approval.AuditEvent) {
 		*last = append(*last, e.Clone())
 		s.auditLen++
 	}
+	s.pruneAudit()
 }
 
 // event returns the event at index i of the trail (Seq i+1).
 func (s *Store) event(i int64) *approval.AuditEvent {
+	i -= s.auditBase
 	return &s.audit[i/auditChunk][i%auditChunk]
 }
 
@@ -329,7 +369,7 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var page approval.AuditPage
-	for i := min(after, s.auditLen); i < s.auditLen; i++ {
+	for i := min(max(after, s.auditBase), s.auditLen); i < s.auditLen; i++ {
 		e := s.event(i)
 		if !matchEvent(e, &q) {
 			continue

@@ -182,3 +182,144 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}
 	})
 }
+
+// TestRetention: terminal requests are dropped once their retention has
+// passed on the store's clock (the request times it is given), with their
+// tokens; live requests and held ones stay; memory stays bounded.
+func TestRetention(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := memstore.New(memstore.WithRetention(time.Hour))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	mk := func(id string, at time.Time) *approval.Request {
+		r := request(id, "hash-"+id)
+		r.CreatedAt, r.UpdatedAt = at, at
+		_, _, err := s.Create(ctx, r, nil)
+		require.NoError(t, err)
+		return r
+	}
+	end := func(r *approval.Request, status approval.Status, at time.Time, hold time.Time) {
+		next := r.Clone()
+		next.Status, next.UpdatedAt, next.Version, next.HoldUntil = status, at, r.Version+1, hold
+		next.Votes = append(next.Votes, approval.Vote{Approver: "bob", Verdict: approval.VerdictDeny, TokenID: "tok-" + r.ID, At: at})
+		require.NoError(t, s.Update(ctx, approval.Update{Request: next, TokenID: "tok-" + r.ID}))
+	}
+	done := mk("req_1", base)
+	end(done, approval.StatusConsumed, base.Add(time.Minute), time.Time{})
+	held := mk("req_2", base)
+	end(held, approval.StatusDenied, base.Add(time.Minute), base.Add(3*time.Hour))
+	live := mk("req_3", base)
+
+	// Not yet: the clock is what the store was last given.
+	mk("req_4", base.Add(time.Hour))
+	_, err := s.Get(ctx, "req_1")
+	require.NoError(t, err)
+
+	mk("req_5", base.Add(time.Hour+time.Minute))
+	_, err = s.Get(ctx, "req_1")
+	require.ErrorIs(t, err, approval.ErrNotFound, "dropped an hour after it ended")
+	for _, id := range []string{"req_2", "req_3"} {
+		_, err = s.Get(ctx, id)
+		require.NoError(t, err, "%s: held or live requests stay", id)
+	}
+	page, err := s.List(ctx, approval.RequestQuery{})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 4)
+
+	// Its token is forgotten too (a replay finds no request anyway).
+	other := mk("req_6", base.Add(2*time.Hour))
+	next := other.Clone()
+	next.Version, next.UpdatedAt = 2, base.Add(2*time.Hour)
+	require.NoError(t, s.Update(ctx, approval.Update{Request: next, TokenID: "tok-req_1"}))
+
+	// The hold keeps req_2 until it ends.
+	mk("req_7", base.Add(3*time.Hour))
+	_, err = s.Get(ctx, "req_2")
+	require.ErrorIs(t, err, approval.ErrNotFound)
+	_, err = s.Get(ctx, live.ID)
+	require.NoError(t, err)
+	_ = held
+}
+
+// TestRetentionBoundsMemory: a long run of consumed requests is held in
+// bounded space, and List pages stay correct across the compaction.
+func TestRetentionBoundsMemory(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := memstore.New(memstore.WithRetention(time.Minute))
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range 20000 {
+		at := base.Add(time.Duration(i) * time.Second)
+		r := request(fmt.Sprintf("req_%08d", i), fmt.Sprint("h", i))
+		r.CreatedAt, r.UpdatedAt = at, at
+		_, _, err := s.Create(ctx, r, nil)
+		require.NoError(t, err)
+		next := r.Clone()
+		next.Status, next.Version = approval.StatusConsumed, 2
+		require.NoError(t, s.Update(ctx, approval.Update{Request: next, TokenID: fmt.Sprint("t", i)}))
+	}
+	var all []*approval.Request
+	q := approval.RequestQuery{Limit: 7}
+	for {
+		page, err := s.List(ctx, q)
+		require.NoError(t, err)
+		all = append(all, page.Requests...)
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	require.LessOrEqual(t, len(all), 61, "only the last minute's requests are kept")
+	require.GreaterOrEqual(t, len(all), 59)
+	require.Equal(t, "req_00019999", all[len(all)-1].ID)
+	requests, ids, tokens := memstore.Sizes(s)
+	require.Equal(t, len(all), requests)
+	require.Equal(t, len(all), tokens, "the tokens of dropped requests' votes go too")
+	require.Less(t, ids, 61+2*1024, "the ID index is compacted")
+}
+
+func TestRetentionDisabled(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := memstore.New(memstore.WithRetention(-1))
+	r := request("req_1", "h")
+	r.CreatedAt, r.UpdatedAt = time.Unix(0, 0), time.Unix(0, 0)
+	_, _, err := s.Create(ctx, r, nil)
+	require.NoError(t, err)
+	next := r.Clone()
+	next.Status, next.Version = approval.StatusDenied, 2
+	require.NoError(t, s.Update(ctx, approval.Update{Request: next}))
+	later := request("req_2", "h2")
+	later.CreatedAt = time.Now()
+	_, _, err = s.Create(ctx, later, nil)
+	require.NoError(t, err)
+	_, err = s.Get(ctx, "req_1")
+	require.NoError(t, err)
+}
+
+// TestMaxAuditEvents: the trail keeps about the newest n events, and the
+// gate verifies what is kept from the store's anchor.
+func TestMaxAuditEvents(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := memstore.New(memstore.WithMaxAuditEvents(1500))
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	g, err := approval.New(approval.Config{Store: s, SigningKey: priv})
+	require.NoError(t, err)
+	defer g.Close(ctx)
+	for i := range 5000 {
+		require.NoError(t, s.AppendAudit(ctx, []approval.AuditEvent{{Type: approval.EventNotificationSent, Actor: "system", Reason: strconv.Itoa(i), At: time.Now()}}))
+	}
+	seq, hash, err := s.AuditAnchor(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(3072), seq, "whole chunks of 1,024 dropped")
+	require.NotEmpty(t, hash)
+	n, err := g.VerifyAudit(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(5000-3072), n)
+	page, err := s.ListAudit(ctx, approval.AuditQuery{Limit: 1})
+	require.NoError(t, err)
+	require.Equal(t, int64(3073), page.Events[0].Seq)
+	require.Equal(t, hash, page.Events[0].PrevHash)
+}
