@@ -10,9 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"unicode/utf16"
 
-	"github.com/gowebpki/jcs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -293,105 +291,6 @@ func TestActionPayloadHashKeepsLargeIntegers(t *testing.T) {
 			require.NotEqual(t, PayloadHash([]byte(p[0])), PayloadHash([]byte(p[1])),
 				"payloads %s and %s are different inputs but hash the same", p[0], p[1])
 		})
-	}
-}
-
-// identityMap builds, independently of appendCanonical, the JSON object the
-// action hash is defined over.
-func identityMap(a *Action, payloadHash string) map[string]any {
-	m := map[string]any{"name": a.Name, "requested_by": a.RequestedBy}
-	if len(a.Constraints) > 0 {
-		m["constraints"] = a.Constraints
-	}
-	if a.Cost != nil {
-		m["cost"] = map[string]any{"amount": a.Cost.Amount, "currency": a.Cost.Currency}
-	}
-	if len(a.Diff) > 0 {
-		files := []any{}
-		for _, d := range a.Diff {
-			hunks := []any{}
-			for _, h := range d.Hunks {
-				hunks = append(hunks, map[string]any{
-					"body": h.Body, "new_lines": h.NewLines, "new_start": h.NewStart,
-					"old_lines": h.OldLines, "old_start": h.OldStart,
-				})
-			}
-			files = append(files, map[string]any{"hunks": hunks, "old_path": d.OldPath, "path": d.Path})
-		}
-		m["diff"] = files
-	}
-	if len(a.Metadata) > 0 {
-		m["metadata"] = a.Metadata
-	}
-	if payloadHash != "" {
-		m["payload_sha256"] = payloadHash
-	}
-	if a.Risk != RiskNone {
-		m["risk"] = a.Risk.String()
-	}
-	if a.RunID != "" {
-		m["run_id"] = a.RunID
-	}
-	if a.StepID != "" {
-		m["step_id"] = a.StepID
-	}
-	if len(a.Tags) > 0 {
-		// A set, in UTF-16 order (the order JCS gives object keys).
-		tags := slices.Clone(a.Tags)
-		slices.SortFunc(tags, func(x, y string) int {
-			return slices.Compare(utf16.Encode([]rune(x)), utf16.Encode([]rune(y)))
-		})
-		m["tags"] = slices.Compact(tags)
-	}
-	return m
-}
-
-func TestActionCanonicalIsRFC8785(t *testing.T) {
-	t.Parallel()
-	tricky := "q\"b\\c\x01\x1f\x7f<>&\u2028é€😀\ufb33"
-	actions := map[string]Action{
-		"minimal": {Name: "n", RequestedBy: "r"},
-		"full":    fullAction(),
-		"tricky strings": {
-			// Names, identities, tags and currencies have canonical forms
-			// (identity.go), so the tricky text there is what they allow;
-			// normalize rewrites it before the oracle sees it.
-			Name: `q"b\c<>&~`, RequestedBy: "Ré€😀\ufb33",
-			Cost:        &Cost{Amount: 0.1, Currency: "eur"},
-			Risk:        RiskLow,
-			Tags:        []string{"\ufb33", "😀", "a", "😀", "\u20ac", "1", "ö", "Ö", "ｂ"},
-			Metadata:    map[string]string{"\ufb33": tricky, "😀": "", "\r": "cr", "1": "one", "\u0080": "c", "ö": "o", "€": "e"},
-			RunID:       tricky,
-			StepID:      "\t",
-			Constraints: []string{tricky, "", "\u2029"},
-			Payload:     []byte("not json"),
-			Diff: []FileDiff{
-				{Path: tricky, Hunks: []Hunk{{Body: tricky}, {OldStart: 1 << 30, NewLines: 7}}},
-				{Path: "b"},
-			},
-		},
-		"large and small costs": {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 1e21, Currency: "USD"}},
-		"tiny cost":             {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 5e-324, Currency: "USD"}},
-		"odd cost":              {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 333333333.33333329, Currency: "USD"}},
-		"integral cost":         {Name: "n", RequestedBy: "r", Cost: &Cost{Amount: 9007199254740992, Currency: "JPY"}},
-	}
-	for name, a := range actions {
-		l := Limits{}.withDefaults()
-		require.NoError(t, a.normalize(&l), name)
-		ph := PayloadHash(a.Payload)
-		got, err := a.appendCanonical(nil, ph)
-		require.NoError(t, err, name)
-
-		raw, err := json.Marshal(identityMap(&a, ph))
-		require.NoError(t, err, name)
-		want, err := jcs.Transform(raw)
-		require.NoError(t, err, name)
-		require.Equal(t, string(want), string(got), name)
-
-		ah, _, err := a.Hashes()
-		require.NoError(t, err)
-		sum := sha256.Sum256(want)
-		require.Equal(t, hex.EncodeToString(sum[:]), ah, "action hash is SHA-256 of the canonical form")
 	}
 }
 

@@ -73,8 +73,11 @@
 // (act: approve, deny or both) and its issue and expiry times. Decide checks
 // it in a fixed order with one sentinel error per failure (see Decide), and
 // records the token ID with the vote in one atomic write, so a token decides
-// once. Key IDs let keys rotate: add the old public key to
-// Config.VerifyKeys. Notifications carry per-approver links whose tokens are
+// once. Links already sent verify after a restart only with the same key,
+// so a service keeps it in a file (LoadOrCreateKeyFile; PKCS#8 and PKIX PEM,
+// see EncodePrivateKeyPEM). Key IDs let keys rotate: sign with the new key
+// and keep the old public key in Config.VerifyKeys until the tokens it
+// signed have expired. Notifications carry per-approver links whose tokens are
 // signed off the request path.
 //
 // # Stores

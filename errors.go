@@ -18,6 +18,10 @@ var (
 	ErrInvalidPolicy = errors.New("invalid policy")
 	// ErrInvalidConfig: Config failed validation in New.
 	ErrInvalidConfig = errors.New("invalid config")
+	// ErrInvalidKey: a key to encode or decode (EncodePrivateKeyPEM,
+	// DecodePrivateKeyPEM, LoadOrCreateKeyFile...) is not a well-formed
+	// Ed25519 key in the expected PEM form.
+	ErrInvalidKey = errors.New("invalid key")
 
 	// ErrTokenMalformed: the token is not of the form payload.signature, its
 	// payload is not in the one canonical form, or (signed) it was issued in

@@ -58,12 +58,18 @@ func KeyID(pub ed25519.PublicKey) string {
 	return b64.EncodeToString(sum[:8])
 }
 
-// GenerateKeys returns a new Ed25519 key pair for signing tokens.
+// GenerateKeys returns a new Ed25519 key pair for signing tokens, for tests
+// and demos. A key that lives only in memory dies with the process, and
+// with it every link signed by it: a service keeps its key in a file
+// (LoadOrCreateKeyFile, or EncodePrivateKeyPEM and DecodePrivateKeyPEM).
+// New warns about a key from GenerateKeys that was never encoded with
+// EncodePrivateKeyPEM when the gate sends links (see New).
 func GenerateKeys() (ed25519.PublicKey, ed25519.PrivateKey, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, nil, fmt.Errorf("approval: generate keys: %w", err)
 	}
+	markEphemeral(priv)
 	return pub, priv, nil
 }
 
@@ -92,7 +98,7 @@ func newKeyring(signer ed25519.PrivateKey, verify []ed25519.PublicKey, leeway ti
 		k.verify[KeyID(pub)] = pub
 	}
 	if len(k.verify) == 0 {
-		return nil, fmt.Errorf("%w: no SigningKey or VerifyKeys (generate a pair with approval.GenerateKeys)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: no SigningKey or VerifyKeys (load one with approval.LoadOrCreateKeyFile, or approval.GenerateKeys for tests)", ErrInvalidConfig)
 	}
 	return k, nil
 }

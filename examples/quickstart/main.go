@@ -5,16 +5,21 @@
 //
 // State lives in SQLite, the embedded default: a file in a temporary
 // directory, or the file named by -db (run twice with the same -db to see
-// the audit trail grow and still verify).
+// the audit trail grow and still verify). The token signing key lives in a
+// PEM file beside the database (-key to put it elsewhere), created on the
+// first run and loaded on the next, so links sent before a restart still
+// work after it.
 //
 //	go run ./examples/quickstart
-//	go run ./examples/quickstart -db approvals.db
+//	go run ./examples/quickstart -db approvals.db   # key in approvals.db.key
 package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"os"
 	"path/filepath"
@@ -26,13 +31,14 @@ import (
 
 func main() {
 	db := flag.String("db", "", "SQLite file to keep the state in (default: a temporary file)")
+	key := flag.String("key", "", "PEM file holding the token signing key, created if missing (default: the -db file name plus .key)")
 	flag.Parse()
-	if err := run(context.Background(), *db); err != nil {
+	if err := run(context.Background(), os.Stdout, *db, *key); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(ctx context.Context, path string) error {
+func run(ctx context.Context, out io.Writer, path, keyPath string) error {
 	if path == "" {
 		dir, err := os.MkdirTemp("", "approval-quickstart-")
 		if err != nil {
@@ -46,12 +52,22 @@ func run(ctx context.Context, path string) error {
 		return err
 	}
 	defer store.Close()
-	fmt.Printf("store:   SQLite at %s\n", path)
+	fmt.Fprintf(out, "store:   SQLite at %s\n", path)
 
-	_, priv, err := approval.GenerateKeys()
+	// The key that signs approvers' tokens must survive restarts, or every
+	// link already sent fails with "unknown key ID".
+	if keyPath == "" {
+		keyPath = path + ".key"
+	}
+	priv, created, err := approval.LoadOrCreateKeyFile(keyPath)
 	if err != nil {
 		return err
 	}
+	verb := "loaded"
+	if created {
+		verb = "created"
+	}
+	fmt.Fprintf(out, "key:     %s %s (key ID %s)\n", verb, keyPath, approval.KeyID(priv.Public().(ed25519.PublicKey)))
 	gate, err := approval.New(approval.Config{
 		Store:      store,
 		SigningKey: priv,
@@ -90,7 +106,7 @@ func run(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("guard:   %s (request %s)\n", res.Status, res.RequestID)
+	fmt.Fprintf(out, "guard:   %s (request %s)\n", res.Status, res.RequestID)
 	if res.Status != approval.StatusPending {
 		return fmt.Errorf("expected pending, got %s", res.Status)
 	}
@@ -106,31 +122,31 @@ func run(ctx context.Context, path string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("decide:  %s approves -> %s (%d of 2)\n", approver, req.Status, len(req.Votes))
+		fmt.Fprintf(out, "decide:  %s approves -> %s (%d of 2)\n", approver, req.Status, len(req.Votes))
 	}
 
 	res, err = gate.Guard(ctx, transfer)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("guard:   %s (%s)\n", res.Status, res.Reason)
+	fmt.Fprintf(out, "guard:   %s (%s)\n", res.Status, res.Reason)
 	if res.Status != approval.StatusApproved {
 		return fmt.Errorf("expected approved, got %s", res.Status)
 	}
-	fmt.Println("         -> the transfer runs now; the approval is used up")
+	fmt.Fprintln(out, "         -> the transfer runs now; the approval is used up")
 
-	fmt.Println("\naudit trail:")
+	fmt.Fprintln(out, "\naudit trail:")
 	page, err := gate.ListAudit(ctx, approval.AuditQuery{RequestID: res.RequestID})
 	if err != nil {
 		return err
 	}
 	for _, e := range page.Events {
-		fmt.Printf("  #%d %-20s %-8s %s\n", e.Seq, e.Type, e.Actor, e.Hash[:16])
+		fmt.Fprintf(out, "  #%d %-20s %-8s %s\n", e.Seq, e.Type, e.Actor, e.Hash[:16])
 	}
 	n, err := gate.VerifyAudit(ctx)
 	if err != nil {
 		return fmt.Errorf("audit chain: %w", err)
 	}
-	fmt.Fprintf(os.Stdout, "audit chain verified: %d events, unbroken\n", n)
+	fmt.Fprintf(out, "audit chain verified: %d events, unbroken\n", n)
 	return nil
 }
