@@ -534,10 +534,12 @@ func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
 
 // List returns a page of requests matching q, oldest first.
 //
-// RequestedBy and Approver are identities, matched in canonical form (see
-// CanonicalID); one that is not a valid identity is ErrInvalidIdentity.
+// RequestedBy, Approver and Awaiting are identities, matched in canonical
+// form (see CanonicalID); one that is not a valid identity is
+// ErrInvalidIdentity. With Awaiting, a page may hold fewer than Limit
+// requests and still have a Next (see listAwaiting).
 func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
-	for _, f := range []*string{&q.RequestedBy, &q.Approver} {
+	for _, f := range []*string{&q.RequestedBy, &q.Approver, &q.Awaiting} {
 		if *f == "" {
 			continue
 		}
@@ -546,6 +548,13 @@ func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
 			return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
 		}
 		*f = id
+	}
+	if q.Awaiting != "" {
+		p, err := g.listAwaiting(ctx, q)
+		if err != nil {
+			return RequestPage{}, fmt.Errorf("approval: list requests awaiting %s: %w", q.Awaiting, err)
+		}
+		return p, nil
 	}
 	p, err := g.store.List(ctx, q)
 	if err != nil {

@@ -148,6 +148,12 @@ type RequestQuery struct {
 	RequestedBy string
 	// Approver keeps requests on which this person has voted.
 	Approver string
+	// Awaiting keeps the open requests this person may decide and has not:
+	// eligible under at least one matched policy (groups and roles
+	// resolved through the Directory), not a segregated requester, no vote
+	// yet, deadline not passed. It is the reviewer's inbox. Gate.List
+	// evaluates it; a Store never sees it (the gate clears it).
+	Awaiting string
 	// CreatedFrom and CreatedTo bound CreatedAt: From inclusive, To exclusive.
 	CreatedFrom time.Time
 	CreatedTo   time.Time

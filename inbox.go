@@ -1,0 +1,71 @@
+package approval
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// maxInboxScan bounds the requests one Awaiting page examines, so that a
+// person eligible for little in a large queue gets short pages quickly
+// rather than one slow full scan.
+const maxInboxScan = 2000
+
+// listAwaiting is Gate.List with q.Awaiting set: the open requests that
+// person may decide and has not. Eligibility needs the Directory, so the
+// store lists the open requests and the gate filters them. Each store page
+// is consumed whole (the gate asks for no more than the page still needs),
+// so the store's own cursor continues the listing exactly; after
+// maxInboxScan requests the page is returned short, with a Next.
+func (g *Gate) listAwaiting(ctx context.Context, q RequestQuery) (RequestPage, error) {
+	who := q.Awaiting
+	limit := PageSize(q.Limit)
+	open := []Status{StatusPending, StatusEscalated}
+	if len(q.Status) > 0 {
+		open = slices.DeleteFunc(slices.Clone(q.Status), func(s Status) bool { return !s.Open() })
+		if len(open) == 0 {
+			return RequestPage{}, nil
+		}
+	}
+	sq := q
+	sq.Awaiting, sq.Status = "", open
+	now := g.now()
+	var page RequestPage
+	for scanned := 0; ; {
+		sq.Limit = limit - len(page.Requests)
+		sp, err := g.store.List(ctx, sq)
+		if err != nil {
+			return RequestPage{}, err
+		}
+		for _, r := range sp.Requests {
+			ok, err := g.awaits(ctx, r, who, now)
+			if err != nil {
+				return RequestPage{}, err
+			}
+			if ok {
+				page.Requests = append(page.Requests, r)
+			}
+		}
+		scanned += len(sp.Requests)
+		page.Next = sp.Next
+		if sp.Next == "" || len(page.Requests) >= limit || scanned >= maxInboxScan {
+			return page, nil
+		}
+		sq.Cursor = sp.Next
+	}
+}
+
+// awaits reports whether r waits for who's decision.
+func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time) (bool, error) {
+	if !r.Status.Open() || (!r.Deadline.IsZero() && !now.Before(r.Deadline)) {
+		return false, nil
+	}
+	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
+		return false, nil
+	}
+	if _, voted := r.vote(who); voted {
+		return false, nil
+	}
+	names, err := g.eligiblePolicies(ctx, r, who)
+	return len(names) > 0, err
+}

@@ -1,0 +1,82 @@
+package approval_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// TestListAwaiting: the inbox lists the open requests a person may decide
+// and has not, page by page, whatever the spelling of their name.
+func TestListAwaiting(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.SetPolicy("leads", approval.Policy{
+		Match: approval.TagAny("lead-only"), Approvers: []approval.Approver{approval.Group("finance-leads")}, RequiredApprovals: 1,
+	}))
+	guard := func(by string, amount float64, tags ...string) string {
+		a := transfer(amount)
+		a.RequestedBy, a.Tags = by, tags
+		return f.pending(a)
+	}
+	var want []string
+	want = append(want, guard("user-1", 5000))
+	byBob := guard("bob", 5001) // bob requested it: segregated
+	voted := guard("user-2", 5002)
+	_, err := f.decide(voted, "bob", approval.VerdictApprove)
+	require.NoError(t, err)
+	want = append(want, guard("user-3", 5003))
+	denied := guard("user-4", 5004)
+	_, err = f.decide(denied, "carol", approval.VerdictDeny)
+	require.NoError(t, err)
+	leadsOnly := guard("user-5", 5, "lead-only") // bob is not a lead
+	want = append(want, guard("user-6", 5006))
+	escalatedVote := guard("user-7", 5007)
+	_, err = f.decide(escalatedVote, "carol", approval.VerdictApprove) // carol's vote leaves it open for bob
+	require.NoError(t, err)
+	want = append(want, escalatedVote)
+	want = append(want, guard("user-8", 5008))
+
+	var got []string
+	q := approval.RequestQuery{Awaiting: "Bob", Limit: 2}
+	for range 10 {
+		page, err := f.gate.List(f.ctx, q)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(page.Requests), 2)
+		for _, r := range page.Requests {
+			got = append(got, r.ID)
+		}
+		if page.Next == "" {
+			break
+		}
+		q.Cursor = page.Next
+	}
+	require.ElementsMatch(t, want, got)
+	require.NotContains(t, got, byBob)
+	require.NotContains(t, got, leadsOnly)
+
+	page, err := f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "erin"})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 1)
+	require.Equal(t, leadsOnly, page.Requests[0].ID)
+
+	// Combined with other filters, and a status that is never open.
+	page, err = f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "bob", RequestedBy: "user-3"})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 1)
+	page, err = f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "bob", Status: []approval.Status{approval.StatusDenied}})
+	require.NoError(t, err)
+	require.Empty(t, page.Requests)
+
+	// Past the deadline a request waits for no one.
+	f.clock.Advance(25 * time.Hour)
+	page, err = f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "bob"})
+	require.NoError(t, err)
+	require.Empty(t, page.Requests)
+
+	_, err = f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "bob "})
+	require.ErrorIs(t, err, approval.ErrInvalidIdentity)
+}
