@@ -245,6 +245,13 @@ func TestReminderIntervalInPolicyHash(t *testing.T) {
 	require.NoError(t, f.gate.SetPolicy("p", p))
 	with, _ := f.gate.PolicyHash("p")
 	require.NotEqual(t, without, with)
+	p.Redact = []string{"iban"}
+	require.NoError(t, f.gate.SetPolicy("p", p))
+	redacted, _ := f.gate.PolicyHash("p")
+	require.NotEqual(t, with, redacted, "what reviewers are shown is part of the policy")
+	p.Redact = []string{""}
+	require.ErrorIs(t, f.gate.SetPolicy("p", p), approval.ErrInvalidPolicy)
+	p.Redact = nil
 	p.ReminderInterval = -time.Hour
 	require.ErrorIs(t, f.gate.SetPolicy("p", p), approval.ErrInvalidPolicy)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
 )
@@ -94,6 +95,12 @@ type Policy struct {
 	Escalation [][]Approver
 	// EscalationInterval is required when Escalation is set.
 	EscalationInterval time.Duration
+	// Redact names the payload fields (JSON object keys, at any depth) and
+	// metadata keys that review surfaces (approvalhttp) show masked, so
+	// that approvers judge a request without seeing the secret in it. The
+	// hashes still cover the real bytes. Names compare case-insensitively.
+	// Defaults to none.
+	Redact []string
 	// ReminderInterval, if set, reminds the approvers who have not answered
 	// (NotifyReminder), every interval while the request is open, counted
 	// from its creation. Defaults to 0: no reminders.
@@ -131,6 +138,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		esc = nil
 	}
 	p.Escalation = esc
+	p.Redact = slices.Clone(p.Redact)
 	if err := validatePolicy(name, &p, haveDirectory); err != nil {
 		return nil, fmt.Errorf("approval: policy %q: %w", name, err)
 	}
@@ -162,6 +170,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		Escalation:         p.Escalation,
 		EscalationInterval: p.EscalationInterval,
 		ReminderInterval:   p.ReminderInterval,
+		Redact:             p.Redact,
 	}
 	return cp, nil
 }
@@ -243,6 +252,11 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if len(p.Escalation) > 0 && p.EscalationInterval == 0 {
 		return bad("Escalation needs an EscalationInterval")
 	}
+	for _, k := range p.Redact {
+		if k == "" || !utf8.ValidString(k) || len(k) > 256 {
+			return bad("Redact entries must be non-empty UTF-8 names of at most 256 bytes")
+		}
+	}
 	return nil
 }
 
@@ -305,6 +319,18 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = canon.AppendKey(b, "reason")
 	b = canon.AppendString(b, p.Reason)
 	b = append(b, ',')
+	if len(p.Redact) > 0 {
+		// Written only when set, like reminder_interval.
+		b = canon.AppendKey(b, "redact")
+		b = append(b, '[')
+		for i, k := range p.Redact {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = canon.AppendString(b, k)
+		}
+		b = append(b, ']', ',')
+	}
 	if p.ReminderInterval != 0 {
 		// Written only when set, so the hashes of policies without
 		// reminders are what they were before reminders existed.

@@ -139,6 +139,9 @@ type MatchedPolicy struct {
 	// ReminderInterval is how often approvers who have not answered are
 	// reminded.
 	ReminderInterval time.Duration `json:"reminder_interval,omitempty"`
+	// Redact names the payload fields and metadata keys review surfaces
+	// mask (Policy.Redact).
+	Redact []string `json:"redact,omitempty"`
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.
 	MatchError string `json:"match_error,omitempty"`
@@ -172,6 +175,7 @@ func (r *Request) Clone() *Request {
 	}
 	for i, p := range r.Policies {
 		p.Approvers = slices.Clone(p.Approvers)
+		p.Redact = slices.Clone(p.Redact)
 		if p.Escalation != nil {
 			esc := make([][]Approver, len(p.Escalation))
 			for j, lvl := range p.Escalation {

@@ -132,6 +132,7 @@ func fullRequest() *approval.Request {
 		Escalation:         [][]approval.Approver{{approval.Group("sre-leads")}, {approval.User("cto")}},
 		EscalationInterval: 4 * time.Hour,
 		ReminderInterval:   time.Hour,
+		Redact:             []string{"iban", "api_key"},
 		MatchError:         "custom matcher: boom",
 	})
 	r.Votes = []approval.Vote{{
