@@ -91,7 +91,7 @@ func (h *handler) reviewPage(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	h.render(w, r, http.StatusOK, reviewTmpl, rv)
+	renderReview(w, rv)
 }
 
 // whyNot explains in words the refusal a decision by who would meet.

@@ -15,13 +15,13 @@ var templateFS embed.FS
 //go:embed assets/style.css
 var styleCSS []byte
 
-// The templates are parsed once, when the package loads; a page only
-// executes its template into a pooled buffer.
+// The templates of the queue and message pages are parsed once, when the
+// package loads; a page only executes its template into a pooled buffer.
+// The review page is written by hand (reviewhtml.go).
 var (
-	reviewTmpl = parsePage("templates/review.html")
-	queueTmpl  = parsePage("templates/queue.html")
-	errorTmpl  = parsePage("templates/error.html")
-	styleETag  = func() string {
+	queueTmpl = parsePage("templates/queue.html")
+	errorTmpl = parsePage("templates/error.html")
+	styleETag = func() string {
 		sum := sha256.Sum256(styleCSS)
 		return `"` + hex.EncodeToString(sum[:8]) + `"`
 	}()
@@ -45,6 +45,19 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, t *
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderReview writes the review page of v into a pooled buffer, then
+// serves it.
+func renderReview(w http.ResponseWriter, v *reviewView) {
+	buf := getBuf()
+	defer putBuf(buf)
+	writeReview(htmlWriter{buf}, v)
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 }
 
