@@ -43,7 +43,9 @@
 // (the host's session) decides through a token the handler mints for them
 // alone (approval.Gate.IssueToken, DecisionTokenTTL), so eligibility,
 // requester segregation, single use and the audit trail apply exactly as
-// for a link. With neither, the answer is 401.
+// for a link. With neither, the answer is 401. Session decisions need the
+// gate's Config.SigningKey; a gate that only verifies tokens answers them
+// 500 (logged) and still takes links.
 //
 // Reading needs an identity too. Any person Options.Identity names may read
 // every request, the queue and the audit trail: name only your reviewers.

@@ -239,11 +239,10 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 			nq := q
 			nq.CreatedFrom, nq.Limit = since, approval.MaxPageSize
 			if p, err := h.gate.List(ctx, nq); err == nil && len(p.Requests) > 0 {
-				v.NewCount = plural(len(p.Requests), "new request")
+				v.NewCount = plural(len(p.Requests), "new request") + " arrived"
 				if p.Next != "" {
-					v.NewCount = "More than " + v.NewCount + "s"
+					v.NewCount = "More than " + v.NewCount
 				}
-				v.NewCount += " arrived"
 			} else if err != nil {
 				h.log.Warn("approvalhttp: count new requests", "path", r.URL.Path, "err", err)
 			}
