@@ -54,3 +54,32 @@ func TestNoDynamicMarkup(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWriteReview: writing the review page alone, from its view.
+func BenchmarkWriteReview(b *testing.B) {
+	v := &reviewView{
+		Base: "../", Viewer: "approver-2", ID: "req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b", Status: "pending", StatusLabel: "Pending",
+		StatusNote: "Waiting for approvers.", Reason: "high_spend", PolicyReason: "high_spend",
+		Name: "wire-transfer", RequestedBy: "user-1", Message: "Pay invoice INV-2291 to ACME GmbH", RunID: "run-1", StepID: "pay",
+		Risk: "high", Cost: "5000 USD", Tags: []string{"payments", "eu"}, Constraints: []string{"single transfer", "EUR account only"},
+		Rules:      []string{"The requester (user-1) may not approve it.", "One denial by an approver denies it."},
+		Metadata:   []metaView{{Key: "invoice", Value: "INV-2291"}, {Key: "ticket", Value: "FIN-1182"}},
+		ActionHash: strings.Repeat("ab", 32), PayloadHash: strings.Repeat("cd", 32), Redacted: true,
+		Payload: payloadView{Kind: "json", Size: 140, Text: "{\n  \"to\": {\n    \"name\": \"ACME GmbH\",\n    \"iban\": \"[redacted]\"\n  },\n  \"amount\": 5000\n}"},
+		Diff: []fileView{{Path: "payments/queue.yaml", Adds: 1, Hunks: []hunkView{{Header: "@@ -4,2 +4,3 @@",
+			Lines: []lineView{{"ctx", " - id: INV-2290"}, {"add", "+ - id: INV-2291"}, {"ctx", "   amount: 5000"}}}}}},
+		Policies: []policyView{{Name: "high_spend", Hash: strings.Repeat("ef", 32), Needs: "2 approvals", Approvers: "group:finance"}},
+		Votes:    []voteView{{Approver: "approver-1", Verdict: "approve", Policies: "high_spend", At: "2026-03-01 09:00:00 UTC", AtISO: "2026-03-01T09:00:00Z"}},
+		History: []eventView{{Type: "request.created", Actor: "user-1", At: "2026-03-01 09:00:00 UTC", AtISO: "2026-03-01T09:00:00Z"},
+			{Type: "decision.approve", Actor: "approver-1", Verdict: "approve", At: "2026-03-01 09:00:00 UTC", AtISO: "2026-03-01T09:00:00Z"}},
+		Created: "2026-03-01 09:00:00 UTC", CreatedISO: "2026-03-01T09:00:00Z", Deadline: "2026-03-02 09:00:00 UTC",
+		DeadlineISO: "2026-03-02T09:00:00Z", TimeLeft: "1d 0h left",
+		Form: &formView{Action: "../approvals/req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b/decide", Approve: true, Deny: true},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		buf := getBuf()
+		writeReview(htmlWriter{buf}, v)
+		putBuf(buf)
+	}
+}
