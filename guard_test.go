@@ -399,11 +399,16 @@ func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
 func TestIssueTokenRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	const rid = "req_0123456789abcdef0123456789abcdef"
 	for name, call := range map[string]func() error{
+		"not a request ID": func() error {
+			_, err := f.gate.IssueToken("req_x", "bob", approval.VerdictApprove, time.Hour)
+			return err
+		},
 		"empty request":  func() error { _, err := f.gate.IssueToken("", "bob", approval.VerdictApprove, time.Hour); return err },
-		"empty approver": func() error { _, err := f.gate.IssueToken("req_x", "", approval.VerdictApprove, time.Hour); return err },
-		"bad verdict":    func() error { _, err := f.gate.IssueToken("req_x", "bob", "maybe", time.Hour); return err },
-		"zero ttl":       func() error { _, err := f.gate.IssueToken("req_x", "bob", approval.VerdictDeny, 0); return err },
+		"empty approver": func() error { _, err := f.gate.IssueToken(rid, "", approval.VerdictApprove, time.Hour); return err },
+		"bad verdict":    func() error { _, err := f.gate.IssueToken(rid, "bob", "maybe", time.Hour); return err },
+		"zero ttl":       func() error { _, err := f.gate.IssueToken(rid, "bob", approval.VerdictDeny, 0); return err },
 		"cancel without actor": func() error {
 			_, err := f.gate.Cancel(f.ctx, f.pending(transfer(5000)), "", "")
 			return err
@@ -413,6 +418,6 @@ func TestIssueTokenRejectsBadInput(t *testing.T) {
 	}
 	verifyOnly, err := approval.New(approval.Config{Store: f.store, VerifyKeys: []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}})
 	require.NoError(t, err)
-	_, err = verifyOnly.IssueToken("req_x", "bob", approval.VerdictApprove, time.Hour)
+	_, err = verifyOnly.IssueToken(rid, "bob", approval.VerdictApprove, time.Hour)
 	require.ErrorIs(t, err, approval.ErrInvalidConfig)
 }
