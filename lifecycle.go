@@ -126,7 +126,7 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(notice, next, 0)
+	g.notify.enqueue(ctx, notice, next, 0)
 	return true, nil
 }
 
@@ -161,7 +161,7 @@ func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, e
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(NotifyEscalated, next, next.EscalationLevel)
+	g.notify.enqueue(ctx, NotifyEscalated, next, next.EscalationLevel)
 	return true, nil
 }
 
@@ -212,7 +212,7 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 		if err != nil {
 			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
 		}
-		g.notify.enqueue(NotifyResolved, next, 0)
+		g.notify.enqueue(ctx, NotifyResolved, next, 0)
 		return next, nil
 	}
 	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
