@@ -393,7 +393,13 @@ func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, f.events(), got, "the sink sees every committed event, sealed, in order")
+	trail := f.events()
+	last := trail[len(trail)-1]
+	require.Equal(t, approval.EventAuditSinkFailed, last.Type, "the store records the sink's failure")
+	require.Equal(t, id, last.RequestID)
+	require.Contains(t, last.Reason, "siem unreachable")
+	require.Equal(t, trail[:len(trail)-1], got,
+		"the sink sees every committed event, sealed, in order, but not the record of its own failure")
 }
 
 func TestIssueTokenRejectsBadInput(t *testing.T) {
