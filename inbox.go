@@ -2,6 +2,7 @@ package approval
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"time"
 )
@@ -68,4 +69,42 @@ func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time
 	}
 	names, err := g.eligiblePolicies(ctx, r, who)
 	return len(names) > 0, err
+}
+
+// CanDecide reports whether who may decide r now: nil if a decision by who
+// would be counted, or the error Decide would refuse it with, checked in
+// Decide's order: ErrNotPending (r is not open, or its deadline passed),
+// ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided. who that is not a
+// valid identity is ErrInvalidIdentity; a Directory failure is returned as
+// it is (fail closed: the caller must not offer a decision).
+//
+// It reads r as given (the caller's copy, from Get or List) and changes
+// nothing; Decide checks again, on the stored request, when the decision
+// is made. Review pages use it to offer the approve and deny buttons only
+// to a person who may press them.
+func (g *Gate) CanDecide(ctx context.Context, r *Request, who string) error {
+	who, err := CanonicalID(who)
+	if err != nil {
+		return fmt.Errorf("approval: can decide: %w", err)
+	}
+	if !r.Status.Open() {
+		return fmt.Errorf("approval: can decide %s: %w: request is %s", r.ID, ErrNotPending, r.Status)
+	}
+	if !r.Deadline.IsZero() && !g.now().Before(r.Deadline) {
+		return fmt.Errorf("approval: can decide %s: %w: timed out", r.ID, ErrNotPending)
+	}
+	names, err := g.eligiblePolicies(ctx, r, who)
+	if err != nil {
+		return fmt.Errorf("approval: can decide %s: resolve approvers: %w", r.ID, err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("approval: can decide %s: %w: %s is not an approver of %v", r.ID, ErrNotEligible, who, r.PolicyNames())
+	}
+	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
+		return fmt.Errorf("approval: can decide %s: %w: %s requested it", r.ID, ErrSelfApproval, who)
+	}
+	if v, ok := r.vote(who); ok {
+		return fmt.Errorf("approval: can decide %s: %w: %s voted %s", r.ID, ErrAlreadyDecided, who, v.Verdict)
+	}
+	return nil
 }

@@ -80,3 +80,41 @@ func TestListAwaiting(t *testing.T) {
 	_, err = f.gate.List(f.ctx, approval.RequestQuery{Awaiting: "bob "})
 	require.ErrorIs(t, err, approval.ErrInvalidIdentity)
 }
+
+// TestCanDecide: CanDecide answers with the error Decide would give, and
+// nil exactly when Decide would count the vote.
+func TestCanDecide(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := transfer(5000)
+	a.RequestedBy = "bob"
+	id := f.pending(a)
+	r := f.get(id)
+	for who, want := range map[string]error{
+		"Alice": nil, "bob": approval.ErrSelfApproval, "erin": approval.ErrNotEligible, "bob ": approval.ErrInvalidIdentity,
+	} {
+		err := f.gate.CanDecide(f.ctx, r, who)
+		if want == nil {
+			require.NoError(t, err, who)
+			continue
+		}
+		require.ErrorIs(t, err, want, who)
+	}
+	for who, want := range map[string]error{"bob": approval.ErrSelfApproval, "erin": approval.ErrNotEligible} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.ErrorIs(t, err, want, "Decide agrees for %s", who)
+	}
+	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.NoError(t, err)
+	r = f.get(id)
+	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "alice"), approval.ErrAlreadyDecided)
+	require.NoError(t, f.gate.CanDecide(f.ctx, r, "carol"))
+
+	f.clock.Advance(25 * time.Hour) // past the deadline, not yet timed out by Tick
+	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "carol"), approval.ErrNotPending)
+	_, err = f.decide(id, "carol", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	r = f.get(id)
+	require.Equal(t, approval.StatusTimedOut, r.Status)
+	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "carol"), approval.ErrNotPending)
+}

@@ -1,0 +1,164 @@
+// Package approvalhttp serves an approval.Gate over HTTP: the review page
+// that notification links open, the reviewers' queue, and a JSON API for
+// remote callers and tools. It uses the standard library only, and works
+// without JavaScript.
+//
+// # Mounting
+//
+// New returns an http.Handler whose routes begin at its root. Mount it
+// under a prefix with http.StripPrefix, and set approval.Config.BaseURL to
+// the external URL including that prefix, so that the links in
+// notifications (BaseURL + "/approvals/{id}?verdict=...&token=...") reach
+// it:
+//
+//	gate, _ := approval.New(approval.Config{..., BaseURL: "https://ops.example.com/review"})
+//	h, err := approvalhttp.New(gate, approvalhttp.Options{
+//		Identity:     session.User,   // your reviewers' sign-in
+//		Authenticate: apiKeys.Caller, // your agents' and services' credentials
+//	})
+//	if err != nil { ... }
+//	mux.Handle("/review/", http.StripPrefix("/review", h))
+//
+// Every link, form action and redirect the handler writes is relative, so
+// it is right under any prefix without knowing it.
+//
+// # Routes
+//
+//	GET  /approvals                   the queue: open requests first, filters, pages
+//	GET  /approvals/{id}              the review page; with ?verdict=&token= a link's confirmation page
+//	POST /approvals/{id}/decide       the decision form (verdict, reason, token): 303 to the review page
+//	GET  /assets/style.css            the stylesheet (embedded)
+//	POST /api/approvals               Guard an action for the authenticated caller
+//	GET  /api/approvals               list: status, policy, requested_by, awaiting, cursor, limit
+//	GET  /api/approvals/{id}          one request, redacted, with the viewer's eligibility
+//	POST /api/approvals/{id}/approve  decide, body {"token": "...", "reason": "..."}
+//	POST /api/approvals/{id}/deny     likewise
+//	GET  /api/approvals/{id}/audit    the request's audit events, paged (cursor, limit)
+//
+// # Identity
+//
+// Who decides is always proved by a signed token: the handler never takes
+// a person's name from a form or body field. A decision carries either a
+// link's token, or none, in which case the reviewer Options.Identity names
+// (the host's session) decides through a token the handler mints for them
+// alone (approval.Gate.IssueToken, DecisionTokenTTL), so eligibility,
+// requester segregation, single use and the audit trail apply exactly as
+// for a link. With neither, the answer is 401. Session decisions need the
+// gate's Config.SigningKey; a gate that only verifies tokens answers them
+// 500 (logged) and still takes links.
+//
+// Reading needs an identity too. Any person Options.Identity names may read
+// every request, the queue and the audit trail: name only your reviewers.
+// Without Options.Identity, or for a visitor it does not name, only a
+// link's token opens its one request (the page, and GET
+// /api/approvals/{id}?token=...); the queue, the list and the audit API
+// answer 401. An identity function that fails, panics or returns a string
+// that is not a valid identity (approval.CanonicalID) leaves the request
+// unauthenticated; never someone else.
+//
+// POST /api/approvals needs Options.Authenticate; without it the route
+// answers 404. The authenticated caller is the requester
+// (Action.RequestedBy): a body requested_by that names anyone else is
+// refused (422, "requested_by_mismatch"); one naming the caller, in any
+// spelling, is accepted. The answer is the Guard result, {"status",
+// "request_id", "reason"}: 202 Accepted with a Location for pending, 200
+// for approved and denied (and timed_out, a held outcome). A caller polls
+// by repeating the same POST: Guard is idempotent, returns the open request
+// while it is pending, and returns approved exactly once. The body is the
+// Action in its JSON form; "payload" is any JSON value (bound as sent; its
+// hash is of the canonical form) or a string (its content is the payload,
+// as text). Unknown fields are refused, so a misspelt "payload" cannot
+// approve an empty one.
+//
+// GET /api/approvals?awaiting=me is the reviewer's inbox
+// (approval.RequestQuery.Awaiting); awaiting may name only the reviewer
+// (403 otherwise). status is repeated or comma-separated, "open" meaning
+// pending and escalated. The answer is {"requests": [...], "next":
+// cursor} with a Link: <...>; rel="next" header (relative to the current
+// path); requests come oldest first, as Gate.List returns them.
+//
+// # Pages
+//
+// The review page shows what a reviewer needs at a glance: the requester,
+// workflow run and step, the message, why approval is needed, each matched
+// policy with its quorum, approvers and snapshot hash, risk, tags and cost,
+// the action's constraints and the rules the gate will hold it to, the
+// action and payload hashes, the payload (pretty-printed JSON, or text;
+// cut at Options.MaxPayloadDisplayBytes with a note), the diff by file and
+// hunk, metadata, provenance, votes, deadline and time left, the status
+// (each ending shown distinctly: approved, approved and used, denied,
+// cancelled, timed out, expired) and the history from the audit trail.
+//
+// A link's GET verifies its token (approval.Gate.VerifyToken) and shows
+// who it is for and a confirmation form; only the form's POST decides, so
+// link scanners and previews decide nothing. The form is offered only to a
+// person who may decide (approval.Gate.CanDecide); otherwise the page says
+// why. After a decision the browser is redirected (303) to the review page
+// with ?decided=, never with the token; a visitor with no session is shown
+// only that a decision was submitted.
+//
+// Stable element IDs serve browser tests: status (with data-status),
+// action-hash, payload-hash, payload (data-kind, data-size), diff, votes,
+// history, decide-form, reason, approve, deny, cannot-decide (data-code),
+// link-for, flash; on the queue, queue, row-{id}, next, first,
+// new-requests; on a message or error page, message (data-code).
+//
+// The queue lists open requests first, then the rest, each oldest first,
+// 50 to a page, filtered by status, policy, requester and "awaiting me".
+// Each later page says how many requests arrived since the first page was
+// shown, with a link back to it that keeps the filters.
+//
+// # Security
+//
+// Every state-changing browser request is checked by
+// http.CrossOriginProtection: a cross-origin POST (by Sec-Fetch-Site, or
+// by Origin against Host) is refused with 403 "cross_origin"; clients that
+// send neither header (API clients) pass; Options.TrustedOrigins adds
+// origins. GET never changes state.
+//
+// Every response carries Content-Security-Policy: default-src 'none';
+// style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors
+// 'none'; base-uri 'none', Referrer-Policy: no-referrer (tokens travel in
+// link URLs), X-Frame-Options: DENY and X-Content-Type-Options: nosniff;
+// everything but the stylesheet is Cache-Control: no-store. The pages have
+// no script and no inline style. Every value from a request renders as
+// text: the queue and message pages are html/template; the review page is
+// written by a writer that accepts raw markup only from constants and
+// escapes every other string as html/template does. The handler logs only
+// internal errors and identity failures, with the method and the path,
+// never the query string.
+//
+// # Redaction
+//
+// approval.Policy.Redact (on each matched policy's snapshot) and
+// Options.Redact name payload fields and metadata keys to mask, compared
+// case-insensitively. A payload field is a JSON object member at any depth
+// (after unescaping the key); its whole value is replaced by "[redacted]".
+// Masked metadata values read "[redacted]" in the API and "••••" on the
+// page. A payload that is not JSON cannot be masked field by field, so
+// when any name applies to its request only its size and hash are shown.
+// Neither the API nor the page ever returns a masked value; the hashes
+// cover the real bytes, and the page says so.
+//
+// # Errors
+//
+// API errors are RFC 9457 problem objects (application/problem+json, see
+// Problem) with a stable code; pages answer with the same status and an
+// HTML page whose message element carries the code in data-code. A 4xx
+// detail is the gate's message, cut to 256 bytes; a 500 says only that the
+// server logged the cause.
+//
+//	status  code
+//	400     malformed_request (JSON or form that does not parse, unknown field)
+//	401     unauthenticated, token_malformed, token_signature, token_expired
+//	403     token_request_mismatch, token_verdict_mismatch, token_used,
+//	        not_eligible, self_approval, forbidden, cross_origin
+//	404     not_found (unknown or malformed request ID, unknown route)
+//	405     method_not_allowed (with Allow)
+//	409     not_pending, already_decided, conflict
+//	413     body_too_large
+//	415     unsupported_media_type (an API body that is not JSON)
+//	422     invalid_action, invalid_decision, invalid_identity,
+//	        invalid_cursor, invalid_query, requested_by_mismatch
+//	500     internal
+package approvalhttp

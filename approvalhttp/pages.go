@@ -1,0 +1,320 @@
+package approvalhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signoff/approval"
+)
+
+// historyLimit bounds the audit events the review page shows.
+const historyLimit = 100
+
+// queuePageSize is the number of requests a queue page lists.
+const queuePageSize = 50
+
+// reviewPage is GET /approvals/{id}: the request, for a signed-in
+// reviewer or the holder of a link's token; with a token that allows it,
+// a confirmation form whose button POSTs (a GET never decides).
+func (h *handler) reviewPage(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	vals := r.URL.Query()
+	verdict := approval.Verdict(vals.Get("verdict"))
+	if verdict != "" && verdict != approval.VerdictApprove && verdict != approval.VerdictDeny {
+		h.errorPage(w, r, errInvalidQuery("verdict must be approve or deny"))
+		return
+	}
+	signedIn := h.reviewer(r)
+	v, err := h.viewer(id, vals.Get("token"), signedIn)
+	if err != nil {
+		if errors.Is(err, errUnauthenticated) && vals.Get("decided") != "" {
+			// Back from a link's decision: the token is spent and not in
+			// this URL, so say only that it was submitted.
+			h.render(w, r, http.StatusOK, errorTmpl, &errorView{Base: base(r), Status: http.StatusOK,
+				Title: "Decision submitted", Detail: "Thank you. Open the request from the queue, signed in, to follow it."})
+			return
+		}
+		h.errorPage(w, r, err)
+		return
+	}
+	if v.claims != nil && verdict != "" && !v.claims.Allows(verdict) {
+		h.errorPage(w, r, fmt.Errorf("%w: this link allows %s", approval.ErrTokenVerdictMismatch, v.claims.Act))
+		return
+	}
+	if !isRequestID(id) {
+		h.errorPage(w, r, errNoRequest)
+		return
+	}
+	ctx := r.Context()
+	req, err := h.gate.Get(ctx, id)
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	page, err := h.gate.ListAudit(ctx, approval.AuditQuery{RequestID: id, Limit: historyLimit})
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	rv := h.review(req, page.Events, h.keysFor(req), h.now())
+	rv.HistoryMore = page.Next != ""
+	rv.Base, rv.Viewer = base(r), v.id
+	if v.claims != nil {
+		rv.LinkFor = v.id
+		if signedIn != "" && signedIn != v.id {
+			rv.Viewer, rv.SignedInAs = signedIn, signedIn
+		}
+	}
+	if ok, code := h.mayDecide(ctx, r, req, v); ok {
+		f := &formView{Action: rv.Base + "approvals/" + id + "/decide", Approve: true, Deny: true}
+		if v.claims != nil {
+			f.Token = v.token
+			f.Approve = v.claims.Allows(approval.VerdictApprove) && verdict != approval.VerdictDeny
+			f.Deny = v.claims.Allows(approval.VerdictDeny) && verdict != approval.VerdictApprove
+		}
+		rv.Form = f
+	} else {
+		rv.NoForm, rv.NoFormCode = whyNot(code, v.id, req), code
+	}
+	switch d := approval.Verdict(vals.Get("decided")); d {
+	case approval.VerdictApprove, approval.VerdictDeny:
+		for _, vt := range req.Votes {
+			if vt.Approver == v.id && vt.Verdict == d {
+				rv.Flash = map[approval.Verdict]string{approval.VerdictApprove: "Your approval was recorded.",
+					approval.VerdictDeny: "Your denial was recorded."}[d]
+			}
+		}
+	}
+	renderReview(w, rv)
+}
+
+// whyNot explains in words the refusal a decision by who would meet.
+func whyNot(code, who string, req *approval.Request) string {
+	switch code {
+	case "not_pending":
+		if req.Status.Open() {
+			return "The deadline has passed: this request no longer takes decisions."
+		}
+		return "This request is " + strings.ToLower(statusLabel(req.Status)) + ": it no longer takes decisions."
+	case "not_eligible":
+		return who + " is not an approver of this request."
+	case "self_approval":
+		return who + " requested this action and may not decide it."
+	case "already_decided":
+		for _, vt := range req.Votes {
+			if vt.Approver == who {
+				return who + " has already decided: " + string(vt.Verdict) + "."
+			}
+		}
+		return who + " has already decided."
+	}
+	return "Whether you may decide could not be checked. Try again later."
+}
+
+// decideForm is POST /approvals/{id}/decide: the confirmation form.
+// Fields: verdict (approve or deny), reason, and token (a link's; without
+// it the decision is the signed-in reviewer's). On success it redirects
+// (303) to the review page, never with the token in the URL.
+func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxDecideBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			h.errorPage(w, r, tooLarge)
+			return
+		}
+		h.errorPage(w, r, errMalformed("the form could not be read"))
+		return
+	}
+	id := r.PathValue("id")
+	verdict := approval.Verdict(r.PostForm.Get("verdict"))
+	if verdict != approval.VerdictApprove && verdict != approval.VerdictDeny {
+		h.errorPage(w, r, &httpError{http.StatusUnprocessableEntity, "invalid_decision", "Invalid decision", "verdict must be approve or deny"})
+		return
+	}
+	if _, err := h.decide(r, id, verdict, r.PostForm.Get("token"), r.PostForm.Get("reason")); err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	// Relative to /approvals/{id}/decide: the review page, under any prefix.
+	w.Header().Set("Location", "../"+url.PathEscape(id)+"?decided="+string(verdict))
+	w.WriteHeader(http.StatusSeeOther)
+}
+
+type queueView struct {
+	Base, Viewer        string
+	Rows                []rowView
+	StatusOptions       []option
+	Policy, RequestedBy string
+	Awaiting, Paged     bool
+	NextURL, FirstURL   string
+	NewCount            string
+}
+
+type option struct {
+	Value, Label string
+	Selected     bool
+}
+
+type rowView struct {
+	ID, URL, StatusLabel, Name, RequestedBy, Message, Policies, Cost, Risk string
+	Status                                                                 approval.Status
+	Created, CreatedISO, Deadline, DeadlineISO                             string
+}
+
+var queueStatuses = []approval.Status{
+	approval.StatusPending, approval.StatusEscalated, approval.StatusApproved, approval.StatusDenied,
+	approval.StatusCancelled, approval.StatusTimedOut, approval.StatusConsumed, approval.StatusExpired,
+}
+
+var (
+	openStatuses = []approval.Status{approval.StatusPending, approval.StatusEscalated}
+	restStatuses = []approval.Status{approval.StatusApproved, approval.StatusDenied, approval.StatusCancelled,
+		approval.StatusTimedOut, approval.StatusConsumed, approval.StatusExpired}
+)
+
+// queuePage is GET /approvals: the requests, open ones first, filtered by
+// status, policy, requester and "awaiting me", a page at a time. Pages
+// after the first say when requests arrived since the first was shown.
+func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
+	who := h.reviewer(r)
+	if who == "" {
+		h.errorPage(w, r, errUnauthenticated)
+		return
+	}
+	vals := r.URL.Query()
+	q := approval.RequestQuery{Policy: vals.Get("policy"), RequestedBy: vals.Get("requested_by"), Limit: queuePageSize}
+	status := vals.Get("status")
+	switch st := approval.Status(status); {
+	case st == "":
+	case st == "open":
+		q.Status = openStatuses
+	case st.Valid():
+		q.Status = []approval.Status{st}
+	default:
+		h.errorPage(w, r, errInvalidQuery("unknown status"))
+		return
+	}
+	switch vals.Get("awaiting") {
+	case "":
+	case "me":
+		q.Awaiting = who
+	default:
+		h.errorPage(w, r, errInvalidQuery(`awaiting must be "me"`))
+		return
+	}
+	filters := url.Values{}
+	for _, k := range [...]string{"status", "policy", "requested_by", "awaiting"} {
+		if v := vals.Get(k); v != "" {
+			filters.Set(k, v)
+		}
+	}
+	cursor := vals.Get("cursor")
+	ctx := r.Context()
+	reqs, next, err := h.queueList(ctx, q, cursor, status == "")
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	v := &queueView{Base: base(r), Viewer: who, Policy: q.Policy, RequestedBy: q.RequestedBy, Awaiting: q.Awaiting != "", Paged: cursor != ""}
+	v.StatusOptions = append(v.StatusOptions, option{"", "All (open first)", status == ""}, option{"open", "Open", status == "open"})
+	for _, s := range queueStatuses {
+		v.StatusOptions = append(v.StatusOptions, option{string(s), statusLabel(s), status == string(s)})
+	}
+	v.FirstURL = v.Base + "approvals"
+	if len(filters) > 0 {
+		v.FirstURL += "?" + filters.Encode()
+	}
+	// since is when the first page was shown; it travels with the cursor.
+	since := h.now()
+	if cursor != "" {
+		if us, err := strconv.ParseInt(vals.Get("since"), 10, 64); err == nil {
+			since = time.UnixMicro(us)
+			nq := q
+			nq.CreatedFrom, nq.Limit = since, approval.MaxPageSize
+			if p, err := h.gate.List(ctx, nq); err == nil && len(p.Requests) > 0 {
+				v.NewCount = plural(len(p.Requests), "new request") + " arrived"
+				if p.Next != "" {
+					v.NewCount = "More than " + v.NewCount
+				}
+			} else if err != nil {
+				h.log.Warn("approvalhttp: count new requests", "path", r.URL.Path, "err", err)
+			}
+		}
+	}
+	if next != "" {
+		nv := url.Values{}
+		for k, x := range filters {
+			nv[k] = x
+		}
+		nv.Set("cursor", next)
+		nv.Set("since", strconv.FormatInt(since.UnixMicro(), 10))
+		v.NextURL = v.Base + "approvals?" + nv.Encode()
+	}
+	v.Rows = make([]rowView, len(reqs))
+	for i, req := range reqs {
+		rv := rowView{ID: req.ID, URL: v.Base + "approvals/" + req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status),
+			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: clipText(req.Action.Message, 140),
+			Policies: strings.Join(req.PolicyNames(), ", "), Cost: fmtCost(req.Action.Cost), Risk: req.Action.Risk.String()}
+		rv.Created, rv.CreatedISO = fmtTime(req.CreatedAt)
+		if req.Status.Open() {
+			rv.Deadline, rv.DeadlineISO = fmtTime(req.Deadline)
+		}
+		v.Rows[i] = rv
+	}
+	h.render(w, r, http.StatusOK, queueTmpl, v)
+}
+
+// queueList returns a page of the queue. With openFirst (no status
+// filter) the open requests come first, then the rest, each part oldest
+// first; its cursor says which part it continues: "o." or "r." and the
+// store's cursor. Otherwise the cursor is the store's own.
+func (h *handler) queueList(ctx context.Context, q approval.RequestQuery, cursor string, openFirst bool) ([]*approval.Request, string, error) {
+	if !openFirst {
+		q.Cursor = cursor
+		p, err := h.gate.List(ctx, q)
+		return p.Requests, p.Next, err
+	}
+	part, c := "o", ""
+	if cursor != "" {
+		var ok bool
+		part, c, ok = strings.Cut(cursor, ".")
+		if !ok || (part != "o" && part != "r") {
+			return nil, "", fmt.Errorf("%w: not a queue cursor", approval.ErrInvalidCursor)
+		}
+	}
+	limit := approval.PageSize(q.Limit)
+	var reqs []*approval.Request
+	if part == "o" {
+		oq := q
+		oq.Status, oq.Cursor = openStatuses, c
+		p, err := h.gate.List(ctx, oq)
+		if err != nil {
+			return nil, "", err
+		}
+		if p.Next != "" {
+			return p.Requests, "o." + p.Next, nil
+		}
+		reqs, c = p.Requests, ""
+		if len(reqs) >= limit {
+			return reqs, "r.", nil
+		}
+	}
+	rq := q
+	rq.Status, rq.Cursor, rq.Limit = restStatuses, c, limit-len(reqs)
+	p, err := h.gate.List(ctx, rq)
+	if err != nil {
+		return nil, "", err
+	}
+	reqs = append(reqs, p.Requests...)
+	if p.Next != "" {
+		return reqs, "r." + p.Next, nil
+	}
+	return reqs, "", nil
+}

@@ -1,0 +1,399 @@
+package approvalhttp
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/signoff/approval"
+)
+
+// The data the page templates print: every value preformatted here, so
+// the templates only read fields.
+
+type reviewView struct {
+	Base, Viewer string
+	ID           string
+	Status       approval.Status
+	StatusLabel  string
+	StatusNote   string
+	Reason       string
+	PolicyReason string
+
+	Name, RequestedBy, Message, RunID, StepID string
+	Risk, Cost                                string
+	Tags, Constraints, Rules                  []string
+	Metadata                                  []metaView
+	Provenance                                *approval.Provenance
+
+	ActionHash, PayloadHash string
+	Payload                 payloadView
+	Diff                    []fileView
+	Redacted                bool
+
+	Policies    []policyView
+	Votes       []voteView
+	History     []eventView
+	HistoryMore bool
+
+	Created, CreatedISO, Deadline, DeadlineISO, TimeLeft string
+	Resolved, ResolvedISO, Expires, ExpiresISO           string
+	Overdue                                              bool
+
+	Flash      string
+	Form       *formView
+	NoForm     string // why no decision can be made here
+	NoFormCode string
+	LinkFor    string // the token's subject, for a link
+	SignedInAs string // the session's reviewer, when it differs from LinkFor
+}
+
+type metaView struct {
+	Key, Value string
+	Masked     bool
+}
+
+type payloadView struct {
+	Kind      string // none, json, text, binary, hidden
+	Size      int
+	Text      string
+	Truncated bool
+	Shown     int
+}
+
+type fileView struct {
+	Path, OldPath string
+	Adds, Dels    int
+	Hunks         []hunkView
+}
+
+type hunkView struct {
+	Header string
+	Lines  []lineView
+}
+
+type lineView struct{ Class, Text string }
+
+type policyView struct {
+	Name, Hash, Needs, Approvers, MatchError string
+	Escalation                               []string
+}
+
+type voteView struct {
+	Approver, OnBehalfOf, Reason, Policies, At, AtISO string
+	Verdict                                           approval.Verdict
+}
+
+type eventView struct {
+	Type              approval.EventType
+	Actor, Reason, At string
+	AtISO             string
+	Verdict           approval.Verdict
+}
+
+type formView struct {
+	Action  string
+	Token   string
+	Approve bool
+	Deny    bool
+}
+
+// statusLabels tell the statuses apart at a glance, terminal ones included.
+var statusLabels = map[approval.Status]string{
+	approval.StatusPending:   "Pending",
+	approval.StatusEscalated: "Escalated",
+	approval.StatusApproved:  "Approved",
+	approval.StatusDenied:    "Denied",
+	approval.StatusCancelled: "Cancelled",
+	approval.StatusTimedOut:  "Timed out",
+	approval.StatusConsumed:  "Approved and used",
+	approval.StatusExpired:   "Expired",
+}
+
+var statusNotes = map[approval.Status]string{
+	approval.StatusPending:   "Waiting for approvers.",
+	approval.StatusEscalated: "Waiting for approvers; escalated to further approvers.",
+	approval.StatusApproved:  "The requester may now run the action, once.",
+	approval.StatusDenied:    "The action must not run.",
+	approval.StatusCancelled: "The request was withdrawn; the action must not run.",
+	approval.StatusTimedOut:  "No decision was reached before the deadline.",
+	approval.StatusConsumed:  "The approval was used: the action was allowed to run.",
+	approval.StatusExpired:   "Approved, but not used in time: the approval lapsed.",
+}
+
+func statusLabel(s approval.Status) string {
+	if l, ok := statusLabels[s]; ok {
+		return l
+	}
+	return string(s)
+}
+
+const timeLayout = "2006-01-02 15:04:05 UTC"
+
+func fmtTime(t time.Time) (text, iso string) {
+	if t.IsZero() {
+		return "", ""
+	}
+	t = t.UTC()
+	return t.Format(timeLayout), t.Format(time.RFC3339)
+}
+
+// left says how long until d, coarsely ("3h 12m left").
+func left(d time.Duration) string {
+	if d <= 0 {
+		return "deadline passed"
+	}
+	d = d.Round(time.Second)
+	days, hours, mins := int(d/(24*time.Hour)), int(d/time.Hour)%24, int(d/time.Minute)%60
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh left", days, hours)
+	case hours > 0:
+		return fmt.Sprintf("%dh %dm left", hours, mins)
+	case mins > 0:
+		return fmt.Sprintf("%dm left", mins)
+	}
+	return fmt.Sprintf("%ds left", int(d/time.Second))
+}
+
+func fmtCost(c *approval.Cost) string {
+	if c == nil {
+		return ""
+	}
+	s := strconv.FormatFloat(c.Amount, 'f', -1, 64)
+	if c.Currency != "" {
+		s += " " + c.Currency
+	}
+	return s
+}
+
+// review builds the page data for req, its audit events and redaction
+// keys; the caller adds the viewer and the form.
+func (h *handler) review(req *approval.Request, events []approval.AuditEvent, keys []string, now time.Time) *reviewView {
+	a := &req.Action
+	v := &reviewView{
+		ID: req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status), StatusNote: statusNotes[req.Status],
+		Reason: req.Reason, Name: a.Name, RequestedBy: a.RequestedBy, Message: a.Message, RunID: a.RunID, StepID: a.StepID,
+		Risk: a.Risk.String(), Cost: fmtCost(a.Cost), Tags: a.Tags, Constraints: a.Constraints, Provenance: a.Provenance,
+		ActionHash: req.ActionHash, PayloadHash: req.PayloadHash,
+	}
+	if req.Status == approval.StatusEscalated {
+		v.StatusNote = fmt.Sprintf("Waiting for approvers; escalated %d time(s), so further approvers may decide.", req.EscalationLevel)
+	}
+	v.Created, v.CreatedISO = fmtTime(req.CreatedAt)
+	v.Resolved, v.ResolvedISO = fmtTime(req.ResolvedAt)
+	if req.Status == approval.StatusApproved {
+		v.Expires, v.ExpiresISO = fmtTime(req.ExpiresAt)
+	}
+	if !req.Deadline.IsZero() {
+		v.Deadline, v.DeadlineISO = fmtTime(req.Deadline)
+		if req.Status.Open() {
+			d := req.Deadline.Sub(now)
+			v.TimeLeft, v.Overdue = left(d), d <= 0
+		}
+	}
+
+	md, maskedMD := redactMetadata(a.Metadata, keys)
+	if len(md) > 0 {
+		v.Metadata = make([]metaView, 0, len(md))
+		for k, val := range md {
+			mv := metaView{Key: k, Value: val}
+			if maskedMD && masked(keys, k) {
+				mv.Value, mv.Masked = "••••", true
+			}
+			v.Metadata = append(v.Metadata, mv)
+		}
+		slices.SortFunc(v.Metadata, func(x, y metaView) int { return strings.Compare(x.Key, y.Key) })
+	}
+	var maskedPayload bool
+	v.Payload, maskedPayload = h.payload(a.Payload, keys)
+	v.Redacted = maskedMD || maskedPayload
+	v.Diff = diffView(a.Diff)
+
+	v.Policies = make([]policyView, len(req.Policies))
+	for i, p := range req.Policies {
+		pv := policyView{Name: p.Name, Hash: p.Hash, MatchError: p.MatchError, Approvers: approvers(p.Approvers)}
+		if p.RequiredApprovals > 0 {
+			pv.Needs = plural(p.RequiredApprovals, "approval")
+		} else {
+			pv.Needs = "refuses the action"
+		}
+		for j, lvl := range p.Escalation {
+			reached := ""
+			if j < req.EscalationLevel {
+				reached = " (reached)"
+			}
+			pv.Escalation = append(pv.Escalation, fmt.Sprintf("escalation %d after %s: %s%s", j+1, fmtDuration(time.Duration(j+1)*p.EscalationInterval), approvers(lvl), reached))
+		}
+		v.Policies[i] = pv
+	}
+	v.Rules = rules(req)
+
+	v.Votes = make([]voteView, len(req.Votes))
+	for i, vt := range req.Votes {
+		vv := voteView{Approver: vt.Approver, OnBehalfOf: vt.OnBehalfOf, Verdict: vt.Verdict, Reason: vt.Reason,
+			Policies: strings.Join(vt.Policies, ", ")}
+		vv.At, vv.AtISO = fmtTime(vt.At)
+		v.Votes[i] = vv
+	}
+	v.History = make([]eventView, len(events))
+	for i, e := range events {
+		ev := eventView{Type: e.Type, Actor: e.Actor, Verdict: e.Verdict, Reason: e.Reason}
+		ev.At, ev.AtISO = fmtTime(e.At)
+		v.History[i] = ev
+		if e.Type == approval.EventRequestCreated && v.PolicyReason == "" {
+			v.PolicyReason = e.Reason
+		}
+	}
+	if v.PolicyReason == "" && req.Status.Open() {
+		v.PolicyReason = req.Reason
+	}
+	return v
+}
+
+// rules lists what the gate will hold the request to, in words.
+func rules(req *approval.Request) []string {
+	var rs []string
+	if req.SegregateRequester {
+		rs = append(rs, "The requester ("+req.Action.RequestedBy+") may not approve it.")
+	}
+	if req.DistinctApprovers && len(req.Policies) > 1 {
+		rs = append(rs, "Each approver counts toward one policy only.")
+	}
+	if req.DenyThreshold <= 1 {
+		rs = append(rs, "One denial by an approver denies it.")
+	} else {
+		rs = append(rs, fmt.Sprintf("%d denials by approvers deny it.", req.DenyThreshold))
+	}
+	if !req.Deadline.IsZero() {
+		rs = append(rs, "At the deadline it is "+map[approval.TimeoutAction]string{
+			approval.TimeoutApprove: "approved", approval.TimeoutDeny: "timed out (not approved)",
+		}[req.OnTimeout]+".")
+	}
+	if req.ApprovalTTL > 0 {
+		rs = append(rs, "The approval allows one run of this exact action, within "+fmtDuration(req.ApprovalTTL)+" of approval.")
+	}
+	return rs
+}
+
+func approvers(as []approval.Approver) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		s[i] = a.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
+}
+
+// fmtDuration prints d without zero units: "24h", "1h30m", "90s".
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// payload returns what the page shows of p, and whether a field of it was
+// masked: JSON pretty-printed (after redaction), text as text, and for
+// binary, or for non-JSON when redaction applies, only the size.
+func (h *handler) payload(p []byte, keys []string) (payloadView, bool) {
+	v := payloadView{Size: len(p)}
+	var text string
+	var maskedAny bool
+	switch {
+	case len(p) == 0:
+		v.Kind = "none"
+		return v, false
+	case json.Valid(p):
+		red, n := redactJSON(p, keys)
+		maskedAny = n > 0
+		buf := getBuf()
+		if json.Indent(buf, red, "", "  ") == nil {
+			text = buf.String()
+		} else {
+			text = string(red)
+		}
+		putBuf(buf)
+		v.Kind = "json"
+	case len(keys) > 0:
+		v.Kind = "hidden"
+		return v, true
+	case utf8.Valid(p):
+		v.Kind, text = "text", string(p)
+	default:
+		v.Kind = "binary"
+		return v, false
+	}
+	if len(text) > h.maxDisplay {
+		cut := h.maxDisplay
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text, v.Truncated, v.Shown = text[:cut], true, cut
+	}
+	v.Text = text
+	return v, maskedAny
+}
+
+// diffView splits each hunk into lines classed by their unified-diff
+// prefix.
+func diffView(diff []approval.FileDiff) []fileView {
+	if len(diff) == 0 {
+		return nil
+	}
+	out := make([]fileView, len(diff))
+	for i, f := range diff {
+		fv := fileView{Path: f.Path, OldPath: f.OldPath, Hunks: make([]hunkView, len(f.Hunks))}
+		if f.OldPath == f.Path {
+			fv.OldPath = ""
+		}
+		for j, hk := range f.Hunks {
+			hv := hunkView{Header: fmt.Sprintf("@@ -%d,%d +%d,%d @@", hk.OldStart, hk.OldLines, hk.NewStart, hk.NewLines)}
+			body := strings.TrimSuffix(hk.Body, "\n")
+			n := strings.Count(body, "\n") + 1
+			hv.Lines = make([]lineView, 0, n)
+			for line := range strings.SplitSeq(body, "\n") {
+				class := "ctx"
+				switch {
+				case strings.HasPrefix(line, "+"):
+					class = "add"
+					fv.Adds++
+				case strings.HasPrefix(line, "-"):
+					class = "del"
+					fv.Dels++
+				case strings.HasPrefix(line, `\`):
+					class = "meta"
+				}
+				hv.Lines = append(hv.Lines, lineView{Class: class, Text: line})
+			}
+			fv.Hunks[j] = hv
+		}
+		out[i] = fv
+	}
+	return out
+}
+
+// clipText cuts s to at most n bytes on a rune boundary, with an ellipsis.
+func clipText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
+}

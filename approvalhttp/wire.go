@@ -1,0 +1,262 @@
+package approvalhttp
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/signoff/approval"
+)
+
+// The JSON forms of the API. Requests and audit events travel in the
+// root package's own JSON form (its field tags), with two differences in
+// Action: the payload is a JSON value, text or base64 (Action.Payload is
+// bytes), and redacted fields are masked.
+
+// actionBody is the body of POST /api/approvals: an Action, with the
+// payload as JSON. RequestedBy is accepted only when it names the
+// authenticated caller.
+type actionBody struct {
+	Name        string               `json:"name"`
+	RequestedBy string               `json:"requested_by"`
+	Cost        *approval.Cost       `json:"cost"`
+	Risk        approval.Risk        `json:"risk"`
+	Tags        []string             `json:"tags"`
+	Metadata    map[string]string    `json:"metadata"`
+	Message     string               `json:"message"`
+	RunID       string               `json:"run_id"`
+	StepID      string               `json:"step_id"`
+	Constraints []string             `json:"constraints"`
+	Payload     json.RawMessage      `json:"payload"`
+	Provenance  *approval.Provenance `json:"provenance"`
+	Diff        []approval.FileDiff  `json:"diff"`
+}
+
+// action returns the Action b describes. A JSON string payload is text
+// (its content, unquoted, is the payload); any other JSON value is the
+// payload as sent.
+func (b *actionBody) action() (approval.Action, error) {
+	a := approval.Action{
+		Name: b.Name, Cost: b.Cost, Risk: b.Risk, Tags: b.Tags, Metadata: b.Metadata,
+		Message: b.Message, RunID: b.RunID, StepID: b.StepID, Constraints: b.Constraints,
+		Provenance: b.Provenance, Diff: b.Diff,
+	}
+	p := bytes.TrimSpace(b.Payload)
+	switch {
+	case len(p) == 0 || string(p) == "null":
+	case p[0] == '"':
+		var s string
+		if err := json.Unmarshal(p, &s); err != nil {
+			return a, errMalformed("payload: " + err.Error())
+		}
+		a.Payload = []byte(s)
+	default:
+		a.Payload = bytes.Clone(p)
+	}
+	if a.Provenance == nil {
+		a.Provenance = &approval.Provenance{Source: "api"}
+	}
+	return a, nil
+}
+
+// guardResult is the answer of POST /api/approvals.
+type guardResult struct {
+	Status    approval.Status `json:"status"`
+	RequestID string          `json:"request_id,omitempty"`
+	Reason    string          `json:"reason,omitempty"`
+}
+
+// decideBody is the body of POST /api/approvals/{id}/approve and /deny.
+type decideBody struct {
+	Token  string `json:"token"`
+	Reason string `json:"reason"`
+}
+
+// decideResult is the answer of a decision: the request's state after it,
+// and the vote recorded.
+type decideResult struct {
+	RequestID string          `json:"request_id"`
+	Status    approval.Status `json:"status"`
+	Reason    string          `json:"reason,omitempty"`
+	Vote      *approval.Vote  `json:"vote,omitempty"`
+}
+
+// requestJSON is a request as the API shows it: redacted.
+type requestJSON struct {
+	ID                 string                   `json:"id"`
+	Status             approval.Status          `json:"status"`
+	Reason             string                   `json:"reason,omitempty"`
+	Action             actionJSON               `json:"action"`
+	ActionHash         string                   `json:"action_hash"`
+	PayloadHash        string                   `json:"payload_hash,omitempty"`
+	Policies           []approval.MatchedPolicy `json:"policies"`
+	Votes              []approval.Vote          `json:"votes,omitempty"`
+	SegregateRequester bool                     `json:"segregate_requester"`
+	DistinctApprovers  bool                     `json:"distinct_approvers,omitempty"`
+	DenyThreshold      int                      `json:"deny_threshold"`
+	OnTimeout          approval.TimeoutAction   `json:"on_timeout"`
+	ApprovalTTL        time.Duration            `json:"approval_ttl"`
+	CreatedAt          time.Time                `json:"created_at"`
+	UpdatedAt          time.Time                `json:"updated_at"`
+	Deadline           time.Time                `json:"deadline,omitzero"`
+	ResolvedAt         time.Time                `json:"resolved_at,omitzero"`
+	ExpiresAt          time.Time                `json:"expires_at,omitzero"`
+	EscalationLevel    int                      `json:"escalation_level,omitempty"`
+	// Redacted is set when a payload field or metadata value is masked.
+	Redacted bool        `json:"redacted,omitempty"`
+	Viewer   *viewerJSON `json:"viewer,omitempty"`
+}
+
+// actionJSON is Action with its payload as JSON (Payload), text
+// (PayloadText) or base64 (PayloadBase64), or none of them when
+// redaction hides a payload that is not JSON.
+type actionJSON struct {
+	Name          string               `json:"name"`
+	RequestedBy   string               `json:"requested_by"`
+	Cost          *approval.Cost       `json:"cost,omitempty"`
+	Risk          approval.Risk        `json:"risk,omitempty"`
+	Tags          []string             `json:"tags,omitempty"`
+	Metadata      map[string]string    `json:"metadata,omitempty"`
+	Message       string               `json:"message,omitempty"`
+	RunID         string               `json:"run_id,omitempty"`
+	StepID        string               `json:"step_id,omitempty"`
+	Constraints   []string             `json:"constraints,omitempty"`
+	Payload       json.RawMessage      `json:"payload,omitempty"`
+	PayloadText   *string              `json:"payload_text,omitempty"`
+	PayloadBase64 []byte               `json:"payload_base64,omitempty"`
+	PayloadSize   int                  `json:"payload_size"`
+	Provenance    *approval.Provenance `json:"provenance,omitempty"`
+	Diff          []approval.FileDiff  `json:"diff,omitempty"`
+}
+
+// viewerJSON says who is looking and whether they may decide.
+type viewerJSON struct {
+	ID string `json:"id"`
+	// Via is "session" (Options.Identity) or "token" (a link's token).
+	Via string `json:"via"`
+	// TokenAllows is the token's verdict scope, for a token viewer.
+	TokenAllows approval.Verdict `json:"token_allows,omitempty"`
+	MayDecide   bool             `json:"may_decide"`
+	// WhyNot is the problem code of the refusal a decision would meet.
+	WhyNot string `json:"why_not,omitempty"`
+}
+
+// toJSON returns r as the API shows it, masking the fields keys name.
+func toJSON(r *approval.Request, keys []string) *requestJSON {
+	a := &r.Action
+	v := &requestJSON{
+		ID: r.ID, Status: r.Status, Reason: r.Reason,
+		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash, Policies: r.Policies, Votes: r.Votes,
+		SegregateRequester: r.SegregateRequester, DistinctApprovers: r.DistinctApprovers,
+		DenyThreshold: r.DenyThreshold, OnTimeout: r.OnTimeout, ApprovalTTL: r.ApprovalTTL,
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Deadline: r.Deadline, ResolvedAt: r.ResolvedAt,
+		ExpiresAt: r.ExpiresAt, EscalationLevel: r.EscalationLevel,
+		Action: actionJSON{
+			Name: a.Name, RequestedBy: a.RequestedBy, Cost: a.Cost, Risk: a.Risk, Tags: a.Tags,
+			Message: a.Message, RunID: a.RunID, StepID: a.StepID, Constraints: a.Constraints,
+			PayloadSize: len(a.Payload), Provenance: a.Provenance, Diff: a.Diff,
+		},
+	}
+	md, masked := redactMetadata(a.Metadata, keys)
+	v.Action.Metadata = md
+	v.Redacted = masked
+	switch p := a.Payload; {
+	case len(p) == 0:
+	case json.Valid(p):
+		out, n := redactJSON(p, keys)
+		v.Action.Payload = out
+		v.Redacted = v.Redacted || n > 0
+	case len(keys) > 0:
+		// Redaction is configured and the payload is not JSON: no field
+		// can be masked, so none of it is shown.
+		v.Redacted = true
+	case utf8.Valid(p):
+		s := string(p)
+		v.Action.PayloadText = &s
+	default:
+		v.Action.PayloadBase64 = p
+	}
+	return v
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuf() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= 1<<20 {
+		bufPool.Put(b)
+	}
+}
+
+// writeJSON writes v with the given status, encoded into a pooled buffer
+// first so that an encoding error can still become a 500.
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	buf := getBuf()
+	defer putBuf(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		contentType = "application/problem+json"
+		_ = json.NewEncoder(buf).Encode(classify(err))
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", contentType)
+	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// decodeJSON reads r's body, at most limit bytes, into v: one JSON value,
+// no unknown fields, nothing after it. An empty body leaves v as it is
+// when emptyOK. The body must be declared JSON (415 otherwise), so that a
+// form or text/plain post can never be read as an API call.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64, emptyOK bool) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if ct := r.Header.Get("Content-Type"); ct != "" || !emptyOK {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+			return &httpError{http.StatusUnsupportedMediaType, "unsupported_media_type", "Unsupported media type",
+				"send the body as application/json"}
+		}
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.EOF) && emptyOK {
+			return nil
+		}
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return jsonError(err)
+		}
+		return errMalformed("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, approval.ErrInvalidAction):
+		return err // a field's own check, such as an unknown risk level
+	case errors.Is(err, io.EOF):
+		return errMalformed("empty body: send a JSON object")
+	}
+	return errMalformed("malformed JSON: " + err.Error())
+}
