@@ -27,8 +27,21 @@ type Config struct {
 	// Audit receives a copy of every audit event after the Store committed
 	// it (the Store's own trail stays the record). Defaults to none.
 	Audit AuditSink
-	// Channels deliver notifications. Defaults to none.
+	// Channels deliver notifications (see Channel for how). Defaults to
+	// none.
 	Channels []Channel
+	// NotifyQueue bounds each notification queue: the notifications waiting
+	// for their recipients to be resolved, and, per channel, those waiting
+	// to be sent (besides the one being sent). A notification that does
+	// not fit is not sent: it is audited as notification.failed with a
+	// reason saying the queue was full, and logged at Error. Defaults to
+	// 10,000 (DefaultNotifyQueue).
+	NotifyQueue int
+	// SendTimeout bounds one Channel.Send call. A Send still running then
+	// is abandoned and audited as failed; after three such sends in a row
+	// the channel is blocked (see Channel). Defaults to 30s
+	// (DefaultSendTimeout).
+	SendTimeout time.Duration
 	// SigningKey signs decision tokens. Without it the gate can verify
 	// tokens (VerifyKeys) but not issue them. Links already sent work after
 	// a restart only with the same key: load it from a file
@@ -46,8 +59,9 @@ type Config struct {
 	// in notifications ("https://api.example.com"). Defaults to none: no
 	// links are sent.
 	BaseURL string
-	// Directory resolves Group and Role approvers. Required if any policy
-	// names a group or role.
+	// Directory resolves Group and Role approvers (see Directory for how
+	// its failures are handled). Required if any policy names a group or
+	// role.
 	Directory Directory
 	// Default applies when no registered policy matches an action; its
 	// Match is ignored. Defaults to nil: such actions are approved at once
@@ -65,8 +79,9 @@ type Config struct {
 	Limits Limits
 	// Now is the clock. Defaults to time.Now.
 	Now func() time.Time
-	// Logger receives errors the gate handles itself (channel failures,
-	// matcher errors). Defaults to slog.Default().
+	// Logger receives errors the gate handles itself (channel, directory
+	// and audit sink failures, matcher errors, host code that panicked,
+	// with its stack). Defaults to slog.Default().
 	Logger *slog.Logger
 	// PollInterval is how often Wait re-reads a request from the Store, to
 	// see decisions made by other processes. Defaults to 1s.
@@ -91,16 +106,21 @@ const DefaultDenialHold = time.Hour
 type Gate struct {
 	store    Store
 	sink     AuditSink
+	sinkHost *plugin
 	keys     *keyring
 	dir      Directory
-	baseURL  string
-	limits   Limits
-	now      func() time.Time
-	log      *slog.Logger
-	distinct bool
-	denyAt   int
-	poll     time.Duration
-	hold     time.Duration // DenialHold; 0: none
+	dirHost  *plugin
+	// quorumSkip (a time.Time) pauses the quorum check's directory calls
+	// after one ran out of time (quorum.go).
+	quorumSkip atomic.Value
+	baseURL    string
+	limits     Limits
+	now        func() time.Time
+	log        *slog.Logger
+	distinct   bool
+	denyAt     int
+	poll       time.Duration
+	hold       time.Duration // DenialHold; 0: none
 
 	tickMu    sync.Mutex
 	tickAfter DuePosition // where the next Tick's ListDue starts
@@ -125,8 +145,8 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
 	}
-	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 {
-		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval and DenyThreshold must not be negative", ErrInvalidConfig)
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, DenyThreshold, NotifyQueue and SendTimeout must not be negative", ErrInvalidConfig)
 	}
 	if cfg.TokenLeeway == 0 {
 		cfg.TokenLeeway = DefaultTokenLeeway
@@ -168,6 +188,8 @@ func New(cfg Config) (*Gate, error) {
 			"the links it signs stop working when the process exits (keep the key in a file: approval.LoadOrCreateKeyFile)",
 			"kid", g.keys.signerKID)
 	}
+	g.sinkHost = newPlugin("audit sink", g.log)
+	g.dirHost = newPlugin("directory", g.log)
 	if g.denyAt == 0 {
 		g.denyAt = 1
 	}
@@ -197,14 +219,33 @@ func New(cfg Config) (*Gate, error) {
 	g.policies.Store(new([]*compiledPolicy))
 	g.waiters.m = make(map[string][]chan struct{})
 	if len(cfg.Channels) > 0 {
-		g.notify = newDispatcher(g, slices.Clone(cfg.Channels))
+		if cfg.NotifyQueue == 0 {
+			cfg.NotifyQueue = DefaultNotifyQueue
+		}
+		if cfg.SendTimeout == 0 {
+			cfg.SendTimeout = DefaultSendTimeout
+		}
+		g.notify, err = newDispatcher(g, slices.Clone(cfg.Channels), cfg.NotifyQueue, cfg.SendTimeout)
+		if err != nil {
+			return nil, err
+		}
 	}
 	return g, nil
 }
 
-// Close stops notification delivery after the queued notifications are
-// sent or ctx is done, whichever comes first. Guard and Decide keep working
-// after Close but no longer notify. Close is safe to call more than once.
+// Close stops notification delivery: it takes no new notifications and
+// returns nil once the queued ones are delivered (sent, or failed and
+// audited). If ctx ends first, Close stops delivery at once, audits each
+// notification left undelivered as notification.failed with reason "gate
+// closed before delivery", logs their number, and returns an error
+// wrapping ctx's error; those audit writes get at most one second of their
+// own, so Close returns soon after ctx ends even if a channel never does.
+// A Send still running then is abandoned.
+//
+// Guard and Decide keep working after Close but no longer notify: each
+// notification they would have sent is audited as notification.failed,
+// "gate closed before delivery". Close is safe to call more than once;
+// only the first call waits.
 func (g *Gate) Close(ctx context.Context) error {
 	if !g.closed.CompareAndSwap(false, true) || g.notify == nil {
 		return nil
@@ -326,7 +367,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		}
 		if created {
 			g.afterCommit(ctx, events)
-			g.notify.enqueue(NotifyRequested, req, 0)
+			g.notify.enqueue(ctx, NotifyRequested, req, 0)
 			return Result{Status: StatusPending, RequestID: req.ID, Reason: req.Reason}, nil
 		}
 		res, done, err := g.existing(ctx, stored)

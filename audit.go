@@ -25,7 +25,8 @@ const (
 	EventDecisionApprove     EventType = "decision.approve"
 	EventDecisionDeny        EventType = "decision.deny"
 	// EventDecisionRejected is a security event: a decision was refused (bad
-	// token, ineligible approver, self-approval...) and changed nothing.
+	// token, ineligible approver, self-approval, a Directory that failed...)
+	// and changed nothing.
 	EventDecisionRejected EventType = "decision.rejected"
 	EventRequestEscalated EventType = "request.escalated"
 	// EventRequestReminded: the approvers who had not answered were
@@ -40,6 +41,11 @@ const (
 	// EventPolicyError records a custom matcher that failed and so applied
 	// its policy (fail closed).
 	EventPolicyError EventType = "policy.error"
+	// EventAuditSinkFailed records that Config.Audit failed, panicked or
+	// did not return in time, with the sink's error as reason and the
+	// sequence numbers of the events it may have missed. It is written to
+	// the store only: it is never mirrored to the sink.
+	EventAuditSinkFailed EventType = "audit.sink_failed"
 )
 
 // AuditEvent is one entry of the append-only audit trail. Events form a
@@ -231,11 +237,20 @@ func VerifyAuditChain(events []AuditEvent) error {
 
 // AuditSink receives a copy of every audit event after the store has
 // committed it, for shipping to a SIEM, a log pipeline or a second trail.
-// The store's own trail stays the record of truth: a sink's failure is
-// logged and does not undo the committed change. The gate calls Append
-// synchronously, after the commit and before Guard or Decide returns, so
-// events reach the sink in the order each caller caused them; a sink that
-// does slow I/O should buffer. Append may be called concurrently.
+// The store's own trail stays the record of truth: a sink's failure does
+// not undo the committed change, and Guard, Decide and the rest return
+// their result all the same. The gate calls Append synchronously, after
+// the commit and before Guard or Decide returns, so events reach the sink
+// in the order each caller caused them; a sink that does slow I/O should
+// buffer. Append may be called concurrently.
+//
+// Append gets the caller's context, capped at 5s: a sink never holds a
+// caller past its deadline. A sink that returns an error, panics or does
+// not return in time is logged and recorded in the store as an
+// audit.sink_failed event (which is not mirrored to the sink); a call that
+// does not return is abandoned, still running, so it may deliver its
+// events after later ones. At most 100 abandoned calls may be running;
+// beyond that the sink is not called until one returns.
 type AuditSink interface {
 	Append(ctx context.Context, events []AuditEvent) error
 }
@@ -337,12 +352,57 @@ func (g *Gate) appendAudit(ctx context.Context, events []AuditEvent) error {
 	return nil
 }
 
-// afterCommit mirrors committed events to the optional sink.
+// record writes events that change no request and must be kept even when
+// the caller's ctx has ended (a refused decision, a notification not
+// queued): the store write outlives ctx, bounded by auditTimeout, while the
+// sink is called with ctx, so that it never holds the caller past its
+// deadline.
+func (g *Gate) record(ctx context.Context, events []AuditEvent) error {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+	defer cancel()
+	if err := g.store.AppendAudit(sctx, events); err != nil {
+		return err
+	}
+	g.afterCommit(ctx, events)
+	return nil
+}
+
+const (
+	// sinkTimeout caps one AuditSink.Append call.
+	sinkTimeout = 5 * time.Second
+	// sinkFailureTimeout bounds the store write that records a sink's
+	// failure, made after the caller's context may have ended.
+	sinkFailureTimeout = time.Second
+)
+
+// afterCommit mirrors committed events to the optional sink, with ctx
+// capped at sinkTimeout. A failure is recorded in the store as
+// audit.sink_failed and not mirrored again.
 func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
-	if g.sink == nil {
+	if g.sink == nil || len(events) == 0 {
 		return
 	}
-	if err := g.sink.Append(context.WithoutCancel(ctx), events); err != nil {
-		g.log.Error("approval: audit sink failed; the store's trail has the events", "err", err)
+	sctx, cancel := context.WithTimeout(ctx, sinkTimeout)
+	_, err := callHost(g.sinkHost, sctx, "Append", func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, g.sink.Append(ctx, events)
+	})
+	cancel()
+	if err == nil {
+		return
+	}
+	first, last := events[0].Seq, events[len(events)-1].Seq
+	g.log.Error("approval: audit sink failed; the store's trail has the events",
+		"first_seq", first, "last_seq", last, "err", err)
+	ev := []AuditEvent{{Type: EventAuditSinkFailed, Actor: SystemActor, At: normalizeTime(g.now()),
+		Reason: auditSafe(fmt.Sprintf("audit sink missed events %d to %d: %v", first, last, err), maxReasonBytes)}}
+	if !slices.ContainsFunc(events, func(e AuditEvent) bool { return e.RequestID != events[0].RequestID }) {
+		ev[0].RequestID = events[0].RequestID
+	}
+	// The caller's ctx may have ended (that may be why the sink failed):
+	// the record of the failure gets a short time of its own.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sinkFailureTimeout)
+	defer cancel()
+	if err := g.store.AppendAudit(actx, ev); err != nil {
+		g.log.Error("approval: cannot audit an audit sink failure", "err", err)
 	}
 }

@@ -6,16 +6,40 @@ import (
 )
 
 // Channel delivers notifications to people: a webhook, Slack, email, or
-// anything else. Send may be called concurrently. The gate calls it off the
-// request path, so a slow or failing channel never delays or fails Guard or
-// Decide; each outcome is written to the audit trail.
+// anything else. The gate calls it off the request path, so a slow or
+// failing channel never delays or fails Guard or Decide; each outcome is
+// written to the audit trail (notification.sent, notification.failed).
+//
+// Delivery is in process, once, without retries. Each channel has its own
+// goroutine and queue, so a channel that hangs delays no other channel.
+// Send gets a context that ends after Config.SendTimeout (30s by
+// default); a Send still running then is abandoned and audited as failed.
+// After three sends in a row that ran out of time, the channel is
+// blocked: its notifications fail at once (audited, logged) except for
+// one probe a minute (by Config.Now), and a probe that returns in time,
+// with or without an error, unblocks it. A queue that is full
+// (Config.NotifyQueue), or a gate closed before delivery (see Gate.Close),
+// loses the notification, never silently: it is audited as
+// notification.failed and logged. A crash of the process loses what was
+// queued; a durable outbox with retries is a later feature.
+//
+// A Send or a Name that panics is recovered: the send is audited as
+// failed. Name is called once, by New (a panic there fails New).
 type Channel interface {
 	// Name identifies the channel in the audit trail ("slack", "email").
 	Name() string
-	// Send delivers n. Delivery is at least once: a receiver may see the
-	// same Notification.ID twice and should deduplicate on it.
+	// Send delivers n, and should return when ctx ends. A receiver that
+	// needs exactly once should deduplicate on Notification.ID. Send is
+	// called by one goroutine per channel, one notification at a time,
+	// but an abandoned Send may still be running when the next begins.
 	Send(ctx context.Context, n Notification) error
 }
+
+// Delivery defaults (see Config.NotifyQueue and Config.SendTimeout).
+const (
+	DefaultNotifyQueue = 10_000
+	DefaultSendTimeout = 30 * time.Second
+)
 
 // NotificationType says why a notification was sent.
 type NotificationType string

@@ -38,7 +38,11 @@ const maxReasonBytes = 4 << 10
 // (ErrSelfApproval), approver already decided (ErrAlreadyDecided).
 //
 // A refused decision changes nothing and is written to the audit trail as a
-// decision.rejected security event. An accepted one records the vote and
+// decision.rejected security event. A Directory that fails while the
+// approver's eligibility is checked (an error, a panic, or no answer
+// before ctx ends) refuses the decision the same way (fail closed); the
+// error then wraps none of the sentinels above, but ctx's error when ctx
+// ended. An accepted one records the vote and
 // the token ID in one atomic write; if it completes the quorum of every
 // matched policy the request is approved, and enough denials (one, by
 // default) deny it. Concurrent decisions on one request are serialised by
@@ -77,13 +81,20 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 			if isDecisionError(err) {
 				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
 			}
+			if errors.Is(err, errResolveApprovers) {
+				// Not a refusal the caller caused, but refused all the
+				// same (fail closed), and audited like one.
+				g.log.Error("approval: directory failed during a decision; decision refused (fail closed)",
+					"request", id, "approver", claims.Subject, "err", err)
+				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+			}
 			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
 		}
 		err = g.update(ctx, Update{Request: next, TokenID: claims.TokenID, Events: events})
 		switch {
 		case err == nil:
 			if !next.Status.Open() {
-				g.notify.enqueue(NotifyResolved, next, 0)
+				g.notify.enqueue(ctx, NotifyResolved, next, 0)
 			}
 			return next, nil
 		case errors.Is(err, ErrConflict):
@@ -119,7 +130,10 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 	return claims, nil
 }
 
-var errTimedOut = errors.New("request deadline passed")
+var (
+	errTimedOut         = errors.New("request deadline passed")
+	errResolveApprovers = errors.New("resolve approvers")
+)
 
 // applyDecision checks the decision against req and returns the request
 // with the vote applied, and the events to write with it. req is the
@@ -138,7 +152,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	}
 	eligible, err := g.eligiblePolicies(ctx, req, sub)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve approvers: %w", err)
+		return nil, nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
 	}
 	if len(eligible) == 0 {
 		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v", ErrNotEligible, sub, req.PolicyNames())
@@ -211,7 +225,7 @@ func (g *Gate) isApprover(ctx context.Context, as []Approver, user string) (bool
 		if g.dir == nil {
 			return false, fmt.Errorf("approver %s needs a Directory", a)
 		}
-		ok, err := g.dir.IsMember(ctx, a, user)
+		ok, err := g.isMember(ctx, a, user)
 		if err != nil {
 			return false, fmt.Errorf("directory: %s: %w", a, err)
 		}
@@ -220,6 +234,21 @@ func (g *Gate) isApprover(ctx context.Context, as []Approver, user string) (bool
 		}
 	}
 	return false, nil
+}
+
+// isMember asks the directory whether user belongs to a, through callHost:
+// a panic is an error, and a call still running when ctx ends is
+// abandoned. With a ctx that cannot end it calls inline, and the closure
+// stays on the stack: Decide allocates nothing more for it.
+func (g *Gate) isMember(ctx context.Context, a Approver, user string) (bool, error) {
+	if ctx.Done() == nil {
+		return recovered(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
+			return g.dir.IsMember(ctx, a, user)
+		})
+	}
+	return callHost(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
+		return g.dir.IsMember(ctx, a, user)
+	})
 }
 
 // outcome counts the votes on r: StatusDenied once DenyThreshold distinct
@@ -321,8 +350,8 @@ func isDecisionError(err error) bool {
 }
 
 // reject audits a refused decision and returns the error for the caller.
-// The audit write uses a context that outlives the caller's, so that a
-// cancelled request cannot suppress the security event.
+// The store write outlives the caller's context, so that a cancelled
+// request cannot suppress the security event (see record).
 func (g *Gate) reject(ctx context.Context, id, actor string, verdict Verdict, cause error) error {
 	err := fmt.Errorf("approval: decide %s: %w", id, cause)
 	if verdict != VerdictApprove && verdict != VerdictDeny {
@@ -335,9 +364,7 @@ func (g *Gate) reject(ctx context.Context, id, actor string, verdict Verdict, ca
 		RequestID: auditSafe(id, 256), Type: EventDecisionRejected, Actor: auditSafe(actor, 256),
 		Verdict: verdict, Reason: auditSafe(cause.Error(), 1024), At: normalizeTime(g.now()),
 	}}
-	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if aerr := g.appendAudit(actx, ev); aerr != nil {
+	if aerr := g.record(ctx, ev); aerr != nil {
 		g.log.Error("approval: could not audit a rejected decision", "request", id, "actor", actor, "cause", cause, "err", aerr)
 		return errors.Join(err, fmt.Errorf("approval: audit rejected decision: %w", aerr))
 	}

@@ -51,7 +51,18 @@ func (a Approver) check() error {
 // decision time (is this approver a member?) and at notification time (who
 // are the members?), so membership changes take effect on live requests.
 // Implementations must be safe for concurrent use. An error fails closed:
-// the decision is refused, never counted.
+// the decision is refused, never counted, and audited as
+// decision.rejected; Decide returns the error.
+//
+// A method that panics is recovered and counts as an error. IsMember gets
+// Decide's context: when that context can end, a call still running at
+// its end is abandoned and the decision refused. Members is called off the
+// request path, with 10s to resolve one notification's recipients; after
+// three calls in a row that ran out of time, notifications stop asking it
+// (their recipients fail, audited as notification.failed) except for one
+// probe a minute, until a probe returns in time. At most 100 abandoned
+// calls may be running; beyond that the directory is not called (and
+// fails) until one returns.
 //
 // Identities are compared in canonical form (see CanonicalID): the user
 // IsMember receives is canonical, and the IDs Members returns are

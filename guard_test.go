@@ -393,17 +393,28 @@ func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
 
 	mu.Lock()
 	defer mu.Unlock()
-	require.Equal(t, f.events(), got, "the sink sees every committed event, sealed, in order")
+	trail := f.events()
+	last := trail[len(trail)-1]
+	require.Equal(t, approval.EventAuditSinkFailed, last.Type, "the store records the sink's failure")
+	require.Equal(t, id, last.RequestID)
+	require.Contains(t, last.Reason, "siem unreachable")
+	require.Equal(t, trail[:len(trail)-1], got,
+		"the sink sees every committed event, sealed, in order, but not the record of its own failure")
 }
 
 func TestIssueTokenRejectsBadInput(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
+	const rid = "req_0123456789abcdef0123456789abcdef"
 	for name, call := range map[string]func() error{
+		"not a request ID": func() error {
+			_, err := f.gate.IssueToken("req_x", "bob", approval.VerdictApprove, time.Hour)
+			return err
+		},
 		"empty request":  func() error { _, err := f.gate.IssueToken("", "bob", approval.VerdictApprove, time.Hour); return err },
-		"empty approver": func() error { _, err := f.gate.IssueToken("req_x", "", approval.VerdictApprove, time.Hour); return err },
-		"bad verdict":    func() error { _, err := f.gate.IssueToken("req_x", "bob", "maybe", time.Hour); return err },
-		"zero ttl":       func() error { _, err := f.gate.IssueToken("req_x", "bob", approval.VerdictDeny, 0); return err },
+		"empty approver": func() error { _, err := f.gate.IssueToken(rid, "", approval.VerdictApprove, time.Hour); return err },
+		"bad verdict":    func() error { _, err := f.gate.IssueToken(rid, "bob", "maybe", time.Hour); return err },
+		"zero ttl":       func() error { _, err := f.gate.IssueToken(rid, "bob", approval.VerdictDeny, 0); return err },
 		"cancel without actor": func() error {
 			_, err := f.gate.Cancel(f.ctx, f.pending(transfer(5000)), "", "")
 			return err
@@ -413,6 +424,6 @@ func TestIssueTokenRejectsBadInput(t *testing.T) {
 	}
 	verifyOnly, err := approval.New(approval.Config{Store: f.store, VerifyKeys: []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}})
 	require.NoError(t, err)
-	_, err = verifyOnly.IssueToken("req_x", "bob", approval.VerdictApprove, time.Hour)
+	_, err = verifyOnly.IssueToken(rid, "bob", approval.VerdictApprove, time.Hour)
 	require.ErrorIs(t, err, approval.ErrInvalidConfig)
 }

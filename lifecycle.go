@@ -171,7 +171,7 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(notice, next, 0)
+	g.notify.enqueue(ctx, notice, next, 0)
 	return true, nil
 }
 
@@ -216,7 +216,7 @@ func (g *Gate) remind(ctx context.Context, r *Request, now time.Time) (bool, err
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(NotifyReminder, next, 0)
+	g.notify.enqueue(ctx, NotifyReminder, next, 0)
 	return true, nil
 }
 
@@ -237,7 +237,7 @@ func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, e
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(NotifyEscalated, next, next.EscalationLevel)
+	g.notify.enqueue(ctx, NotifyEscalated, next, next.EscalationLevel)
 	return true, nil
 }
 
@@ -288,7 +288,7 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 		if err != nil {
 			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
 		}
-		g.notify.enqueue(NotifyResolved, next, 0)
+		g.notify.enqueue(ctx, NotifyResolved, next, 0)
 		return next, nil
 	}
 	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)

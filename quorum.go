@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // A request whose quorum no set of people could meet (five approvals from a
@@ -63,7 +64,7 @@ func (g *Gate) countEligible(ctx context.Context, req *Request, p *MatchedPolicy
 				if g.dir == nil {
 					return 0, fmt.Errorf("approver %s needs a Directory", a)
 				}
-				ms, err := g.dir.Members(ctx, a)
+				ms, err := g.quorumMembers(ctx, a)
 				if err != nil {
 					return 0, fmt.Errorf("directory: %s: %w", a, err)
 				}
@@ -144,4 +145,35 @@ func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, err
 		}
 	}
 	return "", nil
+}
+
+// quorumCheckTimeout bounds one Directory.Members call of the quorum check:
+// Guard waits for it, so a directory that hangs must not hold Guard long.
+const quorumCheckTimeout = 2 * time.Second
+
+// quorumPause is how long the quorum check skips the directory after a
+// call that ran out of time, so that a hanging directory costs one Guard
+// quorumCheckTimeout, not every Guard.
+const quorumPause = time.Minute
+
+// quorumMembers resolves a for the quorum check, through callHost: a panic
+// is an error, and a call that outlives quorumCheckTimeout is abandoned.
+// StaticDirectory, which can neither hang nor panic, is called inline.
+func (g *Gate) quorumMembers(ctx context.Context, a Approver) ([]string, error) {
+	if d, ok := g.dir.(StaticDirectory); ok {
+		return d.lookup(a), nil
+	}
+	now := g.now()
+	if until, _ := g.quorumSkip.Load().(time.Time); now.Before(until) {
+		return nil, fmt.Errorf("directory timed out on an earlier quorum check; skipped until %s", until.UTC().Format(time.RFC3339))
+	}
+	ctx, cancel := context.WithTimeout(ctx, quorumCheckTimeout)
+	defer cancel()
+	ms, err := callHost(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
+		return g.dir.Members(ctx, a)
+	})
+	if err != nil && timedOut(err) {
+		g.quorumSkip.Store(now.Add(quorumPause))
+	}
+	return ms, err
 }

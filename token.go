@@ -394,8 +394,8 @@ func (d *claimDecoder) int() int64 {
 // approver is eligible: Decide checks both when the token is used.
 func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
 	switch {
-	case requestID == "":
-		return "", fmt.Errorf("approval: issue token: %w: empty request ID", ErrInvalidDecision)
+	case checkRequestID(requestID) != nil:
+		return "", fmt.Errorf("approval: issue token: %w: %q is not a request ID", ErrInvalidDecision, clip(requestID, maxEchoBytes))
 	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictBoth:
 		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
 	case ttl <= 0:

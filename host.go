@@ -1,0 +1,153 @@
+package approval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// Host code (a Channel, the Directory, the AuditSink) may panic, block or
+// ignore its context. Every call into it goes through callHost, which
+// turns a panic into an error and returns when the caller's context ends
+// even if the call does not, the way net/http recovers a handler's panic.
+
+var (
+	// errPanic marks an error made from a panic in host code.
+	errPanic = errors.New("panicked")
+	// errAbandoned marks a host call that did not return before its
+	// context ended and was left running, or one not started because too
+	// many such calls are still running.
+	errAbandoned = errors.New("did not return in time")
+)
+
+// maxAbandoned bounds the abandoned calls of one plug-in that may still be
+// running. Beyond it, calls that would need a goroutine fail at once, so a
+// plug-in that never returns costs a bounded number of goroutines; calls
+// resume as soon as one of them returns.
+const maxAbandoned = 100
+
+// plugin is one piece of host code, for the bookkeeping of callHost. Its
+// methods are safe for concurrent use.
+type plugin struct {
+	what string // for logs: `channel "slack"`, "directory", "audit sink"
+	log  *slog.Logger
+	// abandoned counts the calls given up on that have not returned yet.
+	abandoned atomic.Int64
+}
+
+func newPlugin(what string, log *slog.Logger) *plugin { return &plugin{what: what, log: log} }
+
+// callHost calls fn, the host's op, with ctx. A panic in fn is recovered
+// and returned as an error wrapping errPanic. When ctx can end, fn runs on
+// its own goroutine and callHost returns at ctx's end whether or not fn
+// has returned, with an error wrapping errAbandoned and ctx's error; fn is
+// left to finish on its own. When ctx cannot end (ctx.Done() is nil), fn
+// runs inline: no goroutine, and the caller has chosen to wait.
+//
+// fn escapes to the heap here; a hot path with a context that cannot end
+// calls recovered directly, so that its closure stays on the stack.
+func callHost[T any](p *plugin, ctx context.Context, op string, fn func(context.Context) (T, error)) (T, error) {
+	if ctx.Done() == nil {
+		return recovered(p, ctx, op, fn)
+	}
+	var zero T
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("%s not called: %w", op, err)
+	}
+	if n := p.abandoned.Load(); n >= maxAbandoned {
+		return zero, fmt.Errorf("%s not called: %d earlier calls %w and are still running", op, n, errAbandoned)
+	}
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	var state atomic.Int32 // 0 running, 1 returned, 2 abandoned
+	go func() {
+		v, err := recovered(p, ctx, op, fn)
+		if !state.CompareAndSwap(0, 1) {
+			p.abandoned.Add(-1)
+			return
+		}
+		done <- result{v, err}
+	}()
+	select {
+	case r := <-done:
+		return r.v, r.err
+	case <-ctx.Done():
+	}
+	if !state.CompareAndSwap(0, 2) {
+		r := <-done // it returned just now
+		return r.v, r.err
+	}
+	n := p.abandoned.Add(1)
+	p.log.Warn("approval: host code did not return before its context ended; abandoned",
+		"plugin", p.what, "call", op, "abandoned_running", n, "err", context.Cause(ctx))
+	return zero, fmt.Errorf("%s %w (%w); abandoned", op, errAbandoned, context.Cause(ctx))
+}
+
+// recovered calls fn inline and turns a panic into an error wrapping
+// errPanic. fn does not escape.
+func recovered[T any](p *plugin, ctx context.Context, op string, fn func(context.Context) (T, error)) (v T, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			var zero T
+			v, err = zero, fmt.Errorf("%s %w: %v", op, errPanic, r)
+			p.log.Error("approval: host code panicked; recovered", "plugin", p.what, "call", op,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+		}
+	}()
+	return fn(ctx)
+}
+
+// timedOut reports whether err is a host call that ran out of time: it was
+// abandoned, or returned ctx's deadline error.
+func timedOut(err error) bool {
+	return errors.Is(err, errAbandoned) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Breaker rule: after blockAfter consecutive calls that ran out of time, a
+// plug-in is blocked; calls to it fail at once, except one probe each
+// probeEvery. A probe that returns in time (with or without an error)
+// unblocks it: blocking is about hanging, and a plug-in that answers,
+// even with an error, holds nobody up.
+const (
+	blockAfter = 3
+	probeEvery = time.Minute
+)
+
+// breaker applies the breaker rule to calls made by one goroutine. The
+// zero value is an unblocked breaker. It is not safe for concurrent use.
+type breaker struct {
+	timeouts  int // consecutive calls that ran out of time
+	blocked   bool
+	nextProbe time.Time
+}
+
+// allow reports whether a call may go ahead at now. When it returns false,
+// until is when the next probe is allowed.
+func (b *breaker) allow(now time.Time) (ok bool, until time.Time) {
+	if !b.blocked || !now.Before(b.nextProbe) {
+		return true, time.Time{}
+	}
+	return false, b.nextProbe
+}
+
+// record notes the outcome of an allowed call at now and reports whether
+// it blocked the plug-in (newly or again, after a failed probe).
+func (b *breaker) record(now time.Time, err error) (blocked bool) {
+	if !timedOut(err) {
+		*b = breaker{}
+		return false
+	}
+	b.timeouts++
+	if b.blocked || b.timeouts >= blockAfter {
+		b.blocked, b.nextProbe = true, now.Add(probeEvery)
+		return true
+	}
+	return false
+}
