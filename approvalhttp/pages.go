@@ -47,6 +47,13 @@ func (h *handler) reviewPage(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, fmt.Errorf("%w: this link allows %s", approval.ErrTokenVerdictMismatch, v.claims.Act))
 		return
 	}
+	h.showReview(w, r, id, v, signedIn, verdict, approval.Verdict(vals.Get("decided")))
+}
+
+// showReview writes the review page of request id for viewer v: with the
+// decision form if v may decide, and a note of v's decision just made if
+// decided is set.
+func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, v viewer, signedIn string, verdict, decided approval.Verdict) {
 	if !isRequestID(id) {
 		h.errorPage(w, r, errNoRequest)
 		return
@@ -82,7 +89,7 @@ func (h *handler) reviewPage(w http.ResponseWriter, r *http.Request) {
 	} else {
 		rv.NoForm, rv.NoFormCode = whyNot(code, v.id, req), code
 	}
-	switch d := approval.Verdict(vals.Get("decided")); d {
+	switch d := decided; d {
 	case approval.VerdictApprove, approval.VerdictDeny:
 		for _, vt := range req.Votes {
 			if vt.Approver == v.id && vt.Verdict == d {
@@ -119,8 +126,9 @@ func whyNot(code, who string, req *approval.Request) string {
 
 // decideForm is POST /approvals/{id}/decide: the confirmation form.
 // Fields: verdict (approve or deny), reason, and token (a link's; without
-// it the decision is the signed-in reviewer's). On success it redirects
-// (303) to the review page, never with the token in the URL.
+// it the decision is the signed-in reviewer's). On success a session's
+// decision redirects (303) to the review page; a link's decision shows the
+// page at once, since the token may not go into a redirect.
 func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxDecideBodyBytes)
 	if err := r.ParseForm(); err != nil {
@@ -138,8 +146,22 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, &httpError{http.StatusUnprocessableEntity, "invalid_decision", "Invalid decision", "verdict must be approve or deny"})
 		return
 	}
-	if _, err := h.decide(r, id, verdict, r.PostForm.Get("token"), r.PostForm.Get("reason")); err != nil {
+	tok := r.PostForm.Get("token")
+	if _, err := h.decide(r, id, verdict, tok, r.PostForm.Get("reason")); err != nil {
 		h.errorPage(w, r, err)
+		return
+	}
+	if tok != "" {
+		// A link's holder has no session to come back with, and the token
+		// must not go into a redirect: show the outcome now. (A reload
+		// re-posts a spent token, which is refused and changes nothing.)
+		signedIn := h.reviewer(r)
+		v, err := h.viewer(id, tok, signedIn)
+		if err != nil {
+			h.errorPage(w, r, err)
+			return
+		}
+		h.showReview(w, r, id, v, signedIn, "", verdict)
 		return
 	}
 	// Relative to /approvals/{id}/decide: the review page, under any prefix.
