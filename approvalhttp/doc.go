@@ -26,7 +26,7 @@
 //
 //	GET  /approvals                   the queue: open requests first, filters, pages
 //	GET  /approvals/{id}              the review page; with ?verdict=&token= a link's confirmation page
-//	POST /approvals/{id}/decide       the decision form (verdict, reason, token): 303 to the review page
+//	POST /approvals/{id}/decide       the decision form (verdict, reason, token): the page, or 303 to it
 //	GET  /assets/style.css            the stylesheet (embedded)
 //	POST /api/approvals               Guard an action for the authenticated caller
 //	GET  /api/approvals               list: status, policy, requested_by, awaiting, cursor, limit
@@ -93,9 +93,11 @@
 // who it is for and a confirmation form; only the form's POST decides, so
 // link scanners and previews decide nothing. The form is offered only to a
 // person who may decide (approval.Gate.CanDecide); otherwise the page says
-// why. After a decision the browser is redirected (303) to the review page
-// with ?decided=, never with the token; a visitor with no session is shown
-// only that a decision was submitted.
+// why. A link's decision answers with the review page in its new state
+// (a redirect would have to carry the token, and the holder has no session
+// to come back with); a session's decision redirects (303) to the review
+// page with ?decided=. A visitor with no session who opens ?decided= is
+// shown only that a decision was submitted.
 //
 // Stable element IDs serve browser tests: status (with data-status),
 // action-hash, payload-hash, payload (data-kind, data-size), diff, votes,
