@@ -144,24 +144,9 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	if req.usedToken(c.TokenID) {
 		return nil, nil, ErrTokenUsed
 	}
-	if !req.Status.Open() {
-		return nil, nil, fmt.Errorf("%w: request is %s", ErrNotPending, req.Status)
-	}
-	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
-		return nil, nil, errTimedOut
-	}
-	eligible, err := g.eligiblePolicies(ctx, req, sub)
+	eligible, err := g.decidable(ctx, req, sub, now)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
-	}
-	if len(eligible) == 0 {
-		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v", ErrNotEligible, sub, req.PolicyNames())
-	}
-	if req.SegregateRequester && sameID(sub, req.Action.RequestedBy) {
-		return nil, nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, sub)
-	}
-	if v, ok := req.vote(sub); ok {
-		return nil, nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, sub, v.Verdict, v.At.Format(time.RFC3339))
+		return nil, nil, err
 	}
 
 	next := req
@@ -336,6 +321,35 @@ func quorumDistinct(r *Request) bool {
 
 // isDecisionError reports whether err is a refusal of the decision (to be
 // audited as a security event) rather than an internal failure.
+// decidable checks, in Decide's order, that who (canonical) may decide r
+// at now, and returns the names of the matched policies under which who is
+// eligible. A refusal wraps ErrNotPending (r not open), errTimedOut (its
+// deadline passed), ErrNotEligible, ErrSelfApproval or ErrAlreadyDecided;
+// any other error is the Directory's, wrapping errResolveApprovers. Decide,
+// CanDecide and the inbox all ask it, so they cannot disagree.
+func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) ([]string, error) {
+	if !r.Status.Open() {
+		return nil, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
+	}
+	if !r.Deadline.IsZero() && !now.Before(r.Deadline) {
+		return nil, errTimedOut
+	}
+	eligible, err := g.eligiblePolicies(ctx, r, who)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
+	}
+	if len(eligible) == 0 {
+		return nil, fmt.Errorf("%w: %s is not an approver of %v", ErrNotEligible, who, r.PolicyNames())
+	}
+	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
+		return nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
+	}
+	if v, ok := r.vote(who); ok {
+		return nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, who, v.Verdict, v.At.Format(time.RFC3339))
+	}
+	return eligible, nil
+}
+
 func isDecisionError(err error) bool {
 	for _, s := range []error{
 		ErrInvalidDecision, ErrTokenMalformed, ErrTokenSignature, ErrTokenExpired,

@@ -2,6 +2,7 @@ package approval
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -56,19 +57,17 @@ func (g *Gate) listAwaiting(ctx context.Context, q RequestQuery) (RequestPage, e
 	}
 }
 
-// awaits reports whether r waits for who's decision.
+// awaits reports whether r waits for who's decision: whether who may
+// decide it now. A Directory failure is returned, failing the listing.
 func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time) (bool, error) {
-	if !r.Status.Open() || (!r.Deadline.IsZero() && !now.Before(r.Deadline)) {
-		return false, nil
+	if !r.Status.Open() {
+		return false, nil // skip the Directory for what the store let through
 	}
-	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
-		return false, nil
+	_, err := g.decidable(ctx, r, who, now)
+	if err != nil && errors.Is(err, errResolveApprovers) {
+		return false, err
 	}
-	if _, voted := r.vote(who); voted {
-		return false, nil
-	}
-	names, err := g.eligiblePolicies(ctx, r, who)
-	return len(names) > 0, err
+	return err == nil, nil
 }
 
 // CanDecide reports whether who may decide r now: nil if a decision by who
@@ -87,24 +86,12 @@ func (g *Gate) CanDecide(ctx context.Context, r *Request, who string) error {
 	if err != nil {
 		return fmt.Errorf("approval: can decide: %w", err)
 	}
-	if !r.Status.Open() {
-		return fmt.Errorf("approval: can decide %s: %w: request is %s", r.ID, ErrNotPending, r.Status)
+	_, err = g.decidable(ctx, r, who, g.now())
+	if errors.Is(err, errTimedOut) {
+		err = fmt.Errorf("%w: timed out", ErrNotPending)
 	}
-	if !r.Deadline.IsZero() && !g.now().Before(r.Deadline) {
-		return fmt.Errorf("approval: can decide %s: %w: timed out", r.ID, ErrNotPending)
-	}
-	names, err := g.eligiblePolicies(ctx, r, who)
 	if err != nil {
-		return fmt.Errorf("approval: can decide %s: resolve approvers: %w", r.ID, err)
-	}
-	if len(names) == 0 {
-		return fmt.Errorf("approval: can decide %s: %w: %s is not an approver of %v", r.ID, ErrNotEligible, who, r.PolicyNames())
-	}
-	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
-		return fmt.Errorf("approval: can decide %s: %w: %s requested it", r.ID, ErrSelfApproval, who)
-	}
-	if v, ok := r.vote(who); ok {
-		return fmt.Errorf("approval: can decide %s: %w: %s voted %s", r.ID, ErrAlreadyDecided, who, v.Verdict)
+		return fmt.Errorf("approval: can decide %s: %w", r.ID, err)
 	}
 	return nil
 }
