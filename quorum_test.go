@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -144,4 +145,36 @@ func TestQuorumCheckDirectoryDown(t *testing.T) {
 	f := newFixture(t, func(c *approval.Config) { c.Directory = downDirectory{financeDir} })
 	id := f.pending(transfer(5000))
 	require.Equal(t, approval.StatusPending, f.get(id).Status)
+}
+
+// hangingDirectory's Members answers only when its caller gives up.
+type hangingDirectory struct {
+	approval.StaticDirectory
+	calls *atomic.Int32
+}
+
+func (d hangingDirectory) Members(ctx context.Context, _ approval.Approver) ([]string, error) {
+	d.calls.Add(1)
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestQuorumCheckDirectoryHangs: a directory that hangs costs one Guard
+// the check's bound, leaves the request pending, and is then skipped by
+// the checks that follow, so Guard is not held on every call.
+func TestQuorumCheckDirectoryHangs(t *testing.T) {
+	t.Parallel()
+	calls := &atomic.Int32{}
+	f := newFixture(t, func(c *approval.Config) { c.Directory = hangingDirectory{financeDir, calls} })
+	start := time.Now()
+	id := f.pending(transfer(5000))
+	first := time.Since(start)
+	require.GreaterOrEqual(t, first, time.Second, "the check waited for the directory")
+	require.Less(t, first, 10*time.Second, "but not beyond its bound")
+	require.Equal(t, approval.StatusPending, f.get(id).Status)
+	require.Positive(t, calls.Load())
+
+	start = time.Now()
+	f.pending(transfer(5001))
+	require.Less(t, time.Since(start), time.Second, "the next check skips the hanging directory")
 }
