@@ -3,6 +3,7 @@ package approval
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -23,12 +24,12 @@ func (g *Gate) quorumShortfall(ctx context.Context, req *Request) (string, error
 	}
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		n, err := g.countEligible(ctx, req, p, p.RequiredApprovals, nil)
+		people, err := g.eligiblePeople(ctx, req, p, p.RequiredApprovals)
 		if err != nil {
 			return "", err
 		}
-		if n < p.RequiredApprovals {
-			return shortfall(p, n, req.SegregateRequester), nil
+		if len(people) < p.RequiredApprovals {
+			return shortfall(p, len(people), req.SegregateRequester), nil
 		}
 	}
 	return "", nil
@@ -50,57 +51,59 @@ func shortfall(p *MatchedPolicy, n int, segregated bool) string {
 	return msg
 }
 
-// countEligible counts the distinct people who may approve under p, other
-// than a segregated requester, stopping at need (0: count all). If collect
-// is not nil, every one found is added to it.
-func (g *Gate) countEligible(ctx context.Context, req *Request, p *MatchedPolicy, need int, collect map[string]bool) (int, error) {
-	var small [8]string
-	seen := small[:0]
-	levels := append([][]Approver{p.Approvers}, p.Escalation...)
-	for _, as := range levels {
+// eligiblePeople returns the distinct people (canonical IDs) who may
+// approve under p, other than a segregated requester, stopping once it has
+// need of them (0: all), every escalation level included.
+func (g *Gate) eligiblePeople(ctx context.Context, req *Request, p *MatchedPolicy, need int) ([]string, error) {
+	var people []string
+	var seen map[string]bool // for all of them; a few are looked through
+	if need == 0 {
+		seen = map[string]bool{}
+	}
+	add := func(m string) bool {
+		id, err := CanonicalID(m)
+		if err != nil || (req.SegregateRequester && sameID(id, req.Action.RequestedBy)) {
+			return false
+		}
+		if seen != nil {
+			if !seen[id] {
+				seen[id] = true
+				people = append(people, id)
+			}
+			return false
+		}
+		if !slices.Contains(people, id) {
+			people = append(people, id)
+		}
+		return len(people) >= need
+	}
+	for lvl := -1; lvl < len(p.Escalation); lvl++ {
+		as := p.Approvers
+		if lvl >= 0 {
+			as = p.Escalation[lvl]
+		}
 		for _, a := range as {
-			members := []string{a.Name}
-			if a.Kind != KindUser {
-				if g.dir == nil {
-					return 0, fmt.Errorf("approver %s needs a Directory", a)
+			if a.Kind == KindUser {
+				if add(a.Name) {
+					return people, nil
 				}
-				ms, err := g.quorumMembers(ctx, a)
-				if err != nil {
-					return 0, fmt.Errorf("directory: %s: %w", a, err)
-				}
-				members = ms
+				continue
 			}
-			for _, m := range members {
-				id, err := CanonicalID(m)
-				if err != nil || (req.SegregateRequester && sameID(id, req.Action.RequestedBy)) {
-					continue
-				}
-				if collect != nil {
-					collect[id] = true
-					continue
-				}
-				if !containsID(seen, id) {
-					seen = append(seen, id)
-					if need > 0 && len(seen) >= need {
-						return len(seen), nil
-					}
+			if g.dir == nil {
+				return nil, fmt.Errorf("approver %s needs a Directory", a)
+			}
+			ms, err := g.quorumMembers(ctx, a)
+			if err != nil {
+				return nil, fmt.Errorf("directory: %s: %w", a, err)
+			}
+			for _, m := range ms {
+				if add(m) {
+					return people, nil
 				}
 			}
 		}
 	}
-	if collect != nil {
-		return len(collect), nil
-	}
-	return len(seen), nil
-}
-
-func containsID(ids []string, id string) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
+	return people, nil
 }
 
 // distinctShortfall checks the quorum when each person counts toward one
@@ -108,17 +111,17 @@ func containsID(ids []string, id string) bool {
 // bipartite matching of seats to people (augmenting paths; seats are few).
 func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, error) {
 	var seats []int // the policy index of each seat
-	eligible := make([]map[string]bool, len(req.Policies))
+	eligible := make([][]string, len(req.Policies))
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		eligible[i] = map[string]bool{}
-		n, err := g.countEligible(ctx, req, p, 0, eligible[i])
+		people, err := g.eligiblePeople(ctx, req, p, 0)
 		if err != nil {
 			return "", err
 		}
-		if n < p.RequiredApprovals {
-			return shortfall(p, n, req.SegregateRequester), nil
+		if len(people) < p.RequiredApprovals {
+			return shortfall(p, len(people), req.SegregateRequester), nil
 		}
+		eligible[i] = people
 		for range p.RequiredApprovals {
 			seats = append(seats, i)
 		}
@@ -126,7 +129,7 @@ func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, err
 	holder := map[string]int{} // person -> seat
 	var try func(s int, visited map[string]bool) bool
 	try = func(s int, visited map[string]bool) bool {
-		for person := range eligible[seats[s]] {
+		for _, person := range eligible[seats[s]] {
 			if visited[person] {
 				continue
 			}
