@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 	"unicode/utf8"
 
 	"github.com/signoff/approval"
@@ -88,52 +87,30 @@ type decideResult struct {
 	Vote      *approval.Vote  `json:"vote,omitempty"`
 }
 
-// requestJSON is a request as the API shows it: redacted.
+// requestJSON is a request as the API shows it: approval.Request's own
+// JSON (so a field added there appears here too), with the action
+// replaced by its redacted form. The embedded copy's action is zeroed, so
+// nothing unredacted is even held.
 type requestJSON struct {
-	ID                 string                   `json:"id"`
-	Status             approval.Status          `json:"status"`
-	Reason             string                   `json:"reason,omitempty"`
-	Action             actionJSON               `json:"action"`
-	ActionHash         string                   `json:"action_hash"`
-	PayloadHash        string                   `json:"payload_hash,omitempty"`
-	Policies           []approval.MatchedPolicy `json:"policies"`
-	Votes              []approval.Vote          `json:"votes,omitempty"`
-	SegregateRequester bool                     `json:"segregate_requester"`
-	DistinctApprovers  bool                     `json:"distinct_approvers,omitempty"`
-	DenyThreshold      int                      `json:"deny_threshold"`
-	OnTimeout          approval.TimeoutAction   `json:"on_timeout"`
-	ApprovalTTL        time.Duration            `json:"approval_ttl"`
-	CreatedAt          time.Time                `json:"created_at"`
-	UpdatedAt          time.Time                `json:"updated_at"`
-	Deadline           time.Time                `json:"deadline,omitzero"`
-	ResolvedAt         time.Time                `json:"resolved_at,omitzero"`
-	ExpiresAt          time.Time                `json:"expires_at,omitzero"`
-	EscalationLevel    int                      `json:"escalation_level,omitempty"`
+	*approval.Request
+	Action actionJSON `json:"action"`
 	// Redacted is set when a payload field or metadata value is masked.
 	Redacted bool        `json:"redacted,omitempty"`
 	Viewer   *viewerJSON `json:"viewer,omitempty"`
 }
 
-// actionJSON is Action with its payload as JSON (Payload), text
-// (PayloadText) or base64 (PayloadBase64), or none of them when
-// redaction hides a payload that is not JSON.
+// actionJSON is Action with its metadata redacted and its payload as JSON
+// (Payload), text (PayloadText) or base64 (PayloadBase64), or none of them
+// when redaction hides a payload that is not JSON. The fields declared here
+// take the place of the embedded Action's of the same JSON name; the
+// embedded copy's Payload and Metadata are cleared.
 type actionJSON struct {
-	Name          string               `json:"name"`
-	RequestedBy   string               `json:"requested_by"`
-	Cost          *approval.Cost       `json:"cost,omitempty"`
-	Risk          approval.Risk        `json:"risk,omitempty"`
-	Tags          []string             `json:"tags,omitempty"`
-	Metadata      map[string]string    `json:"metadata,omitempty"`
-	Message       string               `json:"message,omitempty"`
-	RunID         string               `json:"run_id,omitempty"`
-	StepID        string               `json:"step_id,omitempty"`
-	Constraints   []string             `json:"constraints,omitempty"`
-	Payload       json.RawMessage      `json:"payload,omitempty"`
-	PayloadText   *string              `json:"payload_text,omitempty"`
-	PayloadBase64 []byte               `json:"payload_base64,omitempty"`
-	PayloadSize   int                  `json:"payload_size"`
-	Provenance    *approval.Provenance `json:"provenance,omitempty"`
-	Diff          []approval.FileDiff  `json:"diff,omitempty"`
+	approval.Action
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	Payload       json.RawMessage   `json:"payload,omitempty"`
+	PayloadText   *string           `json:"payload_text,omitempty"`
+	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
+	PayloadSize   int               `json:"payload_size"`
 }
 
 // viewerJSON says who is looking and whether they may decide.
@@ -151,19 +128,10 @@ type viewerJSON struct {
 // toJSON returns r as the API shows it, masking the fields keys name.
 func toJSON(r *approval.Request, keys []string) *requestJSON {
 	a := &r.Action
-	v := &requestJSON{
-		ID: r.ID, Status: r.Status, Reason: r.Reason,
-		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash, Policies: r.Policies, Votes: r.Votes,
-		SegregateRequester: r.SegregateRequester, DistinctApprovers: r.DistinctApprovers,
-		DenyThreshold: r.DenyThreshold, OnTimeout: r.OnTimeout, ApprovalTTL: r.ApprovalTTL,
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Deadline: r.Deadline, ResolvedAt: r.ResolvedAt,
-		ExpiresAt: r.ExpiresAt, EscalationLevel: r.EscalationLevel,
-		Action: actionJSON{
-			Name: a.Name, RequestedBy: a.RequestedBy, Cost: a.Cost, Risk: a.Risk, Tags: a.Tags,
-			Message: a.Message, RunID: a.RunID, StepID: a.StepID, Constraints: a.Constraints,
-			PayloadSize: len(a.Payload), Provenance: a.Provenance, Diff: a.Diff,
-		},
-	}
+	rc := *r
+	rc.Action = approval.Action{}
+	v := &requestJSON{Request: &rc, Action: actionJSON{Action: *a, PayloadSize: len(a.Payload)}}
+	v.Action.Action.Payload, v.Action.Action.Metadata = nil, nil
 	md, masked := redactMetadata(a.Metadata, keys)
 	v.Action.Metadata = md
 	v.Redacted = masked
