@@ -24,7 +24,8 @@ func (g *Gate) quorumShortfall(ctx context.Context, req *Request) (string, error
 	}
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		people, err := g.eligiblePeople(ctx, req, p, p.RequiredApprovals)
+		var buf [8]string
+		people, err := g.eligiblePeople(ctx, req, p, p.RequiredApprovals, buf[:0])
 		if err != nil {
 			return "", err
 		}
@@ -53,9 +54,10 @@ func shortfall(p *MatchedPolicy, n int, segregated bool) string {
 
 // eligiblePeople returns the distinct people (canonical IDs) who may
 // approve under p, other than a segregated requester, stopping once it has
-// need of them (0: all), every escalation level included.
-func (g *Gate) eligiblePeople(ctx context.Context, req *Request, p *MatchedPolicy, need int) ([]string, error) {
-	var people []string
+// need of them (0: all), every escalation level included. It appends
+// them to people (the caller's buffer, so that the common case of a small
+// quorum allocates nothing).
+func (g *Gate) eligiblePeople(ctx context.Context, req *Request, p *MatchedPolicy, need int, people []string) ([]string, error) {
 	var seen map[string]bool // for all of them; a few are looked through
 	if need == 0 {
 		seen = map[string]bool{}
@@ -114,7 +116,7 @@ func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, err
 	eligible := make([][]string, len(req.Policies))
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		people, err := g.eligiblePeople(ctx, req, p, 0)
+		people, err := g.eligiblePeople(ctx, req, p, 0, nil)
 		if err != nil {
 			return "", err
 		}
