@@ -74,7 +74,12 @@ type Notification struct {
 	// Status is the request's status when the notification was made.
 	Status Status `json:"status"`
 	// Action is what the request is about, with the hashes reviewers check.
-	Action      Action `json:"action"`
+	// It is redacted by the matched policies' Redact names
+	// (Action.Redact); the hashes cover the real bytes.
+	Action Action `json:"action"`
+	// Redacted is set when a payload field or metadata value of Action is
+	// masked, or its payload hidden.
+	Redacted    bool   `json:"redacted,omitempty"`
 	ActionHash  string `json:"action_hash"`
 	PayloadHash string `json:"payload_hash,omitempty"`
 	// Policies names the matched policies and their snapshot hashes.

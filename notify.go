@@ -518,9 +518,10 @@ func (d *dispatcher) build(job notifyJob, to string, now time.Time) (Notificatio
 	g, r := d.g, job.req
 	n := Notification{
 		ID: uuid.NewString(), Type: job.typ, RequestID: r.ID, Recipient: to, Status: r.Status,
-		Action: r.Action, ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
+		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
+	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
 	if g.baseURL == "" {
 		return n, nil
 	}

@@ -96,10 +96,10 @@ type Policy struct {
 	// EscalationInterval is required when Escalation is set.
 	EscalationInterval time.Duration
 	// Redact names the payload fields (JSON object keys, at any depth) and
-	// metadata keys that review surfaces (approvalhttp) show masked, so
-	// that approvers judge a request without seeing the secret in it. The
-	// hashes still cover the real bytes. Names compare case-insensitively.
-	// Defaults to none.
+	// metadata keys that notifications and review surfaces (approvalhttp)
+	// show masked (Action.Redact), so that approvers judge a request
+	// without seeing the secret in it. The hashes still cover the real
+	// bytes. Names compare case-insensitively. Defaults to none.
 	Redact []string
 	// ReminderInterval, if set, reminds the approvers who have not answered
 	// (NotifyReminder), every interval while the request is open, counted

@@ -140,7 +140,10 @@
 // page. A payload that is not JSON cannot be masked field by field, so
 // when any name applies to its request only its size and hash are shown.
 // Neither the API nor the page ever returns a masked value; the hashes
-// cover the real bytes, and the page says so.
+// cover the real bytes, and the page says so. The masking is
+// approval.Action.Redact's; notifications sent to channels are masked by
+// the policies' names the same way (Options.Redact is this handler's
+// alone: name a field in Policy.Redact to keep it out of notifications).
 //
 // # Errors
 //

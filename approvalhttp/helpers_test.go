@@ -169,6 +169,11 @@ func (r response) problem(t *testing.T, status int, code string) approvalhttp.Pr
 	require.Equal(t, approvalhttp.ProblemTypePrefix+code, p.Type)
 	require.NotEmpty(t, p.Title)
 	require.LessOrEqual(t, len(p.Detail), 256+len("…"))
+	if status == http.StatusUnauthorized {
+		require.Equal(t, `ApprovalToken realm="approval", error="`+code+`"`, r.Header.Get("WWW-Authenticate"))
+	} else {
+		require.Empty(t, r.Header.Get("WWW-Authenticate"))
+	}
 	return p
 }
 

@@ -129,7 +129,19 @@ func clipDetail(s string) string {
 func (h *handler) problem(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
 	h.logInternal(r, p, err)
+	challenge(w, p)
 	writeJSON(w, p.Status, "application/problem+json", &p)
+}
+
+// challenge adds to a 401 the WWW-Authenticate header HTTP requires
+// (RFC 9110, section 11.6.1). Its scheme, ApprovalToken, says what would
+// do: a link's signed token (in the body or the link), or the host's
+// sign-in, which the challenge cannot name. Its error parameter is the
+// problem code.
+func challenge(w http.ResponseWriter, p Problem) {
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `ApprovalToken realm="approval", error="`+p.Code+`"`)
+	}
 }
 
 func (h *handler) logInternal(r *http.Request, p Problem, err error) {

@@ -95,6 +95,7 @@ type errorView struct {
 func (h *handler) errorPage(w http.ResponseWriter, r *http.Request, err error) {
 	p := classify(err)
 	h.logInternal(r, p, err)
+	challenge(w, p)
 	v := errorView{Base: base(r), Status: p.Status, Title: p.Title, Detail: p.Detail, Code: p.Code}
 	if id := r.PathValue("id"); isRequestID(id) && p.Status != http.StatusNotFound {
 		v.Back = v.Base + "approvals/" + id

@@ -197,21 +197,20 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 		}
 	}
 
-	md, maskedMD := redactMetadata(a.Metadata, keys)
-	if len(md) > 0 {
+	red, redacted := a.Redact(keys)
+	if md := red.Metadata; len(md) > 0 {
 		v.Metadata = make([]metaView, 0, len(md))
 		for k, val := range md {
 			mv := metaView{Key: k, Value: val}
-			if maskedMD && masked(keys, k) {
+			if redacted && masked(keys, k) {
 				mv.Value, mv.Masked = "••••", true
 			}
 			v.Metadata = append(v.Metadata, mv)
 		}
 		slices.SortFunc(v.Metadata, func(x, y metaView) int { return strings.Compare(x.Key, y.Key) })
 	}
-	var maskedPayload bool
-	v.Payload, maskedPayload = h.payload(a.Payload, keys)
-	v.Redacted = maskedMD || maskedPayload
+	v.Payload = h.payload(a.Payload, red.Payload, len(keys) > 0)
+	v.Redacted = redacted
 	v.Diff = diffView(a.Diff)
 
 	v.Policies = make([]policyView, len(req.Policies))
@@ -307,20 +306,20 @@ func fmtDuration(d time.Duration) string {
 	return s
 }
 
-// payload returns what the page shows of p, and whether a field of it was
-// masked: JSON pretty-printed (after redaction), text as text, and for
-// binary, or for non-JSON when redaction applies, only the size.
-func (h *handler) payload(p []byte, keys []string) (payloadView, bool) {
-	v := payloadView{Size: len(p)}
+// payload returns what the page shows of the payload orig, given red,
+// its form after redaction: JSON pretty-printed, text as text, and for
+// binary, or for non-JSON hidden by redaction, only the size.
+func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
+	v := payloadView{Size: len(orig)}
 	var text string
-	var maskedAny bool
 	switch {
-	case len(p) == 0:
+	case len(orig) == 0:
 		v.Kind = "none"
-		return v, false
-	case json.Valid(p):
-		red, n := redactJSON(p, keys)
-		maskedAny = n > 0
+		return v
+	case len(red) == 0:
+		v.Kind = "hidden"
+		return v
+	case redacting || json.Valid(red): // Redact keeps only JSON when redacting
 		buf := getBuf()
 		if json.Indent(buf, red, "", "  ") == nil {
 			text = buf.String()
@@ -329,14 +328,11 @@ func (h *handler) payload(p []byte, keys []string) (payloadView, bool) {
 		}
 		putBuf(buf)
 		v.Kind = "json"
-	case len(keys) > 0:
-		v.Kind = "hidden"
-		return v, true
-	case utf8.Valid(p):
-		v.Kind, text = "text", string(p)
+	case utf8.Valid(red):
+		v.Kind, text = "text", string(red)
 	default:
 		v.Kind = "binary"
-		return v, false
+		return v
 	}
 	if len(text) > h.maxDisplay {
 		cut := h.maxDisplay
@@ -346,7 +342,7 @@ func (h *handler) payload(p []byte, keys []string) (payloadView, bool) {
 		text, v.Truncated, v.Shown = text[:cut], true, cut
 	}
 	v.Text = text
-	return v, maskedAny
+	return v
 }
 
 // diffView splits each hunk into lines classed by their unified-diff

@@ -132,19 +132,15 @@ func toJSON(r *approval.Request, keys []string) *requestJSON {
 	rc.Action = approval.Action{}
 	v := &requestJSON{Request: &rc, Action: actionJSON{Action: *a, PayloadSize: len(a.Payload)}}
 	v.Action.Action.Payload, v.Action.Action.Metadata = nil, nil
-	md, masked := redactMetadata(a.Metadata, keys)
-	v.Action.Metadata = md
-	v.Redacted = masked
-	switch p := a.Payload; {
+	red, redacted := a.Redact(keys)
+	v.Action.Metadata = red.Metadata
+	v.Redacted = redacted
+	switch p := red.Payload; {
 	case len(p) == 0:
-	case json.Valid(p):
-		out, n := redactJSON(p, keys)
-		v.Action.Payload = out
-		v.Redacted = v.Redacted || n > 0
-	case len(keys) > 0:
-		// Redaction is configured and the payload is not JSON: no field
-		// can be masked, so none of it is shown.
-		v.Redacted = true
+		// None, or not JSON and hidden by redaction: no field of it can
+		// be masked, so none of it is shown.
+	case len(keys) > 0 || json.Valid(p):
+		v.Action.Payload = p // Redact keeps only JSON when keys are set
 	case utf8.Valid(p):
 		s := string(p)
 		v.Action.PayloadText = &s

@@ -28,8 +28,9 @@ import (
 //
 // Every method copies what it receives and what it returns, so callers may
 // modify requests and events afterwards. Create, Get and Update run in
-// constant time; List and ListAudit scan from the cursor, and ListDue scans
-// the requests that are not terminal.
+// constant time; List and ListAudit scan from the cursor (ListAudit of one
+// request reads only that request's events, from an index), and ListDue
+// scans the requests that are not terminal.
 type Store struct {
 	mu sync.Mutex
 	// requests holds the stored requests by ID. They are never handed out.
@@ -55,6 +56,11 @@ type Store struct {
 	// never copies the trail; the event with Seq n is at index n-1.
 	audit    [][]approval.AuditEvent
 	auditLen int64
+	// reqEvents lists, by request ID, the trail indices of the request's
+	// events, ascending, for ListAudit by request. It follows the trail,
+	// not the requests: a dropped request's events stay listable until
+	// the trail itself drops them.
+	reqEvents map[string][]int64
 
 	// Retention (retention.go). clock is the latest request time seen;
 	// drops are the terminal requests by the time they may go.
@@ -83,6 +89,7 @@ func New(opts ...Option) *Store {
 		held:      make(map[string]string),
 		tokens:    make(map[string]struct{}),
 		reqTokens: make(map[string][]string),
+		reqEvents: make(map[string][]int64),
 		retention: DefaultRetention,
 	}
 	for _, o := range opts {
@@ -340,6 +347,9 @@ func (s *Store) appendAudit(events []approval.AuditEvent) {
 		}
 		last := &s.audit[len(s.audit)-1]
 		*last = append(*last, e.Clone())
+		if e.RequestID != "" {
+			s.reqEvents[e.RequestID] = append(s.reqEvents[e.RequestID], s.auditLen)
+		}
 		s.auditLen++
 	}
 	s.pruneAudit()
@@ -369,16 +379,30 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var page approval.AuditPage
-	for i := min(max(after, s.auditBase), s.auditLen); i < s.auditLen; i++ {
+	from := min(max(after, s.auditBase), s.auditLen)
+	add := func(i int64) bool {
 		e := s.event(i)
 		if !matchEvent(e, &q) {
-			continue
+			return true
 		}
 		if len(page.Events) == limit {
 			page.Next = strconv.FormatInt(page.Events[limit-1].Seq, 10)
-			break
+			return false
 		}
 		page.Events = append(page.Events, e.Clone())
+		return true
+	}
+	if q.RequestID != "" {
+		idx := s.reqEvents[q.RequestID]
+		start, _ := slices.BinarySearch(idx, from)
+		for _, i := range idx[start:] {
+			if !add(i) {
+				break
+			}
+		}
+		return page, nil
+	}
+	for i := from; i < s.auditLen && add(i); i++ {
 	}
 	return page, nil
 }

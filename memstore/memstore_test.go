@@ -323,3 +323,60 @@ func TestMaxAuditEvents(t *testing.T) {
 	require.Equal(t, int64(3073), page.Events[0].Seq)
 	require.Equal(t, hash, page.Events[0].PrevHash)
 }
+
+// TestListAuditByRequestIndex: listing one request's events (served from
+// the per-request index) pages through exactly what filtering the whole
+// trail gives, before and after the trail drops its oldest chunks; a
+// request whose events were all dropped lists nothing.
+func TestListAuditByRequestIndex(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s := memstore.New(memstore.WithMaxAuditEvents(1500))
+	ids := []string{"req_a", "req_b", "req_c", ""}
+	appendN := func(from, to int, pick func(int) string) {
+		for i := from; i < to; i++ {
+			require.NoError(t, s.AppendAudit(ctx, []approval.AuditEvent{{
+				Type: approval.EventNotificationSent, Actor: "system", RequestID: pick(i), Reason: strconv.Itoa(i), At: time.Now(),
+			}}))
+		}
+	}
+	check := func() {
+		var all []approval.AuditEvent
+		for cur := ""; ; {
+			p, err := s.ListAudit(ctx, approval.AuditQuery{Cursor: cur, Limit: 500})
+			require.NoError(t, err)
+			all = append(all, p.Events...)
+			if cur = p.Next; cur == "" {
+				break
+			}
+		}
+		for _, id := range append(ids[:3:3], "req_gone") {
+			var want, got []int64
+			for _, e := range all {
+				if e.RequestID == id {
+					want = append(want, e.Seq)
+				}
+			}
+			for cur := ""; ; {
+				p, err := s.ListAudit(ctx, approval.AuditQuery{RequestID: id, Cursor: cur, Limit: 7})
+				require.NoError(t, err)
+				for _, e := range p.Events {
+					require.Equal(t, id, e.RequestID)
+					got = append(got, e.Seq)
+				}
+				if cur = p.Next; cur == "" {
+					break
+				}
+			}
+			require.Equal(t, want, got, id)
+		}
+	}
+	appendN(0, 300, func(int) string { return "req_gone" })
+	appendN(300, 1000, func(i int) string { return ids[i%4] })
+	check()
+	appendN(1000, 5000, func(i int) string { return ids[i%4] })
+	check()
+	p, err := s.ListAudit(ctx, approval.AuditQuery{RequestID: "req_gone"})
+	require.NoError(t, err)
+	require.Empty(t, p.Events, "its events were in the dropped chunks")
+}

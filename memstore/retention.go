@@ -3,6 +3,7 @@ package memstore
 import (
 	"container/heap"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/signoff/approval"
@@ -142,8 +143,21 @@ func (s *Store) pruneAudit() {
 	}
 	for s.auditLen-s.auditBase > s.maxAudit+auditChunk && len(s.audit) > 1 {
 		s.anchorHash = s.audit[0][auditChunk-1].Hash
+		s.auditBase += auditChunk
+		for i := range s.audit[0] {
+			id := s.audit[0][i].RequestID
+			idx, ok := s.reqEvents[id]
+			if !ok {
+				continue
+			}
+			start, _ := slices.BinarySearch(idx, s.auditBase)
+			if start == len(idx) {
+				delete(s.reqEvents, id)
+			} else if start > 0 {
+				s.reqEvents[id] = slices.Delete(idx, 0, start)
+			}
+		}
 		s.audit[0] = nil
 		s.audit = s.audit[1:]
-		s.auditBase += auditChunk
 	}
 }
