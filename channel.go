@@ -2,6 +2,7 @@ package approval
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -33,6 +34,46 @@ type Channel interface {
 	// called by one goroutine per channel, one notification at a time,
 	// but an abandoned Send may still be running when the next begins.
 	Send(ctx context.Context, n Notification) error
+}
+
+// SendError is an error a Channel's Send may return (or wrap) to steer
+// retries. Any other error is transient: the message is retried with
+// backoff until its channel's attempt limit.
+type SendError struct {
+	Err error
+	// Permanent says no retry can succeed (the receiver refused the
+	// message, as an HTTP 4xx other than 408 and 429 does): the message is
+	// dead-lettered at once.
+	Permanent bool
+	// RetryAfter is how long the receiver asked the sender to wait (an
+	// HTTP Retry-After); the next attempt is not before it. Zero: the
+	// backoff decides.
+	RetryAfter time.Duration
+}
+
+func (e *SendError) Error() string {
+	if e.Err == nil {
+		return "send failed"
+	}
+	return e.Err.Error()
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// Permanent wraps err as a send failure that retrying cannot fix.
+func Permanent(err error) error { return &SendError{Err: err, Permanent: true} }
+
+// RetryAfter wraps err as a transient send failure whose receiver asked
+// for a wait of d before the next attempt.
+func RetryAfter(err error, d time.Duration) error { return &SendError{Err: err, RetryAfter: d} }
+
+// sendErrorOf returns the SendError in err's chain, or a zero one.
+func sendErrorOf(err error) SendError {
+	var se *SendError
+	if errors.As(err, &se) {
+		return *se
+	}
+	return SendError{Err: err}
 }
 
 // Delivery defaults (see Config.NotifyQueue and Config.SendTimeout).
@@ -96,6 +137,9 @@ type Notification struct {
 	// Deadline is when the request times out, if it does.
 	Deadline time.Time `json:"deadline,omitzero"`
 	At       time.Time `json:"at"`
+	// Attempt counts the deliveries of this notification, from 1; a
+	// retry carries the same ID with a higher Attempt.
+	Attempt int `json:"attempt,omitempty"`
 }
 
 // ReviewPath is the path, below Config.BaseURL, of a request's review page:
