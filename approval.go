@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +41,15 @@ type Config struct {
 	// the channel is blocked (see Channel). Defaults to 30s
 	// (DefaultSendTimeout).
 	SendTimeout time.Duration
+	// Retry says how the outbox retries a failed delivery (a Store that
+	// implements Outbox); see RetryPolicy for the defaults. ChannelRetry
+	// overrides it for the channels it names (by Channel.Name).
+	Retry        RetryPolicy
+	ChannelRetry map[string]RetryPolicy
+	// SendConcurrency bounds the sends in flight per channel with an
+	// outbox, so that a recipient whose sends hang does not hold up the
+	// channel's others. Defaults to 4.
+	SendConcurrency int
 	// SigningKey signs decision tokens. Without it the gate can verify
 	// tokens (VerifyKeys) but not issue them. Links already sent work after
 	// a restart only with the same key: load it from a file
@@ -129,7 +137,8 @@ type Gate struct {
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy
 
-	notify  *dispatcher
+	notify  *dispatcher   // in-process delivery, for a store without Outbox
+	outbox  *outboxRunner // durable delivery, for a store with Outbox
 	waiters waiters
 	closed  atomic.Bool
 }
@@ -145,8 +154,8 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
 	}
-	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 {
-		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, DenyThreshold, NotifyQueue and SendTimeout must not be negative", ErrInvalidConfig)
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, DenyThreshold, NotifyQueue, SendTimeout and SendConcurrency must not be negative", ErrInvalidConfig)
 	}
 	if cfg.TokenLeeway == 0 {
 		cfg.TokenLeeway = DefaultTokenLeeway
@@ -225,9 +234,14 @@ func New(cfg Config) (*Gate, error) {
 		if cfg.SendTimeout == 0 {
 			cfg.SendTimeout = DefaultSendTimeout
 		}
-		g.notify, err = newDispatcher(g, slices.Clone(cfg.Channels), cfg.NotifyQueue, cfg.SendTimeout)
+		chans, err := nameChannels(g, cfg.Channels)
 		if err != nil {
 			return nil, err
+		}
+		if ob, ok := cfg.Store.(Outbox); ok {
+			g.outbox = newOutboxRunner(g, ob, chans, cfg)
+		} else {
+			g.notify = newDispatcher(g, chans, cfg.NotifyQueue, cfg.SendTimeout)
 		}
 	}
 	return g, nil
@@ -247,7 +261,13 @@ func New(cfg Config) (*Gate, error) {
 // "gate closed before delivery". Close is safe to call more than once;
 // only the first call waits.
 func (g *Gate) Close(ctx context.Context) error {
-	if !g.closed.CompareAndSwap(false, true) || g.notify == nil {
+	if !g.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if g.outbox != nil {
+		return g.outbox.close(ctx)
+	}
+	if g.notify == nil {
 		return nil
 	}
 	return g.notify.close(ctx)
@@ -361,13 +381,22 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		if err := backoff(ctx, attempt); err != nil {
 			return Result{}, err
 		}
-		stored, created, err := g.store.Create(ctx, req, events)
+		var (
+			stored  *Request
+			created bool
+			err     error
+		)
+		if notice := g.notice(NotifyRequested, req, 0, now); notice != nil {
+			stored, created, err = g.outbox.ob.CreateWithOutbox(ctx, req, events, notice)
+		} else {
+			stored, created, err = g.store.Create(ctx, req, events)
+		}
 		if err != nil {
 			return Result{}, err
 		}
 		if created {
 			g.afterCommit(ctx, events)
-			g.notify.enqueue(ctx, NotifyRequested, req, 0)
+			g.notified(ctx, NotifyRequested, req, 0)
 			return Result{Status: StatusPending, RequestID: req.ID, Reason: req.Reason}, nil
 		}
 		res, done, err := g.existing(ctx, stored)

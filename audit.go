@@ -22,6 +22,11 @@ const (
 	EventRequestDeduplicated EventType = "request.deduplicated"
 	EventNotificationSent    EventType = "notification.sent"
 	EventNotificationFailed  EventType = "notification.failed"
+	// EventNotificationDeadLettered: an outbox message failed its last
+	// attempt, or was refused for good, and waits for Gate.Redrive.
+	EventNotificationDeadLettered EventType = "notification.dead_lettered"
+	// EventNotificationRedriven: an operator sent a dead letter again.
+	EventNotificationRedriven EventType = "notification.redriven"
 	EventDecisionApprove     EventType = "decision.approve"
 	EventDecisionDeny        EventType = "decision.deny"
 	// EventDecisionRejected is a security event: a decision was refused (bad

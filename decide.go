@@ -90,11 +90,15 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 			}
 			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
 		}
-		err = g.update(ctx, Update{Request: next, TokenID: claims.TokenID, Events: events})
+		u := Update{Request: next, TokenID: claims.TokenID, Events: events}
+		if !next.Status.Open() {
+			u.Outbox = g.notice(NotifyResolved, next, 0, next.UpdatedAt)
+		}
+		err = g.update(ctx, u)
 		switch {
 		case err == nil:
 			if !next.Status.Open() {
-				g.notify.enqueue(ctx, NotifyResolved, next, 0)
+				g.notified(ctx, NotifyResolved, next, 0)
 			}
 			return next, nil
 		case errors.Is(err, ErrConflict):

@@ -57,6 +57,14 @@ var financeDir = approval.StaticDirectory{
 	Roles: map[string][]string{"sre": {"sam"}},
 }
 
+// plainStore hides every optional capability of the Store it wraps
+// (Outbox among them), so that the gate delivers in process.
+type plainStore struct{ approval.Store }
+
+// inProcess is a fixture option: notifications are delivered in process,
+// not through the store's outbox.
+func inProcess(c *approval.Config) { c.Store = plainStore{c.Store} }
+
 func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	t.Helper()
 	_, priv, err := approval.GenerateKeys()

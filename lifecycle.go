@@ -168,10 +168,10 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 		next.HoldUntil = g.holdUntil(now)
 		next.Reason = "timed out"
 	}
-	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(notice, next, 0, now)}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(ctx, notice, next, 0)
+	g.notified(ctx, notice, next, 0)
 	return true, nil
 }
 
@@ -213,10 +213,10 @@ func (g *Gate) remind(ctx context.Context, r *Request, now time.Time) (bool, err
 	next.DueAt = nextDue(next)
 	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestReminded, Actor: SystemActor, Policies: policyRefs(r.Policies),
 		Reason: fmt.Sprintf("reminder %d", next.Reminders), At: now}}
-	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(NotifyReminder, next, 0, now)}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(ctx, NotifyReminder, next, 0)
+	g.notified(ctx, NotifyReminder, next, 0)
 	return true, nil
 }
 
@@ -234,10 +234,10 @@ func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, e
 	next.DueAt = nextDue(next)
 	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestEscalated, Actor: SystemActor, Policies: policyRefs(r.Policies),
 		Reason: fmt.Sprintf("escalated to level %d", next.EscalationLevel), At: now}}
-	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
+	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(NotifyEscalated, next, next.EscalationLevel, now)}); err != nil {
 		return false, err
 	}
-	g.notify.enqueue(ctx, NotifyEscalated, next, next.EscalationLevel)
+	g.notified(ctx, NotifyEscalated, next, next.EscalationLevel)
 	return true, nil
 }
 
@@ -281,14 +281,14 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 			next.Reason += ": " + reason
 		}
 		events := []AuditEvent{{RequestID: id, Type: EventRequestCancelled, Actor: actor, Policies: policyRefs(r.Policies), Reason: reason, At: now}}
-		err = g.update(ctx, Update{Request: next, Events: events})
+		err = g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(NotifyResolved, next, 0, now)})
 		if errors.Is(err, ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
 		}
-		g.notify.enqueue(ctx, NotifyResolved, next, 0)
+		g.notified(ctx, NotifyResolved, next, 0)
 		return next, nil
 	}
 	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
@@ -38,14 +39,12 @@ const reasonClosed = "gate closed before delivery"
 // queue holds at most limit entries; what does not fit is audited as
 // notification.failed and logged, never dropped silently.
 type dispatcher struct {
-	g       *Gate
+	resolver
 	limit   int           // entries per queue (Config.NotifyQueue)
 	timeout time.Duration // per Send (Config.SendTimeout)
 	workers []*worker
-	dir     breaker // used by the resolver goroutine only
 
-	ctx    context.Context // cancelled when Close gives up
-	cancel context.CancelFunc
+	cancel context.CancelFunc // ends resolver.ctx: Close gave up
 
 	mu      sync.Mutex // guards the fields below and every worker's queue
 	jobs    []notifyJob
@@ -81,18 +80,52 @@ type delivery struct {
 	refs []PolicyRef // the request's policies, for the audit event
 }
 
-// newDispatcher starts the delivery goroutines. It asks each channel for
-// its Name once, here, so that a Name that panics fails New.
-func newDispatcher(g *Gate, channels []Channel, limit int, timeout time.Duration) (*dispatcher, error) {
-	d := &dispatcher{g: g, limit: limit, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// resolver resolves a notification's recipients and builds it: the part
+// of delivery the in-process dispatcher and the outbox share. It is used
+// by one goroutine at a time.
+type resolver struct {
+	g   *Gate
+	dir breaker
+	ctx context.Context // ends when delivery stops
+}
+
+// namedChannel is a channel with its Name, asked once, and its host.
+type namedChannel struct {
+	ch   Channel
+	name string
+	host *plugin
+}
+
+// nameChannels asks each channel for its Name once, so that a Name that
+// panics fails New. Names must be unique: the audit trail and the outbox
+// tell channels apart by them.
+func nameChannels(g *Gate, channels []Channel) ([]namedChannel, error) {
+	out := make([]namedChannel, 0, len(channels))
 	for i, c := range channels {
 		p := newPlugin(fmt.Sprintf("Channels[%d]", i), g.log)
 		name, err := recovered(p, context.Background(), "Name", func(context.Context) (string, error) { return c.Name(), nil })
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Channels[%d]: %w", ErrInvalidConfig, i, err)
 		}
+		if name == "" || !utf8.ValidString(name) || len(name) > 64 {
+			return nil, fmt.Errorf("approval: %w: Channels[%d]: Name must be 1 to 64 bytes of UTF-8", ErrInvalidConfig, i)
+		}
+		for _, o := range out {
+			if o.name == name {
+				return nil, fmt.Errorf("approval: %w: Channels[%d]: another channel is named %q", ErrInvalidConfig, i, name)
+			}
+		}
 		p.what = fmt.Sprintf("channel %q", name)
-		d.workers = append(d.workers, &worker{d: d, ch: c, name: name, host: p,
+		out = append(out, namedChannel{ch: c, name: name, host: p})
+	}
+	return out, nil
+}
+
+// newDispatcher starts the delivery goroutines.
+func newDispatcher(g *Gate, channels []namedChannel, limit int, timeout time.Duration) *dispatcher {
+	d := &dispatcher{resolver: resolver{g: g}, limit: limit, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	for _, c := range channels {
+		d.workers = append(d.workers, &worker{d: d, ch: c.ch, name: c.name, host: c.host,
 			wake: make(chan struct{}, 1), done: make(chan struct{})})
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -100,7 +133,7 @@ func newDispatcher(g *Gate, channels []Channel, limit int, timeout time.Duration
 	for _, w := range d.workers {
 		go w.run()
 	}
-	return d, nil
+	return d
 }
 
 func signal(c chan struct{}) {
@@ -421,7 +454,7 @@ func (d *dispatcher) wait(stop <-chan struct{}) bool {
 // recipients lists who a job notifies, resolving groups and roles now.
 // Approvers are asked to decide; the requester (when segregated) is not.
 // Resolutions and timeouts go to the requester and the voters as well.
-func (d *dispatcher) recipients(ctx context.Context, job notifyJob) ([]string, error) {
+func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, error) {
 	r := job.req
 	var out []string
 	add := func(u string) {
@@ -487,7 +520,7 @@ func voters(r *Request) []string {
 // members resolves one approver to user IDs. The directory is called
 // through callHost and the breaker rule: one that hangs is blocked for
 // notifications (not for decisions) until a probe returns in time.
-func (d *dispatcher) members(ctx context.Context, a Approver) ([]string, error) {
+func (d *resolver) members(ctx context.Context, a Approver) ([]string, error) {
 	if a.Kind == KindUser {
 		return []string{a.Name}, nil
 	}
@@ -515,28 +548,43 @@ func (d *dispatcher) members(ctx context.Context, a Approver) ([]string, error) 
 // build makes the notification for one recipient, with personal approve
 // and deny links when the gate has a BaseURL and a signing key.
 func (d *dispatcher) build(job notifyJob, to string, now time.Time) (Notification, error) {
-	g, r := d.g, job.req
+	n := d.g.notification(job, to, now)
+	return n, d.g.sign(&n, now)
+}
+
+// notification makes the notification of job for one recipient, without
+// links.
+func (g *Gate) notification(job notifyJob, to string, now time.Time) Notification {
+	r := job.req
 	n := Notification{
 		ID: uuid.NewString(), Type: job.typ, RequestID: r.ID, Recipient: to, Status: r.Status,
 		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
 	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
+	return n
+}
+
+// sign sets n's review link, when the gate has a BaseURL, and, for an open
+// request and a gate with a signing key, approve and deny links carrying
+// tokens signed for n.Recipient alone, valid until the deadline (at least
+// a minute) or for DefaultTimeout.
+func (g *Gate) sign(n *Notification, now time.Time) error {
 	if g.baseURL == "" {
-		return n, nil
+		return nil
 	}
-	n.ReviewURL = g.baseURL + ReviewPath + url.PathEscape(r.ID)
-	if !r.Status.Open() || g.keys.signer == nil {
-		return n, nil
+	n.ReviewURL = g.baseURL + ReviewPath + url.PathEscape(n.RequestID)
+	if !n.Status.Open() || g.keys.signer == nil {
+		return nil
 	}
 	ttl := DefaultTimeout
-	if !r.Deadline.IsZero() {
-		ttl = max(r.Deadline.Sub(now), time.Minute)
+	if !n.Deadline.IsZero() {
+		ttl = max(n.Deadline.Sub(now), time.Minute)
 	}
 	for _, v := range [...]Verdict{VerdictApprove, VerdictDeny} {
-		tok, err := g.keys.issue(r.ID, to, v, now, ttl)
+		tok, err := g.keys.issue(n.RequestID, n.Recipient, v, now, ttl)
 		if err != nil {
-			return n, fmt.Errorf("sign %s link: %w", v, err)
+			return fmt.Errorf("sign %s link: %w", v, err)
 		}
 		link := n.ReviewURL + "?" + url.Values{"verdict": {string(v)}, "token": {tok}}.Encode()
 		if v == VerdictApprove {
@@ -545,5 +593,5 @@ func (d *dispatcher) build(job notifyJob, to string, now time.Time) (Notificatio
 			n.DenyURL = link
 		}
 	}
-	return n, nil
+	return nil
 }

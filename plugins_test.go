@@ -195,7 +195,7 @@ const scenarioEnv = "APPROVAL_TEST_HOST_PANIC"
 var panicScenarios = map[string]func(t *testing.T){
 	"channel Send": func(t *testing.T) {
 		healthy := newCountChannel("healthy")
-		f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{panicChannel{}, healthy} })
+		f := newFixture(t, inProcess, func(c *approval.Config) { c.Channels = []approval.Channel{panicChannel{}, healthy} })
 		f.pending(transfer(5000))
 		require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 		require.Len(t, healthy.got, 4, "the other channel still delivers")
@@ -211,7 +211,7 @@ var panicScenarios = map[string]func(t *testing.T){
 	},
 	"directory Members": func(t *testing.T) {
 		rec := newCountChannel("rec")
-		f := newFixture(t, func(c *approval.Config) {
+		f := newFixture(t, inProcess, func(c *approval.Config) {
 			c.Channels = []approval.Channel{rec}
 			c.Directory = hostDirectory{members: func(context.Context) ([]string, error) { panic("ldap boom") }}
 		})
@@ -291,7 +291,7 @@ func TestStuckChannelDelaysNoOther(t *testing.T) {
 	t.Parallel()
 	stuck := newStuckChannel("stuck")
 	healthy := newCountChannel("healthy")
-	f := newFixture(t, func(c *approval.Config) {
+	f := newFixture(t, inProcess, func(c *approval.Config) {
 		c.Channels = []approval.Channel{stuck, healthy}
 		c.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
 	})
@@ -314,7 +314,7 @@ func TestBlockedChannelUnblocksOnProbe(t *testing.T) {
 	t.Parallel()
 	ch := newStuckChannel("flaky")
 	var feed <-chan approval.AuditEvent
-	f := newFixture(t, func(c *approval.Config) {
+	f := newFixture(t, inProcess, func(c *approval.Config) {
 		c.Channels = []approval.Channel{ch}
 		c.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
 		feed = auditFeed(c)
@@ -345,7 +345,7 @@ func TestNotifyQueueIsBounded(t *testing.T) {
 		t.Parallel()
 		stuck := newStuckChannel("stuck")
 		var feed <-chan approval.AuditEvent
-		f := newFixture(t, func(c *approval.Config) {
+		f := newFixture(t, inProcess, func(c *approval.Config) {
 			c.Channels = []approval.Channel{stuck}
 			c.NotifyQueue = 10
 			feed = auditFeed(c)
@@ -388,7 +388,7 @@ func TestNotifyQueueIsBounded(t *testing.T) {
 		t.Parallel()
 		entered, release := make(chan struct{}, 1), make(chan struct{})
 		rec := newCountChannel("rec")
-		f := newFixture(t, func(c *approval.Config) {
+		f := newFixture(t, inProcess, func(c *approval.Config) {
 			c.Channels = []approval.Channel{rec}
 			c.NotifyQueue = 5
 			c.Directory = hostDirectory{members: func(context.Context) ([]string, error) {
@@ -433,7 +433,7 @@ func TestNotifyQueueIsBounded(t *testing.T) {
 func TestCloseHonoursItsDeadline(t *testing.T) {
 	t.Parallel()
 	stuck := newStuckChannel("stuck")
-	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{stuck} })
+	f := newFixture(t, inProcess, func(c *approval.Config) { c.Channels = []approval.Channel{stuck} })
 	t.Cleanup(stuck.unblock)
 	for i := range 5 {
 		f.pending(transfer(float64(2000 + i)))

@@ -115,6 +115,10 @@ type Update struct {
 	TokenID string
 	// Events are appended to the audit trail with the write.
 	Events []AuditEvent
+	// Outbox holds the notices the write causes. A store that implements
+	// Outbox stores them with the write, atomically; the gate sets it for
+	// no other store.
+	Outbox []OutboxMessage
 }
 
 // DueQuery selects the requests Tick must look at; see Store.ListDue.

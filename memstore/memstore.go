@@ -61,6 +61,8 @@ type Store struct {
 	// not the requests: a dropped request's events stay listable until
 	// the trail itself drops them.
 	reqEvents map[string][]int64
+	// outbox holds the pending and dead outbox messages by ID (outbox.go).
+	outbox map[string]*approval.OutboxMessage
 
 	// Retention (retention.go). clock is the latest request time seen;
 	// drops are the terminal requests by the time they may go.
@@ -77,7 +79,11 @@ type Store struct {
 
 const auditChunk = 1024
 
-var _ approval.Store = (*Store)(nil)
+var (
+	_ approval.Store       = (*Store)(nil)
+	_ approval.Outbox      = (*Store)(nil)
+	_ approval.PrunedAudit = (*Store)(nil)
+)
 
 // New returns an empty Store. By default it drops a request
 // DefaultRetention after it ended and keeps the whole audit trail; see
@@ -90,6 +96,7 @@ func New(opts ...Option) *Store {
 		tokens:    make(map[string]struct{}),
 		reqTokens: make(map[string][]string),
 		reqEvents: make(map[string][]int64),
+		outbox:    make(map[string]*approval.OutboxMessage),
 		retention: DefaultRetention,
 	}
 	for _, o := range opts {
@@ -102,6 +109,16 @@ func New(opts ...Option) *Store {
 // same ActionHash before it checks req.ID, so a retried Create returns the
 // request the first attempt stored, with created == false, not ErrConflict.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
+	return s.create(ctx, req, events, nil)
+}
+
+// CreateWithOutbox implements approval.Outbox: Create, and msgs stored
+// under the same lock if req is.
+func (s *Store) CreateWithOutbox(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
+	return s.create(ctx, req, events, msgs)
+}
+
+func (s *Store) create(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("memstore: create: %w", err)
 	}
@@ -125,6 +142,9 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	if _, ok := s.requests[req.ID]; ok {
 		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, approval.ErrConflict)
 	}
+	if err := s.checkNew(msgs); err != nil {
+		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, err)
+	}
 	stored := req.Clone()
 	s.requests[stored.ID] = stored
 	s.insertID(stored.ID)
@@ -135,6 +155,7 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 	}
 	s.noteHold(stored)
 	s.appendAudit(events)
+	s.addOutbox(msgs)
 	return stored.Clone(), true, nil
 }
 
@@ -193,6 +214,9 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		return fmt.Errorf("memstore: update %s: stored version %d, update to %d: %w",
 			id, old.Version, u.Request.Version, approval.ErrConflict)
 	}
+	if err := s.checkNew(u.Outbox); err != nil {
+		return fmt.Errorf("memstore: update %s: %w", id, err)
+	}
 	if u.TokenID != "" {
 		if _, used := s.tokens[u.TokenID]; used {
 			return fmt.Errorf("memstore: update %s: token %s: %w", id, u.TokenID, approval.ErrTokenUsed)
@@ -214,6 +238,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	}
 	s.noteHold(next)
 	s.appendAudit(u.Events)
+	s.addOutbox(u.Outbox)
 	return nil
 }
 
