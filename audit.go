@@ -27,8 +27,8 @@ const (
 	EventNotificationDeadLettered EventType = "notification.dead_lettered"
 	// EventNotificationRedriven: an operator sent a dead letter again.
 	EventNotificationRedriven EventType = "notification.redriven"
-	EventDecisionApprove     EventType = "decision.approve"
-	EventDecisionDeny        EventType = "decision.deny"
+	EventDecisionApprove      EventType = "decision.approve"
+	EventDecisionDeny         EventType = "decision.deny"
 	// EventDecisionRejected is a security event: a decision was refused (bad
 	// token, ineligible approver, self-approval, a Directory that failed...)
 	// and changed nothing.

@@ -1,0 +1,265 @@
+package approval_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// flakyChannel fails the first failures attempts of each notification ID
+// with err (a transient error when nil), then succeeds; it records every
+// call.
+type flakyChannel struct {
+	name     string
+	failures int
+	err      func() error
+
+	mu    sync.Mutex
+	calls map[string][]approval.Notification
+	ok    chan approval.Notification
+}
+
+func newFlakyChannel(name string, failures int, err func() error) *flakyChannel {
+	return &flakyChannel{name: name, failures: failures, err: err, calls: map[string][]approval.Notification{},
+		ok: make(chan approval.Notification, 10_000)}
+}
+
+func (c *flakyChannel) Name() string { return c.name }
+
+func (c *flakyChannel) Send(_ context.Context, n approval.Notification) error {
+	c.mu.Lock()
+	c.calls[n.ID] = append(c.calls[n.ID], n)
+	k := len(c.calls[n.ID])
+	c.mu.Unlock()
+	if k <= c.failures {
+		if c.err != nil {
+			return c.err()
+		}
+		return fmt.Errorf("receiver answered 503 (attempt %d)", k)
+	}
+	c.ok <- n
+	return nil
+}
+
+func (c *flakyChannel) attempts() map[string][]approval.Notification {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string][]approval.Notification, len(c.calls))
+	for k, v := range c.calls {
+		out[k] = append([]approval.Notification(nil), v...)
+	}
+	return out
+}
+
+// outboxFixture is a fixture whose gate delivers through memstore's
+// outbox, polling often, so that tests drive retries with the clock.
+func outboxFixture(t *testing.T, chans []approval.Channel, mod ...func(*approval.Config)) *fixture {
+	return newFixture(t, append([]func(*approval.Config){func(c *approval.Config) {
+		c.Channels = chans
+		c.PollInterval = 5 * time.Millisecond
+		c.BaseURL = "https://approvals.example.com"
+	}}, mod...)...)
+}
+
+// advanceUntil moves the fake clock a step at a time until cond holds.
+func advanceUntil(t *testing.T, f *fixture, step time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 20s")
+		}
+		f.clock.Advance(step)
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestOutboxRetriesUntilDelivered: a delivery that fails is retried with
+// backoff, under the same ID (the idempotency key) and fresh links, until
+// it gets through; every attempt is audited once.
+func TestOutboxRetriesUntilDelivered(t *testing.T) {
+	t.Parallel()
+	ch := newFlakyChannel("hook", 2, nil)
+	f := outboxFixture(t, []approval.Channel{ch})
+	id := f.pending(transfer(5000)) // alice, bob, carol, dave
+
+	advanceUntil(t, f, time.Minute, func() bool { return len(ch.ok) == 4 })
+	require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
+
+	calls := ch.attempts()
+	require.Len(t, calls, 4, "one ID per recipient and channel")
+	for nid, ns := range calls {
+		require.Len(t, ns, 3, nid)
+		for i, n := range ns {
+			require.Equal(t, nid, n.ID, "a retry carries the same ID")
+			require.Equal(t, i+1, n.Attempt)
+			require.Equal(t, id, n.RequestID)
+			claims, err := f.gate.VerifyToken(tokenOf(t, n.ApproveURL))
+			require.NoError(t, err, "each attempt carries working links")
+			require.Equal(t, n.Recipient, claims.Subject)
+		}
+	}
+	evs := f.events()
+	require.Equal(t, 8, countReasons(evs, approval.EventNotificationFailed, "; next attempt at "))
+	require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, ": attempt 1 of 8: receiver answered 503"))
+	require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook (attempt 3)"))
+	page, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{})
+	require.NoError(t, err)
+	require.Empty(t, page.Messages, "delivered messages leave the outbox")
+}
+
+// TestOutboxDeadLetterAndRedrive: after its last attempt a message is
+// dead-lettered and audited, listed for the operator, and sent again by
+// Redrive.
+func TestOutboxDeadLetterAndRedrive(t *testing.T) {
+	t.Parallel()
+	ch := newFlakyChannel("hook", 2, nil)
+	f := outboxFixture(t, []approval.Channel{ch}, func(c *approval.Config) {
+		c.ChannelRetry = map[string]approval.RetryPolicy{"hook": {MaxAttempts: 2, InitialInterval: time.Second}}
+	})
+	f.pending(transfer(5000))
+
+	var dead approval.OutboxPage
+	advanceUntil(t, f, time.Minute, func() bool {
+		var err error
+		dead, err = f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead})
+		require.NoError(t, err)
+		return len(dead.Messages) == 4
+	})
+	for _, m := range dead.Messages {
+		require.Equal(t, 2, m.Attempts)
+		require.Equal(t, "hook", m.Channel)
+		require.Contains(t, m.LastError, "receiver answered 503 (attempt 2)")
+	}
+	evs := f.events()
+	require.Equal(t, 4, countReasons(evs, approval.EventNotificationDeadLettered, ": attempt 2 of 2: receiver answered 503 (attempt 2); dead-lettered (no attempt left)"))
+	require.Empty(t, ch.ok)
+
+	// A page at a time, as an operator would.
+	first, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Limit: 3})
+	require.NoError(t, err)
+	require.Len(t, first.Messages, 3)
+	second, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Cursor: first.Next})
+	require.NoError(t, err)
+	require.Len(t, second.Messages, 1)
+	require.Empty(t, second.Next)
+
+	var ids []string
+	for _, m := range dead.Messages {
+		ids = append(ids, m.ID)
+	}
+	n, err := f.gate.Redrive(f.ctx, "ops-oncall", ids...)
+	require.NoError(t, err)
+	require.Equal(t, 4, n)
+	_, err = f.gate.Redrive(f.ctx, "ops-oncall", ids[0])
+	require.ErrorIs(t, err, approval.ErrNotFound, "no longer a dead letter")
+
+	advanceUntil(t, f, time.Second, func() bool { return len(ch.ok) == 4 })
+	require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
+	evs = f.events()
+	require.Equal(t, 4, countReasons(evs, approval.EventNotificationRedriven, "outbox message "))
+	for _, e := range evs {
+		if e.Type == approval.EventNotificationRedriven {
+			require.Equal(t, "ops-oncall", e.Actor)
+			require.NotEmpty(t, e.RequestID)
+		}
+	}
+	require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook"))
+	require.Zero(t, countReasons(evs, approval.EventNotificationSent, "(attempt"), "a redrive counts attempts from zero")
+}
+
+// TestOutboxPermanentAndRetryAfter: a permanent refusal is dead-lettered
+// at its first attempt; a Retry-After postpones the next attempt at least
+// that long.
+func TestOutboxPermanentAndRetryAfter(t *testing.T) {
+	t.Parallel()
+	t.Run("permanent", func(t *testing.T) {
+		t.Parallel()
+		ch := newFlakyChannel("hook", 1, func() error { return approval.Permanent(errors.New("receiver answered 410 Gone")) })
+		f := outboxFixture(t, []approval.Channel{ch})
+		f.pending(transfer(5000))
+		advanceUntil(t, f, time.Second, func() bool {
+			return countReasons(f.events(), approval.EventNotificationDeadLettered, "dead-lettered (refused for good)") == 4
+		})
+		require.Len(t, ch.attempts(), 4)
+		for _, ns := range ch.attempts() {
+			require.Len(t, ns, 1)
+		}
+	})
+	t.Run("retry after", func(t *testing.T) {
+		t.Parallel()
+		ch := newFlakyChannel("hook", 1, func() error { return approval.RetryAfter(errors.New("429"), 2*time.Hour) })
+		f := outboxFixture(t, []approval.Channel{ch}, func(c *approval.Config) {
+			c.Retry = approval.RetryPolicy{MaxInterval: 3 * time.Hour}
+		})
+		start := f.clock.Now()
+		f.pending(transfer(5000))
+		var pending approval.OutboxPage
+		advanceUntil(t, f, time.Millisecond, func() bool {
+			var err error
+			pending, err = f.gate.ListOutbox(f.ctx, approval.OutboxQuery{Channel: "hook"})
+			require.NoError(t, err)
+			n := 0
+			for _, m := range pending.Messages {
+				if m.Attempts == 1 {
+					n++
+				}
+			}
+			return n == 4
+		})
+		for _, m := range pending.Messages {
+			require.False(t, m.NextAttempt.Before(start.Add(2*time.Hour)), "next attempt %s", m.NextAttempt)
+		}
+		f.clock.Advance(time.Hour)
+		time.Sleep(50 * time.Millisecond)
+		require.Empty(t, ch.ok, "not before the receiver's Retry-After")
+		advanceUntil(t, f, 10*time.Minute, func() bool { return len(ch.ok) == 4 })
+	})
+}
+
+// TestOutboxStuckChannelDelaysNoOther: a channel whose sends never return
+// is cut by SendTimeout, does not hold up the other channel, and what it
+// has not delivered stays in the outbox, not lost, when Close gives up.
+func TestOutboxStuckChannelDelaysNoOther(t *testing.T) {
+	t.Parallel()
+	stuck := newStuckChannel("stuck")
+	healthy := newCountChannel("healthy")
+	f := outboxFixture(t, []approval.Channel{stuck, healthy}, func(c *approval.Config) {
+		c.SendTimeout = 250 * time.Millisecond
+	})
+	t.Cleanup(stuck.unblock)
+	for i := range 50 {
+		f.pending(transfer(float64(2000 + i)))
+	}
+	healthy.awaitSent(t, 200, 10*time.Second)
+	var evs []approval.AuditEvent
+	deadline := time.Now().Add(20 * time.Second)
+	for countReasons(evs, approval.EventNotificationFailed, "via stuck: attempt 1 of 8: Send did not return in time") < 3 {
+		require.True(t, time.Now().Before(deadline), "the stuck sends were not cut")
+		time.Sleep(20 * time.Millisecond)
+		evs = f.events()
+	}
+	require.Equal(t, 200, countReasons(evs, approval.EventNotificationSent, "via healthy"))
+	require.LessOrEqual(t, stuck.calls.Load(), int64(8), "a blocked channel is probed, not called for every message")
+
+	page, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{Channel: "stuck", Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, page.Messages, 200, "the stuck channel's messages wait in the outbox")
+}
+
+func tokenOf(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	require.NoError(t, err)
+	tok := u.Query().Get("token")
+	require.NotEmpty(t, tok, "no token in %q", link)
+	return tok
+}
