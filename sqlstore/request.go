@@ -27,6 +27,10 @@ const maxCreateAttempts = 16
 // The returned request is a copy of req with its times in UTC at
 // microsecond precision, which is how it is stored.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
+	return s.create(ctx, req, events, nil)
+}
+
+func (s *Store) create(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
 	if req == nil {
 		return nil, false, errors.New("sqlstore: create: nil request")
 	}
@@ -50,8 +54,10 @@ func (s *Store) Create(ctx context.Context, req *approval.Request, events []appr
 				return err
 			}
 			if inserted {
-				sealed, err = s.appendEvents(ctx, q, events)
-				return err
+				if sealed, err = s.appendEvents(ctx, q, events); err != nil {
+					return err
+				}
+				return s.insertOutbox(ctx, q, msgs)
 			}
 			if row.req.Status.Terminal() {
 				// A terminal request is outside the live index, so only its
@@ -237,8 +243,10 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		case !fresh:
 			return fmt.Errorf("token %s: %w", u.TokenID, approval.ErrTokenUsed)
 		}
-		sealed, err = s.appendEvents(ctx, q, u.Events)
-		return err
+		if sealed, err = s.appendEvents(ctx, q, u.Events); err != nil {
+			return err
+		}
+		return s.insertOutbox(ctx, q, u.Outbox)
 	})
 	if err != nil {
 		return fail(ctx, op, err)

@@ -25,6 +25,7 @@ import (
 func RunShared(t *testing.T, newStores func(t *testing.T) (approval.Store, approval.Store)) {
 	t.Helper()
 	runGateTests(t, newStores)
+	runSharedOutboxTests(t, newStores)
 }
 
 // runGateTests drives real gates over the stores: the behaviours users rely

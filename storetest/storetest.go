@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runListTests(t, newStore)
 	runAuditTests(t, newStore)
 	runContextTests(t, newStore)
+	runOutboxTests(t, newStore)
 	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
