@@ -46,6 +46,12 @@ type Config struct {
 	// overrides it for the channels it names (by Channel.Name).
 	Retry        RetryPolicy
 	ChannelRetry map[string]RetryPolicy
+	// StoreOnly, with a Store that implements Outbox, makes the gate store
+	// the notices of its changes without delivering any: processes that
+	// serve requests write the outbox, and a process whose gate leaves it
+	// false delivers for all of them. Channels must still be set (their
+	// names address the deliveries).
+	StoreOnly bool
 	// SendConcurrency bounds the sends in flight per channel with an
 	// outbox, so that a recipient whose sends hang does not hold up the
 	// channel's others. Defaults to 4.

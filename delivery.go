@@ -87,6 +87,11 @@ func newOutboxRunner(g *Gate, ob Outbox, chans []namedChannel, cfg Config) *outb
 		slots = defaultSendConcurrency
 	}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	if cfg.StoreOnly {
+		r.cancel()
+		close(r.resDone)
+		return r
+	}
 	for _, c := range chans {
 		p, ok := cfg.ChannelRetry[c.name]
 		if !ok {
@@ -389,6 +394,9 @@ func (c *outboxChannel) deliver(m OutboxMessage) {
 // is not delivered stays in the outbox, and a claim this runner held goes
 // to the next claim once its lease ends.
 func (r *outboxRunner) close(ctx context.Context) error {
+	if r.ctx.Err() != nil {
+		return nil // StoreOnly: nothing runs
+	}
 	r.draining.Store(true)
 	signal(r.wake)
 	for _, c := range r.chans {
