@@ -253,19 +253,27 @@ func New(cfg Config) (*Gate, error) {
 	return g, nil
 }
 
-// Close stops notification delivery: it takes no new notifications and
-// returns nil once the queued ones are delivered (sent, or failed and
-// audited). If ctx ends first, Close stops delivery at once, audits each
-// notification left undelivered as notification.failed with reason "gate
-// closed before delivery", logs their number, and returns an error
-// wrapping ctx's error; those audit writes get at most one second of their
-// own, so Close returns soon after ctx ends even if a channel never does.
-// A Send still running then is abandoned.
+// Close stops notification delivery.
 //
-// Guard and Decide keep working after Close but no longer notify: each
-// notification they would have sent is audited as notification.failed,
-// "gate closed before delivery". Close is safe to call more than once;
-// only the first call waits.
+// With an outbox (see Channel), Close delivers what is due now (each due
+// message is attempted) and returns nil; retries due later stay in the
+// outbox for the next gate on the store. If ctx ends first, Close stops
+// at once and returns an error wrapping ctx's error; nothing is lost: a
+// message claimed and not settled goes to the next claim when its lease
+// ends.
+//
+// In process, Close takes no new notifications and returns nil once the
+// queued ones are delivered (sent, or failed and audited). If ctx ends
+// first, Close stops delivery at once, audits each notification left
+// undelivered as notification.failed with reason "gate closed before
+// delivery", logs their number, and returns an error wrapping ctx's
+// error; those audit writes get at most one second of their own, so Close
+// returns soon after ctx ends even if a channel never does. A Send still
+// running then is abandoned. Guard and Decide keep working after Close
+// but no longer notify: each notification they would have sent is
+// audited as notification.failed, "gate closed before delivery".
+//
+// Close is safe to call more than once; only the first call waits.
 func (g *Gate) Close(ctx context.Context) error {
 	if !g.closed.CompareAndSwap(false, true) {
 		return nil

@@ -7,32 +7,47 @@ import (
 )
 
 // Channel delivers notifications to people: a webhook, Slack, email, or
-// anything else. The gate calls it off the request path, so a slow or
-// failing channel never delays or fails Guard or Decide; each outcome is
-// written to the audit trail (notification.sent, notification.failed).
+// anything else (package channels ships all three). The gate calls it off
+// the request path, so a slow or failing channel never delays or fails
+// Guard or Decide; each outcome is written to the audit trail
+// (notification.sent, notification.failed, notification.dead_lettered).
 //
-// Delivery is in process, once, without retries. Each channel has its own
-// goroutine and queue, so a channel that hangs delays no other channel.
-// Send gets a context that ends after Config.SendTimeout (30s by
-// default); a Send still running then is abandoned and audited as failed.
-// After three sends in a row that ran out of time, the channel is
-// blocked: its notifications fail at once (audited, logged) except for
-// one probe a minute (by Config.Now), and a probe that returns in time,
-// with or without an error, unblocks it. A queue that is full
-// (Config.NotifyQueue), or a gate closed before delivery (see Gate.Close),
-// loses the notification, never silently: it is audited as
-// notification.failed and logged. A crash of the process loses what was
-// queued; a durable outbox with retries is a later feature.
+// With a Store that implements Outbox (memstore, sqlstore), delivery is
+// durable and at least once: the notices a change causes are stored with
+// the change, each recipient's delivery is retried with backoff (Config.Retry,
+// Config.ChannelRetry; a Send returns a SendError to mark a refusal as
+// permanent or to pass on a Retry-After) and, after its last attempt,
+// dead-lettered for Gate.ListOutbox and Gate.Redrive. Every attempt
+// carries the same Notification.ID, the key receivers deduplicate on.
+// Each channel runs up to Config.SendConcurrency sends at once, so one
+// recipient whose sends hang does not hold up the others, and memory does
+// not grow with the messages waiting: they wait in the store.
+//
+// With any other Store, delivery is in process, once, without retries:
+// each channel has its own goroutine and bounded queue
+// (Config.NotifyQueue), a notification that does not fit, or that a gate
+// closed before delivery leaves, is audited as notification.failed and
+// logged, and a crash of the process loses what was queued.
+//
+// Either way Send gets a context that ends after Config.SendTimeout (30s
+// by default); a Send still running then is abandoned and its attempt
+// failed. After three sends in a row that ran out of time, the channel is
+// blocked: its notifications wait (outbox) or fail at once (in process)
+// except for one probe a minute (by Config.Now), and a probe that returns
+// in time, with or without an error, unblocks it.
 //
 // A Send or a Name that panics is recovered: the send is audited as
-// failed. Name is called once, by New (a panic there fails New).
+// failed. Name is called once, by New (a panic there fails New); names
+// must be unique among a gate's channels.
 type Channel interface {
 	// Name identifies the channel in the audit trail ("slack", "email").
 	Name() string
 	// Send delivers n, and should return when ctx ends. A receiver that
-	// needs exactly once should deduplicate on Notification.ID. Send is
-	// called by one goroutine per channel, one notification at a time,
-	// but an abandoned Send may still be running when the next begins.
+	// needs exactly once should deduplicate on Notification.ID. With an
+	// outbox, Send is called by up to Config.SendConcurrency goroutines at
+	// once; in process, by one goroutine per channel, one notification at
+	// a time. An abandoned Send may still be running when the next
+	// begins.
 	Send(ctx context.Context, n Notification) error
 }
 
