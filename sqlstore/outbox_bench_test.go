@@ -20,16 +20,18 @@ func (discard) Send(context.Context, approval.Notification) error { return nil }
 //
 //   - plain: a gate without channels, which stores no notice (what
 //     BenchmarkGate's guard-create measures);
+//
 //   - outbox: a gate with one channel and Config.StoreOnly, whose Guard
 //     stores the approval.requested notice in the request's transaction
 //     and delivers nothing: what the outbox costs a process that serves
 //     requests while another delivers;
+//
 //   - outbox+delivery: the same gate delivering too, its goroutines
 //     expanding each notice into 3 deliveries to a channel that accepts
 //     at once, and settling them, on the same database: Guard then
 //     shares the database's writes with delivery running flat out.
 //
-//	go test -run '^$' -bench OutboxGuard -count 6 ./sqlstore
+//     go test -run '^$' -bench OutboxGuard -count 6 ./sqlstore
 func BenchmarkOutboxGuard(b *testing.B) {
 	for _, c := range gateConfigs {
 		for _, mode := range []string{"plain", "outbox", "outbox+delivery"} {
