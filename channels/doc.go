@@ -1,0 +1,59 @@
+// Package channels delivers the gate's notifications to people and
+// systems: each adapter is an approval.Channel, given to the gate in
+// approval.Config.Channels.
+//
+//	hook, err := channels.NewWebhook(channels.WebhookConfig{URL: "https://ops.example.com/hooks/approval", Secret: secret})
+//	if err != nil { ... }
+//	gate, err := approval.New(approval.Config{..., Channels: []approval.Channel{hook}})
+//
+// The adapters:
+//
+//   - Webhook (webhook.go): a signed JSON POST of the approval.Notification
+//     to one URL. Receivers check it with Verify or VerifyRequest.
+//   - Email (email.go): the notification as an email.
+//
+// Every adapter is safe for concurrent use, and its Send returns when its
+// context ends.
+//
+// # Retries
+//
+// Send tells the gate whether a retry can help, through approval.SendError:
+// an answer that no retry can change (a 4xx other than 408 and 429, a
+// redirect) is approval.Permanent; a 5xx, a 408, a 429, a network error or
+// a timeout is transient, and a Retry-After the receiver sent is passed on
+// with approval.RetryAfter (capped at MaxRetryAfter). A retry carries the
+// same Notification.ID: the webhook sends it as Idempotency-Key, so that a
+// receiver can drop the duplicates of a delivery whose answer was lost.
+//
+// # Secrets in errors
+//
+// The errors of Send are written to the audit trail and the log. They name
+// the receiver by scheme and host only (a path or a query string may
+// itself be a credential), never carry a signing secret, and quote
+// at most a short, sanitised part of the receiver's answer.
+//
+// # Redirects
+//
+// No adapter follows a redirect: a redirected POST would carry the signed
+// body, and its headers, to an address the configuration never named (and
+// 301 and 302 turn it into a GET). A 3xx is a permanent failure whose error
+// names the new location: update the configured URL to it.
+package channels
+
+import "errors"
+
+// Sentinel errors. The errors of this package wrap one of these (or an
+// approval sentinel), with context, so callers branch with errors.Is.
+var (
+	// ErrInvalidConfig: a constructor's configuration failed validation.
+	ErrInvalidConfig = errors.New("invalid config")
+	// ErrSignature: a signature header is missing, malformed, or does not
+	// match the body.
+	ErrSignature = errors.New("signature invalid")
+	// ErrTimestamp: a signed request's timestamp header is missing,
+	// malformed, too old, or too far in the future (a replay, or a clock
+	// that is off).
+	ErrTimestamp = errors.New("timestamp invalid")
+	// ErrBodyTooLarge: a signed request's body exceeds the size limit.
+	ErrBodyTooLarge = errors.New("body too large")
+)
