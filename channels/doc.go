@@ -10,6 +10,8 @@
 //
 //   - Webhook (webhook.go): a signed JSON POST of the approval.Notification
 //     to one URL. Receivers check it with Verify or VerifyRequest.
+//   - Slack (slack.go): a Block Kit message to a Slack incoming webhook,
+//     with Approve, Deny and Review buttons while the request is open.
 //   - Email (email.go): the notification as an email.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its
@@ -24,12 +26,14 @@
 // with approval.RetryAfter (capped at MaxRetryAfter). A retry carries the
 // same Notification.ID: the webhook sends it as Idempotency-Key, so that a
 // receiver can drop the duplicates of a delivery whose answer was lost.
+// Slack's incoming webhooks take no such key: a retried message may appear
+// twice.
 //
 // # Secrets in errors
 //
 // The errors of Send are written to the audit trail and the log. They name
-// the receiver by scheme and host only (a path or a query string may
-// itself be a credential), never carry a signing secret, and quote
+// the receiver by scheme and host only (a Slack webhook URL, or a query
+// string, is itself a credential), never carry a signing secret, and quote
 // at most a short, sanitised part of the receiver's answer.
 //
 // # Redirects
