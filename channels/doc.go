@@ -12,6 +12,8 @@
 //     to one URL. Receivers check it with Verify or VerifyRequest.
 //   - Slack (slack.go): a Block Kit message to a Slack incoming webhook,
 //     with Approve, Deny and Review buttons while the request is open.
+//     NewSlackInteractions (slackinteractions.go) serves the Slack app's
+//     Interactivity Request URL, so that the buttons can decide in Slack.
 //   - Email (email.go): the notification as an email.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its

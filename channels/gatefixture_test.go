@@ -15,7 +15,8 @@ import (
 //
 //   - deploys: "deploy:*" needs one approval from alice or bob;
 //   - pair: "pair:*" needs two, from alice and bob;
-//   - self-service: "selfserve:*" needs carol, who may not approve her own.
+//   - self-service: "selfserve:*" needs carol or dave, who may not approve
+//     their own.
 func newGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
 	t.Helper()
 	_, priv, err := approval.GenerateKeys()
@@ -38,7 +39,7 @@ func newGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
 		"pair": {Match: approval.Name("pair:*"),
 			Approvers: []approval.Approver{approval.User("alice"), approval.User("bob")}, RequiredApprovals: 2},
 		"self-service": {Match: approval.Name("selfserve:*"),
-			Approvers: []approval.Approver{approval.User("carol")}, RequiredApprovals: 1},
+			Approvers: []approval.Approver{approval.User("carol"), approval.User("dave")}, RequiredApprovals: 1},
 	} {
 		require.NoError(t, gate.SetPolicy(name, p))
 	}
