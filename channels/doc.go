@@ -22,9 +22,9 @@
 // # Retries
 //
 // Send tells the gate whether a retry can help, through approval.SendError:
-// an answer that no retry can change (a 4xx other than 408 and 429, a
-// redirect) is approval.Permanent; a 5xx, a 408, a 429, a network error or
-// a timeout is transient, and a Retry-After the receiver sent is passed on
+// an answer that no retry can change (over HTTP, a 4xx other than 408 and
+// 429, or a redirect) is approval.Permanent; a 5xx, a 408, a 429, a network
+// error or a timeout is transient, and an HTTP Retry-After is passed on
 // with approval.RetryAfter (capped at MaxRetryAfter). A retry carries the
 // same Notification.ID: the webhook sends it as Idempotency-Key, so that a
 // receiver can drop the duplicates of a delivery whose answer was lost.

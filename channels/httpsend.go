@@ -110,8 +110,8 @@ func (s *sender) classify(resp *http.Response, peek []byte) error {
 	}
 }
 
-// statusText is the status line's code and phrase, from the standard
-// table when the receiver's phrase is missing.
+// statusText is the answer's code and its standard phrase; the
+// receiver's own phrase is not quoted.
 func statusText(resp *http.Response) string {
 	if t := http.StatusText(resp.StatusCode); t != "" {
 		return strconv.Itoa(resp.StatusCode) + " " + t

@@ -91,7 +91,9 @@ type SlackInteractionsConfig struct {
 // on other buttons, and other interaction types, are acknowledged with an
 // empty 200.
 //
-// The handler is safe for concurrent use.
+// The gate must have its Config.SigningKey, to mint the tokens: a gate
+// that only verifies tokens answers every click with the general error
+// (logged). The handler is safe for concurrent use.
 func NewSlackInteractions(cfg SlackInteractionsConfig) (http.Handler, error) {
 	switch {
 	case len(cfg.SigningSecret) < MinSecretBytes:

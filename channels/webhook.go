@@ -57,8 +57,9 @@ type WebhookConfig struct {
 	// Headers are added to every POST, for example an Authorization the
 	// receiver checks. They may not set the headers the webhook writes
 	// itself (Content-Type, Idempotency-Key, X-Approval-Timestamp,
-	// X-Signature) nor Host, Content-Length or Transfer-Encoding.
-	// NewWebhook keeps a copy. Defaults to none.
+	// X-Signature) nor Host, Content-Length or Transfer-Encoding; they may
+	// replace the User-Agent, "signoff-approval-webhook". NewWebhook keeps
+	// a copy. Defaults to none.
 	Headers http.Header
 	// Client sends the POSTs, with its Transport, Timeout and Jar; the
 	// webhook uses a copy whose CheckRedirect refuses every redirect (see
@@ -157,13 +158,21 @@ func checkHeader(name string, values []string) error {
 		}
 	}
 	for _, v := range values {
-		for i := 0; i < len(v); i++ {
-			if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
-				return fmt.Errorf("header %s has a control character in its value", name)
-			}
+		if !validHeaderValue(v) {
+			return fmt.Errorf("header %s has a control character in its value", name)
 		}
 	}
 	return nil
+}
+
+// validHeaderValue reports whether v has no control character but tab.
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // isTokenChar reports whether c may appear in an HTTP token (RFC 9110,
@@ -182,6 +191,10 @@ func (w *Webhook) Name() string { return w.name }
 // Send implements approval.Channel: it POSTs n, signed, and classifies the
 // answer (see Webhook). It returns when ctx ends.
 func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
+	if n.ID == "" || !validHeaderValue(n.ID) {
+		// The gate's IDs are UUIDs; anything else cannot be the key.
+		return approval.Permanent(fmt.Errorf("channels: webhook: notification ID %q cannot be an %s", clipText(n.ID, 64), HeaderIdempotencyKey))
+	}
 	body, err := json.Marshal(n)
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: webhook: encode notification %s: %w", n.ID, err))
@@ -281,12 +294,14 @@ func checkTimestamp(h http.Header, name string, maxAge time.Duration, now time.T
 		return "", fmt.Errorf("%w: %s is not Unix seconds", ErrTimestamp, name)
 	}
 	secs, _ := strconv.ParseInt(ts, 10, 64)
-	age := now.Sub(time.Unix(secs, 0))
+	// Times are compared, not their difference: a difference past 292
+	// years saturates, and its negation would overflow.
+	at := time.Unix(secs, 0)
 	switch {
-	case age > maxAge:
-		return "", fmt.Errorf("%w: %s is %s old, more than %s", ErrTimestamp, name, age.Truncate(time.Second), maxAge)
-	case -age > maxAge:
-		return "", fmt.Errorf("%w: %s is %s in the future, more than %s", ErrTimestamp, name, (-age).Truncate(time.Second), maxAge)
+	case at.Before(now.Add(-maxAge)):
+		return "", fmt.Errorf("%w: %s is more than %s old", ErrTimestamp, name, maxAge)
+	case at.After(now.Add(maxAge)):
+		return "", fmt.Errorf("%w: %s is more than %s in the future", ErrTimestamp, name, maxAge)
 	}
 	return ts, nil
 }

@@ -386,11 +386,18 @@ func TestWebhookAnswerBodyBoundedAndConnectionReused(t *testing.T) {
 func TestWebhookEncodeFailureIsPermanent(t *testing.T) {
 	t.Parallel()
 	srv, got := receiver(t, nil)
-	n := notification()
-	n.Action.Risk = approval.Risk(42)
-	err := newWebhook(t, srv.URL).Send(context.Background(), n)
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, permanent, kind, "error: %v", err)
+	hook := newWebhook(t, srv.URL)
+	for name, mod := range map[string]func(*approval.Notification){
+		"unknown risk":  func(n *approval.Notification) { n.Action.Risk = approval.Risk(42) },
+		"no ID":         func(n *approval.Notification) { n.ID = "" },
+		"ID with CR LF": func(n *approval.Notification) { n.ID = "id\r\nX-Evil: 1" },
+	} {
+		n := notification()
+		mod(&n)
+		err := hook.Send(context.Background(), n)
+		kind, _ := outcomeOf(t, err)
+		require.Equal(t, permanent, kind, "%s: error: %v", name, err)
+	}
 	require.Empty(t, got())
 }
 
@@ -459,10 +466,10 @@ func TestVerify(t *testing.T) {
 		mod(h)
 		return h
 	}
-	at := func(d time.Duration) http.Header {
-		ts := strconv.FormatInt(testNow.Add(d).Unix(), 10)
+	stamped := func(ts string) http.Header {
 		return http.Header{"X-Approval-Timestamp": {ts}, "X-Signature": {sign(testSecret, ts, body)}}
 	}
+	at := func(d time.Duration) http.Header { return stamped(strconv.FormatInt(testNow.Add(d).Unix(), 10)) }
 	for name, tc := range map[string]struct {
 		secret []byte
 		header http.Header
@@ -482,6 +489,8 @@ func TestVerify(t *testing.T) {
 		"non-numeric":         {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "1e9") }), body, channels.ErrTimestamp},
 		"negative":            {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "-1") }), body, channels.ErrTimestamp},
 		"huge":                {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strings.Repeat("9", 30)) }), body, channels.ErrTimestamp},
+		"year 33658":          {testSecret, stamped("999999999999"), body, channels.ErrTimestamp},
+		"year 0001":           {testSecret, stamped("0"), body, channels.ErrTimestamp},
 		"timestamp changed":   {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strconv.FormatInt(testNow.Unix()-1, 10)) }), body, channels.ErrSignature},
 		"no signature":        {testSecret, with(func(h http.Header) { h.Del("X-Signature") }), body, channels.ErrSignature},
 		"two signatures":      {testSecret, with(func(h http.Header) { h.Add("X-Signature", h.Get("X-Signature")) }), body, channels.ErrSignature},
