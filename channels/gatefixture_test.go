@@ -11,13 +11,13 @@ import (
 	"github.com/signoff/approval/memstore"
 )
 
-// newGate is a gate over a memstore with three policies:
+// newFixtureGate is a gate over a memstore with three policies:
 //
 //   - deploys: "deploy:*" needs one approval from alice or bob;
 //   - pair: "pair:*" needs two, from alice and bob;
 //   - self-service: "selfserve:*" needs carol or dave, who may not approve
 //     their own.
-func newGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
+func newFixtureGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
 	t.Helper()
 	_, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
@@ -46,8 +46,8 @@ func newGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
 	return gate
 }
 
-// guard opens a request for action name by requester and returns its ID.
-func guard(t *testing.T, gate *approval.Gate, name, requester string) string {
+// guardAction opens a request for action name by requester and returns its ID.
+func guardAction(t *testing.T, gate *approval.Gate, name, requester string) string {
 	t.Helper()
 	res, err := gate.Guard(context.Background(), approval.Action{Name: name, RequestedBy: requester,
 		Message: "Roll out <!channel> & friends"})
@@ -58,7 +58,7 @@ func guard(t *testing.T, gate *approval.Gate, name, requester string) string {
 
 func guardDeploy(t *testing.T, gate *approval.Gate) string {
 	t.Helper()
-	return guard(t, gate, "deploy:production", "ci")
+	return guardAction(t, gate, "deploy:production", "ci")
 }
 
 // auditOf returns request id's audit trail, verified.

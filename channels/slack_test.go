@@ -61,15 +61,15 @@ type (
 	}
 )
 
-// decoded is a message checked against Block Kit's structure and limits.
-type decoded struct {
+// blockKitMessage is a message checked against Block Kit's structure and limits.
+type blockKitMessage struct {
 	bkMessage
 	mrkdwn  []string   // every mrkdwn text, the fallback text among them
 	plain   []string   // every plain_text
 	buttons []bkButton // in order
 }
 
-func (d *decoded) blockTypes() []string {
+func (d *blockKitMessage) blockTypes() []string {
 	var out []string
 	for _, b := range d.Blocks {
 		out = append(out, b.Type)
@@ -77,7 +77,7 @@ func (d *decoded) blockTypes() []string {
 	return out
 }
 
-func (d *decoded) button(actionID string) (bkButton, bool) {
+func (d *blockKitMessage) button(actionID string) (bkButton, bool) {
 	for _, b := range d.buttons {
 		if b.ActionID == actionID {
 			return b, true
@@ -86,9 +86,9 @@ func (d *decoded) button(actionID string) (bkButton, bool) {
 	return bkButton{}, false
 }
 
-func (d *decoded) allMrkdwn() string { return strings.Join(d.mrkdwn, "\n") }
+func (d *blockKitMessage) allMrkdwn() string { return strings.Join(d.mrkdwn, "\n") }
 
-func units(s string) int { return len(utf16.Encode([]rune(s))) }
+func utf16Units(s string) int { return len(utf16.Encode([]rune(s))) }
 
 func strictJSON(t *testing.T, raw []byte, v any) {
 	t.Helper()
@@ -100,12 +100,12 @@ func strictJSON(t *testing.T, raw []byte, v any) {
 // decodeBlockKit decodes body and checks it against Block Kit: block
 // types, text object types and lengths, field and element counts, button
 // form, and that mrkdwn carries no control sequence but a date.
-func decodeBlockKit(t *testing.T, body []byte) *decoded {
+func decodeBlockKit(t *testing.T, body []byte) *blockKitMessage {
 	t.Helper()
-	d := &decoded{}
+	d := &blockKitMessage{}
 	strictJSON(t, body, &d.bkMessage)
 	require.NotEmpty(t, d.Text, "a message has a fallback text")
-	require.LessOrEqual(t, units(d.Text), 40000)
+	require.LessOrEqual(t, utf16Units(d.Text), 40000)
 	d.mrkdwn = append(d.mrkdwn, d.Text)
 	require.NotNil(t, d.UnfurlLinks)
 	require.False(t, *d.UnfurlLinks, "links in a message are not unfurled")
@@ -115,7 +115,7 @@ func decodeBlockKit(t *testing.T, body []byte) *decoded {
 		t.Helper()
 		require.Contains(t, kinds, o.Type)
 		require.NotEmpty(t, o.Text)
-		require.LessOrEqual(t, units(o.Text), max, "%q", o.Text)
+		require.LessOrEqual(t, utf16Units(o.Text), max, "%q", o.Text)
 		if o.Type == "mrkdwn" {
 			require.Nil(t, o.Emoji, "emoji is for plain_text only")
 			d.mrkdwn = append(d.mrkdwn, o.Text)
@@ -167,7 +167,7 @@ func decodeBlockKit(t *testing.T, body []byte) *decoded {
 				if btn.URL != "" {
 					require.Regexp(t, `^https?://`, btn.URL)
 				}
-				require.LessOrEqual(t, units(btn.Value), 2000)
+				require.LessOrEqual(t, utf16Units(btn.Value), 2000)
 				require.Contains(t, []string{"", "primary", "danger"}, btn.Style)
 				if c := btn.Confirm; c != nil {
 					text(c.Title, 100, "plain_text")
@@ -250,7 +250,7 @@ func newSlack(t *testing.T, srv *httptest.Server, interactive bool) *channels.Sl
 
 // postSlack sends n through a Slack channel to a fresh server and returns
 // the decoded message.
-func postSlack(t *testing.T, n approval.Notification, interactive bool) *decoded {
+func postSlack(t *testing.T, n approval.Notification, interactive bool) *blockKitMessage {
 	t.Helper()
 	srv, got := slackServer(t, http.StatusOK, "ok")
 	require.NoError(t, newSlack(t, srv, interactive).Send(context.Background(), n))
@@ -272,7 +272,7 @@ func hostile(n approval.Notification) approval.Notification {
 
 func TestSlackMessageForOpenRequest(t *testing.T) {
 	t.Parallel()
-	n := hostile(notification())
+	n := hostile(openNotification())
 	d := postSlack(t, n, false)
 	require.Equal(t, []string{"header", "section", "section", "context", "actions"}, d.blockTypes())
 	require.Equal(t, "Approval needed: deploy:<!channel>", d.Blocks[0].Text.Text,
@@ -338,7 +338,7 @@ func TestSlackInteractiveButtons(t *testing.T) {
 	for _, typ := range []approval.NotificationType{approval.NotifyRequested, approval.NotifyReminder, approval.NotifyEscalated} {
 		t.Run(string(typ), func(t *testing.T) {
 			t.Parallel()
-			n := notification()
+			n := openNotification()
 			n.Type = typ
 			d := postSlack(t, n, true)
 			require.Len(t, d.buttons, 3)
@@ -368,7 +368,7 @@ func TestSlackInteractiveButtons(t *testing.T) {
 		{approval.NotifyReminder, "Reminder: approval needed: wire-transfer"},
 		{approval.NotifyEscalated, "Escalated: approval needed: wire-transfer"},
 	} {
-		n := notification()
+		n := openNotification()
 		n.Type = label.typ
 		require.Equal(t, label.want, postSlack(t, n, true).Blocks[0].Text.Text)
 	}
@@ -394,7 +394,7 @@ func TestSlackOutcomeMessages(t *testing.T) {
 		for _, interactive := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/%s/%v", tc.typ, tc.status, interactive), func(t *testing.T) {
 				t.Parallel()
-				n := notification()
+				n := openNotification()
 				n.Type, n.Status, n.Reason = tc.typ, tc.status, tc.reason
 				n.ApproveURL, n.DenyURL = "", "" // the gate sends no links for a closed request
 				if interactive {
@@ -420,7 +420,7 @@ func TestSlackOutcomeMessages(t *testing.T) {
 // or none.
 func TestSlackButtonsNeedLinksOrInteractivity(t *testing.T) {
 	t.Parallel()
-	n := notification()
+	n := openNotification()
 	n.ReviewURL, n.ApproveURL, n.DenyURL = "", "", ""
 	d := postSlack(t, n, false)
 	require.Equal(t, []string{"header", "section", "section", "context"}, d.blockTypes(), "no actions block")
@@ -431,7 +431,7 @@ func TestSlackButtonsNeedLinksOrInteractivity(t *testing.T) {
 	require.Equal(t, channels.SlackActionDeny, d.buttons[1].ActionID)
 
 	// A link longer than Slack takes would not work cut short: it is left out.
-	n = notification()
+	n = openNotification()
 	n.ApproveURL = "https://approvals.example.com/?t=" + strings.Repeat("a", 3000)
 	n.DenyURL = "javascript:alert(1)"
 	d = postSlack(t, n, false)
@@ -443,7 +443,7 @@ func TestSlackButtonsNeedLinksOrInteractivity(t *testing.T) {
 // cut is marked.
 func TestSlackClipsToLimits(t *testing.T) {
 	t.Parallel()
-	n := notification()
+	n := openNotification()
 	n.Action.Name = strings.Repeat("<n>", 2000)
 	n.Action.RequestedBy = strings.Repeat("r&", 2000)
 	n.Action.Message = strings.Repeat("a&b <c> ", 3000)
@@ -454,27 +454,27 @@ func TestSlackClipsToLimits(t *testing.T) {
 		n.Policies = append(n.Policies, approval.PolicyRef{Name: "policy-" + strconv.Itoa(i)})
 	}
 	d := postSlack(t, n, true) // decodeBlockKit checks every limit and entity
-	require.Equal(t, 150, units(d.Blocks[0].Text.Text))
+	require.Equal(t, 150, utf16Units(d.Blocks[0].Text.Text))
 	require.True(t, strings.HasSuffix(d.Blocks[0].Text.Text, "…"))
 	require.True(t, strings.HasSuffix(d.Blocks[1].Text.Text, "…"))
-	require.LessOrEqual(t, units(d.Blocks[1].Text.Text), 3000)
-	require.Greater(t, units(d.Blocks[1].Text.Text), 2900, "the message fills the section")
+	require.LessOrEqual(t, utf16Units(d.Blocks[1].Text.Text), 3000)
+	require.Greater(t, utf16Units(d.Blocks[1].Text.Text), 2900, "the message fills the section")
 	for _, f := range d.Blocks[2].Fields {
 		if strings.HasPrefix(f.Text, "*Reason*") || strings.HasPrefix(f.Text, "*Policies*") {
 			require.True(t, strings.HasSuffix(f.Text, "…"), "%.40q", f.Text)
-			require.Greater(t, units(f.Text), 1990)
+			require.Greater(t, utf16Units(f.Text), 1990)
 		}
 	}
 	approve, ok := d.button(channels.SlackActionApprove)
 	require.True(t, ok)
-	require.LessOrEqual(t, units(approve.Confirm.Text.Text), 300)
+	require.LessOrEqual(t, utf16Units(approve.Confirm.Text.Text), 300)
 }
 
 // Text of control characters and invalid UTF-8 arrives as spaces and
 // U+FFFD, and a plain_text never breaks a line.
 func TestSlackSanitizesControlCharacters(t *testing.T) {
 	t.Parallel()
-	n := notification()
+	n := openNotification()
 	n.Action.Name = "deploy\n\x00now"
 	n.Action.Message = "line one\nline\x1b two\xff"
 	d := postSlack(t, n, false)
@@ -487,28 +487,28 @@ func TestSlackAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		status int
 		body   string
-		want   outcome
+		want   sendOutcome
 		wait   time.Duration
 	}{
-		{200, "ok", delivered, 0},
-		{200, "ok\n", delivered, 0},
-		{200, "<html>captive portal</html>", permanent, 0},
-		{204, "", permanent, 0},
-		{400, "invalid_payload", permanent, 0},
-		{400, "invalid_blocks", permanent, 0},
-		{403, "action_prohibited", permanent, 0},
-		{404, "no_service", permanent, 0},
-		{404, "channel_not_found", permanent, 0},
-		{410, "channel_is_archived", permanent, 0},
-		{429, "rate_limited", transient, 30 * time.Second},
-		{500, "rollup_error", transient, 0},
-		{503, "", transient, 0},
+		{200, "ok", sentOK, 0},
+		{200, "ok\n", sentOK, 0},
+		{200, "<html>captive portal</html>", sentPermanent, 0},
+		{204, "", sentPermanent, 0},
+		{400, "invalid_payload", sentPermanent, 0},
+		{400, "invalid_blocks", sentPermanent, 0},
+		{403, "action_prohibited", sentPermanent, 0},
+		{404, "no_service", sentPermanent, 0},
+		{404, "channel_not_found", sentPermanent, 0},
+		{410, "channel_is_archived", sentPermanent, 0},
+		{429, "rate_limited", sentTransient, 30 * time.Second},
+		{500, "rollup_error", sentTransient, 0},
+		{503, "", sentTransient, 0},
 	} {
 		t.Run(fmt.Sprintf("%d/%s", tc.status, tc.body), func(t *testing.T) {
 			t.Parallel()
 			srv, got := slackServer(t, tc.status, tc.body)
-			err := newSlack(t, srv, false).Send(context.Background(), notification())
-			kind, wait := outcomeOf(t, err)
+			err := newSlack(t, srv, false).Send(context.Background(), openNotification())
+			kind, wait := sendOutcomeOf(t, err)
 			require.Equal(t, tc.want, kind, "error: %v", err)
 			require.Equal(t, tc.wait, wait)
 			require.Len(t, got(), 1)
@@ -528,9 +528,9 @@ func TestSlackNetworkErrorHidesWebhookURL(t *testing.T) {
 	s, err := channels.NewSlack(channels.SlackConfig{WebhookURL: srv.URL + "/services/T0/B0/s3cr3t", Client: srv.Client()})
 	require.NoError(t, err)
 	srv.Close()
-	err = s.Send(context.Background(), notification())
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, transient, kind, "error: %v", err)
+	err = s.Send(context.Background(), openNotification())
+	kind, _ := sendOutcomeOf(t, err)
+	require.Equal(t, sentTransient, kind, "error: %v", err)
 	require.NotContains(t, err.Error(), "s3cr3t")
 	require.NotContains(t, err.Error(), "/services")
 }
@@ -562,7 +562,7 @@ func TestNewSlackValidatesConfig(t *testing.T) {
 func TestSlackFromGate(t *testing.T) {
 	t.Parallel()
 	srv, got := slackServer(t, http.StatusOK, "ok")
-	gate := newGate(t, func(c *approval.Config) {
+	gate := newFixtureGate(t, func(c *approval.Config) {
 		c.Channels = []approval.Channel{newSlack(t, srv, true)}
 		c.BaseURL = "https://approvals.example.com"
 	})

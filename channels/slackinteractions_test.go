@@ -37,21 +37,22 @@ type slackApp struct {
 	gate *approval.Gate
 	srv  *httptest.Server
 	now  time.Time // the handler's clock
-	logs *syncBuffer
+	logs *logBuffer
 }
 
-type syncBuffer struct {
+// logBuffer collects the handler's log for the test to read.
+type logBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
+func (s *logBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
 }
 
-func (s *syncBuffer) String() string {
+func (s *logBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
@@ -75,9 +76,9 @@ func slackUserID(_ context.Context, user, team string) (string, error) {
 func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackInteractionsConfig)) *slackApp {
 	t.Helper()
 	if gate == nil {
-		gate = newGate(t)
+		gate = newFixtureGate(t)
 	}
-	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &syncBuffer{}}
+	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &logBuffer{}}
 	cfg := channels.SlackInteractionsConfig{
 		SigningSecret: slackSigningSecret,
 		Gate:          gate,
@@ -237,7 +238,7 @@ func TestSlackReplayedClickDecidesNothingMore(t *testing.T) {
 	t.Parallel()
 	app := newSlackApp(t, nil)
 
-	pair := guard(t, app.gate, "pair:rotate-keys", "ci")
+	pair := guardAction(t, app.gate, "pair:rotate-keys", "ci")
 	body := clickBody("U_ALICE", channels.SlackActionApprove, pair)
 	text := app.ephemeral(app.signed(body))
 	require.Equal(t, "Your approval of *pair:rotate-keys* (`"+pair+"`) is recorded. The request waits for further approvals.", text)
@@ -298,7 +299,7 @@ func TestSlackRefusesUnsignedAndStale(t *testing.T) {
 	}
 	// Within the window, either way, the same click is accepted.
 	for _, d := range []time.Duration{-4 * time.Minute, 4 * time.Minute} {
-		id := guard(t, app.gate, "pair:window-"+strconv.Itoa(int(d.Minutes()+10)), "ci")
+		id := guardAction(t, app.gate, "pair:window-"+strconv.Itoa(int(d.Minutes()+10)), "ci")
 		body := clickBody("U_ALICE", channels.SlackActionApprove, id)
 		status, _, got := app.post(body, map[string]string{"X-Slack-Request-Timestamp": at(d),
 			"X-Slack-Signature": slackSign(slackSigningSecret, at(d), body)})
@@ -353,7 +354,7 @@ func TestSlackRefusalsExplained(t *testing.T) {
 	require.Equal(t, approval.EventDecisionRejected, last.Type)
 	require.Equal(t, "mallory", last.Actor)
 
-	self := guard(t, app.gate, "selfserve:reset-password", "carol")
+	self := guardAction(t, app.gate, "selfserve:reset-password", "carol")
 	text = app.click("U_CAROL", channels.SlackActionApprove, self)
 	require.Equal(t, "You requested this action, so you cannot decide it. Nothing was recorded.", text)
 	require.Empty(t, app.request(self).Votes)
@@ -432,7 +433,7 @@ func (s *failingStore) Get(ctx context.Context, id string) (*approval.Request, e
 func TestSlackInternalErrorsNotShown(t *testing.T) {
 	t.Parallel()
 	store := &failingStore{Store: memstore.New()}
-	app := newSlackApp(t, newGate(t, func(c *approval.Config) { c.Store = store }))
+	app := newSlackApp(t, newFixtureGate(t, func(c *approval.Config) { c.Store = store }))
 	id := guardDeploy(t, app.gate)
 	store.fail.Store(true)
 	text := app.click("U_ALICE", channels.SlackActionApprove, id)
@@ -444,7 +445,7 @@ func TestSlackInternalErrorsNotShown(t *testing.T) {
 
 func TestNewSlackInteractionsValidatesConfig(t *testing.T) {
 	t.Parallel()
-	gate := newGate(t)
+	gate := newFixtureGate(t)
 	ok := channels.SlackInteractionsConfig{SigningSecret: slackSigningSecret, Gate: gate, UserID: slackUserID}
 	for name, tc := range map[string]struct {
 		mod  func(*channels.SlackInteractionsConfig)
@@ -486,7 +487,7 @@ func TestSlackInteractionsMaxAge(t *testing.T) {
 func TestSlackMessageButtonDecides(t *testing.T) {
 	t.Parallel()
 	slack, got := slackServer(t, http.StatusOK, "ok")
-	gate := newGate(t, func(c *approval.Config) { c.Channels = []approval.Channel{newSlack(t, slack, true)} })
+	gate := newFixtureGate(t, func(c *approval.Config) { c.Channels = []approval.Channel{newSlack(t, slack, true)} })
 	app := newSlackApp(t, gate)
 	id := guardDeploy(t, gate)
 	require.Eventually(t, func() bool { return len(got()) == 2 }, 5*time.Second, 10*time.Millisecond)

@@ -26,15 +26,15 @@ import (
 )
 
 var (
-	testSecret = []byte("0123456789abcdef0123456789abcdef")
-	testNow    = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	hookSecret = []byte("0123456789abcdef0123456789abcdef")
+	hookNow    = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 )
 
-func fixedNow() time.Time { return testNow }
+func hookClock() time.Time { return hookNow }
 
-// notification is a notification as the gate builds one for an open
+// openNotification is a notification as the gate builds one for an open
 // request.
-func notification() approval.Notification {
+func openNotification() approval.Notification {
 	return approval.Notification{
 		ID:        "6f1c2a9e-0d1b-4b7e-9a53-1b2c3d4e5f60",
 		Type:      approval.NotifyRequested,
@@ -54,26 +54,26 @@ func notification() approval.Notification {
 		ReviewURL:   "https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b",
 		ApproveURL:  "https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b?token=t1&verdict=approve",
 		DenyURL:     "https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b?token=t2&verdict=deny",
-		Deadline:    testNow.Add(24 * time.Hour),
-		At:          testNow,
+		Deadline:    hookNow.Add(24 * time.Hour),
+		At:          hookNow,
 		Attempt:     1,
 	}
 }
 
-// received is one request a test receiver got.
-type received struct {
+// hookRequest is one request a test receiver got.
+type hookRequest struct {
 	method string
 	path   string
 	header http.Header
 	body   []byte
 }
 
-// receiver is an httptest server that records requests and answers with
+// hookReceiver is an httptest server that records requests and answers with
 // answer.
-func receiver(t *testing.T, answer http.HandlerFunc) (*httptest.Server, func() []received) {
+func hookReceiver(t *testing.T, answer http.HandlerFunc) (*httptest.Server, func() []hookRequest) {
 	t.Helper()
 	var mu sync.Mutex
-	var got []received
+	var got []hookRequest
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
@@ -81,23 +81,23 @@ func receiver(t *testing.T, answer http.HandlerFunc) (*httptest.Server, func() [
 			return
 		}
 		mu.Lock()
-		got = append(got, received{r.Method, r.URL.RequestURI(), r.Header.Clone(), body})
+		got = append(got, hookRequest{r.Method, r.URL.RequestURI(), r.Header.Clone(), body})
 		mu.Unlock()
 		if answer != nil {
 			answer(w, r)
 		}
 	}))
 	t.Cleanup(srv.Close)
-	return srv, func() []received {
+	return srv, func() []hookRequest {
 		mu.Lock()
 		defer mu.Unlock()
-		return append([]received(nil), got...)
+		return append([]hookRequest(nil), got...)
 	}
 }
 
 func newWebhook(t *testing.T, url string, mod ...func(*channels.WebhookConfig)) *channels.Webhook {
 	t.Helper()
-	cfg := channels.WebhookConfig{URL: url, Secret: testSecret, Now: fixedNow}
+	cfg := channels.WebhookConfig{URL: url, Secret: hookSecret, Now: hookClock}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -106,8 +106,8 @@ func newWebhook(t *testing.T, url string, mod ...func(*channels.WebhookConfig)) 
 	return w
 }
 
-// sign is the webhook signature, computed here independently.
-func sign(secret []byte, ts string, body []byte) string {
+// hookSign is the webhook signature, computed here independently.
+func hookSign(secret []byte, ts string, body []byte) string {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(ts + "." + string(body)))
 	return "sha256=" + hex.EncodeToString(m.Sum(nil))
@@ -115,12 +115,12 @@ func sign(secret []byte, ts string, body []byte) string {
 
 func TestWebhookPostsSignedNotification(t *testing.T) {
 	t.Parallel()
-	srv, got := receiver(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
+	srv, got := hookReceiver(t, func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	hook := newWebhook(t, srv.URL+"/hooks/approval?team=ops", func(c *channels.WebhookConfig) {
 		c.Headers = http.Header{"Authorization": {"Bearer receiver-token"}}
 	})
 	require.Equal(t, "webhook", hook.Name())
-	n := notification()
+	n := openNotification()
 	require.NoError(t, hook.Send(context.Background(), n))
 
 	reqs := got()
@@ -136,26 +136,26 @@ func TestWebhookPostsSignedNotification(t *testing.T) {
 	require.Equal(t, string(want), string(r.body), "the body is the notification's JSON")
 
 	ts := r.header.Get("X-Approval-Timestamp")
-	require.Equal(t, strconv.FormatInt(testNow.Unix(), 10), ts)
-	require.Equal(t, sign(testSecret, ts, r.body), r.header.Get("X-Signature"))
+	require.Equal(t, strconv.FormatInt(hookNow.Unix(), 10), ts)
+	require.Equal(t, hookSign(hookSecret, ts, r.body), r.header.Get("X-Signature"))
 
-	var decoded struct {
+	var blockKitMessage struct {
 		ID string `json:"id"`
 	}
-	require.NoError(t, json.Unmarshal(r.body, &decoded))
+	require.NoError(t, json.Unmarshal(r.body, &blockKitMessage))
 	require.Equal(t, n.ID, r.header.Get("Idempotency-Key"))
-	require.Equal(t, n.ID, decoded.ID)
-	require.NoError(t, channels.Verify(testSecret, r.header, r.body, time.Minute, testNow))
+	require.Equal(t, n.ID, blockKitMessage.ID)
+	require.NoError(t, channels.Verify(hookSecret, r.header, r.body, time.Minute, hookNow))
 }
 
 // A retry is the same notification with a higher Attempt: same key, signed
 // anew at its own time.
 func TestWebhookRetryKeepsIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	srv, got := receiver(t, nil)
-	now := testNow
+	srv, got := hookReceiver(t, nil)
+	now := hookNow
 	hook := newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Now = func() time.Time { return now } })
-	n := notification()
+	n := openNotification()
 	require.NoError(t, hook.Send(context.Background(), n))
 	now = now.Add(time.Minute)
 	n.Attempt = 2
@@ -166,81 +166,81 @@ func TestWebhookRetryKeepsIdempotencyKey(t *testing.T) {
 	require.Equal(t, reqs[0].header.Get("Idempotency-Key"), reqs[1].header.Get("Idempotency-Key"))
 	require.NotEqual(t, reqs[0].header.Get("X-Approval-Timestamp"), reqs[1].header.Get("X-Approval-Timestamp"))
 	for _, r := range reqs {
-		require.Equal(t, sign(testSecret, r.header.Get("X-Approval-Timestamp"), r.body), r.header.Get("X-Signature"))
+		require.Equal(t, hookSign(hookSecret, r.header.Get("X-Approval-Timestamp"), r.body), r.header.Get("X-Signature"))
 	}
 }
 
-// outcome is how a send error steers retries.
-type outcome int
+// sendOutcome is how a send error steers retries.
+type sendOutcome int
 
 const (
-	delivered outcome = iota
-	transient
-	permanent
+	sentOK sendOutcome = iota
+	sentTransient
+	sentPermanent
 )
 
-func outcomeOf(t *testing.T, err error) (outcome, time.Duration) {
+func sendOutcomeOf(t *testing.T, err error) (sendOutcome, time.Duration) {
 	t.Helper()
 	if err == nil {
-		return delivered, 0
+		return sentOK, 0
 	}
 	var se *approval.SendError
 	if !errors.As(err, &se) {
-		return transient, 0
+		return sentTransient, 0
 	}
 	if se.Permanent {
 		require.Zero(t, se.RetryAfter, "a permanent failure asks for no wait")
-		return permanent, 0
+		return sentPermanent, 0
 	}
-	return transient, se.RetryAfter
+	return sentTransient, se.RetryAfter
 }
 
 func TestWebhookClassifiesAnswers(t *testing.T) {
 	t.Parallel()
-	date := testNow.Add(90 * time.Second).Format(http.TimeFormat)
-	past := testNow.Add(-time.Hour).Format(http.TimeFormat)
+	date := hookNow.Add(90 * time.Second).Format(http.TimeFormat)
+	past := hookNow.Add(-time.Hour).Format(http.TimeFormat)
 	for _, tc := range []struct {
 		status     int
 		retryAfter string
-		want       outcome
+		want       sendOutcome
 		wait       time.Duration
 	}{
-		{200, "", delivered, 0},
-		{201, "", delivered, 0},
-		{202, "", delivered, 0},
-		{204, "", delivered, 0},
-		{500, "", transient, 0},
-		{502, "", transient, 0},
-		{503, "", transient, 0},
-		{503, "7", transient, 7 * time.Second},
-		{408, "", transient, 0},
-		{429, "", transient, 0},
-		{429, "120", transient, 2 * time.Minute},
-		{429, date, transient, 90 * time.Second},
-		{429, past, transient, 0},
-		{429, "999999999", transient, channels.MaxRetryAfter},
-		{429, "soon", transient, 0},
-		{429, "-5", transient, 0},
-		{408, "30", transient, 30 * time.Second},
-		{400, "", permanent, 0},
-		{401, "", permanent, 0},
-		{403, "", permanent, 0},
-		{404, "", permanent, 0},
-		{410, "", permanent, 0},
-		{422, "", permanent, 0},
-		{400, "60", permanent, 0},
+		{200, "", sentOK, 0},
+		{201, "", sentOK, 0},
+		{202, "", sentOK, 0},
+		{204, "", sentOK, 0},
+		{500, "", sentTransient, 0},
+		{502, "", sentTransient, 0},
+		{503, "", sentTransient, 0},
+		{503, "7", sentTransient, 7 * time.Second},
+		{408, "", sentTransient, 0},
+		{429, "", sentTransient, 0},
+		{429, "120", sentTransient, 2 * time.Minute},
+		{429, date, sentTransient, 90 * time.Second},
+		{429, past, sentTransient, 0},
+		{429, "999999999", sentTransient, channels.MaxRetryAfter},
+		{429, "soon", sentTransient, 0},
+		{429, "-5", sentTransient, 0},
+		{408, "30", sentTransient, 30 * time.Second},
+		{400, "", sentPermanent, 0},
+		{401, "", sentPermanent, 0},
+		{403, "", sentPermanent, 0},
+		{404, "", sentPermanent, 0},
+		{410, "", sentPermanent, 0},
+		{422, "", sentPermanent, 0},
+		{400, "60", sentPermanent, 0},
 	} {
 		t.Run(strconv.Itoa(tc.status)+"/"+tc.retryAfter, func(t *testing.T) {
 			t.Parallel()
-			srv, got := receiver(t, func(w http.ResponseWriter, _ *http.Request) {
+			srv, got := hookReceiver(t, func(w http.ResponseWriter, _ *http.Request) {
 				if tc.retryAfter != "" {
 					w.Header().Set("Retry-After", tc.retryAfter)
 				}
 				w.WriteHeader(tc.status)
 				_, _ = io.WriteString(w, "answer body")
 			})
-			err := newWebhook(t, srv.URL).Send(context.Background(), notification())
-			kind, wait := outcomeOf(t, err)
+			err := newWebhook(t, srv.URL).Send(context.Background(), openNotification())
+			kind, wait := sendOutcomeOf(t, err)
 			require.Equal(t, tc.want, kind, "error: %v", err)
 			require.Equal(t, tc.wait, wait)
 			require.Len(t, got(), 1)
@@ -256,11 +256,11 @@ func TestWebhookClassifiesAnswers(t *testing.T) {
 // is a permanent failure that names the new location.
 func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 	t.Parallel()
-	elsewhere, elsewhereGot := receiver(t, nil)
+	elsewhere, elsewhereGot := hookReceiver(t, nil)
 	for _, status := range []int{301, 302, 303, 307, 308} {
 		t.Run(strconv.Itoa(status), func(t *testing.T) {
 			t.Parallel()
-			srv, got := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+			srv, got := hookReceiver(t, func(w http.ResponseWriter, r *http.Request) {
 				if r.URL.Path == "/moved" {
 					http.Redirect(w, r, elsewhere.URL+"/new", status)
 					return
@@ -268,9 +268,9 @@ func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 				http.Redirect(w, r, "/same-host", status)
 			})
 			for _, path := range []string{"/moved", "/local"} {
-				err := newWebhook(t, srv.URL+path).Send(context.Background(), notification())
-				kind, _ := outcomeOf(t, err)
-				require.Equal(t, permanent, kind, "error: %v", err)
+				err := newWebhook(t, srv.URL+path).Send(context.Background(), openNotification())
+				kind, _ := sendOutcomeOf(t, err)
+				require.Equal(t, sentPermanent, kind, "error: %v", err)
 				require.Contains(t, err.Error(), "redirect not followed")
 			}
 			require.Len(t, got(), 2, "only the two first requests reached the server")
@@ -283,8 +283,8 @@ func TestWebhookDoesNotFollowRedirects(t *testing.T) {
 // redirect policy.
 func TestWebhookClientRedirectPolicyIgnored(t *testing.T) {
 	t.Parallel()
-	target, targetGot := receiver(t, nil)
-	srv, _ := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+	target, targetGot := hookReceiver(t, nil)
+	srv, _ := hookReceiver(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, target.URL, http.StatusTemporaryRedirect)
 	})
 	var used atomic.Int32
@@ -295,9 +295,9 @@ func TestWebhookClientRedirectPolicyIgnored(t *testing.T) {
 		}),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return nil }, // would follow
 	}
-	err := newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Client = client }).Send(context.Background(), notification())
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, permanent, kind, "error: %v", err)
+	err := newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Client = client }).Send(context.Background(), openNotification())
+	kind, _ := sendOutcomeOf(t, err)
+	require.Equal(t, sentPermanent, kind, "error: %v", err)
 	require.Equal(t, int32(1), used.Load(), "the given transport was used, once")
 	require.Empty(t, targetGot())
 	require.NotNil(t, client.CheckRedirect, "the caller's client is not changed")
@@ -315,22 +315,22 @@ func TestWebhookNetworkErrorIsTransient(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL + "/hooks/s3cr3t-path?token=s3cr3t-query"
 	srv.Close()
-	err := newWebhook(t, url).Send(context.Background(), notification())
+	err := newWebhook(t, url).Send(context.Background(), openNotification())
 	require.Error(t, err)
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, transient, kind)
+	kind, _ := sendOutcomeOf(t, err)
+	require.Equal(t, sentTransient, kind)
 	var opErr *net.OpError
 	require.ErrorAs(t, err, &opErr, "the network error stays in the chain")
 	require.Contains(t, err.Error(), strings.TrimPrefix(srv.URL, "http://"))
 	require.NotContains(t, err.Error(), "s3cr3t")
-	require.NotContains(t, err.Error(), string(testSecret))
+	require.NotContains(t, err.Error(), string(hookSecret))
 }
 
 // A receiver that never answers is cut off when the send's context ends.
 func TestWebhookHangingReceiverCutByContext(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	srv, _ := receiver(t, func(w http.ResponseWriter, r *http.Request) {
+	srv, _ := hookReceiver(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 		case <-release:
@@ -340,11 +340,11 @@ func TestWebhookHangingReceiverCutByContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	err := newWebhook(t, srv.URL).Send(ctx, notification())
+	err := newWebhook(t, srv.URL).Send(ctx, openNotification())
 	require.Less(t, time.Since(start), 5*time.Second)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, transient, kind)
+	kind, _ := sendOutcomeOf(t, err)
+	require.Equal(t, sentTransient, kind)
 }
 
 // The answer's body is quoted short and sanitised; the rest is drained so
@@ -367,9 +367,9 @@ func TestWebhookAnswerBodyBoundedAndConnectionReused(t *testing.T) {
 	t.Cleanup(srv.Close)
 	hook := newWebhook(t, srv.URL)
 	for range 3 {
-		err := hook.Send(context.Background(), notification())
-		kind, _ := outcomeOf(t, err)
-		require.Equal(t, permanent, kind)
+		err := hook.Send(context.Background(), openNotification())
+		kind, _ := sendOutcomeOf(t, err)
+		require.Equal(t, sentPermanent, kind)
 		msg := err.Error()
 		require.Less(t, len(msg), 512, "the quoted answer is short")
 		require.Contains(t, msg, "bad [31m input")
@@ -385,25 +385,25 @@ func TestWebhookAnswerBodyBoundedAndConnectionReused(t *testing.T) {
 // nothing is sent.
 func TestWebhookEncodeFailureIsPermanent(t *testing.T) {
 	t.Parallel()
-	srv, got := receiver(t, nil)
+	srv, got := hookReceiver(t, nil)
 	hook := newWebhook(t, srv.URL)
 	for name, mod := range map[string]func(*approval.Notification){
 		"unknown risk":  func(n *approval.Notification) { n.Action.Risk = approval.Risk(42) },
 		"no ID":         func(n *approval.Notification) { n.ID = "" },
 		"ID with CR LF": func(n *approval.Notification) { n.ID = "id\r\nX-Evil: 1" },
 	} {
-		n := notification()
+		n := openNotification()
 		mod(&n)
 		err := hook.Send(context.Background(), n)
-		kind, _ := outcomeOf(t, err)
-		require.Equal(t, permanent, kind, "%s: error: %v", name, err)
+		kind, _ := sendOutcomeOf(t, err)
+		require.Equal(t, sentPermanent, kind, "%s: error: %v", name, err)
 	}
 	require.Empty(t, got())
 }
 
 func TestNewWebhookValidatesConfig(t *testing.T) {
 	t.Parallel()
-	ok := channels.WebhookConfig{URL: "https://hooks.example.com/x", Secret: testSecret}
+	ok := channels.WebhookConfig{URL: "https://hooks.example.com/x", Secret: hookSecret}
 	for name, tc := range map[string]struct {
 		mod  func(*channels.WebhookConfig)
 		want string
@@ -443,66 +443,66 @@ func TestNewWebhookValidatesConfig(t *testing.T) {
 // nothing.
 func TestNewWebhookCopiesSecretAndHeaders(t *testing.T) {
 	t.Parallel()
-	srv, got := receiver(t, nil)
-	secret := bytes.Clone(testSecret)
+	srv, got := hookReceiver(t, nil)
+	secret := bytes.Clone(hookSecret)
 	headers := http.Header{"X-Team": {"ops"}}
 	hook := newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Secret, c.Headers = secret, headers })
 	secret[0] ^= 0xff
 	headers.Set("X-Team", "changed")
-	require.NoError(t, hook.Send(context.Background(), notification()))
+	require.NoError(t, hook.Send(context.Background(), openNotification()))
 	r := got()[0]
 	require.Equal(t, "ops", r.header.Get("X-Team"))
-	require.NoError(t, channels.Verify(testSecret, r.header, r.body, time.Minute, testNow))
+	require.NoError(t, channels.Verify(hookSecret, r.header, r.body, time.Minute, hookNow))
 }
 
 func TestVerify(t *testing.T) {
 	t.Parallel()
 	body := []byte(`{"id":"n1","type":"approval.requested"}`)
-	ts := strconv.FormatInt(testNow.Unix(), 10)
-	good := http.Header{"X-Approval-Timestamp": {ts}, "X-Signature": {sign(testSecret, ts, body)}}
-	upper := "sha256=" + strings.ToUpper(strings.TrimPrefix(sign(testSecret, ts, body), "sha256="))
+	ts := strconv.FormatInt(hookNow.Unix(), 10)
+	good := http.Header{"X-Approval-Timestamp": {ts}, "X-Signature": {hookSign(hookSecret, ts, body)}}
+	upper := "sha256=" + strings.ToUpper(strings.TrimPrefix(hookSign(hookSecret, ts, body), "sha256="))
 	with := func(mod func(h http.Header)) http.Header {
 		h := good.Clone()
 		mod(h)
 		return h
 	}
 	stamped := func(ts string) http.Header {
-		return http.Header{"X-Approval-Timestamp": {ts}, "X-Signature": {sign(testSecret, ts, body)}}
+		return http.Header{"X-Approval-Timestamp": {ts}, "X-Signature": {hookSign(hookSecret, ts, body)}}
 	}
-	at := func(d time.Duration) http.Header { return stamped(strconv.FormatInt(testNow.Add(d).Unix(), 10)) }
+	at := func(d time.Duration) http.Header { return stamped(strconv.FormatInt(hookNow.Add(d).Unix(), 10)) }
 	for name, tc := range map[string]struct {
 		secret []byte
 		header http.Header
 		body   []byte
 		want   error
 	}{
-		"good":                {testSecret, good, body, nil},
-		"upper-case hex":      {testSecret, with(func(h http.Header) { h.Set("X-Signature", upper) }), body, nil},
-		"within max age":      {testSecret, at(-4 * time.Minute), body, nil},
-		"slightly ahead":      {testSecret, at(4 * time.Minute), body, nil},
-		"tampered body":       {testSecret, good, []byte(`{"id":"n1","type":"approval.resolved"}`), channels.ErrSignature},
+		"good":                {hookSecret, good, body, nil},
+		"upper-case hex":      {hookSecret, with(func(h http.Header) { h.Set("X-Signature", upper) }), body, nil},
+		"within max age":      {hookSecret, at(-4 * time.Minute), body, nil},
+		"slightly ahead":      {hookSecret, at(4 * time.Minute), body, nil},
+		"tampered body":       {hookSecret, good, []byte(`{"id":"n1","type":"approval.resolved"}`), channels.ErrSignature},
 		"wrong secret":        {[]byte("another-secret-of-32-bytes-long!!"), good, body, channels.ErrSignature},
-		"old":                 {testSecret, at(-6 * time.Minute), body, channels.ErrTimestamp},
-		"future":              {testSecret, at(6 * time.Minute), body, channels.ErrTimestamp},
-		"no timestamp":        {testSecret, with(func(h http.Header) { h.Del("X-Approval-Timestamp") }), body, channels.ErrTimestamp},
-		"two timestamps":      {testSecret, with(func(h http.Header) { h.Add("X-Approval-Timestamp", ts) }), body, channels.ErrTimestamp},
-		"non-numeric":         {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "1e9") }), body, channels.ErrTimestamp},
-		"negative":            {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "-1") }), body, channels.ErrTimestamp},
-		"huge":                {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strings.Repeat("9", 30)) }), body, channels.ErrTimestamp},
-		"year 33658":          {testSecret, stamped("999999999999"), body, channels.ErrTimestamp},
-		"year 0001":           {testSecret, stamped("0"), body, channels.ErrTimestamp},
-		"timestamp changed":   {testSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strconv.FormatInt(testNow.Unix()-1, 10)) }), body, channels.ErrSignature},
-		"no signature":        {testSecret, with(func(h http.Header) { h.Del("X-Signature") }), body, channels.ErrSignature},
-		"two signatures":      {testSecret, with(func(h http.Header) { h.Add("X-Signature", h.Get("X-Signature")) }), body, channels.ErrSignature},
-		"no prefix":           {testSecret, with(func(h http.Header) { h.Set("X-Signature", strings.TrimPrefix(h.Get("X-Signature"), "sha256=")) }), body, channels.ErrSignature},
-		"not hex":             {testSecret, with(func(h http.Header) { h.Set("X-Signature", "sha256="+strings.Repeat("zz", 32)) }), body, channels.ErrSignature},
-		"short signature":     {testSecret, with(func(h http.Header) { h.Set("X-Signature", h.Get("X-Signature")[:20]) }), body, channels.ErrSignature},
+		"old":                 {hookSecret, at(-6 * time.Minute), body, channels.ErrTimestamp},
+		"future":              {hookSecret, at(6 * time.Minute), body, channels.ErrTimestamp},
+		"no timestamp":        {hookSecret, with(func(h http.Header) { h.Del("X-Approval-Timestamp") }), body, channels.ErrTimestamp},
+		"two timestamps":      {hookSecret, with(func(h http.Header) { h.Add("X-Approval-Timestamp", ts) }), body, channels.ErrTimestamp},
+		"non-numeric":         {hookSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "1e9") }), body, channels.ErrTimestamp},
+		"negative":            {hookSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", "-1") }), body, channels.ErrTimestamp},
+		"huge":                {hookSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strings.Repeat("9", 30)) }), body, channels.ErrTimestamp},
+		"year 33658":          {hookSecret, stamped("999999999999"), body, channels.ErrTimestamp},
+		"year 0001":           {hookSecret, stamped("0"), body, channels.ErrTimestamp},
+		"timestamp changed":   {hookSecret, with(func(h http.Header) { h.Set("X-Approval-Timestamp", strconv.FormatInt(hookNow.Unix()-1, 10)) }), body, channels.ErrSignature},
+		"no signature":        {hookSecret, with(func(h http.Header) { h.Del("X-Signature") }), body, channels.ErrSignature},
+		"two signatures":      {hookSecret, with(func(h http.Header) { h.Add("X-Signature", h.Get("X-Signature")) }), body, channels.ErrSignature},
+		"no prefix":           {hookSecret, with(func(h http.Header) { h.Set("X-Signature", strings.TrimPrefix(h.Get("X-Signature"), "sha256=")) }), body, channels.ErrSignature},
+		"not hex":             {hookSecret, with(func(h http.Header) { h.Set("X-Signature", "sha256="+strings.Repeat("zz", 32)) }), body, channels.ErrSignature},
+		"short signature":     {hookSecret, with(func(h http.Header) { h.Set("X-Signature", h.Get("X-Signature")[:20]) }), body, channels.ErrSignature},
 		"empty secret":        {nil, good, body, channels.ErrInvalidConfig},
-		"short secret":        {testSecret[:8], good, body, channels.ErrInvalidConfig},
-		"empty body, no sign": {testSecret, http.Header{"X-Approval-Timestamp": {ts}}, nil, channels.ErrSignature},
+		"short secret":        {hookSecret[:8], good, body, channels.ErrInvalidConfig},
+		"empty body, no sign": {hookSecret, http.Header{"X-Approval-Timestamp": {ts}}, nil, channels.ErrSignature},
 	} {
 		t.Run(name, func(t *testing.T) {
-			err := channels.Verify(tc.secret, tc.header, tc.body, 5*time.Minute, testNow)
+			err := channels.Verify(tc.secret, tc.header, tc.body, 5*time.Minute, hookNow)
 			if tc.want == nil {
 				require.NoError(t, err)
 				return
@@ -511,8 +511,8 @@ func TestVerify(t *testing.T) {
 		})
 	}
 	// A maxAge that is not positive means DefaultMaxAge.
-	require.NoError(t, channels.Verify(testSecret, at(-4*time.Minute), body, 0, testNow))
-	require.ErrorIs(t, channels.Verify(testSecret, at(-6*time.Minute), body, 0, testNow), channels.ErrTimestamp)
+	require.NoError(t, channels.Verify(hookSecret, at(-4*time.Minute), body, 0, hookNow))
+	require.ErrorIs(t, channels.Verify(hookSecret, at(-6*time.Minute), body, 0, hookNow), channels.ErrTimestamp)
 }
 
 // A receiver built on VerifyRequest accepts what a Webhook sends, and
@@ -522,7 +522,7 @@ func TestVerifyRequestRoundTrip(t *testing.T) {
 	var mu sync.Mutex
 	var bodies [][]byte
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := channels.VerifyRequest(testSecret, r, time.Minute)
+		body, err := channels.VerifyRequest(hookSecret, r, time.Minute)
 		switch {
 		case errors.Is(err, channels.ErrSignature), errors.Is(err, channels.ErrTimestamp):
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -537,7 +537,7 @@ func TestVerifyRequestRoundTrip(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 
-	n := notification()
+	n := openNotification()
 	require.NoError(t, newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Now = time.Now }).Send(context.Background(), n))
 	want, _ := json.Marshal(n)
 	require.Equal(t, [][]byte{want}, bodies)
@@ -546,8 +546,8 @@ func TestVerifyRequestRoundTrip(t *testing.T) {
 		c.Now, c.Secret = time.Now, []byte("not-the-receivers-secret-at-all!")
 	}).Send(context.Background(), n)
 	require.ErrorContains(t, err, "401")
-	kind, _ := outcomeOf(t, err)
-	require.Equal(t, permanent, kind)
+	kind, _ := sendOutcomeOf(t, err)
+	require.Equal(t, sentPermanent, kind)
 	require.Len(t, bodies, 1)
 }
 
@@ -557,15 +557,15 @@ func TestVerifyRequestBoundsBody(t *testing.T) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 	r.Header.Set("X-Approval-Timestamp", ts)
-	r.Header.Set("X-Signature", sign(testSecret, ts, body))
-	_, err := channels.VerifyRequest(testSecret, r, time.Minute)
+	r.Header.Set("X-Signature", hookSign(hookSecret, ts, body))
+	_, err := channels.VerifyRequest(hookSecret, r, time.Minute)
 	require.ErrorIs(t, err, channels.ErrBodyTooLarge)
 
 	body = body[:channels.MaxWebhookBodyBytes]
 	r = httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 	r.Header.Set("X-Approval-Timestamp", ts)
-	r.Header.Set("X-Signature", sign(testSecret, ts, body))
-	got, err := channels.VerifyRequest(testSecret, r, time.Minute)
+	r.Header.Set("X-Signature", hookSign(hookSecret, ts, body))
+	got, err := channels.VerifyRequest(hookSecret, r, time.Minute)
 	require.NoError(t, err)
 	require.Equal(t, body, got)
 }
@@ -574,8 +574,8 @@ func TestVerifyRequestBoundsBody(t *testing.T) {
 // with their own links.
 func TestWebhookFromGate(t *testing.T) {
 	t.Parallel()
-	srv, got := receiver(t, nil)
-	gate := newGate(t, func(c *approval.Config) {
+	srv, got := hookReceiver(t, nil)
+	gate := newFixtureGate(t, func(c *approval.Config) {
 		c.Channels = []approval.Channel{newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Now = time.Now })}
 		c.BaseURL = "https://approvals.example.com"
 	})
@@ -586,7 +586,7 @@ func TestWebhookFromGate(t *testing.T) {
 	require.Len(t, reqs, 2, "one notification per approver (alice, bob)")
 	recipients := map[string]bool{}
 	for _, r := range reqs {
-		require.NoError(t, channels.Verify(testSecret, r.header, r.body, time.Minute, time.Now()))
+		require.NoError(t, channels.Verify(hookSecret, r.header, r.body, time.Minute, time.Now()))
 		var n approval.Notification
 		require.NoError(t, json.Unmarshal(r.body, &n))
 		require.Equal(t, id, n.RequestID)
