@@ -14,7 +14,8 @@
 //     with Approve, Deny and Review buttons while the request is open.
 //     NewSlackInteractions (slackinteractions.go) serves the Slack app's
 //     Interactivity Request URL, so that the buttons can decide in Slack.
-//   - Email (email.go): the notification as an email.
+//   - Email (email.go): each notification as a plain-text and HTML email,
+//     over SMTP with STARTTLS.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its
 // context ends.
@@ -33,10 +34,11 @@
 //
 // # Secrets in errors
 //
-// The errors of Send are written to the audit trail and the log. They name
-// the receiver by scheme and host only (a Slack webhook URL, or a query
-// string, is itself a credential), never carry a signing secret, and quote
-// at most a short, sanitised part of the receiver's answer.
+// The errors of Send are written to the audit trail and the log. Those of
+// the webhook and Slack name the receiver by scheme and host only (a Slack
+// webhook URL, or a query string, is itself a credential), never carry a
+// signing secret, and quote at most a short, sanitised part of the
+// receiver's answer.
 //
 // # Redirects
 //
@@ -45,21 +47,3 @@
 // 301 and 302 turn it into a GET). A 3xx is a permanent failure whose error
 // names the new location: update the configured URL to it.
 package channels
-
-import "errors"
-
-// Sentinel errors. The errors of this package wrap one of these (or an
-// approval sentinel), with context, so callers branch with errors.Is.
-var (
-	// ErrInvalidConfig: a constructor's configuration failed validation.
-	ErrInvalidConfig = errors.New("invalid config")
-	// ErrSignature: a signature header is missing, malformed, or does not
-	// match the body.
-	ErrSignature = errors.New("signature invalid")
-	// ErrTimestamp: a signed request's timestamp header is missing,
-	// malformed, too old, or too far in the future (a replay, or a clock
-	// that is off).
-	ErrTimestamp = errors.New("timestamp invalid")
-	// ErrBodyTooLarge: a signed request's body exceeds the size limit.
-	ErrBodyTooLarge = errors.New("body too large")
-)

@@ -117,7 +117,7 @@ type Slack struct {
 func NewSlack(cfg SlackConfig) (*Slack, error) {
 	u, err := parseURL("SlackConfig.WebhookURL", cfg.WebhookURL, "https")
 	if err != nil {
-		return nil, fmt.Errorf("channels: %w: %v (copy the app's incoming-webhook URL)", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %v (copy the app's incoming-webhook URL)", ErrInvalidConfig, err)
 	}
 	if cfg.Name == "" {
 		cfg.Name = "slack"

@@ -97,14 +97,14 @@ type SlackInteractionsConfig struct {
 func NewSlackInteractions(cfg SlackInteractionsConfig) (http.Handler, error) {
 	switch {
 	case len(cfg.SigningSecret) < MinSecretBytes:
-		return nil, fmt.Errorf("channels: %w: SlackInteractionsConfig.SigningSecret has %d bytes, want at least %d (copy the app's Signing Secret)",
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.SigningSecret has %d bytes, want at least %d (copy the app's Signing Secret)",
 			ErrInvalidConfig, len(cfg.SigningSecret), MinSecretBytes)
 	case cfg.Gate == nil:
-		return nil, fmt.Errorf("channels: %w: SlackInteractionsConfig.Gate is nil", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.Gate is nil", ErrInvalidConfig)
 	case cfg.UserID == nil:
-		return nil, fmt.Errorf("channels: %w: SlackInteractionsConfig.UserID is nil (map Slack users to approver IDs)", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.UserID is nil (map Slack users to approver IDs)", ErrInvalidConfig)
 	case cfg.MaxAge < 0:
-		return nil, fmt.Errorf("channels: %w: SlackInteractionsConfig.MaxAge is negative", ErrInvalidConfig)
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.MaxAge is negative", ErrInvalidConfig)
 	}
 	h := &slackInteractions{secret: []byte(cfg.SigningSecret), gate: cfg.Gate, userID: cfg.UserID,
 		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger}

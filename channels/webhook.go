@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,19 @@ import (
 	"time"
 
 	"github.com/signoff/approval"
+)
+
+// Errors of Verify and VerifyRequest, which wrap one of these (or
+// ErrInvalidConfig, for a secret too short), with context.
+var (
+	// ErrSignature: the signature header is missing, malformed, or does not
+	// match the body.
+	ErrSignature = errors.New("channels: signature invalid")
+	// ErrTimestamp: the timestamp header is missing, malformed, too old, or
+	// too far in the future (a replay, or a clock that is off).
+	ErrTimestamp = errors.New("channels: timestamp invalid")
+	// ErrBodyTooLarge: the body exceeds MaxWebhookBodyBytes.
+	ErrBodyTooLarge = errors.New("channels: body too large")
 )
 
 // Headers of a webhook POST.
@@ -109,16 +123,16 @@ var reservedHeaders = []string{"Content-Type", HeaderIdempotencyKey, HeaderTimes
 func NewWebhook(cfg WebhookConfig) (*Webhook, error) {
 	u, err := parseURL("WebhookConfig.URL", cfg.URL, "https", "http")
 	if err != nil {
-		return nil, fmt.Errorf("channels: %w: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
 	if len(cfg.Secret) < MinSecretBytes {
-		return nil, fmt.Errorf("channels: %w: WebhookConfig.Secret has %d bytes, want at least %d (32 random bytes are a good secret)",
+		return nil, fmt.Errorf("%w: WebhookConfig.Secret has %d bytes, want at least %d (32 random bytes are a good secret)",
 			ErrInvalidConfig, len(cfg.Secret), MinSecretBytes)
 	}
 	headers := make(http.Header, len(cfg.Headers)+5)
 	for name, values := range cfg.Headers {
 		if err := checkHeader(name, values); err != nil {
-			return nil, fmt.Errorf("channels: %w: WebhookConfig.Headers: %v", ErrInvalidConfig, err)
+			return nil, fmt.Errorf("%w: WebhookConfig.Headers: %v", ErrInvalidConfig, err)
 		}
 		headers[http.CanonicalHeaderKey(name)] = append([]string(nil), values...)
 	}
@@ -229,7 +243,7 @@ func webhookMAC(secret []byte, ts string, body []byte) []byte {
 // ID) to drop replays as well as retries.
 func Verify(secret []byte, header http.Header, body []byte, maxAge time.Duration, now time.Time) error {
 	if len(secret) < MinSecretBytes {
-		return fmt.Errorf("channels: verify: %w: secret has %d bytes, want at least %d", ErrInvalidConfig, len(secret), MinSecretBytes)
+		return fmt.Errorf("%w: the secret to verify with has %d bytes, want at least %d", ErrInvalidConfig, len(secret), MinSecretBytes)
 	}
 	ts, err := checkTimestamp(header, HeaderTimestamp, maxAge, now)
 	if err != nil {
