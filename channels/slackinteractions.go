@@ -1,0 +1,332 @@
+package channels
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/signoff/approval"
+)
+
+// Limits of the interactivity endpoint.
+const (
+	// MaxSlackInteractionBytes bounds the body of one interaction. A
+	// block_actions payload carries the message it came from: a message of
+	// this package is a few KiB.
+	MaxSlackInteractionBytes = 64 << 10
+	// slackTokenTTL is the life of the token minted for one click.
+	slackTokenTTL = 2 * time.Minute
+	// slackUserIDTimeout bounds SlackInteractionsConfig.UserID, so that the
+	// answer can reach Slack within its 3 seconds.
+	slackUserIDTimeout = 2 * time.Second
+)
+
+// Slack's request signing headers.
+const (
+	headerSlackSignature = "X-Slack-Signature"
+	headerSlackTimestamp = "X-Slack-Request-Timestamp"
+)
+
+// SlackInteractionsConfig configures NewSlackInteractions. SigningSecret,
+// Gate and UserID are required.
+type SlackInteractionsConfig struct {
+	// SigningSecret is the Slack app's Signing Secret (Basic Information,
+	// App Credentials), which Slack signs each request with. Required.
+	SigningSecret string
+	// Gate decides. Required.
+	Gate *approval.Gate
+	// UserID maps the Slack user who clicked, in a workspace (team), to
+	// the approver ID the gate knows them by. Return "" or an error for a
+	// user who is not one of your approvers: no decision is made. It must
+	// map only what the host has verified (a directory lookup, a stored
+	// link between accounts), never trust a Slack display name, and it is
+	// bounded by a context of 2 seconds: Slack waits 3 for the answer.
+	// A panic is recovered and refuses the click. Required.
+	UserID func(ctx context.Context, slackUserID, slackTeamID string) (approverID string, err error)
+	// Now is the clock for the replay window. Defaults to time.Now.
+	Now func() time.Time
+	// MaxAge is the replay window: a request whose signed timestamp is
+	// further from Now, either way, is refused. Defaults to 5 minutes
+	// (DefaultMaxAge), as Slack recommends.
+	MaxAge time.Duration
+	// Logger receives refusals and internal errors. Defaults to
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// NewSlackInteractions returns the handler of a Slack app's interactivity
+// requests: it decides when an approver clicks Approve or Deny on a
+// message that Slack posted with SlackConfig.Interactive. Configure the
+// app's Interactivity Request URL (Interactivity & Shortcuts) to the
+// address this handler is served at; Slack posts every click there. Errors
+// wrap ErrInvalidConfig.
+//
+// Each request must carry Slack's signature: X-Slack-Signature, "v0=" and
+// the hex HMAC-SHA256, keyed with the signing secret, of "v0:", the
+// X-Slack-Request-Timestamp header, ":" and the body. The handler refuses
+// with 401 a request whose signature does not match (compared in constant
+// time) or whose timestamp is outside MaxAge, with 413 a body over
+// MaxSlackInteractionBytes, with 405 a method other than POST and with 400
+// a signed body it cannot read.
+//
+// A click on SlackActionApprove or SlackActionDeny is decided for the
+// approver UserID names, through the gate like any other decision: the
+// handler mints a token for that approver alone, valid two minutes, and
+// calls Gate.Decide with it (reason "via Slack" and the Slack user), so
+// eligibility, requester segregation, single use and the audit trail
+// apply. A click by a Slack user UserID does not name decides nothing. The
+// answer is 200 with an ephemeral message to the user who clicked: the
+// outcome, or why not (not linked to an approver, not an approver of the
+// request, their own request, already decided, no longer open). Internal
+// errors are logged and answered with a general message. A replayed
+// request decides nothing more: the approver has decided already. Clicks
+// on other buttons, and other interaction types, are acknowledged with an
+// empty 200.
+//
+// The gate must have its Config.SigningKey, to mint the tokens: a gate
+// that only verifies tokens answers every click with the general error
+// (logged). The handler is safe for concurrent use.
+func NewSlackInteractions(cfg SlackInteractionsConfig) (http.Handler, error) {
+	switch {
+	case len(cfg.SigningSecret) < MinSecretBytes:
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.SigningSecret has %d bytes, want at least %d (copy the app's Signing Secret)",
+			ErrInvalidConfig, len(cfg.SigningSecret), MinSecretBytes)
+	case cfg.Gate == nil:
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.Gate is nil", ErrInvalidConfig)
+	case cfg.UserID == nil:
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.UserID is nil (map Slack users to approver IDs)", ErrInvalidConfig)
+	case cfg.MaxAge < 0:
+		return nil, fmt.Errorf("%w: SlackInteractionsConfig.MaxAge is negative", ErrInvalidConfig)
+	}
+	h := &slackInteractions{secret: []byte(cfg.SigningSecret), gate: cfg.Gate, userID: cfg.UserID,
+		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.maxAge == 0 {
+		h.maxAge = DefaultMaxAge
+	}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	return h, nil
+}
+
+type slackInteractions struct {
+	secret []byte
+	gate   *approval.Gate
+	userID func(ctx context.Context, slackUserID, slackTeamID string) (string, error)
+	now    func() time.Time
+	maxAge time.Duration
+	log    *slog.Logger
+}
+
+// slackInteraction is the part of an interaction payload the handler
+// reads.
+type slackInteraction struct {
+	Type string `json:"type"`
+	User struct {
+		ID     string `json:"id"`
+		TeamID string `json:"team_id"`
+	} `json:"user"`
+	Team *struct {
+		ID string `json:"id"`
+	} `json:"team"`
+	Actions []struct {
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+	} `json:"actions"`
+}
+
+func (h *slackInteractions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxSlackInteractionBytes))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	if err := h.verify(r.Header, body); err != nil {
+		h.log.Warn("channels: slack interaction refused", "remote", r.RemoteAddr, "err", err)
+		w.Header().Set("WWW-Authenticate", `SlackSignature realm="slack-interactivity"`)
+		http.Error(w, "invalid signature", http.StatusUnauthorized)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	var in slackInteraction
+	if err == nil {
+		err = json.Unmarshal([]byte(form.Get("payload")), &in)
+	}
+	if err != nil {
+		h.log.Warn("channels: slack interaction with a signed body that is not a payload", "err", err)
+		http.Error(w, "malformed payload", http.StatusBadRequest)
+		return
+	}
+	if in.Type != "block_actions" {
+		w.WriteHeader(http.StatusOK) // acknowledged: not ours to handle
+		return
+	}
+	for _, a := range in.Actions {
+		var v approval.Verdict
+		switch a.ActionID {
+		case SlackActionApprove:
+			v = approval.VerdictApprove
+		case SlackActionDeny:
+			v = approval.VerdictDeny
+		default:
+			continue
+		}
+		team := in.User.TeamID
+		if in.Team != nil && in.Team.ID != "" {
+			team = in.Team.ID
+		}
+		text := h.decide(r.Context(), in.User.ID, team, a.Value, v)
+		writeEphemeral(w, text)
+		return // one decision per click
+	}
+	w.WriteHeader(http.StatusOK) // a link or review button: acknowledged
+}
+
+// verify checks Slack's v0 signature and timestamp.
+func (h *slackInteractions) verify(header http.Header, body []byte) error {
+	ts, err := checkTimestamp(header, headerSlackTimestamp, h.maxAge, h.now())
+	if err != nil {
+		return err
+	}
+	sig, ok := singleHeader(header, headerSlackSignature)
+	if !ok {
+		return fmt.Errorf("%w: want one %s header", ErrSignature, headerSlackSignature)
+	}
+	m := hmac.New(sha256.New, h.secret)
+	m.Write([]byte("v0:" + ts + ":"))
+	m.Write(body)
+	if err := checkMAC(sig, "v0=", m.Sum(nil)); err != nil {
+		return fmt.Errorf("%s: %w", headerSlackSignature, err)
+	}
+	return nil
+}
+
+// decide decides request id for the Slack user, and returns what to tell
+// them.
+func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, id string, v approval.Verdict) string {
+	log := h.log.With("slack_user", slackUser, "slack_team", slackTeam, "request", clipText(id, 64), "verdict", v)
+	if slackUser == "" {
+		log.Warn("channels: slack click without a user; nothing decided")
+		return "Slack did not say who clicked, so nothing was decided."
+	}
+	approver, err := h.approver(ctx, slackUser, slackTeam)
+	if err != nil || approver == "" {
+		log.Warn("channels: slack user is not mapped to an approver; nothing decided", "err", err)
+		return "Your Slack account is not linked to an approver, so nothing was decided. Use the review page, or ask an administrator to link your account."
+	}
+	log = log.With("approver", approver)
+	tok, err := h.gate.IssueToken(id, approver, v, slackTokenTTL)
+	if err != nil {
+		if errors.Is(err, approval.ErrInvalidIdentity) {
+			log.Error("channels: SlackInteractionsConfig.UserID returned an ID that is not a valid identity; nothing decided", "err", err)
+			return "Your Slack account is not linked to a valid approver, so nothing was decided. Ask an administrator to check the link."
+		}
+		if errors.Is(err, approval.ErrInvalidDecision) {
+			return "This message names no request this server knows, so nothing was decided."
+		}
+		log.Error("channels: cannot mint a decision token for a slack click", "err", err)
+		return slackInternalError
+	}
+	req, err := h.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: slackReason(slackUser, slackTeam)})
+	if err != nil {
+		return h.refusal(ctx, log, id, err)
+	}
+	log.Info("channels: decision via slack", "status", req.Status)
+	what := "*" + esc(req.Action.Name, slackNameMax) + "* (`" + esc(req.ID, 64) + "`)"
+	switch {
+	case v == approval.VerdictApprove && req.Status == approval.StatusApproved:
+		return "You approved " + what + ". The request is approved."
+	case v == approval.VerdictApprove:
+		return "Your approval of " + what + " is recorded. The request waits for further approvals."
+	case req.Status == approval.StatusDenied:
+		return "You denied " + what + ". The request is denied."
+	default:
+		return "Your denial of " + what + " is recorded. The request stays open until enough approvers deny it."
+	}
+}
+
+// slackReason is the decision's reason in the audit trail: the channel,
+// and the Slack account that clicked.
+func slackReason(user, team string) string {
+	r := "via Slack (user " + clipText(user, 64)
+	if team != "" {
+		r += ", team " + clipText(team, 64)
+	}
+	return r + ")"
+}
+
+const slackInternalError = "The decision could not be recorded because of a server error. Try again, or use the review page."
+
+// refusal tells the user why the gate refused their decision. The gate's
+// error text stays in the log: it may name internals.
+func (h *slackInteractions) refusal(ctx context.Context, log *slog.Logger, id string, err error) string {
+	switch {
+	case errors.Is(err, approval.ErrSelfApproval):
+		log.Info("channels: slack decision refused", "err", err)
+		return "You requested this action, so you cannot decide it. Nothing was recorded."
+	case errors.Is(err, approval.ErrNotEligible):
+		log.Info("channels: slack decision refused", "err", err)
+		return "You are not an approver of this request, so nothing was recorded."
+	case errors.Is(err, approval.ErrAlreadyDecided):
+		log.Info("channels: slack decision refused", "err", err)
+		return "You have already decided this request; your earlier answer stands."
+	case errors.Is(err, approval.ErrNotPending):
+		log.Info("channels: slack decision refused", "err", err)
+		text := "This request is no longer open for decisions, so nothing was recorded."
+		if req, gerr := h.gate.Get(ctx, id); gerr == nil {
+			text = "This request is no longer open for decisions (it is " + esc(string(req.Status), 40) + "), so nothing was recorded."
+		}
+		return text
+	case errors.Is(err, approval.ErrNotFound):
+		log.Info("channels: slack decision refused", "err", err)
+		return "This request no longer exists, so nothing was decided."
+	}
+	log.Error("channels: slack decision failed", "err", err)
+	return slackInternalError
+}
+
+// approver calls the host's UserID, bounded and with panics recovered.
+func (h *slackInteractions) approver(ctx context.Context, user, team string) (id string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, slackUserIDTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			id, err = "", fmt.Errorf("UserID panicked: %v", p)
+		}
+	}()
+	return h.userID(ctx, user, team)
+}
+
+// writeEphemeral answers with a message only the user who clicked sees.
+func writeEphemeral(w http.ResponseWriter, text string) {
+	body, _ := json.Marshal(struct {
+		ResponseType    string `json:"response_type"`
+		Text            string `json:"text"`
+		ReplaceOriginal bool   `json:"replace_original"`
+	}{"ephemeral", text, false})
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,501 @@
+package channels_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/channels"
+	"github.com/signoff/approval/memstore"
+)
+
+const slackSigningSecret = "8f742231b10e8888abcd99yyyzzz85a5"
+
+// slackApp is a gate behind NewSlackInteractions, served by a real server,
+// with Slack users U_ALICE, U_BOB, U_CAROL and U_MALLORY of team T_ACME
+// mapped to approver IDs (mallory approves nothing).
+type slackApp struct {
+	t    *testing.T
+	gate *approval.Gate
+	srv  *httptest.Server
+	now  time.Time // the handler's clock
+	logs *logBuffer
+}
+
+// logBuffer collects the handler's log for the test to read.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *logBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *logBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var slackUsers = map[string]string{"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_MALLORY": "mallory",
+	"U_BADID": "not a valid id\x00"}
+
+func slackUserID(_ context.Context, user, team string) (string, error) {
+	switch {
+	case team != "T_ACME":
+		return "", nil
+	case user == "U_ERR":
+		return "", errors.New("directory unavailable")
+	case user == "U_PANIC":
+		panic("lookup exploded")
+	}
+	return slackUsers[user], nil
+}
+
+func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackInteractionsConfig)) *slackApp {
+	t.Helper()
+	if gate == nil {
+		gate = newFixtureGate(t)
+	}
+	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &logBuffer{}}
+	cfg := channels.SlackInteractionsConfig{
+		SigningSecret: slackSigningSecret,
+		Gate:          gate,
+		UserID:        slackUserID,
+		Now:           func() time.Time { return app.now },
+		Logger:        slog.New(slog.NewTextHandler(app.logs, nil)),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	h, err := channels.NewSlackInteractions(cfg)
+	require.NoError(t, err)
+	app.srv = httptest.NewServer(h)
+	t.Cleanup(app.srv.Close)
+	return app
+}
+
+// clickBody is the form Slack posts when user clicks a button.
+func clickBody(user, actionID, value string) []byte {
+	payload := map[string]any{
+		"type":         "block_actions",
+		"user":         map[string]any{"id": user, "username": "someone", "team_id": "T_ACME"},
+		"team":         map[string]any{"id": "T_ACME", "domain": "acme"},
+		"api_app_id":   "A123",
+		"container":    map[string]any{"type": "message", "message_ts": "1700000000.000100"},
+		"response_url": "https://hooks.slack.com/actions/T_ACME/1/abc",
+		"trigger_id":   "1.2.3",
+		"actions": []map[string]any{{
+			"type": "button", "action_id": actionID, "block_id": "b1", "value": value,
+			"text": map[string]any{"type": "plain_text", "text": "Approve"}, "action_ts": "1700000001.000200",
+		}},
+	}
+	raw, _ := json.Marshal(payload)
+	return []byte(url.Values{"payload": {string(raw)}}.Encode())
+}
+
+// slackSign is Slack's v0 signature, computed here independently.
+func slackSign(secret, ts string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("v0:" + ts + ":"))
+	m.Write(body)
+	return "v0=" + hex.EncodeToString(m.Sum(nil))
+}
+
+// post sends body with the given headers (nil values are left out).
+func (a *slackApp) post(body []byte, header map[string]string) (int, http.Header, []byte) {
+	a.t.Helper()
+	req, err := http.NewRequest(http.MethodPost, a.srv.URL, bytes.NewReader(body))
+	require.NoError(a.t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := a.srv.Client().Do(req)
+	require.NoError(a.t, err)
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	require.NoError(a.t, err)
+	return resp.StatusCode, resp.Header, got
+}
+
+// signed posts body as Slack would, signed at a.now.
+func (a *slackApp) signed(body []byte) (int, []byte) {
+	a.t.Helper()
+	ts := strconv.FormatInt(a.now.Unix(), 10)
+	status, _, got := a.post(body, map[string]string{
+		"X-Slack-Request-Timestamp": ts,
+		"X-Slack-Signature":         slackSign(slackSigningSecret, ts, body),
+	})
+	return status, got
+}
+
+// click posts a signed click and returns the ephemeral text shown.
+func (a *slackApp) click(user, actionID, id string) string {
+	a.t.Helper()
+	status, body := a.signed(clickBody(user, actionID, id))
+	return a.ephemeral(status, body)
+}
+
+func (a *slackApp) ephemeral(status int, body []byte) string {
+	a.t.Helper()
+	require.Equal(a.t, http.StatusOK, status, "%s", body)
+	var msg struct {
+		ResponseType    string `json:"response_type"`
+		Text            string `json:"text"`
+		ReplaceOriginal *bool  `json:"replace_original"`
+	}
+	strictJSON(a.t, body, &msg)
+	require.Equal(a.t, "ephemeral", msg.ResponseType)
+	require.NotNil(a.t, msg.ReplaceOriginal)
+	require.False(a.t, *msg.ReplaceOriginal, "the message with the buttons stays")
+	requireEscaped(a.t, msg.Text)
+	return msg.Text
+}
+
+func (a *slackApp) request(id string) *approval.Request {
+	a.t.Helper()
+	r, err := a.gate.Get(context.Background(), id)
+	require.NoError(a.t, err)
+	return r
+}
+
+// requireUntouched checks that request id is pending, without votes, and
+// that its audit trail is still the given one.
+func (a *slackApp) requireUntouched(id string, audit []approval.AuditEvent) {
+	a.t.Helper()
+	r := a.request(id)
+	require.Equal(a.t, approval.StatusPending, r.Status)
+	require.Empty(a.t, r.Votes)
+	require.Equal(a.t, audit, auditOf(a.t, a.gate, id))
+}
+
+func TestSlackClickApproves(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	id := guardDeploy(t, app.gate)
+
+	text := app.click("U_ALICE", channels.SlackActionApprove, id)
+	require.Equal(t, "You approved *deploy:production* (`"+id+"`). The request is approved.", text)
+
+	r := app.request(id)
+	require.Equal(t, approval.StatusApproved, r.Status)
+	require.Len(t, r.Votes, 1)
+	require.Equal(t, "alice", r.Votes[0].Approver)
+	require.Equal(t, approval.VerdictApprove, r.Votes[0].Verdict)
+	require.Equal(t, "via Slack (user U_ALICE, team T_ACME)", r.Votes[0].Reason)
+
+	var vote *approval.AuditEvent
+	evs := auditOf(t, app.gate, id)
+	for i := range evs {
+		if evs[i].Type == approval.EventDecisionApprove {
+			vote = &evs[i]
+		}
+	}
+	require.NotNil(t, vote, "the vote is in the audit trail")
+	require.Equal(t, "alice", vote.Actor)
+	require.Equal(t, "via Slack (user U_ALICE, team T_ACME)", vote.Reason)
+	require.Equal(t, approval.EventRequestApproved, evs[len(evs)-1].Type)
+	require.NoError(t, approval.VerifyAuditChain(evs))
+}
+
+func TestSlackClickDenies(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	id := guardDeploy(t, app.gate)
+	text := app.click("U_BOB", channels.SlackActionDeny, id)
+	require.Equal(t, "You denied *deploy:production* (`"+id+"`). The request is denied.", text)
+	r := app.request(id)
+	require.Equal(t, approval.StatusDenied, r.Status)
+	require.Equal(t, "bob", r.Votes[0].Approver)
+	require.Equal(t, approval.VerdictDeny, r.Votes[0].Verdict)
+}
+
+// A replayed click decides nothing more: on a request still open the
+// approver has decided already; on a closed one it is no longer open.
+func TestSlackReplayedClickDecidesNothingMore(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+
+	pair := guardAction(t, app.gate, "pair:rotate-keys", "ci")
+	body := clickBody("U_ALICE", channels.SlackActionApprove, pair)
+	text := app.ephemeral(app.signed(body))
+	require.Equal(t, "Your approval of *pair:rotate-keys* (`"+pair+"`) is recorded. The request waits for further approvals.", text)
+	text = app.ephemeral(app.signed(body))
+	require.Equal(t, "You have already decided this request; your earlier answer stands.", text)
+	r := app.request(pair)
+	require.Equal(t, approval.StatusPending, r.Status)
+	require.Len(t, r.Votes, 1, "no double vote")
+
+	require.Contains(t, app.click("U_BOB", channels.SlackActionApprove, pair), "The request is approved.")
+	text = app.ephemeral(app.signed(body))
+	require.Equal(t, "This request is no longer open for decisions (it is approved), so nothing was recorded.", text)
+	require.Len(t, app.request(pair).Votes, 2)
+
+	deploy := guardDeploy(t, app.gate)
+	body = clickBody("U_ALICE", channels.SlackActionApprove, deploy)
+	require.Contains(t, app.ephemeral(app.signed(body)), "The request is approved.")
+	require.Contains(t, app.ephemeral(app.signed(body)), "no longer open for decisions (it is approved)")
+	require.Len(t, app.request(deploy).Votes, 1)
+}
+
+// Requests that are not Slack's, or not any more, are refused with 401
+// before the gate is asked anything.
+func TestSlackRefusesUnsignedAndStale(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	id := guardDeploy(t, app.gate)
+	audit := auditOf(t, app.gate, id)
+	body := clickBody("U_ALICE", channels.SlackActionApprove, id)
+	ts := strconv.FormatInt(app.now.Unix(), 10)
+	at := func(d time.Duration) string { return strconv.FormatInt(app.now.Add(d).Unix(), 10) }
+	tampered := clickBody("U_ALICE", channels.SlackActionApprove, id+" ")
+	for name, tc := range map[string]struct {
+		body   []byte
+		header map[string]string
+	}{
+		"wrong secret": {body, map[string]string{"X-Slack-Request-Timestamp": ts,
+			"X-Slack-Signature": slackSign("another-signing-secret-0123456789", ts, body)}},
+		"tampered body": {tampered, map[string]string{"X-Slack-Request-Timestamp": ts,
+			"X-Slack-Signature": slackSign(slackSigningSecret, ts, body)}},
+		"another timestamp": {body, map[string]string{"X-Slack-Request-Timestamp": at(-time.Second),
+			"X-Slack-Signature": slackSign(slackSigningSecret, ts, body)}},
+		"no signature":    {body, map[string]string{"X-Slack-Request-Timestamp": ts}},
+		"no timestamp":    {body, map[string]string{"X-Slack-Signature": slackSign(slackSigningSecret, ts, body)}},
+		"no headers":      {body, nil},
+		"other version":   {body, map[string]string{"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v1=" + strings.Repeat("ab", 32)}},
+		"not hex":         {body, map[string]string{"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + strings.Repeat("zz", 32)}},
+		"bad timestamp":   {body, map[string]string{"X-Slack-Request-Timestamp": "yesterday", "X-Slack-Signature": slackSign(slackSigningSecret, "yesterday", body)}},
+		"old timestamp":   {body, map[string]string{"X-Slack-Request-Timestamp": at(-6 * time.Minute), "X-Slack-Signature": slackSign(slackSigningSecret, at(-6*time.Minute), body)}},
+		"from the future": {body, map[string]string{"X-Slack-Request-Timestamp": at(6 * time.Minute), "X-Slack-Signature": slackSign(slackSigningSecret, at(6*time.Minute), body)}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, header, got := app.post(tc.body, tc.header)
+			require.Equal(t, http.StatusUnauthorized, status, "%s", got)
+			require.NotEmpty(t, header.Get("WWW-Authenticate"))
+			app.requireUntouched(id, audit)
+		})
+	}
+	// Within the window, either way, the same click is accepted.
+	for _, d := range []time.Duration{-4 * time.Minute, 4 * time.Minute} {
+		id := guardAction(t, app.gate, "pair:window-"+strconv.Itoa(int(d.Minutes()+10)), "ci")
+		body := clickBody("U_ALICE", channels.SlackActionApprove, id)
+		status, _, got := app.post(body, map[string]string{"X-Slack-Request-Timestamp": at(d),
+			"X-Slack-Signature": slackSign(slackSigningSecret, at(d), body)})
+		require.Contains(t, app.ephemeral(status, got), "is recorded")
+	}
+}
+
+// A Slack user the host does not map to an approver decides nothing.
+func TestSlackRefusesUnmappedUsers(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	id := guardDeploy(t, app.gate)
+	audit := auditOf(t, app.gate, id)
+	for _, user := range []string{"U_NOBODY", "U_ERR", "U_PANIC", ""} {
+		t.Run(user, func(t *testing.T) {
+			text := app.click(user, channels.SlackActionApprove, id)
+			if user == "" {
+				require.Equal(t, "Slack did not say who clicked, so nothing was decided.", text)
+			} else {
+				require.Contains(t, text, "Your Slack account is not linked to an approver, so nothing was decided.")
+			}
+			app.requireUntouched(id, audit)
+		})
+	}
+	t.Run("another team", func(t *testing.T) {
+		body := bytes.ReplaceAll(clickBody("U_ALICE", channels.SlackActionApprove, id), []byte("T_ACME"), []byte("T_OTHER"))
+		require.Contains(t, app.ephemeral(app.signed(body)), "not linked to an approver")
+		app.requireUntouched(id, audit)
+	})
+	t.Run("invalid approver ID", func(t *testing.T) {
+		text := app.click("U_BADID", channels.SlackActionApprove, id)
+		require.Contains(t, text, "not linked to a valid approver")
+		app.requireUntouched(id, audit)
+	})
+	require.Contains(t, app.logs.String(), "UserID panicked: lookup exploded", "the panic is logged")
+}
+
+// The gate's checks apply: a refusal is explained, changes nothing, and is
+// audited by the gate.
+func TestSlackRefusalsExplained(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+
+	id := guardDeploy(t, app.gate)
+	text := app.click("U_MALLORY", channels.SlackActionApprove, id)
+	require.Equal(t, "You are not an approver of this request, so nothing was recorded.", text)
+	r := app.request(id)
+	require.Equal(t, approval.StatusPending, r.Status)
+	require.Empty(t, r.Votes)
+	evs := auditOf(t, app.gate, id)
+	last := evs[len(evs)-1]
+	require.Equal(t, approval.EventDecisionRejected, last.Type)
+	require.Equal(t, "mallory", last.Actor)
+
+	self := guardAction(t, app.gate, "selfserve:reset-password", "carol")
+	text = app.click("U_CAROL", channels.SlackActionApprove, self)
+	require.Equal(t, "You requested this action, so you cannot decide it. Nothing was recorded.", text)
+	require.Empty(t, app.request(self).Votes)
+
+	text = app.click("U_ALICE", channels.SlackActionApprove, "req_"+strings.Repeat("0", 32))
+	require.Equal(t, "This request no longer exists, so nothing was decided.", text)
+	text = app.click("U_ALICE", channels.SlackActionDeny, "<!channel>")
+	require.Equal(t, "This message names no request this server knows, so nothing was decided.", text)
+}
+
+// Clicks on link buttons and interactions of other kinds are
+// acknowledged, and decide nothing.
+func TestSlackAcknowledgesOtherInteractions(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	id := guardDeploy(t, app.gate)
+	audit := auditOf(t, app.gate, id)
+	other, _ := json.Marshal(map[string]any{"type": "view_submission", "user": map[string]any{"id": "U_ALICE"}})
+	noActions, _ := json.Marshal(map[string]any{"type": "block_actions", "user": map[string]any{"id": "U_ALICE"}})
+	for name, body := range map[string][]byte{
+		"review":       clickBody("U_ALICE", channels.SlackActionReview, id),
+		"approve link": clickBody("U_ALICE", channels.SlackActionApproveLink, id),
+		"deny link":    clickBody("U_ALICE", channels.SlackActionDenyLink, id),
+		"foreign":      clickBody("U_ALICE", "someone_elses_button", id),
+		"view":         []byte(url.Values{"payload": {string(other)}}.Encode()),
+		"no actions":   []byte(url.Values{"payload": {string(noActions)}}.Encode()),
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, got := app.signed(body)
+			require.Equal(t, http.StatusOK, status)
+			require.Empty(t, got)
+			app.requireUntouched(id, audit)
+		})
+	}
+}
+
+func TestSlackInteractionsHTTPErrors(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+
+	resp, err := app.srv.Client().Get(app.srv.URL)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	require.Equal(t, http.MethodPost, resp.Header.Get("Allow"))
+
+	big := bytes.Repeat([]byte("a"), channels.MaxSlackInteractionBytes+1)
+	status, _ := app.signed(big)
+	require.Equal(t, http.StatusRequestEntityTooLarge, status)
+
+	for name, body := range map[string][]byte{
+		"no payload":   []byte("token=x"),
+		"not JSON":     []byte("payload=%7Bnot-json"),
+		"not a form":   []byte("%zz"),
+		"JSON no form": []byte(`{"type":"block_actions"}`),
+	} {
+		status, got := app.signed(body)
+		require.Equal(t, http.StatusBadRequest, status, "%s: %s", name, got)
+	}
+}
+
+// failingStore fails Get, with a message that must not reach Slack, once
+// fail is set.
+type failingStore struct {
+	approval.Store
+	fail atomic.Bool
+}
+
+func (s *failingStore) Get(ctx context.Context, id string) (*approval.Request, error) {
+	if s.fail.Load() {
+		return nil, errors.New("dial tcp 10.0.0.5:5432: password=hunter2 refused")
+	}
+	return s.Store.Get(ctx, id)
+}
+
+func TestSlackInternalErrorsNotShown(t *testing.T) {
+	t.Parallel()
+	store := &failingStore{Store: memstore.New()}
+	app := newSlackApp(t, newFixtureGate(t, func(c *approval.Config) { c.Store = store }))
+	id := guardDeploy(t, app.gate)
+	store.fail.Store(true)
+	text := app.click("U_ALICE", channels.SlackActionApprove, id)
+	require.Equal(t, "The decision could not be recorded because of a server error. Try again, or use the review page.", text)
+	require.Contains(t, app.logs.String(), "hunter2", "the cause is logged")
+	store.fail.Store(false)
+	require.Empty(t, app.request(id).Votes)
+}
+
+func TestNewSlackInteractionsValidatesConfig(t *testing.T) {
+	t.Parallel()
+	gate := newFixtureGate(t)
+	ok := channels.SlackInteractionsConfig{SigningSecret: slackSigningSecret, Gate: gate, UserID: slackUserID}
+	for name, tc := range map[string]struct {
+		mod  func(*channels.SlackInteractionsConfig)
+		want string
+	}{
+		"no secret":    {func(c *channels.SlackInteractionsConfig) { c.SigningSecret = "" }, "SigningSecret has 0 bytes"},
+		"short secret": {func(c *channels.SlackInteractionsConfig) { c.SigningSecret = "abc" }, "SigningSecret has 3 bytes"},
+		"no gate":      {func(c *channels.SlackInteractionsConfig) { c.Gate = nil }, "Gate is nil"},
+		"no UserID":    {func(c *channels.SlackInteractionsConfig) { c.UserID = nil }, "UserID is nil"},
+		"negative age": {func(c *channels.SlackInteractionsConfig) { c.MaxAge = -time.Second }, "MaxAge is negative"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := ok
+			tc.mod(&cfg)
+			_, err := channels.NewSlackInteractions(cfg)
+			require.ErrorIs(t, err, channels.ErrInvalidConfig)
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+	_, err := channels.NewSlackInteractions(ok)
+	require.NoError(t, err)
+}
+
+// MaxAge narrows the replay window.
+func TestSlackInteractionsMaxAge(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil, func(c *channels.SlackInteractionsConfig) { c.MaxAge = 30 * time.Second })
+	id := guardDeploy(t, app.gate)
+	body := clickBody("U_ALICE", channels.SlackActionApprove, id)
+	ts := strconv.FormatInt(app.now.Add(-time.Minute).Unix(), 10)
+	status, _, _ := app.post(body, map[string]string{"X-Slack-Request-Timestamp": ts,
+		"X-Slack-Signature": slackSign(slackSigningSecret, ts, body)})
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Contains(t, app.click("U_ALICE", channels.SlackActionApprove, id), "The request is approved.")
+}
+
+// The whole loop: the gate notifies Slack, and the message's own Approve
+// button, clicked, decides.
+func TestSlackMessageButtonDecides(t *testing.T) {
+	t.Parallel()
+	slack, got := slackServer(t, http.StatusOK, "ok")
+	gate := newFixtureGate(t, func(c *approval.Config) { c.Channels = []approval.Channel{newSlack(t, slack, true)} })
+	app := newSlackApp(t, gate)
+	id := guardDeploy(t, gate)
+	require.Eventually(t, func() bool { return len(got()) == 2 }, 5*time.Second, 10*time.Millisecond)
+
+	d := decodeBlockKit(t, got()[0])
+	approve, ok := d.button(channels.SlackActionApprove)
+	require.True(t, ok)
+	text := app.click("U_BOB", approve.ActionID, approve.Value)
+	require.Contains(t, text, "You approved *deploy:production*")
+	require.Equal(t, approval.StatusApproved, app.request(id).Status)
+}
