@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/signoff/approval"
 )
@@ -29,18 +30,23 @@ func (discard) Send(context.Context, approval.Notification) error { return nil }
 //   - outbox+delivery: the same gate delivering too, its goroutines
 //     expanding each notice into 3 deliveries to a channel that accepts
 //     at once, and settling them, on the same database: Guard then
-//     shares the database's writes with delivery running flat out.
+//     shares the database's writes with delivery running flat out;
+//   - outbox+hung: delivering through a channel whose sends never
+//     return (cut by a 100ms SendTimeout, then blocked and probed).
 //
 //     go test -run '^$' -bench OutboxGuard -count 6 ./sqlstore
 func BenchmarkOutboxGuard(b *testing.B) {
 	for _, c := range gateConfigs {
-		for _, mode := range []string{"plain", "outbox", "outbox+delivery"} {
+		for _, mode := range []string{"plain", "outbox", "outbox+delivery", "outbox+hung"} {
 			for _, callers := range []int{1, 8} {
 				b.Run(fmt.Sprintf("%s/%s/callers=%d", c.name, mode, callers), func(b *testing.B) {
 					s := open(b, c.newDSN(b), c.opts...)
 					g := benchGate(b, s)
-					if mode != "plain" {
-						g = outboxBenchGate(b, s, mode == "outbox")
+					switch mode {
+					case "outbox", "outbox+delivery":
+						g = outboxBenchGate(b, s, mode == "outbox", discard{})
+					case "outbox+hung":
+						g = outboxBenchGate(b, s, false, &hangChannel{})
 					}
 					actions := benchActions(b.N)
 					runBench(b, callers, func(_, i int) error {
@@ -57,14 +63,15 @@ func BenchmarkOutboxGuard(b *testing.B) {
 }
 
 // outboxBenchGate is benchGate with a channel: its Guards store notices.
-func outboxBenchGate(b *testing.B, s *Store, storeOnly bool) *approval.Gate {
+func outboxBenchGate(b *testing.B, s *Store, storeOnly bool, ch approval.Channel) *approval.Gate {
 	b.Helper()
 	_, priv, err := approval.GenerateKeys()
 	if err != nil {
 		b.Fatal(err)
 	}
 	g, err := approval.New(approval.Config{
-		Store: s, SigningKey: priv, Channels: []approval.Channel{discard{}}, StoreOnly: storeOnly,
+		Store: s, SigningKey: priv, Channels: []approval.Channel{ch}, StoreOnly: storeOnly,
+		SendTimeout: 100 * time.Millisecond,
 		Directory: approval.StaticDirectory{Groups: map[string][]string{
 			"finance": {"approver-1", "approver-2", "approver-3"},
 		}},
