@@ -31,6 +31,7 @@ func (discard) Send(context.Context, approval.Notification) error { return nil }
 //     expanding each notice into 3 deliveries to a channel that accepts
 //     at once, and settling them, on the same database: Guard then
 //     shares the database's writes with delivery running flat out;
+//
 //   - outbox+hung: delivering through a channel whose sends never
 //     return (cut by a 100ms SendTimeout, then blocked and probed).
 //
