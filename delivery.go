@@ -285,6 +285,18 @@ func (c *outboxChannel) run() {
 	var busy atomic.Int32
 	for r.ctx.Err() == nil {
 		free := c.slots - int(busy.Load())
+		c.mu.Lock()
+		open, _ := c.brk.allow(normalizeTime(r.g.now()))
+		probing := c.brk.blocked
+		c.mu.Unlock()
+		switch {
+		case !open:
+			free = 0 // blocked: its deliveries wait in the store, unclaimed
+		case probing && busy.Load() > 0:
+			free = 0 // the probe is in flight
+		case probing:
+			free = min(free, 1) // one delivery is the probe
+		}
 		var msgs []OutboxMessage
 		if free > 0 {
 			msgs = c.r.claim(c.name, free)
@@ -301,7 +313,7 @@ func (c *outboxChannel) run() {
 				c.deliver(m)
 			}()
 		}
-		if len(msgs) > 0 && len(msgs) == free {
+		if open && len(msgs) > 0 && len(msgs) == free {
 			continue // there may be more due
 		}
 		if r.draining.Load() && r.resolved.Load() && len(msgs) == 0 && busy.Load() == 0 {

@@ -2,7 +2,8 @@
 -- causes them, until delivered. A row is a notice (channel '') or a
 -- delivery; state 'pending' or 'dead'. A claim sets lease_owner and
 -- lease_until (Unix microseconds); a delivered row is deleted, its record
--- being the audit trail.
+-- being the audit trail. WITHOUT ROWID: the table is its primary key's
+-- B-tree, one fewer to write per message.
 CREATE TABLE outbox (
     id          TEXT    NOT NULL PRIMARY KEY,
     request_id  TEXT    NOT NULL,
@@ -18,7 +19,7 @@ CREATE TABLE outbox (
     lease_until INTEGER,
     last_error  TEXT,
     created_at  INTEGER NOT NULL
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 -- Claims: the due pending rows of a channel, oldest first.
 CREATE INDEX outbox_due ON outbox (channel, next_at, id) WHERE state = 'pending';
