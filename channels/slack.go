@@ -67,10 +67,16 @@ type SlackConfig struct {
 	// whenever the webhook posts to a channel that more than the
 	// recipient can read (see Slack).
 	//
-	// Defaults to false: the buttons open the notification's ApproveURL and
-	// DenyURL (when the gate has a BaseURL), whose tokens decide as the
-	// recipient, whoever clicks.
+	// Defaults to false.
 	Interactive bool
+	// LinkButtons, without Interactive, puts the notification's ApproveURL
+	// and DenyURL on the Approve and Deny buttons. Those links carry
+	// tokens that decide as the recipient, whoever clicks: set it only
+	// when the webhook posts to a place the recipient alone reads (a
+	// direct message). Defaults to false: without Interactive the message
+	// has only the Review button, whose page decides as the person signed
+	// in, so one person in a shared channel cannot cast everyone's votes.
+	LinkButtons bool
 	// Client sends the POSTs; the Slack channel uses a copy whose
 	// CheckRedirect refuses every redirect. Defaults to a client on
 	// http.DefaultTransport.
@@ -96,7 +102,8 @@ type SlackConfig struct {
 // whoever opens one can decide as its recipient on the review page. Post
 // with links only to a channel the recipient alone reads; for a shared
 // channel set SlackConfig.Interactive, whose buttons decide as the person
-// who clicks.
+// who clicks. Without either (the default) the message offers only the
+// Review button.
 //
 // Slack answers 200 "ok" to a post it accepted. Any other answer is an
 // error: a 4xx (invalid_payload, no_service, channel_not_found...) is
@@ -109,6 +116,7 @@ type SlackConfig struct {
 type Slack struct {
 	name        string
 	interactive bool
+	links       bool
 	send        *sender
 }
 
@@ -122,7 +130,7 @@ func NewSlack(cfg SlackConfig) (*Slack, error) {
 	if cfg.Name == "" {
 		cfg.Name = "slack"
 	}
-	return &Slack{name: cfg.Name, interactive: cfg.Interactive, send: newSender("slack", u, cfg.Client, nil)}, nil
+	return &Slack{name: cfg.Name, interactive: cfg.Interactive, links: cfg.LinkButtons, send: newSender("slack", u, cfg.Client, nil)}, nil
 }
 
 // Name implements approval.Channel.
@@ -131,7 +139,7 @@ func (s *Slack) Name() string { return s.name }
 // Send implements approval.Channel: it posts n's message and classifies
 // Slack's answer (see Slack). It returns when ctx ends.
 func (s *Slack) Send(ctx context.Context, n approval.Notification) error {
-	body, err := json.Marshal(slackMessage(n, s.interactive))
+	body, err := json.Marshal(slackMessage(n, s.interactive, s.links))
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: slack: encode notification %s: %w", n.ID, err))
 	}
@@ -259,7 +267,7 @@ func unitLen(s string) int {
 }
 
 // slackMessage builds the message for n.
-func slackMessage(n approval.Notification, interactive bool) slackPayload {
+func slackMessage(n approval.Notification, interactive, links bool) slackPayload {
 	a := n.Action
 	name := a.Name
 	if name == "" {
@@ -286,7 +294,7 @@ func slackMessage(n approval.Notification, interactive bool) slackPayload {
 		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: slackContext(n)})
-	if buttons := slackButtons(n, open, interactive); len(buttons) > 0 {
+	if buttons := slackButtons(n, open, interactive, links); len(buttons) > 0 {
 		blocks = append(blocks, slackBlock{Type: "actions", Elements: buttons})
 	}
 	fallback := esc(label+": "+name+" requested by "+a.RequestedBy, slackFallbackMax-50)
@@ -425,7 +433,7 @@ func slackContext(n approval.Notification) []any {
 
 // slackButtons are the actions block's buttons (none when there is nothing
 // to click). Decisions are offered only while the request is open.
-func slackButtons(n approval.Notification, open, interactive bool) []any {
+func slackButtons(n approval.Notification, open, interactive, links bool) []any {
 	id := clipText(n.RequestID, slackValueMax)
 	var out []any
 	if open && interactive && id != "" {
@@ -435,7 +443,7 @@ func slackButtons(n approval.Notification, open, interactive bool) []any {
 			&slackButton{Type: "button", Text: plainText("Deny", slackButtonTextMax), ActionID: SlackActionDeny,
 				Value: id, Style: "danger", Confirm: slackConfirmation(n, "Deny", "danger")})
 	}
-	if open && !interactive {
+	if open && !interactive && links {
 		if okURL(n.ApproveURL) {
 			out = append(out, &slackButton{Type: "button", Text: plainText("Approve", slackButtonTextMax),
 				ActionID: SlackActionApproveLink, Value: id, URL: n.ApproveURL, Style: "primary"})

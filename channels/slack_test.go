@@ -243,9 +243,34 @@ func slackServer(t *testing.T, status int, answer string) (*httptest.Server, fun
 func newSlack(t *testing.T, srv *httptest.Server, interactive bool) *channels.Slack {
 	t.Helper()
 	s, err := channels.NewSlack(channels.SlackConfig{WebhookURL: srv.URL + "/services/T0/B0/XXXX",
-		Client: srv.Client(), Interactive: interactive})
+		Client: srv.Client(), Interactive: interactive, LinkButtons: !interactive})
 	require.NoError(t, err)
 	return s
+}
+
+// TestSlackDefaultHasNoBearerLinks: by default a Slack message offers only
+// the Review button: an incoming webhook posts every recipient's message
+// to one channel, and their approve links would let anyone there decide
+// as each of them.
+func TestSlackDefaultHasNoBearerLinks(t *testing.T) {
+	t.Parallel()
+	var body []byte
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ = io.ReadAll(r.Body)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	defer srv.Close()
+	s, err := channels.NewSlack(channels.SlackConfig{WebhookURL: srv.URL + "/services/T0/B0/XXXX", Client: srv.Client()})
+	require.NoError(t, err)
+	n := approval.Notification{ID: "n-1", Type: approval.NotifyRequested, RequestID: "req_0123456789abcdef0123456789abcdef",
+		Recipient: "alice", Status: approval.StatusPending, Action: approval.Action{Name: "deploy"},
+		ReviewURL:  "https://approvals.example.com/approvals/req_0123456789abcdef0123456789abcdef",
+		ApproveURL: "https://approvals.example.com/approvals/req_0123456789abcdef0123456789abcdef?token=secret-approve&verdict=approve",
+		DenyURL:    "https://approvals.example.com/approvals/req_0123456789abcdef0123456789abcdef?token=secret-deny&verdict=deny"}
+	require.NoError(t, s.Send(t.Context(), n))
+	require.NotContains(t, string(body), "secret-approve")
+	require.NotContains(t, string(body), "secret-deny")
+	require.Contains(t, string(body), channels.SlackActionReview)
 }
 
 // postSlack sends n through a Slack channel to a fresh server and returns
