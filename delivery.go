@@ -284,6 +284,10 @@ func (c *outboxChannel) run() {
 	defer inflight.Wait()
 	var busy atomic.Int32
 	for r.ctx.Err() == nil {
+		// Read before the claim: once the resolver has exited, every
+		// delivery it made is committed, so a claim after that which
+		// finds nothing means nothing is left.
+		finished := r.draining.Load() && r.resolved.Load()
 		free := c.slots - int(busy.Load())
 		c.mu.Lock()
 		open, _ := c.brk.allow(normalizeTime(r.g.now()))
@@ -316,7 +320,7 @@ func (c *outboxChannel) run() {
 		if open && len(msgs) > 0 && len(msgs) == free {
 			continue // there may be more due
 		}
-		if r.draining.Load() && r.resolved.Load() && len(msgs) == 0 && busy.Load() == 0 {
+		if finished && len(msgs) == 0 && busy.Load() == 0 {
 			return
 		}
 		if !r.wait(c.wake) {
