@@ -216,9 +216,10 @@ func (r *outboxRunner) expand(m OutboxMessage) {
 	ctx, cancel := context.WithTimeout(r.ctx, resolveTimeout)
 	defer cancel()
 	req, err := g.store.Get(ctx, m.RequestID)
+	job := notifyJob{typ: m.Type, req: req, level: m.Level}
 	var recipients []string
 	if err == nil {
-		recipients, err = r.recipients(ctx, notifyJob{typ: m.Type, req: req, level: m.Level})
+		recipients, err = r.recipients(ctx, job)
 	}
 	if err != nil {
 		if r.ctx.Err() != nil {
@@ -228,7 +229,6 @@ func (r *outboxRunner) expand(m OutboxMessage) {
 		return
 	}
 	s := OutboxSettle{ID: m.ID, Owner: r.owner, Outcome: OutboxDone}
-	job := notifyJob{typ: m.Type, req: req, level: m.Level}
 	refs := policyRefs(req.Policies)
 	for _, to := range recipients {
 		for _, c := range r.chans {

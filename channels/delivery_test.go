@@ -112,7 +112,7 @@ func (rc *receiver) await(t *testing.T, n int, limit time.Duration) {
 
 // deliveryGate returns a gate on store that notifies alice, the one
 // approver of every "deliver:*" action, through a webhook to url.
-func deliveryGate(t *testing.T, store approval.Store, url, process string, mod func(*approval.Config)) *approval.Gate {
+func deliveryGate(t testingT, store approval.Store, url, process string, mod func(*approval.Config)) *approval.Gate {
 	t.Helper()
 	hook, err := channels.NewWebhook(channels.WebhookConfig{URL: url, Secret: deliverySecret,
 		Headers: http.Header{"X-Process": {process}}})
@@ -139,7 +139,7 @@ func deliveryGate(t *testing.T, store approval.Store, url, process string, mod f
 	return g
 }
 
-func guardN(t *testing.T, g *approval.Gate, from, n int) {
+func guardN(t testingT, g *approval.Gate, from, n int) {
 	t.Helper()
 	for i := from; i < from+n; i++ {
 		res, err := g.Guard(context.Background(), approval.Action{Name: "deliver:" + strconv.Itoa(i), RequestedBy: "bob"})
@@ -245,13 +245,33 @@ func TestDeliveryFlakyWebhook(t *testing.T) {
 
 const childEnv = "APPROVAL_DELIVERY_CHILD"
 
-// TestDeliveryChild is not a test: it is the child process of the crash
-// and two-process tests, selected by childEnv.
-func TestDeliveryChild(t *testing.T) {
-	role := os.Getenv(childEnv)
-	if role == "" {
-		t.Skip("run by TestDeliveryAfterCrash and TestDeliveryTwoProcesses")
+// testingT is what deliveryGate and guardN need of a test: a *testing.T,
+// or the child processes' childT.
+type testingT interface {
+	require.TestingT
+	Helper()
+}
+
+// childT reports a failure of a child process on stderr and exits 1, so
+// that its parent test fails on the exit status.
+type childT struct{}
+
+func (childT) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (childT) FailNow()                          { os.Exit(1) }
+func (childT) Helper()                           {}
+
+// TestMain runs the child processes of the crash and two-process tests,
+// selected by childEnv, instead of the tests.
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		runChild(role)
+		os.Exit(0)
 	}
+	os.Exit(m.Run())
+}
+
+func runChild(role string) {
+	t := childT{}
 	dsn, url := os.Getenv("CHILD_DSN"), os.Getenv("CHILD_URL")
 	store, err := sqlstore.Open(context.Background(), dsn)
 	require.NoError(t, err)
@@ -277,11 +297,14 @@ func TestDeliveryChild(t *testing.T) {
 		}
 		require.NoError(t, g.Close(context.Background()))
 		fmt.Println("DELIVERED")
+	default:
+		t.Errorf("unknown child role %q", role)
+		t.FailNow()
 	}
 }
 
 func child(t *testing.T, ctx context.Context, role string, env ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestDeliveryChild$", "-test.count=1", "-test.timeout=5m")
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), childEnv+"="+role), env...)
 	cmd.Stderr = os.Stderr
 	return cmd

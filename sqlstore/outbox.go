@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -162,18 +163,12 @@ RETURNING ` + s.outboxSelect()
 }
 
 func sortOutbox(msgs []approval.OutboxMessage) {
-	for i := 1; i < len(msgs); i++ {
-		for j := i; j > 0 && outboxBefore(&msgs[j], &msgs[j-1]); j-- {
-			msgs[j], msgs[j-1] = msgs[j-1], msgs[j]
+	slices.SortFunc(msgs, func(a, b approval.OutboxMessage) int {
+		if c := a.NextAttempt.Compare(b.NextAttempt); c != 0 {
+			return c
 		}
-	}
-}
-
-func outboxBefore(a, b *approval.OutboxMessage) bool {
-	if c := a.NextAttempt.Compare(b.NextAttempt); c != 0 {
-		return c < 0
-	}
-	return a.ID < b.ID
+		return strings.Compare(a.ID, b.ID)
+	})
 }
 
 // SettleOutbox implements approval.Outbox.
