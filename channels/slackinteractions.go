@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/signoff/approval"
@@ -27,7 +29,14 @@ const (
 	// slackUserIDTimeout bounds SlackInteractionsConfig.UserID, so that the
 	// answer can reach Slack within its 3 seconds.
 	slackUserIDTimeout = 2 * time.Second
+	// slackResponseTimeout bounds the post of the outcome to the
+	// interaction's response_url.
+	slackResponseTimeout = 5 * time.Second
 )
+
+// DefaultSlackResponseHosts are the hosts an interaction's response_url
+// may name: Slack's, commercial and GovSlack.
+var DefaultSlackResponseHosts = []string{"hooks.slack.com", "hooks.slack-gov.com"}
 
 // Slack's request signing headers.
 const (
@@ -60,6 +69,13 @@ type SlackInteractionsConfig struct {
 	// Logger receives refusals and internal errors. Defaults to
 	// slog.Default().
 	Logger *slog.Logger
+	// Client posts the outcome to the interaction's response_url.
+	// Defaults to a client on http.DefaultTransport; redirects are not
+	// followed, and each post is bounded to 5 seconds.
+	Client *http.Client
+	// ResponseHosts are the hosts (host[:port]) a response_url may name;
+	// it must also be https. Defaults to DefaultSlackResponseHosts.
+	ResponseHosts []string
 }
 
 // NewSlackInteractions returns the handler of a Slack app's interactivity
@@ -83,9 +99,14 @@ type SlackInteractionsConfig struct {
 // calls Gate.Decide with it (reason "via Slack" and the Slack user), so
 // eligibility, requester segregation, single use and the audit trail
 // apply. A click by a Slack user UserID does not name decides nothing. The
-// answer is 200 with an ephemeral message to the user who clicked: the
-// outcome, or why not (not linked to an approver, not an approver of the
-// request, their own request, already decided, no longer open). Internal
+// user who clicked is told, in an ephemeral message only they see, the
+// outcome or why not (not linked to an approver, not an approver of the
+// request, their own request, already decided, no longer open). Slack
+// shows no message from the answer to a block_actions request, so the
+// handler answers 200 with an empty body at once and then posts the
+// message to the interaction's response_url (https, on one of
+// ResponseHosts; a failure is logged). A payload without a usable
+// response_url gets the message in the answer's body instead. Internal
 // errors are logged and answered with a general message. A replayed
 // request decides nothing more: the approver has decided already. Clicks
 // on other buttons, and other interaction types, are acknowledged with an
@@ -107,7 +128,14 @@ func NewSlackInteractions(cfg SlackInteractionsConfig) (http.Handler, error) {
 		return nil, fmt.Errorf("%w: SlackInteractionsConfig.MaxAge is negative", ErrInvalidConfig)
 	}
 	h := &slackInteractions{secret: []byte(cfg.SigningSecret), gate: cfg.Gate, userID: cfg.UserID,
-		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger}
+		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger, hosts: cfg.ResponseHosts}
+	if cfg.Client != nil {
+		h.client = *cfg.Client
+	}
+	h.client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	if h.hosts == nil {
+		h.hosts = DefaultSlackResponseHosts
+	}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -127,6 +155,8 @@ type slackInteractions struct {
 	now    func() time.Time
 	maxAge time.Duration
 	log    *slog.Logger
+	client http.Client
+	hosts  []string
 }
 
 // slackInteraction is the part of an interaction payload the handler
@@ -144,6 +174,7 @@ type slackInteraction struct {
 		ActionID string `json:"action_id"`
 		Value    string `json:"value"`
 	} `json:"actions"`
+	ResponseURL string `json:"response_url"`
 }
 
 func (h *slackInteractions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -198,7 +229,7 @@ func (h *slackInteractions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			team = in.Team.ID
 		}
 		text := h.decide(r.Context(), in.User.ID, team, a.Value, v)
-		writeEphemeral(w, text)
+		h.answer(w, r, in.ResponseURL, text)
 		return // one decision per click
 	}
 	w.WriteHeader(http.StatusOK) // a link or review button: acknowledged
@@ -319,14 +350,65 @@ func (h *slackInteractions) approver(ctx context.Context, user, team string) (id
 	return h.userID(ctx, user, team)
 }
 
-// writeEphemeral answers with a message only the user who clicked sees.
-func writeEphemeral(w http.ResponseWriter, text string) {
+// answer tells the user who clicked the outcome in a message only they
+// see: posted to responseURL once Slack has its 200, or in the answer when
+// responseURL is not one of Slack's.
+func (h *slackInteractions) answer(w http.ResponseWriter, r *http.Request, responseURL, text string) {
 	body, _ := json.Marshal(struct {
 		ResponseType    string `json:"response_type"`
 		Text            string `json:"text"`
 		ReplaceOriginal bool   `json:"replace_original"`
 	}{"ephemeral", text, false})
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	u, err := h.responseURL(responseURL)
+	if err != nil {
+		if responseURL != "" {
+			h.log.Warn("channels: slack response_url refused; answering in the body", "err", err)
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(body)
+		return
+	}
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(body)
+	_ = http.NewResponseController(w).Flush()
+	// The post runs on the handler's goroutine, after the answer: nothing
+	// outlives the request but the bounded post.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), slackResponseTimeout)
+	defer cancel()
+	if err := h.respond(ctx, u, body); err != nil {
+		h.log.Error("channels: cannot post the outcome to slack's response_url", "host", u.Host, "err", err)
+	}
+}
+
+// responseURL parses raw and checks that it is https on a Slack host.
+func (h *slackInteractions) responseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("no response_url")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("response_url does not parse")
+	}
+	if u.Scheme != "https" || u.User != nil || !slices.Contains(h.hosts, u.Host) {
+		return nil, fmt.Errorf("response_url names %s://%s, not https on one of %v", clipText(u.Scheme, 16), clipText(u.Host, 64), h.hosts)
+	}
+	return u, nil
+}
+
+// respond posts body to u and checks that Slack accepted it.
+func (h *slackInteractions) respond(ctx context.Context, u *url.URL, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return stripURL(err) // the URL is a credential for 30 minutes
+	}
+	peek, _ := readAnswer(resp.Body)
+	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
+		return fmt.Errorf("answered %s: %q", resp.Status, clipText(string(peek), answerQuoteBytes))
+	}
+	return nil
 }

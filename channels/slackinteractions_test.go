@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -38,6 +39,11 @@ type slackApp struct {
 	srv  *httptest.Server
 	now  time.Time // the handler's clock
 	logs *logBuffer
+	// hooks stands in for hooks.slack.com: the handler's client reaches it
+	// for every response_url on that host.
+	hooks   *httptest.Server
+	posted  chan []byte  // what the handler posted to a response_url
+	hookErr atomic.Int32 // when set, hooks answers with this status
 }
 
 // logBuffer collects the handler's log for the test to read.
@@ -78,13 +84,30 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 	if gate == nil {
 		gate = newFixtureGate(t)
 	}
-	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &logBuffer{}}
+	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &logBuffer{},
+		posted: make(chan []byte, 16)}
+	app.hooks = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/actions/") || err != nil ||
+			r.Header.Get("Content-Type") != "application/json; charset=utf-8" {
+			http.Error(w, "not a response_url post", http.StatusBadRequest)
+			return
+		}
+		if code := app.hookErr.Load(); code != 0 {
+			http.Error(w, "no_service", int(code))
+			return
+		}
+		app.posted <- body
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(app.hooks.Close)
 	cfg := channels.SlackInteractionsConfig{
 		SigningSecret: slackSigningSecret,
 		Gate:          gate,
 		UserID:        slackUserID,
 		Now:           func() time.Time { return app.now },
 		Logger:        slog.New(slog.NewTextHandler(app.logs, nil)),
+		Client:        hooksClient(app.hooks),
 	}
 	for _, m := range mod {
 		m(&cfg)
@@ -94,6 +117,18 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 	app.srv = httptest.NewServer(h)
 	t.Cleanup(app.srv.Close)
 	return app
+}
+
+// hooksClient reaches srv for every address, as if it served Slack's
+// hosts: the handler keeps its default ResponseHosts.
+func hooksClient(srv *httptest.Server) *http.Client {
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	addr := srv.Listener.Addr().String()
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	tr.TLSClientConfig.ServerName = "example.com" // in httptest's certificate
+	return &http.Client{Transport: tr}
 }
 
 // clickBody is the form Slack posts when user clicks a button.
@@ -158,9 +193,20 @@ func (a *slackApp) click(user, actionID, id string) string {
 	return a.ephemeral(status, body)
 }
 
+// ephemeral returns the message the user who clicked is shown: posted to
+// the response_url, or, when body is not empty, in the answer.
 func (a *slackApp) ephemeral(status int, body []byte) string {
 	a.t.Helper()
 	require.Equal(a.t, http.StatusOK, status, "%s", body)
+	if len(body) == 0 {
+		// The handler posts before it ends the answer, so the post has
+		// arrived by the time the answer has been read.
+		select {
+		case body = <-a.posted:
+		default:
+			a.t.Fatalf("nothing was posted to the response_url; log:\n%s", a.logs.String())
+		}
+	}
 	var msg struct {
 		ResponseType    string `json:"response_type"`
 		Text            string `json:"text"`
@@ -498,4 +544,41 @@ func TestSlackMessageButtonDecides(t *testing.T) {
 	text := app.click("U_BOB", approve.ActionID, approve.Value)
 	require.Contains(t, text, "You approved *deploy:production*")
 	require.Equal(t, approval.StatusApproved, app.request(id).Status)
+}
+
+// The outcome goes to the response_url only when it is https on one of
+// Slack's hosts; otherwise it is in the answer, and the refusal logged.
+// A response_url that fails is logged; the decision stands.
+func TestSlackResponseURL(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	for name, raw := range map[string]string{
+		"foreign host": "https://hooks.evil.example/actions/T_ACME/1/abc",
+		"plain http":   "http://hooks.slack.com/actions/T_ACME/1/abc",
+		"userinfo":     "https://user:pw@hooks.slack.com/actions/T_ACME/1/abc",
+		"lookalike":    "https://hooks.slack.com.evil.example/actions/T_ACME/1/abc",
+		"port":         "https://hooks.slack.com:8443/actions/T_ACME/1/abc",
+		"not a URL":    "https://hooks.slack.com/%zz",
+	} {
+		t.Run(name, func(t *testing.T) {
+			id := guardAction(t, app.gate, "pair:url-"+strings.ReplaceAll(name, " ", "-"), "ci")
+			body := bytes.Replace(clickBody("U_ALICE", channels.SlackActionApprove, id),
+				[]byte(url.QueryEscape(`"https://hooks.slack.com/actions/T_ACME/1/abc"`)),
+				[]byte(url.QueryEscape(`"`+raw+`"`)), 1)
+			status, got := app.signed(body)
+			require.NotEmpty(t, got, "answered in the body")
+			require.Contains(t, app.ephemeral(status, got), "is recorded")
+			require.Empty(t, app.posted)
+		})
+	}
+	require.Contains(t, app.logs.String(), "slack response_url refused; answering in the body")
+
+	app.hookErr.Store(http.StatusNotFound)
+	id := guardDeploy(t, app.gate)
+	status, got := app.signed(clickBody("U_ALICE", channels.SlackActionApprove, id))
+	require.Equal(t, http.StatusOK, status)
+	require.Empty(t, got)
+	require.Equal(t, approval.StatusApproved, app.request(id).Status, "the decision stands")
+	require.Contains(t, app.logs.String(), `cannot post the outcome to slack's response_url" host=hooks.slack.com err="answered 404 Not Found: \"no_service\\n\""`)
+	require.NotContains(t, app.logs.String(), "/actions/T_ACME", "the response_url is a credential")
 }

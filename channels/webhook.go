@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,19 +15,6 @@ import (
 	"time"
 
 	"github.com/signoff/approval"
-)
-
-// Errors of Verify and VerifyRequest, which wrap one of these (or
-// ErrInvalidConfig, for a secret too short), with context.
-var (
-	// ErrSignature: the signature header is missing, malformed, or does not
-	// match the body.
-	ErrSignature = errors.New("channels: signature invalid")
-	// ErrTimestamp: the timestamp header is missing, malformed, too old, or
-	// too far in the future (a replay, or a clock that is off).
-	ErrTimestamp = errors.New("channels: timestamp invalid")
-	// ErrBodyTooLarge: the body exceeds MaxWebhookBodyBytes.
-	ErrBodyTooLarge = errors.New("channels: body too large")
 )
 
 // Headers of a webhook POST.

@@ -6,7 +6,11 @@
 // ended (DefaultRetention, see WithRetention), with the token IDs its
 // updates recorded (a replayed token then finds no request, and changes
 // nothing). The audit trail is kept whole unless WithMaxAuditEvents bounds
-// it; each event costs a few hundred bytes.
+// it; each event costs a few hundred bytes. The outbox is the exception to
+// "bounded by what is live": undelivered and dead-lettered notifications
+// stay in memory until delivered or redriven, since an in-memory store has
+// nowhere else to keep them. A channel that fails for a long time grows it
+// by one message per notice and recipient; sqlstore keeps them on disk.
 package memstore
 
 import (

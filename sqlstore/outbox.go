@@ -26,11 +26,32 @@ const outboxColumns = 14
 const outboxInsert = `INSERT INTO outbox (id, request_id, type, level, channel, recipient, body, state, attempts,
     next_at, lease_owner, lease_until, last_error, created_at) VALUES `
 
+// noticeInsert is outboxInsert for a bare notice (isBareNotice).
+const noticeInsert = outboxInsert + "($1, $2, $3, $4, '', '', NULL, 'pending', 0, $5, NULL, NULL, NULL, $5)"
+
+// isBareNotice reports whether m is a new notice as the gate stores it
+// with a change: no channel, recipient or body, pending, unclaimed,
+// untried, due when created.
+func isBareNotice(m *approval.OutboxMessage) bool {
+	return m.ID != "" && m.Channel == "" && m.Recipient == "" && m.Body == nil &&
+		(m.State == "" || m.State == approval.OutboxPending) && m.Attempts == 0 &&
+		m.LeaseOwner == "" && m.LeaseUntil.IsZero() && m.LastError == "" && m.NextAttempt.Equal(m.CreatedAt)
+}
+
 // insertOutbox inserts msgs inside the caller's write transaction: on
 // PostgreSQL as one statement sent with the commit, on SQLite one
 // prepared row at a time.
 func (s *Store) insertOutbox(ctx context.Context, q querier, msgs []approval.OutboxMessage) error {
 	if len(msgs) == 0 {
+		return nil
+	}
+	if s.dialect == SQLite && len(msgs) == 1 && isBareNotice(&msgs[0]) {
+		// Guard's notice: five arguments rather than fourteen, the
+		// others being the constants of a new notice.
+		m := &msgs[0]
+		if _, err := q.exec(ctx, noticeInsert, m.ID, m.RequestID, string(m.Type), m.Level, s.dialect.timeValue(m.CreatedAt)); err != nil {
+			return fmt.Errorf("store outbox messages: %w", err)
+		}
 		return nil
 	}
 	args := make([]any, 0, outboxColumns*len(msgs))
