@@ -369,6 +369,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	if m.deny != nil {
 		return g.denyByPolicy(ctx, req, m)
 	}
+	levelEvents := g.openChains(ctx, req, m, now)
 	switch reason, err := g.quorumShortfall(ctx, req); {
 	case err != nil:
 		g.log.Warn("approval: could not check that the quorum can be met; the request stays pending",
@@ -381,6 +382,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		RequestID: req.ID, Type: EventRequestCreated, Actor: a.RequestedBy,
 		Policies: policyRefs(req.Policies), Reason: req.Reason, At: now,
 	}}
+	events = append(events, levelEvents...)
 	for i, msg := range m.errs {
 		if msg != "" {
 			g.log.Error("approval: policy matcher failed; applying the policy (fail closed)",
@@ -390,6 +392,9 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 				Policies: []PolicyRef{{Name: m.policies[i].name, Hash: m.policies[i].hash}}, Reason: msg, At: now,
 			})
 		}
+	}
+	if allMet(req) {
+		return g.approveAtOnce(ctx, req, events)
 	}
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
@@ -523,6 +528,64 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 	req.Reason = joinReasons(m.policies)
 	req.DueAt = nextDue(req)
 	return req
+}
+
+// openChains decides the conditional levels of req's chains (a matcher
+// error applies the level: fail closed, audited) and opens each chain's
+// first level that applies. It returns the events to write with the
+// request.
+func (g *Gate) openChains(ctx context.Context, req *Request, m *match, now time.Time) []AuditEvent {
+	var events []AuditEvent
+	for i, cp := range m.policies {
+		p := &req.Policies[i]
+		p.Progress.Since = now
+		if len(cp.def.Chain) == 0 {
+			continue
+		}
+		for li, l := range cp.def.Chain {
+			if l.When == nil {
+				continue
+			}
+			ok, err := l.When.Match(&req.Action)
+			if err != nil {
+				g.log.Error("approval: level condition failed; applying the level (fail closed)",
+					"policy", cp.name, "level", li+1, "action", req.Action.Name, "err", err)
+				events = append(events, g.levelEvent(req, i, EventPolicyError, SystemActor,
+					levelName(&l, li)+" condition failed, so the level applies: "+err.Error(), now))
+				continue
+			}
+			if !ok {
+				p.Skipped = append(p.Skipped, li)
+			}
+		}
+		g.openLevel(ctx, req, i, 0, now)
+	}
+	moved, _ := g.settle(ctx, req, SystemActor, now) // the first notice goes to the levels now current
+	events = append(events, moved...)
+	req.DueAt = nextDue(req)
+	return events
+}
+
+// approveAtOnce records req, whose every policy is met as it is created
+// (every level of its chains skipped), as approved and consumed by this
+// Guard in one write.
+func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent) (Result, error) {
+	now := req.CreatedAt
+	req.approve(now, "every level skipped")
+	req.Status, req.DueAt, req.Deadline = StatusConsumed, time.Time{}, time.Time{}
+	refs := policyRefs(req.Policies)
+	events = append(events,
+		AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: req.Reason, At: now},
+		AuditEvent{RequestID: req.ID, Type: EventApprovalConsumed, Actor: req.Action.RequestedBy, Policies: refs, Reason: req.Reason, At: now})
+	_, created, err := g.store.Create(ctx, req, events)
+	if err != nil {
+		return Result{}, err
+	}
+	if !created {
+		return Result{}, errors.New("store did not record a consumed request beside a live one (see Store.Create)")
+	}
+	g.afterCommit(ctx, events)
+	return Result{Status: StatusApproved, RequestID: req.ID, Reason: req.Reason}, nil
 }
 
 // denyByPolicy records an action a deny policy refused: a request created

@@ -33,10 +33,26 @@ const (
 	// token, ineligible approver, self-approval, a Directory that failed...)
 	// and changed nothing.
 	EventDecisionRejected EventType = "decision.rejected"
+	// EventRequestEscalated: an escalation step added approvers.
 	EventRequestEscalated EventType = "request.escalated"
+	// EventRequestReassigned: an escalation step replaced a level's
+	// approvers.
+	EventRequestReassigned EventType = "request.reassigned"
+	// EventRequestAlerted: an escalation step alerted people who do not
+	// decide.
+	EventRequestAlerted EventType = "request.alerted"
 	// EventRequestReminded: the approvers who had not answered were
-	// reminded (Policy.ReminderInterval).
-	EventRequestReminded  EventType = "request.reminded"
+	// reminded (Policy.ReminderInterval, or an escalation step).
+	EventRequestReminded EventType = "request.reminded"
+	// EventLevelPassed: a level of a policy's chain was met, passed on
+	// its timeout, or passed by an auto_approve step; the reason says
+	// which.
+	EventLevelPassed EventType = "request.level_passed"
+	// EventLevelSkipped: a conditional level did not apply to the action.
+	EventLevelSkipped EventType = "request.level_skipped"
+	// EventLevelOpened: a policy's next level became current; its
+	// approvers are notified.
+	EventLevelOpened      EventType = "request.level_opened"
 	EventRequestTimedOut  EventType = "request.timed_out"
 	EventRequestApproved  EventType = "request.approved"
 	EventRequestDenied    EventType = "request.denied"

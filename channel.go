@@ -103,13 +103,14 @@ type NotificationType string
 // Notification types.
 const (
 	// NotifyRequested goes to each eligible approver of a new request,
-	// with that approver's own approve and deny links.
+	// with that approver's own approve and deny links: the approvers of
+	// each policy's current level, and again, when a chain's next level
+	// opens or a step reassigns one, to its approvers.
 	NotifyRequested NotificationType = "approval.requested"
 	// NotifyReminder reminds the approvers of an open request who have not
 	// answered yet, every Policy.ReminderInterval (sent by Tick).
 	NotifyReminder NotificationType = "approval.reminder"
-	// NotifyEscalated goes to the approvers of a newly reached escalation
-	// level.
+	// NotifyEscalated goes to the approvers an escalation step added.
 	NotifyEscalated NotificationType = "approval.escalated"
 	// NotifyResolved goes to the requester and the voters when a request is
 	// approved, denied or cancelled.
@@ -142,6 +143,8 @@ type Notification struct {
 	Policies []PolicyRef `json:"policies"`
 	// Reason is the policy reason for a new request, or the resolution.
 	Reason string `json:"reason,omitempty"`
+	// Note is the reason of the escalation step that sent it, if one did.
+	Note string `json:"note,omitempty"`
 	// ReviewURL, ApproveURL and DenyURL are set when Config.BaseURL is.
 	// ApproveURL and DenyURL carry a token signed for Recipient alone; they
 	// open a confirmation page rather than deciding on a bare GET, so link

@@ -70,7 +70,7 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 			}
 			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
 		}
-		next, events, err := g.applyDecision(ctx, req, &claims, d, normalizeTime(now))
+		next, events, opened, err := g.applyDecision(ctx, req, &claims, d, normalizeTime(now))
 		if err != nil {
 			if errors.Is(err, errTimedOut) {
 				if _, terr := g.applyTimeout(ctx, req); terr != nil && !errors.Is(terr, ErrConflict) {
@@ -91,15 +91,18 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
 		}
 		u := Update{Request: next, TokenID: claims.TokenID, Events: events}
+		var notes []note
 		if !next.Status.Open() {
-			u.Outbox = g.notice(NotifyResolved, next, 0, next.UpdatedAt)
+			notes = append(notes, note{typ: NotifyResolved})
 		}
+		for _, pi := range opened {
+			notes = append(notes, note{typ: NotifyRequested, target: noticeTarget{Policy: next.Policies[pi].Name}})
+		}
+		u.Outbox = g.notices(next, notes, next.UpdatedAt)
 		err = g.update(ctx, u)
 		switch {
 		case err == nil:
-			if !next.Status.Open() {
-				g.notified(ctx, NotifyResolved, next, 0)
-			}
+			g.notifiedAll(ctx, next, notes)
 			return next, nil
 		case errors.Is(err, ErrConflict):
 			continue // another decision landed first; count again
@@ -140,23 +143,30 @@ var (
 )
 
 // applyDecision checks the decision against req and returns the request
-// with the vote applied, and the events to write with it. req is the
+// with the vote applied, the events to write with it, and the policies
+// whose next level the vote opened (to notify its approvers). req is the
 // caller's private copy (fresh from the store): it is updated in place, but
 // only once every check has passed.
-func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, d Decision, now time.Time) (*Request, []AuditEvent, error) {
+func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, d Decision, now time.Time) (*Request, []AuditEvent, []int, error) {
 	sub := c.Subject
 	if req.usedToken(c.TokenID) {
-		return nil, nil, ErrTokenUsed
+		return nil, nil, nil, ErrTokenUsed
 	}
-	eligible, err := g.decidable(ctx, req, sub, now)
+	if req.Status.Open() && needsMembers(req) {
+		// Recorded with the vote (req is the caller's private copy).
+		if err := g.resolveAllMembers(ctx, req); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	eligible, counts, err := g.decidable(ctx, req, sub, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, Verdict: d.Verdict, Reason: d.Reason,
-		TokenID: c.TokenID, Policies: eligible, At: now,
+		TokenID: c.TokenID, Policies: eligible, Counts: counts, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -167,6 +177,12 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	}
 	events := make([]AuditEvent, 1, 2)
 	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, At: now}
+	var opened []int
+	if d.Verdict == VerdictApprove && counts != nil {
+		var moved []AuditEvent
+		moved, opened = g.settle(ctx, next, sub, now)
+		events = append(events, moved...)
+	}
 	switch outcome(next) {
 	case StatusApproved:
 		next.approve(now, "quorum met")
@@ -180,27 +196,57 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		}
 		events = append(events, AuditEvent{RequestID: req.ID, Type: EventRequestDenied, Actor: sub, Policies: refs, Reason: next.Reason, At: now})
 	}
-	return next, events, nil
+	if !next.Status.Open() {
+		opened = nil
+	} else if opened != nil {
+		next.DueAt = nextDue(next) // a new level: its timeout and steps
+	}
+	return next, events, opened, nil
 }
 
 // eligiblePolicies returns the names of the matched policies under which
-// user may decide, resolving groups and roles through the directory. An
-// escalated request also admits the approvers of the levels it has reached.
-func (g *Gate) eligiblePolicies(ctx context.Context, req *Request, user string) ([]string, error) {
+// user may decide now, resolving groups and roles through the directory,
+// and, on a request with a chain, what the vote counts toward: the
+// current level (and its groups) of each. Only a policy's current level
+// admits deciders; a chain that is done admits none. With
+// DistinctApprovers, a chain request's vote counts toward the first of
+// those policies it can still help.
+func (g *Gate) eligiblePolicies(ctx context.Context, req *Request, user string) ([]string, []VoteCount, error) {
+	chain := hasChain(req)
 	var names []string
-	for _, p := range req.Policies {
-		ok, err := g.isApprover(ctx, p.Approvers, user)
-		for lvl := 0; !ok && err == nil && lvl < req.EscalationLevel && lvl < len(p.Escalation); lvl++ {
-			ok, err = g.isApprover(ctx, p.Escalation[lvl], user)
-		}
+	var counts []VoteCount
+	for i := range req.Policies {
+		p := &req.Policies[i]
+		ok, groups, err := g.eligibleAt(ctx, p, user)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		if ok {
-			names = append(names, p.Name)
+		if !ok {
+			continue
+		}
+		if chain && req.DistinctApprovers && len(counts) > 0 {
+			continue
+		}
+		if chain && req.DistinctApprovers && policyMet(req, p) {
+			continue
+		}
+		names = append(names, p.Name)
+		if chain {
+			counts = append(counts, VoteCount{Policy: p.Name, Level: p.Progress.Level, Groups: groups})
 		}
 	}
-	return names, nil
+	if chain && req.DistinctApprovers && len(names) == 0 {
+		// Eligible only where nothing more is needed: count it there.
+		for i := range req.Policies {
+			p := &req.Policies[i]
+			if ok, groups, err := g.eligibleAt(ctx, p, user); err != nil {
+				return nil, nil, err
+			} else if ok {
+				return []string{p.Name}, []VoteCount{{Policy: p.Name, Level: p.Progress.Level, Groups: groups}}, nil
+			}
+		}
+	}
+	return names, counts, nil
 }
 
 func (g *Gate) isApprover(ctx context.Context, as []Approver, user string) (bool, error) {
@@ -241,8 +287,9 @@ func (g *Gate) isMember(ctx context.Context, a Approver, user string) (bool, err
 }
 
 // outcome counts the votes on r: StatusDenied once DenyThreshold distinct
-// approvers denied, StatusApproved once every matched policy has its quorum
-// of distinct approvers, otherwise r's current status.
+// approvers denied, StatusApproved once every matched policy is met (its
+// quorum of distinct approvers, or every level of its chain), otherwise
+// r's current status. settle has moved the chains on.
 func outcome(r *Request) Status {
 	denials := 0
 	for _, v := range r.Votes {
@@ -253,24 +300,16 @@ func outcome(r *Request) Status {
 	if denials >= max(r.DenyThreshold, 1) {
 		return StatusDenied
 	}
-	if r.DistinctApprovers {
+	if r.DistinctApprovers && !hasChain(r) {
 		if quorumDistinct(r) {
 			return StatusApproved
 		}
 		return r.Status
 	}
-	for _, p := range r.Policies {
-		n := 0
-		for _, v := range r.Votes {
-			if v.Verdict == VerdictApprove && slices.Contains(v.Policies, p.Name) {
-				n++
-			}
-		}
-		if n < p.RequiredApprovals {
-			return r.Status
-		}
+	if allMet(r) {
+		return StatusApproved
 	}
-	return StatusApproved
+	return r.Status
 }
 
 // quorumDistinct reports whether the approvals can be assigned to policies,
@@ -331,27 +370,52 @@ func quorumDistinct(r *Request) bool {
 // deadline passed), ErrNotEligible, ErrSelfApproval or ErrAlreadyDecided;
 // any other error is the Directory's, wrapping errResolveApprovers. Decide,
 // CanDecide and the inbox all ask it, so they cannot disagree.
-func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) ([]string, error) {
+func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) ([]string, []VoteCount, error) {
 	if !r.Status.Open() {
-		return nil, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
+		return nil, nil, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
 	}
 	if !r.Deadline.IsZero() && !now.Before(r.Deadline) {
-		return nil, errTimedOut
+		return nil, nil, errTimedOut
 	}
-	eligible, err := g.eligiblePolicies(ctx, r, who)
+	if needsMembers(r) {
+		// Members of a level requiring all that could not be resolved
+		// when it opened are resolved now, on a copy: r stays as given.
+		r = r.Clone()
+		if err := g.resolveAllMembers(ctx, r); err != nil {
+			return nil, nil, err
+		}
+	}
+	eligible, counts, err := g.eligiblePolicies(ctx, r, who)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
+		return nil, nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
 	}
 	if len(eligible) == 0 {
-		return nil, fmt.Errorf("%w: %s is not an approver of %v", ErrNotEligible, who, r.PolicyNames())
+		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v%s", ErrNotEligible, who, r.PolicyNames(), levelsNow(r))
 	}
 	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
-		return nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
+		return nil, nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
 	}
 	if v, ok := r.vote(who); ok {
-		return nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, who, v.Verdict, v.At.Format(time.RFC3339))
+		return nil, nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, who, v.Verdict, v.At.Format(time.RFC3339))
 	}
-	return eligible, nil
+	return eligible, counts, nil
+}
+
+// levelsNow describes the current levels of r's chains, for an error.
+func levelsNow(r *Request) string {
+	var b strings.Builder
+	for i := range r.Policies {
+		p := &r.Policies[i]
+		if len(p.Chain) == 0 {
+			continue
+		}
+		if l, li, ok := p.currentLevel(); ok {
+			fmt.Fprintf(&b, "; %s is at %s", p.Name, levelName(&l, li))
+		} else {
+			fmt.Fprintf(&b, "; %s is met", p.Name)
+		}
+	}
+	return b.String()
 }
 
 func isDecisionError(err error) bool {

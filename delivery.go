@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -126,7 +127,66 @@ func (g *Gate) notified(ctx context.Context, typ NotificationType, r *Request, l
 		signal(g.outbox.wake)
 		return
 	}
-	g.notify.enqueue(ctx, typ, r, level)
+	g.notify.enqueue(ctx, notifyJob{typ: typ, req: r, level: level})
+}
+
+// noticeTarget narrows a notification: to the current level of one
+// policy, or to named approvers, and to some channels, with a note (an
+// escalation step's reason). The zero value narrows nothing. An outbox
+// notice keeps it as its Body.
+type noticeTarget struct {
+	Policy    string     `json:"policy,omitempty"`
+	Approvers []Approver `json:"approvers,omitempty"`
+	Channels  []string   `json:"channels,omitempty"`
+	Note      string     `json:"note,omitempty"`
+}
+
+func (t *noticeTarget) isZero() bool {
+	return t.Policy == "" && t.Approvers == nil && t.Channels == nil && t.Note == ""
+}
+
+// wants reports whether the notification goes through channel name.
+func (t *noticeTarget) wants(name string) bool {
+	return len(t.Channels) == 0 || slices.Contains(t.Channels, name)
+}
+
+// note is one notification a change causes.
+type note struct {
+	typ    NotificationType
+	level  int
+	target noticeTarget
+}
+
+// notices returns the outbox notices of notes about r, for a write to
+// store with its change; nil when delivery is in process.
+func (g *Gate) notices(r *Request, notes []note, now time.Time) []OutboxMessage {
+	if g.outbox == nil || len(notes) == 0 {
+		return nil
+	}
+	out := make([]OutboxMessage, 0, len(notes))
+	for _, n := range notes {
+		m := OutboxMessage{ID: newOutboxID(), RequestID: r.ID, Type: n.typ, Level: n.level, State: OutboxPending,
+			NextAttempt: now, CreatedAt: now}
+		if !n.target.isZero() {
+			m.Body, _ = json.Marshal(&n.target) // of strings only: cannot fail
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// notifiedAll is notified for each of notes.
+func (g *Gate) notifiedAll(ctx context.Context, r *Request, notes []note) {
+	if len(notes) == 0 {
+		return
+	}
+	if g.outbox != nil {
+		signal(g.outbox.wake)
+		return
+	}
+	for _, n := range notes {
+		g.notify.enqueue(ctx, notifyJob{typ: n.typ, req: r, level: n.level, target: n.target})
+	}
 }
 
 // newOutboxID returns a time-ordered unique ID (UUIDv7), so that listing
@@ -217,6 +277,11 @@ func (r *outboxRunner) expand(m OutboxMessage) {
 	defer cancel()
 	req, err := g.store.Get(ctx, m.RequestID)
 	job := notifyJob{typ: m.Type, req: req, level: m.Level}
+	if err == nil && m.Body != nil {
+		if jerr := json.Unmarshal(m.Body, &job.target); jerr != nil {
+			err = fmt.Errorf("decode the notice's target: %w", jerr)
+		}
+	}
 	var recipients []string
 	if err == nil {
 		recipients, err = r.recipients(ctx, job)
@@ -232,6 +297,9 @@ func (r *outboxRunner) expand(m OutboxMessage) {
 	refs := policyRefs(req.Policies)
 	for _, to := range recipients {
 		for _, c := range r.chans {
+			if !job.target.wants(c.name) {
+				continue
+			}
 			n := g.notification(job, to, now)
 			n.ID = newOutboxID()
 			body, err := json.Marshal(&n)

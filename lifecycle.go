@@ -8,66 +8,17 @@ import (
 	"time"
 )
 
-// nextDue returns when Tick must next look at an open request: its
-// deadline or its next escalation, whichever comes first.
-func nextDue(r *Request) time.Time {
-	due := r.Deadline
-	if at, ok := nextEscalation(r); ok && (due.IsZero() || at.Before(due)) {
-		due = at
-	}
-	if at, ok := nextReminder(r); ok && (due.IsZero() || at.Before(due)) {
-		due = at
-	}
-	return due
-}
-
-// reminderEvery is the shortest ReminderInterval of r's policies; zero if
-// none reminds.
-func reminderEvery(r *Request) time.Duration {
-	var every time.Duration
-	for _, p := range r.Policies {
-		if p.ReminderInterval > 0 && (every == 0 || p.ReminderInterval < every) {
-			every = p.ReminderInterval
-		}
-	}
-	return every
-}
-
-// nextReminder returns when r's approvers are next reminded, if ever.
-func nextReminder(r *Request) (time.Time, bool) {
-	every := reminderEvery(r)
-	if every == 0 {
-		return time.Time{}, false
-	}
-	return r.CreatedAt.Add(time.Duration(r.Reminders+1) * every), true
-}
-
-// nextEscalation returns when r reaches its next escalation level, if any
-// matched policy has a level left. Levels come every EscalationInterval
-// since creation, at the shortest interval among those policies.
-func nextEscalation(r *Request) (time.Time, bool) {
-	var every time.Duration
-	for _, p := range r.Policies {
-		if r.EscalationLevel < len(p.Escalation) && p.EscalationInterval > 0 &&
-			(every == 0 || p.EscalationInterval < every) {
-			every = p.EscalationInterval
-		}
-	}
-	if every == 0 {
-		return time.Time{}, false
-	}
-	return r.CreatedAt.Add(time.Duration(r.EscalationLevel+1) * every), true
-}
-
 // Tick does the time-driven work that is due: it times out open requests
-// past their deadline, escalates open requests whose escalation interval
-// has passed, reminds the approvers who have not answered when a reminder
-// interval has passed, and expires approvals not consumed within their TTL. It
+// past their deadline, runs the escalation steps that are due, times out
+// levels past their Level.Timeout, reminds the approvers who have not
+// answered when a reminder interval has passed, and expires approvals not
+// consumed within their TTL. It
 // handles at most limit requests (0 means 100) and returns how many it
 // changed. Successive Ticks walk the due requests page by page and then
 // start over, so a request that keeps failing to update does not stop the
 // ones after it from being reached. Several gates may Tick one store at once: each change is a
-// compare-and-set, so a request is timed out, escalated or expired once.
+// compare-and-set, so a request is timed out or expired once, and each
+// escalation step runs once.
 func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
@@ -99,10 +50,7 @@ func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
 		case r.Status.Open() && !r.Deadline.IsZero() && !now.Before(r.Deadline):
 			ok, err = g.applyTimeout(ctx, r)
 		case r.Status.Open():
-			ok, err = g.escalate(ctx, r, now)
-			if !ok && err == nil {
-				ok, err = g.remind(ctx, r, now)
-			}
+			ok, err = g.advance(ctx, r, now)
 		case r.Status == StatusApproved:
 			ok, err = g.expire(ctx, r)
 		}
@@ -195,49 +143,6 @@ func (g *Gate) expire(ctx context.Context, r *Request) (bool, error) {
 	if err := g.update(ctx, Update{Request: next, Events: events}); err != nil {
 		return false, err
 	}
-	return true, nil
-}
-
-// remind sends NotifyReminder to the approvers of r who have not answered,
-// if a reminder is due. Reminders missed while no gate ticked are not sent
-// one by one: one is sent, and the count catches up.
-func (g *Gate) remind(ctx context.Context, r *Request, now time.Time) (bool, error) {
-	at, ok := nextReminder(r)
-	if !ok || now.Before(at) {
-		return false, nil
-	}
-	next := r.Clone()
-	next.Version++
-	next.Reminders = int(now.Sub(r.CreatedAt) / reminderEvery(r))
-	next.UpdatedAt = now
-	next.DueAt = nextDue(next)
-	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestReminded, Actor: SystemActor, Policies: policyRefs(r.Policies),
-		Reason: fmt.Sprintf("reminder %d", next.Reminders), At: now}}
-	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(NotifyReminder, next, 0, now)}); err != nil {
-		return false, err
-	}
-	g.notified(ctx, NotifyReminder, next, 0)
-	return true, nil
-}
-
-// escalate moves an open request to its next escalation level and notifies
-// that level's approvers.
-func (g *Gate) escalate(ctx context.Context, r *Request, now time.Time) (bool, error) {
-	at, ok := nextEscalation(r)
-	if !ok || now.Before(at) {
-		return false, nil
-	}
-	next := r.Clone()
-	next.Version++
-	next.EscalationLevel++
-	next.Status, next.UpdatedAt = StatusEscalated, now
-	next.DueAt = nextDue(next)
-	events := []AuditEvent{{RequestID: r.ID, Type: EventRequestEscalated, Actor: SystemActor, Policies: policyRefs(r.Policies),
-		Reason: fmt.Sprintf("escalated to level %d", next.EscalationLevel), At: now}}
-	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(NotifyEscalated, next, next.EscalationLevel, now)}); err != nil {
-		return false, err
-	}
-	g.notified(ctx, NotifyEscalated, next, next.EscalationLevel)
 	return true, nil
 }
 

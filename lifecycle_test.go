@@ -65,12 +65,11 @@ func TestTickEscalates(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
-		Match:              approval.CostAtLeast(1000, "USD"),
-		Approvers:          []approval.Approver{approval.User("alice")},
-		RequiredApprovals:  1,
-		Timeout:            24 * time.Hour,
-		Escalation:         [][]approval.Approver{{approval.Group("finance-leads")}},
-		EscalationInterval: 4 * time.Hour,
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.User("alice")},
+		RequiredApprovals: 1,
+		Timeout:           24 * time.Hour,
+		Escalation:        []approval.EscalationStep{{After: 4 * time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("finance-leads")}}},
 	}))
 	id := f.pending(transfer(5000))
 	require.Equal(t, f.clock.Now().Add(4*time.Hour), f.get(id).DueAt)

@@ -16,7 +16,7 @@ import (
 // evaluated concurrently by any number of Guards.
 //
 // Build matchers with Name, TagAny, TagAll, TagNone, CostAtLeast, CostBelow,
-// RiskAtLeast, Custom, All, Any and Not. The set is closed so that every
+// CostBetween, RiskAtLeast, Field, Custom, All, Any and Not. The set is closed so that every
 // tree has a canonical form for policy snapshot hashes; Custom is the
 // extension point.
 type Matcher interface {

@@ -361,8 +361,7 @@ func TestPolicyValidation(t *testing.T) {
 		}, false, true},
 		{"escalation can supply more users", "p", func(p *Policy) {
 			p.RequiredApprovals = 2
-			p.Escalation = [][]Approver{{User("bob")}}
-			p.EscalationInterval = time.Hour
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: StepEscalate, To: []Approver{User("bob")}}}
 		}, false, true},
 		{"deny needs no approvers", "p", func(p *Policy) {
 			*p = Policy{Match: Name("rm:*"), Effect: EffectDeny, Reason: "never"}
@@ -382,25 +381,32 @@ func TestPolicyValidation(t *testing.T) {
 		{"group without directory", "p", func(p *Policy) { p.Approvers = []Approver{Group("finance")} }, false, false},
 		{"role without directory", "p", func(p *Policy) { p.Approvers = []Approver{User("a"), Role("sre")} }, false, false},
 		{"escalation group without directory", "p", func(p *Policy) {
-			p.Escalation = [][]Approver{{Group("leads")}}
-			p.EscalationInterval = time.Hour
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: StepEscalate, To: []Approver{Group("leads")}}}
 		}, false, false},
 		{"approver of unknown kind", "p", func(p *Policy) { p.Approvers = []Approver{{Kind: "team", Name: "x"}} }, true, false},
 		{"approver without name", "p", func(p *Policy) { p.Approvers = []Approver{User("")} }, true, false},
 		{"negative timeout", "p", func(p *Policy) { p.Timeout = -time.Second }, false, false},
 		{"negative approval TTL", "p", func(p *Policy) { p.ApprovalTTL = -time.Second }, false, false},
-		{"negative escalation interval", "p", func(p *Policy) {
-			p.Escalation = [][]Approver{{User("bob")}}
-			p.EscalationInterval = -time.Hour
+		{"negative step after", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: -time.Hour, Action: StepEscalate, To: []Approver{User("bob")}}}
 		}, false, false},
-		{"escalation without interval", "p", func(p *Policy) { p.Escalation = [][]Approver{{User("bob")}} }, false, false},
-		{"empty escalation level", "p", func(p *Policy) {
-			p.Escalation = [][]Approver{{User("bob")}, {}}
-			p.EscalationInterval = time.Hour
+		{"step without after", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{Action: StepEscalate, To: []Approver{User("bob")}}}
+		}, false, false},
+		{"escalate without to", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: StepEscalate}}
+		}, false, false},
+		{"reminder with to", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: StepReminder, To: []Approver{User("bob")}}}
+		}, false, false},
+		{"unknown step action", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: "notify_executive", To: []Approver{User("bob")}}}
+		}, false, false},
+		{"steps out of order", "p", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: 2 * time.Hour, Action: StepReminder}, {After: time.Hour, Action: StepReminder}}
 		}, false, false},
 		{"invalid escalation approver", "p", func(p *Policy) {
-			p.Escalation = [][]Approver{{User("")}}
-			p.EscalationInterval = time.Hour
+			p.Escalation = []EscalationStep{{After: time.Hour, Action: StepEscalate, To: []Approver{User("")}}}
 		}, true, false},
 		{"unknown effect", "p", func(p *Policy) { p.Effect = Effect(2) }, false, false},
 		{"unknown timeout action", "p", func(p *Policy) { p.OnTimeout = TimeoutAction(7) }, false, false},
@@ -434,10 +440,10 @@ func TestPolicyValidation(t *testing.T) {
 func TestPolicyDefaults(t *testing.T) {
 	t.Parallel()
 	approvers := []Approver{User("alice")}
-	esc := [][]Approver{{User("bob")}}
+	esc := []EscalationStep{{After: time.Hour, Action: StepEscalate, To: []Approver{User("bob")}}}
 	cp, err := compilePolicy("spend", Policy{
 		Match: Name("*"), Approvers: approvers, RequiredApprovals: 1,
-		Escalation: esc, EscalationInterval: time.Hour,
+		Escalation: esc,
 	}, false)
 	require.NoError(t, err)
 	require.Equal(t, DefaultTimeout, cp.def.Timeout)
@@ -446,14 +452,14 @@ func TestPolicyDefaults(t *testing.T) {
 	require.True(t, cp.segregate, "segregation is on by default")
 	require.Equal(t, MatchedPolicy{
 		Name: "spend", Hash: cp.hash, Approvers: approvers, RequiredApprovals: 1,
-		Escalation: esc, EscalationInterval: time.Hour,
+		Escalation: esc,
 	}, cp.snapshot)
 
 	// The compiled policy owns its approver lists.
 	approvers[0] = User("mallory")
-	esc[0][0] = User("mallory")
+	esc[0].To[0] = User("mallory")
 	require.Equal(t, User("alice"), cp.def.Approvers[0])
-	require.Equal(t, User("bob"), cp.def.Escalation[0][0])
+	require.Equal(t, User("bob"), cp.def.Escalation[0].To[0])
 	require.Equal(t, User("alice"), cp.snapshot.Approvers[0])
 
 	self, err := compilePolicy("self", Policy{Match: Name("*"), Approvers: []Approver{User("a")}, RequiredApprovals: 1, AllowSelfApproval: true}, false)
@@ -472,15 +478,17 @@ func TestPolicyHash(t *testing.T) {
 	t.Parallel()
 	full := func() Policy {
 		return Policy{
-			Match:              All(Name("wire-*"), CostAtLeast(1000, "USD"), TagAny("a", "b")),
-			Reason:             "big spend",
-			Approvers:          []Approver{Group("finance"), User("cfo")},
-			RequiredApprovals:  2,
-			Timeout:            12 * time.Hour,
-			OnTimeout:          TimeoutDeny,
-			Escalation:         [][]Approver{{Group("finance-leads")}, {User("ceo")}},
-			EscalationInterval: 4 * time.Hour,
-			ApprovalTTL:        30 * time.Minute,
+			Match:             All(Name("wire-*"), CostAtLeast(1000, "USD"), TagAny("a", "b")),
+			Reason:            "big spend",
+			Approvers:         []Approver{Group("finance"), User("cfo")},
+			RequiredApprovals: 2,
+			Timeout:           12 * time.Hour,
+			OnTimeout:         TimeoutDeny,
+			Escalation: []EscalationStep{
+				{After: 4 * time.Hour, Action: StepEscalate, To: []Approver{Group("finance-leads")}},
+				{After: 8 * time.Hour, Action: StepEscalate, To: []Approver{User("ceo")}},
+			},
+			ApprovalTTL: 30 * time.Minute,
 		}
 	}
 	base := policyHash(t, "high_spend", full())
@@ -519,13 +527,22 @@ func TestPolicyHash(t *testing.T) {
 		{"timeout", "high_spend", func(p *Policy) { p.Timeout = 13 * time.Hour }},
 		{"on timeout", "high_spend", func(p *Policy) { p.OnTimeout = TimeoutApprove }},
 		{"allow self approval", "high_spend", func(p *Policy) { p.AllowSelfApproval = true }},
-		{"escalation approver", "high_spend", func(p *Policy) { p.Escalation[1] = []Approver{User("board")} }},
-		{"escalation level added", "high_spend", func(p *Policy) { p.Escalation = append(p.Escalation, []Approver{User("x")}) }},
-		{"escalation levels merged", "high_spend", func(p *Policy) {
-			p.Escalation = [][]Approver{{Group("finance-leads"), User("ceo")}}
+		{"escalation approver", "high_spend", func(p *Policy) { p.Escalation[1].To = []Approver{User("board")} }},
+		{"escalation step added", "high_spend", func(p *Policy) {
+			p.Escalation = append(p.Escalation, EscalationStep{After: 9 * time.Hour, Action: StepReminder})
+		}},
+		{"escalation steps merged", "high_spend", func(p *Policy) {
+			p.Escalation = []EscalationStep{{After: 4 * time.Hour, Action: StepEscalate, To: []Approver{Group("finance-leads"), User("ceo")}}}
 		}},
 		{"escalation removed", "high_spend", func(p *Policy) { p.Escalation = nil }},
-		{"escalation interval", "high_spend", func(p *Policy) { p.EscalationInterval = 5 * time.Hour }},
+		{"escalation after", "high_spend", func(p *Policy) { p.Escalation[0].After = 5 * time.Hour }},
+		{"escalation action", "high_spend", func(p *Policy) { p.Escalation[1].Action = StepReassign }},
+		{"escalation reason", "high_spend", func(p *Policy) { p.Escalation[1].Reason = "SLA" }},
+		{"escalation channels", "high_spend", func(p *Policy) { p.Escalation[1].Channels = []string{"email"} }},
+		{"chain instead", "high_spend", func(p *Policy) {
+			p.Approvers, p.RequiredApprovals, p.Escalation = nil, 0, nil
+			p.Chain = []Level{{Approvers: []Approver{Group("finance")}, Require: Threshold(2)}}
+		}},
 		{"approval TTL", "high_spend", func(p *Policy) { p.ApprovalTTL = time.Hour }},
 	} {
 		p := full()
@@ -540,13 +557,12 @@ func TestPolicyHash(t *testing.T) {
 func TestPolicyCanonicalIsRFC8785(t *testing.T) {
 	t.Parallel()
 	p := Policy{
-		Match:              Any(Name("deploy:*"), RiskAtLeast(RiskCritical)),
-		Reason:             "q\"\\\x01<>😀",
-		Approvers:          []Approver{Group("sre"), User("\u05d3\u05bc") /* NFKC of U+FB33, canonical */},
-		RequiredApprovals:  2,
-		Timeout:            90 * time.Minute,
-		Escalation:         [][]Approver{{Role("oncall")}},
-		EscalationInterval: 15 * time.Minute,
+		Match:             Any(Name("deploy:*"), RiskAtLeast(RiskCritical)),
+		Reason:            "q\"\\\x01<>😀",
+		Approvers:         []Approver{Group("sre"), User("\u05d3\u05bc") /* NFKC of U+FB33, canonical */},
+		RequiredApprovals: 2,
+		Timeout:           90 * time.Minute,
+		Escalation:        []EscalationStep{{After: 15 * time.Minute, Action: StepEscalate, To: []Approver{Role("oncall")}, Channels: []string{"slack"}, Reason: "SLA"}},
 	}
 	cp, err := compilePolicy("prod-deploys", p, true)
 	require.NoError(t, err)
@@ -567,14 +583,14 @@ func TestPolicyCanonicalIsRFC8785(t *testing.T) {
 		"approval_ttl":        "1h0m0s",
 		"approvers":           approvers(p.Approvers),
 		"effect":              "require_approval",
-		"escalation":          [][]map[string]string{approvers(p.Escalation[0])},
-		"escalation_interval": "15m0s",
-		"match":               json.RawMessage(matchJSON),
-		"name":                "prod-deploys",
-		"on_timeout":          "deny",
-		"reason":              p.Reason,
-		"required_approvals":  2,
-		"timeout":             "1h30m0s",
+		"escalation": []map[string]any{{"action": "escalate", "after": "15m0s", "channels": []string{"slack"},
+			"reason": "SLA", "to": approvers(p.Escalation[0].To)}},
+		"match":              json.RawMessage(matchJSON),
+		"name":               "prod-deploys",
+		"on_timeout":         "deny",
+		"reason":             p.Reason,
+		"required_approvals": 2,
+		"timeout":            "1h30m0s",
 	})
 	require.NoError(t, err)
 	want, err := jcs.Transform(raw)

@@ -55,9 +55,10 @@ type dispatcher struct {
 }
 
 type notifyJob struct {
-	typ   NotificationType
-	req   *Request
-	level int // escalation level reached, for NotifyEscalated
+	typ    NotificationType
+	req    *Request
+	level  int // escalation level reached, for NotifyEscalated
+	target noticeTarget
 }
 
 // worker sends one channel's notifications, in order.
@@ -148,11 +149,12 @@ func signal(c chan struct{}) {
 // A job that cannot be queued (the queue is full, or the gate is closed) is
 // audited as notification.failed at once: the store write outlives ctx, so
 // the record is kept; the sink is called with ctx.
-func (d *dispatcher) enqueue(ctx context.Context, typ NotificationType, r *Request, level int) {
+func (d *dispatcher) enqueue(ctx context.Context, job notifyJob) {
 	if d == nil {
 		return
 	}
-	job := notifyJob{typ: typ, req: r.Clone(), level: level}
+	r, typ := job.req, job.typ
+	job.req = r.Clone()
 	var reason string
 	d.mu.Lock()
 	switch {
@@ -250,6 +252,9 @@ func (d *dispatcher) resolveJob(job notifyJob) {
 	for _, to := range recipients {
 		n, err := d.build(job, to, now)
 		for _, w := range d.workers {
+			if !job.target.wants(w.name) {
+				continue
+			}
 			// Recipients, channel names and errors come from outside the
 			// gate: auditSafe keeps the event storable as it is hashed.
 			prefix := fmt.Sprintf("%s to %s via %s: ", job.typ, to, w.name)
@@ -463,16 +468,14 @@ func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, err
 		}
 	}
 	var levels [][]Approver
-	for _, p := range r.Policies {
-		switch job.typ {
-		case NotifyRequested, NotifyTimedOut:
-			levels = append(levels, p.Approvers)
-		case NotifyReminder:
-			levels = append(levels, p.Approvers)
-			levels = append(levels, p.Escalation[:min(r.EscalationLevel, len(p.Escalation))]...)
-		case NotifyEscalated:
-			if job.level >= 1 && job.level <= len(p.Escalation) {
-				levels = append(levels, p.Escalation[job.level-1])
+	switch {
+	case job.target.Approvers != nil:
+		levels = append(levels, job.target.Approvers)
+	case job.typ == NotifyRequested, job.typ == NotifyReminder, job.typ == NotifyEscalated, job.typ == NotifyTimedOut:
+		for i := range r.Policies {
+			p := &r.Policies[i]
+			if job.target.Policy == "" || job.target.Policy == p.Name {
+				levels = append(levels, currentApprovers(p)...)
 			}
 		}
 	}
@@ -507,6 +510,32 @@ func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, err
 		}
 	}
 	return out, nil
+}
+
+// currentApprovers lists who may decide at p's current level: each unit's
+// approvers (a RequireAll unit's members, once resolved) and those steps
+// added. None once a chain is done.
+func currentApprovers(p *MatchedPolicy) [][]Approver {
+	l, _, ok := p.currentLevel()
+	if !ok {
+		return nil
+	}
+	var out [][]Approver
+	for _, u := range units(&l) {
+		if ms := p.members(u); unitRequire(&l, u).IsAll() && ms != nil {
+			as := make([]Approver, len(ms))
+			for i, m := range ms {
+				as[i] = User(m)
+			}
+			out = append(out, as)
+			continue
+		}
+		out = append(out, p.unitApprovers(&l, u))
+	}
+	if len(p.Progress.Added) > 0 {
+		out = append(out, p.Progress.Added)
+	}
+	return out
 }
 
 func voters(r *Request) []string {
@@ -561,6 +590,7 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
+	n.Note = job.target.Note
 	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
 	return n
 }
@@ -574,7 +604,7 @@ func (g *Gate) sign(n *Notification, now time.Time) error {
 		return nil
 	}
 	n.ReviewURL = g.baseURL + ReviewPath + url.PathEscape(n.RequestID)
-	if !n.Status.Open() || g.keys.signer == nil {
+	if !n.Status.Open() || g.keys.signer == nil || n.Type == NotifyAlert {
 		return nil
 	}
 	ttl := DefaultTimeout

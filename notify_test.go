@@ -181,11 +181,10 @@ func TestNotifyEscalatedLevel(t *testing.T) {
 		c.BaseURL = "https://approvals.example.com"
 	})
 	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
-		Match:              approval.CostAtLeast(1000, "USD"),
-		Approvers:          []approval.Approver{approval.User("alice")},
-		RequiredApprovals:  1,
-		Escalation:         [][]approval.Approver{{approval.Group("finance-leads")}},
-		EscalationInterval: time.Hour,
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.User("alice")},
+		RequiredApprovals: 1,
+		Escalation:        []approval.EscalationStep{{After: time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("finance-leads")}}},
 	}))
 	id := f.pending(transfer(5000))
 	f.clock.Advance(time.Hour)

@@ -76,11 +76,14 @@ type Policy struct {
 	// Reason explains the policy to requesters and reviewers; for a deny
 	// policy it is the denial reason. Defaults to the policy name.
 	Reason string
-	// Approvers are who may approve. Required unless Effect is EffectDeny.
-	Approvers []Approver
-	// RequiredApprovals is how many distinct approvers must approve. Must be
-	// at least 1 unless Effect is EffectDeny.
+	// Approvers are who may approve, and RequiredApprovals how many
+	// distinct ones must: the policy's one level. Required (at least 1)
+	// unless Effect is EffectDeny or the policy has a Chain.
+	Approvers         []Approver
 	RequiredApprovals int
+	// Chain, instead of Approvers and RequiredApprovals, makes the policy
+	// a chain of levels, met one after the other (see Level).
+	Chain []Level
 	// Timeout bounds how long a request stays open. Defaults to 24h.
 	Timeout time.Duration
 	// OnTimeout is what happens when Timeout passes. Defaults to TimeoutDeny.
@@ -89,12 +92,10 @@ type Policy struct {
 	// own request. Defaults to false: requester segregation is on, and it
 	// holds for a request if any policy it matched leaves this false.
 	AllowSelfApproval bool
-	// Escalation lists further approver levels. Each EscalationInterval a
-	// request stays open, the next level becomes eligible too and is
-	// notified.
-	Escalation [][]Approver
-	// EscalationInterval is required when Escalation is set.
-	EscalationInterval time.Duration
+	// Escalation lists the steps run while a request of a flat policy is
+	// open, each After that long since its creation (see EscalationStep).
+	// A Chain's levels have their own (Level.Escalation).
+	Escalation []EscalationStep
 	// Redact names the payload fields (JSON object keys, at any depth) and
 	// metadata keys that notifications and review surfaces (approvalhttp)
 	// show masked (Action.Redact), so that approvers judge a request
@@ -130,14 +131,8 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 	// validatePolicy rewrites user IDs to canonical form: in copies, so the
 	// caller's slices are never touched.
 	p.Approvers = slices.Clone(p.Approvers)
-	esc := make([][]Approver, len(p.Escalation))
-	for i, lvl := range p.Escalation {
-		esc[i] = slices.Clone(lvl)
-	}
-	if len(esc) == 0 {
-		esc = nil
-	}
-	p.Escalation = esc
+	p.Escalation = cloneSteps(p.Escalation)
+	p.Chain = cloneChain(p.Chain)
 	p.Redact = slices.Clone(p.Redact)
 	if err := validatePolicy(name, &p, haveDirectory); err != nil {
 		return nil, fmt.Errorf("approval: policy %q: %w", name, err)
@@ -163,14 +158,20 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		segregate: !p.AllowSelfApproval,
 	}
 	cp.snapshot = MatchedPolicy{
-		Name:               name,
-		Hash:               cp.hash,
-		Approvers:          p.Approvers,
-		RequiredApprovals:  p.RequiredApprovals,
-		Escalation:         p.Escalation,
-		EscalationInterval: p.EscalationInterval,
-		ReminderInterval:   p.ReminderInterval,
-		Redact:             p.Redact,
+		Name:              name,
+		Hash:              cp.hash,
+		Approvers:         p.Approvers,
+		RequiredApprovals: p.RequiredApprovals,
+		Escalation:        p.Escalation,
+		ReminderInterval:  p.ReminderInterval,
+		Redact:            p.Redact,
+	}
+	if len(p.Chain) > 0 {
+		// The snapshot keeps no matcher: Skipped records what When said.
+		cp.snapshot.Chain = cloneChain(p.Chain)
+		for i := range cp.snapshot.Chain {
+			cp.snapshot.Chain[i].When = nil
+		}
 	}
 	return cp, nil
 }
@@ -194,17 +195,11 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if p.OnTimeout > TimeoutApprove {
 		return bad("unknown timeout action %d", p.OnTimeout)
 	}
-	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.EscalationInterval < 0 || p.ReminderInterval < 0 {
+	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.ReminderInterval < 0 {
 		return bad("durations must be positive")
 	}
 	if p.Effect == EffectDeny {
 		return nil
-	}
-	if p.RequiredApprovals < 1 {
-		return bad("RequiredApprovals is %d, want at least 1", p.RequiredApprovals)
-	}
-	if len(p.Approvers) == 0 {
-		return bad("no Approvers")
 	}
 	check := func(as []Approver) error {
 		for i, a := range as {
@@ -224,33 +219,29 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 		}
 		return nil
 	}
-	if err := check(p.Approvers); err != nil {
-		return err
-	}
-	// Approvals count once per person, so only distinct users can meet a
-	// quorum made of named users alone.
-	users := map[string]bool{}
-	onlyUsers := true
-	for _, a := range p.Approvers {
-		if a.Kind == KindUser {
-			users[a.Name] = true
-		} else {
-			onlyUsers = false
+	if len(p.Chain) == 0 {
+		if p.RequiredApprovals < 1 {
+			return bad("RequiredApprovals is %d, want at least 1", p.RequiredApprovals)
 		}
-	}
-	if onlyUsers && len(users) < p.RequiredApprovals && len(p.Escalation) == 0 {
-		return bad("%d distinct named users can never reach RequiredApprovals %d", len(users), p.RequiredApprovals)
-	}
-	for i, lvl := range p.Escalation {
-		if len(lvl) == 0 {
-			return bad("escalation level %d is empty", i+1)
+		if len(p.Approvers) == 0 {
+			return bad("no Approvers")
 		}
-		if err := check(lvl); err != nil {
+		if err := check(p.Approvers); err != nil {
 			return err
 		}
+		// Approvals count once per person, so only distinct users can
+		// meet a quorum made of named users alone (unless a step can add
+		// approvers).
+		users, onlyUsers := distinctUsers(p.Approvers)
+		widened := slices.ContainsFunc(p.Escalation, func(s EscalationStep) bool {
+			return s.Action == StepEscalate || s.Action == StepReassign
+		})
+		if onlyUsers && users < p.RequiredApprovals && !widened {
+			return bad("%d distinct named users can never reach RequiredApprovals %d", users, p.RequiredApprovals)
+		}
 	}
-	if len(p.Escalation) > 0 && p.EscalationInterval == 0 {
-		return bad("Escalation needs an EscalationInterval")
+	if err := validateChain(p, check, bad); err != nil {
+		return err
 	}
 	for _, k := range p.Redact {
 		if k == "" || !utf8.ValidString(k) || len(k) > 256 {
@@ -263,22 +254,6 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 // appendPolicyCanonical writes the policy's canonical JSON, the input of its
 // snapshot hash. Keys are in JCS order.
 func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
-	appendApprovers := func(b []byte, as []Approver) []byte {
-		b = append(b, '[')
-		for i, a := range as {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = canon.AppendKey(b, "kind")
-			b = canon.AppendString(b, string(a.Kind))
-			b = append(b, ',')
-			b = canon.AppendKey(b, "name")
-			b = canon.AppendString(b, a.Name)
-			b = append(b, '}')
-		}
-		return append(b, ']')
-	}
 	var err error
 	b = append(b, '{')
 	b = canon.AppendKey(b, "allow_self_approval")
@@ -290,20 +265,18 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = canon.AppendKey(b, "approvers")
 	b = appendApprovers(b, p.Approvers)
 	b = append(b, ',')
+	if len(p.Chain) > 0 {
+		b = canon.AppendKey(b, "chain")
+		if b, err = appendChainCanonical(b, p.Chain); err != nil {
+			return b, err
+		}
+		b = append(b, ',')
+	}
 	b = canon.AppendKey(b, "effect")
 	b = canon.AppendString(b, p.Effect.String())
 	b = append(b, ',')
 	b = canon.AppendKey(b, "escalation")
-	b = append(b, '[')
-	for i, lvl := range p.Escalation {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendApprovers(b, lvl)
-	}
-	b = append(b, ']', ',')
-	b = canon.AppendKey(b, "escalation_interval")
-	b = canon.AppendString(b, p.EscalationInterval.String())
+	b = appendStepsCanonical(b, p.Escalation)
 	b = append(b, ',')
 	b = canon.AppendKey(b, "match")
 	if b, err = p.Match.appendCanonical(b); err != nil {

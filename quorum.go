@@ -18,91 +18,141 @@ import (
 // should not be.
 
 // quorumShortfall returns why req's quorum cannot be met, or "" if it can.
+// Every level that applies is checked: each must be meetable by its own
+// approvers and those its escalation steps could add.
 func (g *Gate) quorumShortfall(ctx context.Context, req *Request) (string, error) {
-	if req.DistinctApprovers && len(req.Policies) > 1 {
+	if req.DistinctApprovers && len(req.Policies) > 1 && !hasChain(req) {
 		return g.distinctShortfall(ctx, req)
 	}
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		var buf [8]string
-		people, err := g.eligiblePeople(ctx, req, p, p.RequiredApprovals, buf[:0])
-		if err != nil {
-			return "", err
-		}
-		if len(people) < p.RequiredApprovals {
-			return shortfall(p, len(people), req.SegregateRequester), nil
+		ls := levelsOf(p)
+		for li := range ls {
+			if p.skipped(li) {
+				continue
+			}
+			reason, err := g.levelShortfall(ctx, req, p, &ls[li], li)
+			if reason != "" || err != nil {
+				return reason, err
+			}
 		}
 	}
 	return "", nil
 }
 
-func shortfall(p *MatchedPolicy, n int, segregated bool) string {
+// levelShortfall returns why level l (index li) of p can never be met, or "".
+func (g *Gate) levelShortfall(ctx context.Context, req *Request, p *MatchedPolicy, l *Level, li int) (string, error) {
+	var extra []Approver
+	for _, s := range l.Escalation {
+		if s.Action == StepEscalate || s.Action == StepReassign {
+			extra = append(extra, s.To...)
+		}
+	}
+	var first string
+	for _, u := range units(l) {
+		as := l.Approvers
+		if u >= 0 {
+			as = l.Groups[u].Approvers
+		}
+		need := max(unitRequire(l, u).Count(), 1)
+		var buf [8]string
+		people, err := g.eligiblePeopleOf(ctx, req, as, need, buf[:0])
+		if err == nil && len(people) < need {
+			people, err = g.eligiblePeopleOf(ctx, req, extra, need, people)
+		}
+		if err != nil {
+			return "", err
+		}
+		short := ""
+		if len(people) < need {
+			short = shortfall(p, l, li, u, need, len(people), req.SegregateRequester)
+		}
+		switch {
+		case short == "" && u >= 0 && l.logic() == LogicOr:
+			return "", nil // one group suffices
+		case short != "" && (u < 0 || l.logic() == LogicAnd):
+			return short, nil
+		case short != "" && first == "":
+			first = short
+		}
+	}
+	return first, nil // with OR, every group fell short (or none did)
+}
+
+func shortfall(p *MatchedPolicy, l *Level, li, u, need, n int, segregated bool) string {
 	who := "people can"
 	if n == 1 {
 		who = "person can"
 	}
 	approvals := "approvals"
-	if p.RequiredApprovals == 1 {
+	if need == 1 {
 		approvals = "approval"
 	}
-	msg := fmt.Sprintf("quorum cannot be met: policy %s needs %d %s and %d %s give them", p.Name, p.RequiredApprovals, approvals, n, who)
+	where := "policy " + p.Name
+	if len(p.Chain) > 0 {
+		where += " " + levelName(l, li)
+	}
+	if u >= 0 {
+		where += " group " + l.Groups[u].Name
+	}
+	msg := fmt.Sprintf("quorum cannot be met: %s needs %d %s and %d %s give them", where, need, approvals, n, who)
 	if segregated {
 		msg += " (the requester may not)"
 	}
 	return msg
 }
 
-// eligiblePeople returns the distinct people (canonical IDs) who may
-// approve under p, other than a segregated requester, stopping once it has
-// need of them (0: all), every escalation level included. It appends
-// them to people (the caller's buffer, so that the common case of a small
-// quorum allocates nothing).
+// eligiblePeople returns the distinct people who may approve under flat
+// policy p, its escalation steps' approvers included (see
+// eligiblePeopleOf).
 func (g *Gate) eligiblePeople(ctx context.Context, req *Request, p *MatchedPolicy, need int, people []string) ([]string, error) {
-	var seen map[string]bool // for all of them; a few are looked through
-	if need == 0 {
-		seen = map[string]bool{}
+	people, err := g.eligiblePeopleOf(ctx, req, p.Approvers, need, people)
+	for _, s := range p.Escalation {
+		if err != nil || (need > 0 && len(people) >= need) {
+			break
+		}
+		if s.Action == StepEscalate || s.Action == StepReassign {
+			people, err = g.eligiblePeopleOf(ctx, req, s.To, need, people)
+		}
 	}
-	add := func(m string) bool {
+	return people, err
+}
+
+// eligiblePeopleOf adds to people (the caller's buffer, so that the common
+// case of a small quorum allocates nothing) the distinct people
+// (canonical IDs) as names, other than a segregated requester, stopping
+// once it has need of them (0: all).
+func (g *Gate) eligiblePeopleOf(ctx context.Context, req *Request, as []Approver, need int, people []string) ([]string, error) {
+	full := func() bool { return need > 0 && len(people) >= need }
+	add := func(m string) {
 		id, err := CanonicalID(m)
 		if err != nil || (req.SegregateRequester && sameID(id, req.Action.RequestedBy)) {
-			return false
-		}
-		if seen != nil {
-			if !seen[id] {
-				seen[id] = true
-				people = append(people, id)
-			}
-			return false
+			return
 		}
 		if !slices.Contains(people, id) {
 			people = append(people, id)
 		}
-		return len(people) >= need
 	}
-	for lvl := -1; lvl < len(p.Escalation); lvl++ {
-		as := p.Approvers
-		if lvl >= 0 {
-			as = p.Escalation[lvl]
+	for _, a := range as {
+		if full() {
+			return people, nil
 		}
-		for _, a := range as {
-			if a.Kind == KindUser {
-				if add(a.Name) {
-					return people, nil
-				}
-				continue
+		if a.Kind == KindUser {
+			add(a.Name)
+			continue
+		}
+		if g.dir == nil {
+			return nil, fmt.Errorf("approver %s needs a Directory", a)
+		}
+		ms, err := g.quorumMembers(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("directory: %s: %w", a, err)
+		}
+		for _, m := range ms {
+			if full() {
+				return people, nil
 			}
-			if g.dir == nil {
-				return nil, fmt.Errorf("approver %s needs a Directory", a)
-			}
-			ms, err := g.quorumMembers(ctx, a)
-			if err != nil {
-				return nil, fmt.Errorf("directory: %s: %w", a, err)
-			}
-			for _, m := range ms {
-				if add(m) {
-					return people, nil
-				}
-			}
+			add(m)
 		}
 	}
 	return people, nil
@@ -121,7 +171,7 @@ func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, err
 			return "", err
 		}
 		if len(people) < p.RequiredApprovals {
-			return shortfall(p, len(people), req.SegregateRequester), nil
+			return shortfall(p, &levelsOf(p)[0], 0, -1, p.RequiredApprovals, len(people), req.SegregateRequester), nil
 		}
 		eligible[i] = people
 		for range p.RequiredApprovals {

@@ -53,7 +53,7 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 		}, denied: "3 approvals and 2 people"},
 		{name: "escalation can meet it", policies: map[string]approval.Policy{
 			"p": {Approvers: []approval.Approver{approval.Group("pair")}, RequiredApprovals: 3,
-				Escalation: [][]approval.Approver{{approval.Group("ops")}}, EscalationInterval: time.Hour},
+				Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("ops")}}}},
 		}},
 		{name: "met exactly", policies: map[string]approval.Policy{
 			"p": {Approvers: []approval.Approver{approval.Group("trio")}, RequiredApprovals: 3},

@@ -110,7 +110,7 @@ type Request struct {
 	// (timeout, escalation or approval expiry); zero means never. Stores
 	// index it for ListDue.
 	DueAt time.Time `json:"due_at,omitzero"`
-	// EscalationLevel counts escalations so far.
+	// EscalationLevel counts the escalate and reassign steps run so far.
 	EscalationLevel int `json:"escalation_level,omitempty"`
 	// Reminders counts the reminder intervals passed so far (see
 	// Policy.ReminderInterval).
@@ -130,12 +130,21 @@ type Request struct {
 type MatchedPolicy struct {
 	Name string `json:"name"`
 	// Hash is the SHA-256 of the policy's canonical definition.
-	Hash              string       `json:"hash"`
-	Approvers         []Approver   `json:"approvers"`
-	RequiredApprovals int          `json:"required_approvals"`
-	Escalation        [][]Approver `json:"escalation,omitempty"`
-	// EscalationInterval is how often the next escalation level is reached.
-	EscalationInterval time.Duration `json:"escalation_interval,omitempty"`
+	Hash string `json:"hash"`
+	// Approvers and RequiredApprovals are a flat policy's one level.
+	Approvers         []Approver `json:"approvers,omitempty"`
+	RequiredApprovals int        `json:"required_approvals,omitempty"`
+	// Escalation is a flat policy's escalation steps.
+	Escalation []EscalationStep `json:"escalation_steps,omitempty"`
+	// Chain is the policy's levels, when it has a chain (Level.When is not
+	// kept: Skipped records what it decided).
+	Chain []Level `json:"chain,omitempty"`
+	// Skipped lists the levels (from 0) whose When did not match the
+	// action.
+	Skipped []int `json:"skipped,omitempty"`
+	// Progress is where the request stands in the policy's levels: the
+	// only part of a MatchedPolicy that changes.
+	Progress LevelProgress `json:"progress,omitzero"`
 	// ReminderInterval is how often approvers who have not answered are
 	// reminded.
 	ReminderInterval time.Duration `json:"reminder_interval,omitempty"`
@@ -159,8 +168,12 @@ type Vote struct {
 	TokenID string `json:"token_id"`
 	// Policies names the matched policies the approver was eligible under
 	// when deciding; the vote counts toward those.
-	Policies []string  `json:"policies"`
-	At       time.Time `json:"at"`
+	Policies []string `json:"policies"`
+	// Counts says, on a request with an approval chain, which level (and
+	// parallel groups) of each policy the vote counts toward: those
+	// current when it was cast. Nil when every policy is flat.
+	Counts []VoteCount `json:"counts,omitempty"`
+	At     time.Time   `json:"at"`
 }
 
 // Clone returns a deep copy of r.
@@ -176,19 +189,22 @@ func (r *Request) Clone() *Request {
 	for i, p := range r.Policies {
 		p.Approvers = slices.Clone(p.Approvers)
 		p.Redact = slices.Clone(p.Redact)
-		if p.Escalation != nil {
-			esc := make([][]Approver, len(p.Escalation))
-			for j, lvl := range p.Escalation {
-				esc[j] = slices.Clone(lvl)
-			}
-			p.Escalation = esc
-		}
+		p.Escalation = cloneSteps(p.Escalation)
+		p.Chain = cloneChain(p.Chain)
+		p.Skipped = slices.Clone(p.Skipped)
+		p.Progress = p.Progress.clone()
 		c.Policies[i] = p
 	}
 	if r.Votes != nil {
 		c.Votes = make([]Vote, len(r.Votes))
 		for i, v := range r.Votes {
 			v.Policies = slices.Clone(v.Policies)
+			if v.Counts != nil {
+				v.Counts = slices.Clone(v.Counts)
+				for j := range v.Counts {
+					v.Counts[j].Groups = slices.Clone(v.Counts[j].Groups)
+				}
+			}
 			c.Votes[i] = v
 		}
 	}

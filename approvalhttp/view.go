@@ -184,6 +184,9 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 	if req.Status == approval.StatusEscalated {
 		v.StatusNote = fmt.Sprintf("Waiting for approvers; escalated %d time(s), so further approvers may decide.", req.EscalationLevel)
 	}
+	if lv := levelNote(req); lv != "" && req.Status.Open() {
+		v.StatusNote += " " + lv
+	}
 	v.Created, v.CreatedISO = fmtTime(req.CreatedAt)
 	v.Resolved, v.ResolvedISO = fmtTime(req.ResolvedAt)
 	if req.Status == approval.StatusApproved {
@@ -216,17 +219,18 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 	v.Policies = make([]policyView, len(req.Policies))
 	for i, p := range req.Policies {
 		pv := policyView{Name: p.Name, Hash: p.Hash, MatchError: p.MatchError, Approvers: approvers(p.Approvers)}
-		if p.RequiredApprovals > 0 {
+		switch {
+		case len(p.Chain) > 0:
+			pv.Needs, pv.Approvers = chainNow(&p)
+			pv.Escalation = chainLines(&p)
+		case p.RequiredApprovals > 0:
 			pv.Needs = plural(p.RequiredApprovals, "approval")
-		} else {
-			pv.Needs = "refuses the action"
-		}
-		for j, lvl := range p.Escalation {
-			reached := ""
-			if j < req.EscalationLevel {
-				reached = " (reached)"
+			pv.Escalation = stepLines(p.Escalation, p.Progress.Steps)
+			if len(p.Progress.Added) > 0 {
+				pv.Approvers += "; added by escalation: " + approvers(p.Progress.Added)
 			}
-			pv.Escalation = append(pv.Escalation, fmt.Sprintf("escalation %d after %s: %s%s", j+1, fmtDuration(time.Duration(j+1)*p.EscalationInterval), approvers(lvl), reached))
+		default:
+			pv.Needs = "refuses the action"
 		}
 		v.Policies[i] = pv
 	}
@@ -392,4 +396,112 @@ func clipText(s string, n int) string {
 		n--
 	}
 	return s[:n] + "…"
+}
+
+// levelNote says which level each chain of req is on.
+func levelNote(req *approval.Request) string {
+	var parts []string
+	for i := range req.Policies {
+		p := &req.Policies[i]
+		if len(p.Chain) == 0 {
+			continue
+		}
+		if li := p.Progress.Level; li < len(p.Chain) {
+			parts = append(parts, fmt.Sprintf("%s is at %s of %d.", p.Name, levelLabel(&p.Chain[li], li), len(p.Chain)))
+		} else {
+			parts = append(parts, p.Name+" is met.")
+		}
+	}
+	return strings.Join(parts, " ")
+}
+
+func levelLabel(l *approval.Level, i int) string {
+	if l.Name != "" {
+		return fmt.Sprintf("level %d (%s)", i+1, l.Name)
+	}
+	return fmt.Sprintf("level %d", i+1)
+}
+
+// needs describes a requirement.
+func needs(r approval.Requirement) string {
+	switch {
+	case r.IsAll():
+		return "all must approve"
+	default:
+		return plural(r.Count(), "approval")
+	}
+}
+
+// chainNow describes what p's current level needs, and from whom.
+func chainNow(p *approval.MatchedPolicy) (string, string) {
+	li := p.Progress.Level
+	if li >= len(p.Chain) {
+		return "met", ""
+	}
+	l := &p.Chain[li]
+	if len(l.Groups) > 0 {
+		var gs []string
+		for _, g := range l.Groups {
+			gs = append(gs, fmt.Sprintf("%s: %s (%s)", g.Name, approvers(g.Approvers), needs(g.Require)))
+		}
+		return levelLabel(l, li) + ": " + strings.ToUpper(string(logicOf(l))) + " of groups", strings.Join(gs, "; ")
+	}
+	as := l.Approvers
+	if p.Progress.Reassigned {
+		as = p.Progress.Assigned
+	}
+	who := approvers(as)
+	if len(p.Progress.Added) > 0 {
+		who += "; added by escalation: " + approvers(p.Progress.Added)
+	}
+	return levelLabel(l, li) + ": " + needs(l.Require), who
+}
+
+func logicOf(l *approval.Level) approval.GroupLogic {
+	if l.Logic == "" {
+		return approval.LogicAnd
+	}
+	return l.Logic
+}
+
+// chainLines lists p's levels with where the request stands in each.
+func chainLines(p *approval.MatchedPolicy) []string {
+	var out []string
+	for i := range p.Chain {
+		l := &p.Chain[i]
+		state := "to come"
+		switch {
+		case slices.Contains(p.Skipped, i):
+			state = "skipped"
+		case i < p.Progress.Level:
+			state = "done"
+		case i == p.Progress.Level:
+			state = "current"
+		}
+		line := levelLabel(l, i) + " (" + state + ")"
+		if l.Timeout > 0 {
+			line += ", times out after " + fmtDuration(l.Timeout)
+		}
+		out = append(out, line)
+		if i == p.Progress.Level {
+			out = append(out, stepLines(l.Escalation, p.Progress.Steps)...)
+		}
+	}
+	return out
+}
+
+// stepLines lists escalation steps, marking the first done of them.
+func stepLines(steps []approval.EscalationStep, done int) []string {
+	var out []string
+	for j, st := range steps {
+		line := fmt.Sprintf("after %s: %s", fmtDuration(st.After), st.Action)
+		if len(st.To) > 0 {
+			line += " " + approvers(st.To)
+		}
+		if j < done {
+			line += " (done)"
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -378,8 +378,14 @@ func scribble(r *approval.Request) {
 		if len(p.Approvers) > 0 {
 			p.Approvers[0] = approval.User("scribbled")
 		}
-		if len(p.Escalation) > 0 && len(p.Escalation[0]) > 0 {
-			p.Escalation[0][0] = approval.User("scribbled")
+		if len(p.Escalation) > 0 && len(p.Escalation[0].To) > 0 {
+			p.Escalation[0].To[0] = approval.User("scribbled")
+		}
+		if len(p.Chain) > 0 && len(p.Chain[0].Approvers) > 0 {
+			p.Chain[0].Approvers[0] = approval.User("scribbled")
+		}
+		if len(p.Progress.Members) > 1 && len(p.Progress.Members[1]) > 0 {
+			p.Progress.Members[1][0] = "scribbled"
 		}
 	}
 	for i := range r.Votes {

@@ -126,15 +126,35 @@ func fullRequest() *approval.Request {
 	}
 	r.PayloadHash = randomHex() + randomHex()
 	r.Policies = append(r.Policies, approval.MatchedPolicy{
-		Name:               "prod_deploys",
-		Hash:               randomHex() + randomHex(),
-		Approvers:          []approval.Approver{approval.User("carol"), approval.Role("sre")},
-		RequiredApprovals:  1,
-		Escalation:         [][]approval.Approver{{approval.Group("sre-leads")}, {approval.User("cto")}},
-		EscalationInterval: 4 * time.Hour,
-		ReminderInterval:   time.Hour,
-		Redact:             []string{"iban", "api_key"},
-		MatchError:         "custom matcher: boom",
+		Name:              "prod_deploys",
+		Hash:              randomHex() + randomHex(),
+		Approvers:         []approval.Approver{approval.User("carol"), approval.Role("sre")},
+		RequiredApprovals: 1,
+		Escalation: []approval.EscalationStep{
+			{After: 4 * time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("sre-leads")}, Channels: []string{"slack"}, Reason: "SLA"},
+			{After: 8 * time.Hour, Action: approval.StepAutoDeny},
+		},
+		ReminderInterval: time.Hour,
+		Redact:           []string{"iban", "api_key"},
+		MatchError:       "custom matcher: boom",
+		Progress:         approval.LevelProgress{Since: at, Steps: 1, Added: []approval.Approver{approval.Group("sre-leads")}, Widened: true},
+	}, approval.MatchedPolicy{
+		Name: "release_train",
+		Hash: randomHex() + randomHex(),
+		Chain: []approval.Level{
+			{Name: "Team Lead Review", Approvers: []approval.Approver{approval.Role("team_lead")}, Timeout: 24 * time.Hour,
+				Escalation: []approval.EscalationStep{{After: 4 * time.Hour, Action: approval.StepReminder},
+					{After: 6 * time.Hour, Action: approval.StepNotify, To: []approval.Approver{approval.Role("director")},
+						Channels: []string{"email", "slack"}, Reason: "SLA breach"}}},
+			{Name: "Stakeholders", Logic: approval.LogicOr, Groups: []approval.ParallelGroup{
+				{Name: "engineering", Approvers: []approval.Approver{approval.Role("tech_lead")}, Require: approval.Threshold(2)},
+				{Name: "product", Approvers: []approval.Approver{approval.Group("pm")}, Require: approval.RequireAll},
+			}},
+			{Name: "Security Review", Approvers: []approval.Approver{approval.User("sec")}, Require: approval.RequireAll},
+		},
+		Skipped: []int{2},
+		Progress: approval.LevelProgress{Level: 1, Since: at.Add(time.Minute), Steps: 0,
+			Members: [][]string{nil, {"pat", "quinn"}}, Assigned: []approval.Approver{approval.User("dana")}, Reassigned: true},
 	})
 	r.Votes = []approval.Vote{{
 		Approver:   "bob",
@@ -142,8 +162,10 @@ func fullRequest() *approval.Request {
 		Verdict:    approval.VerdictApprove,
 		Reason:     "looks fine",
 		TokenID:    "tok_" + randomHex(),
-		Policies:   []string{"high_spend", "prod_deploys"},
-		At:         at.Add(time.Minute),
+		Policies:   []string{"high_spend", "prod_deploys", "release_train"},
+		Counts: []approval.VoteCount{{Policy: "high_spend"}, {Policy: "prod_deploys"},
+			{Policy: "release_train", Level: 1, Groups: []int{0, 1}}},
+		At: at.Add(time.Minute),
 	}}
 	r.DistinctApprovers = true
 	r.DenyThreshold = 2
