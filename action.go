@@ -18,7 +18,7 @@ import (
 // Action describes something a host program wants to do and may need a
 // human to approve. Only Name and RequestedBy are required.
 //
-// The identity fields (Name, RequestedBy, Cost, Risk, Tags, Metadata, RunID,
+// The identity fields (Name, RequestedBy, Initiator, Cost, Risk, Tags, Metadata, RunID,
 // StepID, Constraints, Payload, Diff) make up the action hash: two Guard calls
 // with equal identity fields are the same action. Message and Provenance are
 // context for reviewers and do not change the hash, so a retry that rewords
@@ -29,6 +29,11 @@ type Action struct {
 	Name string `json:"name"`
 	// RequestedBy is the user or service asking to run the action.
 	RequestedBy string `json:"requested_by"`
+	// Initiator is the person on whose behalf RequestedBy (an agent, a
+	// bot, a workflow) asks, if it is not RequestedBy itself. Requester
+	// segregation covers both: nobody approves their own agent's request.
+	// It is an identity (see CanonicalID) and part of the action hash.
+	Initiator string `json:"initiator,omitempty"`
 	// Cost is the action's monetary cost, if it has one.
 	Cost *Cost `json:"cost,omitempty"`
 	// Risk is the action's risk level; RiskNone when unknown.
@@ -152,6 +157,13 @@ func (a *Action) normalize(l *Limits) error {
 		return fmt.Errorf("%w: requested_by: %w", ErrInvalidAction, err)
 	}
 	a.RequestedBy = rb
+	if a.Initiator != "" {
+		in, err := CanonicalID(a.Initiator)
+		if err != nil {
+			return fmt.Errorf("%w: initiator: %w", ErrInvalidAction, err)
+		}
+		a.Initiator = in
+	}
 	if a.Cost != nil {
 		if math.IsNaN(a.Cost.Amount) || math.IsInf(a.Cost.Amount, 0) {
 			return fmt.Errorf("%w: cost amount is not finite", ErrInvalidAction)
@@ -380,6 +392,11 @@ func (a *Action) appendCanonical(b []byte, payloadHash string) ([]byte, error) {
 			b = append(b, '}')
 		}
 		b = append(b, ']', ',')
+	}
+	if a.Initiator != "" {
+		b = canon.AppendKey(b, "initiator")
+		b = canon.AppendString(b, a.Initiator)
+		b = append(b, ',')
 	}
 	if len(a.Metadata) > 0 {
 		b = canon.AppendKey(b, "metadata")

@@ -457,3 +457,47 @@ func TestRequirementText(t *testing.T) {
 		require.ErrorIs(t, r.UnmarshalText([]byte(bad)), approval.ErrInvalidPolicy, bad)
 	}
 }
+
+// Segregation follows the person an agent acts for: neither the agent nor
+// its initiator may approve, and the quorum check counts them out.
+func TestInitiatorIsSegregated(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	a := transfer(5000)
+	a.RequestedBy, a.Initiator = "agent-7", "Alice"
+	id := f.pending(a)
+	r := f.get(id)
+	require.Equal(t, "alice", r.Action.Initiator, "canonical")
+	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.ErrorIs(t, err, approval.ErrSelfApproval)
+	require.ErrorContains(t, err, "alice requested it through agent-7 (the initiator)")
+	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	require.NoError(t, err)
+	r, err = f.decide(id, "carol", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, r.Status)
+
+	// The initiator is part of the action: the same call for another
+	// person is another request.
+	b := a
+	b.Initiator = "bob"
+	other := f.pending(b)
+	require.NotEqual(t, id, other)
+
+	// Three finance members are left once alice is out: a quorum of four
+	// is refused at once.
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+		Match: approval.CostAtLeast(1000, "USD"), Approvers: []approval.Approver{approval.Group("finance")}, RequiredApprovals: 4,
+	}))
+	c := transfer(7000)
+	c.RequestedBy, c.Initiator = "agent-7", "alice"
+	res, err := f.gate.Guard(f.ctx, c)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Contains(t, res.Reason, "3 people can give them (the requester may not)")
+
+	bad := transfer(1)
+	bad.Initiator = "alice\x00"
+	_, err = f.gate.Guard(f.ctx, bad)
+	require.ErrorIs(t, err, approval.ErrInvalidAction)
+}

@@ -392,7 +392,10 @@ func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.T
 	if len(eligible) == 0 {
 		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v%s", ErrNotEligible, who, r.PolicyNames(), levelsNow(r))
 	}
-	if r.SegregateRequester && sameID(who, r.Action.RequestedBy) {
+	if r.SegregateRequester && r.isRequester(who) {
+		if !sameID(who, r.Action.RequestedBy) {
+			return nil, nil, fmt.Errorf("%w: %s requested it through %s (the initiator)", ErrSelfApproval, who, r.Action.RequestedBy)
+		}
 		return nil, nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
 	}
 	if v, ok := r.vote(who); ok {

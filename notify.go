@@ -492,7 +492,7 @@ func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, err
 						"request", r.ID, "approver", a.String(), "err", err)
 					continue
 				}
-				if r.SegregateRequester && sameID(id, r.Action.RequestedBy) {
+				if r.SegregateRequester && r.isRequester(id) {
 					continue
 				}
 				if _, voted := r.vote(id); voted && job.typ == NotifyReminder {
@@ -503,7 +503,7 @@ func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, err
 		}
 	}
 	if job.typ == NotifyResolved || job.typ == NotifyTimedOut {
-		for _, id := range append([]string{r.Action.RequestedBy}, voters(r)...) {
+		for _, id := range append([]string{r.Action.RequestedBy, r.Action.Initiator}, voters(r)...) {
 			if c, err := CanonicalID(id); err == nil {
 				add(c)
 			}

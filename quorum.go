@@ -126,7 +126,7 @@ func (g *Gate) eligiblePeopleOf(ctx context.Context, req *Request, as []Approver
 	full := func() bool { return need > 0 && len(people) >= need }
 	add := func(m string) {
 		id, err := CanonicalID(m)
-		if err != nil || (req.SegregateRequester && sameID(id, req.Action.RequestedBy)) {
+		if err != nil || (req.SegregateRequester && req.isRequester(id)) {
 			return
 		}
 		if !slices.Contains(people, id) {

@@ -220,6 +220,13 @@ func (r *Request) PolicyNames() []string {
 	return names
 }
 
+// isRequester reports whether who (canonical) asked for r: its requester,
+// or the person an agent requested it for (Action.Initiator). Requester
+// segregation refuses both.
+func (r *Request) isRequester(who string) bool {
+	return sameID(who, r.Action.RequestedBy) || (r.Action.Initiator != "" && sameID(who, r.Action.Initiator))
+}
+
 // vote returns the vote of approver, if any.
 func (r *Request) vote(approver string) (Vote, bool) {
 	for _, v := range r.Votes {

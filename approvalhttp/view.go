@@ -262,7 +262,11 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 func rules(req *approval.Request) []string {
 	var rs []string
 	if req.SegregateRequester {
-		rs = append(rs, "The requester ("+req.Action.RequestedBy+") may not approve it.")
+		if req.Action.Initiator != "" {
+			rs = append(rs, "The requester ("+req.Action.RequestedBy+") and the person it acts for ("+req.Action.Initiator+") may not approve it.")
+		} else {
+			rs = append(rs, "The requester ("+req.Action.RequestedBy+") may not approve it.")
+		}
 	}
 	if req.DistinctApprovers && len(req.Policies) > 1 {
 		rs = append(rs, "Each approver counts toward one policy only.")

@@ -103,6 +103,7 @@ func fullRequest() *approval.Request {
 	r.Action = approval.Action{
 		Name:        "deploy:production",
 		RequestedBy: "agent-7",
+		Initiator:   "dana",
 		Cost:        &approval.Cost{Amount: 1234.5, Currency: "USD"},
 		Risk:        approval.RiskHigh,
 		Tags:        []string{"production", "customer-data"},
