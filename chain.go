@@ -185,13 +185,17 @@ const (
 )
 
 // EscalationStep is something the gate does (Tick runs it) when a level
-// has been current for After and its request is still open. Each step runs
-// once per request, even when several gates tick one store at once, and
-// is audited. Steps run in order of After; a level that is passed before
+// has been current for After (or its request's deadline is Before away)
+// and the request is still open. Each step runs once per request, even
+// when several gates tick one store at once, and is audited. Steps run in
+// their order, each once its time has come; a level that is passed before
 // a step is due never runs it.
 type EscalationStep struct {
-	// After is how long after the level opened the step runs. Required.
-	After time.Duration `json:"after"`
+	// After is how long after the level opened the step runs; or, with
+	// Before instead, how long before the request's deadline (so a moved
+	// deadline moves the step). One of them is required.
+	After  time.Duration `json:"after,omitempty"`
+	Before time.Duration `json:"before,omitempty"`
 	// Action is what the step does. Required.
 	Action EscalationAction `json:"action"`
 	// To are the approvers StepEscalate adds, StepReassign assigns and
@@ -351,11 +355,17 @@ func validateSteps(steps []EscalationStep, at string, check func([]Approver) err
 	for i := range steps {
 		s := &steps[i]
 		sat := fmt.Sprintf("%s[%d]", at, i)
-		if s.After <= 0 {
-			return bad("%s.After must be positive", sat)
+		switch {
+		case s.After < 0 || s.Before < 0:
+			return bad("%s: After and Before must be positive", sat)
+		case (s.After == 0) == (s.Before == 0):
+			return bad("%s needs one of After and Before", sat)
 		}
-		if i > 0 && s.After < steps[i-1].After {
+		if i > 0 && s.After > 0 && s.After < steps[i-1].After {
 			return bad("%s.After %s is before the step above's %s: list steps in order", sat, s.After, steps[i-1].After)
+		}
+		if i > 0 && s.Before > 0 && steps[i-1].Before > 0 && s.Before > steps[i-1].Before {
+			return bad("%s.Before %s is earlier than the step above's %s: list steps in order", sat, s.Before, steps[i-1].Before)
 		}
 		switch s.Action {
 		case StepEscalate, StepReassign, StepNotify:
@@ -424,6 +434,11 @@ func appendStepsCanonical(b []byte, steps []EscalationStep) []byte {
 		b = canon.AppendKey(b, "after")
 		b = canon.AppendString(b, s.After.String())
 		b = append(b, ',')
+		if s.Before > 0 {
+			b = canon.AppendKey(b, "before")
+			b = canon.AppendString(b, s.Before.String())
+			b = append(b, ',')
+		}
 		b = canon.AppendKey(b, "channels")
 		b = canon.AppendStrings(b, s.Channels)
 		b = append(b, ',')
@@ -543,4 +558,15 @@ func cloneSlice[T any](s []T) []T {
 		return nil
 	}
 	return append([]T(nil), s...)
+}
+
+// stepAt returns when step s of a level opened at since is due on r.
+func stepAt(r *Request, since time.Time, s *EscalationStep) time.Time {
+	if s.Before > 0 {
+		if r.Deadline.IsZero() {
+			return time.Time{} // no deadline: never
+		}
+		return r.Deadline.Add(-s.Before)
+	}
+	return since.Add(s.After)
 }

@@ -50,6 +50,9 @@ var (
 	// ErrInvalidDecision: a Decision or token request is malformed (no
 	// token, unknown verdict).
 	ErrInvalidDecision = errors.New("invalid decision")
+	// ErrInvalidDeadline: a deadline given to MoveDeadline is not after
+	// the present.
+	ErrInvalidDeadline = errors.New("invalid deadline")
 	// ErrConflict: a store compare-and-set lost a race. The gate retries
 	// internally; callers see it only when retries are exhausted.
 	ErrConflict = errors.New("concurrent update conflict")

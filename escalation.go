@@ -39,7 +39,9 @@ func nextDue(r *Request) time.Time {
 			earlier(since.Add(l.Timeout))
 		}
 		if p.Progress.Steps < len(l.Escalation) {
-			earlier(since.Add(l.Escalation[p.Progress.Steps].After))
+			if at := stepAt(r, since, &l.Escalation[p.Progress.Steps]); !at.IsZero() {
+				earlier(at)
+			}
 		}
 	}
 	if at, ok := nextReminder(r); ok {
@@ -158,8 +160,8 @@ func (pr *progress) policy(pi int) {
 		}
 		if p.Progress.Steps < len(l.Escalation) {
 			s := l.Escalation[p.Progress.Steps]
-			at := since.Add(s.After)
-			if !now.Before(at) && (timeoutAt.IsZero() || at.Before(timeoutAt)) {
+			at := stepAt(r, since, &s)
+			if !at.IsZero() && !now.Before(at) && (timeoutAt.IsZero() || at.Before(timeoutAt)) {
 				p.Progress.Steps++
 				pr.step(pi, &l, li, s)
 				continue
@@ -214,7 +216,11 @@ func (pr *progress) step(pi int, l *Level, li int, s EscalationStep) {
 	if len(p.Chain) > 0 {
 		where += " " + levelName(l, li)
 	}
-	what := fmt.Sprintf("%s: step %d (%s after %s)", where, p.Progress.Steps, s.Action, s.After)
+	when := "after " + s.After.String()
+	if s.Before > 0 {
+		when = s.Before.String() + " before the deadline"
+	}
+	what := fmt.Sprintf("%s: step %d (%s %s)", where, p.Progress.Steps, s.Action, when)
 	if s.Reason != "" {
 		what += ": " + s.Reason
 	}

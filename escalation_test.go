@@ -269,3 +269,43 @@ func TestStepsCountFromTheLevel(t *testing.T) {
 	require.Equal(t, []string{"approval.reminder m1", "approval.reminder m2", "approval.requested m1", "approval.requested m2",
 		"approval.requested tl1", "approval.requested tl2"}, sf.sent(sf.chat))
 }
+
+// A moved deadline is audited, and what counts from the deadline moves
+// with it: the timeout, steps Before it, Tick's next look.
+func TestMoveDeadline(t *testing.T) {
+	t.Parallel()
+	sf := newStepFixture(t, approval.Policy{Timeout: 10 * time.Hour, Escalation: []approval.EscalationStep{
+		{Before: 2 * time.Hour, Action: approval.StepReminder, Reason: "two hours left"},
+	}})
+	start := sf.clock.Now()
+	require.Equal(t, start.Add(8*time.Hour), sf.get(sf.id).DueAt)
+
+	r, err := sf.gate.MoveDeadline(sf.ctx, sf.id, "Ops-Lead", start.Add(20*time.Hour), "waiting for the vendor")
+	require.NoError(t, err)
+	require.Equal(t, start.Add(20*time.Hour), r.Deadline)
+	require.Equal(t, start.Add(18*time.Hour), r.DueAt, "the reminder moved with the deadline")
+	ev := sf.lastEvent()
+	require.Equal(t, approval.EventDeadlineMoved, ev.Type)
+	require.Equal(t, "ops-lead", ev.Actor)
+	require.Equal(t, "from 2026-03-01T19:00:00Z to 2026-03-02T05:00:00Z: waiting for the vendor", ev.Reason)
+
+	require.Zero(t, sf.tick(12*time.Hour), "not timed out at the old deadline")
+	require.Equal(t, approval.StatusPending, sf.get(sf.id).Status)
+	require.Equal(t, 1, sf.tick(6*time.Hour))
+	require.Len(t, sf.eventsOf(approval.EventRequestReminded), 1)
+
+	// Shorter, too; not into the past.
+	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "ops-lead", sf.clock.Now(), "")
+	require.ErrorIs(t, err, approval.ErrInvalidDeadline)
+	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "ops-lead", sf.clock.Now().Add(time.Minute), "")
+	require.NoError(t, err)
+	require.Equal(t, 1, sf.tick(time.Minute))
+	require.Equal(t, approval.StatusTimedOut, sf.get(sf.id).Status)
+
+	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "ops-lead", sf.clock.Now().Add(time.Hour), "")
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	_, err = sf.gate.MoveDeadline(sf.ctx, "req_nope", "ops-lead", sf.clock.Now().Add(time.Hour), "")
+	require.ErrorIs(t, err, approval.ErrNotFound)
+	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "", sf.clock.Now().Add(time.Hour), "")
+	require.ErrorIs(t, err, approval.ErrInvalidDecision)
+}

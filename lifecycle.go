@@ -199,6 +199,74 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
 }
 
+// MoveDeadline moves the deadline of open request id to deadline, later
+// or earlier, on behalf of actor, with a reason; the change is audited
+// (request.deadline_moved, with both times). Level timeouts, escalation
+// steps that run Before the deadline, and Tick's next look follow the new
+// deadline; steps counted After a level opened do not move. The gate does
+// not decide who may move a deadline: the host authorises actor, as for
+// Cancel.
+//
+// It returns ErrInvalidDeadline for a deadline not after now, ErrNotPending
+// for a request that is not open, ErrNotFound for an unknown ID, and
+// ErrInvalidDecision for an actor that is not a valid identity or a reason
+// that is not UTF-8 text of at most 4 KiB.
+func (g *Gate) MoveDeadline(ctx context.Context, id, actor string, deadline time.Time, reason string) (*Request, error) {
+	if err := checkRequestID(id); err != nil {
+		return nil, fmt.Errorf("approval: move deadline: %w", err)
+	}
+	actor, err := CanonicalID(actor)
+	if err != nil {
+		return nil, fmt.Errorf("approval: move deadline %s: %w: actor: %w", id, ErrInvalidDecision, err)
+	}
+	if err := checkString("reason", reason, maxReasonBytes); err != nil {
+		return nil, fmt.Errorf("approval: move deadline %s: %w: %v", id, ErrInvalidDecision, err)
+	}
+	deadline = normalizeTime(deadline)
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("approval: move deadline %s: %w", id, err)
+		}
+		now := normalizeTime(g.now())
+		if !deadline.After(now) {
+			return nil, fmt.Errorf("approval: move deadline %s: %w: %s is not after now (%s)", id, ErrInvalidDeadline,
+				deadline.Format(time.RFC3339), now.Format(time.RFC3339))
+		}
+		r, err := g.store.Get(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("approval: move deadline %s: %w", id, err)
+		}
+		if !r.Status.Open() || (!r.Deadline.IsZero() && !now.Before(r.Deadline)) {
+			return nil, fmt.Errorf("approval: move deadline %s: %w: request is %s", id, ErrNotPending, r.Status)
+		}
+		next := r.Clone()
+		next.Version++
+		next.UpdatedAt, next.Deadline = now, deadline
+		next.DueAt = nextDue(next)
+		what := "from " + fmtDeadline(r.Deadline) + " to " + deadline.Format(time.RFC3339)
+		if reason != "" {
+			what += ": " + reason
+		}
+		events := []AuditEvent{{RequestID: id, Type: EventDeadlineMoved, Actor: actor, Policies: policyRefs(r.Policies), Reason: what, At: now}}
+		err = g.update(ctx, Update{Request: next, Events: events})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("approval: move deadline %s: %w", id, err)
+		}
+		return next, nil
+	}
+	return nil, fmt.Errorf("approval: move deadline %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
+}
+
+func fmtDeadline(t time.Time) string {
+	if t.IsZero() {
+		return "none"
+	}
+	return t.Format(time.RFC3339)
+}
+
 // Wait blocks until request id is no longer open (approved, denied, timed
 // out, cancelled...) or ctx is done, and returns the request. Decisions
 // made through this gate wake it at once; decisions made by other

@@ -499,6 +499,9 @@ func stepLines(steps []approval.EscalationStep, done int) []string {
 	var out []string
 	for j, st := range steps {
 		line := fmt.Sprintf("after %s: %s", fmtDuration(st.After), st.Action)
+		if st.Before > 0 {
+			line = fmt.Sprintf("%s before the deadline: %s", fmtDuration(st.Before), st.Action)
+		}
 		if len(st.To) > 0 {
 			line += " " + approvers(st.To)
 		}
