@@ -143,6 +143,9 @@ type Notification struct {
 	Policies []PolicyRef `json:"policies"`
 	// Reason is the policy reason for a new request, or the resolution.
 	Reason string `json:"reason,omitempty"`
+	// OnBehalfOf is set when Recipient is asked as a delegate: the
+	// approver they stand in for (see Delegation).
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	// Note is the reason of the escalation step that sent it, if one did.
 	Note string `json:"note,omitempty"`
 	// ReviewURL, ApproveURL and DenyURL are set when Config.BaseURL is.

@@ -158,15 +158,16 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 			return nil, nil, nil, err
 		}
 	}
-	eligible, counts, err := g.decidable(ctx, req, sub, now)
+	as, err := g.decidable(ctx, req, sub, now)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	counts := as.counts
 
 	next := req
 	next.Votes = append(next.Votes, Vote{
-		Approver: sub, Verdict: d.Verdict, Reason: d.Reason,
-		TokenID: c.TokenID, Policies: eligible, Counts: counts, At: now,
+		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
+		TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -176,7 +177,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		typ = EventDecisionDeny
 	}
 	events := make([]AuditEvent, 1, 2)
-	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, At: now}
+	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, At: now}
 	var opened []int
 	if d.Verdict == VerdictApprove && counts != nil {
 		var moved []AuditEvent
@@ -190,7 +191,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	case StatusDenied:
 		next.Status, next.ResolvedAt, next.DueAt = StatusDenied, now, time.Time{}
 		next.HoldUntil = g.holdUntil(now)
-		next.Reason = "denied by " + sub
+		next.Reason = "denied by " + sub + onBehalf(as.onBehalfOf)
 		if d.Reason != "" {
 			next.Reason += ": " + d.Reason
 		}
@@ -370,38 +371,70 @@ func quorumDistinct(r *Request) bool {
 // deadline passed), ErrNotEligible, ErrSelfApproval or ErrAlreadyDecided;
 // any other error is the Directory's, wrapping errResolveApprovers. Decide,
 // CanDecide and the inbox all ask it, so they cannot disagree.
-func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) ([]string, []VoteCount, error) {
+func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) (decidableAs, error) {
 	if !r.Status.Open() {
-		return nil, nil, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
+		return decidableAs{}, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
 	}
 	if !r.Deadline.IsZero() && !now.Before(r.Deadline) {
-		return nil, nil, errTimedOut
+		return decidableAs{}, errTimedOut
 	}
 	if needsMembers(r) {
 		// Members of a level requiring all that could not be resolved
 		// when it opened are resolved now, on a copy: r stays as given.
 		r = r.Clone()
 		if err := g.resolveAllMembers(ctx, r); err != nil {
-			return nil, nil, err
+			return decidableAs{}, err
 		}
 	}
-	eligible, counts, err := g.eligiblePolicies(ctx, r, who)
+	var as decidableAs
+	var err error
+	as.policies, as.counts, err = g.eligiblePolicies(ctx, r, who)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errResolveApprovers, err)
+		return decidableAs{}, fmt.Errorf("%w: %w", errResolveApprovers, err)
 	}
-	if len(eligible) == 0 {
-		return nil, nil, fmt.Errorf("%w: %s is not an approver of %v%s", ErrNotEligible, who, r.PolicyNames(), levelsNow(r))
+	if len(as.policies) == 0 {
+		// Not in their own right: perhaps on someone's behalf.
+		as.onBehalfOf, as.policies, as.counts, err = g.delegated(ctx, r, who, now)
+		if err != nil {
+			return decidableAs{}, fmt.Errorf("%w: delegations: %w", errResolveApprovers, err)
+		}
+	}
+	if len(as.policies) == 0 {
+		return decidableAs{}, fmt.Errorf("%w: %s is not an approver of %v%s", ErrNotEligible, who, r.PolicyNames(), levelsNow(r))
 	}
 	if r.SegregateRequester && r.isRequester(who) {
 		if !sameID(who, r.Action.RequestedBy) {
-			return nil, nil, fmt.Errorf("%w: %s requested it through %s (the initiator)", ErrSelfApproval, who, r.Action.RequestedBy)
+			return decidableAs{}, fmt.Errorf("%w: %s requested it through %s (the initiator)", ErrSelfApproval, who, r.Action.RequestedBy)
 		}
-		return nil, nil, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
+		return decidableAs{}, fmt.Errorf("%w: %s requested it", ErrSelfApproval, who)
 	}
-	if v, ok := r.vote(who); ok {
-		return nil, nil, fmt.Errorf("%w: %s voted %s at %s", ErrAlreadyDecided, who, v.Verdict, v.At.Format(time.RFC3339))
+	if as.onBehalfOf != "" && r.SegregateRequester && r.isRequester(as.onBehalfOf) {
+		return decidableAs{}, fmt.Errorf("%w: %s would decide for %s, who requested it", ErrSelfApproval, who, as.onBehalfOf)
 	}
-	return eligible, counts, nil
+	for _, p := range []string{who, as.onBehalfOf} {
+		if p == "" {
+			continue
+		}
+		if v, ok := r.decidedBy(p); ok {
+			return decidableAs{}, fmt.Errorf("%w: %s voted %s at %s%s", ErrAlreadyDecided, v.Approver, v.Verdict, v.At.Format(time.RFC3339), onBehalf(v.OnBehalfOf))
+		}
+	}
+	return as, nil
+}
+
+// decidableAs is how a person may decide a request: toward these
+// policies (and levels), perhaps on behalf of another.
+type decidableAs struct {
+	policies   []string
+	counts     []VoteCount
+	onBehalfOf string
+}
+
+func onBehalf(who string) string {
+	if who == "" {
+		return ""
+	}
+	return " on behalf of " + who
 }
 
 // levelsNow describes the current levels of r's chains, for an error.

@@ -284,7 +284,7 @@ func (r *outboxRunner) expand(m OutboxMessage) {
 	}
 	var recipients []string
 	if err == nil {
-		recipients, err = r.recipients(ctx, job)
+		recipients, err = r.recipients(ctx, &job)
 	}
 	if err != nil {
 		if r.ctx.Err() != nil {

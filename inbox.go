@@ -63,7 +63,7 @@ func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time
 	if !r.Status.Open() {
 		return false, nil // skip the Directory for what the store let through
 	}
-	_, _, err := g.decidable(ctx, r, who, now)
+	_, err := g.decidable(ctx, r, who, now)
 	if err != nil && errors.Is(err, errResolveApprovers) {
 		return false, err
 	}
@@ -86,7 +86,7 @@ func (g *Gate) CanDecide(ctx context.Context, r *Request, who string) error {
 	if err != nil {
 		return fmt.Errorf("approval: can decide: %w", err)
 	}
-	_, _, err = g.decidable(ctx, r, who, g.now())
+	_, err = g.decidable(ctx, r, who, g.now())
 	if errors.Is(err, errTimedOut) {
 		err = fmt.Errorf("%w: timed out", ErrNotPending)
 	}

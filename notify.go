@@ -59,6 +59,9 @@ type notifyJob struct {
 	req    *Request
 	level  int // escalation level reached, for NotifyEscalated
 	target noticeTarget
+	// delegates maps the delegates recipients resolved to the approvers
+	// they stand in for (set by recipients).
+	delegates map[string]string
 }
 
 // worker sends one channel's notifications, in order.
@@ -239,7 +242,7 @@ func (d *dispatcher) resolveJob(job notifyJob) {
 			Policies: refs, Reason: auditSafe(reason, maxReasonBytes), At: now})
 	}
 	ctx, cancel := context.WithTimeout(d.ctx, resolveTimeout)
-	recipients, err := d.recipients(ctx, job)
+	recipients, err := d.recipients(ctx, &job)
 	cancel()
 	if err != nil {
 		reason := fmt.Sprintf("%s: resolve recipients: %v", job.typ, err)
@@ -459,7 +462,7 @@ func (d *dispatcher) wait(stop <-chan struct{}) bool {
 // recipients lists who a job notifies, resolving groups and roles now.
 // Approvers are asked to decide; the requester (when segregated) is not.
 // Resolutions and timeouts go to the requester and the voters as well.
-func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, error) {
+func (d *resolver) recipients(ctx context.Context, job *notifyJob) ([]string, error) {
 	r := job.req
 	var out []string
 	add := func(u string) {
@@ -502,11 +505,52 @@ func (d *resolver) recipients(ctx context.Context, job notifyJob) ([]string, err
 			}
 		}
 	}
+	if job.typ == NotifyRequested || job.typ == NotifyReminder || job.typ == NotifyEscalated {
+		var err error
+		if out, err = d.addDelegates(ctx, job, out); err != nil {
+			return out, err
+		}
+	}
 	if job.typ == NotifyResolved || job.typ == NotifyTimedOut {
 		for _, id := range append([]string{r.Action.RequestedBy, r.Action.Initiator}, voters(r)...) {
 			if c, err := CanonicalID(id); err == nil {
 				add(c)
 			}
+		}
+	}
+	return out, nil
+}
+
+// addDelegates adds to out (the approvers a job asks to decide) the
+// delegates standing in for them now, within scope, and records whom
+// each stands in for. A delegate who may not decide (the requester, or
+// one who has voted) is left out, as is an approver who has voted.
+func (d *resolver) addDelegates(ctx context.Context, job *notifyJob, out []string) ([]string, error) {
+	r := job.req
+	if _, ok := d.g.store.(Delegations); !ok {
+		return out, nil
+	}
+	now := normalizeTime(d.g.now())
+	n := len(out)
+	for _, from := range out[:n] {
+		ds, err := d.g.activeDelegations(ctx, from, true, now)
+		if err != nil {
+			return out, fmt.Errorf("delegations from %s: %w", from, err)
+		}
+		for i := range ds {
+			dl := &ds[i]
+			if !slices.ContainsFunc(r.Policies, func(p MatchedPolicy) bool { return dl.covers(p.Name) }) ||
+				slices.Contains(out, dl.To) || (r.SegregateRequester && r.isRequester(dl.To)) {
+				continue
+			}
+			if _, voted := r.decidedBy(from); voted {
+				continue
+			}
+			if job.delegates == nil {
+				job.delegates = map[string]string{}
+			}
+			job.delegates[dl.To] = from
+			out = append(out, dl.To)
 		}
 	}
 	return out, nil
@@ -591,6 +635,7 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
 	n.Note = job.target.Note
+	n.OnBehalfOf = job.delegates[to]
 	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
 	return n
 }

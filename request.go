@@ -237,6 +237,16 @@ func (r *Request) vote(approver string) (Vote, bool) {
 	return Vote{}, false
 }
 
+// decidedBy returns the vote person cast, or a delegate cast for them.
+func (r *Request) decidedBy(person string) (Vote, bool) {
+	for _, v := range r.Votes {
+		if sameID(v.Approver, person) || (v.OnBehalfOf != "" && sameID(v.OnBehalfOf, person)) {
+			return v, true
+		}
+	}
+	return Vote{}, false
+}
+
 // usedToken reports whether a vote on r carries token ID tid.
 func (r *Request) usedToken(tid string) bool {
 	for _, v := range r.Votes {

@@ -67,6 +67,8 @@ type Store struct {
 	reqEvents map[string][]int64
 	// outbox holds the pending and dead outbox messages by ID (outbox.go).
 	outbox map[string]*approval.OutboxMessage
+	// delegations holds every delegation by ID (delegation.go).
+	delegations map[string]*approval.Delegation
 
 	// Retention (retention.go). clock is the latest request time seen;
 	// drops are the terminal requests by the time they may go.

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runAuditTests(t, newStore)
 	runContextTests(t, newStore)
 	runOutboxTests(t, newStore)
+	runDelegationTests(t, newStore)
 	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
