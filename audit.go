@@ -59,7 +59,7 @@ const (
 	EventRequestCancelled EventType = "request.cancelled"
 	// EventDeadlineMoved: someone moved an open request's deadline
 	// (Gate.MoveDeadline); the reason gives both times and why.
-	EventDeadlineMoved EventType = "request.deadline_moved"
+	EventDeadlineMoved    EventType = "request.deadline_moved"
 	EventApprovalConsumed EventType = "approval.consumed"
 	EventApprovalExpired  EventType = "approval.expired"
 	// EventPolicyError records a custom matcher that failed and so applied

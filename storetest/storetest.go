@@ -134,7 +134,7 @@ func fullRequest() *approval.Request {
 		RequiredApprovals: 1,
 		Escalation: []approval.EscalationStep{
 			{After: 4 * time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("sre-leads")}, Channels: []string{"slack"}, Reason: "SLA"},
-			{After: 8 * time.Hour, Action: approval.StepAutoDeny},
+			{Before: time.Hour, Action: approval.StepAutoDeny},
 		},
 		ReminderInterval: time.Hour,
 		Redact:           []string{"iban", "api_key"},
@@ -146,7 +146,7 @@ func fullRequest() *approval.Request {
 		Chain: []approval.Level{
 			{Name: "Team Lead Review", Approvers: []approval.Approver{approval.Role("team_lead")}, Timeout: 24 * time.Hour,
 				Escalation: []approval.EscalationStep{{After: 4 * time.Hour, Action: approval.StepReminder},
-					{After: 6 * time.Hour, Action: approval.StepNotify, To: []approval.Approver{approval.Role("director")},
+					{Before: 2 * time.Hour, Action: approval.StepNotify, To: []approval.Approver{approval.Role("director")},
 						Channels: []string{"email", "slack"}, Reason: "SLA breach"}}},
 			{Name: "Stakeholders", Logic: approval.LogicOr, Groups: []approval.ParallelGroup{
 				{Name: "engineering", Approvers: []approval.Approver{approval.Role("tech_lead")}, Require: approval.Threshold(2)},
