@@ -59,6 +59,11 @@ type Action struct {
 	Payload []byte `json:"payload,omitempty"`
 	// Provenance records where the request came from.
 	Provenance *Provenance `json:"provenance,omitempty"`
+	// Recommendation is an automated reviewer's advice, attached as the
+	// request is made (see Recommendation; Gate.Recommend attaches one
+	// later). The request keeps it in Request.Recommendations. Context for
+	// reviewers: not part of the hash.
+	Recommendation *Recommendation `json:"recommendation,omitempty"`
 	// Diff lists the file changes a code or infrastructure action makes.
 	Diff []FileDiff `json:"diff,omitempty"`
 }
@@ -215,6 +220,11 @@ func (a *Action) normalize(l *Limits) error {
 		}
 		if err := checkString("metadata value", v, l.MaxStringBytes); err != nil {
 			return err
+		}
+	}
+	if a.Recommendation != nil {
+		if err := a.Recommendation.check(); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidAction, err)
 		}
 	}
 	if err := checkString("message", a.Message, l.MaxMessageBytes); err != nil {
@@ -466,6 +476,10 @@ func (a Action) clone() Action {
 	if a.Provenance != nil {
 		p := *a.Provenance
 		a.Provenance = &p
+	}
+	if a.Recommendation != nil {
+		rec := a.Recommendation.clone()
+		a.Recommendation = &rec
 	}
 	if a.Diff != nil {
 		d := make([]FileDiff, len(a.Diff))

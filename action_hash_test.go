@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 
 	"github.com/gowebpki/jcs"
@@ -23,14 +24,18 @@ import (
 // action hash leaves out on purpose, and why. A listed struct excludes the
 // fields inside it.
 var hashExcluded = map[string]string{
-	"Message":    "context for reviewers: a retry that rewords it is the same action",
-	"Provenance": "context for reviewers: where the request came from",
+	"Message":        "context for reviewers: a retry that rewords it is the same action",
+	"Provenance":     "context for reviewers: where the request came from",
+	"Recommendation": "context for reviewers: an automated reviewer's advice, which the request keeps apart",
 }
 
 // hashValues overrides the value generated for a field where the generic
 // one would not validate (see normalize and identity.go).
 var hashValues = map[string]any{
-	"Cost.Currency": "EUR", // three letters, and not the minimal cost's USD
+	"Cost.Currency":             "EUR", // three letters, and not the minimal cost's USD
+	"Recommendation.Verdict":    VerdictApprove,
+	"Recommendation.Confidence": 0.5,
+	"Recommendation.At":         time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 }
 
 // minimalValue is the smallest valid value of a struct type: the base on
@@ -44,6 +49,8 @@ func minimalValue(t reflect.Type) reflect.Value {
 		v.Set(reflect.ValueOf(Cost{Currency: "USD"})) // a cost names its currency
 	case reflect.TypeFor[FileDiff]():
 		v.Set(reflect.ValueOf(FileDiff{Path: "p"})) // a file has a path
+	case reflect.TypeFor[Recommendation]():
+		v.Set(reflect.ValueOf(Recommendation{By: "b", Verdict: VerdictDeny})) // a valid recommendation
 	}
 	return v
 }
@@ -63,7 +70,7 @@ func container(t reflect.Type) (reflect.Type, bool) {
 	case reflect.Pointer, reflect.Slice:
 		t = t.Elem()
 	}
-	return t, t.Kind() == reflect.Struct
+	return t, t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time]()
 }
 
 // hashFields lists every field of Action, depth first, structs before the

@@ -383,6 +383,18 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		Policies: policyRefs(req.Policies), Reason: req.Reason, At: now,
 	}}
 	events = append(events, levelEvents...)
+	if rec := req.Action.Recommendation; rec != nil {
+		// Kept on the request, not in the action.
+		req.Action.Recommendation = nil
+		r := rec.clone()
+		r.At = now
+		req.Recommendations = []Recommendation{r}
+		events = append(events, recommendationEvent(req, a.RequestedBy, &r))
+		events = append(events, applyRecommendation(req, &r, now)...)
+		if allMet(req) {
+			return g.approveAtOnce(ctx, req, events, "approved on the recommendation of "+r.By)
+		}
+	}
 	for i, msg := range m.errs {
 		if msg != "" {
 			g.log.Error("approval: policy matcher failed; applying the policy (fail closed)",
@@ -394,7 +406,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		}
 	}
 	if allMet(req) {
-		return g.approveAtOnce(ctx, req, events)
+		return g.approveAtOnce(ctx, req, events, "every level skipped")
 	}
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
@@ -567,11 +579,11 @@ func (g *Gate) openChains(ctx context.Context, req *Request, m *match, now time.
 }
 
 // approveAtOnce records req, whose every policy is met as it is created
-// (every level of its chains skipped), as approved and consumed by this
-// Guard in one write.
-func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent) (Result, error) {
+// (every level of its chains skipped, or passed on a recommendation), as
+// approved and consumed by this Guard in one write.
+func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent, reason string) (Result, error) {
 	now := req.CreatedAt
-	req.approve(now, "every level skipped")
+	req.approve(now, reason)
 	req.Status, req.DueAt, req.Deadline = StatusConsumed, time.Time{}, time.Time{}
 	refs := policyRefs(req.Policies)
 	events = append(events,

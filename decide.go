@@ -320,6 +320,9 @@ func outcome(r *Request) Status {
 func quorumDistinct(r *Request) bool {
 	var seats []int // seat -> policy index
 	for i, p := range r.Policies {
+		if p.Progress.Level > 0 {
+			continue // passed by a step or a recommendation
+		}
 		for range p.RequiredApprovals {
 			seats = append(seats, i)
 		}

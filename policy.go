@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -109,6 +110,14 @@ type Policy struct {
 	// ApprovalTTL is how long an approval stays usable before the next
 	// Guard of the action consumes it. Defaults to 1h.
 	ApprovalTTL time.Duration
+	// RecommendationApprovesBelow, if set, lets a Recommendation to
+	// approve, at least RecommendationMinConfidence confident, pass the
+	// policy (every level) for an action whose risk is below it; an
+	// action without a risk never qualifies. It is audited as a level
+	// passed on the recommendation, never counted as a vote. Defaults to
+	// RiskNone: recommendations only inform.
+	RecommendationApprovesBelow Risk
+	RecommendationMinConfidence float64
 }
 
 // Defaults applied to policies.
@@ -165,6 +174,9 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		Escalation:        p.Escalation,
 		ReminderInterval:  p.ReminderInterval,
 		Redact:            p.Redact,
+
+		RecommendationApprovesBelow: p.RecommendationApprovesBelow,
+		RecommendationMinConfidence: p.RecommendationMinConfidence,
 	}
 	if len(p.Chain) > 0 {
 		// The snapshot keeps no matcher: Skipped records what When said.
@@ -197,6 +209,12 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	}
 	if p.Timeout < 0 || p.ApprovalTTL < 0 || p.ReminderInterval < 0 {
 		return bad("durations must be positive")
+	}
+	if p.RecommendationApprovesBelow < RiskNone || p.RecommendationApprovesBelow > RiskCritical {
+		return bad("RecommendationApprovesBelow is not a risk level")
+	}
+	if math.IsNaN(p.RecommendationMinConfidence) || p.RecommendationMinConfidence < 0 || p.RecommendationMinConfidence > 1 {
+		return bad("RecommendationMinConfidence %v is not between 0 and 1", p.RecommendationMinConfidence)
 	}
 	if p.Effect == EffectDeny {
 		return nil
@@ -292,6 +310,17 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = canon.AppendKey(b, "reason")
 	b = canon.AppendString(b, p.Reason)
 	b = append(b, ',')
+	if p.RecommendationApprovesBelow != RiskNone {
+		// Written only when set, like reminder_interval.
+		b = canon.AppendKey(b, "recommendation_approves_below")
+		b = canon.AppendString(b, p.RecommendationApprovesBelow.String())
+		b = append(b, ',')
+		b = canon.AppendKey(b, "recommendation_min_confidence")
+		if b, err = canon.AppendFloat(b, p.RecommendationMinConfidence); err != nil {
+			return b, err
+		}
+		b = append(b, ',')
+	}
 	if len(p.Redact) > 0 {
 		// Written only when set, like reminder_interval.
 		b = canon.AppendKey(b, "redact")

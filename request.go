@@ -85,6 +85,9 @@ type Request struct {
 	Policies []MatchedPolicy `json:"policies"`
 	// Votes are the decisions recorded so far, in order.
 	Votes []Vote `json:"votes,omitempty"`
+	// Recommendations are the automated reviewers' advice, in order (see
+	// Recommendation); never votes.
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
 	// SegregateRequester forbids the requester from deciding.
 	SegregateRequester bool `json:"segregate_requester"`
 	// DistinctApprovers makes each approver count toward one policy only.
@@ -151,6 +154,10 @@ type MatchedPolicy struct {
 	// Redact names the payload fields and metadata keys review surfaces
 	// mask (Policy.Redact).
 	Redact []string `json:"redact,omitempty"`
+	// RecommendationApprovesBelow and RecommendationMinConfidence are the
+	// policy's (see Policy).
+	RecommendationApprovesBelow Risk    `json:"recommendation_approves_below,omitempty"`
+	RecommendationMinConfidence float64 `json:"recommendation_min_confidence,omitempty"`
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.
 	MatchError string `json:"match_error,omitempty"`
@@ -194,6 +201,12 @@ func (r *Request) Clone() *Request {
 		p.Skipped = slices.Clone(p.Skipped)
 		p.Progress = p.Progress.clone()
 		c.Policies[i] = p
+	}
+	if r.Recommendations != nil {
+		c.Recommendations = make([]Recommendation, len(r.Recommendations))
+		for i, rec := range r.Recommendations {
+			c.Recommendations[i] = rec.clone()
+		}
 	}
 	if r.Votes != nil {
 		c.Votes = make([]Vote, len(r.Votes))

@@ -139,7 +139,10 @@ func fullRequest() *approval.Request {
 		ReminderInterval: time.Hour,
 		Redact:           []string{"iban", "api_key"},
 		MatchError:       "custom matcher: boom",
-		Progress:         approval.LevelProgress{Since: at, Steps: 1, Added: []approval.Approver{approval.Group("sre-leads")}, Widened: true},
+
+		RecommendationApprovesBelow: approval.RiskHigh,
+		RecommendationMinConfidence: 0.8,
+		Progress:                    approval.LevelProgress{Since: at, Steps: 1, Added: []approval.Approver{approval.Group("sre-leads")}, Widened: true},
 	}, approval.MatchedPolicy{
 		Name: "release_train",
 		Hash: randomHex() + randomHex(),
@@ -169,6 +172,10 @@ func fullRequest() *approval.Request {
 			{Policy: "release_train", Level: 1, Groups: []int{0, 1}}},
 		At: at.Add(time.Minute),
 	}}
+	r.Recommendations = []approval.Recommendation{{By: "risk-reviewer", Verdict: approval.VerdictApprove, Summary: "low blast radius",
+		Confidence: 0.87, Context: map[string]string{"ci": "https://ci.example.com/7"}, At: at.Add(30 * time.Second)}}
+	r.Action.Recommendation = &approval.Recommendation{By: "agent-7", Verdict: approval.VerdictDeny, Summary: "touches billing", Confidence: 0.25,
+		Context: map[string]string{"diff": "3 files"}, At: at}
 	r.DistinctApprovers = true
 	r.DenyThreshold = 2
 	r.OnTimeout = approval.TimeoutApprove
