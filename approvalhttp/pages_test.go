@@ -360,3 +360,30 @@ func TestPayloadDisplayCap(t *testing.T) {
 	require.Contains(t, page, "of 411 bytes")
 	require.NotContains(t, page, strings.Repeat("é", 60))
 }
+
+// The page shows where a chain stands and what automated reviewers
+// advised, apart from the votes.
+func TestReviewPageChainAndRecommendation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: []approval.Level{
+		{Name: "Team Lead Review", Approvers: []approval.Approver{approval.User("alice")}, Timeout: 4 * time.Hour,
+			Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.User("dave")}}}},
+		{Name: "Security Review", Approvers: []approval.Approver{approval.User("bob")}, When: approval.TagAny("security")},
+		{Name: "Manager Approval", Approvers: []approval.Approver{approval.User("bob"), approval.User("dave")}, Require: approval.RequireAll},
+	}}))
+	rec := approval.Recommendation{By: "risk-reviewer", Verdict: approval.VerdictApprove, Summary: "no schema change", Confidence: 0.87,
+		Context: map[string]string{"ci": "run 7 green"}}
+	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "carol", Recommendation: &rec})
+	page := f.get("/approvals/"+id, "alice").html(t, http.StatusOK)
+	for _, want := range []string{
+		"release is at level 1 (Team Lead Review) of 3.", "level 1 (Team Lead Review): 1 approval", "user:alice",
+		"level 1 (Team Lead Review) (current), times out after 4h", "after 1h: escalate user:dave",
+		"level 2 (Security Review) (skipped)", "level 3 (Manager Approval) (to come)",
+		`id="recommendations"`, `data-by="risk-reviewer" data-verdict="approve"`, "recommends approve (confidence 87%)",
+		"no schema change", "ci: run 7 green", "a recommendation is not a vote",
+	} {
+		require.Contains(t, page, want)
+	}
+	require.Contains(t, page, `id="votes" class="empty"`, "the recommendation is not listed as a vote")
+}

@@ -245,6 +245,30 @@ func writeReview(w htmlWriter, v *reviewView) {
 		w.raw("</dl>\n</section>\n\n")
 	}
 
+	if len(v.Recommendations) > 0 {
+		w.raw("<section id=\"recommendations-section\">\n<h2>Automated review</h2>\n" +
+			"<p class=\"sub\">Advice only: a recommendation is not a vote.</p>\n<ul id=\"recommendations\">")
+		for _, rec := range v.Recommendations {
+			w.raw("<li")
+			w.attr("class", "recommendation v-"+string(rec.Verdict))
+			w.attr("data-by", rec.By)
+			w.attr("data-verdict", string(rec.Verdict))
+			w.raw(">")
+			w.elem("strong", "", "", rec.By)
+			w.text(" recommends " + string(rec.Verdict) + " (confidence " + rec.Confidence + ")")
+			if rec.Summary != "" {
+				w.elem("div", "", "", rec.Summary)
+			}
+			for _, c := range rec.Context {
+				w.elem("div", "", "sub", c.Key+": "+c.Value)
+			}
+			w.raw(" ")
+			w.timeEl("", rec.At, rec.AtISO)
+			w.raw("</li>")
+		}
+		w.raw("</ul>\n</section>\n\n")
+	}
+
 	w.raw("<section id=\"votes-section\">\n<h2>Votes</h2>\n")
 	if len(v.Votes) > 0 {
 		w.raw("<table id=\"votes\" class=\"votes\">\n<thead><tr><th>Approver</th><th>Verdict</th><th>Reason</th><th>Counts toward</th><th>At</th></tr></thead>\n<tbody>")

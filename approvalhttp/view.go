@@ -35,10 +35,11 @@ type reviewView struct {
 	Diff                    []fileView
 	Redacted                bool
 
-	Policies    []policyView
-	Votes       []voteView
-	History     []eventView
-	HistoryMore bool
+	Policies        []policyView
+	Recommendations []recView
+	Votes           []voteView
+	History         []eventView
+	HistoryMore     bool
 
 	Created, CreatedISO, Deadline, DeadlineISO, TimeLeft string
 	Resolved, ResolvedISO, Expires, ExpiresISO           string
@@ -81,6 +82,13 @@ type lineView struct{ Class, Text string }
 type policyView struct {
 	Name, Hash, Needs, Approvers, MatchError string
 	Escalation                               []string
+}
+
+// recView is an automated reviewer's recommendation.
+type recView struct {
+	By, Summary, Confidence, At, AtISO string
+	Verdict                            approval.Verdict
+	Context                            []metaView
 }
 
 type voteView struct {
@@ -236,6 +244,16 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 	}
 	v.Rules = rules(req)
 
+	for _, rec := range req.Recommendations {
+		rv := recView{By: rec.By, Verdict: rec.Verdict, Summary: rec.Summary,
+			Confidence: strconv.Itoa(int(rec.Confidence*100+0.5)) + "%"}
+		rv.At, rv.AtISO = fmtTime(rec.At)
+		for k, val := range rec.Context {
+			rv.Context = append(rv.Context, metaView{Key: k, Value: val})
+		}
+		slices.SortFunc(rv.Context, func(x, y metaView) int { return strings.Compare(x.Key, y.Key) })
+		v.Recommendations = append(v.Recommendations, rv)
+	}
 	v.Votes = make([]voteView, len(req.Votes))
 	for i, vt := range req.Votes {
 		vv := voteView{Approver: vt.Approver, OnBehalfOf: vt.OnBehalfOf, Verdict: vt.Verdict, Reason: vt.Reason,
