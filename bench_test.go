@@ -68,16 +68,36 @@ func BenchmarkGuardNoMatch(b *testing.B) {
 }
 
 // BenchmarkGuardCreate: a matching policy with three eligible approvers;
-// every iteration creates a new request (the payload differs).
+// every iteration creates a new request (the payload differs). flat is one
+// level of two approvals; chain-3 the same group in a chain of three
+// levels (any, threshold(2), all) with an escalation step and a
+// conditional level, so that Guard resolves the all-level's members as it
+// opens the first.
 func BenchmarkGuardCreate(b *testing.B) {
-	g := benchGate(b, 3)
-	if err := g.SetPolicy("high_spend", approval.Policy{
-		Match:             approval.CostAtLeast(1000, "USD"),
-		Approvers:         []approval.Approver{approval.Group("finance")},
-		RequiredApprovals: 2,
-	}); err != nil {
-		b.Fatal(err)
+	finance := []approval.Approver{approval.Group("finance")}
+	for _, bc := range []struct {
+		name   string
+		policy approval.Policy
+	}{
+		{"flat", approval.Policy{Match: approval.CostAtLeast(1000, "USD"), Approvers: finance, RequiredApprovals: 2}},
+		{"chain-3", approval.Policy{Match: approval.CostAtLeast(1000, "USD"), Chain: []approval.Level{
+			{Name: "review", Approvers: finance, Require: approval.RequireAll,
+				Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepReminder}}},
+			{Name: "sign-off", Approvers: finance, Require: approval.Threshold(2), Timeout: 4 * time.Hour},
+			{Name: "security", Approvers: finance, When: approval.Field("metadata.priority", approval.OpEq, "critical")},
+		}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			g := benchGate(b, 3)
+			if err := g.SetPolicy("high_spend", bc.policy); err != nil {
+				b.Fatal(err)
+			}
+			benchGuardCreate(b, g)
+		})
 	}
+}
+
+func benchGuardCreate(b *testing.B, g *approval.Gate) {
 	actions := make([]approval.Action, 1<<16)
 	for i := range actions {
 		actions[i] = approval.Action{

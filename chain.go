@@ -208,12 +208,22 @@ type EscalationStep struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// levelsOf returns p's levels: its Chain, or the one level of a flat policy.
-func levelsOf(p *MatchedPolicy) []Level {
+// levelCount returns how many levels p has: its Chain's, or the one of a
+// flat policy.
+func levelCount(p *MatchedPolicy) int {
 	if len(p.Chain) > 0 {
-		return p.Chain
+		return len(p.Chain)
 	}
-	return []Level{{Approvers: p.Approvers, Require: Threshold(p.RequiredApprovals), Escalation: p.Escalation}}
+	return 1
+}
+
+// levelAt returns level i of p (i < levelCount(p)): a copy, built for a
+// flat policy, so that nothing allocates.
+func levelAt(p *MatchedPolicy, i int) Level {
+	if len(p.Chain) > 0 {
+		return p.Chain[i]
+	}
+	return Level{Approvers: p.Approvers, Require: Threshold(p.RequiredApprovals), Escalation: p.Escalation}
 }
 
 // levelName returns level i's name for messages.

@@ -182,8 +182,8 @@ func (pr *progress) policy(pi int) {
 // pass passes level li of policy pi, audited with why, and opens the next.
 func (pr *progress) pass(pi, li int, why string) {
 	p := &pr.r.Policies[pi]
-	ls := levelsOf(p)
-	pr.events = append(pr.events, pr.g.levelEvent(pr.r, pi, EventLevelPassed, SystemActor, levelName(&ls[li], li)+": "+why, pr.now))
+	l := levelAt(p, li)
+	pr.events = append(pr.events, pr.g.levelEvent(pr.r, pi, EventLevelPassed, SystemActor, levelName(&l, li)+": "+why, pr.now))
 	pr.g.openLevel(pr.ctx, pr.r, pi, li+1, pr.now)
 	if len(p.Chain) == 0 {
 		return // a flat policy passed is met
@@ -259,8 +259,7 @@ func (pr *progress) step(pi int, l *Level, li int, s EscalationStep) {
 		pr.notes = append(pr.notes, note{typ: NotifyAlert, target: target})
 	case StepAutoApprove:
 		pr.event(EventLevelPassed, what+"; policy passed", refs)
-		ls := levelsOf(p)
-		p.Progress = LevelProgress{Level: len(ls), Since: pr.now}
+		p.Progress = LevelProgress{Level: levelCount(p), Since: pr.now}
 	case StepAutoDeny:
 		pr.end(StatusDenied, "denied by an escalation step: "+what, EventRequestDenied, NotifyResolved)
 	}

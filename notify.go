@@ -565,7 +565,7 @@ func currentApprovers(p *MatchedPolicy) [][]Approver {
 		return nil
 	}
 	var out [][]Approver
-	for _, u := range units(&l) {
+	for u, end := units(&l); u < end; u++ {
 		if ms := p.members(u); unitRequire(&l, u).IsAll() && ms != nil {
 			as := make([]Approver, len(ms))
 			for i, m := range ms {

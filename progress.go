@@ -91,11 +91,11 @@ func policyMet(r *Request, p *MatchedPolicy) bool {
 // chain is done. A flat policy's one level is current while its request
 // is open.
 func (p *MatchedPolicy) currentLevel() (Level, int, bool) {
-	ls := levelsOf(p)
-	if p.Progress.Level >= len(ls) {
-		return Level{}, len(ls), false
+	n := levelCount(p)
+	if p.Progress.Level >= n {
+		return Level{}, n, false
 	}
-	return ls[p.Progress.Level], p.Progress.Level, true
+	return levelAt(p, p.Progress.Level), p.Progress.Level, true
 }
 
 // skipped reports whether level i of p was skipped by its condition.
@@ -129,16 +129,13 @@ func (p *MatchedPolicy) members(grp int) []string {
 	return nil
 }
 
-// units returns the unit indices of level l: -1 alone, or each group.
-func units(l *Level) []int {
+// units returns the unit indices of level l, [from, to): -1 alone, or
+// each group.
+func units(l *Level) (from, to int) {
 	if len(l.Groups) == 0 {
-		return []int{-1}
+		return -1, 0
 	}
-	us := make([]int, len(l.Groups))
-	for i := range us {
-		us[i] = i
-	}
-	return us
+	return 0, len(l.Groups)
 }
 
 // unitMet reports whether unit grp of policy p's current level l is met
@@ -204,8 +201,7 @@ func levelMet(r *Request, p *MatchedPolicy) bool {
 func (g *Gate) openLevel(ctx context.Context, r *Request, pi, lvl int, now time.Time) {
 	p := &r.Policies[pi]
 	p.Progress = LevelProgress{Level: lvl, Since: now}
-	ls := levelsOf(p)
-	if lvl >= len(ls) || p.skipped(lvl) {
+	if lvl >= levelCount(p) || p.skipped(lvl) {
 		return
 	}
 	if err := g.resolveMembers(ctx, r, pi); err != nil {
@@ -222,7 +218,7 @@ func (g *Gate) resolveMembers(ctx context.Context, r *Request, pi int) error {
 	if !ok {
 		return nil
 	}
-	for _, u := range units(&l) {
+	for u, end := units(&l); u < end; u++ {
 		if !unitRequire(&l, u).IsAll() || p.members(u) != nil {
 			continue
 		}
@@ -252,7 +248,7 @@ func needsMembers(r *Request) bool {
 		if !ok {
 			continue
 		}
-		for _, u := range units(&l) {
+		for u, end := units(&l); u < end; u++ {
 			if unitRequire(&l, u).IsAll() && p.members(u) == nil {
 				return true
 			}
@@ -339,7 +335,7 @@ func (g *Gate) eligibleAt(ctx context.Context, p *MatchedPolicy, user string) (b
 	}
 	var groups []int
 	eligible := false
-	for _, u := range units(&l) {
+	for u, end := units(&l); u < end; u++ {
 		in, err := g.inUnit(ctx, p, &l, u, user)
 		if err != nil {
 			return false, nil, err

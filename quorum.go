@@ -26,12 +26,12 @@ func (g *Gate) quorumShortfall(ctx context.Context, req *Request) (string, error
 	}
 	for i := range req.Policies {
 		p := &req.Policies[i]
-		ls := levelsOf(p)
-		for li := range ls {
+		for li := range levelCount(p) {
 			if p.skipped(li) {
 				continue
 			}
-			reason, err := g.levelShortfall(ctx, req, p, &ls[li], li)
+			l := levelAt(p, li)
+			reason, err := g.levelShortfall(ctx, req, p, &l, li)
 			if reason != "" || err != nil {
 				return reason, err
 			}
@@ -49,7 +49,7 @@ func (g *Gate) levelShortfall(ctx context.Context, req *Request, p *MatchedPolic
 		}
 	}
 	var first string
-	for _, u := range units(l) {
+	for u, end := units(l); u < end; u++ {
 		as := l.Approvers
 		if u >= 0 {
 			as = l.Groups[u].Approvers
@@ -171,7 +171,8 @@ func (g *Gate) distinctShortfall(ctx context.Context, req *Request) (string, err
 			return "", err
 		}
 		if len(people) < p.RequiredApprovals {
-			return shortfall(p, &levelsOf(p)[0], 0, -1, p.RequiredApprovals, len(people), req.SegregateRequester), nil
+			l := levelAt(p, 0)
+			return shortfall(p, &l, 0, -1, p.RequiredApprovals, len(people), req.SegregateRequester), nil
 		}
 		eligible[i] = people
 		for range p.RequiredApprovals {

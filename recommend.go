@@ -99,7 +99,7 @@ func applyRecommendation(r *Request, rec *Recommendation, now time.Time) []Audit
 		if policyMet(r, p) || !recommends(p, &r.Action, rec) {
 			continue
 		}
-		p.Progress = LevelProgress{Level: len(levelsOf(p)), Since: now}
+		p.Progress = LevelProgress{Level: levelCount(p), Since: now}
 		what := fmt.Sprintf("policy %s: passed on the recommendation of %s (approve, confidence %s; risk %s below %s)",
 			p.Name, rec.By, strconv.FormatFloat(rec.Confidence, 'f', -1, 64), r.Action.Risk, p.RecommendationApprovesBelow)
 		if rec.Summary != "" {
