@@ -108,6 +108,10 @@ type Config struct {
 	// hold. A denial by a deny policy is not held (it is re-evaluated on
 	// every Guard), nor is a cancellation.
 	DenialHold time.Duration
+	// Matchers are the host's predicates that policy files name in
+	// {custom: NAME} matchers (see LoadPolicies). A file naming one not
+	// here is refused.
+	Matchers MatcherRegistry
 }
 
 // DefaultDenialHold is the default of Config.DenialHold.
@@ -142,6 +146,7 @@ type Gate struct {
 	mu       sync.Mutex // serialises policy registration
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy
+	matchers MatcherRegistry
 
 	notify  *dispatcher   // in-process delivery, for a store without Outbox
 	outbox  *outboxRunner // durable delivery, for a store with Outbox
@@ -191,6 +196,7 @@ func New(cfg Config) (*Gate, error) {
 		denyAt:   cfg.DenyThreshold,
 		poll:     cfg.PollInterval,
 		hold:     cfg.DenialHold,
+		matchers: cfg.Matchers,
 	}
 	if g.now == nil {
 		g.now = time.Now

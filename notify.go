@@ -498,7 +498,7 @@ func (d *resolver) recipients(ctx context.Context, job *notifyJob) ([]string, er
 				if r.SegregateRequester && r.isRequester(id) {
 					continue
 				}
-				if _, voted := r.vote(id); voted && job.typ == NotifyReminder {
+				if _, voted := r.decidedBy(id); voted && job.typ == NotifyReminder {
 					continue // answered already
 				}
 				add(id)

@@ -166,7 +166,7 @@ func unitMet(r *Request, p *MatchedPolicy, l *Level, grp int) bool {
 		return n >= len(members)
 	}
 	for _, m := range members {
-		v, ok := r.vote(m)
+		v, ok := r.decidedBy(m)
 		if !ok || !approvedBy(&v) {
 			return false
 		}

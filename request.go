@@ -240,16 +240,6 @@ func (r *Request) isRequester(who string) bool {
 	return sameID(who, r.Action.RequestedBy) || (r.Action.Initiator != "" && sameID(who, r.Action.Initiator))
 }
 
-// vote returns the vote of approver, if any.
-func (r *Request) vote(approver string) (Vote, bool) {
-	for _, v := range r.Votes {
-		if sameID(v.Approver, approver) {
-			return v, true
-		}
-	}
-	return Vote{}, false
-}
-
 // decidedBy returns the vote person cast, or a delegate cast for them.
 func (r *Request) decidedBy(person string) (Vote, bool) {
 	for _, v := range r.Votes {
