@@ -792,3 +792,30 @@ func readBody(t *testing.T, resp *http.Response) string {
 	require.NoError(t, err)
 	return string(b)
 }
+
+// TestEmailAlertAndDelegate: an alert (an escalation step's notify) says
+// it asks for no decision and carries no decision links; a delegate's
+// message says for whom, and the step's note shows.
+func TestEmailAlertAndDelegate(t *testing.T) {
+	t.Parallel()
+	srv := startMailServer(t, serverOpts{})
+	e := newTestEmail(t, srv.addr)
+
+	n := requested(t)
+	n.Type, n.Note = approval.NotifyAlert, "no answer within 24h"
+	require.NoError(t, e.Send(context.Background(), n))
+	m := parseMail(t, srv.messages()[0].data)
+	require.True(t, strings.HasPrefix(m.subject, "[For your information] wire-transfer"), m.subject)
+	require.Empty(t, htmlLinks(m.html, "Approve"))
+	require.Empty(t, textLinks(m.text, "Deny"))
+	require.Equal(t, []string{n.ReviewURL}, htmlLinks(m.html, "Review the request"))
+	require.Contains(t, m.text, "Note: no answer within 24h\r\n")
+
+	d := requested(t)
+	d.ID = d.ID[:len(d.ID)-1] + "z"
+	d.OnBehalfOf = "alice"
+	require.NoError(t, e.Send(context.Background(), d))
+	m = parseMail(t, srv.messages()[1].data)
+	require.Contains(t, m.text, "On behalf of: alice (you are their delegate)\r\n")
+	require.Equal(t, []string{d.ApproveURL}, htmlLinks(m.html, "Approve"))
+}

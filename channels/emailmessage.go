@@ -201,7 +201,7 @@ func newEmailView(n *approval.Notification) *emailView {
 		Redacted: n.Redacted, RequestID: n.RequestID, NotificationID: n.ID,
 		ReviewURL: n.ReviewURL,
 	}
-	if n.Status.Open() { // a closed request's links would only be refused
+	if n.Status.Open() && n.Type != approval.NotifyAlert { // a closed request's links would only be refused; an alert asks for no decision
 		v.ApproveURL, v.DenyURL = n.ApproveURL, n.DenyURL
 	}
 	v.Decide = v.ApproveURL != "" || v.DenyURL != ""
@@ -212,6 +212,8 @@ func newEmailView(n *approval.Notification) *emailView {
 		v.Headline, v.Lead = "Reminder: approval needed", "This request is still waiting for your decision."
 	case approval.NotifyEscalated:
 		v.Headline, v.Lead = "Escalated: approval needed", "This request was escalated to you; it is still waiting for a decision."
+	case approval.NotifyAlert:
+		v.Headline, v.Lead = "For your information", "You are told of this request waiting for approval; you are not asked to decide."
 	case approval.NotifyResolved:
 		switch n.Status {
 		case approval.StatusApproved, approval.StatusConsumed, approval.StatusDenied, approval.StatusCancelled:
@@ -248,6 +250,10 @@ func newEmailView(n *approval.Notification) *emailView {
 	if !n.Status.Open() {
 		add("Outcome", false, mailStatus(n.Status))
 	}
+	if n.OnBehalfOf != "" {
+		add("On behalf of", false, n.OnBehalfOf+" (you are their delegate)")
+	}
+	add("Note", false, n.Note)
 	add("Requested by", false, a.RequestedBy)
 	if n.Status.Open() {
 		add("Why approval is needed", false, n.Reason)

@@ -277,7 +277,7 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 	label := slackLabel(n)
 
 	summary := "*" + esc(name, slackNameMax) + "* requested by *" + esc(a.RequestedBy, slackWhoMax) + "*"
-	if !open && n.Reason != "" {
+	if !n.Status.Open() && n.Reason != "" {
 		summary += "\n*Outcome:* " + esc(string(n.Status), 40) + ": " + esc(n.Reason, 1000)
 	}
 	if a.Message != "" {
@@ -290,7 +290,9 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 		{Type: "header", Text: plainText(label+": "+name, slackHeaderMax)},
 		{Type: "section", Text: mrkdwnText(clipMarkup(summary, slackSectionMax))},
 	}
-	if fields := slackFields(n, open); len(fields) > 0 {
+	// An alert (NotifyAlert) asks for no decision but is about an open
+	// request: it shows the reason and the deadline, not an outcome.
+	if fields := slackFields(n, n.Status.Open()); len(fields) > 0 {
 		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: slackContext(n)})
@@ -346,6 +348,8 @@ func slackLabel(n approval.Notification) string {
 		return "Reminder: approval needed"
 	case approval.NotifyEscalated:
 		return "Escalated: approval needed"
+	case approval.NotifyAlert:
+		return "For your information"
 	case approval.NotifyTimedOut:
 		return "Timed out"
 	case approval.NotifyResolved:
@@ -385,6 +389,10 @@ func slackFields(n approval.Notification, open bool) []*slackText {
 		head := "*" + label + "*\n`"
 		fields = append(fields, mrkdwnText(head+esc(value, slackFieldMax-unitLen(head)-1)+"`"))
 	}
+	if n.OnBehalfOf != "" {
+		add("On behalf of", n.OnBehalfOf)
+	}
+	add("Note", n.Note)
 	add("Requested by", a.RequestedBy)
 	if open {
 		add("Reason", n.Reason)

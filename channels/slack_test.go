@@ -607,3 +607,26 @@ func TestSlackFromGate(t *testing.T) {
 		require.Equal(t, "https://approvals.example.com/approvals/"+id, review.URL)
 	}
 }
+
+// TestSlackAlertAndDelegate: an alert shows the open request's reason and
+// deadline, no outcome and no decision buttons; a delegate's message and
+// a step's note have their fields.
+func TestSlackAlertAndDelegate(t *testing.T) {
+	t.Parallel()
+	n := openNotification()
+	n.Type, n.Note, n.OnBehalfOf = approval.NotifyAlert, "no answer within 24h", "alice"
+	d := postSlack(t, n, true)
+	require.True(t, strings.HasPrefix(d.Blocks[0].Text.Text, "For your information: "), d.Blocks[0].Text.Text)
+	require.NotContains(t, d.Blocks[1].Text.Text, "*Outcome:*")
+	require.Len(t, d.buttons, 1, "only the way to the request")
+	require.Equal(t, channels.SlackActionReview, d.buttons[0].ActionID)
+	var fields []string
+	for _, f := range d.Blocks[2].Fields {
+		fields = append(fields, f.Text)
+	}
+	joined := strings.Join(fields, "\n")
+	require.Contains(t, joined, "*On behalf of*\nalice")
+	require.Contains(t, joined, "*Note*\nno answer within 24h")
+	require.Contains(t, joined, "*Reason*")
+	require.Contains(t, joined, "*Deadline*")
+}
