@@ -57,6 +57,21 @@
 // ErrBusy. PostgreSQL runs at READ COMMITTED with row locks; transactions
 // that fail with a deadlock or serialization failure are retried.
 //
+// # Delegations
+//
+// A Store implements approval.Delegations: each delegation is a row of the
+// delegations table (migration 0004), a column per field (the policies in
+// scope as a JSON array, NULL for none, so an empty Policies comes back
+// nil), kept once revoked or over, since the audit trail names it. Creating
+// and revoking a delegation commit the row change and its audit events in
+// one transaction, on the one audit chain. A revoke is an UPDATE of a row
+// not yet revoked, so of any number of concurrent revokes of one
+// delegation, from any number of processes, exactly one wins and appends
+// its event; the others fail with approval.ErrConflict and write nothing.
+// ListDelegations filters in SQL (From and To by indexes on the person and
+// the window's end, ActiveAt by the window and the revocation time) and
+// pages by ID in byte order on both dialects.
+//
 // # Group commit
 //
 // A Store runs one write transaction at a time. Writes that arrive while
