@@ -304,6 +304,11 @@ type Result struct {
 	// Reason explains the status: "no-policy-matched", the deny policy's
 	// reason, or the resolution of a consumed approval.
 	Reason string
+	// Artifact is the signed evidence of the approval Guard consumed
+	// (see VerifyArtifact): set with StatusApproved when a request was
+	// approved, nil when no policy matched (nobody approved anything) or
+	// the gate has no SigningKey.
+	Artifact []byte
 }
 
 // Guard asks whether action a may run now.
@@ -489,7 +494,7 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err != nil {
 			return res, false, err
 		}
-		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason}, true, nil
+		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next)}, true, nil
 	}
 	return res, false, nil
 }
@@ -603,7 +608,7 @@ func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEv
 		return Result{}, errors.New("store did not record a consumed request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
-	return Result{Status: StatusApproved, RequestID: req.ID, Reason: req.Reason}, nil
+	return Result{Status: StatusApproved, RequestID: req.ID, Reason: req.Reason, Artifact: g.signArtifact(req)}, nil
 }
 
 // denyByPolicy records an action a deny policy refused: a request created

@@ -3,8 +3,10 @@ package approval_test
 import (
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"os"
 	"runtime"
 	"slices"
 	"testing"
@@ -215,5 +217,32 @@ func BenchmarkMatcherHandWritten(b *testing.B) {
 	for b.Loop() {
 		sink = match(&benchActions[i&3])
 		i++
+	}
+}
+
+// BenchmarkVerifyArtifact: what the executing side pays before it runs an
+// action, against BenchmarkEd25519Verify (the golden artifact: two votes).
+func BenchmarkVerifyArtifact(b *testing.B) {
+	art, err := os.ReadFile("testdata/artifacts/golden.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	actionJSON, _ := os.ReadFile("testdata/artifacts/golden_action.json")
+	pemKey, _ := os.ReadFile("testdata/artifacts/golden_key.pub.pem")
+	pub, err := approval.DecodePublicKeyPEM(pemKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var a approval.Action
+	if err := json.Unmarshal(actionJSON, &a); err != nil {
+		b.Fatal(err)
+	}
+	keys := []ed25519.PublicKey{pub}
+	at := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := approval.VerifyArtifactAt(art, a, keys, at); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -97,6 +97,12 @@ func TestHoldOnlyForHumanAnswers(t *testing.T) {
 		require.NoError(t, err)
 		res, err := f.gate.Guard(f.ctx, transfer(5000))
 		require.NoError(t, err)
+		require.NotEmpty(t, res.Artifact)
+		art, err := approval.VerifyArtifactAt(res.Artifact, transfer(5000), f.pub(), f.clock.Now())
+		require.NoError(t, err)
+		require.Equal(t, "approved on timeout", art.Reason)
+		require.Empty(t, art.Votes, "nobody voted")
+		res.Artifact = nil
 		require.Equal(t, approval.Result{Status: approval.StatusApproved, RequestID: id, Reason: "approved on timeout"}, res)
 	})
 }

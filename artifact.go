@@ -1,0 +1,287 @@
+package approval
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signoff/approval/internal/canon"
+)
+
+// An approval artifact is the evidence of an approval, for the side that
+// runs the action to check, offline, before it does: an Ed25519 signature
+// by the gate's key over what was approved (the request, the action and
+// payload hashes, each matched policy's snapshot hash and every vote),
+// when, and until when. Guard returns it with an approval
+// (Result.Artifact); Gate.Artifact fetches it; VerifyArtifact checks it.
+// A request that is not approved has none.
+//
+// The artifact is JSON: the fields below, and "sig", the signature
+// (base64url, unpadded) over ArtifactContext, a newline and the canonical
+// JSON (RFC 8785) of the other fields. It is made from the request as
+// stored, so fetching it twice gives the same bytes (Ed25519 signatures
+// are deterministic) as long as the signing key is the same.
+
+// ArtifactVersion is the version of the artifact format.
+const ArtifactVersion = 1
+
+// ArtifactContext prefixes the signed bytes, so that no other signature
+// of the gate's key (a token's) verifies as an artifact's.
+const ArtifactContext = "approval-artifact-v1"
+
+// maxArtifactBytes bounds an artifact given to VerifyArtifact.
+const maxArtifactBytes = 1 << 20
+
+// Artifact errors: VerifyArtifact returns one of them (wrapped).
+var (
+	// ErrArtifactMalformed: not an artifact: bad JSON, an unknown or
+	// missing field, another version.
+	ErrArtifactMalformed = errors.New("artifact malformed")
+	// ErrArtifactUnknownKey: the key ID is not among the keys given.
+	ErrArtifactUnknownKey = errors.New("artifact signed by an unknown key")
+	// ErrArtifactSignature: the signature does not verify: the artifact
+	// was altered, or signed by another key of the same ID.
+	ErrArtifactSignature = errors.New("artifact signature invalid")
+	// ErrArtifactExpired: the approval's expiry has passed.
+	ErrArtifactExpired = errors.New("artifact expired")
+	// ErrArtifactActionMismatch: the artifact approves another action
+	// (its action hash differs).
+	ErrArtifactActionMismatch = errors.New("artifact approves another action")
+	// ErrArtifactPayloadMismatch: the artifact approves the action with
+	// another payload.
+	ErrArtifactPayloadMismatch = errors.New("artifact approves another payload")
+	// ErrNoArtifact: the request is not approved (pending, denied,
+	// cancelled, timed out or expired), so there is no artifact.
+	ErrNoArtifact = errors.New("no artifact: the request is not approved")
+)
+
+// Artifact is a verified approval artifact's content.
+type Artifact struct {
+	Version     int            `json:"v"`
+	KeyID       string         `json:"kid"`
+	RequestID   string         `json:"request_id"`
+	ActionHash  string         `json:"action_hash"`
+	PayloadHash string         `json:"payload_hash"`
+	Policies    []PolicyRef    `json:"policies"`
+	Votes       []ArtifactVote `json:"votes"`
+	// Reason is how the request was approved: "quorum met", "approved on
+	// timeout", a step's or a recommendation's reason.
+	Reason    string    `json:"reason"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Signature is the base64url signature over the rest.
+	Signature string `json:"sig"`
+}
+
+// ArtifactVote is one decision on the approved request.
+type ArtifactVote struct {
+	Approver   string    `json:"approver"`
+	OnBehalfOf string    `json:"on_behalf_of"`
+	Verdict    Verdict   `json:"verdict"`
+	At         time.Time `json:"at"`
+	TokenID    string    `json:"token_id"`
+}
+
+// artifactOf returns the content of r's artifact, unsigned; r must be
+// approved or consumed.
+func artifactOf(r *Request, kid string) *Artifact {
+	a := &Artifact{
+		Version: ArtifactVersion, KeyID: kid, RequestID: r.ID,
+		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
+		Policies: policyRefs(r.Policies),
+		Votes:    make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
+		IssuedAt: r.ResolvedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
+	}
+	for i, v := range r.Votes {
+		a.Votes[i] = ArtifactVote{Approver: v.Approver, OnBehalfOf: v.OnBehalfOf, Verdict: v.Verdict, At: v.At.UTC(), TokenID: v.TokenID}
+	}
+	return a
+}
+
+// signedBytes returns the bytes a's signature covers.
+func (a *Artifact) signedBytes() []byte {
+	b := make([]byte, 0, 512+128*len(a.Votes))
+	b = append(b, ArtifactContext...)
+	b = append(b, '\n')
+	b = append(b, '{')
+	b = canon.AppendKey(b, "action_hash")
+	b = canon.AppendString(b, a.ActionHash)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "expires_at")
+	b = canon.AppendString(b, a.ExpiresAt.UTC().Format(time.RFC3339Nano))
+	b = append(b, ',')
+	b = canon.AppendKey(b, "issued_at")
+	b = canon.AppendString(b, a.IssuedAt.UTC().Format(time.RFC3339Nano))
+	b = append(b, ',')
+	b = canon.AppendKey(b, "kid")
+	b = canon.AppendString(b, a.KeyID)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "payload_hash")
+	b = canon.AppendString(b, a.PayloadHash)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "policies")
+	b = append(b, '[')
+	for i, p := range a.Policies {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = canon.AppendKey(b, "hash")
+		b = canon.AppendString(b, p.Hash)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "name")
+		b = canon.AppendString(b, p.Name)
+		b = append(b, '}')
+	}
+	b = append(b, ']', ',')
+	b = canon.AppendKey(b, "reason")
+	b = canon.AppendString(b, a.Reason)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "request_id")
+	b = canon.AppendString(b, a.RequestID)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "v")
+	b = canon.AppendInt(b, int64(a.Version))
+	b = append(b, ',')
+	b = canon.AppendKey(b, "votes")
+	b = append(b, '[')
+	for i, v := range a.Votes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = canon.AppendKey(b, "approver")
+		b = canon.AppendString(b, v.Approver)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "at")
+		b = canon.AppendString(b, v.At.UTC().Format(time.RFC3339Nano))
+		b = append(b, ',')
+		b = canon.AppendKey(b, "on_behalf_of")
+		b = canon.AppendString(b, v.OnBehalfOf)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "token_id")
+		b = canon.AppendString(b, v.TokenID)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "verdict")
+		b = canon.AppendString(b, string(v.Verdict))
+		b = append(b, '}')
+	}
+	return append(b, ']', '}')
+}
+
+// signArtifact returns r's artifact, signed with the gate's key, or nil if
+// the gate has no signing key (it verifies only).
+func (g *Gate) signArtifact(r *Request) []byte {
+	if g.keys.signer == nil {
+		return nil
+	}
+	a := artifactOf(r, g.keys.signerKID)
+	signed := a.signedBytes()
+	sig := ed25519.Sign(g.keys.signer, signed)
+	body := signed[len(ArtifactContext)+1:]
+	out := make([]byte, 0, len(body)+16+base64.RawURLEncoding.EncodedLen(len(sig)))
+	out = append(out, body[:len(body)-1]...)
+	out = append(out, `,"sig":"`...)
+	out = base64.RawURLEncoding.AppendEncode(out, sig)
+	return append(out, '"', '}')
+}
+
+// Artifact returns the signed artifact of request id, approved (or
+// consumed): the same bytes Guard returned with the approval, when signed
+// by the same key. It returns ErrNotFound for an unknown request,
+// ErrNoArtifact for one not approved, and ErrUnsupported for a gate
+// without a SigningKey.
+func (g *Gate) Artifact(ctx context.Context, id string) ([]byte, error) {
+	if g.keys.signer == nil {
+		return nil, fmt.Errorf("approval: artifact %s: %w: the gate has no SigningKey", clip(id, maxEchoBytes), ErrUnsupported)
+	}
+	r, err := g.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("approval: artifact: %w", err)
+	}
+	if r.Status != StatusApproved && r.Status != StatusConsumed {
+		return nil, fmt.Errorf("approval: artifact %s: %w (it is %s)", r.ID, ErrNoArtifact, r.Status)
+	}
+	return g.signArtifact(r), nil
+}
+
+// VerifyArtifact checks artifact against the action about to run, at the
+// current time: see VerifyArtifactAt.
+func VerifyArtifact(artifact []byte, action Action, keys []ed25519.PublicKey) (*Artifact, error) {
+	return VerifyArtifactAt(artifact, action, keys, time.Now())
+}
+
+// VerifyArtifactAt checks that artifact is an approval, signed by one of
+// keys, not expired at now, of exactly action (its canonical form, as
+// Guard hashes it) with exactly its payload, and returns its content. Each
+// failure has its sentinel: ErrArtifactMalformed, ErrArtifactUnknownKey,
+// ErrArtifactSignature, ErrArtifactExpired, ErrArtifactActionMismatch,
+// ErrArtifactPayloadMismatch; an action that does not validate is
+// ErrInvalidAction. It needs nothing but the keys: no store, no network.
+func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, now time.Time) (*Artifact, error) {
+	a, err := parseArtifact(artifact)
+	if err != nil {
+		return nil, err
+	}
+	var pub ed25519.PublicKey
+	for _, k := range keys {
+		if len(k) == ed25519.PublicKeySize && KeyID(k) == a.KeyID {
+			pub = k
+			break
+		}
+	}
+	if pub == nil {
+		return nil, fmt.Errorf("approval: verify artifact: %w: %q", ErrArtifactUnknownKey, clip(a.KeyID, 64))
+	}
+	sig, err := base64.RawURLEncoding.DecodeString(a.Signature)
+	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, a.signedBytes(), sig) {
+		return nil, fmt.Errorf("approval: verify artifact %s: %w", clip(a.RequestID, maxEchoBytes), ErrArtifactSignature)
+	}
+	if !now.Before(a.ExpiresAt) {
+		return nil, fmt.Errorf("approval: verify artifact %s: %w at %s", a.RequestID, ErrArtifactExpired, a.ExpiresAt.Format(time.RFC3339))
+	}
+	actionHash, payloadHash, err := action.Hashes()
+	if err != nil {
+		return nil, fmt.Errorf("approval: verify artifact %s: %w", a.RequestID, err)
+	}
+	if payloadHash != a.PayloadHash {
+		return nil, fmt.Errorf("approval: verify artifact %s: %w", a.RequestID, ErrArtifactPayloadMismatch)
+	}
+	if actionHash != a.ActionHash {
+		return nil, fmt.Errorf("approval: verify artifact %s: %w", a.RequestID, ErrArtifactActionMismatch)
+	}
+	return a, nil
+}
+
+// parseArtifact decodes an artifact strictly.
+func parseArtifact(b []byte) (*Artifact, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("approval: verify artifact: %w: %s", ErrArtifactMalformed, fmt.Sprintf(format, args...))
+	}
+	if len(b) > maxArtifactBytes {
+		return nil, bad("larger than %d bytes", maxArtifactBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var a Artifact
+	if err := dec.Decode(&a); err != nil {
+		return nil, bad("%v", err)
+	}
+	if dec.More() {
+		return nil, bad("data after the artifact")
+	}
+	switch {
+	case a.Version != ArtifactVersion:
+		return nil, bad("version %d (want %d)", a.Version, ArtifactVersion)
+	case a.KeyID == "" || a.RequestID == "" || a.ActionHash == "" || a.PayloadHash == "" || a.Signature == "":
+		return nil, bad("a required field is missing")
+	case a.IssuedAt.IsZero() || a.ExpiresAt.IsZero():
+		return nil, bad("issued_at and expires_at are required")
+	}
+	return &a, nil
+}
