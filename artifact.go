@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -224,7 +223,7 @@ func VerifyArtifact(artifact []byte, action Action, keys []ed25519.PublicKey) (*
 // ErrArtifactPayloadMismatch; an action that does not validate is
 // ErrInvalidAction. It needs nothing but the keys: no store, no network.
 func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, now time.Time) (*Artifact, error) {
-	a, err := parseArtifact(artifact)
+	a, body, err := parseArtifact(artifact)
 	if err != nil {
 		return nil, err
 	}
@@ -239,7 +238,12 @@ func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, 
 		return nil, fmt.Errorf("approval: verify artifact: %w: %q", ErrArtifactUnknownKey, clip(a.KeyID, 64))
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(a.Signature)
-	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, a.signedBytes(), sig) {
+	// The body is in canonical form (parseArtifact took no other), so the
+	// signed bytes are its own: the context, a newline, and the body closed.
+	signed := make([]byte, 0, len(ArtifactContext)+2+body)
+	signed = append(append(append(signed, ArtifactContext...), '\n'), artifact[:body]...)
+	signed = append(signed, '}')
+	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, signed, sig) {
 		return nil, fmt.Errorf("approval: verify artifact %s: %w", clip(a.RequestID, maxEchoBytes), ErrArtifactSignature)
 	}
 	if !now.Before(a.ExpiresAt) {
@@ -258,30 +262,87 @@ func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, 
 	return a, nil
 }
 
-// parseArtifact decodes an artifact strictly.
-func parseArtifact(b []byte) (*Artifact, error) {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("approval: verify artifact: %w: %s", ErrArtifactMalformed, fmt.Sprintf(format, args...))
+// parseArtifact decodes an artifact in the one form signArtifact writes
+// (canonical JSON, keys in order, "sig" last), and returns it with the
+// length of its signed body (the bytes before ,"sig"). Anything else,
+// another version included, is ErrArtifactMalformed.
+func parseArtifact(b []byte) (*Artifact, int, error) {
+	bad := func(what string) error {
+		return fmt.Errorf("approval: verify artifact: %w: %s", ErrArtifactMalformed, what)
 	}
 	if len(b) > maxArtifactBytes {
-		return nil, bad("larger than %d bytes", maxArtifactBytes)
+		return nil, 0, bad(fmt.Sprintf("larger than %d bytes", maxArtifactBytes))
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
+	b = bytes.TrimRight(b, " \t\r\n")
+	d := claimDecoder{p: b, ok: true}
 	var a Artifact
-	if err := dec.Decode(&a); err != nil {
-		return nil, bad("%v", err)
+	tm := func(key string) time.Time {
+		d.lit(key)
+		s := d.str()
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil || t.UTC().Format(time.RFC3339Nano) != s {
+			d.ok = false
+		}
+		return t
 	}
-	if dec.More() {
-		return nil, bad("data after the artifact")
+	d.lit(`{"action_hash":`)
+	a.ActionHash = d.str()
+	a.ExpiresAt = tm(`,"expires_at":`)
+	a.IssuedAt = tm(`,"issued_at":`)
+	d.lit(`,"kid":`)
+	a.KeyID = d.str()
+	d.lit(`,"payload_hash":`)
+	a.PayloadHash = d.str()
+	d.lit(`,"policies":[`)
+	for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+		if i > 0 {
+			d.lit(",")
+		}
+		var p PolicyRef
+		d.lit(`{"hash":`)
+		p.Hash = d.str()
+		d.lit(`,"name":`)
+		p.Name = d.str()
+		d.lit("}")
+		a.Policies = append(a.Policies, p)
 	}
+	d.lit(`],"reason":`)
+	a.Reason = d.str()
+	d.lit(`,"request_id":`)
+	a.RequestID = d.str()
+	d.lit(`,"v":`)
+	a.Version = int(d.int())
+	if d.ok && a.Version != ArtifactVersion {
+		return nil, 0, bad(fmt.Sprintf("version %d (want %d)", a.Version, ArtifactVersion))
+	}
+	d.lit(`,"votes":[`)
+	for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+		if i > 0 {
+			d.lit(",")
+		}
+		var v ArtifactVote
+		d.lit(`{"approver":`)
+		v.Approver = d.str()
+		v.At = tm(`,"at":`)
+		d.lit(`,"on_behalf_of":`)
+		v.OnBehalfOf = d.str()
+		d.lit(`,"token_id":`)
+		v.TokenID = d.str()
+		d.lit(`,"verdict":`)
+		v.Verdict = Verdict(d.str())
+		d.lit("}")
+		a.Votes = append(a.Votes, v)
+	}
+	d.lit("]")
+	body := d.i
+	d.lit(`,"sig":`)
+	a.Signature = d.str()
+	d.lit("}")
 	switch {
-	case a.Version != ArtifactVersion:
-		return nil, bad("version %d (want %d)", a.Version, ArtifactVersion)
+	case !d.ok || d.i != len(b):
+		return nil, 0, bad("not a version 1 artifact in canonical form (fields in order, \"sig\" last, nothing after)")
 	case a.KeyID == "" || a.RequestID == "" || a.ActionHash == "" || a.PayloadHash == "" || a.Signature == "":
-		return nil, bad("a required field is missing")
-	case a.IssuedAt.IsZero() || a.ExpiresAt.IsZero():
-		return nil, bad("issued_at and expires_at are required")
+		return nil, 0, bad("a required field is empty")
 	}
-	return &a, nil
+	return &a, body, nil
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,14 +70,25 @@ func TestArtifactRefusesTampering(t *testing.T) {
 	t.Parallel()
 	f, a, art := approvedArtifact(t)
 	now := f.clock.Now()
+	// edit changes the artifact and writes it back in canonical form
+	// (json.Marshal sorts a map's keys), "sig" last.
 	edit := func(change func(m map[string]any)) []byte {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal(art, &m))
 		change(m)
+		sig, hasSig := m["sig"]
+		delete(m, "sig")
 		b, err := json.Marshal(m)
 		require.NoError(t, err)
-		return b
+		if !hasSig {
+			return b
+		}
+		s, err := json.Marshal(sig)
+		require.NoError(t, err)
+		return append(append(append(b[:len(b)-1], `,"sig":`...), s...), '}')
 	}
+	_, err := approval.VerifyArtifactAt(edit(func(map[string]any) {}), a, f.pub(), now)
+	require.NoError(t, err, "edit writes the canonical form: what it changes is what is refused")
 	vote := func(m map[string]any) map[string]any { return m["votes"].([]any)[0].(map[string]any) }
 	policy := func(m map[string]any) map[string]any { return m["policies"].([]any)[0].(map[string]any) }
 	for name, tc := range map[string]struct {
@@ -105,6 +117,9 @@ func TestArtifactRefusesTampering(t *testing.T) {
 		"a missing field":    {edit(func(m map[string]any) { delete(m, "payload_hash") }), approval.ErrArtifactMalformed},
 		"not JSON":           {[]byte("approved"), approval.ErrArtifactMalformed},
 		"two values":         {append(append([]byte{}, art...), art...), approval.ErrArtifactMalformed},
+		"sig not last":       {[]byte(strings.Replace(string(art), `{"action_hash"`, `{"sig":"x","action_hash"`, 1)), approval.ErrArtifactMalformed},
+		"another spelling":   {[]byte(strings.Replace(string(art), `"kid":"`, `"kid" : "`, 1)), approval.ErrArtifactMalformed},
+		"a time respelled":   {edit(func(m map[string]any) { m["expires_at"] = strings.Replace(m["expires_at"].(string), "Z", "+00:00", 1) }), approval.ErrArtifactMalformed},
 		"the empty artifact": {nil, approval.ErrArtifactMalformed},
 	} {
 		_, err := approval.VerifyArtifactAt(tc.art, a, f.pub(), now)
