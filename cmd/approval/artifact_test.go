@@ -1,0 +1,164 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+func TestKeygen(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "key.pem")
+	r := cli(t, "keygen", "-out", out)
+	requireExit(t, r, exitOK)
+
+	privPEM, err := os.ReadFile(out)
+	require.NoError(t, err)
+	priv, err := approval.DecodePrivateKeyPEM(privPEM)
+	require.NoError(t, err)
+	pubPEM, err := os.ReadFile(out + ".pub")
+	require.NoError(t, err)
+	pub, err := approval.DecodePublicKeyPEM(pubPEM)
+	require.NoError(t, err)
+	require.Equal(t, priv.Public(), pub, "the public key is the private key's")
+	require.Contains(t, r.stdout, "key ID "+approval.KeyID(pub)+"\n")
+
+	st, err := os.Stat(out)
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "private key mode")
+	st, err = os.Stat(out + ".pub")
+	require.NoError(t, err)
+	require.Zero(t, st.Mode().Perm()&0o022, "public key writable by others")
+
+	t.Run("refuses to overwrite", func(t *testing.T) {
+		r := cli(t, "keygen", "-out", out)
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, "refusing to overwrite")
+		after, err := os.ReadFile(out)
+		require.NoError(t, err)
+		require.Equal(t, privPEM, after)
+	})
+	t.Run("refuses an existing public key file, writing nothing", func(t *testing.T) {
+		pubPath := filepath.Join(dir, "taken.pub")
+		require.NoError(t, os.WriteFile(pubPath, []byte("mine"), 0o644))
+		other := filepath.Join(dir, "other.pem")
+		r := cli(t, "keygen", "-out", other, "-pub", pubPath)
+		requireExit(t, r, exitUsage)
+		require.NoFileExists(t, other)
+		b, err := os.ReadFile(pubPath)
+		require.NoError(t, err)
+		require.Equal(t, "mine", string(b))
+	})
+	t.Run("-pub", func(t *testing.T) {
+		other, pubPath := filepath.Join(dir, "b.pem"), filepath.Join(dir, "b-public.pem")
+		requireExit(t, cli(t, "keygen", "-out", other, "-pub", pubPath), exitOK)
+		require.FileExists(t, pubPath)
+		require.NoFileExists(t, other+".pub")
+	})
+	t.Run("missing -out", func(t *testing.T) {
+		requireExit(t, cli(t, "keygen"), exitUsage)
+	})
+}
+
+const golden = "../../testdata/artifacts/"
+
+// verifyArtifact runs verify-artifact with one key, at the given time.
+func verifyArtifact(t *testing.T, artifact, action, key, at string) result {
+	t.Helper()
+	return cli(t, "verify-artifact", "-artifact", artifact, "-action", action, "-key", key, "-at", at)
+}
+
+// edited writes a copy of the file at path with old replaced by new, and
+// returns the copy's path.
+func edited(t *testing.T, path, old, new string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(b), old)
+	out := filepath.Join(t.TempDir(), filepath.Base(path))
+	require.NoError(t, os.WriteFile(out, []byte(strings.Replace(string(b), old, new, 1)), 0o644))
+	return out
+}
+
+func TestVerifyArtifact(t *testing.T) {
+	t.Parallel()
+	art, action, key := golden+"golden.json", golden+"golden_action.json", golden+"golden_key.pub.pem"
+	const at = "2026-03-01T09:30:00Z"
+
+	t.Run("golden", func(t *testing.T) {
+		t.Parallel()
+		r := verifyArtifact(t, art, action, key, at)
+		requireExit(t, r, exitOK)
+		require.Contains(t, r.stdout, "req_01a23b1c1377795c9c97e6258b38fe87")
+		require.Contains(t, r.stdout, "high_spend")
+		require.Contains(t, r.stdout, "approve alice")
+		require.Contains(t, r.stdout, "approve bob")
+		require.Contains(t, r.stdout, "expires 2026-03-01T10:00:00Z")
+	})
+	t.Run("several keys", func(t *testing.T) {
+		t.Parallel()
+		other := filepath.Join(t.TempDir(), "other.pem")
+		requireExit(t, cli(t, "keygen", "-out", other), exitOK)
+		r := cli(t, "verify-artifact", "-artifact", art, "-action", action, "-key", other+".pub", "-key", key, "-at", at)
+		requireExit(t, r, exitOK)
+	})
+	t.Run("tampered vote", func(t *testing.T) {
+		t.Parallel()
+		r := verifyArtifact(t, edited(t, art, `"approver":"alice"`, `"approver":"mallory"`), action, key, at)
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "signature")
+		require.True(t, strings.HasPrefix(r.stderr, "approval: "), r.stderr)
+	})
+	t.Run("another key", func(t *testing.T) {
+		t.Parallel()
+		other := filepath.Join(t.TempDir(), "other.pem")
+		requireExit(t, cli(t, "keygen", "-out", other), exitOK)
+		// A private key serves for its public half.
+		for _, k := range []string{other + ".pub", other} {
+			r := verifyArtifact(t, art, action, k, at)
+			requireExit(t, r, exitFailed)
+			require.Contains(t, r.stderr, "unknown key")
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		t.Parallel()
+		r := verifyArtifact(t, art, action, key, "2027-01-01T00:00:00Z")
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "expired")
+	})
+	t.Run("payload edited", func(t *testing.T) {
+		t.Parallel()
+		// The payload is base64 in the action's JSON: its last quantum,
+		// "NTAwMH0=", is `5000}`; "OTAwMH0=" is `9000}`.
+		r := verifyArtifact(t, art, edited(t, action, `NTAwMH0=`, `OTAwMH0=`), key, at)
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "payload")
+	})
+	t.Run("action edited", func(t *testing.T) {
+		t.Parallel()
+		r := verifyArtifact(t, art, edited(t, action, `"amount": 5000`, `"amount": 5001`), key, at)
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "another action")
+	})
+	t.Run("usage errors", func(t *testing.T) {
+		t.Parallel()
+		for name, args := range map[string][]string{
+			"missing -artifact": {"-action", action, "-key", key},
+			"missing -action":   {"-artifact", art, "-key", key},
+			"missing -key":      {"-artifact", art, "-action", action},
+			"bad -at":           {"-artifact", art, "-action", action, "-key", key, "-at", "tomorrow"},
+			"unreadable file":   {"-artifact", art + ".missing", "-action", action, "-key", key},
+			"not a key":         {"-artifact", art, "-action", action, "-key", art},
+		} {
+			r := cli(t, append([]string{"verify-artifact"}, args...)...)
+			requireExit(t, r, exitUsage)
+			require.True(t, strings.HasPrefix(r.stderr, "approval"), "%s: %s", name, r.stderr)
+		}
+	})
+}
