@@ -133,6 +133,14 @@ func run(ctx context.Context, out io.Writer, path, keyPath string) error {
 	if res.Status != approval.StatusApproved {
 		return fmt.Errorf("expected approved, got %s", res.Status)
 	}
+	// The side that runs the transfer checks the evidence first: signed by
+	// the gate's key, for exactly this action and payload, not expired.
+	art, err := approval.VerifyArtifactAt(res.Artifact, transfer, []ed25519.PublicKey{priv.Public().(ed25519.PublicKey)}, time.Now())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "artifact: verified: %d votes, policy %s, valid until %s\n",
+		len(art.Votes), art.Policies[0].Name, art.ExpiresAt.Format(time.RFC3339))
 	fmt.Fprintln(out, "         -> the transfer runs now; the approval is used up")
 
 	fmt.Fprintln(out, "\naudit trail:")

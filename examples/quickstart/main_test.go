@@ -23,6 +23,7 @@ func TestQuickstart(t *testing.T) {
 		require.NoError(t, run(context.Background(), &out, path, ""))
 		m := keyLine.FindStringSubmatch(out.String())
 		require.NotNil(t, m, "no key line in:\n%s", out.String())
+		require.Contains(t, out.String(), "\nartifact: verified: 2 votes, policy high_spend, valid until ")
 		runs = append(runs, m[1:])
 	}
 	require.Equal(t, []string{"created", path + ".key"}, runs[0][:2])
