@@ -124,20 +124,8 @@ func (a *Artifact) signedBytes() []byte {
 	b = canon.AppendString(b, a.PayloadHash)
 	b = append(b, ',')
 	b = canon.AppendKey(b, "policies")
-	b = append(b, '[')
-	for i, p := range a.Policies {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		b = canon.AppendKey(b, "hash")
-		b = canon.AppendString(b, p.Hash)
-		b = append(b, ',')
-		b = canon.AppendKey(b, "name")
-		b = canon.AppendString(b, p.Name)
-		b = append(b, '}')
-	}
-	b = append(b, ']', ',')
+	b = appendPolicyRefs(b, a.Policies)
+	b = append(b, ',')
 	b = canon.AppendKey(b, "reason")
 	b = canon.AppendString(b, a.Reason)
 	b = append(b, ',')

@@ -110,6 +110,24 @@ type PolicyRef struct {
 	Hash string `json:"hash"`
 }
 
+// appendPolicyRefs writes refs as a canonical JSON array.
+func appendPolicyRefs(b []byte, refs []PolicyRef) []byte {
+	b = append(b, '[')
+	for i, p := range refs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = canon.AppendKey(b, "hash")
+		b = canon.AppendString(b, p.Hash)
+		b = append(b, ',')
+		b = canon.AppendKey(b, "name")
+		b = canon.AppendString(b, p.Name)
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
 // SystemActor is the actor of events the gate causes by itself.
 const SystemActor = "system"
 
@@ -155,20 +173,7 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 	if len(e.Policies) > 0 {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "policies")
-		b = append(b, '[')
-		for i, p := range e.Policies {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			b = canon.AppendKey(b, "hash")
-			b = canon.AppendString(b, p.Hash)
-			b = append(b, ',')
-			b = canon.AppendKey(b, "name")
-			b = canon.AppendString(b, p.Name)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+		b = appendPolicyRefs(b, e.Policies)
 	}
 	b = append(b, ',')
 	b = canon.AppendKey(b, "prev_hash")

@@ -208,3 +208,79 @@ func TestDelegateIsNotified(t *testing.T) {
 	_, ok := got["frank"]
 	require.False(t, ok)
 }
+
+// inProcessWithDelegations delivers in process (no Outbox) but keeps the
+// memstore's delegations.
+type inProcessWithDelegations struct {
+	approval.Store
+	approval.Delegations
+}
+
+// TestDelegateStandsInForAnAllMember: at a level every member must
+// approve, a member's delegate approving for them counts as the member,
+// and the member is not reminded of what their delegate answered.
+func TestDelegateStandsInForAnAllMember(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	f := newFixture(t, func(c *approval.Config) {
+		ms := c.Store.(approval.Delegations)
+		c.Store = inProcessWithDelegations{c.Store, ms}
+		c.Directory = newChainDir()
+		c.Channels = []approval.Channel{rec}
+		c.BaseURL = "https://approvals.example.com"
+	})
+	require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: []approval.Level{{
+		Approvers: group("pair"), Require: approval.RequireAll,
+		Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepReminder}},
+	}}}))
+	f.delegate("bob", "erin")
+	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	r, err := f.decide(id, "erin", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, "bob", r.Votes[0].OnBehalfOf)
+
+	f.clock.Advance(time.Hour)
+	_, err = f.gate.Tick(f.ctx, 0)
+	require.NoError(t, err)
+	require.NoError(t, f.gate.Close(context.Background()))
+	var reminded []string
+	for _, n := range rec.sent() {
+		if n.Type == approval.NotifyReminder {
+			reminded = append(reminded, n.Recipient)
+		}
+	}
+	require.Equal(t, []string{"alice"}, reminded, "bob's delegate answered for him")
+
+	r, err = f.decide(id, "alice", approval.VerdictApprove)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, r.Status)
+}
+
+// TestGrantDelegations: a file's delegations are granted once, one whose
+// window is over is passed over, and a store without delegations says so.
+func TestGrantDelegations(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	now := f.clock.Now()
+	ds := []approval.Delegation{
+		{From: "alice", To: "erin", NotAfter: now.Add(time.Hour), Policies: []string{"high_spend"}},
+		{From: "bob", To: "erin", NotAfter: now.Add(-time.Hour)}, // over
+		{From: "carol", To: "dave", NotBefore: now.Add(time.Hour), NotAfter: now.Add(2 * time.Hour), Reason: "leave"},
+	}
+	got, err := f.gate.GrantDelegations(f.ctx, "admin", ds)
+	require.NoError(t, err)
+	require.Len(t, got, 2)
+	again, err := f.gate.GrantDelegations(f.ctx, "admin", ds)
+	require.NoError(t, err)
+	require.Empty(t, again)
+
+	// Another reason is another delegation; a bad one stops the run.
+	ds[2].Reason = "parental leave"
+	got, err = f.gate.GrantDelegations(f.ctx, "admin", append(ds, approval.Delegation{From: "x", To: "x", NotAfter: now.Add(time.Hour)}))
+	require.ErrorIs(t, err, approval.ErrInvalidDecision)
+	require.Len(t, got, 1)
+
+	plain := newFixture(t, inProcess)
+	_, err = plain.gate.GrantDelegations(plain.ctx, "admin", ds[:1])
+	require.ErrorIs(t, err, approval.ErrUnsupported)
+}

@@ -408,10 +408,15 @@ func (g *Gate) SetPolicy(name string, def Policy) error {
 			next = append(next, p)
 		}
 	}
-	next = append(next, cp)
+	g.installPolicies(append(next, cp))
+	return nil
+}
+
+// installPolicies makes next, sorted by name, the registered set. The
+// caller holds g.mu.
+func (g *Gate) installPolicies(next []*compiledPolicy) {
 	slices.SortFunc(next, func(a, b *compiledPolicy) int { return strings.Compare(a.name, b.name) })
 	g.policies.Store(&next)
-	return nil
 }
 
 // RemovePolicy unregisters the named policy. Open requests keep their

@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -112,10 +113,6 @@ func (g *Gate) LoadPolicyFile(path string) error {
 	}
 	defer fh.Close()
 	if err := g.LoadPolicies(fh); err != nil {
-		var pe *PolicyFileError
-		if errors.As(err, &pe) && pe.Path == "" && pe.Line == 0 {
-			pe.Path = path
-		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
@@ -142,11 +139,9 @@ func (g *Gate) ReplacePolicies(ps []NamedPolicy) error {
 }
 
 func (g *Gate) replacePolicies(cps []*compiledPolicy) {
-	next := slices.Clone(cps)
-	slices.SortFunc(next, func(a, b *compiledPolicy) int { return strings.Compare(a.name, b.name) })
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.policies.Store(&next)
+	g.installPolicies(slices.Clone(cps))
 }
 
 // Policies returns the registered policies, by name, as registered (with
@@ -188,7 +183,7 @@ func parsePolicyFile(r io.Reader, reg MatcherRegistry, haveDirectory bool) (*Pol
 	if len(b) > MaxPolicyFileBytes {
 		return nil, nil, fail(nil, "", "the file is larger than %d bytes", MaxPolicyFileBytes)
 	}
-	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec := yaml.NewDecoder(bytes.NewReader(b))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -2,6 +2,7 @@ package approval
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,7 +27,7 @@ func fields(n *yaml.Node, path string, known ...string) (map[string]*yaml.Node, 
 		}
 		k := kn.Value
 		at := join(path, k)
-		if !contains(known, k) {
+		if !slices.Contains(known, k) {
 			return nil, fail(kn, at, "unknown key %q (want one of %s)", clip(k, 64), strings.Join(known, ", "))
 		}
 		if m[k] != nil {
@@ -35,15 +36,6 @@ func fields(n *yaml.Node, path string, known ...string) (map[string]*yaml.Node, 
 		m[k] = n.Content[i+1]
 	}
 	return m, nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func join(path, key string) string {
@@ -243,7 +235,7 @@ func approverValue(n *yaml.Node, path string) (Approver, error) {
 
 // requirement reads required (any, all, threshold or threshold(n)) and
 // required_count, of a level or a parallel group.
-func requirement(m map[string]*yaml.Node, n *yaml.Node, path string) (Requirement, error) {
+func requirement(m map[string]*yaml.Node, path string) (Requirement, error) {
 	rn, cn := m["required"], m["required_count"]
 	var s string
 	if rn != nil {
@@ -332,7 +324,7 @@ func (d *fileDecoder) level(n *yaml.Node, path string, i int) (Level, error) {
 		if m["approvers"] == nil {
 			return l, fail(n, path, "a level needs approvers or parallel groups")
 		}
-		if l.Require, err = requirement(m, n, path); err != nil {
+		if l.Require, err = requirement(m, path); err != nil {
 			return l, err
 		}
 	}
@@ -403,7 +395,7 @@ func groups(n *yaml.Node, path string) ([]ParallelGroup, error) {
 		if g.Approvers, err = optApprovers(m["approvers"], at+".approvers"); err != nil {
 			return nil, err
 		}
-		if g.Require, err = requirement(m, gn, at); err != nil {
+		if g.Require, err = requirement(m, at); err != nil {
 			return nil, err
 		}
 		out = append(out, g)

@@ -35,14 +35,8 @@ func parseHead(s string) (head, error) {
 func runVerifyAudit(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	dsn := dbFlag(fs)
 	expect := fs.String("expect-head", "", "a head saved earlier, `SEQ:HASH`: fail if the trail now ends before SEQ or its event SEQ has another hash")
-	if code := parse(fs, args); code >= 0 {
+	if code := parseStore(fs, args, dsn, false); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	if *dsn == "" {
-		return usageError(fs, "-db is required")
 	}
 	var want *head
 	if *expect != "" {

@@ -165,6 +165,22 @@ func parse(fs *flag.FlagSet, args []string) int {
 	return -1
 }
 
+// parseStore parses a store command's flags: -db is required, and the
+// command takes no arguments unless takesArgs. It returns an exit code, or
+// -1 to go on.
+func parseStore(fs *flag.FlagSet, args []string, dsn *string, takesArgs bool) int {
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if !takesArgs && fs.NArg() > 0 {
+		return usageError(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	if *dsn == "" {
+		return usageError(fs, "-db is required")
+	}
+	return -1
+}
+
 // usageError prints a usage error and the command's usage, and returns
 // exitUsage.
 func usageError(fs *flag.FlagSet, format string, a ...any) int {

@@ -18,14 +18,8 @@ func runList(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	dsn := dbFlag(fs)
 	statuses := fs.String("status", "", "keep requests in these `statuses`, comma-separated (pending, escalated, approved, denied, cancelled, timed_out, consumed, expired). Defaults to all")
 	limit := fs.Int("limit", 50, "print at most `n` requests")
-	if code := parse(fs, args); code >= 0 {
+	if code := parseStore(fs, args, dsn, false); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	if *dsn == "" {
-		return usageError(fs, "-db is required")
 	}
 	if *limit < 1 {
 		return usageError(fs, "-limit %d: want 1 or more", *limit)
@@ -80,11 +74,8 @@ func runList(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 
 func runShow(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	dsn := dbFlag(fs)
-	if code := parse(fs, args); code >= 0 {
+	if code := parseStore(fs, args, dsn, true); code >= 0 {
 		return code
-	}
-	if *dsn == "" {
-		return usageError(fs, "-db is required")
 	}
 	if fs.NArg() != 1 {
 		return usageError(fs, "want one request ID, got %d arguments", fs.NArg())
@@ -132,14 +123,8 @@ func runOutbox(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	dsn := dbFlag(fs)
 	dead := fs.Bool("dead", false, "list only dead letters")
 	limit := fs.Int("limit", 100, "print at most `n` messages")
-	if code := parse(fs, args); code >= 0 {
+	if code := parseStore(fs, args, dsn, false); code >= 0 {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return usageError(fs, "unexpected argument %q", fs.Arg(0))
-	}
-	if *dsn == "" {
-		return usageError(fs, "-db is required")
 	}
 	if *limit < 1 {
 		return usageError(fs, "-limit %d: want 1 or more", *limit)
