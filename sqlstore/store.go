@@ -139,7 +139,7 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	if err := w.PingContext(ctx); err != nil {
+	if err := pingSQLite(ctx, w, s.cfg.busyTimeout); err != nil {
 		_ = w.Close()
 		return hint(s.wrapBusy(err))
 	}
@@ -161,6 +161,26 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	s.w, s.r, s.ckpt = w, r, ckpt
 	s.writes, s.reads = newStmtCache(w), newStmtCache(r)
 	return nil
+}
+
+// pingSQLite opens db's first connection, whose pragmas switch a new
+// database to WAL. While one connection makes that switch, SQLite answers
+// another that opens the file SQLITE_BUSY at once, without calling its busy
+// handler, so several processes creating one database together would fail
+// at random: pingSQLite waits for the switch as the busy timeout would.
+func pingSQLite(ctx context.Context, db *sql.DB, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := db.PingContext(ctx)
+		if err == nil || !isBusy(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // OpenDB returns a Store over a pool the caller opened and owns: Close
