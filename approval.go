@@ -309,6 +309,10 @@ type Result struct {
 	// approved, nil when no policy matched (nobody approved anything) or
 	// the gate has no SigningKey.
 	Artifact []byte
+	// Conditions are the limits the approvers set (Decision.Conditions)
+	// with StatusApproved: run the action within them and within
+	// Action.Constraints. The artifact binds them.
+	Conditions []string
 }
 
 // Guard asks whether action a may run now.
@@ -494,7 +498,7 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err != nil {
 			return res, false, err
 		}
-		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next)}, true, nil
+		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next), Conditions: next.Conditions()}, true, nil
 	}
 	return res, false, nil
 }

@@ -61,10 +61,13 @@ var (
 
 // Artifact is a verified approval artifact's content.
 type Artifact struct {
-	Version     int            `json:"v"`
-	KeyID       string         `json:"kid"`
-	RequestID   string         `json:"request_id"`
-	ActionHash  string         `json:"action_hash"`
+	Version    int    `json:"v"`
+	KeyID      string `json:"kid"`
+	RequestID  string `json:"request_id"`
+	ActionHash string `json:"action_hash"`
+	// Conditions are the limits the approvers set (Decision.Conditions):
+	// the action is approved only within them. Left out when empty.
+	Conditions  []string       `json:"conditions,omitempty"`
 	PayloadHash string         `json:"payload_hash"`
 	Policies    []PolicyRef    `json:"policies"`
 	Votes       []ArtifactVote `json:"votes"`
@@ -92,8 +95,9 @@ func artifactOf(r *Request, kid string) *Artifact {
 	a := &Artifact{
 		Version: ArtifactVersion, KeyID: kid, RequestID: r.ID,
 		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
-		Policies: policyRefs(r.Policies),
-		Votes:    make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
+		Policies:   policyRefs(r.Policies),
+		Conditions: r.Conditions(),
+		Votes:      make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
 		IssuedAt: r.ResolvedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
 	for i, v := range r.Votes {
@@ -110,6 +114,11 @@ func (a *Artifact) signedBytes() []byte {
 	b = append(b, '{')
 	b = canon.AppendKey(b, "action_hash")
 	b = canon.AppendString(b, a.ActionHash)
+	if len(a.Conditions) > 0 {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "conditions")
+		b = canon.AppendStrings(b, a.Conditions)
+	}
 	b = append(b, ',')
 	b = canon.AppendKey(b, "expires_at")
 	b = canon.AppendString(b, a.ExpiresAt.UTC().Format(time.RFC3339Nano))
@@ -275,6 +284,19 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 	}
 	d.lit(`{"action_hash":`)
 	a.ActionHash = d.str()
+	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"conditions":[`)) {
+		d.lit(`,"conditions":[`)
+		for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+			if i > 0 {
+				d.lit(",")
+			}
+			a.Conditions = append(a.Conditions, d.str())
+		}
+		d.lit("]")
+		if d.ok && len(a.Conditions) == 0 {
+			d.ok = false // an empty list is left out, never written
+		}
+	}
 	a.ExpiresAt = tm(`,"expires_at":`)
 	a.IssuedAt = tm(`,"issued_at":`)
 	d.lit(`,"kid":`)

@@ -91,6 +91,9 @@ type AuditEvent struct {
 	Policies []PolicyRef `json:"policies,omitempty"`
 	Verdict  Verdict     `json:"verdict,omitempty"`
 	Reason   string      `json:"reason,omitempty"`
+	// Conditions are the limits an approval was given under (a
+	// decision.approve with Decision.Conditions).
+	Conditions []string `json:"conditions,omitempty"`
 	// At is the event time, in UTC with microsecond precision so that every
 	// store round-trips it exactly.
 	At       time.Time `json:"at"`
@@ -101,6 +104,7 @@ type AuditEvent struct {
 // Clone returns a copy of e that shares no memory with it.
 func (e AuditEvent) Clone() AuditEvent {
 	e.Policies = slices.Clone(e.Policies)
+	e.Conditions = slices.Clone(e.Conditions)
 	return e
 }
 
@@ -165,6 +169,11 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 	}
 	b = canon.AppendKey(b, "at")
 	b = canon.AppendString(b, formatTime(e.At))
+	if len(e.Conditions) > 0 {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "conditions")
+		b = canon.AppendStrings(b, e.Conditions)
+	}
 	if e.OnBehalfOf != "" {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "on_behalf_of")

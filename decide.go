@@ -20,6 +20,14 @@ type Decision struct {
 	Verdict Verdict
 	// Reason is the approver's comment, kept on the vote and in the audit.
 	Reason string
+	// Conditions, with VerdictApprove, approve the action only within
+	// these limits, each narrowing the action's Constraints. A condition
+	// is KEY OP VALUE, OP one of < <= > >= = in ("max_lines_changed <=
+	// 200", "window <= 30m", "region in [eu-west-1, eu-central-1]"); the
+	// README's "Approving with conditions" has the rules. One that widens is refused
+	// (ErrInvalidCondition). Guard returns them in Result.Conditions and
+	// the artifact binds them.
+	Conditions []string
 }
 
 // maxReasonBytes bounds Decision.Reason.
@@ -124,6 +132,9 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 	if err := checkString("reason", d.Reason, maxReasonBytes); err != nil {
 		return TokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
 	}
+	if len(d.Conditions) > 0 && d.Verdict != VerdictApprove {
+		return TokenClaims{}, fmt.Errorf("%w: conditions come with an approval, not a %s", ErrInvalidDecision, d.Verdict)
+	}
 	claims, err := g.keys.verifyToken(d.Token, now)
 	if err != nil {
 		return claims, err
@@ -163,11 +174,15 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		return nil, nil, nil, err
 	}
 	counts := as.counts
+	conds, err := checkConditions(d.Conditions, req.Action.Constraints)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrInvalidDecision, err)
+	}
 
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
-		TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
+		Conditions: conds, TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -177,7 +192,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		typ = EventDecisionDeny
 	}
 	events := make([]AuditEvent, 1, 2)
-	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, At: now}
+	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, Conditions: conds, At: now}
 	var opened []int
 	if d.Verdict == VerdictApprove && counts != nil {
 		var moved []AuditEvent

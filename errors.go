@@ -50,6 +50,10 @@ var (
 	// ErrInvalidDecision: a Decision or token request is malformed (no
 	// token, unknown verdict).
 	ErrInvalidDecision = errors.New("invalid decision")
+	// ErrInvalidCondition: a Decision's condition does not parse, or
+	// widens the action's constraints instead of narrowing them. Decide
+	// wraps it with ErrInvalidDecision.
+	ErrInvalidCondition = errors.New("invalid condition")
 	// ErrInvalidDeadline: a deadline given to MoveDeadline is not after
 	// the present.
 	ErrInvalidDeadline = errors.New("invalid deadline")

@@ -171,6 +171,9 @@ type Vote struct {
 	OnBehalfOf string  `json:"on_behalf_of,omitempty"`
 	Verdict    Verdict `json:"verdict"`
 	Reason     string  `json:"reason,omitempty"`
+	// Conditions are the limits an approval was given under
+	// (Decision.Conditions), in normal spelling.
+	Conditions []string `json:"conditions,omitempty"`
 	// TokenID is the ID of the single-use token the decision carried.
 	TokenID string `json:"token_id"`
 	// Policies names the matched policies the approver was eligible under
@@ -212,6 +215,7 @@ func (r *Request) Clone() *Request {
 		c.Votes = make([]Vote, len(r.Votes))
 		for i, v := range r.Votes {
 			v.Policies = slices.Clone(v.Policies)
+			v.Conditions = slices.Clone(v.Conditions)
 			if v.Counts != nil {
 				v.Counts = slices.Clone(v.Counts)
 				for j := range v.Counts {

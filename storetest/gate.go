@@ -199,7 +199,8 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 		id := guardPending(t, g1)
 		tok, err := g1.IssueToken(id, "approver-01", approval.VerdictApprove, time.Hour)
 		require.NoError(t, err)
-		_, err = g1.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+		conds := []string{"max_retries <= 2"}
+		_, err = g1.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove, Conditions: conds})
 		require.NoError(t, err)
 		var approved atomic.Int32
 		var wg sync.WaitGroup
@@ -215,11 +216,18 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 				}
 				if res.Status == approval.StatusApproved {
 					approved.Add(1)
+					if !slices.Equal(conds, res.Conditions) {
+						t.Errorf("conditions: got %q, want %q", res.Conditions, conds)
+					}
 				}
 			})
 		}
 		wg.Wait()
 		require.EqualValues(t, 1, approved.Load())
+		page, err := g2.ListAudit(ctx, approval.AuditQuery{RequestID: id})
+		require.NoError(t, err)
+		require.Equal(t, approval.EventDecisionApprove, page.Events[1].Type)
+		require.Equal(t, conds, page.Events[1].Conditions, "the conditions are in the trail")
 		verifyTrail(t, g1)
 	})
 }

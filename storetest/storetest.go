@@ -166,6 +166,7 @@ func fullRequest() *approval.Request {
 		OnBehalfOf: "dave",
 		Verdict:    approval.VerdictApprove,
 		Reason:     "looks fine",
+		Conditions: []string{"max_lines_changed <= 200", "window <= 30m"},
 		TokenID:    "tok_" + randomHex(),
 		Policies:   []string{"high_spend", "prod_deploys", "release_train"},
 		Counts: []approval.VoteCount{{Policy: "high_spend"}, {Policy: "prod_deploys"},
