@@ -313,6 +313,10 @@ type Result struct {
 	// with StatusApproved: run the action within them and within
 	// Action.Constraints. The artifact binds them.
 	Conditions []string
+	// Denial is the structured reason a person gave for the denial, with
+	// StatusDenied (see Denial): whether asking again can help. Nil when
+	// none was given, or a policy denied.
+	Denial *Denial
 }
 
 // Guard asks whether action a may run now.
@@ -473,7 +477,7 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err := g.appendAudit(ctx, ev); err != nil {
 			return res, false, err
 		}
-		return Result{Status: r.Status, RequestID: r.ID, Reason: r.Reason}, true, nil
+		return Result{Status: r.Status, RequestID: r.ID, Reason: r.Reason, Denial: r.Denial()}, true, nil
 	case r.Status.Open():
 		ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: r.Action.RequestedBy,
 			Policies: policyRefs(r.Policies), At: now}}

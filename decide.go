@@ -28,6 +28,10 @@ type Decision struct {
 	// (ErrInvalidCondition). Guard returns them in Result.Conditions and
 	// the artifact binds them.
 	Conditions []string
+	// Denial, with VerdictDeny, tells a requester that is a program what
+	// the denial means for asking again (see Denial). Guard returns it in
+	// Result.Denial.
+	Denial *Denial
 }
 
 // maxReasonBytes bounds Decision.Reason.
@@ -135,6 +139,14 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 	if len(d.Conditions) > 0 && d.Verdict != VerdictApprove {
 		return TokenClaims{}, fmt.Errorf("%w: conditions come with an approval, not a %s", ErrInvalidDecision, d.Verdict)
 	}
+	if d.Denial != nil {
+		if d.Verdict != VerdictDeny {
+			return TokenClaims{}, fmt.Errorf("%w: a denial comes with a deny, not an %s", ErrInvalidDecision, d.Verdict)
+		}
+		if err := d.Denial.check(); err != nil {
+			return TokenClaims{}, err
+		}
+	}
 	claims, err := g.keys.verifyToken(d.Token, now)
 	if err != nil {
 		return claims, err
@@ -182,7 +194,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
-		Conditions: conds, TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
+		Conditions: conds, Denial: cloneDenial(d.Denial), TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -191,8 +203,12 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	if d.Verdict == VerdictDeny {
 		typ = EventDecisionDeny
 	}
+	reason := d.Reason
+	if d.Denial != nil {
+		reason = joinNonEmpty(reason, "("+d.Denial.String()+")")
+	}
 	events := make([]AuditEvent, 1, 2)
-	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: d.Reason, Conditions: conds, At: now}
+	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: reason, Conditions: conds, At: now}
 	var opened []int
 	if d.Verdict == VerdictApprove && counts != nil {
 		var moved []AuditEvent
@@ -520,4 +536,19 @@ func auditSafe(s string, max int) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+func cloneDenial(d *Denial) *Denial {
+	if d == nil {
+		return nil
+	}
+	c := *d
+	return &c
+}
+
+func joinNonEmpty(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + " " + b
 }

@@ -174,6 +174,8 @@ type Vote struct {
 	// Conditions are the limits an approval was given under
 	// (Decision.Conditions), in normal spelling.
 	Conditions []string `json:"conditions,omitempty"`
+	// Denial is a deny's structured reason (Decision.Denial).
+	Denial *Denial `json:"denial,omitempty"`
 	// TokenID is the ID of the single-use token the decision carried.
 	TokenID string `json:"token_id"`
 	// Policies names the matched policies the approver was eligible under
@@ -216,6 +218,7 @@ func (r *Request) Clone() *Request {
 		for i, v := range r.Votes {
 			v.Policies = slices.Clone(v.Policies)
 			v.Conditions = slices.Clone(v.Conditions)
+			v.Denial = cloneDenial(v.Denial)
 			if v.Counts != nil {
 				v.Counts = slices.Clone(v.Counts)
 				for j := range v.Counts {
