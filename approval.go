@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,6 +318,10 @@ type Result struct {
 	// StatusDenied (see Denial): whether asking again can help. Nil when
 	// none was given, or a policy denied.
 	Denial *Denial
+	// Payload, with StatusModified, is the payload the approvers approved
+	// in place of the one asked for (see StatusModified): run the action
+	// with it. Nil otherwise.
+	Payload []byte
 }
 
 // Guard asks whether action a may run now.
@@ -502,7 +507,11 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err != nil {
 			return res, false, err
 		}
-		return Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next), Conditions: next.Conditions()}, true, nil
+		res := Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next), Conditions: next.Conditions()}
+		if next.Edit != nil {
+			res.Status, res.Payload = StatusModified, slices.Clone(next.Edit.Payload)
+		}
+		return res, true, nil
 	}
 	return res, false, nil
 }

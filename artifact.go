@@ -67,7 +67,11 @@ type Artifact struct {
 	ActionHash string `json:"action_hash"`
 	// Conditions are the limits the approvers set (Decision.Conditions):
 	// the action is approved only within them. Left out when empty.
-	Conditions  []string       `json:"conditions,omitempty"`
+	Conditions []string `json:"conditions,omitempty"`
+	// EditedFrom is, when an approver edited the payload (see
+	// StatusModified), the hash of the payload asked for: PayloadHash is
+	// the edited one's. Left out otherwise.
+	EditedFrom  string         `json:"edited_from,omitempty"`
 	PayloadHash string         `json:"payload_hash"`
 	Policies    []PolicyRef    `json:"policies"`
 	Votes       []ArtifactVote `json:"votes"`
@@ -92,11 +96,13 @@ type ArtifactVote struct {
 // artifactOf returns the content of r's artifact, unsigned; r must be
 // approved or consumed.
 func artifactOf(r *Request, kid string) *Artifact {
+	actionHash, payloadHash := r.boundHashes()
 	a := &Artifact{
 		Version: ArtifactVersion, KeyID: kid, RequestID: r.ID,
-		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
+		ActionHash: actionHash, PayloadHash: payloadHash,
 		Policies:   policyRefs(r.Policies),
 		Conditions: r.Conditions(),
+		EditedFrom: editedFrom(r),
 		Votes:      make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
 		IssuedAt: r.ResolvedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
@@ -104,6 +110,15 @@ func artifactOf(r *Request, kid string) *Artifact {
 		a.Votes[i] = ArtifactVote{Approver: v.Approver, OnBehalfOf: v.OnBehalfOf, Verdict: v.Verdict, At: v.At.UTC(), TokenID: v.TokenID}
 	}
 	return a
+}
+
+// editedFrom returns the payload hash r asked for, if an approver edited
+// the payload (or "(empty)" for an empty one), or "".
+func editedFrom(r *Request) string {
+	if r.Edit == nil {
+		return ""
+	}
+	return shortHash(r.PayloadHash)
 }
 
 // signedBytes returns the bytes a's signature covers.
@@ -118,6 +133,11 @@ func (a *Artifact) signedBytes() []byte {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "conditions")
 		b = canon.AppendStrings(b, a.Conditions)
+	}
+	if a.EditedFrom != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "edited_from")
+		b = canon.AppendString(b, a.EditedFrom)
 	}
 	b = append(b, ',')
 	b = canon.AppendKey(b, "expires_at")
@@ -295,6 +315,12 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 		d.lit("]")
 		if d.ok && len(a.Conditions) == 0 {
 			d.ok = false // an empty list is left out, never written
+		}
+	}
+	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"edited_from":`)) {
+		d.lit(`,"edited_from":`)
+		if a.EditedFrom = d.str(); a.EditedFrom == "" {
+			d.ok = false
 		}
 	}
 	a.ExpiresAt = tm(`,"expires_at":`)

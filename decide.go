@@ -32,6 +32,13 @@ type Decision struct {
 	// the denial means for asking again (see Denial). Guard returns it in
 	// Result.Denial.
 	Denial *Denial
+	// Payload, when not nil, approves the action with this payload in
+	// place of the one asked for (an agent's tool arguments, corrected):
+	// with VerdictApprove only, and only before anyone approved. The
+	// approval then binds the edited payload: the requester's Guard gets
+	// StatusModified with it in Result.Payload, and the approvers after
+	// this one approve it. The edit is audited (request.payload_edited).
+	Payload []byte
 }
 
 // maxReasonBytes bounds Decision.Reason.
@@ -139,6 +146,9 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 	if len(d.Conditions) > 0 && d.Verdict != VerdictApprove {
 		return TokenClaims{}, fmt.Errorf("%w: conditions come with an approval, not a %s", ErrInvalidDecision, d.Verdict)
 	}
+	if d.Payload != nil && d.Verdict != VerdictApprove {
+		return TokenClaims{}, fmt.Errorf("%w: an edited payload comes with an approval, not a %s", ErrInvalidDecision, d.Verdict)
+	}
 	if d.Denial != nil {
 		if d.Verdict != VerdictDeny {
 			return TokenClaims{}, fmt.Errorf("%w: a denial comes with a deny, not an %s", ErrInvalidDecision, d.Verdict)
@@ -191,6 +201,15 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrInvalidDecision, err)
 	}
 
+	var edited *AuditEvent
+	if d.Payload != nil {
+		ev, err := g.applyEdit(req, d.Payload, sub, now)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		edited = &ev
+	}
+
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
@@ -207,8 +226,11 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	if d.Denial != nil {
 		reason = joinNonEmpty(reason, "("+d.Denial.String()+")")
 	}
-	events := make([]AuditEvent, 1, 2)
-	events[0] = AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: reason, Conditions: conds, At: now}
+	events := make([]AuditEvent, 0, 3)
+	if edited != nil {
+		events = append(events, *edited)
+	}
+	events = append(events, AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: reason, Conditions: conds, At: now})
 	var opened []int
 	if d.Verdict == VerdictApprove && counts != nil {
 		var moved []AuditEvent

@@ -83,6 +83,9 @@ type Request struct {
 	// request was created. Decisions are counted against them, so changing a
 	// policy later does not change a live request.
 	Policies []MatchedPolicy `json:"policies"`
+	// Edit is the payload an approver put in place of the one asked for
+	// (Decision.Payload); nil when none did. The approval binds it.
+	Edit *PayloadEdit `json:"edit,omitempty"`
 	// Votes are the decisions recorded so far, in order.
 	Votes []Vote `json:"votes,omitempty"`
 	// Recommendations are the automated reviewers' advice, in order (see
@@ -195,6 +198,7 @@ func (r *Request) Clone() *Request {
 	}
 	c := *r
 	c.Action = r.Action.clone()
+	c.Edit = r.Edit.clone()
 	if r.Policies != nil {
 		c.Policies = make([]MatchedPolicy, len(r.Policies))
 	}

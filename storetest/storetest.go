@@ -15,6 +15,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -177,6 +178,8 @@ func fullRequest() *approval.Request {
 		Confidence: 0.87, Context: map[string]string{"ci": "https://ci.example.com/7"}, At: at.Add(30 * time.Second)}}
 	r.Action.Recommendation = &approval.Recommendation{By: "agent-7", Verdict: approval.VerdictDeny, Summary: "touches billing", Confidence: 0.25,
 		Context: map[string]string{"diff": "3 files"}, At: at}
+	r.Edit = &approval.PayloadEdit{Payload: []byte(`{"amount":1}`), PayloadHash: strings.Repeat("c", 64),
+		ActionHash: strings.Repeat("d", 64), By: "bob", At: at.Add(time.Minute)}
 	r.DistinctApprovers = true
 	r.DenyThreshold = 2
 	r.OnTimeout = approval.TimeoutApprove
