@@ -113,6 +113,9 @@ type Config struct {
 	// {custom: NAME} matchers (see LoadPolicies). A file naming one not
 	// here is refused.
 	Matchers MatcherRegistry
+	// BreakGlass, when set, is the emergency path around the policies
+	// (see BreakGlass and Gate.BreakGlass). Nil: there is none.
+	BreakGlass *BreakGlass
 }
 
 // DefaultDenialHold is the default of Config.DenialHold.
@@ -148,6 +151,8 @@ type Gate struct {
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy
 	matchers MatcherRegistry
+	// breakGlass is a copy of Config.BreakGlass.
+	breakGlass *BreakGlass
 
 	notify  *dispatcher   // in-process delivery, for a store without Outbox
 	outbox  *outboxRunner // durable delivery, for a store with Outbox
@@ -198,6 +203,14 @@ func New(cfg Config) (*Gate, error) {
 		poll:     cfg.PollInterval,
 		hold:     cfg.DenialHold,
 		matchers: cfg.Matchers,
+	}
+	if cfg.BreakGlass != nil {
+		if err := cfg.BreakGlass.validate(); err != nil {
+			return nil, fmt.Errorf("approval: %w", err)
+		}
+		bg := *cfg.BreakGlass
+		bg.Approvers, bg.Security, bg.SecurityChannels = slices.Clone(bg.Approvers), slices.Clone(bg.Security), slices.Clone(bg.SecurityChannels)
+		g.breakGlass = &bg
 	}
 	if g.now == nil {
 		g.now = time.Now

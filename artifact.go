@@ -65,6 +65,9 @@ type Artifact struct {
 	KeyID      string `json:"kid"`
 	RequestID  string `json:"request_id"`
 	ActionHash string `json:"action_hash"`
+	// BreakGlass marks an approval on the emergency path
+	// (Gate.BreakGlass), around the policies. Left out when false.
+	BreakGlass bool `json:"break_glass,omitempty"`
 	// Conditions are the limits the approvers set (Decision.Conditions):
 	// the action is approved only within them. Left out when empty.
 	Conditions []string `json:"conditions,omitempty"`
@@ -101,6 +104,7 @@ func artifactOf(r *Request, kid string) *Artifact {
 		Version: ArtifactVersion, KeyID: kid, RequestID: r.ID,
 		ActionHash: actionHash, PayloadHash: payloadHash,
 		Policies:   policyRefs(r.Policies),
+		BreakGlass: r.brokeGlass(),
 		Conditions: r.Conditions(),
 		EditedFrom: editedFrom(r),
 		Votes:      make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
@@ -129,6 +133,9 @@ func (a *Artifact) signedBytes() []byte {
 	b = append(b, '{')
 	b = canon.AppendKey(b, "action_hash")
 	b = canon.AppendString(b, a.ActionHash)
+	if a.BreakGlass {
+		b = append(b, `,"break_glass":true`...)
+	}
 	if len(a.Conditions) > 0 {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "conditions")
@@ -304,6 +311,10 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 	}
 	d.lit(`{"action_hash":`)
 	a.ActionHash = d.str()
+	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"break_glass":true`)) {
+		d.lit(`,"break_glass":true`)
+		a.BreakGlass = true
+	}
 	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"conditions":[`)) {
 		d.lit(`,"conditions":[`)
 		for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {

@@ -177,6 +177,9 @@ type Vote struct {
 	// Conditions are the limits an approval was given under
 	// (Decision.Conditions), in normal spelling.
 	Conditions []string `json:"conditions,omitempty"`
+	// BreakGlass marks an approval on the emergency path (Gate.BreakGlass):
+	// it counts toward no policy.
+	BreakGlass bool `json:"break_glass,omitempty"`
 	// Denial is a deny's structured reason (Decision.Denial).
 	Denial *Denial `json:"denial,omitempty"`
 	// TokenID is the ID of the single-use token the decision carried.

@@ -180,6 +180,9 @@ type AuditQuery struct {
 	RequestID string
 	// Actor keeps the events caused by one person or service.
 	Actor string
+	// Type keeps the events of one type (EventBreakGlass, to list the
+	// break-glass approvals).
+	Type EventType
 	// Since and Until bound the event time: Since inclusive, Until exclusive.
 	Since time.Time
 	Until time.Time

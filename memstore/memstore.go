@@ -445,6 +445,9 @@ func matchEvent(e *approval.AuditEvent, q *approval.AuditQuery) bool {
 	if q.Actor != "" && e.Actor != q.Actor {
 		return false
 	}
+	if q.Type != "" && e.Type != q.Type {
+		return false
+	}
 	if !q.Since.IsZero() && e.At.Before(q.Since) {
 		return false
 	}

@@ -151,7 +151,7 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 		after = n
 	}
 	limit := approval.PageSize(q.Limit)
-	if !s.canMatch(q.RequestID, q.Actor) {
+	if !s.canMatch(q.RequestID, q.Actor, string(q.Type)) {
 		return approval.AuditPage{}, nil
 	}
 	var b strings.Builder
@@ -166,6 +166,9 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	}
 	if q.Actor != "" {
 		where("actor =", q.Actor)
+	}
+	if q.Type != "" {
+		where("type =", string(q.Type))
 	}
 	if !q.Since.IsZero() {
 		where("at >=", s.dialect.boundArg(q.Since))

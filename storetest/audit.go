@@ -212,11 +212,15 @@ func runAuditTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 			mk(r1, "alice", 7),                 // 9
 			mk(r2, approval.SystemActor, 7*60), // 10
 		}
+		events[1].Type, events[8].Type = approval.EventBreakGlass, approval.EventBreakGlass
 		require.NoError(t, s.AppendAudit(t.Context(), events))
 		for _, c := range []struct {
 			q    approval.AuditQuery
 			want []int64
 		}{
+			{approval.AuditQuery{Type: approval.EventBreakGlass}, []int64{2, 9}},
+			{approval.AuditQuery{Type: approval.EventBreakGlass, Actor: "alice"}, []int64{9}},
+			{approval.AuditQuery{Type: approval.EventRequestCreated}, nil},
 			{approval.AuditQuery{}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}},
 			{approval.AuditQuery{RequestID: r1}, []int64{1, 2, 6, 9}},
 			{approval.AuditQuery{RequestID: r2}, []int64{3, 5, 7, 10}},

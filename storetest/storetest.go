@@ -168,6 +168,8 @@ func fullRequest() *approval.Request {
 		Verdict:    approval.VerdictApprove,
 		Reason:     "looks fine",
 		Conditions: []string{"max_lines_changed <= 200", "window <= 30m"},
+		BreakGlass: true,
+		Denial:     &approval.Denial{Code: "too-broad", Retry: approval.RetryChanged, Hint: "only staging"},
 		TokenID:    "tok_" + randomHex(),
 		Policies:   []string{"high_spend", "prod_deploys", "release_train"},
 		Counts: []approval.VoteCount{{Policy: "high_spend"}, {Policy: "prod_deploys"},
