@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/signoff/approval"
 )
@@ -52,7 +53,7 @@ func (h *handler) apiGuard(w http.ResponseWriter, r *http.Request) {
 		// Relative to /api/approvals, so right under any mount prefix.
 		w.Header().Set("Location", "approvals/"+url.PathEscape(res.RequestID))
 	}
-	writeJSON(w, status, "application/json", guardResult{Status: res.Status, RequestID: res.RequestID, Reason: res.Reason})
+	writeJSON(w, status, "application/json", guardResult(res))
 }
 
 // listJSON is the answer of GET /api/approvals.
@@ -146,11 +147,13 @@ func parseQuery(vals url.Values, who string) (approval.RequestQuery, error) {
 }
 
 // viewer is who looks at a request: a reviewer signed in through
-// Options.Identity, or the subject of a link's token for that request.
+// Options.Identity, the subject of a link's token for that request, or
+// its requester, authenticated by Options.Authenticate.
 type viewer struct {
-	id     string
-	token  string                // the link's token, if the viewer came with one
-	claims *approval.TokenClaims // its verified claims
+	id        string
+	token     string                // the link's token, if the viewer came with one
+	claims    *approval.TokenClaims // its verified claims
+	requester bool                  // authenticated by Options.Authenticate
 }
 
 // viewer authenticates a reader of request id: by a valid token for it
@@ -173,6 +176,33 @@ func (h *handler) viewer(id, tok, signedIn string) (viewer, error) {
 	return viewer{}, errUnauthenticated
 }
 
+// reader authenticates the reader of request id and returns the request:
+// a link's token for it, else a reviewer Options.Identity names, else the
+// caller Options.Authenticate names, who reads only requests it made: any
+// other is not found, as if it did not exist.
+func (h *handler) reader(r *http.Request, id string) (viewer, *approval.Request, error) {
+	v, err := h.viewer(id, r.URL.Query().Get("token"), h.reviewer(r))
+	if err == errUnauthenticated {
+		if who := h.call("Options.Authenticate", h.authenticate, r); who != "" {
+			v, err = viewer{id: who, requester: true}, nil
+		}
+	}
+	if err != nil {
+		return viewer{}, nil, err
+	}
+	if !isRequestID(id) {
+		return viewer{}, nil, errNoRequest
+	}
+	req, err := h.gate.Get(r.Context(), id)
+	if err != nil {
+		return viewer{}, nil, err
+	}
+	if v.requester && req.Action.RequestedBy != v.id {
+		return viewer{}, nil, errNoRequest
+	}
+	return v, req, nil
+}
+
 // mayDecide reports whether v may decide req, and if not the problem code
 // of the refusal.
 func (h *handler) mayDecide(ctx context.Context, r *http.Request, req *approval.Request, v viewer) (bool, string) {
@@ -187,25 +217,18 @@ func (h *handler) mayDecide(ctx context.Context, r *http.Request, req *approval.
 
 // apiGet is GET /api/approvals/{id}.
 func (h *handler) apiGet(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	v, err := h.viewer(id, r.URL.Query().Get("token"), h.reviewer(r))
-	if err != nil {
-		h.problem(w, r, err)
-		return
-	}
-	if !isRequestID(id) {
-		h.problem(w, r, errNoRequest)
-		return
-	}
-	req, err := h.gate.Get(r.Context(), id)
+	v, req, err := h.reader(r, r.PathValue("id"))
 	if err != nil {
 		h.problem(w, r, err)
 		return
 	}
 	out := toJSON(req, h.keysFor(req))
 	vj := &viewerJSON{ID: v.id, Via: "session"}
-	if v.claims != nil {
+	switch {
+	case v.claims != nil:
 		vj.Via, vj.TokenAllows = "token", v.claims.Act
+	case v.requester:
+		vj.Via = "requester"
 	}
 	vj.MayDecide, vj.WhyNot = h.mayDecide(r.Context(), r, req, v)
 	out.Viewer = vj
@@ -213,6 +236,71 @@ func (h *handler) apiGet(w http.ResponseWriter, r *http.Request) {
 }
 
 var errNoRequest = &httpError{http.StatusNotFound, "not_found", "Not found", "no request has this ID"}
+
+// apiWait is GET /api/approvals/{id}/wait?timeout=25s: a long poll. It
+// answers the request (as GET shows it, without the viewer) once it is no
+// longer open, or as it stands when the timeout (DefaultWaitTimeout,
+// at most Options.MaxWait) passes first.
+func (h *handler) apiWait(w http.ResponseWriter, r *http.Request) {
+	_, req, err := h.reader(r, r.PathValue("id"))
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	timeout := DefaultWaitTimeout
+	if s := r.URL.Query().Get("timeout"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			h.problem(w, r, errInvalidQuery(`timeout must be a duration such as "25s"`))
+			return
+		}
+		timeout = d
+	}
+	timeout = min(timeout, h.maxWait)
+	if req.Status.Open() && timeout > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		done, err := h.gate.Wait(ctx, req.ID)
+		timedOut := ctx.Err() != nil
+		cancel()
+		switch {
+		case err == nil:
+			req = done
+		case r.Context().Err() != nil:
+			return // the caller left: nobody to answer
+		case timedOut:
+			// Still open (or decided just now): answer it as it stands.
+			if req, err = h.gate.Get(r.Context(), req.ID); err != nil {
+				h.problem(w, r, err)
+				return
+			}
+		default:
+			h.problem(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, "application/json", toJSON(req, h.keysFor(req)))
+}
+
+// apiArtifact is GET /api/approvals/{id}/artifact: the signed approval
+// artifact of an approved (or consumed) request, its bytes as the gate
+// signed them.
+func (h *handler) apiArtifact(w http.ResponseWriter, r *http.Request) {
+	_, req, err := h.reader(r, r.PathValue("id"))
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	art, err := h.gate.Artifact(r.Context(), req.ID)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Content-Length", strconv.Itoa(len(art)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(art)
+}
 
 // apiDecide is POST /api/approvals/{id}/approve and /deny.
 func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
@@ -222,7 +310,9 @@ func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
 			h.problem(w, r, err)
 			return
 		}
-		req, err := h.decide(r, r.PathValue("id"), verdict, body.Token, body.Reason)
+		d := approval.Decision{Token: body.Token, Verdict: verdict, Reason: body.Reason,
+			Conditions: body.Conditions, Payload: body.Payload, Denial: body.Denial}
+		req, err := h.decide(r, r.PathValue("id"), d)
 		if err != nil {
 			h.problem(w, r, err)
 			return
@@ -239,21 +329,21 @@ func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
 // reviewer Options.Identity names, through a token minted for them alone
 // (DecisionTokenTTL), so that eligibility, segregation, single use and
 // the audit trail apply exactly as for a link.
-func (h *handler) decide(r *http.Request, id string, verdict approval.Verdict, tok, reason string) (*approval.Request, error) {
+func (h *handler) decide(r *http.Request, id string, d approval.Decision) (*approval.Request, error) {
 	if !isRequestID(id) {
 		return nil, errNoRequest
 	}
-	if tok == "" {
+	if d.Token == "" {
 		who := h.reviewer(r)
 		if who == "" {
 			return nil, errUnauthenticated
 		}
 		var err error
-		if tok, err = h.gate.IssueToken(id, who, verdict, DecisionTokenTTL); err != nil {
+		if d.Token, err = h.gate.IssueToken(id, who, d.Verdict, DecisionTokenTTL); err != nil {
 			return nil, err
 		}
 	}
-	return h.gate.Decide(r.Context(), id, approval.Decision{Token: tok, Verdict: verdict, Reason: reason})
+	return h.gate.Decide(r.Context(), id, d)
 }
 
 // auditJSON is the answer of GET /api/approvals/{id}/audit.

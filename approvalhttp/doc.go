@@ -1,6 +1,7 @@
 // Package approvalhttp serves an approval.Gate over HTTP: the review page
 // that notification links open, the reviewers' queue, and a JSON API for
-// remote callers and tools. It uses the standard library only, and works
+// remote callers and tools; and Client, which gates actions through that
+// API from another process. It uses the standard library only, and works
 // without JavaScript.
 //
 // # Mounting
@@ -34,6 +35,9 @@
 //	POST /api/approvals/{id}/approve  decide, body {"token": "...", "reason": "..."}
 //	POST /api/approvals/{id}/deny     likewise
 //	GET  /api/approvals/{id}/audit    the request's audit events, paged (cursor, limit)
+//	GET  /api/approvals/{id}/wait     long poll: the request once it is decided, or as it stands
+//	                                  after ?timeout= (default 25s, cut to Options.MaxWait)
+//	GET  /api/approvals/{id}/artifact the signed artifact of an approved (or consumed) request
 //
 // # Identity
 //
@@ -52,7 +56,11 @@
 // Without Options.Identity, or for a visitor it does not name, only a
 // link's token opens its one request (the page, and GET
 // /api/approvals/{id}?token=...); the queue, the list and the audit API
-// answer 401. An identity function that fails, panics or returns a string
+// answer 401. The caller Options.Authenticate names reads the requests it
+// made, and no other: GET /api/approvals/{id}, its /wait and its
+// /artifact; another requester's request is 404, as if it did not exist,
+// and the queue, the list and the audit API stay the reviewers'. A link's
+// token is tried first, then Identity, then Authenticate. An identity function that fails, panics or returns a string
 // that is not a valid identity (approval.CanonicalID) leaves the request
 // unauthenticated; never someone else.
 //
@@ -61,7 +69,8 @@
 // (Action.RequestedBy): a body requested_by that names anyone else is
 // refused (422, "requested_by_mismatch"); one naming the caller, in any
 // spelling, is accepted. The answer is the Guard result, {"status",
-// "request_id", "reason"}: 202 Accepted with a Location for pending, 200
+// "request_id", "reason", "artifact"} (the artifact in base64, with an
+// approval Guard consumed): 202 Accepted with a Location for pending, 200
 // for approved and denied (and timed_out, a held outcome). A caller polls
 // by repeating the same POST: Guard is idempotent, returns the open request
 // while it is pending, and returns approved exactly once. The body is the
@@ -76,6 +85,58 @@
 // pending and escalated. The answer is {"requests": [...], "next":
 // cursor} with a Link: <...>; rel="next" header (relative to the current
 // path); requests come oldest first, as Gate.List returns them.
+//
+// GET /api/approvals/{id}/wait answers as GET /api/approvals/{id} does,
+// without the viewer, once the request is no longer open; an open one is
+// held until it is decided or the timeout passes (a Go duration, "25s";
+// "0s" answers at once), then answered as it stands, still open. Keep the
+// server's WriteTimeout, and any proxy's idle timeout, above
+// Options.MaxWait. GET /api/approvals/{id}/artifact answers the artifact's
+// bytes as the gate signed them (application/json); a request that is not
+// approved has none (409 no_artifact).
+//
+// # Remote callers
+//
+// Client is the other end of the API, for a process that runs actions
+// without the gate's store (an agent runtime, a worker):
+//
+//	c, err := approvalhttp.NewClient("https://ops.example.com/review", approvalhttp.ClientOptions{
+//		Authorize: func(r *http.Request) error { r.Header.Set("Authorization", "Bearer "+key); return nil },
+//		Keys:      []ed25519.PublicKey{gatePub},
+//	})
+//	res, err := c.Guard(ctx, action)           // pending: res.RequestID
+//	req, err := c.Wait(ctx, res.RequestID)     // a person answered
+//	res, err = c.Guard(ctx, action)            // approved, once: res.Artifact verified
+//
+// Client.Guard sends the action with its payload byte for byte (a JSON
+// value that the encoder leaves as it is travels as itself; any other
+// payload as a JSON string of its text), so the server computes the
+// hashes the client would, and a retry from any process with the same
+// credentials finds the same request. Client.Wait long-polls /wait until
+// the request is decided; Client.Artifact and Client.VerifiedArtifact
+// fetch the artifact.
+//
+// The Client trusts the server's "no", never its "yes" alone: an approval
+// of a request is returned only once its artifact verified
+// (approval.VerifyArtifact) against the action, ClientOptions.Keys and the
+// clock, and names that request. Otherwise Guard answers StatusDenied
+// with an error wrapping ErrUnverified and the artifact's sentinel; the
+// gate has consumed the approval by then, so treat it as an alarm (a
+// tampering server or proxy, or keys out of date). The gate needs a
+// SigningKey for this. An action no policy matched is approved without
+// an artifact, as nobody approved it, and the Client accepts that answer
+// from the server, which alone knows the policies; with
+// ClientOptions.RequireArtifact it refuses it (give the gate a
+// Config.Default policy then, so that every action has a request). An
+// artifact proves an approval, not that it is unused: single use is the
+// gate's, through Guard.
+//
+// A problem the server answers comes back as a *Problem, whose Unwrap is
+// the approval package's sentinel for its code (the table below), so
+// errors.Is(err, approval.ErrNotFound) works as in process. Codes of the
+// HTTP layer (unauthenticated, forbidden, malformed_request, internal...)
+// have none: branch on Problem.Code. A requested_by_mismatch or
+// invalid_identity from Guard is also approval.ErrInvalidAction.
 //
 // # Pages
 //
@@ -160,10 +221,11 @@
 //	        not_eligible, self_approval, forbidden, cross_origin
 //	404     not_found (unknown or malformed request ID, unknown route)
 //	405     method_not_allowed (with Allow)
-//	409     not_pending, already_decided, conflict
+//	409     not_pending, already_decided, conflict, no_artifact
 //	413     body_too_large
 //	415     unsupported_media_type (an API body that is not JSON)
 //	422     invalid_action, invalid_decision, invalid_identity,
 //	        invalid_cursor, invalid_query, requested_by_mismatch
 //	500     internal
+//	501     unsupported (an artifact from a gate without a SigningKey)
 package approvalhttp

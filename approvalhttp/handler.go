@@ -19,7 +19,9 @@ type Options struct {
 	// Authenticate identifies the remote caller of POST /api/approvals (an
 	// agent runtime, a service): it returns the caller's ID, which becomes
 	// Action.RequestedBy. Return "" or an error for a caller it does not
-	// know (401). Defaults to nil: POST /api/approvals answers 404.
+	// know (401). The caller may then read its own requests, and only
+	// those: GET /api/approvals/{id}, its /wait and its /artifact.
+	// Defaults to nil: POST /api/approvals answers 404.
 	Authenticate func(*http.Request) (string, error)
 	// Identity returns the reviewer behind a request (the host's session
 	// cookie, an SSO header set by a trusted proxy, a client certificate),
@@ -41,6 +43,10 @@ type Options struct {
 	// MaxBodyBytes bounds the body of POST /api/approvals (413 beyond it).
 	// Defaults to 4 MiB, room for an action at the gate's default Limits.
 	MaxBodyBytes int64
+	// MaxWait bounds how long GET /api/approvals/{id}/wait holds a
+	// request open (its timeout parameter is cut to it). Keep it below
+	// the server's WriteTimeout. Defaults to DefaultMaxWait.
+	MaxWait time.Duration
 	// MaxPayloadDisplayBytes bounds how much of a payload the review page
 	// shows (the rest is cut, with a note; the hashes cover all of it).
 	// Defaults to 64 KiB.
@@ -59,6 +65,10 @@ type Options struct {
 const (
 	DefaultMaxBodyBytes           = 4 << 20
 	DefaultMaxPayloadDisplayBytes = 64 << 10
+	DefaultMaxWait                = 60 * time.Second
+	// DefaultWaitTimeout is how long GET /api/approvals/{id}/wait holds
+	// a request open when its timeout parameter is left out.
+	DefaultWaitTimeout = 25 * time.Second
 	// DecisionTokenTTL is the lifetime of the token the handler mints to
 	// decide as the reviewer Options.Identity names.
 	DecisionTokenTTL = 2 * time.Minute
@@ -74,6 +84,7 @@ type handler struct {
 	redact       []string
 	maxBody      int64
 	maxDisplay   int
+	maxWait      time.Duration
 	now          func() time.Time
 	log          *slog.Logger
 	mux          *http.ServeMux
@@ -89,8 +100,8 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 	if gate == nil {
 		return nil, errors.New("approvalhttp: New: gate is nil")
 	}
-	if opts.MaxBodyBytes < 0 || opts.MaxPayloadDisplayBytes < 0 {
-		return nil, errors.New("approvalhttp: New: MaxBodyBytes and MaxPayloadDisplayBytes must not be negative")
+	if opts.MaxBodyBytes < 0 || opts.MaxPayloadDisplayBytes < 0 || opts.MaxWait < 0 {
+		return nil, errors.New("approvalhttp: New: MaxBodyBytes, MaxPayloadDisplayBytes and MaxWait must not be negative")
 	}
 	for _, k := range opts.Redact {
 		if k == "" || !utf8.ValidString(k) {
@@ -104,6 +115,7 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 		redact:       append([]string(nil), opts.Redact...),
 		maxBody:      opts.MaxBodyBytes,
 		maxDisplay:   opts.MaxPayloadDisplayBytes,
+		maxWait:      opts.MaxWait,
 		now:          opts.Now,
 		log:          opts.Logger,
 	}
@@ -112,6 +124,9 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 	}
 	if h.maxDisplay == 0 {
 		h.maxDisplay = DefaultMaxPayloadDisplayBytes
+	}
+	if h.maxWait == 0 {
+		h.maxWait = DefaultMaxWait
 	}
 	if h.now == nil {
 		h.now = time.Now
@@ -143,6 +158,8 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /api/approvals/{id}/approve", h.apiDecide(approval.VerdictApprove))
 	m.HandleFunc("POST /api/approvals/{id}/deny", h.apiDecide(approval.VerdictDeny))
 	m.HandleFunc("GET /api/approvals/{id}/audit", h.apiAudit)
+	m.HandleFunc("GET /api/approvals/{id}/wait", h.apiWait)
+	m.HandleFunc("GET /api/approvals/{id}/artifact", h.apiArtifact)
 	m.HandleFunc("GET /approvals", h.queuePage)
 	m.HandleFunc("GET /approvals/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Location", "../approvals")

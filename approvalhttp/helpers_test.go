@@ -2,6 +2,7 @@ package approvalhttp_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"io"
@@ -63,6 +64,7 @@ type fixture struct {
 	t      *testing.T
 	ctx    context.Context
 	gate   *approval.Gate
+	pub    ed25519.PublicKey // of the gate's SigningKey
 	clock  *clock
 	srv    *httptest.Server
 	client *http.Client
@@ -75,9 +77,9 @@ type fixtureOpt struct {
 
 func newFixture(t *testing.T, mods ...fixtureOpt) *fixture {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
+	pub, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
-	f := &fixture{t: t, ctx: context.Background(), clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}}
+	f := &fixture{t: t, ctx: context.Background(), pub: pub, clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}}
 	cfg := approval.Config{
 		Store:      memstore.New(),
 		SigningKey: priv,

@@ -147,7 +147,7 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := r.PostForm.Get("token")
-	if _, err := h.decide(r, id, verdict, tok, r.PostForm.Get("reason")); err != nil {
+	if _, err := h.decide(r, id, approval.Decision{Token: tok, Verdict: verdict, Reason: r.PostForm.Get("reason")}); err != nil {
 		h.errorPage(w, r, err)
 		return
 	}

@@ -3,6 +3,7 @@ package approvalhttp
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -24,6 +25,31 @@ type Problem struct {
 	// Code is stable: "not_found", "token_expired", "not_eligible"... (see
 	// the package documentation for the list).
 	Code string `json:"code"`
+}
+
+// Error returns the problem's status, code and detail, so that a Problem
+// a Client received reads as an error.
+func (p *Problem) Error() string {
+	s := "server answered " + strconv.Itoa(p.Status) + " " + p.Code
+	if p.Detail != "" {
+		s += ": " + p.Detail
+	}
+	return s
+}
+
+// Unwrap returns the sentinel of the approval package that p.Code stands
+// for (approval.ErrNotFound for "not_found", approval.ErrNotPending for
+// "not_pending"...; the table in the package documentation), so that
+// errors.Is works on the problem as on the gate's own error. A code of
+// the HTTP layer (unauthenticated, malformed_request, forbidden,
+// requested_by_mismatch, internal...) has none: branch on Code.
+func (p *Problem) Unwrap() error {
+	for _, c := range errorClasses {
+		if c.code == p.Code {
+			return c.err
+		}
+	}
+	return nil
 }
 
 // ProblemTypePrefix begins every Problem.Type.
@@ -83,6 +109,8 @@ var errorClasses = [...]errorClass{
 	{approval.ErrInvalidAction, http.StatusUnprocessableEntity, "invalid_action", "Invalid action"},
 	{approval.ErrInvalidDecision, http.StatusUnprocessableEntity, "invalid_decision", "Invalid decision"},
 	{approval.ErrInvalidCursor, http.StatusUnprocessableEntity, "invalid_cursor", "Invalid cursor"},
+	{approval.ErrNoArtifact, http.StatusConflict, "no_artifact", "Request not approved: no artifact"},
+	{approval.ErrUnsupported, http.StatusNotImplemented, "unsupported", "Not supported by this server"},
 }
 
 // classify returns the problem for err. Internal errors (anything not

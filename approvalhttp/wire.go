@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -24,18 +25,58 @@ import (
 // authenticated caller.
 type actionBody struct {
 	Name        string               `json:"name"`
-	RequestedBy string               `json:"requested_by"`
-	Cost        *approval.Cost       `json:"cost"`
-	Risk        approval.Risk        `json:"risk"`
-	Tags        []string             `json:"tags"`
-	Metadata    map[string]string    `json:"metadata"`
-	Message     string               `json:"message"`
-	RunID       string               `json:"run_id"`
-	StepID      string               `json:"step_id"`
-	Constraints []string             `json:"constraints"`
-	Payload     json.RawMessage      `json:"payload"`
-	Provenance  *approval.Provenance `json:"provenance"`
-	Diff        []approval.FileDiff  `json:"diff"`
+	RequestedBy string               `json:"requested_by,omitempty"`
+	Cost        *approval.Cost       `json:"cost,omitempty"`
+	Risk        approval.Risk        `json:"risk,omitempty"`
+	Tags        []string             `json:"tags,omitempty"`
+	Metadata    map[string]string    `json:"metadata,omitempty"`
+	Message     string               `json:"message,omitempty"`
+	RunID       string               `json:"run_id,omitempty"`
+	StepID      string               `json:"step_id,omitempty"`
+	Constraints []string             `json:"constraints,omitempty"`
+	Payload     json.RawMessage      `json:"payload,omitempty"`
+	Provenance  *approval.Provenance `json:"provenance,omitempty"`
+	Diff        []approval.FileDiff  `json:"diff,omitempty"`
+}
+
+// bodyOf returns the body that carries a to POST /api/approvals, the
+// inverse of actionBody.action: the server stores exactly a's payload
+// bytes. A payload travels as itself when it is a JSON value (not a
+// string) that the JSON encoder leaves byte for byte as it is, and as a
+// JSON string of its text otherwise (whitespace, escapes and key order
+// then survive too). A payload that is not UTF-8 text, an Initiator and a
+// Recommendation have no form in the body: ErrInvalidAction.
+func bodyOf(a approval.Action) (*actionBody, error) {
+	switch {
+	case a.Initiator != "":
+		return nil, fmt.Errorf("%w: the HTTP API takes no initiator", approval.ErrInvalidAction)
+	case a.Recommendation != nil:
+		return nil, fmt.Errorf("%w: the HTTP API takes no recommendation", approval.ErrInvalidAction)
+	}
+	b := &actionBody{
+		Name: a.Name, RequestedBy: a.RequestedBy, Cost: a.Cost, Risk: a.Risk, Tags: a.Tags, Metadata: a.Metadata,
+		Message: a.Message, RunID: a.RunID, StepID: a.StepID, Constraints: a.Constraints,
+		Provenance: a.Provenance, Diff: a.Diff,
+	}
+	p := a.Payload
+	switch {
+	case len(p) == 0:
+		return b, nil
+	case p[0] != '"' && string(p) != "null" && json.Valid(p):
+		if enc, err := json.Marshal(json.RawMessage(p)); err == nil && bytes.Equal(enc, p) {
+			b.Payload = p
+			return b, nil
+		}
+	}
+	if !utf8.Valid(p) {
+		return nil, fmt.Errorf("%w: the HTTP API carries a payload of JSON or UTF-8 text only", approval.ErrInvalidAction)
+	}
+	enc, err := json.Marshal(string(p))
+	if err != nil {
+		return nil, err
+	}
+	b.Payload = enc
+	return b, nil
 }
 
 // action returns the Action b describes. A JSON string payload is text
@@ -65,17 +106,38 @@ func (b *actionBody) action() (approval.Action, error) {
 	return a, nil
 }
 
-// guardResult is the answer of POST /api/approvals.
+// guardResult is approval.Result on the wire: the answer of POST
+// /api/approvals, written by the handler as guardResult(res) and read by
+// Client.Guard as approval.Result(gr). It has exactly Result's fields, in
+// Result's order, each with its JSON name, so a field added to Result
+// stops the conversions compiling until it is added here too: one line,
+// and both sides carry it.
 type guardResult struct {
 	Status    approval.Status `json:"status"`
 	RequestID string          `json:"request_id,omitempty"`
 	Reason    string          `json:"reason,omitempty"`
+	// Artifact travels in base64 (standard, padded), so that its bytes,
+	// which its signature covers, arrive exactly as signed.
+	Artifact   []byte           `json:"artifact,omitempty"`
+	Conditions []string         `json:"conditions,omitempty"`
+	Denial     *approval.Denial `json:"denial,omitempty"`
+	// Payload (StatusModified) travels in base64 too.
+	Payload []byte `json:"payload,omitempty"`
 }
+
+var _ = approval.Result(guardResult{})
 
 // decideBody is the body of POST /api/approvals/{id}/approve and /deny.
 type decideBody struct {
 	Token  string `json:"token"`
 	Reason string `json:"reason"`
+	// Conditions narrow an approval (approval.Decision.Conditions).
+	Conditions []string `json:"conditions,omitempty"`
+	// Payload (base64) approves an edited payload
+	// (approval.Decision.Payload).
+	Payload []byte `json:"payload,omitempty"`
+	// Denial is a deny's structured reason (approval.Decision.Denial).
+	Denial *approval.Denial `json:"denial,omitempty"`
 }
 
 // decideResult is the answer of a decision: the request's state after it,
@@ -116,7 +178,8 @@ type actionJSON struct {
 // viewerJSON says who is looking and whether they may decide.
 type viewerJSON struct {
 	ID string `json:"id"`
-	// Via is "session" (Options.Identity) or "token" (a link's token).
+	// Via is "session" (Options.Identity), "token" (a link's token) or
+	// "requester" (Options.Authenticate, reading its own request).
 	Via string `json:"via"`
 	// TokenAllows is the token's verdict scope, for a token viewer.
 	TokenAllows approval.Verdict `json:"token_allows,omitempty"`
@@ -148,6 +211,26 @@ func toJSON(r *approval.Request, keys []string) *requestJSON {
 		v.Action.PayloadBase64 = p
 	}
 	return v
+}
+
+// request returns the request v shows, as Client.Wait reads it: the
+// inverse of toJSON, but for what redaction masked. Its Action is the one
+// the API shows (a JSON payload compacted, masked values "[redacted]");
+// ActionHash and PayloadHash are the stored ones, of the real bytes.
+func (v *requestJSON) request() *approval.Request {
+	r := *v.Request
+	a := &v.Action
+	r.Action = a.Action
+	r.Action.Metadata = a.Metadata
+	switch {
+	case a.PayloadText != nil:
+		r.Action.Payload = []byte(*a.PayloadText)
+	case a.PayloadBase64 != nil:
+		r.Action.Payload = a.PayloadBase64
+	case len(a.Payload) > 0:
+		r.Action.Payload = a.Payload
+	}
+	return &r
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

@@ -2,6 +2,7 @@ package approvalhttp
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,4 +52,66 @@ func TestRequestJSONFollowsRequest(t *testing.T) {
 	require.Equal(t, "OPS-1", got.Action.Metadata["ticket"])
 	require.Equal(t, len(r.Action.Payload), got.Action.PayloadSize)
 	require.Equal(t, "DE89SECRET", r.Action.Metadata["iban"], "the caller's request is untouched")
+}
+
+// TestBodyOfKeepsPayloadBytes: the body Client.Guard sends carries the
+// payload so that the handler reads back exactly its bytes: as itself
+// when the encoder leaves it as it is, as text otherwise.
+func TestBodyOfKeepsPayloadBytes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		payload string
+		raw     bool // sent as itself, not as a JSON string
+	}{
+		{`{"b":1,"a":[true,null,"x"]}`, true},
+		{`[1,2,3]`, true},
+		{`12345678901234567890`, true},
+		{`{"a": 1}`, false},               // whitespace the encoder would drop
+		{"{\"a\":1}\n", false},            // so is a trailing newline
+		{`{"html":"<b>&</b>"}`, false},    // escaped by the encoder
+		{`{"s":"\u00e9"}`, true},          // escapes are kept as written
+		{`"a JSON string"`, false},        // a string is read back as text
+		{`null`, false},                   // null is read back as no payload
+		{"line 1\nline 2\t\u2028", false}, // text
+		{`{"a":1`, false},                 // not JSON: text
+	} {
+		b, err := bodyOf(approval.Action{Name: "x", RequestedBy: "agent-1", Payload: []byte(tc.payload)})
+		require.NoError(t, err, tc.payload)
+		enc, err := json.Marshal(b)
+		require.NoError(t, err)
+		require.Equal(t, tc.raw, !strings.HasPrefix(string(b.Payload), `"`), tc.payload)
+		var back actionBody
+		dec := json.NewDecoder(strings.NewReader(string(enc)))
+		dec.DisallowUnknownFields()
+		require.NoError(t, dec.Decode(&back))
+		a, err := back.action()
+		require.NoError(t, err)
+		require.Equal(t, []byte(tc.payload), a.Payload, tc.payload)
+	}
+	b, err := bodyOf(approval.Action{Name: "x", RequestedBy: "agent-1"})
+	require.NoError(t, err)
+	enc, err := json.Marshal(b)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"name":"x","requested_by":"agent-1"}`, string(enc), "what is not set is left out")
+	_, err = bodyOf(approval.Action{Name: "x", RequestedBy: "agent-1", Payload: []byte("\xff")})
+	require.ErrorIs(t, err, approval.ErrInvalidAction)
+}
+
+// TestProblemRoundTrip: every sentinel the handler maps to a problem comes
+// back from the problem's JSON as that sentinel, through Problem.Unwrap.
+func TestProblemRoundTrip(t *testing.T) {
+	t.Parallel()
+	for _, c := range errorClasses {
+		p := classify(fmt.Errorf("approval: something req_x: %w", c.err))
+		require.Equal(t, c.code, p.Code)
+		b, err := json.Marshal(p)
+		require.NoError(t, err)
+		var got Problem
+		require.NoError(t, json.Unmarshal(b, &got))
+		require.ErrorIs(t, &got, c.err, c.code)
+		require.Contains(t, got.Error(), c.code)
+	}
+	p := classify(errUnauthenticated)
+	require.NoError(t, p.Unwrap())
+	require.Equal(t, "server answered 401 unauthenticated: sign in, or open the link you were sent", p.Error())
 }
