@@ -99,7 +99,9 @@ type Config struct {
 	// with its stack). Defaults to slog.Default().
 	Logger *slog.Logger
 	// PollInterval is how often Wait re-reads a request from the Store, to
-	// see decisions made by other processes. Defaults to 1s.
+	// see decisions made by other processes. A Store that implements
+	// ResolutionNotifier wakes Wait sooner, and the poll is then only its
+	// fallback. Defaults to 1s.
 	PollInterval time.Duration
 	// DenialHold is how long a person's "no" (or a timeout) stands: after
 	// a request is denied by an approver or times out, a Guard of the

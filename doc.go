@@ -86,6 +86,9 @@
 // memstore keeps everything in process; sqlstore keeps it in SQLite (a file
 // path is all it needs) or PostgreSQL (several replicas sharing one
 // database). storetest.Run proves any implementation against the contract.
+// A store that implements ResolutionNotifier (sqlstore does) wakes
+// Gate.Wait as soon as another process decides, rather than at its next
+// poll.
 //
 // # Audit
 //

@@ -269,15 +269,31 @@ func fmtDeadline(t time.Time) string {
 
 // Wait blocks until request id is no longer open (approved, denied, timed
 // out, cancelled...) or ctx is done, and returns the request. Decisions
-// made through this gate wake it at once; decisions made by other
-// processes sharing the store are seen within Config.PollInterval. Wait
-// does not time requests out by itself: run Tick or Run for that.
+// made through this gate wake it at once. If the Store implements
+// ResolutionNotifier (sqlstore does: on PostgreSQL across processes,
+// within milliseconds), Wait subscribes before its first read and
+// decisions made by other gates and processes wake it too; it still
+// re-reads the request every Config.PollInterval, so that a notifier that
+// lost its connection delays Wait by at most that much. With any other
+// store, decisions made by other processes are seen within
+// Config.PollInterval. Wait does not time requests out by itself: run
+// Tick or Run for that.
 func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
 	if err := checkRequestID(id); err != nil {
 		return nil, fmt.Errorf("approval: wait: %w", err)
 	}
 	ch := g.waiters.add(id)
 	defer g.waiters.remove(id, ch)
+	var resolved <-chan struct{}
+	if n, ok := g.store.(ResolutionNotifier); ok {
+		// Subscribed before the first Get: a decision that commits after
+		// it is either read by that Get or wakes the select below.
+		c, stop := n.SubscribeResolved(id)
+		if stop != nil {
+			defer stop()
+		}
+		resolved = c
+	}
 	t := time.NewTicker(g.poll)
 	defer t.Stop()
 	for {
@@ -292,6 +308,7 @@ func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("approval: wait %s: %w", id, ctx.Err())
 		case <-ch:
+		case <-resolved:
 		case <-t.C:
 		}
 	}

@@ -156,6 +156,150 @@ func TestWaitSeesOtherGates(t *testing.T) {
 	require.Equal(t, approval.StatusCancelled, r.Status)
 }
 
+// notifyingStore is a Store with a ResolutionNotifier that the test drives:
+// a subscriber is woken only when the test calls fire.
+type notifyingStore struct {
+	approval.Store
+	// subscribed receives the ID of each subscription; gets the ID of each
+	// Get, after it returns.
+	subscribed, gets chan string
+
+	mu   sync.Mutex
+	subs map[string]chan struct{}
+	// blindGets counts the Gets of a request nobody had subscribed to.
+	blindGets int
+}
+
+func newNotifyingStore(s approval.Store) *notifyingStore {
+	return &notifyingStore{Store: s, subscribed: make(chan string, 16), gets: make(chan string, 64), subs: map[string]chan struct{}{}}
+}
+
+func (s *notifyingStore) SubscribeResolved(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.subs[id] = ch
+	s.mu.Unlock()
+	s.subscribed <- id
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.subs[id] == ch {
+			delete(s.subs, id)
+		}
+	}
+}
+
+func (s *notifyingStore) Get(ctx context.Context, id string) (*approval.Request, error) {
+	s.mu.Lock()
+	if s.subs[id] == nil {
+		s.blindGets++
+	}
+	s.mu.Unlock()
+	r, err := s.Store.Get(ctx, id)
+	select {
+	case s.gets <- id:
+	default:
+	}
+	return r, err
+}
+
+func (s *notifyingStore) fire(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.subs[id]; ch != nil {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *notifyingStore) watching() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+// waitAsync runs gate.Wait(id) on a goroutine of its own.
+func waitAsync(t *testing.T, gate *approval.Gate, id string) <-chan *approval.Request {
+	done := make(chan *approval.Request, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		r, err := gate.Wait(ctx, id)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	return done
+}
+
+// TestWaitSubscribes: over a ResolutionNotifier, Wait subscribes before it
+// first reads the request, returns when the store wakes it (a decision
+// made elsewhere, with a poll too slow to see it), and stops the
+// subscription.
+func TestWaitSubscribes(t *testing.T) {
+	t.Parallel()
+	var ns *notifyingStore
+	f := newFixture(t, func(c *approval.Config) {
+		ns = newNotifyingStore(c.Store)
+		c.Store = ns
+		c.PollInterval = time.Hour
+	})
+	elsewhere, err := approval.New(approval.Config{Store: ns.Store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
+	require.NoError(t, err)
+	id := f.pending(transfer(5000))
+	done := waitAsync(t, f.gate, id)
+	require.Equal(t, id, <-ns.subscribed)
+	require.Equal(t, id, <-ns.gets, "Wait reads the request once it has subscribed")
+
+	_, err = elsewhere.Cancel(f.ctx, id, "ops", "")
+	require.NoError(t, err)
+	select {
+	case <-done:
+		t.Fatal("Wait returned before the store woke it")
+	case <-time.After(50 * time.Millisecond):
+	}
+	ns.fire(id)
+	select {
+	case r := <-done:
+		require.Equal(t, approval.StatusCancelled, r.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait was not woken by the store's notification")
+	}
+	require.Zero(t, ns.watching(), "Wait stopped its subscription")
+	ns.mu.Lock()
+	defer ns.mu.Unlock()
+	require.Zero(t, ns.blindGets, "Wait read the request before subscribing")
+}
+
+// TestWaitPollsBesideNotifier: a notifier that never fires (its connection
+// lost, say) delays Wait by at most PollInterval.
+func TestWaitPollsBesideNotifier(t *testing.T) {
+	t.Parallel()
+	var ns *notifyingStore
+	f := newFixture(t, func(c *approval.Config) {
+		ns = newNotifyingStore(c.Store)
+		c.Store = ns
+		c.PollInterval = 5 * time.Millisecond
+	})
+	elsewhere, err := approval.New(approval.Config{Store: ns.Store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
+	require.NoError(t, err)
+	id := f.pending(transfer(5000))
+	done := waitAsync(t, f.gate, id)
+	require.Equal(t, id, <-ns.subscribed)
+	_, err = elsewhere.Cancel(f.ctx, id, "ops", "")
+	require.NoError(t, err)
+	select {
+	case r := <-done:
+		require.Equal(t, approval.StatusCancelled, r.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not poll while the notifier was silent")
+	}
+	require.Zero(t, ns.watching())
+}
+
 // TestTickReminds: every ReminderInterval, the approvers who have not
 // answered are reminded, once per interval however many gates tick; missed
 // intervals are caught up with one reminder.

@@ -107,6 +107,31 @@ type PrunedAudit interface {
 	AuditAnchor(ctx context.Context) (seq int64, hash string, err error)
 }
 
+// ResolutionNotifier is an optional Store capability, found by type
+// assertion: a store that can tell a waiting Gate.Wait, in this process or
+// another sharing the store, that a request may have left the open states
+// (see Status.Open), so that Wait need not poll to find out. sqlstore
+// implements it (across processes on PostgreSQL, with LISTEN/NOTIFY).
+type ResolutionNotifier interface {
+	// SubscribeResolved starts watching request id and returns a channel
+	// and a function that stops the watch. After an Update that moves the
+	// request out of the open states has committed, the channel receives
+	// a value; it has a buffer of one and the store never blocks sending
+	// to it, so several wake-ups may arrive as one. A wake-up says only
+	// that the request may have changed: the waiter reads it again to
+	// know. Spurious wake-ups are allowed (the store may send one whenever
+	// it may have missed a notification, such as after reconnecting); a
+	// missed one is not, except while the store cannot watch (its
+	// connection is lost), which is why Wait also polls. The watch covers
+	// every Update that commits after SubscribeResolved returns.
+	//
+	// SubscribeResolved must not block or do I/O on the caller's
+	// goroutine. The stop function may be called more than once; after it
+	// returns, the channel receives nothing more. Both may be called
+	// concurrently, for the same id or others.
+	SubscribeResolved(id string) (wake <-chan struct{}, stop func())
+}
+
 // Update is one compare-and-set write of a request; see Store.Update.
 type Update struct {
 	// Request is the new state. Its Version must be the stored version + 1.

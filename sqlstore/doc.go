@@ -57,6 +57,38 @@
 // ErrBusy. PostgreSQL runs at READ COMMITTED with row locks; transactions
 // that fail with a deadlock or serialization failure are retried.
 //
+// # Waiting
+//
+// A Store implements approval.ResolutionNotifier, so Gate.Wait returns as
+// soon as the request is decided rather than at its next poll. An Update
+// that moves a request out of the open states (approved, denied, timed out,
+// cancelled; not a vote that leaves it pending, nor the consumption or
+// expiry of an approval) wakes the Waits subscribed to it through the same
+// Store once it has committed. On PostgreSQL it also sends pg_notify on the
+// channel approval_resolved:<schema> (the schema the tables are in), in its
+// transaction and with its COMMIT, so at no extra round trip; PostgreSQL
+// delivers it on commit only. Each Store listens on that channel on one
+// connection of its own, outside the pool and made with the settings of the
+// pool's connections, opened at the first subscription and kept until
+// Close, and wakes the subscribed Waits by request ID: two replicas' Waits
+// see each other's decisions within milliseconds. A lost listening
+// connection is reopened with exponential backoff (50ms to 10s), a silent
+// one is pinged every 30s, and every reconnection wakes all Waits, which
+// read their request again in case they missed a notification; meanwhile
+// Wait's poll (approval.Config.PollInterval) is the fallback. Listen(false)
+// turns listening off (the Store still notifies). PostgreSQL serialises the
+// commits of transactions that notify, server-wide: a Store's writes to one
+// schema are serialised by the audit chain's lock anyway, but resolving
+// writes of stores in other schemas or databases of the server (or other
+// programs that NOTIFY) queue behind each other at commit (see
+// docs/PERFORMANCE.md). PostgreSQL's notification queue is shared by the
+// whole server and kept until every listening session has read it: one that
+// stops reading (a process paused, another program's session left in a long
+// transaction) holds it back, and should it fill (8 GB by default),
+// resolving writes fail until it drains. On SQLite, only the Store's own
+// writes wake its Waits: another process's decision is seen at the next
+// poll.
+//
 // # Delegations
 //
 // A Store implements approval.Delegations: each delegation is a row of the

@@ -401,12 +401,12 @@ func TestUpdateSideTables(t *testing.T) {
 		}
 		check([]string{"bob", "carol"}, "high_spend")
 
-		_, _, cached := warm.names.get(r.ID, 1)
+		_, cached := warm.names.get(r.ID, 1)
 		require.True(t, cached)
 		require.NoError(t, set(warm, 2, []string{"carol", "dave"}, "prod_deploys"))
 		check([]string{"carol", "dave"}, "prod_deploys")
 
-		_, _, cached = cold.names.get(r.ID, 2)
+		_, cached = cold.names.get(r.ID, 2)
 		require.False(t, cached)
 		require.NoError(t, set(cold, 3, []string{"bob"}, "high_spend"))
 		check([]string{"bob"}, "high_spend")

@@ -10,8 +10,9 @@ import (
 const maxCachedNames = 4096
 
 // nameCache remembers the policy and voter names (what the side tables
-// mirror) of the latest version of recently read or written requests, so
-// that Update can diff the side tables without reading and decoding the
+// mirror) and the status of the latest version of recently read or
+// written requests, so that Update can diff the side tables, and tell a
+// write that resolves the request, without reading and decoding the
 // stored body. A version of a request never changes once written (Update
 // is compare-and-set on it), so an entry is right for as long as the
 // version it names is the stored one, and Update checks that in its own
@@ -26,12 +27,13 @@ type nameCache struct {
 
 type requestNames struct {
 	version          int64
+	status           approval.Status
 	policies, voters []string
 }
 
 // put remembers the names of r at r.Version.
 func (c *nameCache) put(r *approval.Request) {
-	n := requestNames{version: r.Version, policies: policyNames(r), voters: voterNames(r)}
+	n := requestNames{version: r.Version, status: r.Status, policies: policyNames(r), voters: voterNames(r)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -47,13 +49,14 @@ func (c *nameCache) put(r *approval.Request) {
 	c.m[r.ID] = n
 }
 
-// get returns the names of request id at version, if remembered.
-func (c *nameCache) get(id string, version int64) (policies, voters []string, ok bool) {
+// get returns the names and status of request id at version, if
+// remembered.
+func (c *nameCache) get(id string, version int64) (requestNames, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.m[id]
 	if !ok || n.version != version {
-		return nil, nil, false
+		return requestNames{}, false
 	}
-	return n.policies, n.voters, true
+	return n, true
 }

@@ -32,6 +32,8 @@ type config struct {
 	sync        SyncMode
 	busyTimeout time.Duration
 	maxConns    int
+	// noListen is Listen(false).
+	noListen bool
 }
 
 func defaultConfig() config {
@@ -65,11 +67,22 @@ func Synchronous(m SyncMode) Option { return func(c *config) { c.sync = m } }
 func BusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
 
 // MaxConns bounds the connection pool Open creates: for PostgreSQL, the
-// connections to the server (idle ones close after 5 minutes); for SQLite, the
+// connections to the server (idle ones close after 5 minutes; the
+// listening connection, see Listen, is one more); for SQLite, the
 // connections that serve reads, beside the one connection that serves
 // every write. Defaults to 16 for PostgreSQL and to max(4, GOMAXPROCS) for
 // SQLite. OpenDB ignores it: the caller configures its own pool.
 func MaxConns(n int) Option { return func(c *config) { c.maxConns = n } }
+
+// Listen sets whether a PostgreSQL Store listens for the notifications
+// that Updates resolving a request send (see SubscribeResolved), so that
+// Gate.Wait wakes within milliseconds of a decision made by another
+// process. Listening takes one connection to the server beside the pool,
+// from the first Wait until Close. With false, Wait sees other processes'
+// decisions at its next poll (approval.Config.PollInterval); the Store's
+// own Updates still notify the stores that listen. Defaults to true.
+// SQLite ignores it.
+func Listen(on bool) Option { return func(c *config) { c.noListen = !on } }
 
 func (c *config) poolSize(d Dialect) int {
 	switch {

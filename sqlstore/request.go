@@ -225,9 +225,12 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	if usedAt.IsZero() {
 		usedAt = utcMicro(time.Now())
 	}
-	var sealed []approval.AuditEvent
+	var (
+		sealed   []approval.AuditEvent
+		resolved bool
+	)
 	err = s.write(ctx, func(q querier) error {
-		sealed = nil
+		sealed, resolved = nil, false
 		w, err := s.planUpdate(ctx, q, row, u.TokenID, usedAt)
 		if err != nil {
 			return err
@@ -246,13 +249,23 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		if sealed, err = s.appendEvents(ctx, q, u.Events); err != nil {
 			return err
 		}
-		return s.insertOutbox(ctx, q, u.Outbox)
+		if err := s.insertOutbox(ctx, q, u.Outbox); err != nil {
+			return err
+		}
+		resolved = w.resolves
+		if resolved {
+			return s.notifyResolved(ctx, q, id)
+		}
+		return nil
 	})
 	if err != nil {
 		return fail(ctx, op, err)
 	}
 	writeBack(u.Events, sealed)
 	s.names.put(row.req)
+	if resolved {
+		s.watch.wake(id)
+	}
 	return nil
 }
 
@@ -263,9 +276,12 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 // side-table names of the stored version are not cached.
 func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, tokenID string, usedAt time.Time) (requestWrite, error) {
 	id, prev := row.req.ID, row.req.Version-1
-	policies, voters, cached := s.names.get(id, prev)
+	known, cached := s.names.get(id, prev)
+	policies, voters := known.policies, known.voters
 	if cached && s.dialect == Postgres {
-		return s.newRequestWrite(nil, row, tokenID, usedAt, policies, voters), nil
+		w := s.newRequestWrite(nil, row, tokenID, usedAt, policies, voters)
+		w.resolves = resolves(known.status, row.req.Status)
+		return w, nil
 	}
 	var (
 		old  storedRow
@@ -292,8 +308,15 @@ func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, token
 			return requestWrite{}, err
 		}
 	}
-	return s.newRequestWrite(&old, row, tokenID, usedAt, policies, voters), nil
+	w := s.newRequestWrite(&old, row, tokenID, usedAt, policies, voters)
+	w.resolves = resolves(approval.Status(old.status), row.req.Status)
+	return w, nil
 }
+
+// resolves reports whether a request going from status from to status to
+// leaves the open states: what wakes Gate.Wait (see
+// approval.ResolutionNotifier).
+func resolves(from, to approval.Status) bool { return from.Open() && !to.Open() }
 
 // staleVersion is Update's error when its UPDATE found the row at another
 // version than the one it replaces (or no row).

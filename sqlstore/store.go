@@ -45,6 +45,13 @@ type Store struct {
 	// group carries the Store's writes, several to a transaction when
 	// they arrive together.
 	group group
+	// watch holds the subscriptions of Gate.Wait calls (see
+	// SubscribeResolved); listen feeds them the notifications of other
+	// processes, on PostgreSQL unless Listen(false); channel is the
+	// PostgreSQL notification channel (see channelName).
+	watch   watchers
+	listen  *listener
+	channel string
 }
 
 var _ approval.Store = (*Store)(nil)
@@ -104,6 +111,10 @@ func (s *Store) openPostgres(ctx context.Context, dsn string) error {
 		return fmt.Errorf("sqlstore: Open: connect to PostgreSQL: %w (is the server running, and are the host, port, user, password and database name in the DSN right?)", err)
 	}
 	s.w, s.r = db, db
+	if err := s.setChannel(ctx); err != nil {
+		_ = db.Close()
+		return fmt.Errorf("sqlstore: Open: read current_schema(): %w", err)
+	}
 	return nil
 }
 
@@ -192,7 +203,9 @@ func pingSQLite(ctx context.Context, db *sql.DB, timeout time.Duration) error {
 // BEGIN IMMEDIATE itself, whatever the DSN's _txlock; it keeps no prepared
 // statements on a caller's SQLite pool and leaves its checkpoints to
 // SQLite's automatic ones. A PostgreSQL pool must be pgx's stdlib: the
-// store writes through pgx's connection, to pipeline.
+// store writes through pgx's connection, to pipeline; it listens for
+// notifications (see Listen) on a connection of its own, outside the
+// pool, with the settings of the pool's connections.
 func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
 		return nil, errors.New("sqlstore: OpenDB: nil *sql.DB (open one with sql.Open, or use sqlstore.Open)")
@@ -214,6 +227,11 @@ func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*
 	}
 	s := newStore(dialect, cfg)
 	s.w, s.r = db, db
+	if dialect == Postgres {
+		if err := s.setChannel(ctx); err != nil {
+			return nil, fmt.Errorf("sqlstore: OpenDB: read current_schema(): %w", err)
+		}
+	}
 	return s, nil
 }
 
@@ -221,6 +239,9 @@ func newStore(d Dialect, cfg config) *Store {
 	s := &Store{dialect: d, cfg: cfg}
 	s.group.run = s.runGroup
 	s.group.alone = s.writeAlone
+	if d == Postgres && !cfg.noListen {
+		s.listen = newListener(s)
+	}
 	return s
 }
 
@@ -235,11 +256,15 @@ func newConfig(opts []Option) (config, error) {
 // Dialect reports the database the Store is on.
 func (s *Store) Dialect() Dialect { return s.dialect }
 
-// Close stops the background checkpoints and closes the prepared
+// Close stops the background checkpoints and the listener (see
+// SubscribeResolved), closing its connection, and closes the prepared
 // statements and connection pools Open created. It leaves open the pool of
-// a Store made by OpenDB, which belongs to the caller. No method may be
-// called after Close.
+// a Store made by OpenDB, which belongs to the caller. Subscriptions still
+// open are woken no more. No method may be called after Close.
 func (s *Store) Close() error {
+	if s.listen != nil {
+		s.listen.close()
+	}
 	err := errors.Join(s.ckpt.close(), s.writes.close())
 	if s.reads != s.writes {
 		err = errors.Join(err, s.reads.close())

@@ -39,6 +39,9 @@ type requestWrite struct {
 	// expect, if set, makes the UPDATE compare the stored version with
 	// *expect itself, for a row that was not read and locked first.
 	expect *int64
+	// resolves is set when the write moves the request out of the open
+	// states, which Update tells the waiters of (see notifyResolved).
+	resolves bool
 }
 
 // nameDiff is the change of a side table's names for one request.
