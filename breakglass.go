@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -78,45 +77,9 @@ func (g *Gate) BreakGlass(ctx context.Context, id string, d Decision) (*Request,
 	if err != nil {
 		return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
 	}
-	for attempt := range maxAttempts {
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("approval: break-glass %s: %w", id, err)
-		}
-		req, err := g.store.Get(ctx, id)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			return nil, fmt.Errorf("approval: break-glass %s: %w", id, err)
-		}
-		next, events, notes, err := g.applyBreakGlass(ctx, req, &claims, d, normalizeTime(now))
-		if err != nil {
-			if isDecisionError(err) {
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			if errors.Is(err, errResolveApprovers) {
-				g.log.Error("approval: directory failed during a break-glass; refused (fail closed)",
-					"request", id, "approver", claims.Subject, "err", err)
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			return nil, fmt.Errorf("approval: break-glass %s: %w", id, err)
-		}
-		u := Update{Request: next, TokenID: claims.TokenID, Events: events}
-		u.Outbox = g.notices(next, notes, next.UpdatedAt)
-		err = g.update(ctx, u)
-		switch {
-		case err == nil:
-			g.notifiedAll(ctx, next, notes)
-			return next, nil
-		case errors.Is(err, ErrConflict):
-			continue
-		case errors.Is(err, ErrTokenUsed):
-			return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-		default:
-			return nil, fmt.Errorf("approval: break-glass %s: %w", id, err)
-		}
-	}
-	return nil, fmt.Errorf("approval: break-glass %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
+	return g.commitDecision(ctx, "break-glass", id, &claims, d.Verdict, func(req *Request) (*Request, []AuditEvent, []note, error) {
+		return g.applyBreakGlass(ctx, req, &claims, d, normalizeTime(now))
+	})
 }
 
 func (g *Gate) checkBreakGlass(d Decision) error {
@@ -142,6 +105,9 @@ func (g *Gate) applyBreakGlass(ctx context.Context, req *Request, c *TokenClaims
 	}
 	if !req.Status.Open() {
 		return nil, nil, nil, fmt.Errorf("%w: request is %s", ErrNotPending, req.Status)
+	}
+	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
+		return nil, nil, nil, errTimedOut
 	}
 	ok, err := g.isApprover(ctx, bg.Approvers, sub)
 	if err != nil {

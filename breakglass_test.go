@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -113,4 +114,14 @@ func TestBreakGlassNotConfigured(t *testing.T) {
 	require.ErrorIs(t, err, approval.ErrNotEligible)
 	_, err = approval.New(approval.Config{Store: f.store, BreakGlass: &approval.BreakGlass{}})
 	require.ErrorIs(t, err, approval.ErrInvalidConfig)
+}
+
+func TestBreakGlassAfterDeadline(t *testing.T) {
+	t.Parallel()
+	f, _ := breakGlassFixture(t, false)
+	id := f.pending(transfer(5000))
+	f.clock.Advance(25 * time.Hour)
+	_, err := f.breakGlass(id, "sam", "too late")
+	require.ErrorIs(t, err, approval.ErrNotPending)
+	require.Equal(t, approval.StatusTimedOut, f.get(id).Status, "the deadline ruled first")
 }

@@ -78,38 +78,11 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 	if err != nil {
 		return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
 	}
-	for attempt := range maxAttempts {
-		if err := backoff(ctx, attempt); err != nil {
-			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
-		}
-		req, err := g.store.Get(ctx, id)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
-		}
+	return g.commitDecision(ctx, "decide", id, &claims, d.Verdict, func(req *Request) (*Request, []AuditEvent, []note, error) {
 		next, events, opened, err := g.applyDecision(ctx, req, &claims, d, normalizeTime(now))
 		if err != nil {
-			if errors.Is(err, errTimedOut) {
-				if _, terr := g.applyTimeout(ctx, req); terr != nil && !errors.Is(terr, ErrConflict) {
-					return nil, fmt.Errorf("approval: decide %s: %w", id, terr)
-				}
-				err = fmt.Errorf("%w: timed out", ErrNotPending)
-			}
-			if isDecisionError(err) {
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			if errors.Is(err, errResolveApprovers) {
-				// Not a refusal the caller caused, but refused all the
-				// same (fail closed), and audited like one.
-				g.log.Error("approval: directory failed during a decision; decision refused (fail closed)",
-					"request", id, "approver", claims.Subject, "err", err)
-				return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
-			}
-			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+			return nil, nil, nil, err
 		}
-		u := Update{Request: next, TokenID: claims.TokenID, Events: events}
 		var notes []note
 		if !next.Status.Open() {
 			notes = append(notes, note{typ: NotifyResolved})
@@ -117,6 +90,51 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 		for _, pi := range opened {
 			notes = append(notes, note{typ: NotifyRequested, target: noticeTarget{Policy: next.Policies[pi].Name}})
 		}
+		return next, events, notes, nil
+	})
+}
+
+// commitDecision writes a decision on request id (Decide's or
+// BreakGlass's): it reads the request, lets apply check the decision
+// against it and return the new state, its events and notices, and
+// writes them with the token in one compare-and-set, counting again on a
+// lost race. A refusal (a decision error, a deadline passed, a Directory
+// that failed) is audited through reject; op names the operation in
+// errors.
+func (g *Gate) commitDecision(ctx context.Context, op, id string, claims *TokenClaims, verdict Verdict,
+	apply func(req *Request) (*Request, []AuditEvent, []note, error)) (*Request, error) {
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, fmt.Errorf("approval: %s %s: %w", op, id, err)
+		}
+		req, err := g.store.Get(ctx, id)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil, g.reject(ctx, id, claims.Subject, verdict, err)
+			}
+			return nil, fmt.Errorf("approval: %s %s: %w", op, id, err)
+		}
+		next, events, notes, err := apply(req)
+		if err != nil {
+			if errors.Is(err, errTimedOut) {
+				if _, terr := g.applyTimeout(ctx, req); terr != nil && !errors.Is(terr, ErrConflict) {
+					return nil, fmt.Errorf("approval: %s %s: %w", op, id, terr)
+				}
+				err = fmt.Errorf("%w: timed out", ErrNotPending)
+			}
+			if isDecisionError(err) {
+				return nil, g.reject(ctx, id, claims.Subject, verdict, err)
+			}
+			if errors.Is(err, errResolveApprovers) {
+				// Not a refusal the caller caused, but refused all the
+				// same (fail closed), and audited like one.
+				g.log.Error("approval: directory failed during a decision; decision refused (fail closed)",
+					"op", op, "request", id, "approver", claims.Subject, "err", err)
+				return nil, g.reject(ctx, id, claims.Subject, verdict, err)
+			}
+			return nil, fmt.Errorf("approval: %s %s: %w", op, id, err)
+		}
+		u := Update{Request: next, TokenID: claims.TokenID, Events: events}
 		u.Outbox = g.notices(next, notes, next.UpdatedAt)
 		err = g.update(ctx, u)
 		switch {
@@ -126,12 +144,12 @@ func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, err
 		case errors.Is(err, ErrConflict):
 			continue // another decision landed first; count again
 		case errors.Is(err, ErrTokenUsed):
-			return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
+			return nil, g.reject(ctx, id, claims.Subject, verdict, err)
 		default:
-			return nil, fmt.Errorf("approval: decide %s: %w", id, err)
+			return nil, fmt.Errorf("approval: %s %s: %w", op, id, err)
 		}
 	}
-	return nil, fmt.Errorf("approval: decide %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)
+	return nil, fmt.Errorf("approval: %s %s: %w: gave up after %d attempts", op, id, ErrConflict, maxAttempts)
 }
 
 // checkDecision runs the checks that need no store: the decision's own form
