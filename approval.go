@@ -118,6 +118,12 @@ type Config struct {
 	// BreakGlass, when set, is the emergency path around the policies
 	// (see BreakGlass and Gate.BreakGlass). Nil: there is none.
 	BreakGlass *BreakGlass
+	// CheckpointInterval makes Tick (and so Run) sign the head of the
+	// audit trail as an audit.checkpoint event (see Gate.Checkpoint) when
+	// this long has passed since the gate's last checkpoint, unless the
+	// newest event is already one. Defaults to 0: only on demand. Needs a
+	// SigningKey.
+	CheckpointInterval time.Duration
 }
 
 // DefaultDenialHold is the default of Config.DenialHold.
@@ -149,6 +155,10 @@ type Gate struct {
 	tickMu    sync.Mutex
 	tickAfter DuePosition // where the next Tick's ListDue starts
 
+	checkpointEvery time.Duration
+	checkpointMu    sync.Mutex
+	checkpointed    time.Time // this gate's last checkpoint (or attempt)
+
 	mu       sync.Mutex // serialises policy registration
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy
@@ -173,8 +183,8 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
 	}
-	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 {
-		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, DenyThreshold, NotifyQueue, SendTimeout and SendConcurrency must not be negative", ErrInvalidConfig)
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.CheckpointInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, CheckpointInterval, DenyThreshold, NotifyQueue, SendTimeout and SendConcurrency must not be negative", ErrInvalidConfig)
 	}
 	if cfg.TokenLeeway == 0 {
 		cfg.TokenLeeway = DefaultTokenLeeway
@@ -192,19 +202,20 @@ func New(cfg Config) (*Gate, error) {
 		return nil, fmt.Errorf("approval: %w: BaseURL %q is not an http(s) URL", ErrInvalidConfig, cfg.BaseURL)
 	}
 	g := &Gate{
-		store:    cfg.Store,
-		sink:     cfg.Audit,
-		keys:     keys,
-		dir:      cfg.Directory,
-		baseURL:  strings.TrimRight(cfg.BaseURL, "/"),
-		limits:   cfg.Limits.withDefaults(),
-		now:      cfg.Now,
-		log:      cfg.Logger,
-		distinct: cfg.DistinctApproversAcrossPolicies,
-		denyAt:   cfg.DenyThreshold,
-		poll:     cfg.PollInterval,
-		hold:     cfg.DenialHold,
-		matchers: cfg.Matchers,
+		store:           cfg.Store,
+		sink:            cfg.Audit,
+		keys:            keys,
+		dir:             cfg.Directory,
+		baseURL:         strings.TrimRight(cfg.BaseURL, "/"),
+		limits:          cfg.Limits.withDefaults(),
+		now:             cfg.Now,
+		log:             cfg.Logger,
+		distinct:        cfg.DistinctApproversAcrossPolicies,
+		denyAt:          cfg.DenyThreshold,
+		poll:            cfg.PollInterval,
+		checkpointEvery: cfg.CheckpointInterval,
+		hold:            cfg.DenialHold,
+		matchers:        cfg.Matchers,
 	}
 	if cfg.BreakGlass != nil {
 		if err := cfg.BreakGlass.validate(); err != nil {
@@ -509,6 +520,9 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		_, err = g.expire(ctx, r)
 		return res, false, ignoreConflict(err)
 	case r.Status == StatusApproved:
+		if err := g.accounted(ctx, r); err != nil {
+			return res, false, err
+		}
 		next := r.Clone()
 		next.Status, next.UpdatedAt, next.DueAt = StatusConsumed, now, time.Time{}
 		next.Version++

@@ -230,6 +230,9 @@ func (g *Gate) Artifact(ctx context.Context, id string) ([]byte, error) {
 	if r.Status != StatusApproved && r.Status != StatusConsumed {
 		return nil, fmt.Errorf("approval: artifact %s: %w (it is %s)", r.ID, ErrNoArtifact, r.Status)
 	}
+	if err := g.accounted(ctx, r); err != nil {
+		return nil, err
+	}
 	return g.signArtifact(r), nil
 }
 

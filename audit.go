@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -94,6 +93,9 @@ type AuditEvent struct {
 	// Conditions are the limits an approval was given under (a
 	// decision.approve with Decision.Conditions).
 	Conditions []string `json:"conditions,omitempty"`
+	// Checkpoint is the signed head of an audit.checkpoint event (see
+	// Gate.Checkpoint); nil on every other event.
+	Checkpoint *AuditCheckpoint `json:"checkpoint,omitempty"`
 	// At is the event time, in UTC with microsecond precision so that every
 	// store round-trips it exactly.
 	At       time.Time `json:"at"`
@@ -105,6 +107,10 @@ type AuditEvent struct {
 func (e AuditEvent) Clone() AuditEvent {
 	e.Policies = slices.Clone(e.Policies)
 	e.Conditions = slices.Clone(e.Conditions)
+	if e.Checkpoint != nil {
+		c := *e.Checkpoint
+		e.Checkpoint = &c
+	}
 	return e
 }
 
@@ -169,6 +175,11 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 	}
 	b = canon.AppendKey(b, "at")
 	b = canon.AppendString(b, formatTime(e.At))
+	if e.Checkpoint != nil {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "checkpoint")
+		b = e.Checkpoint.appendCanonical(b)
+	}
 	if len(e.Conditions) > 0 {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "conditions")
@@ -306,79 +317,6 @@ func (g *Gate) ListAudit(ctx context.Context, q AuditQuery) (AuditPage, error) {
 		return AuditPage{}, fmt.Errorf("approval: list audit: %w", err)
 	}
 	return p, nil
-}
-
-// VerifyAudit reads the whole audit trail from the store, page by page, and
-// verifies its hash chain from the first event (or, for a store that
-// prunes its trail, see PrunedAudit, from the first kept event, which must
-// continue from the store's anchor). It returns the number of events
-// verified, and an *AuditChainError naming the first bad sequence number if
-// the chain is broken.
-func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
-	// A store that prunes may drop the start of the trail while it is
-	// read: then start over, a few times at most.
-	for attempt := 0; ; attempt++ {
-		n, err := g.verifyAudit(ctx)
-		var moved errAnchorMoved
-		if !errors.As(err, &moved) || attempt == 3 {
-			return n, err
-		}
-	}
-}
-
-// errAnchorMoved is verifyAudit's error when a PrunedAudit store pruned
-// the events it was about to read.
-type errAnchorMoved struct{ *AuditChainError }
-
-func (g *Gate) verifyAudit(ctx context.Context) (int64, error) {
-	var (
-		n      int64
-		last   *AuditEvent
-		q      = AuditQuery{Limit: MaxPageSize}
-		start  = int64(1)
-		anchor string
-	)
-	pruned, prunes := g.store.(PrunedAudit)
-	if prunes {
-		seq, hash, err := pruned.AuditAnchor(ctx)
-		if err != nil {
-			return 0, fmt.Errorf("approval: verify audit: %w", err)
-		}
-		start, anchor = seq+1, hash
-	}
-	for {
-		page, err := g.store.ListAudit(ctx, q)
-		if err != nil {
-			return n, fmt.Errorf("approval: verify audit: %w", err)
-		}
-		evs := page.Events
-		if last != nil {
-			evs = append([]AuditEvent{*last}, evs...)
-		} else if len(evs) > 0 && (evs[0].Seq != start || evs[0].PrevHash != anchor) {
-			err := &AuditChainError{Seq: start, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
-			if evs[0].Seq == start {
-				err.Reason = "the first kept event does not continue from the store's anchor"
-			}
-			if prunes && evs[0].Seq > start {
-				if seq, _, aerr := pruned.AuditAnchor(ctx); aerr == nil && seq+1 > start {
-					return n, errAnchorMoved{err}
-				}
-			}
-			return n, err
-		}
-		if err := VerifyAuditChain(evs); err != nil {
-			return n, err
-		}
-		n += int64(len(page.Events))
-		if len(page.Events) > 0 {
-			e := page.Events[len(page.Events)-1]
-			last = &e
-		}
-		if page.Next == "" {
-			return n, nil
-		}
-		q.Cursor = page.Next
-	}
 }
 
 // appendAudit writes events that change no request.

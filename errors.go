@@ -68,6 +68,9 @@ var (
 	// ErrAuditChain: an audit trail failed verification; the error names the
 	// first bad sequence number (see AuditChainError).
 	ErrAuditChain = errors.New("audit chain broken")
+	// ErrInvalidHead: an audit head that is not "SEQ:HASH" (see
+	// ParseAuditHead).
+	ErrInvalidHead = errors.New("invalid audit head")
 	// ErrClosed: the gate has been closed.
 	ErrClosed = errors.New("gate closed")
 )

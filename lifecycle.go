@@ -64,6 +64,9 @@ func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
 			changed++
 		}
 	}
+	if err := g.tickCheckpoint(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
 		return changed, fmt.Errorf("approval: tick: %w", errors.Join(errs...))
 	}

@@ -392,6 +392,21 @@ func (s *Store) event(i int64) *approval.AuditEvent {
 	return &s.audit[i/auditChunk][i%auditChunk]
 }
 
+var _ approval.AuditTail = (*Store)(nil)
+
+// LastAuditEvent implements approval.AuditTail.
+func (s *Store) LastAuditEvent(ctx context.Context) (approval.AuditEvent, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return approval.AuditEvent{}, false, fmt.Errorf("memstore: last audit event: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.auditLen == s.auditBase {
+		return approval.AuditEvent{}, false, nil
+	}
+	return s.event(s.auditLen - 1).Clone(), true, nil
+}
+
 // ListAudit implements approval.Store. The cursor is the sequence number of
 // the last event of the previous page, in decimal.
 func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.AuditPage, error) {

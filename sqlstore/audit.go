@@ -2,10 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/signoff/approval"
 )
@@ -156,7 +158,7 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	}
 	var b strings.Builder
 	args := []any{after}
-	b.WriteString("SELECT body FROM audit_events WHERE seq > $1")
+	b.WriteString("SELECT " + eventColumns + " FROM audit_events WHERE seq > $1")
 	where := func(cond string, arg any) {
 		args = append(args, arg)
 		fmt.Fprintf(&b, " AND %s $%d", cond, len(args))
@@ -186,16 +188,12 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 	defer rows.Close()
 	var page approval.AuditPage
 	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return approval.AuditPage{}, fail(ctx, op, err)
-		}
 		if len(page.Events) == limit {
 			// A further match exists, so this is not the last page.
 			page.Next = strconv.FormatInt(page.Events[limit-1].Seq, 10)
 			break
 		}
-		e, err := decodeEvent(body)
+		e, err := scanEvent(rows)
 		if err != nil {
 			return approval.AuditPage{}, fail(ctx, op, err)
 		}
@@ -205,4 +203,76 @@ func (s *Store) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.
 		return approval.AuditPage{}, fail(ctx, op, err)
 	}
 	return page, nil
+}
+
+var _ approval.AuditTail = (*Store)(nil)
+
+// LastAuditEvent implements approval.AuditTail.
+func (s *Store) LastAuditEvent(ctx context.Context) (approval.AuditEvent, bool, error) {
+	const op = "last audit event"
+	rows, err := s.r.QueryContext(ctx, "SELECT "+eventColumns+" FROM audit_events ORDER BY seq DESC LIMIT 1")
+	if err != nil {
+		return approval.AuditEvent{}, false, fail(ctx, op, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return approval.AuditEvent{}, false, fail(ctx, op, err)
+		}
+		return approval.AuditEvent{}, false, nil
+	}
+	e, err := scanEvent(rows)
+	if err != nil {
+		return approval.AuditEvent{}, false, fail(ctx, op, err)
+	}
+	return e, true, nil
+}
+
+// eventColumns are the columns scanEvent reads.
+const eventColumns = "seq, request_id, type, actor, at, prev_hash, hash, body"
+
+// scanEvent reads an event's row and checks its columns against its
+// body. The body is what the hash chain seals; the columns are what
+// queries filter on (ListAudit's request, actor and type). Someone who
+// edits a column and not the body hides an event from a query, or shows
+// it under another actor, and the chain would still verify: so a row
+// whose columns disagree with its body fails the read, with an
+// *approval.AuditChainError naming it. VerifyAudit reads every row, so
+// it finds any such edit; a filtered query finds those it returns.
+func scanEvent(rows interface{ Scan(...any) error }) (approval.AuditEvent, error) {
+	var (
+		seq                 int64
+		requestID, actor    sql.NullString
+		typ, prevHash, hash string
+		at                  time.Time
+		body                []byte
+	)
+	if err := rows.Scan(&seq, &requestID, &typ, &actor, timeColumn{&at}, &prevHash, &hash, &body); err != nil {
+		return approval.AuditEvent{}, err
+	}
+	e, err := decodeEvent(body)
+	if err != nil {
+		return approval.AuditEvent{}, fmt.Errorf("event %d: %w", seq, err)
+	}
+	var bad string
+	switch {
+	case e.Seq != seq:
+		bad = "seq"
+	case e.RequestID != requestID.String:
+		bad = "request_id"
+	case string(e.Type) != typ:
+		bad = "type"
+	case e.Actor != actor.String:
+		bad = "actor"
+	case !e.At.Equal(at):
+		bad = "at"
+	case e.PrevHash != prevHash:
+		bad = "prev_hash"
+	case e.Hash != hash:
+		bad = "hash"
+	}
+	if bad != "" {
+		return approval.AuditEvent{}, &approval.AuditChainError{Seq: seq, Reason: "column " + bad + " does not match the sealed event: the row was edited"}
+	}
+	return e, nil
 }
