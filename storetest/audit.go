@@ -358,4 +358,49 @@ func runAuditTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 			require.Empty(t, e.Reason)
 		}
 	})
+
+	// A checkpoint event keeps its signature: the store round-trips every
+	// field the hash covers.
+	t.Run("audit keeps checkpoints", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		events := []approval.AuditEvent{
+			event("", approval.EventAuditSinkFailed, approval.SystemActor),
+			{Type: approval.EventAuditCheckpoint, Actor: approval.SystemActor, At: time.Now(),
+				Checkpoint: &approval.AuditCheckpoint{Seq: 1, Hash: "ab", KeyID: "kid", Signature: "sig"}},
+		}
+		require.NoError(t, s.AppendAudit(t.Context(), events))
+		trail := fullTrail(t, s)
+		require.Equal(t, events, trail)
+		require.NoError(t, approval.VerifyAuditChain(trail))
+		events[1].Checkpoint.Signature = "scribbled"
+		require.Equal(t, "sig", fullTrail(t, s)[1].Checkpoint.Signature)
+	})
+
+	// A store that implements AuditTail returns the newest event, a copy,
+	// and false while the trail is empty.
+	t.Run("audit tail", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		tail, ok := s.(approval.AuditTail)
+		if !ok {
+			t.Skip("the store does not implement approval.AuditTail")
+		}
+		_, found, err := tail.LastAuditEvent(t.Context())
+		require.NoError(t, err)
+		require.False(t, found)
+		for i := range 3 {
+			events := []approval.AuditEvent{event(newID(), approval.EventPolicyError, approval.SystemActor)}
+			require.NoError(t, s.AppendAudit(t.Context(), events))
+			last, found, err := tail.LastAuditEvent(t.Context())
+			require.NoError(t, err)
+			require.True(t, found)
+			require.Equal(t, events[0], last)
+			require.EqualValues(t, i+1, last.Seq)
+			last.Policies[0].Name = "scribbled"
+		}
+		last, _, err := tail.LastAuditEvent(t.Context())
+		require.NoError(t, err)
+		require.Equal(t, "high_spend", last.Policies[0].Name)
+	})
 }
