@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
 )
 
 // Environment variables of the PostgreSQL tests, as in sqlstore's.
@@ -42,11 +45,14 @@ var (
 	}
 )
 
-var headLine = regexp.MustCompile(`verified (\d+) events; head (\d+) ([0-9a-f]{64})\n`)
+var (
+	headLine       = regexp.MustCompile(`verified (\d+) events; head (\d+) ([0-9a-f]{64})\n`)
+	checkpointLine = regexp.MustCompile(`^checkpoint (\d+:[0-9a-f]{64})\n`)
+)
 
 // verifyAuditOK runs verify-audit, requires it to pass, and returns the
-// head it printed.
-func verifyAuditOK(t *testing.T, dsn string, args ...string) head {
+// head it printed and its output.
+func verifyAuditOK(t *testing.T, dsn string, args ...string) (approval.AuditHead, result) {
 	t.Helper()
 	r := cli(t, append([]string{"verify-audit", "-db", dsn}, args...)...)
 	requireExit(t, r, exitOK)
@@ -55,77 +61,369 @@ func verifyAuditOK(t *testing.T, dsn string, args ...string) head {
 	n, _ := strconv.ParseInt(m[1], 10, 64)
 	seq, _ := strconv.ParseInt(m[2], 10, 64)
 	require.Equal(t, n, seq, "the trail starts at seq 1, so its head is its length")
-	return head{seq, m[3]}
+	return approval.AuditHead{Seq: seq, Hash: m[3]}, r
 }
 
-// testVerifyAudit runs the verify-audit scenario on the store at dsn,
-// editing it through db. Aliases are other DSNs of the same store.
-func testVerifyAudit(t *testing.T, dsn string, db *sql.DB, a attack, aliases ...string) {
+// checkpoint runs the checkpoint command with the private key at key and
+// returns the head it printed.
+func checkpoint(t *testing.T, dsn, key string) approval.AuditHead {
+	t.Helper()
+	r := cli(t, "checkpoint", "-db", dsn, "-key", key)
+	requireExit(t, r, exitOK)
+	m := checkpointLine.FindStringSubmatch(r.stdout)
+	require.NotNil(t, m, "output: %s", r.stdout)
+	h, err := approval.ParseAuditHead(m[1])
+	require.NoError(t, err)
+	return h
+}
+
+// dialect is what testVerifyAudit runs on: a SQL dialect and how an
+// attacker edits its database.
+type dialect struct {
+	attack
+	// open returns the DSN of a new, empty database, a pool on it for the
+	// attacker, and other DSNs of it.
+	open func(t *testing.T) (dsn string, db *sql.DB, aliases []string)
+}
+
+// target is a seeded store an attacker can write.
+type target struct {
+	dsn string
+	db  *sql.DB
+	seeded
+}
+
+// seedNew opens a new database of d and seeds it.
+func (d dialect) seedNew(t *testing.T) target {
+	t.Helper()
+	dsn, db, _ := d.open(t)
+	return target{dsn: dsn, db: db, seeded: seed(t, dsn)}
+}
+
+// keyPair writes a new key pair into dir with keygen and returns the
+// paths of its private and public keys.
+func keyPair(t *testing.T, dir, name string) (priv, pub string) {
+	t.Helper()
+	priv = filepath.Join(dir, name+".pem")
+	requireExit(t, cli(t, "keygen", "-out", priv), exitOK)
+	return priv, priv + ".pub"
+}
+
+// testVerifyAudit runs the verify-audit scenarios on stores of d. Each
+// subtest that edits the database edits a store of its own.
+func testVerifyAudit(t *testing.T, d dialect) {
+	dsn, db, aliases := d.open(t)
 	seed(t, dsn)
-	saved := verifyAuditOK(t, dsn)
-	require.Greater(t, saved.seq, int64(3))
+	saved, r := verifyAuditOK(t, dsn)
+	require.Greater(t, saved.Seq, int64(3))
+	require.Contains(t, r.stdout, "checkpoints: none\nrequests: 2 checked against the trail\n")
+	require.Empty(t, r.stderr)
 	for _, alias := range aliases {
-		require.Equal(t, saved, verifyAuditOK(t, alias), "verify-audit -db %s", alias)
+		h, _ := verifyAuditOK(t, alias)
+		require.Equal(t, saved, h, "verify-audit -db %s", alias)
 	}
+	keys := t.TempDir()
+	priv, pub := keyPair(t, keys, "gate")
+	_, otherPub := keyPair(t, keys, "other")
 
-	var second head
-	require.NoError(t, db.QueryRow(`SELECT seq, hash FROM audit_events WHERE seq = 2`).Scan(&second.seq, &second.hash))
 	t.Run("expect-head", func(t *testing.T) {
-		verifyAuditOK(t, dsn, "-expect-head", saved.String())
+		var second approval.AuditHead
+		require.NoError(t, db.QueryRow(`SELECT seq, hash FROM audit_events WHERE seq = 2`).Scan(&second.Seq, &second.Hash))
+		_, r := verifyAuditOK(t, dsn, "-expect-head", saved.String())
+		require.Contains(t, r.stdout, fmt.Sprintf("saved head %d found: the trail continues from it\n", saved.Seq))
 		// The trail has grown since the head was saved: still intact.
-		verifyAuditOK(t, dsn, "-expect-head", second.String())
+		_, r = verifyAuditOK(t, dsn, "-expect-head", second.String(), "-expect-head", saved.String())
+		require.Contains(t, r.stdout, "saved head 2 found")
+		require.Contains(t, r.stdout, fmt.Sprintf("saved head %d found", saved.Seq))
 
-		r := cli(t, "verify-audit", "-db", dsn, "-expect-head", fmt.Sprintf("%d:%064x", second.seq, 1))
+		r = cli(t, "verify-audit", "-db", dsn, "-expect-head", saved.String(), "-expect-head", fmt.Sprintf("%d:%064x", second.Seq, 1))
 		requireExit(t, r, exitFailed)
-		require.Contains(t, r.stderr, "rewritten")
+		require.Equal(t, fmt.Sprintf("approval: audit chain broken at seq 2: the trail was rewritten: the event has hash %s, the anchor kept outside the store has %064x\n", second.Hash, 1), r.stderr)
 
-		requireExit(t, cli(t, "verify-audit", "-db", dsn, "-expect-head", "12"), exitUsage)
+		r = cli(t, "verify-audit", "-db", dsn, "-expect-head", "12")
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, `invalid value "12" for flag -expect-head: invalid audit head "12"`)
+		requireExit(t, cli(t, "verify-audit", "-db", dsn, "-key", filepath.Join(keys, "missing.pem")), exitUsage)
+		requireExit(t, cli(t, "verify-audit", "-db", dsn, "-key", dsn), exitUsage)
+	})
+	t.Run("forged request", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		// A copy of the approved request, with an ID and action of its
+		// own, written around the gate: the trail has none of its events.
+		var body string
+		require.NoError(t, s.db.QueryRow(`SELECT body FROM requests WHERE id = $1`, s.approved).Scan(&body))
+		var req approval.Request
+		require.NoError(t, json.Unmarshal([]byte(body), &req))
+		req.ID, req.ActionHash = "req_"+randomHex(16), randomHex(32)
+		forged, err := json.Marshal(&req)
+		require.NoError(t, err)
+		_, err = s.db.Exec(`INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body)
+			SELECT $1, status, $2, requested_by, created_at, updated_at, due_at, version, $3 FROM requests WHERE id = $4`,
+			req.ID, req.ActionHash, string(forged), s.approved)
+		require.NoError(t, err)
+
+		r := cli(t, "verify-audit", "-db", s.dsn)
+		requireExit(t, r, exitFailed)
+		require.Regexp(t, `^approval: request `+req.ID+` is approved but the audit trail has no \S+( by \w+)? event for it\n$`, r.stderr)
+	})
+	t.Run("forged status", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		// The pending request, approved by an edit of its row.
+		var body string
+		require.NoError(t, s.db.QueryRow(`SELECT body FROM requests WHERE id = $1`, s.pending).Scan(&body))
+		var req approval.Request
+		require.NoError(t, json.Unmarshal([]byte(body), &req))
+		req.Status = approval.StatusApproved
+		forged, err := json.Marshal(&req)
+		require.NoError(t, err)
+		_, err = s.db.Exec(`UPDATE requests SET status = $1, body = $2 WHERE id = $3`, string(req.Status), string(forged), s.pending)
+		require.NoError(t, err)
+
+		r := cli(t, "verify-audit", "-db", s.dsn)
+		requireExit(t, r, exitFailed)
+		require.Equal(t, "approval: request "+s.pending+" is approved but the audit trail has no request.approved event for it\n", r.stderr)
+	})
+	t.Run("checkpoint", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		r := cli(t, "checkpoint", "-db", s.dsn)
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, "approval checkpoint: -key is required")
+		r = cli(t, "checkpoint", "-db", s.dsn, "-key", pub)
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, "is a public key: signing a checkpoint needs the private key")
+		requireExit(t, cli(t, "checkpoint", "-key", priv), exitUsage)
+
+		r = cli(t, "checkpoint", "-db", s.dsn, "-key", priv)
+		requireExit(t, r, exitOK)
+		m := checkpointLine.FindStringSubmatch(r.stdout)
+		require.NotNil(t, m, "output: %s", r.stdout)
+		require.Contains(t, r.stdout, "keep this head outside the database")
+		require.Contains(t, r.stdout, "verify-audit -db DSN -key PUBLIC.pem -expect-head "+m[1]+"\n")
+		cp, err := approval.ParseAuditHead(m[1])
+		require.NoError(t, err)
+
+		h, r := verifyAuditOK(t, s.dsn, "-key", pub, "-expect-head", cp.String())
+		require.Equal(t, cp, h, "the checkpoint is the newest event")
+		require.Contains(t, r.stdout, "checkpoints: 1 verified, last "+cp.String()+"\n")
+		require.Contains(t, r.stdout, fmt.Sprintf("saved head %d found", cp.Seq))
+		require.Empty(t, r.stderr)
+		// A private key serves as its public half; an unrelated key beside
+		// the signer's does no harm.
+		_, r = verifyAuditOK(t, s.dsn, "-key", otherPub, "-key", priv)
+		require.Contains(t, r.stdout, "checkpoints: 1 verified")
+
+		_, r = verifyAuditOK(t, s.dsn)
+		require.Contains(t, r.stdout, "checkpoints: 1 not verified (no -key), last "+cp.String()+"\n")
+		require.Equal(t, "approval verify-audit: warning: 1 checkpoint was not verified: pass the gate's public key with -key to check their signatures\n", r.stderr)
+
+		r = cli(t, "verify-audit", "-db", s.dsn, "-key", otherPub)
+		requireExit(t, r, exitFailed)
+		require.Regexp(t, fmt.Sprintf(`^approval: audit chain broken at seq %d: the checkpoint is signed by key .*, which the verifier does not know`, cp.Seq), r.stderr)
+
+		// A second checkpoint signs the first.
+		cp2 := checkpoint(t, s.dsn, priv)
+		require.Equal(t, cp.Seq+1, cp2.Seq)
+		_, r = verifyAuditOK(t, s.dsn, "-key", pub, "-expect-head", cp.String(), "-expect-head", cp2.String())
+		require.Contains(t, r.stdout, "checkpoints: 2 verified, last "+cp2.String()+"\n")
+		_, r = verifyAuditOK(t, s.dsn)
+		require.Contains(t, r.stderr, "warning: 2 checkpoints were not verified")
 	})
 	t.Run("truncated", func(t *testing.T) {
-		_, err := db.Exec(a.dropDeleteTrigger)
+		t.Parallel()
+		s := d.seedNew(t)
+		cp := checkpoint(t, s.dsn, priv)
+		_, err := s.db.Exec(d.dropDeleteTrigger)
 		require.NoError(t, err)
-		_, err = db.Exec(`DELETE FROM audit_events WHERE seq = $1`, saved.seq)
+		_, err = s.db.Exec(`DELETE FROM audit_events WHERE seq = $1`, cp.Seq)
 		require.NoError(t, err)
 
 		// A shorter trail is still a valid chain...
-		now := verifyAuditOK(t, dsn)
-		require.Equal(t, saved.seq-1, now.seq)
+		now, r := verifyAuditOK(t, s.dsn, "-key", pub)
+		require.Equal(t, cp.Seq-1, now.Seq)
+		require.Contains(t, r.stdout, "checkpoints: none\n")
 		// ...but not one that reaches the saved head.
-		r := cli(t, "verify-audit", "-db", dsn, "-expect-head", saved.String())
+		r = cli(t, "verify-audit", "-db", s.dsn, "-expect-head", cp.String())
 		requireExit(t, r, exitFailed)
-		require.Regexp(t, `^approval: audit trail truncated`, r.stderr)
+		require.Equal(t, fmt.Sprintf("approval: audit chain broken at seq %d: the trail was truncated: the anchor kept outside the store is seq %d but it now ends at seq %d\n", cp.Seq, cp.Seq, cp.Seq-1), r.stderr)
+
+		// Cutting a request's events off leaves it unexplained.
+		_, err = s.db.Exec(`DELETE FROM audit_events WHERE seq >= (SELECT seq FROM audit_events WHERE request_id = $1 AND type = $2)`,
+			s.pending, string(approval.EventRequestCreated))
+		require.NoError(t, err)
+		r = cli(t, "verify-audit", "-db", s.dsn)
+		requireExit(t, r, exitFailed)
+		require.Equal(t, "approval: request "+s.pending+" is pending but the audit trail has no request.created event for it\n", r.stderr)
 	})
 	t.Run("edited", func(t *testing.T) {
-		_, err := db.Exec(a.dropUpdateTrigger)
+		t.Parallel()
+		s := d.seedNew(t)
+		_, err := s.db.Exec(d.dropUpdateTrigger)
 		require.NoError(t, err)
-		res, err := db.Exec(a.setReason, 2)
+		res, err := s.db.Exec(d.setReason, 2)
 		require.NoError(t, err)
 		n, err := res.RowsAffected()
 		require.NoError(t, err)
 		require.EqualValues(t, 1, n)
 
-		r := cli(t, "verify-audit", "-db", dsn)
+		r := cli(t, "verify-audit", "-db", s.dsn)
 		requireExit(t, r, exitFailed)
 		require.Equal(t, "approval: audit chain broken at seq 2: hash does not match the event's content\n", r.stderr)
 	})
+	t.Run("column edited", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		_, err := s.db.Exec(d.dropUpdateTrigger)
+		require.NoError(t, err)
+		// The column queries filter on, not the sealed body.
+		_, err = s.db.Exec(`UPDATE audit_events SET actor = 'mallory' WHERE seq = 2`)
+		require.NoError(t, err)
+
+		r := cli(t, "verify-audit", "-db", s.dsn)
+		requireExit(t, r, exitFailed)
+		require.Equal(t, "approval: audit chain broken at seq 2: column actor does not match the sealed event: the row was edited\n", r.stderr)
+	})
+	t.Run("re-sealed", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		cp := checkpoint(t, s.dsn, priv)
+		checkpoint(t, s.dsn, priv)
+		evs := reseal(t, s.db, d.attack, func(evs []approval.AuditEvent) []approval.AuditEvent {
+			evs[1].Reason = "nothing to see"
+			return evs
+		})
+		// The chain alone verifies: only the checkpoint shows the edit.
+		require.NoError(t, approval.VerifyAuditChain(evs))
+		want := fmt.Sprintf("approval: audit chain broken at seq %d: the event's hash is not the one checkpoint %d signed: the chain was re-sealed\n", cp.Seq-1, cp.Seq)
+		for _, args := range [][]string{nil, {"-key", pub}} {
+			r := cli(t, append([]string{"verify-audit", "-db", s.dsn}, args...)...)
+			requireExit(t, r, exitFailed)
+			require.Equal(t, want, r.stderr, "verify-audit %s", args)
+		}
+	})
+	t.Run("re-sealed without checkpoints", func(t *testing.T) {
+		t.Parallel()
+		// The attacker also deletes the checkpoint, which it cannot
+		// re-sign: the head kept outside the store is past the trail's
+		// end now.
+		s := d.seedNew(t)
+		cp := checkpoint(t, s.dsn, priv)
+		evs := reseal(t, s.db, d.attack, func(evs []approval.AuditEvent) []approval.AuditEvent {
+			evs[1].Reason = "nothing to see"
+			return evs[:cp.Seq-1]
+		})
+		require.NoError(t, approval.VerifyAuditChain(evs))
+		_, r := verifyAuditOK(t, s.dsn, "-key", pub)
+		require.Contains(t, r.stdout, "checkpoints: none\n")
+
+		r = cli(t, "verify-audit", "-db", s.dsn, "-key", pub, "-expect-head", cp.String())
+		requireExit(t, r, exitFailed)
+		require.Regexp(t, fmt.Sprintf(`^approval: audit chain broken at seq %d: the trail was truncated`, cp.Seq), r.stderr)
+
+		// Or replaces it by an event of another type: the trail reaches
+		// the head, with another hash.
+		evs = reseal(t, s.db, d.attack, func(evs []approval.AuditEvent) []approval.AuditEvent {
+			return append(evs, approval.AuditEvent{Type: approval.EventAuditMismatch, Actor: approval.SystemActor, At: evs[len(evs)-1].At})
+		})
+		require.EqualValues(t, cp.Seq, evs[len(evs)-1].Seq)
+		verifyAuditOK(t, s.dsn, "-key", pub)
+		r = cli(t, "verify-audit", "-db", s.dsn, "-key", pub, "-expect-head", cp.String())
+		requireExit(t, r, exitFailed)
+		require.Regexp(t, fmt.Sprintf(`^approval: audit chain broken at seq %d: the trail was rewritten`, cp.Seq), r.stderr)
+	})
+}
+
+// reseal is an attacker who can write the database and rewrites the audit
+// trail past its triggers: it reads every event, lets edit change them
+// (drop the newest, append new ones), recomputes every hash from the
+// first change on, so that the chain verifies, writes the trail back and
+// returns it. A checkpoint's signature is left as it was: the attacker
+// has no key to sign another.
+func reseal(t *testing.T, db *sql.DB, a attack, edit func([]approval.AuditEvent) []approval.AuditEvent) []approval.AuditEvent {
+	t.Helper()
+	rows, err := db.Query(`SELECT body FROM audit_events ORDER BY seq`)
+	require.NoError(t, err)
+	var (
+		evs  []approval.AuditEvent
+		was  = map[int64]string{} // hash by seq, as stored
+		body string
+	)
+	for rows.Next() {
+		require.NoError(t, rows.Scan(&body))
+		var e approval.AuditEvent
+		require.NoError(t, json.Unmarshal([]byte(body), &e))
+		evs = append(evs, e)
+		was[e.Seq] = e.Hash
+	}
+	require.NoError(t, rows.Err())
+	require.NoError(t, rows.Close())
+
+	evs = edit(evs)
+	// The triggers may be gone already; on PostgreSQL both statements
+	// drop one trigger, IF EXISTS.
+	_, _ = db.Exec(a.dropUpdateTrigger)
+	_, _ = db.Exec(a.dropDeleteTrigger)
+	_, err = db.Exec(`DELETE FROM audit_events WHERE seq > $1`, len(evs))
+	require.NoError(t, err)
+	var prev approval.AuditEvent
+	for i := range evs {
+		e := &evs[i]
+		e.Seal(prev.Seq, prev.Hash)
+		prev = *e
+		if was[e.Seq] == e.Hash {
+			continue
+		}
+		b, err := json.Marshal(e)
+		require.NoError(t, err)
+		if _, ok := was[e.Seq]; !ok {
+			_, err = db.Exec(`INSERT INTO audit_events (seq, request_id, type, actor, at, prev_hash, hash, body)
+				SELECT $1, $2, $3, $4, at, $5, $6, $7 FROM audit_events WHERE seq = $8`,
+				e.Seq, nullString(e.RequestID), string(e.Type), nullString(e.Actor), e.PrevHash, e.Hash, string(b), e.Seq-1)
+		} else {
+			_, err = db.Exec(`UPDATE audit_events SET request_id = $1, type = $2, actor = $3, prev_hash = $4, hash = $5, body = $6 WHERE seq = $7`,
+				nullString(e.RequestID), string(e.Type), nullString(e.Actor), e.PrevHash, e.Hash, string(b), e.Seq)
+		}
+		require.NoError(t, err, "write event %d", e.Seq)
+	}
+	return evs
+}
+
+// nullString is s, or NULL if empty, as the store writes optional columns.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 func TestVerifyAuditSQLite(t *testing.T) {
 	t.Parallel()
-	path := filepath.Join(t.TempDir(), "approval.db")
-	db, err := sql.Open("sqlite", path)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, db.Close()) })
-	testVerifyAudit(t, path, db, sqliteAttack, "sqlite:"+path, "file:"+path+"?cache=private")
+	testVerifyAudit(t, dialect{attack: sqliteAttack, open: func(t *testing.T) (string, *sql.DB, []string) {
+		path := filepath.Join(t.TempDir(), "approval.db")
+		db, err := sql.Open("sqlite", path)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, db.Close()) })
+		return path, db, []string{"sqlite:" + path, "file:" + path + "?cache=private"}
+	}})
 }
 
 func TestVerifyAuditPostgres(t *testing.T) {
 	t.Parallel()
-	dsn := postgresDSN(t)
-	db, err := sql.Open("pgx", dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, db.Close()) })
-	testVerifyAudit(t, dsn, db, postgresAttack)
+	testVerifyAudit(t, dialect{attack: postgresAttack, open: func(t *testing.T) (string, *sql.DB, []string) {
+		dsn := postgresDSN(t)
+		db, err := sql.Open("pgx", dsn)
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, db.Close()) })
+		return dsn, db, nil
+	}})
 }
 
 func TestVerifyAuditNoDatabase(t *testing.T) {
@@ -137,6 +435,11 @@ func TestVerifyAuditNoDatabase(t *testing.T) {
 	requireExit(t, r, exitUsage)
 	require.Contains(t, r.stderr, "does not exist")
 	require.NoFileExists(t, missing, "verify-audit created the database")
+	priv, _ := keyPair(t, dir, "gate")
+	r = cli(t, "checkpoint", "-db", missing, "-key", priv)
+	requireExit(t, r, exitUsage)
+	require.Contains(t, r.stderr, "does not exist")
+	require.NoFileExists(t, missing, "checkpoint created the database")
 
 	// A database without the schema is not migrated: it stays as it was.
 	other := filepath.Join(dir, "other.db")
@@ -146,6 +449,9 @@ func TestVerifyAuditNoDatabase(t *testing.T) {
 	_, err = db.Exec(`CREATE TABLE unrelated (x INTEGER)`)
 	require.NoError(t, err)
 	r = cli(t, "verify-audit", "-db", other)
+	requireExit(t, r, exitUsage)
+	require.Contains(t, r.stderr, "no approval schema")
+	r = cli(t, "checkpoint", "-db", other, "-key", priv)
 	requireExit(t, r, exitUsage)
 	require.Contains(t, r.stderr, "no approval schema")
 	var tables int

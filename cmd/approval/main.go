@@ -1,12 +1,14 @@
 // Command approval is the operator's tool for an approval gate: it makes
-// signing keys, verifies approval artifacts and audit trails offline, and
-// lists the queue and the notification outbox of a SQL store.
+// signing keys, verifies approval artifacts and audit trails offline,
+// signs checkpoints of a trail, and lists the queue and the notification
+// outbox of a SQL store.
 //
 // Usage:
 //
 //	approval keygen -out key.pem [-pub key.pub.pem]
 //	approval verify-artifact -artifact art.json -action action.json -key key.pub.pem [-key ...] [-at RFC3339]
-//	approval verify-audit -db DSN [-expect-head SEQ:HASH]
+//	approval verify-audit -db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...]
+//	approval checkpoint -db DSN -key key.pem
 //	approval list -db DSN [-status pending,escalated] [-limit 50]
 //	approval show -db DSN ID
 //	approval outbox -db DSN [-dead] [-limit 100]
@@ -19,7 +21,14 @@
 // libpq key=value string), as sqlstore.Open takes it. The command never
 // creates a database nor migrates its schema: it opens the store with
 // sqlstore.OpenDB, which leaves the schema alone, and the commands other
-// than redrive open it read-only.
+// than checkpoint and redrive open it read-only.
+//
+// An audit trail is checked in two steps: checkpoint, run now and then
+// with the gate's private key, signs the head of the trail and prints it;
+// keep that head outside the database. verify-audit, with the public key
+// and the kept heads, then fails for a trail edited, re-sealed (its hashes
+// recomputed after an edit), truncated or rewritten since, and for a
+// stored request the trail does not account for.
 //
 // Exit status: 0 when the command succeeded; 1 when a verification failed
 // or what was asked for does not exist; 2 for a usage error or an input
@@ -59,7 +68,8 @@ func init() {
 	commands = []command{
 		{"keygen", "-out key.pem [-pub key.pub.pem]", "write a new Ed25519 signing key and its public key", runKeygen},
 		{"verify-artifact", "-artifact art.json -action action.json -key key.pub.pem [-key ...] [-at RFC3339]", "verify an approval artifact against the action about to run", runVerifyArtifact},
-		{"verify-audit", "-db DSN [-expect-head SEQ:HASH]", "verify the hash chain of a store's audit trail", runVerifyAudit},
+		{"verify-audit", "-db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...]", "verify a store's audit trail: hash chain, checkpoints, saved heads, requests", runVerifyAudit},
+		{"checkpoint", "-db DSN -key key.pem", "sign the head of a store's audit trail, and print it to keep elsewhere", runCheckpoint},
 		{"list", "-db DSN [-status pending,...] [-limit 50]", "list requests, oldest first", runList},
 		{"show", "-db DSN ID", "print one request and its audit events as JSON", runShow},
 		{"outbox", "-db DSN [-dead] [-limit 100]", "list the notification outbox", runOutbox},
@@ -133,11 +143,34 @@ var commandDoc = map[string]string{
 reason when it does not (malformed, unknown key, bad signature, expired,
 another action or payload). A -key may be a public key (PKIX PEM) or a
 private key (PKCS#8 PEM), whose public half is used.`,
-	"verify-audit": `Reads the whole trail and checks its hash chain from the first event.
-Prints "verified N events; head SEQ HASH". Removing the newest events leaves
-a valid shorter chain: save the head, and pass it later with -expect-head,
-which fails if the trail now ends before SEQ or its event SEQ has another
-hash. The database is opened read-only and its schema is not migrated.`,
+	"verify-audit": `Reads the whole trail and checks, from the first event: its hash chain;
+every checkpoint (a signature of the trail's head, see checkpoint): that the
+event it signed still has the hash it signed, and the signature, with the
+-key public keys; each -expect-head; and every stored request against the
+events that explain its state, which a request row written around the gate
+lacks.
+
+Whoever can write the database can edit an event and recompute every hash
+after it: the chain still verifies, but a later checkpoint does not. Deleting
+the checkpoints too, or the newest events, leaves a valid chain: keep a head
+outside the database (checkpoint's, or one printed here) and pass it later
+with -expect-head, which fails if the trail now ends before SEQ (truncated)
+or its event SEQ has another hash (rewritten).
+
+Without -key, the checkpoints' signatures are not checked (each must still
+sign an event of the chain) and a warning on stderr says how many; with
+-key, a checkpoint by any other key fails.
+
+Prints "verified N events; head SEQ HASH", then the checkpoints, requests
+and saved heads checked. Exits 1 with the first failure. The database is
+opened read-only and its schema is not migrated.`,
+	"checkpoint": `Signs the head of the trail with -key, a private key (the gate's own, or one
+kept for checkpoints: verify-audit needs its public half), appends the
+signature as an audit.checkpoint event, and prints "checkpoint SEQ:HASH",
+the head of that event. Keep the head outside the database (write-once
+storage, a ticket, another system) and pass it to verify-audit -expect-head
+later. The trail is not verified first: run verify-audit before, to sign
+only a trail that verifies. Opens the database writable.`,
 	"redrive": `Makes dead letters pending and due now, with their attempts counted from
 zero, and audits notification.redriven with -actor. A gate delivering from
 the store's outbox sends them; this command sends nothing itself.`,

@@ -35,7 +35,7 @@ func runList(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	ctx := context.Background()
-	g, closeGate, err := openGate(ctx, *dsn, false)
+	g, closeGate, err := openGate(ctx, *dsn, false, nil)
 	if err != nil {
 		return fail(stderr, exitUsage, fmt.Errorf("list: %s", bare(err)))
 	}
@@ -82,7 +82,7 @@ func runShow(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	}
 	id := fs.Arg(0)
 	ctx := context.Background()
-	g, closeGate, err := openGate(ctx, *dsn, false)
+	g, closeGate, err := openGate(ctx, *dsn, false, nil)
 	if err != nil {
 		return fail(stderr, exitUsage, fmt.Errorf("show: %s", bare(err)))
 	}
@@ -134,7 +134,7 @@ func runOutbox(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		q.State = approval.OutboxDead
 	}
 	ctx := context.Background()
-	g, closeGate, err := openGate(ctx, *dsn, false)
+	g, closeGate, err := openGate(ctx, *dsn, false, nil)
 	if err != nil {
 		return fail(stderr, exitUsage, fmt.Errorf("outbox: %s", bare(err)))
 	}
@@ -169,7 +169,7 @@ func runRedrive(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		return usageError(fs, "-%s is required", missing)
 	}
 	ctx := context.Background()
-	g, closeGate, err := openGate(ctx, *dsn, true)
+	g, closeGate, err := openGate(ctx, *dsn, true, nil)
 	if err != nil {
 		return fail(stderr, exitUsage, fmt.Errorf("redrive: %s", bare(err)))
 	}

@@ -25,9 +25,11 @@ func dbFlag(fs *flag.FlagSet) *string {
 // openGate opens the store named by dsn and a gate over it that delivers
 // nothing: read-only unless writable, and without migrating the schema
 // (sqlstore.Open would migrate it, and create a SQLite file that does not
-// exist). The gate has a throwaway verify key: the commands issue and
-// check no tokens. The returned close function closes both.
-func openGate(ctx context.Context, dsn string, writable bool) (*approval.Gate, func(), error) {
+// exist). signingKey, if not nil, is the gate's SigningKey, for a command
+// that signs (checkpoint); otherwise the gate has a throwaway verify key:
+// the commands issue and check no tokens. The returned close function
+// closes both.
+func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519.PrivateKey) (*approval.Gate, func(), error) {
 	dsn = strings.TrimSpace(dsn)
 	var (
 		db      *sql.DB
@@ -51,19 +53,23 @@ func openGate(ctx context.Context, dsn string, writable bool) (*approval.Gate, f
 		_ = db.Close()
 		return nil, nil, err
 	}
-	pub, _, err := approval.GenerateKeys()
-	if err != nil {
-		_ = db.Close()
-		return nil, nil, err
-	}
-	g, err := approval.New(approval.Config{
+	cfg := approval.Config{
 		Store:      s,
-		VerifyKeys: []ed25519.PublicKey{pub},
+		SigningKey: signingKey,
 		// No Channels, so nothing is delivered; StoreOnly says so should
 		// one ever be added.
 		StoreOnly: true,
 		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	}
+	if signingKey == nil {
+		pub, _, err := approval.GenerateKeys()
+		if err != nil {
+			_ = db.Close()
+			return nil, nil, err
+		}
+		cfg.VerifyKeys = []ed25519.PublicKey{pub}
+	}
+	g, err := approval.New(cfg)
 	if err != nil {
 		_ = db.Close()
 		return nil, nil, err
