@@ -467,6 +467,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 			created bool
 			err     error
 		)
+		stampHashes(req, events)
 		if notice := g.notice(NotifyRequested, req, 0, now); notice != nil {
 			stored, created, err = g.outbox.ob.CreateWithOutbox(ctx, req, events, notice)
 		} else {
@@ -646,6 +647,7 @@ func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEv
 	events = append(events,
 		AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: req.Reason, At: now},
 		AuditEvent{RequestID: req.ID, Type: EventApprovalConsumed, Actor: req.Action.RequestedBy, Policies: refs, Reason: req.Reason, At: now})
+	stampHashes(req, events)
 	_, created, err := g.store.Create(ctx, req, events)
 	if err != nil {
 		return Result{}, err
@@ -680,6 +682,7 @@ func (g *Gate) denyAtOnce(ctx context.Context, req *Request, reason, audited str
 		{RequestID: req.ID, Type: EventRequestCreated, Actor: req.Action.RequestedBy, Policies: refs, At: req.CreatedAt},
 		{RequestID: req.ID, Type: EventRequestDenied, Actor: SystemActor, Policies: refs, Reason: audited, At: req.CreatedAt},
 	}
+	stampHashes(req, events)
 	_, created, err := g.store.Create(ctx, req, events)
 	if err != nil {
 		return Result{}, err
@@ -725,6 +728,7 @@ func newRequestID() string {
 // update writes u through the store, then mirrors its events and wakes
 // local waiters.
 func (g *Gate) update(ctx context.Context, u Update) error {
+	stampHashes(u.Request, u.Events)
 	if err := g.store.Update(ctx, u); err != nil {
 		return err
 	}

@@ -93,6 +93,12 @@ type AuditEvent struct {
 	// Conditions are the limits an approval was given under (a
 	// decision.approve with Decision.Conditions).
 	Conditions []string `json:"conditions,omitempty"`
+	// ActionHash and PayloadHash bind request.created (the hashes asked
+	// for), request.payload_edited (the edited ones) and request.approved
+	// (those approved) to the action, so that a request row edited to
+	// another action no longer matches its events (see VerifyAuditTrail).
+	ActionHash  string `json:"action_hash,omitempty"`
+	PayloadHash string `json:"payload_hash,omitempty"`
 	// Checkpoint is the signed head of an audit.checkpoint event (see
 	// Gate.Checkpoint); nil on every other event.
 	Checkpoint *AuditCheckpoint `json:"checkpoint,omitempty"`
@@ -168,6 +174,11 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 // optional fields are left out, exactly as encoding/json's omitempty would.
 func (e *AuditEvent) appendCanonical(b []byte) []byte {
 	b = append(b, '{')
+	if e.ActionHash != "" {
+		b = canon.AppendKey(b, "action_hash")
+		b = canon.AppendString(b, e.ActionHash)
+		b = append(b, ',')
+	}
 	if e.Actor != "" {
 		b = canon.AppendKey(b, "actor")
 		b = canon.AppendString(b, e.Actor)
@@ -189,6 +200,11 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "on_behalf_of")
 		b = canon.AppendString(b, e.OnBehalfOf)
+	}
+	if e.PayloadHash != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "payload_hash")
+		b = canon.AppendString(b, e.PayloadHash)
 	}
 	if len(e.Policies) > 0 {
 		b = append(b, ',')

@@ -63,9 +63,16 @@ type AuditStateError struct {
 	// Missing names the event the trail lacks ("request.approved",
 	// "decision.approve by alice").
 	Missing string
+	// WrongHashes: the trail has such an event, bound to another action
+	// or payload (AuditEvent.ActionHash) than the request's: the row was
+	// edited to another action.
+	WrongHashes bool
 }
 
 func (e *AuditStateError) Error() string {
+	if e.WrongHashes {
+		return fmt.Sprintf("approval: request %s is %s but its %s event is for another action or payload", e.RequestID, e.Status, e.Missing)
+	}
 	return fmt.Sprintf("approval: request %s is %s but the audit trail has no %s event for it", e.RequestID, e.Status, e.Missing)
 }
 
@@ -92,7 +99,9 @@ func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
 //     approved, consumed or expired request, and approval.consumed or
 //     approval.expired; request.denied, request.cancelled or
 //     request.timed_out), one decision (or break-glass) event by each
-//     voter, and request.payload_edited for an edited payload.
+//     voter, and request.payload_edited for an edited payload; the
+//     created, edited and approved events must bind the request's action
+//     and payload hashes (AuditEvent.ActionHash).
 //
 // A broken chain, checkpoint or anchor is an *AuditChainError naming the
 // first bad sequence number; a request the trail does not account for is
@@ -315,6 +324,10 @@ type expected struct {
 	n       int
 	status  Status
 	created time.Time
+	// actionHash and payloadHash, when set, are the hashes the event
+	// must bind; wrongHash records that one came with others.
+	actionHash, payloadHash string
+	wrongHash               bool
 }
 
 // expectations reads every stored request and lists the events that
@@ -340,23 +353,33 @@ func (g *Gate) expectations(ctx context.Context) (*expectations, error) {
 // add lists the events r's state needs.
 func (x *expectations) add(r *Request) {
 	x.requests++
-	need := func(typ EventType, actor string) {
+	need := func(typ EventType, actor string) *expected {
 		k := expectKey{id: r.ID, typ: typ, actor: actor}
 		if e := x.need[k]; e != nil {
 			e.n++
-			return
+			return e
 		}
-		x.need[k] = &expected{n: 1, status: r.Status, created: r.CreatedAt}
+		e := &expected{n: 1, status: r.Status, created: r.CreatedAt}
+		x.need[k] = e
+		return e
 	}
-	need(EventRequestCreated, "")
+	bound := func(typ EventType, actionHash, payloadHash string) {
+		e := need(typ, "")
+		e.actionHash, e.payloadHash = actionHash, payloadHash
+	}
+	bound(EventRequestCreated, r.ActionHash, r.PayloadHash)
+	approved := func() {
+		a, p := r.boundHashes()
+		bound(EventRequestApproved, a, p)
+	}
 	switch r.Status {
 	case StatusApproved:
-		need(EventRequestApproved, "")
+		approved()
 	case StatusConsumed:
-		need(EventRequestApproved, "")
+		approved()
 		need(EventApprovalConsumed, "")
 	case StatusExpired:
-		need(EventRequestApproved, "")
+		approved()
 		need(EventApprovalExpired, "")
 	case StatusDenied:
 		need(EventRequestDenied, "")
@@ -366,7 +389,7 @@ func (x *expectations) add(r *Request) {
 		need(EventRequestTimedOut, "")
 	}
 	if r.Edit != nil {
-		need(EventPayloadEdited, "")
+		bound(EventPayloadEdited, r.Edit.ActionHash, r.Edit.PayloadHash)
 	}
 	for _, v := range r.Votes {
 		switch {
@@ -386,7 +409,11 @@ func (x *expectations) saw(e *AuditEvent) {
 		return
 	}
 	if n := x.need[expectKey{id: e.RequestID, typ: e.Type}]; n != nil && n.n > 0 {
-		n.n--
+		if n.actionHash == e.ActionHash && n.payloadHash == e.PayloadHash {
+			n.n--
+		} else {
+			n.wrongHash = true
+		}
 	}
 	switch e.Type {
 	case EventDecisionApprove, EventDecisionDeny, EventBreakGlass:
@@ -425,11 +452,12 @@ func (x *expectations) missing() error {
 	if k.actor != "" {
 		what += " by " + k.actor
 	}
-	return &AuditStateError{RequestID: k.id, Status: x.need[k].status, Missing: what}
+	return &AuditStateError{RequestID: k.id, Status: x.need[k].status, Missing: what, WrongHashes: x.need[k].wrongHash}
 }
 
 // accounted checks that the trail holds the request.approved event of
-// approved (or consumed) request r, before the gate consumes it or signs
+// approved (or consumed) request r, bound to the hashes r approves (and
+// that an edited payload's bytes have the hash approved), before the gate consumes it or signs
 // its artifact. A request row written around the gate, forged as
 // approved, has none: the gate audits audit.mismatch and refuses with an
 // *AuditStateError (fail closed). A forged row together with a forged
@@ -439,17 +467,43 @@ func (g *Gate) accounted(ctx context.Context, r *Request) error {
 	if err != nil {
 		return fmt.Errorf("approval: read the approval of %s from the audit trail: %w", r.ID, err)
 	}
-	if len(page.Events) == 1 {
-		if e := &page.Events[0]; e.RequestID == r.ID && e.Type == EventRequestApproved && e.ComputeHash() == e.Hash {
+	actionHash, payloadHash := r.boundHashes()
+	wrong := len(page.Events) == 1
+	if wrong {
+		e := &page.Events[0]
+		if e.RequestID == r.ID && e.Type == EventRequestApproved && e.ComputeHash() == e.Hash &&
+			e.ActionHash == actionHash && e.PayloadHash == payloadHash &&
+			(r.Edit == nil || PayloadHash(r.Edit.Payload) == r.Edit.PayloadHash) {
 			return nil
 		}
 	}
-	serr := &AuditStateError{RequestID: r.ID, Status: r.Status, Missing: string(EventRequestApproved)}
+	serr := &AuditStateError{RequestID: r.ID, Status: r.Status, Missing: string(EventRequestApproved), WrongHashes: wrong}
 	g.log.Error("approval: refused an approval the audit trail does not account for", "request", r.ID, "err", serr)
 	ev := []AuditEvent{{RequestID: r.ID, Type: EventAuditMismatch, Actor: SystemActor, Policies: policyRefs(r.Policies),
-		Reason: "refused: the request is " + string(r.Status) + " but the trail has no request.approved event for it", At: normalizeTime(g.now())}}
+		Reason: "refused: the request is " + string(r.Status) + " but the trail has no request.approved event for its action and payload", At: normalizeTime(g.now())}}
 	if err := g.record(ctx, ev); err != nil {
 		g.log.Error("approval: cannot audit an audit mismatch", "request", r.ID, "err", err)
 	}
 	return serr
+}
+
+// stampHashes binds r's events that need it to r's hashes (see
+// AuditEvent.ActionHash), before they are written with r.
+func stampHashes(r *Request, events []AuditEvent) {
+	for i := range events {
+		e := &events[i]
+		if e.RequestID != r.ID {
+			continue
+		}
+		switch e.Type {
+		case EventRequestCreated:
+			e.ActionHash, e.PayloadHash = r.ActionHash, r.PayloadHash
+		case EventPayloadEdited:
+			if r.Edit != nil {
+				e.ActionHash, e.PayloadHash = r.Edit.ActionHash, r.Edit.PayloadHash
+			}
+		case EventRequestApproved:
+			e.ActionHash, e.PayloadHash = r.boundHashes()
+		}
+	}
 }

@@ -407,3 +407,91 @@ func TestParseAuditHead(t *testing.T) {
 	}
 	require.False(t, errors.Is(nil, approval.ErrInvalidHead))
 }
+
+// TestSwappedActionRow: an approved request's row edited to another
+// action (its payload and hashes) no longer matches the events that bound
+// the approval to the first one.
+func TestSwappedActionRow(t *testing.T) {
+	f, _ := newIntegrityFixture(t)
+	asked := transfer(50000)
+	id := f.pending(asked)
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	_, err := f.gate.VerifyAudit(f.ctx)
+	require.NoError(t, err)
+
+	evil := asked
+	evil.Payload = []byte(`{"to":"attacker","amount":50000}`)
+	actionHash, payloadHash, err := evil.Hashes()
+	require.NoError(t, err)
+	r := f.get(id)
+	next := r.Clone()
+	next.Version++
+	next.Action.Payload, next.ActionHash, next.PayloadHash = evil.Payload, actionHash, payloadHash
+	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
+
+	_, err = f.gate.VerifyAudit(f.ctx)
+	var se *approval.AuditStateError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, id, se.RequestID)
+	require.True(t, se.WrongHashes)
+	require.Contains(t, se.Error(), "event is for another action or payload")
+
+	res, err := f.gate.Guard(f.ctx, evil)
+	require.ErrorIs(t, err, approval.ErrAuditChain)
+	require.NotEqual(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.StatusApproved, f.get(id).Status, "Guard consumed the swapped approval")
+	_, err = f.gate.Artifact(f.ctx, id)
+	require.ErrorIs(t, err, approval.ErrAuditChain)
+}
+
+// TestSwappedEditedPayload: the bytes of an approved edit replaced, its
+// hash kept, are not handed to the requester.
+func TestSwappedEditedPayload(t *testing.T) {
+	f, _ := newIntegrityFixture(t)
+	asked := transfer(50000)
+	id := f.pending(asked)
+	edited := []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":40000}`)
+	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove, Payload: edited})
+	require.NoError(t, err)
+	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	require.NoError(t, err)
+	_, err = f.gate.VerifyAudit(f.ctx)
+	require.NoError(t, err)
+
+	r := f.get(id)
+	next := r.Clone()
+	next.Version++
+	next.Edit.Payload = []byte(`{"to":"attacker","amount":40000}`)
+	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
+	res, err := f.gate.Guard(f.ctx, asked)
+	require.ErrorIs(t, err, approval.ErrAuditChain)
+	require.Nil(t, res.Payload)
+	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+}
+
+func TestEventsBindTheHashes(t *testing.T) {
+	f := newFixture(t)
+	a := transfer(5000)
+	actionHash, payloadHash, err := a.Hashes()
+	require.NoError(t, err)
+	id := f.pending(a)
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	bound := 0
+	for _, e := range f.events() {
+		switch e.Type {
+		case approval.EventRequestCreated, approval.EventRequestApproved:
+			require.Equal(t, actionHash, e.ActionHash, "%s", e.Type)
+			require.Equal(t, payloadHash, e.PayloadHash, "%s", e.Type)
+			bound++
+		default:
+			require.Empty(t, e.ActionHash, "%s", e.Type)
+		}
+	}
+	require.Equal(t, 2, bound)
+}

@@ -256,3 +256,45 @@ func TestLastAuditEvent(t *testing.T) {
 		require.Equal(t, evs[1], last)
 	})
 }
+
+// TestSwappedActionRow: an approved request's row edited to another
+// action (body and action_hash column) is not consumed by a Guard of
+// that action, and VerifyAudit names it.
+func TestSwappedActionRow(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		g, s, _ := integrityGate(t, newDSN)
+		ctx := t.Context()
+		asked := approval.Action{Name: "deploy:api", RequestedBy: "ci", Payload: []byte(`{"v":2}`)}
+		res, err := g.Guard(ctx, asked)
+		require.NoError(t, err)
+		tok, err := g.IssueToken(res.RequestID, "alice", approval.VerdictApprove, time.Hour)
+		require.NoError(t, err)
+		_, err = g.Decide(ctx, res.RequestID, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
+		require.NoError(t, err)
+
+		evil := asked
+		evil.Payload = []byte(`{"v":666}`)
+		r, err := s.Get(ctx, res.RequestID)
+		require.NoError(t, err)
+		r.Action.Payload = evil.Payload
+		r.ActionHash, r.PayloadHash, err = evil.Hashes()
+		require.NoError(t, err)
+		body, err := json.Marshal(r)
+		require.NoError(t, err)
+		_, err = s.w.Exec(`UPDATE requests SET body = $1, action_hash = $2 WHERE id = $3`, string(body), r.ActionHash, r.ID)
+		require.NoError(t, err)
+
+		_, err = g.VerifyAudit(ctx)
+		var se *approval.AuditStateError
+		require.ErrorAs(t, err, &se)
+		require.Equal(t, r.ID, se.RequestID)
+		require.True(t, se.WrongHashes)
+
+		got, err := g.Guard(ctx, evil)
+		require.ErrorIs(t, err, approval.ErrAuditChain)
+		require.NotEqual(t, approval.StatusApproved, got.Status)
+		stored, err := s.Get(ctx, r.ID)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusApproved, stored.Status, "Guard consumed the swapped approval")
+	})
+}

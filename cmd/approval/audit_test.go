@@ -185,6 +185,28 @@ func testVerifyAudit(t *testing.T, d dialect) {
 		requireExit(t, r, exitFailed)
 		require.Equal(t, "approval: request "+s.pending+" is approved but the audit trail has no request.approved event for it\n", r.stderr)
 	})
+	t.Run("swapped action", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		// The approved request, edited to another payload and its hashes:
+		// its events bound the approval to the first one.
+		var body string
+		require.NoError(t, s.db.QueryRow(`SELECT body FROM requests WHERE id = $1`, s.approved).Scan(&body))
+		var req approval.Request
+		require.NoError(t, json.Unmarshal([]byte(body), &req))
+		req.Action.Payload = []byte(`{"to":"attacker"}`)
+		var err error
+		req.ActionHash, req.PayloadHash, err = req.Action.Hashes()
+		require.NoError(t, err)
+		swapped, err := json.Marshal(&req)
+		require.NoError(t, err)
+		_, err = s.db.Exec(`UPDATE requests SET action_hash = $1, body = $2 WHERE id = $3`, req.ActionHash, string(swapped), s.approved)
+		require.NoError(t, err)
+
+		r := cli(t, "verify-audit", "-db", s.dsn)
+		requireExit(t, r, exitFailed)
+		require.Regexp(t, `^approval: request `+s.approved+` is \w+ but its request\.(approved|created) event is for another action or payload\n$`, r.stderr)
+	})
 	t.Run("checkpoint", func(t *testing.T) {
 		t.Parallel()
 		s := d.seedNew(t)
