@@ -525,10 +525,9 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 			return res, false, err
 		}
 		next := r.Clone()
-		next.Status, next.UpdatedAt, next.DueAt = StatusConsumed, now, time.Time{}
-		next.Version++
+		use := next.consume(now)
 		ev := []AuditEvent{{RequestID: r.ID, Type: EventApprovalConsumed, Actor: r.Action.RequestedBy,
-			Policies: policyRefs(r.Policies), Reason: r.Reason, At: now}}
+			Policies: policyRefs(r.Policies), Reason: joinNonEmpty(r.Reason, use), At: now}}
 		err := g.update(ctx, Update{Request: next, Events: ev})
 		if errors.Is(err, ErrConflict) {
 			// Someone else consumed, expired or cancelled it: look again.
@@ -591,6 +590,11 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 		}
 		if i == 0 || p.def.ApprovalTTL < ttl {
 			ttl = p.def.ApprovalTTL
+		}
+		if i == 0 {
+			req.MaxReuse = p.def.MaxReuse
+		} else {
+			req.MaxReuse = narrowest(req.MaxReuse, p.def.MaxReuse)
 		}
 	}
 	req.ApprovalTTL = ttl

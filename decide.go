@@ -39,6 +39,13 @@ type Decision struct {
 	// StatusModified with it in Result.Payload, and the approvers after
 	// this one approve it. The edit is audited (request.payload_edited).
 	Payload []byte
+	// Reuse, with VerdictApprove, lets the approval be used more than once:
+	// the identical action up to Reuse.Uses times within Reuse.For (see
+	// Reuse), within the policies' MaxReuse (ErrInvalidDecision beyond
+	// it). The approval is granted the narrowest reuse of its approving
+	// votes: none unless every approver grants some. Audited with the
+	// vote.
+	Reuse *Reuse
 }
 
 // maxReasonBytes bounds Decision.Reason.
@@ -167,6 +174,14 @@ func (g *Gate) checkDecision(id string, d Decision, now time.Time) (TokenClaims,
 	if d.Payload != nil && d.Verdict != VerdictApprove {
 		return TokenClaims{}, fmt.Errorf("%w: an edited payload comes with an approval, not a %s", ErrInvalidDecision, d.Verdict)
 	}
+	if d.Reuse != nil {
+		if d.Verdict != VerdictApprove {
+			return TokenClaims{}, fmt.Errorf("%w: reuse comes with an approval, not a %s", ErrInvalidDecision, d.Verdict)
+		}
+		if err := d.Reuse.check("reuse"); err != nil {
+			return TokenClaims{}, fmt.Errorf("%w: %v", ErrInvalidDecision, err)
+		}
+	}
 	if d.Denial != nil {
 		if d.Verdict != VerdictDeny {
 			return TokenClaims{}, fmt.Errorf("%w: a denial comes with a deny, not an %s", ErrInvalidDecision, d.Verdict)
@@ -218,6 +233,14 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("%w: %w", ErrInvalidDecision, err)
 	}
+	if err := checkReuse(&d, req); err != nil {
+		return nil, nil, nil, err
+	}
+	var reuse *Reuse
+	if d.Reuse != nil && !d.Reuse.IsZero() {
+		r := *d.Reuse
+		reuse = &r
+	}
 
 	var edited *AuditEvent
 	if d.Payload != nil {
@@ -231,7 +254,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
-		Conditions: conds, Denial: cloneDenial(d.Denial), TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
+		Conditions: conds, Denial: cloneDenial(d.Denial), Reuse: reuse, TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -243,6 +266,9 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	reason := d.Reason
 	if d.Denial != nil {
 		reason = joinNonEmpty(reason, "("+d.Denial.String()+")")
+	}
+	if reuse != nil {
+		reason = joinNonEmpty(reason, "(reuse: "+reuse.String()+")")
 	}
 	events := make([]AuditEvent, 0, 3)
 	if edited != nil {
@@ -258,6 +284,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	switch outcome(next) {
 	case StatusApproved:
 		next.approve(now, "quorum met")
+		next.grantReuse(now)
 		events = append(events, AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: sub, Policies: refs, Reason: next.Reason, At: now})
 	case StatusDenied:
 		next.Status, next.ResolvedAt, next.DueAt = StatusDenied, now, time.Time{}

@@ -372,14 +372,21 @@ func (x *expectations) add(r *Request) {
 		a, p := r.boundHashes()
 		bound(EventRequestApproved, a, p)
 	}
+	uses := func(n int) {
+		for range n {
+			need(EventApprovalConsumed, "")
+		}
+	}
 	switch r.Status {
 	case StatusApproved:
 		approved()
+		uses(r.Uses)
 	case StatusConsumed:
 		approved()
-		need(EventApprovalConsumed, "")
+		uses(max(r.Uses, 1))
 	case StatusExpired:
 		approved()
+		uses(r.Uses)
 		need(EventApprovalExpired, "")
 	case StatusDenied:
 		need(EventRequestDenied, "")

@@ -118,6 +118,11 @@ type Policy struct {
 	// RiskNone: recommendations only inform.
 	RecommendationApprovesBelow Risk
 	RecommendationMinConfidence float64
+	// MaxReuse is the most reuse a reviewer may grant an approval under
+	// this policy ("always allow this exact call for 30 minutes", see
+	// Reuse and Decision.Reuse). Defaults to none: every approval is
+	// single-use. Where several policies match, the narrowest applies.
+	MaxReuse Reuse
 }
 
 // Defaults applied to policies.
@@ -213,6 +218,9 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	if p.RecommendationApprovesBelow < RiskNone || p.RecommendationApprovesBelow > RiskCritical {
 		return bad("RecommendationApprovesBelow is not a risk level")
 	}
+	if err := p.MaxReuse.check("MaxReuse"); err != nil {
+		return bad("%v", err)
+	}
 	if math.IsNaN(p.RecommendationMinConfidence) || p.RecommendationMinConfidence < 0 || p.RecommendationMinConfidence > 1 {
 		return bad("RecommendationMinConfidence %v is not between 0 and 1", p.RecommendationMinConfidence)
 	}
@@ -301,6 +309,17 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 		return b, err
 	}
 	b = append(b, ',')
+	if !p.MaxReuse.IsZero() {
+		// Written only when set, like reminder_interval.
+		b = canon.AppendKey(b, "max_reuse")
+		b = append(b, '{')
+		b = canon.AppendKey(b, "for")
+		b = canon.AppendString(b, p.MaxReuse.For.String())
+		b = append(b, ',')
+		b = canon.AppendKey(b, "uses")
+		b = canon.AppendInt(b, int64(p.MaxReuse.Uses))
+		b = append(b, '}', ',')
+	}
 	b = canon.AppendKey(b, "name")
 	b = canon.AppendString(b, name)
 	b = append(b, ',')

@@ -280,11 +280,16 @@ func (d *fileDecoder) policy(n *yaml.Node, path string) (Policy, error) {
 	var p Policy
 	m, err := fields(n, path, "match", "effect", "reason", "approvers", "required_approvals", "chain",
 		"timeout", "on_timeout", "allow_self_approval", "escalation", "redact", "reminder_interval",
-		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence")
+		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence", "max_reuse")
 	if err != nil {
 		return p, err
 	}
 	at := func(k string) string { return path + "." + k }
+	if v := m["max_reuse"]; v != nil {
+		if p.MaxReuse, err = reuseValue(v, at("max_reuse")); err != nil {
+			return p, err
+		}
+	}
 	mn := m["match"]
 	if mn == nil {
 		return p, fail(n, path, "no match (write match: {name: \"*\"} to match every action)")
@@ -492,4 +497,24 @@ func (g *Gate) hasDelegation(ctx context.Context, d *Delegation) (bool, error) {
 		}
 		q.After = page[len(page)-1].ID
 	}
+}
+
+// reuseValue reads a policy's max_reuse: {for: DURATION, uses: N}, both
+// required.
+func reuseValue(n *yaml.Node, path string) (Reuse, error) {
+	m, err := fields(n, path, "for", "uses")
+	if err != nil {
+		return Reuse{}, err
+	}
+	if m["for"] == nil || m["uses"] == nil {
+		return Reuse{}, fail(n, path, "max_reuse needs both for (a duration) and uses (2 or more)")
+	}
+	var r Reuse
+	if r.For, err = durationValue(m["for"], path+".for"); err != nil {
+		return Reuse{}, err
+	}
+	if r.Uses, err = intValue(m["uses"], path+".uses"); err != nil {
+		return Reuse{}, err
+	}
+	return r, nil
 }

@@ -93,6 +93,11 @@ func policyNode(p *Policy) (*yaml.Node, error) {
 	if p.RecommendationMinConfidence != 0 {
 		add("recommendation_min_confidence", floatNode(p.RecommendationMinConfidence))
 	}
+	if !p.MaxReuse.IsZero() {
+		add("max_reuse", &yaml.Node{Kind: yaml.MappingNode, Content: []*yaml.Node{
+			strNode("for"), durationNode(p.MaxReuse.For), strNode("uses"), intNode(p.MaxReuse.Uses),
+		}})
+	}
 	return n, nil
 }
 

@@ -232,6 +232,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 			},
 			Redact: []string{"iban"}, ReminderInterval: 30 * time.Second, ApprovalTTL: 2 * time.Hour,
 			RecommendationApprovesBelow: approval.RiskMedium, RecommendationMinConfidence: 0.8,
+			MaxReuse: approval.Reuse{For: 15 * time.Minute, Uses: 4},
 		}},
 		{Name: "deny", Policy: approval.Policy{Match: approval.Name("drop:*"), Effect: approval.EffectDeny, Reason: "never"}},
 		{Name: "chain", Policy: approval.Policy{Match: approval.Name("x"), Chain: []approval.Level{

@@ -101,6 +101,14 @@ type Request struct {
 	OnTimeout TimeoutAction `json:"on_timeout"`
 	// ApprovalTTL is how long an approval stays usable before it expires.
 	ApprovalTTL time.Duration `json:"approval_ttl"`
+	// MaxReuse is the most reuse a reviewer may grant: the narrowest of
+	// the matched policies' MaxReuse, none if any allows none.
+	MaxReuse Reuse `json:"max_reuse,omitzero"`
+	// Reuse is the reuse the approval was granted (see Reuse): the
+	// narrowest of the approving votes'; zero for a single-use approval.
+	Reuse Reuse `json:"reuse,omitzero"`
+	// Uses counts the Guards that consumed the approval.
+	Uses int `json:"uses,omitempty"`
 	// Reason explains the current status ("quorum met", "denied by bob").
 	Reason string `json:"reason,omitempty"`
 
@@ -182,6 +190,8 @@ type Vote struct {
 	BreakGlass bool `json:"break_glass,omitempty"`
 	// Denial is a deny's structured reason (Decision.Denial).
 	Denial *Denial `json:"denial,omitempty"`
+	// Reuse is the reuse an approval granted (Decision.Reuse).
+	Reuse *Reuse `json:"reuse,omitempty"`
 	// TokenID is the ID of the single-use token the decision carried.
 	TokenID string `json:"token_id"`
 	// Policies names the matched policies the approver was eligible under
@@ -226,6 +236,10 @@ func (r *Request) Clone() *Request {
 			v.Policies = slices.Clone(v.Policies)
 			v.Conditions = slices.Clone(v.Conditions)
 			v.Denial = cloneDenial(v.Denial)
+			if v.Reuse != nil {
+				r := *v.Reuse
+				v.Reuse = &r
+			}
 			if v.Counts != nil {
 				v.Counts = slices.Clone(v.Counts)
 				for j := range v.Counts {

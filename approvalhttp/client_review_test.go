@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -79,4 +80,38 @@ func (f *fixture) approveEdited(id string, payload []byte) {
 	require.NoError(f.t, err)
 	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove})
 	require.NoError(f.t, err)
+}
+
+// TestReuseOverTheAPI: reviewers grant a reusable approval through the
+// JSON API; the remote agent's identical calls use it, up to its count.
+func TestReuseOverTheAPI(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		MaxReuse:          approval.Reuse{For: time.Hour, Uses: 2},
+	}))
+	agent := f.newClient("")
+	a := agentTransfer(5000)
+	res, err := agent.Guard(f.ctx, a)
+	require.NoError(t, err)
+	id := res.RequestID
+	f.decideAPI(id, approval.VerdictApprove, `{"reuse":{"for":"2h","uses":2}}`, "alice").
+		problem(t, http.StatusUnprocessableEntity, "invalid_decision")
+	for _, who := range []string{"alice", "bob"} {
+		r := f.decideAPI(id, approval.VerdictApprove, `{"reuse":{"for":"30m","uses":2}}`, who)
+		require.Equal(t, http.StatusOK, r.StatusCode, r.text())
+	}
+	for range 2 {
+		res, err = agent.Guard(f.ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusApproved, res.Status)
+		require.Equal(t, id, res.RequestID)
+	}
+	res, err = agent.Guard(f.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusPending, res.Status)
+	require.NotEqual(t, id, res.RequestID)
 }

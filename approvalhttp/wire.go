@@ -138,6 +138,9 @@ type decideBody struct {
 	Payload []byte `json:"payload,omitempty"`
 	// Denial is a deny's structured reason (approval.Decision.Denial).
 	Denial *approval.Denial `json:"denial,omitempty"`
+	// Reuse lets the approval be used again ({"for": "30m", "uses": 5},
+	// approval.Decision.Reuse), within the policies' MaxReuse.
+	Reuse *approval.Reuse `json:"reuse,omitempty"`
 }
 
 // decideResult is the answer of a decision: the request's state after it,

@@ -170,6 +170,7 @@ func fullRequest() *approval.Request {
 		Conditions: []string{"max_lines_changed <= 200", "window <= 30m"},
 		BreakGlass: true,
 		Denial:     &approval.Denial{Code: "too-broad", Retry: approval.RetryChanged, Hint: "only staging"},
+		Reuse:      &approval.Reuse{For: 30 * time.Minute, Uses: 5},
 		TokenID:    "tok_" + randomHex(),
 		Policies:   []string{"high_spend", "prod_deploys", "release_train"},
 		Counts: []approval.VoteCount{{Policy: "high_spend"}, {Policy: "prod_deploys"},
@@ -186,6 +187,9 @@ func fullRequest() *approval.Request {
 	r.DenyThreshold = 2
 	r.OnTimeout = approval.TimeoutApprove
 	r.ApprovalTTL = 90 * time.Minute
+	r.MaxReuse = approval.Reuse{For: time.Hour, Uses: 10}
+	r.Reuse = approval.Reuse{For: 30 * time.Minute, Uses: 5}
+	r.Uses = 2
 	r.Reason = "escalated after 4h"
 	r.UpdatedAt = at.Add(2 * time.Minute)
 	r.Deadline = at.Add(24 * time.Hour)

@@ -1,0 +1,203 @@
+package approval_test
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+)
+
+// reusable sets the fixture's policy to allow up to 3 uses within 30m.
+func reusable(t *testing.T, f *fixture) {
+	t.Helper()
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		Timeout:           24 * time.Hour,
+		MaxReuse:          approval.Reuse{For: 30 * time.Minute, Uses: 3},
+	}))
+}
+
+func (f *fixture) approveWith(id, who string, reuse *approval.Reuse) (*approval.Request, error) {
+	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reuse: reuse})
+}
+
+func TestReuseWithinTheGrant(t *testing.T) {
+	f := newFixture(t)
+	reusable(t, f)
+	a := transfer(5000)
+	id := f.pending(a)
+	_, err := f.approveWith(id, "alice", &approval.Reuse{For: 30 * time.Minute, Uses: 3})
+	require.NoError(t, err)
+	r, err := f.approveWith(id, "bob", &approval.Reuse{For: 10 * time.Minute, Uses: 2})
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, r.Status)
+	require.Equal(t, approval.Reuse{For: 10 * time.Minute, Uses: 2}, r.Reuse, "the narrowest grant")
+	require.Equal(t, r.ResolvedAt.Add(10*time.Minute), r.ExpiresAt)
+	require.Contains(t, r.Reason, "reuse: up to 2 uses within 10m0s")
+
+	for use := 1; use <= 2; use++ {
+		res, err := f.gate.Guard(f.ctx, a)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusApproved, res.Status, "use %d", use)
+		require.Equal(t, id, res.RequestID)
+		require.NotEmpty(t, res.Artifact)
+		_, err = approval.VerifyArtifactAt(res.Artifact, a, []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
+		require.NoError(t, err)
+		last := f.lastEvent()
+		require.Equal(t, approval.EventApprovalConsumed, last.Type)
+		require.True(t, strings.HasSuffix(last.Reason, "(use "+string(rune('0'+use))+" of 2)"), last.Reason)
+	}
+	require.Equal(t, approval.StatusConsumed, f.get(id).Status)
+	require.Equal(t, 2, f.get(id).Uses)
+
+	// Spent: the next Guard asks again.
+	require.NotEqual(t, id, f.pending(a))
+	_, err = f.gate.VerifyAudit(f.ctx)
+	require.NoError(t, err)
+}
+
+func TestReuseNeedsEveryApprover(t *testing.T) {
+	f := newFixture(t)
+	reusable(t, f)
+	a := transfer(5000)
+	id := f.pending(a)
+	_, err := f.approveWith(id, "alice", &approval.Reuse{For: 30 * time.Minute, Uses: 3})
+	require.NoError(t, err)
+	r, err := f.approveWith(id, "bob", nil)
+	require.NoError(t, err)
+	require.True(t, r.Reuse.IsZero())
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.StatusConsumed, f.get(id).Status, "single use")
+}
+
+func TestReuseRefused(t *testing.T) {
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	grant := &approval.Reuse{For: 10 * time.Minute, Uses: 2}
+	_, err := f.approveWith(id, "alice", grant)
+	require.ErrorIs(t, err, approval.ErrInvalidDecision)
+	require.Contains(t, err.Error(), "allow no reuse")
+	require.Empty(t, f.get(id).Votes)
+	require.Equal(t, approval.EventDecisionRejected, f.lastEvent().Type)
+
+	reusable(t, f)
+	id = f.pending(transfer(6000))
+	for _, bad := range []approval.Reuse{{For: time.Hour, Uses: 2}, {For: time.Minute, Uses: 4}, {For: time.Minute, Uses: 1}, {Uses: 2}} {
+		_, err := f.approveWith(id, "alice", &bad)
+		require.ErrorIs(t, err, approval.ErrInvalidDecision, "%+v", bad)
+	}
+	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reuse: grant})
+	require.ErrorIs(t, err, approval.ErrInvalidDecision)
+	require.Empty(t, f.get(id).Votes)
+
+	for _, bad := range []approval.Reuse{{For: time.Minute}, {Uses: 3}, {For: -time.Minute, Uses: 3}, {For: time.Minute, Uses: 1}} {
+		err := f.gate.SetPolicy("other", approval.Policy{Match: approval.Name("x"), Approvers: []approval.Approver{approval.User("a")}, RequiredApprovals: 1, MaxReuse: bad})
+		require.ErrorIs(t, err, approval.ErrInvalidPolicy, "%+v", bad)
+	}
+}
+
+func TestReuseExpires(t *testing.T) {
+	f := newFixture(t)
+	reusable(t, f)
+	a := transfer(5000)
+	id := f.pending(a)
+	grant := &approval.Reuse{For: 10 * time.Minute, Uses: 3}
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.approveWith(id, who, grant)
+		require.NoError(t, err)
+	}
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusApproved, res.Status)
+	f.clock.Advance(11 * time.Minute)
+	require.NotEqual(t, id, f.pending(a))
+	r := f.get(id)
+	require.Equal(t, approval.StatusExpired, r.Status)
+	require.Equal(t, 1, r.Uses)
+	_, err = f.gate.VerifyAudit(f.ctx)
+	require.NoError(t, err)
+}
+
+func TestReuseConcurrentGuardsCountEveryUse(t *testing.T) {
+	f := newFixture(t)
+	reusable(t, f)
+	a := transfer(5000)
+	id := f.pending(a)
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.approveWith(id, who, &approval.Reuse{For: 30 * time.Minute, Uses: 3})
+		require.NoError(t, err)
+	}
+	var approved atomic.Int64
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			res, err := f.gate.Guard(f.ctx, a)
+			if err == nil && res.Status == approval.StatusApproved {
+				approved.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	require.EqualValues(t, 3, approved.Load())
+	require.Equal(t, 3, f.get(id).Uses)
+	_, err := f.gate.VerifyAudit(f.ctx)
+	require.NoError(t, err)
+}
+
+func TestReuseForgedUsesAreReported(t *testing.T) {
+	f := newFixture(t)
+	reusable(t, f)
+	a := transfer(5000)
+	id := f.pending(a)
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.approveWith(id, who, &approval.Reuse{For: 30 * time.Minute, Uses: 3})
+		require.NoError(t, err)
+	}
+	_, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	// Uses written back to 0 around the gate, to get the use again: the
+	// trail holds the consumption.
+	r := f.get(id)
+	require.Equal(t, 1, r.Uses)
+	next := r.Clone()
+	next.Version++
+	next.Uses, next.Reuse.Uses = 2, 30
+	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
+	_, err = f.gate.VerifyAudit(f.ctx)
+	var se *approval.AuditStateError
+	require.ErrorAs(t, err, &se)
+	require.Equal(t, "approval.consumed", se.Missing)
+}
+
+func TestPolicyFileMaxReuse(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(`
+version: 1
+policies:
+  deploys:
+    match: {name: "deploy:*"}
+    approvers: [user:alice]
+    required_approvals: 1
+    max_reuse: {for: 30m, uses: 5}
+`)))
+	var got approval.Policy
+	for _, p := range f.gate.Policies() {
+		if p.Name == "deploys" {
+			got = p.Policy
+		}
+	}
+	require.Equal(t, approval.Reuse{For: 30 * time.Minute, Uses: 5}, got.MaxReuse)
+	for _, bad := range []string{"{for: 30m}", "{uses: 5}", "{for: 30m, uses: 1}", "{for: 30m, uses: 5, count: 2}"} {
+		err := f.gate.LoadPolicies(strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: " + bad + "\n"))
+		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
+	}
+}
