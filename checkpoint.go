@@ -53,6 +53,16 @@ type AuditCheckpoint struct {
 // appendCanonical writes c as canonical JSON, keys in JCS order.
 func (c *AuditCheckpoint) appendCanonical(b []byte) []byte {
 	b = append(b, '{')
+	b = c.appendHead(b)
+	b = append(b, ',')
+	b = canon.AppendKey(b, "sig")
+	b = canon.AppendString(b, c.Signature)
+	return append(b, '}')
+}
+
+// appendHead writes the "hash", "kid" and "seq" members of c, the part
+// both its canonical form and its signed bytes hold.
+func (c *AuditCheckpoint) appendHead(b []byte) []byte {
 	b = canon.AppendKey(b, "hash")
 	b = canon.AppendString(b, c.Hash)
 	b = append(b, ',')
@@ -60,11 +70,7 @@ func (c *AuditCheckpoint) appendCanonical(b []byte) []byte {
 	b = canon.AppendString(b, c.KeyID)
 	b = append(b, ',')
 	b = canon.AppendKey(b, "seq")
-	b = canon.AppendInt(b, c.Seq)
-	b = append(b, ',')
-	b = canon.AppendKey(b, "sig")
-	b = canon.AppendString(b, c.Signature)
-	return append(b, '}')
+	return canon.AppendInt(b, c.Seq)
 }
 
 // checkpointSigned returns the bytes a checkpoint made at at signs.
@@ -75,14 +81,7 @@ func checkpointSigned(at time.Time, c *AuditCheckpoint) []byte {
 	b = canon.AppendKey(b, "at")
 	b = canon.AppendString(b, formatTime(at))
 	b = append(b, ',')
-	b = canon.AppendKey(b, "hash")
-	b = canon.AppendString(b, c.Hash)
-	b = append(b, ',')
-	b = canon.AppendKey(b, "kid")
-	b = canon.AppendString(b, c.KeyID)
-	b = append(b, ',')
-	b = canon.AppendKey(b, "seq")
-	b = canon.AppendInt(b, c.Seq)
+	b = c.appendHead(b)
 	return append(b, '}')
 }
 

@@ -28,6 +28,18 @@ func (f *fixture) approveWith(id, who string, reuse *approval.Reuse) (*approval.
 	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reuse: reuse})
 }
 
+// approvedFor has alice and bob approve a's new request, both granting
+// reuse, and returns its ID.
+func (f *fixture) approvedFor(a approval.Action, reuse approval.Reuse) string {
+	f.t.Helper()
+	id := f.pending(a)
+	for _, who := range []string{"alice", "bob"} {
+		_, err := f.approveWith(id, who, &reuse)
+		require.NoError(f.t, err)
+	}
+	return id
+}
+
 func TestReuseWithinTheGrant(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
@@ -109,12 +121,7 @@ func TestReuseExpires(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
 	a := transfer(5000)
-	id := f.pending(a)
-	grant := &approval.Reuse{For: 10 * time.Minute, Uses: 3}
-	for _, who := range []string{"alice", "bob"} {
-		_, err := f.approveWith(id, who, grant)
-		require.NoError(t, err)
-	}
+	id := f.approvedFor(a, approval.Reuse{For: 10 * time.Minute, Uses: 3})
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, res.Status)
@@ -131,11 +138,7 @@ func TestReuseConcurrentGuardsCountEveryUse(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
 	a := transfer(5000)
-	id := f.pending(a)
-	for _, who := range []string{"alice", "bob"} {
-		_, err := f.approveWith(id, who, &approval.Reuse{For: 30 * time.Minute, Uses: 3})
-		require.NoError(t, err)
-	}
+	id := f.approvedFor(a, approval.Reuse{For: 30 * time.Minute, Uses: 3})
 	var approved atomic.Int64
 	var wg sync.WaitGroup
 	for range 20 {
@@ -157,11 +160,7 @@ func TestReuseForgedUsesAreReported(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
 	a := transfer(5000)
-	id := f.pending(a)
-	for _, who := range []string{"alice", "bob"} {
-		_, err := f.approveWith(id, who, &approval.Reuse{For: 30 * time.Minute, Uses: 3})
-		require.NoError(t, err)
-	}
+	id := f.approvedFor(a, approval.Reuse{For: 30 * time.Minute, Uses: 3})
 	_, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
 	// Uses written back to 0 around the gate, to get the use again: the
