@@ -1,0 +1,89 @@
+// Package approvalmcp gates the tool calls of an MCP server (the official
+// Go SDK, github.com/modelcontextprotocol/go-sdk) through an
+// approval.Gate: a call to a gated tool runs only once people approved
+// it, exactly once per approval, with the arguments they approved.
+//
+//	mw, err := approvalmcp.Middleware(approvalmcp.Options{
+//		Gate:  gate,
+//		Rules: []approvalmcp.Rule{{Tools: "drop_*", Mode: approvalmcp.Block, Wait: 30 * time.Second}},
+//	})
+//	if err != nil { ... }
+//	server.AddReceivingMiddleware(mw)
+//
+// # What is gated
+//
+// The middleware sees every request the server receives and looks only at
+// tools/call. The first Rule whose Tools glob matches the tool's name, and
+// whose When (if set) returns true or an error, gates the call; a call no
+// rule gates goes straight to the tool. The rules choose which calls ask
+// the gate; the gate's policies choose who must approve them. A gated
+// call is the action
+//
+//	Name:        "mcp:tool:" + tool name (ActionPrefix), in lower case
+//	RequestedBy: the caller, from Options.Identity
+//	Initiator:   the person behind the agent, from Options.Identity
+//	Risk, Tags:  from the Rule
+//	Payload:     the call's arguments, as received (absent or null: {})
+//	Provenance:  Source "mcp", CreatedBy the client's name, SourceID the session ID
+//
+// so a policy such as Match: approval.Name("mcp:tool:drop_*") decides who
+// approves it. As with every action, a gated call no policy matches is
+// approved at once (reason "no-policy-matched") unless
+// approval.Config.Default is set. The payload is hashed in canonical JSON,
+// so arguments that differ only in key order or white space are the same
+// call, and any other change of argument is a request of its own that
+// never runs on another's approval. Arguments that are not a JSON object,
+// or that hold a key twice in one object, are refused before anyone is
+// asked: parsers disagree on which of the two values counts, so a reviewer
+// could approve one reading and the tool run the other.
+//
+// Nothing the client sends skips the gate: tool annotations (readOnlyHint
+// and the like) and the call's _meta are never read to decide, and a
+// client cannot claim an approval by echoing this package's result
+// metadata. The default identity is only what the client calls itself
+// (see Options.Identity); on a server more than one party reaches, derive
+// it from the authenticated caller instead.
+//
+// # What the model sees
+//
+// Every outcome is a tool result the model can act on:
+//
+//   - Approved: the tool runs, with the reviewer's arguments if one edited
+//     them (approval.StatusModified). The tool's result gains _meta
+//     MetaKey, an Outcome with status "approved" or "modified", the
+//     request ID and the approvers' conditions; when the arguments were
+//     edited or conditions set, a last text content says so. The tool
+//     handler reads the approval from its context (ResultFromContext), to
+//     honour the conditions.
+//   - Pending (ReturnPending, or Block when Wait ran out): a result that is
+//     not an error, telling the model that the call awaits a person, the
+//     request ID and review URL, and to call the same tool with the same
+//     arguments later (which finds the same request, and runs once it is
+//     approved). StructuredContent and _meta MetaKey hold the Outcome
+//     {"status":"pending","request_id":...}.
+//   - Denied, timed out or cancelled: an error result (IsError) with the
+//     reviewer's reason and the structured denial (code, retry never,
+//     changed or later, hint), so the model learns whether asking again
+//     can help. A retry of the identical call after a person's denial or a
+//     timeout, within the gate's DenialHold, gets the same answer without
+//     asking anyone again.
+//   - The gate could not decide (a store failure, an identity hook's
+//     error, a panic in a rule's function, arguments refused as above, an
+//     edited payload that is not a JSON object): an error result with
+//     status "error", and the tool does not run. The model is told why
+//     only when its call is at fault (approval.ErrInvalidAction). The error is logged, and kept on the result for
+//     sending middleware (mcp.CallToolResult.GetError). If the client's
+//     context ends first, the call returns its error as a protocol error.
+//
+// # Limits
+//
+// A tool that declares an output schema gets the pending result above in
+// place of its output; clients that check structured content against the
+// schema on results that are not errors may refuse it. The gate runs
+// before the SDK validates the arguments against the tool's input schema,
+// so an approved call with arguments the tool refuses consumes its
+// approval. A gated tool that asks the client for input mid-call (an
+// input-required result, protocol 2026-07-28 and later) is gated again
+// when the client retries the call with its answers; with earlier
+// protocol versions the SDK fulfils the input inside the gated call.
+package approvalmcp
