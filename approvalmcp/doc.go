@@ -71,9 +71,10 @@
 //     error, a panic in a rule's function, arguments refused as above, an
 //     edited payload that is not a JSON object): an error result with
 //     status "error", and the tool does not run. The model is told why
-//     only when its call is at fault (approval.ErrInvalidAction). The error is logged, and kept on the result for
-//     sending middleware (mcp.CallToolResult.GetError). If the client's
-//     context ends first, the call returns its error as a protocol error.
+//     only when its call is at fault (approval.ErrInvalidAction). The
+//     error is logged, and kept on the result for sending middleware
+//     (mcp.CallToolResult.GetError). If the client's context ends first,
+//     the call returns its error as a protocol error.
 //
 // # Limits
 //
