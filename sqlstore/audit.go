@@ -28,9 +28,9 @@ type chainTail struct {
 // a fork). SQLite needs no lock of its own: the immediate transaction
 // already excludes every other writer, so the last row is read as is. A
 // PostgreSQL transaction locks the chain and reads its end when it begins
-// (see pgTx).
+// (see pgQuerier).
 func (s *Store) chainEnd(ctx context.Context, q querier) (chainTail, error) {
-	if t, ok := q.(*pgTx); ok {
+	if t, ok := q.(*pgQuerier); ok {
 		return t.chainEnd(ctx)
 	}
 	var t chainTail
@@ -87,7 +87,7 @@ func (s *Store) appendEvents(ctx context.Context, q querier, events []approval.A
 		if err := q.execLast(ctx, "append audit events", b.String(), args...); err != nil {
 			return nil, err
 		}
-		q.(*pgTx).appended(chainTail{seq: seq, hash: hash})
+		q.(*pgQuerier).appended(chainTail{seq: seq, hash: hash})
 		return sealed, nil
 	}
 	// One prepared single-row statement, run once per event.
@@ -127,7 +127,7 @@ func (s *Store) AppendAudit(ctx context.Context, events []approval.AuditEvent) e
 		return nil
 	}
 	var sealed []approval.AuditEvent
-	err := s.write(ctx, func(q querier) error {
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
 		var err error
 		sealed, err = s.appendEvents(ctx, q, events)
 		return err

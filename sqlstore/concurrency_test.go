@@ -14,9 +14,9 @@ import (
 
 // twoStores opens two Stores, each with its own connection pool, on one new
 // database: what two processes of one service would have.
-func twoStores(t *testing.T, newDSN func(testing.TB) string) [2]*Store {
+func twoStores(t *testing.T, newDSN func(testing.TB) string, opts ...Option) [2]*Store {
 	dsn := newDSN(t)
-	return [2]*Store{open(t, dsn), open(t, dsn)}
+	return [2]*Store{open(t, dsn, opts...), open(t, dsn, opts...)}
 }
 
 // TestConcurrentVotesTwoPools has 64 approvers vote on one request at once,
@@ -24,8 +24,8 @@ func twoStores(t *testing.T, newDSN func(testing.TB) string) [2]*Store {
 // may be lost or counted twice, and the audit trail stays one chain.
 func TestConcurrentVotesTwoPools(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		stores := twoStores(t, newDSN)
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		stores := twoStores(t, newDSN, opts...)
 		ctx := t.Context()
 		r := newRequest()
 		_, _, err := stores[0].Create(ctx, r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
@@ -88,8 +88,8 @@ func TestConcurrentVotesTwoPools(t *testing.T) {
 // every caller gets it.
 func TestConcurrentCreateTwoPools(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		stores := twoStores(t, newDSN)
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		stores := twoStores(t, newDSN, opts...)
 		ctx := t.Context()
 		hash := randomHex()
 		const callers = 32
@@ -132,8 +132,8 @@ func TestConcurrentCreateTwoPools(t *testing.T) {
 // once through two stores: exactly one Update succeeds.
 func TestTokenReplayAcrossPools(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		stores := twoStores(t, newDSN)
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		stores := twoStores(t, newDSN, opts...)
 		ctx := t.Context()
 		const n = 16
 		reqs := make([]*approval.Request, n)
@@ -177,8 +177,8 @@ func TestTokenReplayAcrossPools(t *testing.T) {
 // and checks that the result is one gapless chain.
 func TestAuditChainAcrossPools(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		stores := twoStores(t, newDSN)
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		stores := twoStores(t, newDSN, opts...)
 		ctx := t.Context()
 		const writers, each = 16, 8
 		var wg sync.WaitGroup

@@ -8,29 +8,35 @@ import (
 )
 
 // TestConformanceSQLite runs the shared Store conformance suite against a
-// new SQLite file per subtest.
+// new SQLite file per subtest, on each write path.
 func TestConformanceSQLite(t *testing.T) {
 	t.Parallel()
-	storetest.Run(t, func(t *testing.T) approval.Store { return open(t, sqliteDSN(t)) })
+	eachPath(t, func(t *testing.T, opts []Option) {
+		storetest.Run(t, func(t *testing.T) approval.Store { return open(t, sqliteDSN(t), opts...) })
+	})
 }
 
 // TestConformancePostgres runs the shared Store conformance suite against a
-// new PostgreSQL schema per subtest. It skips without APPROVAL_POSTGRES_DSN
-// (and fails instead when APPROVAL_REQUIRE_POSTGRES=1).
+// new PostgreSQL schema per subtest, on each write path. It skips without
+// APPROVAL_POSTGRES_DSN (and fails instead when APPROVAL_REQUIRE_POSTGRES=1).
 func TestConformancePostgres(t *testing.T) {
 	t.Parallel()
 	postgresDSN(t) // skip or fail before the suite's many subtests do
-	storetest.Run(t, func(t *testing.T) approval.Store { return open(t, postgresDSN(t)) })
+	eachPath(t, func(t *testing.T, opts []Option) {
+		storetest.Run(t, func(t *testing.T) approval.Store { return open(t, postgresDSN(t), opts...) })
+	})
 }
 
 // TestSharedSQLite runs the gate-level suite with two gates, each over its
 // own Store (its own connection pools) on one SQLite file: two processes'
-// worth of state sharing one database.
+// worth of state sharing one database, on each write path.
 func TestSharedSQLite(t *testing.T) {
 	t.Parallel()
-	storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
-		dsn := sqliteDSN(t)
-		return open(t, dsn), open(t, dsn)
+	eachPath(t, func(t *testing.T, opts []Option) {
+		storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
+			dsn := sqliteDSN(t)
+			return open(t, dsn, opts...), open(t, dsn, opts...)
+		})
 	})
 }
 
@@ -39,8 +45,10 @@ func TestSharedSQLite(t *testing.T) {
 func TestSharedPostgres(t *testing.T) {
 	t.Parallel()
 	postgresDSN(t)
-	storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
-		dsn := postgresDSN(t)
-		return open(t, dsn), open(t, dsn)
+	eachPath(t, func(t *testing.T, opts []Option) {
+		storetest.RunShared(t, func(t *testing.T) (approval.Store, approval.Store) {
+			dsn := postgresDSN(t)
+			return open(t, dsn, opts...), open(t, dsn, opts...)
+		})
 	})
 }

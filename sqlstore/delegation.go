@@ -52,7 +52,7 @@ func (s *Store) CreateDelegation(ctx context.Context, d *approval.Delegation, ev
 		return fail(ctx, op, err)
 	}
 	var sealed []approval.AuditEvent
-	err = s.write(ctx, func(q querier) error {
+	err = s.write(ctx, func(ctx context.Context, q querier) error {
 		sealed = nil
 		n, err := q.exec(ctx, `INSERT INTO delegations (`+delegationColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING`, args...)
@@ -160,7 +160,7 @@ func (s *Store) RevokeDelegation(ctx context.Context, id string, at time.Time, b
 		d      approval.Delegation
 		sealed []approval.AuditEvent
 	)
-	err := s.write(ctx, func(q querier) error {
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
 		d, sealed = approval.Delegation{}, nil
 		err := scanDelegation(q.queryRow(ctx, `UPDATE delegations SET revoked_at = $2, revoked_by = $3
 WHERE id = $1 AND revoked_at IS NULL RETURNING `+delegationColumns, id, s.dialect.timeValue(at), by), &d)

@@ -14,18 +14,6 @@ import (
 	"github.com/signoff/approval"
 )
 
-// newDelegation returns a delegation from alice to bob for a day, with a
-// fresh ID.
-func newDelegation() *approval.Delegation {
-	at := now()
-	return &approval.Delegation{
-		ID: "dlg_" + randomHex(), From: "alice", To: "bob",
-		NotBefore: at, NotAfter: at.Add(24 * time.Hour),
-		Policies: []string{"high_spend"}, Reason: "out of office",
-		CreatedBy: "admin", CreatedAt: at,
-	}
-}
-
 // TestConcurrentRevokeTwoPools revokes each of 25 delegations from 8
 // goroutines at once, half through each of two stores with their own
 // pools on one database: each time exactly one revoke wins and appends its
@@ -33,8 +21,8 @@ func newDelegation() *approval.Delegation {
 // one chain.
 func TestConcurrentRevokeTwoPools(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		stores := twoStores(t, newDSN)
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		stores := twoStores(t, newDSN, opts...)
 		ctx := t.Context()
 		const rounds, revokers = 25, 8
 		winners := map[string]string{} // delegation ID -> who revoked it

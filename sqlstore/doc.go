@@ -7,12 +7,49 @@
 //	defer store.Close()
 //	gate, err := approval.New(approval.Config{Store: store, ...})
 //
+// A Store implements approval.Store, and the optional approval.Outbox,
+// approval.Delegations, approval.AuditTail and approval.ResolutionNotifier;
+// it passes the storetest conformance suite on both databases.
+//
+// # Opening
+//
+// Open picks the database from the DSN (see DialectOf). A postgres:// or
+// postgresql:// URL, or a libpq key=value string with host= or dbname=, is
+// PostgreSQL, for example
+// "postgres://user:pass@db.internal:5432/approval?sslmode=verify-full" or
+// "postgres:///approval?host=/var/run/postgresql"; a search_path parameter
+// selects the schema, which must exist. Anything else is a SQLite database
+// file, created if needed ("approval.db", or a file: URI), opened in WAL
+// mode with foreign keys on; ":memory:" is a private in-memory database.
+// Open makes the Store's connection pools and runs Migrate; Close closes
+// them.
+//
+// OpenDB takes a pool the caller opened and owns instead: PostgreSQL's
+// must use pgx's stdlib driver, SQLite's modernc.org/sqlite, with a DSN
+// such as SQLiteDSN builds. Call Migrate once before using it.
+//
+// The options are Synchronous and BusyTimeout (SQLite), MaxConns (the
+// pools Open makes), Listen (PostgreSQL notifications: see Waiting) and
+// GroupCommit (see Group commit); each option's documentation gives its
+// default. An invalid option fails Open with an error saying how to fix it.
+//
+// # Durability
+//
+// A write that returns nil has committed. On SQLite it is as durable as
+// the synchronous mode makes a commit: with SyncNormal, the default, a
+// power loss or operating-system crash may roll back the last commits
+// before it (never corrupt the file); with SyncFull every commit is on
+// disk before it returns, at one fsync per commit. A process crash loses
+// nothing committed in either mode. On PostgreSQL a commit is as durable
+// as the server's synchronous_commit setting makes it.
+//
 // # Schema
 //
 // Open (or Migrate, after OpenDB) creates and upgrades the schema from
 // versioned SQL files embedded in the package, one set per dialect,
 // recording the version in the schema_version table. Several processes may
-// start at once: migrations are serialised by the database.
+// start at once: migrations are serialised by the database. A database
+// migrated by a newer version of this package is refused, unchanged.
 //
 // A request is one row of the requests table whose body column holds the
 // JSON of the whole approval.Request; the other columns, and the
@@ -28,12 +65,12 @@
 // column of its own (an ID, a requester, an event's actor) fails the write
 // with ErrInvalidText too: PostgreSQL text holds no NUL.
 //
-// # Concurrency
+// # Several processes
 //
-// Every write (Create, Update, AppendAudit) is atomic: the request, the
-// consumed token and the audit events commit together or not at all. The
-// database enforces the invariants, so stores in different processes on
-// one database behave as one:
+// Every write (Create, Update, AppendAudit and the others) is atomic: the
+// request, the consumed token and the audit events commit together or not
+// at all. The database enforces the invariants, so stores in different
+// processes on one database behave as one:
 //
 //   - at most one live request per ActionHash (a partial unique index), so
 //     concurrent Creates of one action create one request;
@@ -66,28 +103,29 @@
 // expiry of an approval) wakes the Waits subscribed to it through the same
 // Store once it has committed. On PostgreSQL it also sends pg_notify on the
 // channel approval_resolved:<schema> (the schema the tables are in), in its
-// transaction and with its COMMIT, so at no extra round trip; PostgreSQL
-// delivers it on commit only. Each Store listens on that channel on one
-// connection of its own, outside the pool and made with the settings of the
-// pool's connections, opened at the first subscription and kept until
-// Close, and wakes the subscribed Waits by request ID: two replicas' Waits
-// see each other's decisions within milliseconds. A lost listening
-// connection is reopened with exponential backoff (50ms to 10s), a silent
-// one is pinged every 30s, and every reconnection wakes all Waits, which
-// read their request again in case they missed a notification; meanwhile
-// Wait's poll (approval.Config.PollInterval) is the fallback. Listen(false)
-// turns listening off (the Store still notifies). PostgreSQL serialises the
-// commits of transactions that notify, server-wide: a Store's writes to one
-// schema are serialised by the audit chain's lock anyway, but resolving
-// writes of stores in other schemas or databases of the server (or other
-// programs that NOTIFY) queue behind each other at commit (see
-// docs/PERFORMANCE.md). PostgreSQL's notification queue is shared by the
-// whole server and kept until every listening session has read it: one that
-// stops reading (a process paused, another program's session left in a long
-// transaction) holds it back, and should it fill (8 GB by default),
-// resolving writes fail until it drains. On SQLite, only the Store's own
+// transaction and with its COMMIT; PostgreSQL delivers it on commit only.
+// Each Store listens on that channel on one connection of its own, outside
+// the pool and made with the settings of the pool's connections, opened at
+// the first subscription and kept until Close, and wakes the subscribed
+// Waits by request ID: two replicas' Waits see each other's decisions
+// within milliseconds. A lost listening connection is reopened with
+// exponential backoff (50ms to 10s), a silent one is pinged every 30s, and
+// every reconnection wakes all Waits, which read their request again in
+// case they missed a notification; meanwhile Wait's poll
+// (approval.Config.PollInterval) is the fallback. Listen(false) turns
+// listening off (the Store still notifies). On SQLite, only the Store's own
 // writes wake its Waits: another process's decision is seen at the next
 // poll.
+//
+// PostgreSQL serialises the commits of transactions that notify,
+// server-wide: a Store's writes to one schema are serialised by the audit
+// chain's lock anyway, but resolving writes of stores in other schemas or
+// databases of the server (or other programs that NOTIFY) queue behind
+// each other at commit. Its notification queue is shared by the whole
+// server and kept until every listening session has read it: one that
+// stops reading (a process paused, another program's session left in a
+// long transaction) holds it back, and should it fill (8 GB by default),
+// resolving writes fail until it drains.
 //
 // # Delegations
 //
@@ -106,60 +144,45 @@
 //
 // # Group commit
 //
-// A Store runs one write transaction at a time. Writes that arrive while
-// one runs queue, and the next transaction carries all of them (up to 32),
-// each inside a savepoint of its own: a write that fails (a stale version,
-// a replayed token, a live duplicate) is rolled back to its savepoint and
-// reported to its caller alone, and the others commit. A transaction of
-// several writes pays for one BEGIN and one COMMIT, one WAL flush (an
-// fsync with SyncFull; a round trip and a flush on PostgreSQL) and one
-// copy of each page the writes share, such as the end of the audit chain
-// and of each index. Should the transaction fail as a whole before its
-// COMMIT (a database error rather than one write's), each of its writes
-// runs again alone, so that one bad write cannot fail the others; should
-// its COMMIT go unanswered, each write fails with ErrOutcomeUnknown and
-// none runs again. No caller hears of its write before the transaction
-// carrying it has committed. A write alone runs on its caller's goroutine
-// in a transaction of its own, as without grouping; a transaction of
-// several runs on a goroutine of its own (or its leader's, if the
-// leader's context can never end), under a context that ends when every
-// caller's has. A caller whose context ends returns at once: if its
-// write was still queued, with the context's error, and the write is not
-// run; if it was in a transaction, with an error wrapping both the
+// A Store runs one write transaction at a time. By default, writes that
+// arrive while one runs queue, and the next transaction carries all of
+// them (up to 32), each inside a savepoint of its own, so that they share
+// one commit's fsync or WAL flush. Each write has the outcome it would
+// have in a transaction of its own: a write that fails (a stale version, a
+// replayed token, a live duplicate) is rolled back to its savepoint and
+// reported to its caller alone, and the others commit; should the
+// transaction fail as a whole before its COMMIT, each of its writes runs
+// again alone. No caller hears of its write before the transaction
+// carrying it has committed. A caller whose context ends returns at once:
+// if its write was still queued, with the context's error, and the write
+// is not run; if it was in a transaction, with an error wrapping both the
 // context's error and ErrOutcomeUnknown, since that transaction may still
 // commit it.
 //
-// # Performance
-//
-// A write costs what its transaction touches. In SQLite each b-tree a
-// write changes costs a page written to the WAL and, later, to the
-// database file: a Create writes about 12 (the request's table, its ID
-// and 5 indexes, a policy row, the event's table and 3 indexes), a
-// decision about 8, against 1 for a bare single-row update; grouped
-// writes share the pages at the end of each b-tree. A Store made by Open
-// prepares each statement once per connection, updates only the indexed
-// columns that change, keeps SQLite's temporary storage (the savepoints'
-// sub-journal) in memory, and copies the WAL into the database file
-// (checkpoints) on a connection of its own, beside the writer, so that the
-// automatic checkpoint SQLite runs inside a commit has little left to
-// copy. A Store
-// remembers the policy and voter names of the latest versions it read or
-// wrote (4,096 requests), so that Update need not read and decode the
-// stored body to update the side tables. In PostgreSQL a write is bound by
-// round trips and the commit's WAL flush: a Store sends BEGIN and the
-// chain lock with a transaction's first statement and COMMIT with its last
-// (pgx batches), writes a request and its side tables in one statement,
-// and, when it knows the names of the version it replaces, a decision in
-// one statement too, so a Create and a decision each take two round
-// trips.
+// GroupCommit(false) runs every write in a transaction of its own, on its
+// caller's goroutine and under its caller's context; the writes and their
+// errors are the same, and concurrent writers have less throughput (see
+// docs/PERFORMANCE.md, which also explains what the store does to be fast).
 //
 // # Errors
 //
-// Get and Update report approval.ErrNotFound for an unknown ID, Create and
-// Update approval.ErrConflict when they lose a race or an ID is taken, and
-// Update approval.ErrTokenUsed for a replayed token, each wrapped with the
-// operation and ID ("sqlstore: get req_...: not found"). A cancelled
-// context's error is returned as such. A write whose commit was sent but
-// not answered (the connection failed or the context ended meanwhile)
-// fails with an error wrapping ErrOutcomeUnknown: it may have committed.
+// Besides a cancelled or expired context's error, returned as such, and
+// the database's own errors, wrapped with the operation:
+//
+//   - approval.ErrNotFound from Get and Update for an unknown ID;
+//   - approval.ErrConflict from Create and Update when they lose a race or
+//     an ID is taken, and from the outbox and delegation writes likewise;
+//   - approval.ErrTokenUsed from Update for a replayed token;
+//   - approval.ErrInvalidCursor from the listing methods for a cursor they
+//     did not return;
+//   - ErrBusy from a SQLite write that waited for the write lock for longer
+//     than BusyTimeout: nothing was written, and it may be retried;
+//   - ErrInvalidText from a write of text the database cannot give back
+//     exactly: nothing was written;
+//   - ErrOutcomeUnknown from a write whose COMMIT was sent but not answered
+//     (the connection failed or the context ended meanwhile): it may have
+//     committed, so read the state back before acting on it.
+//
+// Each is wrapped with the operation and ID ("sqlstore: get req_...: not
+// found"); test for them with errors.Is.
 package sqlstore

@@ -1,6 +1,10 @@
 package sqlstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/signoff/approval/internal/groupcommit"
+)
 
 // Sentinel errors of the SQL store, beside the approval package's own
 // (approval.ErrNotFound, approval.ErrConflict, approval.ErrTokenUsed,
@@ -21,7 +25,7 @@ var (
 	// attempt did commit. The writes that shared its transaction (see Group
 	// commit in the package documentation) fail with it too, and are not run
 	// again, since that could apply them twice.
-	ErrOutcomeUnknown = errors.New("the transaction's outcome is unknown: it may have committed")
+	ErrOutcomeUnknown = groupcommit.ErrOutcomeUnknown
 
 	// ErrInvalidText is wrapped by the error of a write holding a string that
 	// is not valid UTF-8, or, on PostgreSQL, a NUL byte in a column of its own

@@ -2,10 +2,8 @@ package sqlstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,13 +11,6 @@ import (
 
 	"github.com/signoff/approval"
 )
-
-// queued returns how many writes wait in s's group queue.
-func queued(g *group) int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue)
-}
 
 // holdLead starts a write on s that leads and blocks until the returned
 // function is called, so that writes started meanwhile queue for one group.
@@ -29,7 +20,7 @@ func holdLead(t *testing.T, s *Store) (release func()) {
 	done := make(chan error, 1)
 	started := make(chan struct{})
 	go func() {
-		done <- s.write(context.Background(), func(querier) error {
+		done <- s.write(context.Background(), func(context.Context, querier) error {
 			close(started)
 			<-gate
 			return nil
@@ -42,13 +33,13 @@ func holdLead(t *testing.T, s *Store) (release func()) {
 	}
 }
 
-// enqueue runs write on a goroutine once the queue holds want-1 writes,
-// and waits until it is queued, so writes join the group in order.
-func enqueue(t *testing.T, g *group, wg *sync.WaitGroup, write func()) {
+// enqueue runs write on a goroutine and waits until it is queued in s's
+// group, so that writes join the group in order.
+func enqueue(t *testing.T, s *Store, wg *sync.WaitGroup, write func()) {
 	t.Helper()
-	want := queued(g) + 1
+	want := s.group.Stats().Queued + 1
 	wg.Go(write)
-	require.Eventually(t, func() bool { return queued(g) == want }, 10*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return s.group.Stats().Queued == want }, 10*time.Second, time.Millisecond)
 }
 
 // TestGroupCommit queues writes of every kind behind a write that holds
@@ -91,30 +82,30 @@ func testGroupCommit(t *testing.T, s *Store) {
 	var wg sync.WaitGroup
 	votes := make([]error, 5)
 	for i := range votes {
-		enqueue(t, &s.group, &wg, func() {
+		enqueue(t, s, &wg, func() {
 			tok := fmt.Sprintf("tok-%d", i)
 			votes[i] = s.Update(ctx, approval.Update{Request: vote(reqs[i], "bob", tok), TokenID: tok,
 				Events: []approval.AuditEvent{event(reqs[i].ID, approval.EventDecisionApprove, "bob")}})
 		})
 	}
 	var replayErr, staleErr, badErr, appendErr error
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		replayErr = s.Update(ctx, approval.Update{Request: vote(voted, "mallory", "used"), TokenID: "used",
 			Events: []approval.AuditEvent{event(reqs[5].ID, approval.EventDecisionApprove, "mallory")}})
 	})
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		stale := vote(reqs[6], "mallory", "tok-stale")
 		stale.Version = 5
 		staleErr = s.Update(ctx, approval.Update{Request: stale, TokenID: "tok-stale",
 			Events: []approval.AuditEvent{event(reqs[6].ID, approval.EventDecisionApprove, "mallory")}})
 	})
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		badErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "nul\x00actor")})
 	})
 	fresh := newRequest()
 	var created bool
 	var createErr error
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		_, created, createErr = s.Create(ctx, fresh, []approval.AuditEvent{event(fresh.ID, approval.EventRequestCreated, "carol")})
 	})
 	dup := newRequest()
@@ -122,17 +113,17 @@ func testGroupCommit(t *testing.T, s *Store) {
 	var dupGot *approval.Request
 	var dupCreated bool
 	var dupErr error
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		dupGot, dupCreated, dupErr = s.Create(ctx, dup, []approval.AuditEvent{event(dup.ID, approval.EventRequestCreated, "mallory")})
 	})
 	cctx, cancel := context.WithCancel(ctx)
 	cancelled := make(chan error, 1)
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		cancelled <- s.AppendAudit(cctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "mallory")})
 	})
 	cancel()
 	require.ErrorIs(t, <-cancelled, context.Canceled, "a queued write whose context ends returns at once")
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		appendErr = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventDecisionRejected, "dave")})
 	})
 	release()
@@ -171,253 +162,16 @@ func testGroupCommit(t *testing.T, s *Store) {
 	require.Equal(t, 1, actors["dave"])
 	// The held write, then one group of the 12 writes queued behind it
 	// less the abandoned one.
-	require.Equal(t, int64(2), after.txns-before.txns)
-	require.Equal(t, int64(1+11), after.writes-before.writes)
+	require.Equal(t, int64(2), after.Transactions-before.Transactions)
+	require.Equal(t, int64(1+11), after.Writes-before.Writes)
 	if s.Dialect() == Postgres {
 		require.Error(t, badErr, "PostgreSQL text cannot hold NUL")
-		require.Equal(t, int64(1), after.failed-before.failed, "the group failed as a whole, and each write ran alone")
+		require.Equal(t, int64(1), after.Failed-before.Failed, "the group failed as a whole, and each write ran alone")
 	} else {
 		require.NoError(t, badErr)
 		require.Equal(t, 1, actors["nul\x00actor"])
-		require.Zero(t, after.failed-before.failed)
+		require.Zero(t, after.Failed-before.Failed)
 	}
-}
-
-// TestGroupUnits checks the queue itself, with a fake transaction: a group
-// that fails as a whole reruns each write alone; a queue longer than
-// maxGroup is carried by several transactions; a panic fails the writes
-// grouped with it and passes the lead on.
-func TestGroupUnits(t *testing.T) {
-	t.Parallel()
-	var (
-		mu     sync.Mutex
-		sizes  []int
-		alones int
-		fail   atomic.Bool
-		boom   atomic.Bool
-	)
-	g := &group{}
-	g.run = func(ops []*writeOp) error {
-		mu.Lock()
-		sizes = append(sizes, len(ops))
-		mu.Unlock()
-		if boom.Load() {
-			panic("boom")
-		}
-		if fail.Load() {
-			return errors.New("transaction failed")
-		}
-		for _, op := range ops {
-			op.err = op.fn(nil)
-		}
-		return nil
-	}
-	g.alone = func(_ context.Context, fn func(querier) error) error {
-		mu.Lock()
-		alones++
-		mu.Unlock()
-		return fn(nil)
-	}
-	hold := func() func() {
-		gate, started := make(chan struct{}), make(chan struct{})
-		go func() {
-			_ = g.do(context.Background(), func(querier) error { close(started); <-gate; return nil })
-		}()
-		<-started
-		return func() { close(gate) }
-	}
-	queue := func(n int, fn func(i int) error) (errs []error, wait func()) {
-		var wg sync.WaitGroup
-		errs = make([]error, n)
-		for i := range n {
-			enqueue(t, g, &wg, func() { errs[i] = g.do(context.Background(), func(querier) error { return fn(i) }) })
-		}
-		return errs, wg.Wait
-	}
-	reset := func() {
-		mu.Lock()
-		defer mu.Unlock()
-		sizes, alones = nil, 0
-	}
-
-	t.Run("failed group runs each alone", func(t *testing.T) {
-		reset()
-		fail.Store(true)
-		defer fail.Store(false)
-		release := hold()
-		errs, wait := queue(3, func(i int) error {
-			if i == 1 {
-				return approval.ErrConflict
-			}
-			return nil
-		})
-		release()
-		wait()
-		require.NoError(t, errs[0])
-		require.ErrorIs(t, errs[1], approval.ErrConflict)
-		require.NoError(t, errs[2])
-		require.Equal(t, []int{3}, sizes)
-		require.Equal(t, 1+3, alones, "the held write, then the three again")
-	})
-
-	t.Run("long queue", func(t *testing.T) {
-		reset()
-		release := hold()
-		errs, wait := queue(maxGroup+5, func(int) error { return nil })
-		release()
-		wait()
-		for _, err := range errs {
-			require.NoError(t, err)
-		}
-		require.Equal(t, []int{maxGroup}, sizes[:1])
-		total := 0
-		for _, n := range sizes {
-			total += n
-		}
-		require.Equal(t, maxGroup+5, total+alones-1)
-	})
-
-	t.Run("panic", func(t *testing.T) {
-		reset()
-		release := hold()
-		errs, wait := queue(2, func(int) error { return nil })
-		boom.Store(true)
-		release()
-		wait()
-		boom.Store(false)
-		for _, err := range errs {
-			require.ErrorContains(t, err, "panic in a transaction of 2 writes")
-		}
-		// The lead was passed on: a new write runs.
-		require.NoError(t, g.do(context.Background(), func(querier) error { return nil }))
-	})
-
-	t.Run("panic alone", func(t *testing.T) {
-		require.PanicsWithValue(t, "boom", func() {
-			_ = g.do(context.Background(), func(querier) error { panic("boom") })
-		}, "a lone write's panic reaches its caller")
-		require.NoError(t, g.do(context.Background(), func(querier) error { return nil }))
-	})
-
-	// A caller whose context ends while its write is in a running
-	// transaction returns at once. The first write queued leads the
-	// transaction: with a context that cannot end it runs the transaction
-	// on its own goroutine, and a follower leaves; with one that can, the
-	// transaction runs on a goroutine of its own, and the leader leaves.
-	for _, leaderLeaves := range []bool{false, true} {
-		t.Run(fmt.Sprintf("caller leaves a running transaction/leader=%v", leaderLeaves), func(t *testing.T) {
-			reset()
-			release := hold()
-			var wg sync.WaitGroup
-			inside, finish := make(chan struct{}), make(chan struct{})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			stays, leaves := make(chan error, 1), make(chan error, 1)
-			slow := func(querier) error {
-				close(inside)
-				<-finish
-				return nil
-			}
-			quick := func(querier) error { return nil }
-			if leaderLeaves {
-				enqueue(t, g, &wg, func() { leaves <- g.do(ctx, slow) })
-				enqueue(t, g, &wg, func() { stays <- g.do(context.Background(), quick) })
-			} else {
-				enqueue(t, g, &wg, func() { stays <- g.do(context.Background(), slow) })
-				enqueue(t, g, &wg, func() { leaves <- g.do(ctx, quick) })
-			}
-			release()
-			<-inside // the transaction of both runs, and waits
-			cancel()
-			var left error
-			select {
-			case left = <-leaves:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the caller whose context ended is still waiting")
-			}
-			require.ErrorIs(t, left, context.Canceled)
-			require.ErrorIs(t, left, ErrOutcomeUnknown, "the transaction may still commit its write")
-			close(finish)
-			require.NoError(t, <-stays)
-			wg.Wait()
-			require.Equal(t, []int{2}, sizes)
-			require.NoError(t, g.do(context.Background(), quick), "the lead was passed on")
-		})
-	}
-}
-
-// TestUpdateSideTables changes a request's voters and policies through a
-// Store that remembers the names of the version it replaces and through
-// one that does not (see nameCache): List's Approver and Policy filters
-// must follow either way, and an Update built on a version another Store
-// has since replaced must fail with ErrConflict, changing nothing.
-func TestUpdateSideTables(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		dsn := newDSN(t)
-		warm, cold := open(t, dsn), open(t, dsn)
-		ctx := t.Context()
-		r := vote(vote(newRequest(), "bob", "t1"), "carol", "t2")
-		r.Version = 1
-		_, _, err := warm.Create(ctx, r, nil)
-		require.NoError(t, err)
-		list := func(q approval.RequestQuery) []string {
-			page, err := cold.List(ctx, q)
-			require.NoError(t, err)
-			var ids []string
-			for _, x := range page.Requests {
-				ids = append(ids, x.ID)
-			}
-			return ids
-		}
-		set := func(s *Store, version int64, voters []string, policy string) error {
-			next := r.Clone()
-			next.Version = version
-			next.Votes = nil
-			for _, v := range voters {
-				next.Votes = append(next.Votes, approval.Vote{Approver: v, Verdict: approval.VerdictApprove, At: now()})
-			}
-			next.Policies[0].Name = policy
-			return s.Update(ctx, approval.Update{Request: next})
-		}
-		check := func(voters []string, policy string) {
-			t.Helper()
-			for _, v := range []string{"bob", "carol", "dave"} {
-				want := []string(nil)
-				for _, w := range voters {
-					if w == v {
-						want = []string{r.ID}
-					}
-				}
-				require.Equal(t, want, list(approval.RequestQuery{Approver: v}), "approver %s", v)
-			}
-			for _, p := range []string{"high_spend", "prod_deploys"} {
-				want := []string(nil)
-				if p == policy {
-					want = []string{r.ID}
-				}
-				require.Equal(t, want, list(approval.RequestQuery{Policy: p}), "policy %s", p)
-			}
-		}
-		check([]string{"bob", "carol"}, "high_spend")
-
-		_, cached := warm.names.get(r.ID, 1)
-		require.True(t, cached)
-		require.NoError(t, set(warm, 2, []string{"carol", "dave"}, "prod_deploys"))
-		check([]string{"carol", "dave"}, "prod_deploys")
-
-		_, cached = cold.names.get(r.ID, 2)
-		require.False(t, cached)
-		require.NoError(t, set(cold, 3, []string{"bob"}, "high_spend"))
-		check([]string{"bob"}, "high_spend")
-
-		// warm remembers version 2, which cold has replaced.
-		require.ErrorIs(t, set(warm, 3, []string{"mallory"}, "prod_deploys"), approval.ErrConflict)
-		check([]string{"bob"}, "high_spend")
-		got, err := warm.Get(ctx, r.ID)
-		require.NoError(t, err)
-		require.Equal(t, int64(3), got.Version)
-	})
 }
 
 // TestGroupCallersLeaveAtDeadline queues writes behind a transaction of
@@ -443,7 +197,7 @@ func TestGroupCallersLeaveAtDeadline(t *testing.T) {
 	release := holdLead(t, s)
 	var wg sync.WaitGroup
 	var patient error
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		patient = s.AppendAudit(context.Background(), []approval.AuditEvent{event("", approval.EventDecisionRejected, "patient")})
 	})
 	errs := make([]error, 2)
@@ -451,7 +205,7 @@ func TestGroupCallersLeaveAtDeadline(t *testing.T) {
 	start := time.Now()
 	for i := range errs {
 		hurried.Add(1)
-		enqueue(t, &s.group, &wg, func() {
+		enqueue(t, s, &wg, func() {
 			defer hurried.Done()
 			wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 			defer cancel()
@@ -490,12 +244,12 @@ func TestGroupFailedWriteKeepsGroup(t *testing.T) {
 	release := holdLead(t, s)
 	var wg sync.WaitGroup
 	var createErr, appendErr error
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		bad := newRequest()
 		bad.Action.RequestedBy = "nul\x00"
 		_, _, createErr = s.Create(ctx, bad, []approval.AuditEvent{event(bad.ID, approval.EventRequestCreated, "alice")})
 	})
-	enqueue(t, &s.group, &wg, func() {
+	enqueue(t, s, &wg, func() {
 		events := make([]approval.AuditEvent, 7)
 		for i := range events {
 			events[i] = event("", approval.EventNotificationSent, "system")
@@ -508,9 +262,53 @@ func TestGroupFailedWriteKeepsGroup(t *testing.T) {
 	require.ErrorContains(t, createErr, "0x00")
 	require.NoError(t, appendErr)
 	after := groupsOf(s)
-	require.Equal(t, before.txns+2, after.txns, "the held write's transaction, then the group's")
-	require.Zero(t, after.failed-before.failed, "the group did not fail as a whole")
+	require.Equal(t, before.Transactions+2, after.Transactions, "the held write's transaction, then the group's")
+	require.Zero(t, after.Failed-before.Failed, "the group did not fail as a whole")
 	trail := fullTrail(t, s)
 	require.Len(t, trail, 7)
 	require.NoError(t, approval.VerifyAuditChain(trail))
+}
+
+// TestSingleTransactionPath: with GroupCommit(false) a Store has no group,
+// and each write runs in a transaction of its own, under its caller's
+// context: a write that starts while another holds the database's write
+// lock (SQLite's writer connection, or the audit chain's lock on
+// PostgreSQL) waits for it, and both commit, in order.
+func TestSingleTransactionPath(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		s := open(t, newDSN(t), GroupCommit(false))
+		require.Nil(t, s.group)
+		type key struct{}
+		ctx := context.WithValue(t.Context(), key{}, "caller")
+		inside, finish := make(chan struct{}), make(chan struct{})
+		first := make(chan error, 1)
+		go func() {
+			first <- s.write(ctx, func(ctx context.Context, q querier) error {
+				require.Equal(t, "caller", ctx.Value(key{}), "the write runs under its caller's context")
+				if _, err := s.appendEvents(ctx, q, []approval.AuditEvent{event("", approval.EventNotificationSent, "first")}); err != nil {
+					return err
+				}
+				close(inside)
+				<-finish
+				return nil
+			})
+		}()
+		<-inside
+		second := make(chan error, 1)
+		go func() {
+			second <- s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventNotificationSent, "second")})
+		}()
+		select {
+		case err := <-second:
+			t.Fatalf("the second write returned (%v) while the first held the write lock", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		close(finish)
+		require.NoError(t, <-first)
+		require.NoError(t, <-second)
+		trail := fullTrail(t, s)
+		require.Len(t, trail, 2)
+		require.Equal(t, []string{"first", "second"}, []string{trail[0].Actor, trail[1].Actor})
+	})
 }

@@ -1,30 +1,16 @@
 package sqlstore
 
 import (
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
-)
-
-// Environment variables of the PostgreSQL tests.
-const (
-	// envPostgresDSN names a database the tests may create schemas in, for
-	// example postgres:///approval_test?host=/var/run/postgresql.
-	envPostgresDSN = "APPROVAL_POSTGRES_DSN"
-	// envRequirePostgres=1 makes a missing envPostgresDSN fail the tests
-	// instead of skipping them (CI sets it).
-	envRequirePostgres = "APPROVAL_REQUIRE_POSTGRES"
+	"github.com/signoff/approval/internal/fixture"
+	"github.com/signoff/approval/internal/pgtest"
 )
 
 // backend makes empty databases of one dialect for tests.
@@ -52,59 +38,43 @@ func eachBackend(t *testing.T, f func(t *testing.T, newDSN func(testing.TB) stri
 	}
 }
 
+// writePaths are the two ways a Store runs its writes: several to a
+// transaction (group commit, the default) and one transaction per write
+// (GroupCommit(false)), with the options that select each.
+var writePaths = []struct {
+	name string
+	opts []Option
+}{
+	{"grouped", nil},
+	{"single", []Option{GroupCommit(false)}},
+}
+
+// eachPath runs f as a parallel subtest per write path.
+func eachPath(t *testing.T, f func(t *testing.T, opts []Option)) {
+	t.Helper()
+	for _, p := range writePaths {
+		t.Run(p.name, func(t *testing.T) {
+			t.Parallel()
+			f(t, p.opts)
+		})
+	}
+}
+
+// eachBackendPath runs f as a parallel subtest per dialect and write path.
+func eachBackendPath(t *testing.T, f func(t *testing.T, newDSN func(testing.TB) string, opts []Option)) {
+	t.Helper()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		eachPath(t, func(t *testing.T, opts []Option) { f(t, newDSN, opts) })
+	})
+}
+
 func sqliteDSN(t testing.TB) string {
 	return filepath.Join(t.TempDir(), "approval.db")
 }
 
-var (
-	pgAdminOnce sync.Once
-	pgAdmin     *sql.DB
-	pgAdminErr  error
-)
-
-// postgresDSN creates a schema of its own in the database named by
-// APPROVAL_POSTGRES_DSN and returns a DSN whose search_path selects it, so
-// tests run in parallel and again without interfering.
-func postgresDSN(t testing.TB) string {
-	t.Helper()
-	base := os.Getenv(envPostgresDSN)
-	if base == "" {
-		if os.Getenv(envRequirePostgres) == "1" {
-			t.Fatalf("%s=1 but %s is not set: start PostgreSQL and set it, e.g. %s='postgres:///approval_test?host=/var/run/postgresql'",
-				envRequirePostgres, envPostgresDSN, envPostgresDSN)
-		}
-		t.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres:///approval_test?host=/var/run/postgresql) to run them", envPostgresDSN)
-	}
-	pgAdminOnce.Do(func() {
-		pgAdmin, pgAdminErr = sql.Open("pgx", base)
-		if pgAdminErr == nil {
-			pgAdminErr = pgAdmin.PingContext(t.Context())
-		}
-	})
-	require.NoError(t, pgAdminErr, "connect to %s", envPostgresDSN)
-	schema := "sqlstore_test_" + randomHex()[:16]
-	_, err := pgAdmin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, err := pgAdmin.Exec("DROP SCHEMA " + schema + " CASCADE")
-		if err != nil {
-			t.Errorf("drop test schema %s: %v", schema, err)
-		}
-	})
-	return withSearchPath(t, base, schema)
-}
-
-func withSearchPath(t testing.TB, dsn, schema string) string {
-	if DialectOf(dsn) == Postgres && !strings.Contains(dsn, "://") {
-		return dsn + " search_path=" + schema
-	}
-	u, err := url.Parse(dsn)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN returns the DSN of a new schema of the database
+// APPROVAL_POSTGRES_DSN names, or skips (see pgtest).
+func postgresDSN(t testing.TB) string { return pgtest.DSN(t) }
 
 // openSQLiteDB opens a pool on a new SQLite file and a migrated Store over
 // it with OpenDB, whose writes take the path of a caller's pool (BEGIN
@@ -130,37 +100,13 @@ func open(t testing.TB, dsn string, opts ...Option) *Store {
 	return s
 }
 
-func randomHex() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// now is the current time as the gate keeps it.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-// newRequest returns a pending request with a fresh ID and ActionHash.
-func newRequest() *approval.Request {
-	at := now()
-	return &approval.Request{
-		ID:         "req_" + randomHex(),
-		Status:     approval.StatusPending,
-		Action:     approval.Action{Name: "wire-transfer", RequestedBy: "alice"},
-		ActionHash: randomHex() + randomHex(),
-		Policies: []approval.MatchedPolicy{{
-			Name:              "high_spend",
-			Hash:              randomHex(),
-			Approvers:         []approval.Approver{approval.Group("finance")},
-			RequiredApprovals: 2,
-		}},
-		SegregateRequester: true,
-		DenyThreshold:      1,
-		ApprovalTTL:        time.Hour,
-		CreatedAt:          at,
-		UpdatedAt:          at,
-		Version:            1,
-	}
-}
+// The fixtures sqlstore's tests share with storetest.
+var (
+	randomHex     = fixture.RandomHex
+	now           = fixture.Now
+	newRequest    = fixture.NewRequest
+	newDelegation = fixture.NewDelegation
+)
 
 // event returns an unsealed audit event.
 func event(id string, typ approval.EventType, actor string) approval.AuditEvent {

@@ -12,9 +12,9 @@ import (
 	"github.com/cenkalti/backoff/v5"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/pgpipe"
 )
 
 var _ approval.ResolutionNotifier = (*Store)(nil)
@@ -309,20 +309,11 @@ func (l *listener) listen(ctx context.Context) bool {
 // each time, outside the pool, so that it holds none of the pool's
 // connections.
 func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
-	pc, err := l.s.r.Conn(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var cfg *pgx.ConnConfig
-	err = pc.Raw(func(dc any) error {
-		sc, ok := dc.(*stdlib.Conn)
-		if !ok {
-			return errNotPgx(dc)
-		}
-		cfg = sc.Conn().Config()
+	err := pgpipe.Raw(ctx, l.s.r, func(c *pgx.Conn) error {
+		cfg = c.Config()
 		return nil
 	})
-	_ = pc.Close()
 	if err != nil {
 		return nil, err
 	}

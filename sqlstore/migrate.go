@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/signoff/approval/internal/pgpipe"
 )
 
 // migrationFiles holds the schema of each dialect as numbered SQL files,
@@ -81,7 +83,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	apply := func(q querier) error {
+	apply := func(ctx context.Context, q querier) error {
 		if s.dialect == Postgres {
 			var schema sql.NullString
 			if err := q.queryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
@@ -116,9 +118,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		return nil
 	}
 	if s.dialect == Postgres {
-		err = s.pgRun(ctx, &pgTx{unchained: true}, apply)
+		// Without the audit chain's lock: the schema may not exist yet.
+		err = pgpipe.Run(ctx, s.w, nil, func(tx *pgpipe.Tx) error { return apply(ctx, &pgQuerier{tx: tx}) })
 	} else {
-		err = s.sqliteTx(ctx, "BEGIN EXCLUSIVE", false, apply)
+		err = s.sqliteTx(ctx, "BEGIN EXCLUSIVE", apply)
 	}
 	if err != nil {
 		return fmt.Errorf("sqlstore: migrate %s schema: %w", s.dialect, err)

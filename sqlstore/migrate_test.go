@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/pgtest"
 )
 
 func TestMigrationsEmbedded(t *testing.T) {
@@ -71,7 +72,7 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 func TestPostgresMissingSchema(t *testing.T) {
 	t.Parallel()
 	dsn := postgresDSN(t)
-	_, err := Open(t.Context(), withSearchPath(t, dsn, "no_such_schema_here"))
+	_, err := Open(t.Context(), pgtest.WithSearchPath(t, dsn, "no_such_schema_here"))
 	require.ErrorContains(t, err, "CREATE SCHEMA")
 }
 

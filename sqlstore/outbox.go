@@ -202,7 +202,7 @@ func (s *Store) SettleOutbox(ctx context.Context, st approval.OutboxSettle) erro
 		return fmt.Errorf("sqlstore: %s: %w", op, approval.ErrNotFound)
 	}
 	var sealed []approval.AuditEvent
-	err := s.write(ctx, func(q querier) error {
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
 		sealed = nil
 		var (
 			n   int64
@@ -330,7 +330,7 @@ func (s *Store) RedriveOutbox(ctx context.Context, id string, now time.Time, ev 
 		events []approval.AuditEvent
 		sealed []approval.AuditEvent
 	)
-	err := s.write(ctx, func(q querier) error {
+	err := s.write(ctx, func(ctx context.Context, q querier) error {
 		sealed, events = nil, nil
 		var requestID string
 		err := q.queryRow(ctx, `UPDATE outbox SET state = 'pending', attempts = 0, next_at = $2, lease_owner = NULL, lease_until = NULL

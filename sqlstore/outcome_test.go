@@ -1,108 +1,15 @@
 package sqlstore
 
 import (
-	"bufio"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
-	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/pgtest"
 )
-
-// commitDropper is a TCP proxy in front of a PostgreSQL server that, when
-// armed, cuts the connection that is about to receive the server's answer
-// to a COMMIT, after the server has committed: the client cannot know the
-// outcome.
-type commitDropper struct {
-	dsn   string // a DSN that connects through the proxy
-	armed atomic.Bool
-	drops atomic.Int64
-}
-
-// startCommitDropper starts a proxy to the server and schema of dsn.
-func startCommitDropper(t *testing.T, dsn string) *commitDropper {
-	t.Helper()
-	cfg, err := pgx.ParseConfig(dsn)
-	require.NoError(t, err)
-	network, addr := "tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
-	if strings.HasPrefix(cfg.Host, "/") {
-		network, addr = "unix", filepath.Join(cfg.Host, fmt.Sprintf(".s.PGSQL.%d", cfg.Port))
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var conns sync.WaitGroup
-	t.Cleanup(func() {
-		_ = ln.Close()
-		conns.Wait()
-	})
-	d := &commitDropper{}
-	port := ln.Addr().(*net.TCPAddr).Port
-	d.dsn = fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=%s sslmode=disable search_path=%s",
-		port, cfg.User, cfg.Database, cfg.RuntimeParams["search_path"])
-	if cfg.Password != "" {
-		d.dsn += " password=" + cfg.Password
-	}
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial(network, addr)
-			if err != nil {
-				_ = client.Close()
-				continue
-			}
-			conns.Add(2)
-			go func() {
-				defer conns.Done()
-				_, _ = io.Copy(server, client)
-				_ = server.Close()
-			}()
-			go func() {
-				defer conns.Done()
-				d.forward(client, server)
-				_ = client.Close()
-			}()
-		}
-	}()
-	return d
-}
-
-// forward copies the server's messages to the client, one by one (with
-// sslmode=disable the server's side of the protocol is all typed
-// messages), and stops before the answer to a COMMIT if armed.
-func (d *commitDropper) forward(client, server net.Conn) {
-	r := bufio.NewReader(server)
-	header := make([]byte, 5)
-	for {
-		if _, err := io.ReadFull(r, header); err != nil {
-			return
-		}
-		body := make([]byte, binary.BigEndian.Uint32(header[1:])-4)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return
-		}
-		if header[0] == 'C' && string(body) == "COMMIT\x00" && d.armed.CompareAndSwap(true, false) {
-			d.drops.Add(1)
-			_ = server.Close()
-			return
-		}
-		if _, err := client.Write(append(header, body...)); err != nil {
-			return
-		}
-	}
-}
 
 // TestGroupCommitOutcomeUnknown loses the answer to the COMMIT of a group
 // of three appends, which the server did commit. Each caller must get an
@@ -110,22 +17,22 @@ func (d *commitDropper) forward(client, server net.Conn) {
 // writes again alone: that would append every event twice.
 func TestGroupCommitOutcomeUnknown(t *testing.T) {
 	t.Parallel()
-	proxy := startCommitDropper(t, postgresDSN(t))
-	s := open(t, proxy.dsn)
+	proxy := pgtest.NewCommitDropper(t, postgresDSN(t))
+	s := open(t, proxy.DSN)
 	ctx := t.Context()
 
 	release := holdLead(t, s) // commits nothing: it sends no COMMIT
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
 	for i := range errs {
-		enqueue(t, &s.group, &wg, func() {
+		enqueue(t, s, &wg, func() {
 			errs[i] = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventRequestCreated, fmt.Sprintf("actor-%d", i))})
 		})
 	}
-	proxy.armed.Store(true)
+	proxy.Arm()
 	release()
 	wg.Wait()
-	require.EqualValues(t, 1, proxy.drops.Load(), "the group's COMMIT answer was dropped")
+	require.EqualValues(t, 1, proxy.Drops(), "the group's COMMIT answer was dropped")
 	for i, err := range errs {
 		require.ErrorIs(t, err, ErrOutcomeUnknown, "append %d", i)
 	}
@@ -136,15 +43,63 @@ func TestGroupCommitOutcomeUnknown(t *testing.T) {
 }
 
 // TestCommitOutcomeUnknownAlone loses the answer to a lone write's
-// COMMIT: its caller must learn that the outcome is unknown (here, the
-// write did commit), not get a plain failure.
+// COMMIT, on either write path: its caller must learn that the outcome is
+// unknown (here, the write did commit), not get a plain failure, and the
+// write must not run again.
 func TestCommitOutcomeUnknownAlone(t *testing.T) {
 	t.Parallel()
-	proxy := startCommitDropper(t, postgresDSN(t))
-	s := open(t, proxy.dsn)
-	proxy.armed.Store(true)
-	err := s.AppendAudit(t.Context(), []approval.AuditEvent{event("", approval.EventRequestCreated, "alice")})
-	require.ErrorIs(t, err, ErrOutcomeUnknown)
-	require.EqualValues(t, 1, proxy.drops.Load())
+	eachPath(t, func(t *testing.T, opts []Option) {
+		proxy := pgtest.NewCommitDropper(t, postgresDSN(t))
+		s := open(t, proxy.DSN, opts...)
+		proxy.Arm()
+		err := s.AppendAudit(t.Context(), []approval.AuditEvent{event("", approval.EventRequestCreated, "alice")})
+		require.ErrorIs(t, err, ErrOutcomeUnknown)
+		require.EqualValues(t, 1, proxy.Drops())
+		require.Len(t, fullTrail(t, s), 1)
+	})
+}
+
+// TestPostgresFailureAtCommitWritesNothing makes the events of an Update
+// fail to insert: PostgreSQL rejects NUL in text, and a pgQuerier sends the
+// events with COMMIT. The whole write must be rolled back (version, token,
+// approver index, trail), and the connection rolled back and reused.
+func TestPostgresFailureAtCommitWritesNothing(t *testing.T) {
+	t.Parallel()
+	s := open(t, postgresDSN(t), MaxConns(1))
+	ctx := t.Context()
+	r := newRequest()
+	_, _, err := s.Create(ctx, r, nil)
+	require.NoError(t, err)
+
+	conn := func() (dc any) {
+		c, err := s.w.Conn(ctx)
+		require.NoError(t, err)
+		defer c.Close()
+		require.NoError(t, c.Raw(func(x any) error { dc = x; return nil }))
+		return dc
+	}
+	before := conn()
+
+	bad := []approval.AuditEvent{event(r.ID, approval.EventDecisionApprove, "bob\x00")}
+	err = s.Update(ctx, approval.Update{Request: vote(r, "bob", "tok"), TokenID: "tok", Events: bad})
+	require.ErrorContains(t, err, "append audit events")
+	require.Zero(t, bad[0].Seq)
+	err = s.AppendAudit(ctx, []approval.AuditEvent{event("", approval.EventNotificationSent, "x\x00")})
+	require.Error(t, err)
+
+	got, err := s.Get(ctx, r.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.Version)
+	page, err := s.List(ctx, approval.RequestQuery{Approver: "bob"})
+	require.NoError(t, err)
+	require.Empty(t, page.Requests)
+	require.Empty(t, fullTrail(t, s))
+
+	require.True(t, before == conn(), "the failed transaction is rolled back and its connection kept")
+
+	// The token was not recorded, and the connection is usable.
+	good := []approval.AuditEvent{event(r.ID, approval.EventDecisionApprove, "bob")}
+	require.NoError(t, s.Update(ctx, approval.Update{Request: vote(r, "bob", "tok"), TokenID: "tok", Events: good}))
+	require.Equal(t, int64(1), good[0].Seq)
 	require.Len(t, fullTrail(t, s), 1)
 }

@@ -21,6 +21,9 @@ const (
 	envChildDSN     = "SQLSTORE_TEST_CHILD_DSN"
 	envChildRequest = "SQLSTORE_TEST_CHILD_REQUEST"
 	envChildFirst   = "SQLSTORE_TEST_CHILD_FIRST"
+	// envChildSingle=1 makes the child's Store run each write in a
+	// transaction of its own (GroupCommit(false)).
+	envChildSingle = "SQLSTORE_TEST_CHILD_SINGLE"
 	// envChildSync is a directory: each child creates ready-N in it and
 	// waits for start, which the parent creates once both are ready, so
 	// the two processes really race.
@@ -32,10 +35,15 @@ const childVoters = 16
 
 // TestVotesFromTwoProcesses runs the vote race of
 // TestConcurrentVotesTwoPools across two operating-system processes, each
-// with its own store, as two replicas of a service would.
+// with its own store, as two replicas of a service would, on each dialect
+// and write path.
 func TestVotesFromTwoProcesses(t *testing.T) {
 	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+	eachBackendPath(t, func(t *testing.T, newDSN func(testing.TB) string, opts []Option) {
+		single := "0"
+		if len(opts) > 0 {
+			single = "1"
+		}
 		dsn := newDSN(t)
 		s := open(t, dsn)
 		r := newRequest()
@@ -49,7 +57,7 @@ func TestVotesFromTwoProcesses(t *testing.T) {
 		for i := range 2 {
 			wg.Go(func() {
 				cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestHelperProcessVoter$", "-test.count=1")
-				cmd.Env = append(os.Environ(), envChildDSN+"="+dsn, envChildRequest+"="+r.ID, envChildFirst+"="+strconv.Itoa(i*childVoters), envChildSync+"="+syncDir)
+				cmd.Env = append(os.Environ(), envChildDSN+"="+dsn, envChildRequest+"="+r.ID, envChildFirst+"="+strconv.Itoa(i*childVoters), envChildSync+"="+syncDir, envChildSingle+"="+single)
 				outs[i], errs[i] = cmd.CombinedOutput()
 			})
 		}
@@ -78,7 +86,7 @@ func TestHelperProcessVoter(t *testing.T) {
 	first, err := strconv.Atoi(os.Getenv(envChildFirst))
 	require.NoError(t, err)
 	id := os.Getenv(envChildRequest)
-	s := open(t, dsn)
+	s := open(t, dsn, GroupCommit(os.Getenv(envChildSingle) != "1"))
 	syncDir := os.Getenv(envChildSync)
 	require.NoError(t, os.WriteFile(filepath.Join(syncDir, "ready-"+strconv.Itoa(first)), nil, 0o600))
 	require.True(t, waitFor(filepath.Join(syncDir, "start")), "the parent did not start the race")

@@ -46,7 +46,7 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 		existing *approval.Request
 		sealed   []approval.AuditEvent
 	)
-	err = s.write(ctx, func(q querier) error {
+	err = s.write(ctx, func(ctx context.Context, q querier) error {
 		existing, sealed = nil, nil
 		for range maxCreateAttempts {
 			inserted, err := s.insertRequest(ctx, q, row)
@@ -229,7 +229,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		sealed   []approval.AuditEvent
 		resolved bool
 	)
-	err = s.write(ctx, func(q querier) error {
+	err = s.write(ctx, func(ctx context.Context, q querier) error {
 		sealed, resolved = nil, false
 		w, err := s.planUpdate(ctx, q, row, u.TokenID, usedAt)
 		if err != nil {

@@ -10,10 +10,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 	_ "modernc.org/sqlite"             // registers the "sqlite" driver
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/groupcommit"
+	"github.com/signoff/approval/internal/pgpipe"
+	"github.com/signoff/approval/internal/sqlitewal"
+	"github.com/signoff/approval/internal/stmtcache"
 )
 
 // Store is an approval.Store over database/sql, on SQLite or PostgreSQL.
@@ -34,17 +39,17 @@ type Store struct {
 	// writes and reads cache prepared statements for the pools of a
 	// SQLite Store made by Open (one cache if w and r are one pool); nil
 	// otherwise.
-	writes, reads *stmtCache
+	writes, reads *stmtcache.Cache
 	// ckpt checkpoints the WAL of a SQLite file Open opened; nil
 	// otherwise.
-	ckpt *checkpointer
+	ckpt *sqlitewal.Checkpointer
 	// own is set when Close must close the pools.
 	own bool
 	// names remembers the side-table names of recent requests, for Update.
 	names nameCache
 	// group carries the Store's writes, several to a transaction when
-	// they arrive together.
-	group group
+	// they arrive together; nil with GroupCommit(false).
+	group *groupcommit.Group[querier]
 	// watch holds the subscriptions of Gate.Wait calls (see
 	// SubscribeResolved); listen feeds them the notifications of other
 	// processes, on PostgreSQL unless Listen(false); channel is the
@@ -66,10 +71,10 @@ var _ approval.Store = (*Store)(nil)
 // selects the schema (which must exist). Anything else is the path of a
 // SQLite database file ("approval.db"), or a file: URI, and is opened in
 // WAL mode with foreign keys on, the Synchronous mode and BusyTimeout of
-// opts, and immediate write transactions; its WAL is checkpointed from a
-// connection of the Store's own (see Performance in the package
-// documentation). ":memory:" opens a private in-memory database served by
-// one connection.
+// opts, and immediate write transactions; its WAL is copied into the
+// database file in the background, from a connection of the Store's own
+// (see docs/PERFORMANCE.md). ":memory:" opens a private in-memory database
+// served by one connection.
 //
 // Close the Store when done.
 func Open(ctx context.Context, dsn string, opts ...Option) (*Store, error) {
@@ -130,7 +135,7 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 		db.SetConnMaxLifetime(0)
 		db.SetConnMaxIdleTime(0)
 		s.w, s.r = db, db
-		s.writes = newStmtCache(db)
+		s.writes = stmtcache.New(db)
 		s.reads = s.writes
 		return nil
 	}
@@ -163,14 +168,14 @@ func (s *Store) openSQLite(ctx context.Context, dsn string) error {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	r.SetConnMaxIdleTime(5 * time.Minute)
-	ckpt, err := startCheckpointer(s.cfg.sqliteDSN(dsn, false))
+	ckpt, err := sqlitewal.Start(s.cfg.sqliteDSN(dsn, false))
 	if err != nil {
 		_ = w.Close()
 		_ = r.Close()
 		return hint(err)
 	}
 	s.w, s.r, s.ckpt = w, r, ckpt
-	s.writes, s.reads = newStmtCache(w), newStmtCache(r)
+	s.writes, s.reads = stmtcache.New(w), stmtcache.New(r)
 	return nil
 }
 
@@ -221,7 +226,7 @@ func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*
 		return nil, fmt.Errorf("sqlstore: OpenDB: ping %s: %w", dialect, err)
 	}
 	if dialect == Postgres {
-		if err := checkPgx(ctx, db); err != nil {
+		if err := pgpipe.Raw(ctx, db, func(*pgx.Conn) error { return nil }); err != nil {
 			return nil, fmt.Errorf("sqlstore: OpenDB: %w", err)
 		}
 	}
@@ -237,8 +242,9 @@ func OpenDB(ctx context.Context, db *sql.DB, dialect Dialect, opts ...Option) (*
 
 func newStore(d Dialect, cfg config) *Store {
 	s := &Store{dialect: d, cfg: cfg}
-	s.group.run = s.runGroup
-	s.group.alone = s.writeAlone
+	if !cfg.noGroup {
+		s.group = groupcommit.New(s.txn)
+	}
 	if d == Postgres && !cfg.noListen {
 		s.listen = newListener(s)
 	}
@@ -265,9 +271,9 @@ func (s *Store) Close() error {
 	if s.listen != nil {
 		s.listen.close()
 	}
-	err := errors.Join(s.ckpt.close(), s.writes.close())
+	err := errors.Join(s.ckpt.Close(), s.writes.Close())
 	if s.reads != s.writes {
-		err = errors.Join(err, s.reads.close())
+		err = errors.Join(err, s.reads.Close())
 	}
 	if !s.own {
 		return err

@@ -240,129 +240,6 @@ func TestNilRequest(t *testing.T) {
 	require.Error(t, s.Update(t.Context(), approval.Update{}))
 }
 
-func TestSQLiteBusy(t *testing.T) {
-	t.Parallel()
-	dsn := sqliteDSN(t)
-	s := open(t, dsn, BusyTimeout(50*time.Millisecond))
-	other := open(t, dsn)
-
-	// Another process (here: another store's writer) holds the write lock.
-	conn, err := other.w.Conn(t.Context())
-	require.NoError(t, err)
-	_, err = conn.ExecContext(t.Context(), "BEGIN IMMEDIATE")
-	require.NoError(t, err)
-
-	start := time.Now()
-	_, _, err = s.Create(t.Context(), newRequest(), nil)
-	require.ErrorIs(t, err, ErrBusy)
-	require.ErrorContains(t, err, "sqlstore.BusyTimeout")
-	require.GreaterOrEqual(t, time.Since(start), 40*time.Millisecond, "a busy write waits for the busy timeout")
-
-	_, err = conn.ExecContext(t.Context(), "ROLLBACK")
-	require.NoError(t, err)
-	require.NoError(t, conn.Close())
-	_, created, err := s.Create(t.Context(), newRequest(), nil)
-	require.NoError(t, err)
-	require.True(t, created)
-}
-
-func TestOpenDB(t *testing.T) {
-	t.Parallel()
-	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
-		dsn := newDSN(t)
-		dialect := DialectOf(dsn)
-		if dialect == SQLite {
-			dsn = SQLiteDSN(dsn)
-		}
-		db, err := sqlOpen(dialect, dsn)
-		require.NoError(t, err)
-		defer db.Close()
-		s, err := OpenDB(t.Context(), db, dialect)
-		require.NoError(t, err)
-		require.Equal(t, dialect, s.Dialect())
-		require.NoError(t, s.Migrate(t.Context()))
-		require.NoError(t, s.Migrate(t.Context()), "Migrate is idempotent")
-		r := newRequest()
-		_, created, err := s.Create(t.Context(), r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
-		require.NoError(t, err)
-		require.True(t, created)
-		require.NoError(t, s.Close())
-		require.NoError(t, db.PingContext(t.Context()), "Close must leave a caller's pool open")
-	})
-}
-
-func TestOpenDBErrors(t *testing.T) {
-	t.Parallel()
-	_, err := OpenDB(t.Context(), nil, SQLite)
-	require.ErrorContains(t, err, "nil *sql.DB")
-	db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t)))
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = OpenDB(t.Context(), db, "mysql")
-	require.ErrorContains(t, err, `unknown dialect "mysql"`)
-	_, err = OpenDB(t.Context(), db, Postgres)
-	require.ErrorContains(t, err, "not pgx's")
-}
-
-func TestOpenErrors(t *testing.T) {
-	t.Parallel()
-	ctx := t.Context()
-	_, err := Open(ctx, "")
-	require.ErrorContains(t, err, "empty DSN")
-	_, err = Open(ctx, sqliteDSN(t), Synchronous("OFF"))
-	require.ErrorContains(t, err, "sqlstore.SyncFull")
-	_, err = Open(ctx, sqliteDSN(t), BusyTimeout(-time.Second))
-	require.ErrorContains(t, err, "negative")
-	_, err = Open(ctx, sqliteDSN(t), MaxConns(-1))
-	require.ErrorContains(t, err, "negative")
-	_, err = Open(ctx, "/nonexistent-dir/sub/approval.db")
-	require.ErrorContains(t, err, "does not exist (create it first)")
-	_, err = Open(ctx, "postgres://nobody@127.0.0.1:1/nothing?connect_timeout=2")
-	require.ErrorContains(t, err, "is the server running")
-}
-
-func TestOpenMemory(t *testing.T) {
-	t.Parallel()
-	s := open(t, ":memory:")
-	r := newRequest()
-	_, _, err := s.Create(t.Context(), r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
-	require.NoError(t, err)
-	_, err = s.Get(t.Context(), r.ID)
-	require.NoError(t, err)
-	require.Len(t, fullTrail(t, s), 1)
-}
-
-func TestSynchronousFull(t *testing.T) {
-	t.Parallel()
-	s := open(t, sqliteDSN(t), Synchronous(SyncFull))
-	var mode int
-	require.NoError(t, s.w.QueryRowContext(t.Context(), "PRAGMA synchronous").Scan(&mode))
-	require.Equal(t, 2, mode, "FULL")
-	var journal string
-	require.NoError(t, s.r.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&journal))
-	require.Equal(t, "wal", journal)
-	var fk int
-	require.NoError(t, s.w.QueryRowContext(t.Context(), "PRAGMA foreign_keys").Scan(&fk))
-	require.Equal(t, 1, fk)
-}
-
-func TestDialectOf(t *testing.T) {
-	t.Parallel()
-	for dsn, want := range map[string]Dialect{
-		"approval.db":                                     SQLite,
-		"/var/lib/app/approval.db":                        SQLite,
-		"file:approval.db?cache=shared":                   SQLite,
-		":memory:":                                        SQLite,
-		"postgres://u:p@h:5432/db?sslmode=disable":        Postgres,
-		"PostgreSQL://h/db":                               Postgres,
-		"host=/var/run/postgresql dbname=approval":        Postgres,
-		"dbname=approval":                                 Postgres,
-		"  postgres:///approval?host=/var/run/postgresql": Postgres,
-	} {
-		require.Equal(t, want, DialectOf(dsn), dsn)
-	}
-}
-
 func TestErrorsWrapOperation(t *testing.T) {
 	t.Parallel()
 	s := open(t, sqliteDSN(t))
@@ -371,38 +248,6 @@ func TestErrorsWrapOperation(t *testing.T) {
 	err := s.Update(t.Context(), approval.Update{Request: r})
 	require.EqualError(t, err, "sqlstore: update "+r.ID+": not found")
 	require.True(t, errors.Is(err, approval.ErrNotFound))
-}
-
-// TestSQLiteFailedRollbackDiscardsConnection ends a transaction behind the
-// store's back, so its ROLLBACK fails: the connection must be discarded,
-// not handed to the next write while in an unknown state.
-func TestSQLiteFailedRollbackDiscardsConnection(t *testing.T) {
-	t.Parallel()
-	s := open(t, sqliteDSN(t))
-	boom := errors.New("boom")
-	err := s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", false, func(q querier) error {
-		if _, err := q.exec(t.Context(), "COMMIT"); err != nil {
-			return err
-		}
-		_, err := q.exec(t.Context(), "BEGIN") // left open if the connection were kept
-		require.NoError(t, err)
-		_, err = q.exec(t.Context(), "ROLLBACK")
-		require.NoError(t, err)
-		return boom
-	})
-	require.ErrorIs(t, err, boom)
-	require.Equal(t, 0, s.w.Stats().OpenConnections, "the connection whose ROLLBACK failed must be discarded")
-
-	// A transaction left open by fn is rolled back, not leaked.
-	err = s.sqliteTx(t.Context(), "BEGIN IMMEDIATE", false, func(q querier) error {
-		_, err := q.exec(t.Context(), `INSERT INTO requests (id) VALUES ('req_x')`)
-		require.Error(t, err, "the columns are NOT NULL")
-		return err
-	})
-	require.Error(t, err)
-	_, created, err := s.Create(t.Context(), newRequest(), []approval.AuditEvent{event("", approval.EventRequestCreated, "a")})
-	require.NoError(t, err)
-	require.True(t, created)
 }
 
 func TestCreateTerminalBypassesDedup(t *testing.T) {
@@ -428,17 +273,4 @@ func TestCreateTerminalBypassesDedup(t *testing.T) {
 		_, _, err = s.Create(ctx, again, nil)
 		require.ErrorIs(t, err, approval.ErrConflict)
 	})
-}
-
-func TestOpenFileURI(t *testing.T) {
-	t.Parallel()
-	path := sqliteDSN(t)
-	s := open(t, "file:"+path+"?mode=rwc")
-	_, created, err := s.Create(t.Context(), newRequest(), nil)
-	require.NoError(t, err)
-	require.True(t, created)
-	var journal string
-	require.NoError(t, s.w.QueryRowContext(t.Context(), "PRAGMA journal_mode").Scan(&journal))
-	require.Equal(t, "wal", journal, "the store's settings apply to file: URIs too")
-	require.FileExists(t, path)
 }

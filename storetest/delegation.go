@@ -9,18 +9,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/fixture"
 )
 
 // newDelegation returns a valid delegation from alice to bob for a day.
-func newDelegation() *approval.Delegation {
-	at := now()
-	return &approval.Delegation{
-		ID: "dlg_" + randomHex(), From: "alice", To: "bob",
-		NotBefore: at, NotAfter: at.Add(24 * time.Hour),
-		Policies: []string{"high_spend", "prod_deploys"}, Reason: "parental leave — ünïcode",
-		CreatedBy: "admin", CreatedAt: at,
-	}
-}
+var newDelegation = fixture.NewDelegation
 
 func delegationEvent(typ approval.EventType) []approval.AuditEvent {
 	return []approval.AuditEvent{{Type: typ, Actor: "admin", OnBehalfOf: "alice", Reason: "granted", At: now()}}

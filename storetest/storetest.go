@@ -12,8 +12,6 @@
 package storetest
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/fixture"
 )
 
 // Run runs the conformance suite against the stores newStore returns.
@@ -62,40 +61,16 @@ var (
 // that list in insertion order instead of ID order.
 func newID() string { return "req_" + randomHex() }
 
-func randomHex() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// now returns the current time as stores keep it: UTC, microseconds.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
-
-// newRequest returns a valid pending request with a fresh ID and ActionHash.
-func newRequest() *approval.Request {
-	at := now()
-	return &approval.Request{
-		ID:     newID(),
-		Status: approval.StatusPending,
-		Action: approval.Action{
-			Name:        "wire-transfer",
-			RequestedBy: "alice",
-		},
-		ActionHash: randomHex() + randomHex(),
-		Policies: []approval.MatchedPolicy{{
-			Name:              "high_spend",
-			Hash:              randomHex() + randomHex(),
-			Approvers:         []approval.Approver{approval.Group("finance")},
-			RequiredApprovals: 2,
-		}},
-		SegregateRequester: true,
-		DenyThreshold:      1,
-		ApprovalTTL:        time.Hour,
-		CreatedAt:          at,
-		UpdatedAt:          at,
-		Version:            1,
-	}
-}
+// The fixtures the suite shares with sqlstore's own tests.
+var (
+	// randomHex returns 32 random hex digits.
+	randomHex = fixture.RandomHex
+	// now returns the current time as stores keep it: UTC, microseconds.
+	now = fixture.Now
+	// newRequest returns a valid pending request with a fresh ID and
+	// ActionHash.
+	newRequest = fixture.NewRequest
+)
 
 // fullRequest returns a request with every field set, for round trips.
 func fullRequest() *approval.Request {
