@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -440,6 +441,18 @@ func (x *expectations) forgetBefore(t time.Time) {
 	}
 }
 
+// expectRank orders a request's missing events by how much they tell: no
+// request.created says the whole row was written around the gate.
+func expectRank(t EventType) int {
+	switch t {
+	case EventRequestCreated:
+		return 0
+	case EventRequestApproved, EventRequestDenied, EventRequestCancelled, EventRequestTimedOut:
+		return 1
+	}
+	return 2
+}
+
 // missing returns an *AuditStateError for the first request (by ID) that
 // needs an event the trail did not have, or nil.
 func (x *expectations) missing() error {
@@ -453,7 +466,8 @@ func (x *expectations) missing() error {
 		return nil
 	}
 	k := slices.MinFunc(keys, func(a, b expectKey) int {
-		return strings.Compare(a.id+"\x00"+string(a.typ)+"\x00"+a.actor, b.id+"\x00"+string(b.typ)+"\x00"+b.actor)
+		return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(expectRank(a.typ), expectRank(b.typ)),
+			strings.Compare(string(a.typ), string(b.typ)), strings.Compare(a.actor, b.actor))
 	})
 	what := string(k.typ)
 	if k.actor != "" {
