@@ -80,7 +80,12 @@ type Artifact struct {
 	Votes       []ArtifactVote `json:"votes"`
 	// Reason is how the request was approved: "quorum met", "approved on
 	// timeout", a step's or a recommendation's reason.
-	Reason    string    `json:"reason"`
+	Reason string `json:"reason"`
+	// Uses is, for an approval the reviewers made reusable (see Reuse),
+	// how many runs of the action it approves until ExpiresAt: the gate
+	// counts them, and each run's Guard returns this same artifact. Left
+	// out (0) for a single-use approval.
+	Uses      int       `json:"uses,omitempty"`
 	IssuedAt  time.Time `json:"issued_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	// Signature is the base64url signature over the rest.
@@ -107,7 +112,7 @@ func artifactOf(r *Request, kid string) *Artifact {
 		BreakGlass: r.brokeGlass(),
 		Conditions: r.Conditions(),
 		EditedFrom: editedFrom(r),
-		Votes:      make([]ArtifactVote, len(r.Votes)), Reason: r.Reason,
+		Votes:      make([]ArtifactVote, len(r.Votes)), Reason: r.Reason, Uses: r.Reuse.Uses,
 		IssuedAt: r.ResolvedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
 	for i, v := range r.Votes {
@@ -167,6 +172,11 @@ func (a *Artifact) signedBytes() []byte {
 	b = append(b, ',')
 	b = canon.AppendKey(b, "request_id")
 	b = canon.AppendString(b, a.RequestID)
+	if a.Uses > 0 {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "uses")
+		b = canon.AppendInt(b, int64(a.Uses))
+	}
 	b = append(b, ',')
 	b = canon.AppendKey(b, "v")
 	b = canon.AppendInt(b, int64(a.Version))
@@ -360,6 +370,12 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 	a.Reason = d.str()
 	d.lit(`,"request_id":`)
 	a.RequestID = d.str()
+	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"uses":`)) {
+		d.lit(`,"uses":`)
+		if a.Uses = int(d.int()); a.Uses < 2 {
+			d.ok = false
+		}
+	}
 	d.lit(`,"v":`)
 	a.Version = int(d.int())
 	if d.ok && a.Version != ArtifactVersion {

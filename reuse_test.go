@@ -60,8 +60,18 @@ func TestReuseWithinTheGrant(t *testing.T) {
 		require.Equal(t, approval.StatusApproved, res.Status, "use %d", use)
 		require.Equal(t, id, res.RequestID)
 		require.NotEmpty(t, res.Artifact)
-		_, err = approval.VerifyArtifactAt(res.Artifact, a, []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
+		art, err := approval.VerifyArtifactAt(res.Artifact, a, []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
 		require.NoError(t, err)
+		require.Equal(t, 2, art.Uses, "the artifact says the approval serves two runs")
+		require.Contains(t, string(res.Artifact), `"request_id":"`+id+`","uses":2,"v":1`)
+		_, err = approval.VerifyArtifactAt([]byte(strings.Replace(string(res.Artifact), `"uses":2`, `"uses":9`, 1)), a,
+			[]ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
+		require.ErrorIs(t, err, approval.ErrArtifactSignature)
+		for _, bad := range []string{`"uses":1`, `"uses":-2`, `"uses":"2"`} {
+			_, err = approval.VerifyArtifactAt([]byte(strings.Replace(string(res.Artifact), `"uses":2`, bad, 1)), a,
+				[]ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
+			require.ErrorIs(t, err, approval.ErrArtifactMalformed, bad)
+		}
 		last := f.lastEvent()
 		require.Equal(t, approval.EventApprovalConsumed, last.Type)
 		require.True(t, strings.HasSuffix(last.Reason, "(use "+string(rune('0'+use))+" of 2)"), last.Reason)
