@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/signoff/approval/internal/wake"
 )
 
 // Config configures a Gate. Store and a key are required: SigningKey to
@@ -168,7 +170,7 @@ type Gate struct {
 
 	notify  *dispatcher   // in-process delivery, for a store without Outbox
 	outbox  *outboxRunner // durable delivery, for a store with Outbox
-	waiters waiters
+	waiters wake.Set      // local Wait calls, by request ID
 	closed  atomic.Bool
 }
 
@@ -265,7 +267,6 @@ func New(cfg Config) (*Gate, error) {
 		g.def = cp
 	}
 	g.policies.Store(new([]*compiledPolicy))
-	g.waiters.m = make(map[string][]chan struct{})
 	if len(cfg.Channels) > 0 {
 		if cfg.NotifyQueue == 0 {
 			cfg.NotifyQueue = DefaultNotifyQueue
@@ -738,7 +739,7 @@ func (g *Gate) update(ctx context.Context, u Update) error {
 	}
 	g.afterCommit(ctx, u.Events)
 	if !u.Request.Status.Open() {
-		g.waiters.wake(u.Request.ID)
+		g.waiters.Wake(u.Request.ID)
 	}
 	return nil
 }

@@ -141,6 +141,9 @@ func TestCheckpoint(t *testing.T) {
 	r, err = verifier.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, r.Checkpoints)
+
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Keys: []ed25519.PublicKey{pub[:31]}})
+	require.ErrorIs(t, err, approval.ErrInvalidKey)
 }
 
 func TestCheckpointOfAnEmptyTrail(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -285,8 +284,8 @@ func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
 	if err := checkRequestID(id); err != nil {
 		return nil, fmt.Errorf("approval: wait: %w", err)
 	}
-	ch := g.waiters.add(id)
-	defer g.waiters.remove(id, ch)
+	ch, stop := g.waiters.Add(id)
+	defer stop()
 	var resolved <-chan struct{}
 	if n, ok := g.store.(ResolutionNotifier); ok {
 		// Subscribed before the first Get: a decision that commits after
@@ -313,48 +312,6 @@ func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
 		case <-ch:
 		case <-resolved:
 		case <-t.C:
-		}
-	}
-}
-
-// waiters wakes local Wait calls when a request leaves the open states.
-type waiters struct {
-	mu sync.Mutex
-	m  map[string][]chan struct{}
-}
-
-func (w *waiters) add(id string) chan struct{} {
-	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	w.m[id] = append(w.m[id], ch)
-	w.mu.Unlock()
-	return ch
-}
-
-func (w *waiters) remove(id string, ch chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	chs := w.m[id]
-	for i, c := range chs {
-		if c == ch {
-			chs = append(chs[:i], chs[i+1:]...)
-			break
-		}
-	}
-	if len(chs) == 0 {
-		delete(w.m, id)
-	} else {
-		w.m[id] = chs
-	}
-}
-
-func (w *waiters) wake(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, ch := range w.m[id] {
-		select {
-		case ch <- struct{}{}:
-		default:
 		}
 	}
 }

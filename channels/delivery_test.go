@@ -3,7 +3,6 @@ package channels_test
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/channels"
+	"github.com/signoff/approval/internal/pgtest"
 	"github.com/signoff/approval/sqlstore"
 )
 
@@ -150,29 +149,9 @@ func guardN(t testingT, g *approval.Gate, from, n int) {
 
 func sqliteDSN(t *testing.T) string { return filepath.Join(t.TempDir(), "approval.db") }
 
-// postgresDSN returns a DSN for a fresh schema of APPROVAL_POSTGRES_DSN's
-// database, or skips (fails when APPROVAL_REQUIRE_POSTGRES=1).
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("APPROVAL_POSTGRES_DSN")
-	if base == "" {
-		if os.Getenv("APPROVAL_REQUIRE_POSTGRES") == "1" {
-			t.Fatal("APPROVAL_REQUIRE_POSTGRES=1 but APPROVAL_POSTGRES_DSN is not set")
-		}
-		t.Skip("set APPROVAL_POSTGRES_DSN to run the PostgreSQL tests")
-	}
-	schema := fmt.Sprintf("delivery_%d_%d", time.Now().UnixNano(), rand.IntN(1_000_000))
-	db, err := sql.Open("pgx", base) // the driver sqlstore registers
-	require.NoError(t, err)
-	_, err = db.Exec("CREATE SCHEMA " + schema)
-	require.NoError(t, err, "connect to APPROVAL_POSTGRES_DSN")
-	t.Cleanup(func() { _, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE"); _ = db.Close() })
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	return base + sep + "search_path=" + schema
-}
+// postgresDSN returns a DSN for a schema of the test's own, or skips
+// (fails when APPROVAL_REQUIRE_POSTGRES=1, as in CI).
+func postgresDSN(t *testing.T) string { return pgtest.DSN(t) }
 
 func openStore(t *testing.T, dsn string) *sqlstore.Store {
 	t.Helper()

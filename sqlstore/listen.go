@@ -37,85 +37,11 @@ var _ approval.ResolutionNotifier = (*Store)(nil)
 // A subscription costs a map entry until stopped; notifications for
 // requests nobody waits for cost the listener a map lookup.
 func (s *Store) SubscribeResolved(id string) (<-chan struct{}, func()) {
-	ch, stop := s.watch.add(id)
+	ch, stop := s.watch.Add(id)
 	if s.listen != nil {
 		s.listen.start()
 	}
 	return ch, stop
-}
-
-// watchers wakes the subscriptions of a Store by request ID. It is safe
-// for concurrent use; the zero value is ready.
-type watchers struct {
-	mu sync.Mutex
-	m  map[string][]chan struct{}
-}
-
-func (w *watchers) add(id string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	w.mu.Lock()
-	if w.m == nil {
-		w.m = make(map[string][]chan struct{})
-	}
-	w.m[id] = append(w.m[id], ch)
-	w.mu.Unlock()
-	var once sync.Once
-	return ch, func() { once.Do(func() { w.remove(id, ch) }) }
-}
-
-func (w *watchers) remove(id string, ch chan struct{}) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	chs := w.m[id]
-	for i, c := range chs {
-		if c == ch {
-			chs = append(chs[:i], chs[i+1:]...)
-			break
-		}
-	}
-	if len(chs) == 0 {
-		delete(w.m, id)
-	} else {
-		w.m[id] = chs
-	}
-}
-
-// wake wakes the subscriptions of request id.
-func (w *watchers) wake(id string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, ch := range w.m[id] {
-		signal(ch)
-	}
-}
-
-// wakeAll wakes every subscription.
-func (w *watchers) wakeAll() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, chs := range w.m {
-		for _, ch := range chs {
-			signal(ch)
-		}
-	}
-}
-
-// count returns the number of subscriptions.
-func (w *watchers) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := 0
-	for _, chs := range w.m {
-		n += len(chs)
-	}
-	return n
-}
-
-func signal(ch chan struct{}) {
-	select {
-	case ch <- struct{}{}:
-	default:
-	}
 }
 
 // resolvedChannel begins the name of the PostgreSQL notification channel
@@ -280,7 +206,7 @@ func (l *listener) listen(ctx context.Context) bool {
 	}
 	// Notifications sent while nothing listened are lost: every waiter
 	// reads its request again.
-	l.s.watch.wakeAll()
+	l.s.watch.WakeAll()
 	l.pid.Store(conn.PgConn().PID())
 	defer l.pid.Store(0)
 	l.listens.Add(1)
@@ -328,8 +254,8 @@ func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
 // or every subscription for an empty payload (see notifyResolved).
 func (l *listener) deliver(payload string) {
 	if payload == "" {
-		l.s.watch.wakeAll()
+		l.s.watch.WakeAll()
 		return
 	}
-	l.s.watch.wake(payload)
+	l.s.watch.Wake(payload)
 }

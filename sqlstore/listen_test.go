@@ -148,7 +148,7 @@ func TestWaitWokenAcrossStores(t *testing.T) {
 			awaitListening(t, s.Store, 1)
 			requirePrompt(t, done, approve(t, deciding, id))
 		}
-		require.Zero(t, s.watch.count(), "each Wait stopped its subscription")
+		require.Zero(t, s.watch.Len(), "each Wait stopped its subscription")
 	})
 	t.Run("not listening", func(t *testing.T) {
 		t.Parallel()

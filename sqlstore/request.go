@@ -264,7 +264,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	writeBack(u.Events, sealed)
 	s.names.put(row.req)
 	if resolved {
-		s.watch.wake(id)
+		s.watch.Wake(id)
 	}
 	return nil
 }

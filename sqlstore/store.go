@@ -19,6 +19,7 @@ import (
 	"github.com/signoff/approval/internal/pgpipe"
 	"github.com/signoff/approval/internal/sqlitewal"
 	"github.com/signoff/approval/internal/stmtcache"
+	"github.com/signoff/approval/internal/wake"
 )
 
 // Store is an approval.Store over database/sql, on SQLite or PostgreSQL.
@@ -54,7 +55,7 @@ type Store struct {
 	// SubscribeResolved); listen feeds them the notifications of other
 	// processes, on PostgreSQL unless Listen(false); channel is the
 	// PostgreSQL notification channel (see channelName).
-	watch   watchers
+	watch   wake.Set
 	listen  *listener
 	channel string
 }

@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -16,12 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
-)
-
-// Environment variables of the PostgreSQL tests, as in sqlstore's.
-const (
-	envPostgresDSN     = "APPROVAL_POSTGRES_DSN"
-	envRequirePostgres = "APPROVAL_REQUIRE_POSTGRES"
+	"github.com/signoff/approval/internal/pgtest"
 )
 
 // attack is how an attacker with write access to the database edits the
@@ -484,37 +477,6 @@ func TestVerifyAuditNoDatabase(t *testing.T) {
 	requireExit(t, cli(t, "verify-audit"), exitUsage)
 }
 
-// postgresDSN creates a schema of its own in the database named by
-// APPROVAL_POSTGRES_DSN, dropped when the test ends, and returns a DSN
-// whose search_path selects it; it skips the test without the variable
-// unless APPROVAL_REQUIRE_POSTGRES=1.
-func postgresDSN(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(envPostgresDSN)
-	if base == "" {
-		if os.Getenv(envRequirePostgres) == "1" {
-			t.Fatalf("%s=1 but %s is not set: start PostgreSQL and set it, e.g. %s='postgres:///approval_test?host=/var/run/postgresql'",
-				envRequirePostgres, envPostgresDSN, envPostgresDSN)
-		}
-		t.Skipf("PostgreSQL tests skipped: set %s (e.g. postgres:///approval_test?host=/var/run/postgresql) to run them", envPostgresDSN)
-	}
-	admin, err := sql.Open("pgx", base)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, admin.Close()) })
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema := "approval_cli_test_" + hex.EncodeToString(b[:])
-	_, err = admin.ExecContext(t.Context(), "CREATE SCHEMA "+schema)
-	require.NoError(t, err, "connect to %s and create a schema", envPostgresDSN)
-	t.Cleanup(func() {
-		if _, err := admin.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop test schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	require.NoError(t, err, "%s must be a postgres:// URL", envPostgresDSN)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
+// postgresDSN returns a DSN for a schema of the test's own, or skips
+// (fails when APPROVAL_REQUIRE_POSTGRES=1, as in CI).
+func postgresDSN(t *testing.T) string { return pgtest.DSN(t) }
