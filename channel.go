@@ -130,15 +130,21 @@ type Notification struct {
 	Recipient string `json:"recipient"`
 	// Status is the request's status when the notification was made.
 	Status Status `json:"status"`
-	// Action is what the request is about, with the hashes reviewers check.
-	// It is redacted by the matched policies' Redact names
-	// (Action.Redact); the hashes cover the real bytes.
+	// Action is what a vote on the request binds: the action asked for,
+	// or, once an approver edited the payload, the action with the edited
+	// payload (see Edit). It is redacted by the matched policies' Redact
+	// names (Action.Redact); the hashes cover the real bytes.
 	Action Action `json:"action"`
 	// Redacted is set when a payload field or metadata value of Action is
 	// masked, or its payload hidden.
-	Redacted    bool   `json:"redacted,omitempty"`
+	Redacted bool `json:"redacted,omitempty"`
+	// ActionHash and PayloadHash are those of Action's real bytes: what
+	// an approval binds.
 	ActionHash  string `json:"action_hash"`
 	PayloadHash string `json:"payload_hash,omitempty"`
+	// Edit is set when an approver replaced the payload asked for: who
+	// did, the original hashes, and what changed, redacted as Action is.
+	Edit *EditSummary `json:"edit,omitempty"`
 	// Policies names the matched policies and their snapshot hashes.
 	Policies []PolicyRef `json:"policies"`
 	// Reason is the policy reason for a new request, or the resolution.
@@ -149,9 +155,10 @@ type Notification struct {
 	// Note is the reason of the escalation step that sent it, if one did.
 	Note string `json:"note,omitempty"`
 	// ReviewURL, ApproveURL and DenyURL are set when Config.BaseURL is.
-	// ApproveURL and DenyURL carry a token signed for Recipient alone; they
-	// open a confirmation page rather than deciding on a bare GET, so link
-	// scanners and previews cannot decide.
+	// ApproveURL and DenyURL carry one token signed for Recipient alone,
+	// which allows either answer; they open the review page with that
+	// answer preselected rather than deciding on a bare GET, so link
+	// scanners and previews cannot decide, and the page offers both.
 	ReviewURL  string `json:"review_url,omitempty"`
 	ApproveURL string `json:"approve_url,omitempty"`
 	DenyURL    string `json:"deny_url,omitempty"`

@@ -39,6 +39,14 @@ type Decision struct {
 	// StatusModified with it in Result.Payload, and the approvers after
 	// this one approve it. The edit is audited (request.payload_edited).
 	Payload []byte
+	// ActionHash, when set, is the action hash the approver was shown:
+	// Request.ActionHash, or the edited action's once an approver edited
+	// the payload (Request.Edit.ActionHash). Decide refuses the decision
+	// with ErrActionChanged, audited, when the request binds another
+	// action by the time the vote is written, so that a vote never binds
+	// a payload its approver did not see. The review pages and the API
+	// set it from what they showed; empty skips the check.
+	ActionHash string
 	// Reuse, with VerdictApprove, lets the approval be used more than once:
 	// the identical action up to Reuse.Uses times within Reuse.For (see
 	// Reuse), within the policies' MaxReuse (ErrInvalidDecision beyond
@@ -217,6 +225,16 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	sub := c.Subject
 	if req.usedToken(c.TokenID) {
 		return nil, nil, nil, ErrTokenUsed
+	}
+	if d.ActionHash != "" {
+		if bound, _ := req.boundHashes(); d.ActionHash != bound {
+			why := ""
+			if req.Edit != nil {
+				why = " (" + req.Edit.By + " edited the payload)"
+			}
+			return nil, nil, nil, fmt.Errorf("%w: shown %s, the request binds %s%s",
+				ErrActionChanged, clip(d.ActionHash, maxEchoBytes+8), bound, why)
+		}
 	}
 	if req.Status.Open() && needsMembers(req) {
 		// Recorded with the vote (req is the caller's private copy).
@@ -559,7 +577,7 @@ func isDecisionError(err error) bool {
 	for _, s := range []error{
 		ErrInvalidDecision, ErrTokenMalformed, ErrTokenSignature, ErrTokenExpired,
 		ErrTokenRequestMismatch, ErrTokenVerdictMismatch, ErrTokenUsed, ErrNotFound,
-		ErrNotPending, ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided,
+		ErrNotPending, ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided, ErrActionChanged,
 	} {
 		if errors.Is(err, s) {
 			return true

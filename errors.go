@@ -47,6 +47,11 @@ var (
 	ErrAlreadyDecided = errors.New("approver already decided")
 	// ErrNotPending: the request is no longer open for decisions.
 	ErrNotPending = errors.New("request not pending")
+	// ErrActionChanged: a Decision names the action hash its approver was
+	// shown (Decision.ActionHash), and the request now binds another
+	// action: another approver edited the payload since. Nothing is
+	// recorded; show the request again.
+	ErrActionChanged = errors.New("action changed since it was shown")
 	// ErrInvalidDecision: a Decision or token request is malformed (no
 	// token, unknown verdict).
 	ErrInvalidDecision = errors.New("invalid decision")

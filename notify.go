@@ -631,19 +631,23 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 	r := job.req
 	n := Notification{
 		ID: uuid.NewString(), Type: job.typ, RequestID: r.ID, Recipient: to, Status: r.Status,
-		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash,
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
+	n.ActionHash, n.PayloadHash = r.boundHashes()
 	n.Note = job.target.Note
 	n.OnBehalfOf = job.delegates[to]
-	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
+	keys := r.RedactKeys()
+	n.Action, n.Redacted = r.Approved().Redact(keys)
+	n.Edit = r.EditSummary(keys)
 	return n
 }
 
 // sign sets n's review link, when the gate has a BaseURL, and, for an open
 // request and a gate with a signing key, approve and deny links carrying
-// tokens signed for n.Recipient alone, valid until the deadline (at least
-// a minute) or for DefaultTimeout.
+// one token signed for n.Recipient alone, valid until the deadline (at
+// least a minute) or for DefaultTimeout. The token allows either answer,
+// so that the page either link opens offers both: a reviewer who followed
+// "Approve" and then reads the payload can still deny.
 func (g *Gate) sign(n *Notification, now time.Time) error {
 	if g.baseURL == "" {
 		return nil
@@ -656,17 +660,11 @@ func (g *Gate) sign(n *Notification, now time.Time) error {
 	if !n.Deadline.IsZero() {
 		ttl = max(n.Deadline.Sub(now), time.Minute)
 	}
-	for _, v := range [...]Verdict{VerdictApprove, VerdictDeny} {
-		tok, err := g.keys.issue(n.RequestID, n.Recipient, v, now, ttl)
-		if err != nil {
-			return fmt.Errorf("sign %s link: %w", v, err)
-		}
-		link := n.ReviewURL + "?" + url.Values{"verdict": {string(v)}, "token": {tok}}.Encode()
-		if v == VerdictApprove {
-			n.ApproveURL = link
-		} else {
-			n.DenyURL = link
-		}
+	tok, err := g.keys.issue(n.RequestID, n.Recipient, VerdictBoth, now, ttl)
+	if err != nil {
+		return fmt.Errorf("sign review links: %w", err)
 	}
+	n.ApproveURL = n.ReviewURL + "?" + url.Values{"verdict": {string(VerdictApprove)}, "token": {tok}}.Encode()
+	n.DenyURL = n.ReviewURL + "?" + url.Values{"verdict": {string(VerdictDeny)}, "token": {tok}}.Encode()
 	return nil
 }

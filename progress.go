@@ -369,3 +369,118 @@ func (g *Gate) inUnit(ctx context.Context, p *MatchedPolicy, l *Level, u int, us
 	}
 	return g.isApprover(ctx, p.Progress.Added, user)
 }
+
+// PolicyStanding says where one matched policy of a request stands: the
+// progress a reviewer is shown ("1 of 2 from group:finance; bob
+// approved"). It is computed from the request alone (Request.Standing).
+type PolicyStanding struct {
+	Policy string `json:"policy"`
+	// Level is the current level, from 0, and Levels how many the policy
+	// has (1 for a flat policy). Level equals Levels once the policy is
+	// met.
+	Level  int `json:"level"`
+	Levels int `json:"levels"`
+	// LevelName is the current level's name, if it has one.
+	LevelName string `json:"level_name,omitempty"`
+	Met       bool   `json:"met"`
+	// Refuses is set for a policy that needs no approvals because it
+	// refuses the action (a deny policy).
+	Refuses bool `json:"refuses,omitempty"`
+	// Logic says how the current level's groups combine, when it has
+	// parallel groups.
+	Logic GroupLogic `json:"logic,omitempty"`
+	// Units are the current level's parts: one for a level without
+	// parallel groups, else one per group; nil once the policy is met.
+	Units []UnitStanding `json:"units,omitempty"`
+	// ApprovedBy are the people whose approvals count toward the policy,
+	// at any level, in vote order.
+	ApprovedBy []string `json:"approved_by,omitempty"`
+}
+
+// UnitStanding is the standing of one level, or one parallel group of it.
+type UnitStanding struct {
+	// Group is the parallel group's name; empty for a level without
+	// groups.
+	Group string `json:"group,omitempty"`
+	// Approvers are who may approve in the unit, escalation's additions
+	// and reassignments included.
+	Approvers []Approver `json:"approvers"`
+	// Need is how many approvals the unit needs. For a unit that needs
+	// all (All), it is the number of people it resolved to when the
+	// level opened, 0 while they are not resolved.
+	Need int  `json:"need"`
+	All  bool `json:"all,omitempty"`
+	// ApprovedBy are the people whose approvals count toward the unit, in
+	// vote order.
+	ApprovedBy []string `json:"approved_by,omitempty"`
+	Met        bool     `json:"met"`
+}
+
+// Standing returns where each of r's matched policies stands, in policy
+// order.
+func (r *Request) Standing() []PolicyStanding {
+	out := make([]PolicyStanding, len(r.Policies))
+	for i := range r.Policies {
+		p := &r.Policies[i]
+		s := PolicyStanding{Policy: p.Name, Level: p.Progress.Level, Levels: levelCount(p)}
+		for j := range r.Votes {
+			if v := &r.Votes[j]; v.Verdict == VerdictApprove {
+				if _, ok := v.countFor(p.Name); ok {
+					s.ApprovedBy = append(s.ApprovedBy, voter(v))
+				}
+			}
+		}
+		if len(p.Chain) == 0 && p.RequiredApprovals == 0 {
+			s.Refuses = true
+			out[i] = s
+			continue
+		}
+		s.Met = policyMet(r, p)
+		l, li, ok := p.currentLevel()
+		if !ok || (s.Met && len(p.Chain) == 0) {
+			s.Level = s.Levels
+			out[i] = s
+			continue
+		}
+		s.LevelName = l.Name
+		if len(l.Groups) > 0 {
+			s.Logic = l.logic()
+		}
+		from, to := units(&l)
+		for u := from; u < to; u++ {
+			us := UnitStanding{Approvers: p.unitApprovers(&l, u)}
+			if u >= 0 {
+				us.Group = l.Groups[u].Name
+			} else if len(p.Progress.Added) > 0 {
+				us.Approvers = append(slices.Clip(us.Approvers), p.Progress.Added...)
+			}
+			req := unitRequire(&l, u)
+			if req.IsAll() {
+				us.All, us.Need = true, len(p.members(u))
+			} else {
+				us.Need = req.Count()
+			}
+			for j := range r.Votes {
+				v := &r.Votes[j]
+				if v.Verdict != VerdictApprove {
+					continue
+				}
+				if c, ok := v.countFor(p.Name); ok && c.Level == li && (u < 0 || slices.Contains(c.Groups, u)) {
+					us.ApprovedBy = append(us.ApprovedBy, voter(v))
+				}
+			}
+			us.Met = unitMet(r, p, &l, u)
+			s.Units = append(s.Units, us)
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// voter names who cast v: the approver, or "delegate for approver".
+func voter(v *Vote) string {
+	if v.OnBehalfOf != "" {
+		return v.Approver + " for " + v.OnBehalfOf
+	}
+	return v.Approver
+}

@@ -311,7 +311,7 @@ func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
 			return
 		}
 		d := approval.Decision{Token: body.Token, Verdict: verdict, Reason: body.Reason,
-			Conditions: body.Conditions, Payload: body.Payload, Denial: body.Denial, Reuse: body.Reuse}
+			Conditions: body.Conditions, Payload: body.Payload, Denial: body.Denial, Reuse: body.Reuse, ActionHash: body.ActionHash}
 		req, err := h.decide(r, r.PathValue("id"), d)
 		if err != nil {
 			h.problem(w, r, err)

@@ -78,27 +78,49 @@ func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, 
 			rv.Viewer, rv.SignedInAs = signedIn, signedIn
 		}
 	}
+	own, voted := ownVote(req, v.id)
 	if ok, code := h.mayDecide(ctx, r, req, v); ok {
-		f := &formView{Action: rv.Base + "approvals/" + id + "/decide", Approve: true, Deny: true}
+		f := &formView{Action: rv.Base + "approvals/" + id + "/decide", Approve: true, Deny: true, Chosen: verdict}
 		if v.claims != nil {
 			f.Token = v.token
-			f.Approve = v.claims.Allows(approval.VerdictApprove) && verdict != approval.VerdictDeny
-			f.Deny = v.claims.Allows(approval.VerdictDeny) && verdict != approval.VerdictApprove
+			f.Approve = v.claims.Allows(approval.VerdictApprove)
+			f.Deny = v.claims.Allows(approval.VerdictDeny)
+		}
+		f.Retries = []option{
+			{string(approval.RetryChanged), "Only if the action is changed", true},
+			{string(approval.RetryLater), "Later, as it is", false},
+			{string(approval.RetryNever), "Never", false},
 		}
 		rv.Form = f
-	} else {
+	} else if !voted {
 		rv.NoForm, rv.NoFormCode = whyNot(code, v.id, req), code
 	}
-	switch d := decided; d {
-	case approval.VerdictApprove, approval.VerdictDeny:
-		for _, vt := range req.Votes {
-			if vt.Approver == v.id && vt.Verdict == d {
-				rv.Flash = map[approval.Verdict]string{approval.VerdictApprove: "Your approval was recorded.",
-					approval.VerdictDeny: "Your denial was recorded."}[d]
-			}
+	if voted {
+		// One message about the viewer's own vote: the flash just after
+		// deciding, otherwise a note (never "not an approver" as well,
+		// which a passed chain level would otherwise say).
+		what := map[approval.Verdict]string{approval.VerdictApprove: "approval", approval.VerdictDeny: "denial"}[own.Verdict]
+		if decided == own.Verdict {
+			rv.Flash = "Your " + what + " was recorded."
+		} else {
+			at, _ := fmtTime(own.At)
+			rv.NoForm, rv.NoFormCode = "You ("+v.id+") gave your "+what+" at "+at+".", "already_decided"
 		}
 	}
-	renderReview(w, rv)
+	h.render(w, r, http.StatusOK, reviewTmpl, rv)
+}
+
+// ownVote returns the vote who cast on req, or cast for them.
+func ownVote(req *approval.Request, who string) (approval.Vote, bool) {
+	if who == "" {
+		return approval.Vote{}, false
+	}
+	for _, vt := range req.Votes {
+		if vt.Approver == who || vt.OnBehalfOf == who {
+			return vt, true
+		}
+	}
+	return approval.Vote{}, false
 }
 
 // whyNot explains in words the refusal a decision by who would meet.
@@ -147,7 +169,16 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok := r.PostForm.Get("token")
-	if _, err := h.decide(r, id, approval.Decision{Token: tok, Verdict: verdict, Reason: r.PostForm.Get("reason")}); err != nil {
+	// The action hash the page showed (every review page's form carries
+	// it) binds the vote to it: if another approver edited the payload
+	// since, the decision is refused (approval.ErrActionChanged) rather
+	// than approving bytes this reviewer never saw.
+	d := approval.Decision{Token: tok, Verdict: verdict, Reason: r.PostForm.Get("reason"), ActionHash: r.PostForm.Get("action_hash")}
+	if code := strings.TrimSpace(r.PostForm.Get("denial_code")); code != "" && verdict == approval.VerdictDeny {
+		d.Denial = &approval.Denial{Code: code, Retry: approval.Retry(r.PostForm.Get("denial_retry")),
+			Hint: strings.TrimSpace(r.PostForm.Get("denial_hint"))}
+	}
+	if _, err := h.decide(r, id, d); err != nil {
 		h.errorPage(w, r, err)
 		return
 	}
@@ -185,9 +216,14 @@ type option struct {
 }
 
 type rowView struct {
-	ID, URL, StatusLabel, Name, RequestedBy, Message, Policies, Cost, Risk string
-	Status                                                                 approval.Status
-	Created, CreatedISO, Deadline, DeadlineISO                             string
+	ID, URL, StatusLabel, Name, RequestedBy, Message, Policies, Amount, Risk string
+	// Progress is where the request stands ("1 of 2"); Mine is set when
+	// the viewer may decide it now; Edited when an approver edited its
+	// payload.
+	Progress                                   string
+	Mine, Edited                               bool
+	Status                                     approval.Status
+	Created, CreatedISO, Deadline, DeadlineISO string
 }
 
 var queueStatuses = []approval.Status{
@@ -283,7 +319,12 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 	for i, req := range reqs {
 		rv := rowView{ID: req.ID, URL: v.Base + "approvals/" + req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status),
 			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: clipText(req.Action.Message, 140),
-			Policies: strings.Join(req.PolicyNames(), ", "), Cost: fmtCost(req.Action.Cost), Risk: req.Action.Risk.String()}
+			Policies: strings.Join(req.PolicyNames(), ", "), Amount: fmtAmount(req.Action.Cost), Risk: req.Action.Risk.String(),
+			Edited: req.Edit != nil}
+		if req.Status.Open() {
+			rv.Progress = progressShort(req)
+			rv.Mine = h.gate.CanDecide(ctx, req, who) == nil
+		}
 		rv.Created, rv.CreatedISO = fmtTime(req.CreatedAt)
 		if req.Status.Open() {
 			rv.Deadline, rv.DeadlineISO = fmtTime(req.Deadline)

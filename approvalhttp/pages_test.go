@@ -159,7 +159,8 @@ func TestSessionFlow(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, r.StatusCode, r.text())
 	page = f.get("/approvals/"+id+"?decided=approve", "alice").html(t, http.StatusOK)
 	require.Contains(t, page, "Your approval was recorded.")
-	require.Equal(t, "already_decided", attr(page, "cannot-decide", "data-code"))
+	require.NotContains(t, page, `id="cannot-decide"`, "one message about the viewer's own vote")
+	require.NotContains(t, page, `id="approve"`)
 	require.Contains(t, page, `data-approver="alice" data-verdict="approve"`)
 
 	// Refusals of the form, as pages.
@@ -174,7 +175,9 @@ func TestSessionFlow(t *testing.T) {
 	require.Equal(t, http.StatusSeeOther, r.StatusCode)
 	page = f.get("/approvals/"+id, "bob").html(t, http.StatusOK)
 	require.Equal(t, "approved", attr(page, "status", "data-status"))
-	require.Equal(t, "not_pending", attr(page, "cannot-decide", "data-code"))
+	require.Equal(t, "already_decided", attr(page, "cannot-decide", "data-code"))
+	require.Contains(t, page, "You (bob) gave your approval at ")
+	require.Equal(t, "not_pending", attr(f.get("/approvals/"+id, "dave").html(t, http.StatusOK), "cannot-decide", "data-code"))
 	require.Contains(t, page, `id="history"`)
 	require.Contains(t, page, `data-type="request.approved"`)
 
@@ -204,7 +207,7 @@ func TestReviewPageContent(t *testing.T) {
 		`id="requester">user-1<`, `id="run-id">run_8f9a<`, `id="step-id">remediate<`,
 		`id="policy-reason">transfers of 1,000 USD or more need two finance approvals<`,
 		`data-policy="high_spend"`, req.Policies[0].Hash, "2 approvals", "group:finance",
-		`<span class="risk risk-high">high</span>`, `<span class="tag">prod</span>`, `id="cost">5000 USD<`,
+		`<span class="risk risk-high">high</span>`, `<span class="tag">prod</span>`, `id="amount">5,000.00 USD<`,
 		`<li class="constraint">max_lines_changed 500</li>`, "The requester (user-1) may not approve it.",
 		`id="action-hash">` + req.ActionHash + `<`, `id="payload-hash">` + req.PayloadHash + `<`,
 		`id="diff"`, `data-path="infra/prod/main.tf"`, `@@ -12,3 &#43;12,4 @@`, `<span class="add">&#43;new line</span>`, `<span class="del">-old line</span>`,
@@ -377,7 +380,7 @@ func TestReviewPageChainAndRecommendation(t *testing.T) {
 	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "carol", Recommendation: &rec})
 	page := f.get("/approvals/"+id, "alice").html(t, http.StatusOK)
 	for _, want := range []string{
-		"release is at level 1 (Team Lead Review) of 3.", "level 1 (Team Lead Review): 1 approval", "user:alice",
+		"level 1 of 3 (Team Lead Review)", "0 of 1 from alice", "level 1 (Team Lead Review): 1 approval", "user:alice",
 		"level 1 (Team Lead Review) (current), times out after 4h", "after 1h: escalate user:dave",
 		"level 2 (Security Review) (skipped)", "level 3 (Manager Approval) (to come)",
 		`id="recommendations"`, `data-by="risk-reviewer" data-verdict="approve"`, "recommends approve (confidence 87%)",

@@ -104,6 +104,7 @@ var errorClasses = [...]errorClass{
 	{approval.ErrSelfApproval, http.StatusForbidden, "self_approval", "Requester may not decide own request"},
 	{approval.ErrNotPending, http.StatusConflict, "not_pending", "Request no longer open"},
 	{approval.ErrAlreadyDecided, http.StatusConflict, "already_decided", "Already decided"},
+	{approval.ErrActionChanged, http.StatusConflict, "action_changed", "The action changed since it was shown"},
 	{approval.ErrConflict, http.StatusConflict, "conflict", "Concurrent update conflict"},
 	{approval.ErrInvalidIdentity, http.StatusUnprocessableEntity, "invalid_identity", "Invalid identity"},
 	{approval.ErrInvalidAction, http.StatusUnprocessableEntity, "invalid_action", "Invalid action"},

@@ -15,20 +15,33 @@ var templateFS embed.FS
 //go:embed assets/style.css
 var styleCSS []byte
 
-// The templates of the queue and message pages are parsed once, when the
-// package loads; a page only executes its template into a pooled buffer.
-// The review page is written by hand (reviewhtml.go).
+// The page templates are parsed once, when the package loads; a page
+// only executes its template into a pooled buffer. Every page is an
+// html/template, so every value is escaped for the context it lands in.
 var (
-	queueTmpl = parsePage("templates/queue.html")
-	errorTmpl = parsePage("templates/error.html")
-	styleETag = func() string {
+	queueTmpl  = parsePage("templates/queue.html")
+	errorTmpl  = parsePage("templates/error.html")
+	reviewTmpl = parsePage("templates/review.html")
+	styleETag  = func() string {
 		sum := sha256.Sum256(styleCSS)
 		return `"` + hex.EncodeToString(sum[:8]) + `"`
 	}()
 )
 
+// pageFuncs are the templates' only functions.
+var pageFuncs = template.FuncMap{
+	// payloadArgs passes a payload and the element ID to show it under
+	// to the "payload" template.
+	"payloadArgs": func(id string, p payloadView) any {
+		return struct {
+			ID string
+			P  payloadView
+		}{id, p}
+	},
+}
+
 func parsePage(name string) *template.Template {
-	return template.Must(template.New("layout").ParseFS(templateFS, "templates/layout.html", name))
+	return template.Must(template.New("layout").Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", name))
 }
 
 // render executes t with data into a pooled buffer and writes it with
@@ -45,19 +58,6 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, t *
 	hd.Set("Content-Type", "text/html; charset=utf-8")
 	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
-// renderReview writes the review page of v into a pooled buffer, then
-// serves it.
-func renderReview(w http.ResponseWriter, v *reviewView) {
-	buf := getBuf()
-	defer putBuf(buf)
-	writeReview(htmlWriter{buf}, v)
-	hd := w.Header()
-	hd.Set("Content-Type", "text/html; charset=utf-8")
-	hd.Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
 }
 

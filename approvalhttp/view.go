@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/text/currency"
+
 	"github.com/signoff/approval"
 )
 
@@ -24,21 +26,29 @@ type reviewView struct {
 	Reason       string
 	PolicyReason string
 
-	Name, RequestedBy, Message, RunID, StepID string
-	Risk, Cost                                string
-	Tags, Constraints, Rules                  []string
-	Metadata                                  []metaView
-	Provenance                                *approval.Provenance
+	Name, RequestedBy, Initiator, Message, RunID, StepID string
+	Risk, Amount                                         string
+	Tags, Constraints, Rules                             []string
+	Metadata                                             []metaView
+	Provenance                                           *approval.Provenance
 
+	// ActionHash and PayloadHash are what a vote binds: the edited
+	// action's once an approver edited the payload.
 	ActionHash, PayloadHash string
-	Payload                 payloadView
-	Diff                    []fileView
-	Redacted                bool
+	// Payload is the payload a vote binds, redacted.
+	Payload  payloadView
+	Edit     *editView
+	Diff     []fileView
+	Redacted bool
 
+	// Progress says, per policy and level, what is met and what is
+	// missing; ProgressShort is its one-line form.
+	Progress        []progressView
 	Policies        []policyView
 	Recommendations []recView
 	Votes           []voteView
 	History         []eventView
+	Plumbing        string // the delivery and operator events, summarised
 	HistoryMore     bool
 
 	Created, CreatedISO, Deadline, DeadlineISO, TimeLeft string
@@ -51,6 +61,31 @@ type reviewView struct {
 	NoFormCode string
 	LinkFor    string // the token's subject, for a link
 	SignedInAs string // the session's reviewer, when it differs from LinkFor
+}
+
+// editView is what the page shows of an edit: who made it and what
+// changed from the payload asked for.
+type editView struct {
+	By, At, AtISO                           string
+	OriginalActionHash, OriginalPayloadHash string
+	Changes                                 []changeView
+	// Original is the payload asked for, redacted, shown beside the
+	// changes (and alone when either payload is not JSON).
+	Original payloadView
+	NotJSON  bool
+}
+
+type changeView struct {
+	Path, Kind, Old, New string
+	Redacted             bool
+}
+
+// progressView is one matched policy's standing.
+type progressView struct {
+	Policy string
+	Level  string // "level 2 of 3 (Director)", empty for a flat policy
+	Lines  []string
+	Met    bool
 }
 
 type metaView struct {
@@ -92,15 +127,15 @@ type recView struct {
 }
 
 type voteView struct {
-	Approver, OnBehalfOf, Reason, Policies, At, AtISO string
-	Verdict                                           approval.Verdict
+	Approver, OnBehalfOf, Reason, Policies, At, AtISO, Denial string
+	Verdict                                                   approval.Verdict
 }
 
 type eventView struct {
-	Type              approval.EventType
-	Actor, Reason, At string
-	AtISO             string
-	Verdict           approval.Verdict
+	Type                     approval.EventType
+	Label, Actor, Reason, At string
+	AtISO                    string
+	Verdict                  approval.Verdict
 }
 
 type formView struct {
@@ -108,6 +143,11 @@ type formView struct {
 	Token   string
 	Approve bool
 	Deny    bool
+	// Chosen is the answer the link preselected ("approve" or "deny"):
+	// that button comes first; both are offered.
+	Chosen approval.Verdict
+	// Retries are the choices of a denial's retry advice.
+	Retries []option
 }
 
 // statusLabels tell the statuses apart at a glance, terminal ones included.
@@ -168,15 +208,39 @@ func left(d time.Duration) string {
 	return fmt.Sprintf("%ds left", int(d/time.Second))
 }
 
-func fmtCost(c *approval.Cost) string {
+// fmtAmount formats a cost for a person: grouped digits, the currency's
+// minor units (ISO 4217, from CLDR: 2 for USD and EUR, 0 for JPY, 3 for
+// KWD), then the currency code: "125,000.00 USD". A code the table does
+// not know keeps the amount's own digits.
+func fmtAmount(c *approval.Cost) string {
 	if c == nil {
 		return ""
 	}
-	s := strconv.FormatFloat(c.Amount, 'f', -1, 64)
-	if c.Currency != "" {
-		s += " " + c.Currency
+	scale := -1
+	if u, err := currency.ParseISO(c.Currency); err == nil {
+		scale, _ = currency.Standard.Rounding(u)
 	}
-	return s
+	s := strconv.FormatFloat(c.Amount, 'f', scale, 64)
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	whole, frac, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	b.WriteString(sign)
+	for i, d := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(d)
+	}
+	if hasFrac {
+		b.WriteString("." + frac)
+	}
+	if c.Currency != "" {
+		b.WriteString(" " + c.Currency)
+	}
+	return b.String()
 }
 
 // review builds the page data for req, its audit events and redaction
@@ -185,15 +249,13 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 	a := &req.Action
 	v := &reviewView{
 		ID: req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status), StatusNote: statusNotes[req.Status],
-		Reason: req.Reason, Name: a.Name, RequestedBy: a.RequestedBy, Message: a.Message, RunID: a.RunID, StepID: a.StepID,
-		Risk: a.Risk.String(), Cost: fmtCost(a.Cost), Tags: a.Tags, Constraints: a.Constraints, Provenance: a.Provenance,
-		ActionHash: req.ActionHash, PayloadHash: req.PayloadHash,
+		Reason: req.Reason, Name: a.Name, RequestedBy: a.RequestedBy, Initiator: a.Initiator, Message: a.Message,
+		RunID: a.RunID, StepID: a.StepID, Risk: a.Risk.String(), Amount: fmtAmount(a.Cost), Tags: a.Tags,
+		Constraints: a.Constraints, Provenance: a.Provenance,
 	}
+	v.ActionHash, v.PayloadHash = req.ActionHash, req.PayloadHash
 	if req.Status == approval.StatusEscalated {
 		v.StatusNote = fmt.Sprintf("Waiting for approvers; escalated %d time(s), so further approvers may decide.", req.EscalationLevel)
-	}
-	if lv := levelNote(req); lv != "" && req.Status.Open() {
-		v.StatusNote += " " + lv
 	}
 	v.Created, v.CreatedISO = fmtTime(req.CreatedAt)
 	v.Resolved, v.ResolvedISO = fmtTime(req.ResolvedAt)
@@ -221,9 +283,26 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 		slices.SortFunc(v.Metadata, func(x, y metaView) int { return strings.Compare(x.Key, y.Key) })
 	}
 	v.Payload = h.payload(a.Payload, red.Payload, len(keys) > 0)
+	if e := req.Edit; e != nil {
+		// What a vote binds is the edited payload: show it in the
+		// payload's place, and the payload asked for beside the changes.
+		ered, eredacted := approval.Action{Payload: e.Payload}.Redact(keys)
+		redacted = redacted || eredacted
+		ev := &editView{By: e.By, OriginalActionHash: req.ActionHash, OriginalPayloadHash: req.PayloadHash, Original: v.Payload}
+		ev.At, ev.AtISO = fmtTime(e.At)
+		sum := req.EditSummary(keys)
+		ev.NotJSON = sum.NotJSON
+		for _, c := range sum.Changes {
+			ev.Changes = append(ev.Changes, changeView{Path: c.Path, Kind: string(c.Kind), Old: string(c.Old), New: string(c.New), Redacted: c.Redacted})
+		}
+		v.Edit = ev
+		v.Payload = h.payload(e.Payload, ered.Payload, len(keys) > 0)
+		v.ActionHash, v.PayloadHash = e.ActionHash, e.PayloadHash
+	}
 	v.Redacted = redacted
 	v.Diff = diffView(a.Diff)
 
+	v.Progress = progressViews(req)
 	v.Policies = make([]policyView, len(req.Policies))
 	for i, p := range req.Policies {
 		pv := policyView{Name: p.Name, Hash: p.Hash, MatchError: p.MatchError, Approvers: approvers(p.Approvers)}
@@ -258,22 +337,207 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 	for i, vt := range req.Votes {
 		vv := voteView{Approver: vt.Approver, OnBehalfOf: vt.OnBehalfOf, Verdict: vt.Verdict, Reason: vt.Reason,
 			Policies: strings.Join(vt.Policies, ", ")}
+		if vt.Denial != nil {
+			vv.Denial = vt.Denial.String()
+		}
 		vv.At, vv.AtISO = fmtTime(vt.At)
 		v.Votes[i] = vv
 	}
-	v.History = make([]eventView, len(events))
-	for i, e := range events {
-		ev := eventView{Type: e.Type, Actor: e.Actor, Verdict: e.Verdict, Reason: e.Reason}
-		ev.At, ev.AtISO = fmtTime(e.At)
-		v.History[i] = ev
-		if e.Type == approval.EventRequestCreated && v.PolicyReason == "" {
+	v.History, v.Plumbing = history(events)
+	for _, e := range events {
+		if e.Type == approval.EventRequestCreated {
 			v.PolicyReason = e.Reason
+			break
 		}
 	}
 	if v.PolicyReason == "" && req.Status.Open() {
 		v.PolicyReason = req.Reason
 	}
+	if req.Status.Open() && v.Reason == v.PolicyReason {
+		v.Reason = "" // said once, under "Why approval is needed"
+	}
 	return v
+}
+
+// reviewerEvents are the events a reviewer's history lists: decisions and
+// the request's life. The rest (deliveries, reminders, operators'
+// events) is summarised in one line, without any person's delivery
+// errors; the audit API has it whole.
+var reviewerEvents = map[approval.EventType]bool{
+	approval.EventRequestCreated: true, approval.EventDecisionApprove: true, approval.EventDecisionDeny: true,
+	approval.EventRequestEscalated: true, approval.EventRequestReassigned: true, approval.EventLevelPassed: true,
+	approval.EventLevelSkipped: true, approval.EventLevelOpened: true, approval.EventRequestTimedOut: true,
+	approval.EventRequestApproved: true, approval.EventRequestDenied: true, approval.EventRequestCancelled: true,
+	approval.EventDeadlineMoved: true, approval.EventApprovalConsumed: true, approval.EventApprovalExpired: true,
+	approval.EventBreakGlass: true, approval.EventPayloadEdited: true, approval.EventRequestRecommended: true,
+}
+
+// history returns the events a reviewer reads, and a summary of the rest.
+func history(events []approval.AuditEvent) ([]eventView, string) {
+	out := make([]eventView, 0, len(events))
+	var sent, failed, refused, other int
+	for _, e := range events {
+		switch {
+		case reviewerEvents[e.Type]:
+			ev := eventView{Type: e.Type, Label: eventLabels[e.Type], Actor: e.Actor, Verdict: e.Verdict, Reason: e.Reason}
+			if ev.Label == "" {
+				ev.Label = string(e.Type)
+			}
+			ev.At, ev.AtISO = fmtTime(e.At)
+			out = append(out, ev)
+		case e.Type == approval.EventNotificationSent:
+			sent++
+		case e.Type == approval.EventNotificationFailed || e.Type == approval.EventNotificationDeadLettered:
+			failed++
+		case e.Type == approval.EventDecisionRejected:
+			refused++
+		default:
+			other++
+		}
+	}
+	var parts []string
+	if sent > 0 {
+		parts = append(parts, plural(sent, "notification")+" sent")
+	}
+	if failed > 0 {
+		parts = append(parts, plural(failed, "delivery attempt")+" failed")
+	}
+	if refused > 0 {
+		parts = append(parts, plural(refused, "decision")+" refused")
+	}
+	if other > 0 {
+		parts = append(parts, plural(other, "other event"))
+	}
+	return out, strings.Join(parts, ", ")
+}
+
+// eventLabels name the reviewer's events in words.
+var eventLabels = map[approval.EventType]string{
+	approval.EventRequestCreated: "Requested", approval.EventDecisionApprove: "Approved by",
+	approval.EventDecisionDeny: "Denied by", approval.EventRequestEscalated: "Escalated",
+	approval.EventRequestReassigned: "Reassigned", approval.EventLevelPassed: "Level passed",
+	approval.EventLevelSkipped: "Level skipped", approval.EventLevelOpened: "Level opened",
+	approval.EventRequestTimedOut: "Timed out", approval.EventRequestApproved: "Request approved",
+	approval.EventRequestDenied: "Request denied", approval.EventRequestCancelled: "Cancelled",
+	approval.EventDeadlineMoved: "Deadline moved", approval.EventApprovalConsumed: "Approval used",
+	approval.EventApprovalExpired: "Approval expired", approval.EventBreakGlass: "Break-glass approval by",
+	approval.EventPayloadEdited: "Payload edited by", approval.EventRequestRecommended: "Recommendation by",
+}
+
+// progressViews says, per policy and level, what is met and who approved:
+// "1 of 2 from finance; bob approved".
+func progressViews(req *approval.Request) []progressView {
+	st := req.Standing()
+	out := make([]progressView, 0, len(st))
+	for _, s := range st {
+		pv := progressView{Policy: s.Policy, Met: s.Met}
+		if s.Levels > 1 {
+			if s.Level < s.Levels {
+				pv.Level = fmt.Sprintf("level %d of %d", s.Level+1, s.Levels)
+				if s.LevelName != "" {
+					pv.Level += " (" + s.LevelName + ")"
+				}
+			} else {
+				pv.Level = fmt.Sprintf("all %d levels", s.Levels)
+			}
+		}
+		switch {
+		case s.Refuses:
+			pv.Lines = []string{"refuses the action"}
+		case s.Met:
+			line := "met"
+			if len(s.ApprovedBy) > 0 {
+				line += "; approved by " + strings.Join(s.ApprovedBy, ", ")
+			}
+			pv.Lines = []string{line}
+		default:
+			for _, u := range s.Units {
+				pv.Lines = append(pv.Lines, unitLine(u))
+			}
+			if len(s.Units) > 1 {
+				word := "all of these groups"
+				if s.Logic == approval.LogicOr {
+					word = "any one of these groups"
+				}
+				pv.Lines = append([]string{"needs " + word + ":"}, pv.Lines...)
+			}
+		}
+		out = append(out, pv)
+	}
+	return out
+}
+
+// unitLine is one unit's standing: "1 of 2 from finance; bob approved".
+func unitLine(u approval.UnitStanding) string {
+	var b strings.Builder
+	if u.Group != "" {
+		b.WriteString(u.Group + ": ")
+	}
+	have := len(u.ApprovedBy)
+	switch {
+	case u.All && u.Need == 0:
+		fmt.Fprintf(&b, "%d approved, all of %s needed", have, approverNames(u.Approvers))
+	case u.All:
+		fmt.Fprintf(&b, "%d of %d from %s (all must approve)", have, u.Need, approverNames(u.Approvers))
+	default:
+		fmt.Fprintf(&b, "%d of %d from %s", have, u.Need, approverNames(u.Approvers))
+	}
+	if have > 0 {
+		b.WriteString("; " + strings.Join(u.ApprovedBy, ", ") + " approved")
+	}
+	if u.Met {
+		b.WriteString(" (met)")
+	}
+	return b.String()
+}
+
+// progressShort is the queue's one-line progress: "1 of 2", or per
+// policy "high_spend 1 of 2; legal met".
+func progressShort(req *approval.Request) string {
+	st := req.Standing()
+	var parts []string
+	for _, s := range st {
+		var p string
+		switch {
+		case s.Refuses:
+			continue
+		case s.Met:
+			p = "met"
+		default:
+			var us []string
+			for _, u := range s.Units {
+				if u.All && u.Need == 0 {
+					us = append(us, fmt.Sprintf("%d of all", len(u.ApprovedBy)))
+				} else {
+					us = append(us, fmt.Sprintf("%d of %d", len(u.ApprovedBy), u.Need))
+				}
+			}
+			p = strings.Join(us, " + ")
+			if s.Levels > 1 {
+				p = fmt.Sprintf("level %d/%d: %s", s.Level+1, s.Levels, p)
+			}
+		}
+		if len(st) > 1 {
+			p = s.Policy + " " + p
+		}
+		parts = append(parts, p)
+	}
+	return strings.Join(parts, "; ")
+}
+
+// approverNames names approvers for a sentence: a group or a person by
+// name, a role as "role NAME".
+func approverNames(as []approval.Approver) string {
+	s := make([]string, len(as))
+	for i, a := range as {
+		switch a.Kind {
+		case approval.KindRole:
+			s[i] = "role " + a.Name
+		default:
+			s[i] = a.Name
+		}
+	}
+	return strings.Join(s, ", ")
 }
 
 // rules lists what the gate will hold the request to, in words.

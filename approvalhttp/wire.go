@@ -141,6 +141,11 @@ type decideBody struct {
 	// Reuse lets the approval be used again ({"for": "30m", "uses": 5},
 	// approval.Decision.Reuse), within the policies' MaxReuse.
 	Reuse *approval.Reuse `json:"reuse,omitempty"`
+	// ActionHash is the action hash the approver was shown (the edit's,
+	// once edited): a decision on a request that now binds another
+	// action is refused (409 action_changed). Optional; a client that
+	// shows a person the request should send it.
+	ActionHash string `json:"action_hash,omitempty"`
 }
 
 // decideResult is the answer of a decision: the request's state after it,
@@ -153,22 +158,39 @@ type decideResult struct {
 }
 
 // requestJSON is a request as the API shows it: approval.Request's own
-// JSON (so a field added there appears here too), with the action
-// replaced by its redacted form. The embedded copy's action is zeroed, so
-// nothing unredacted is even held.
+// JSON (so a field added there appears here too), with the action and
+// the edited payload replaced by their redacted forms. The embedded
+// copy's action and edit are zeroed, so nothing unredacted is even held;
+// TestEveryPayloadFieldIsRedacted finds any other field of Request that
+// carries payload bytes.
 type requestJSON struct {
 	*approval.Request
 	Action actionJSON `json:"action"`
-	// Redacted is set when a payload field or metadata value is masked.
+	// Edit is the payload an approver put in place of the one asked for:
+	// what the next vote binds, redacted as Action is, with what changed.
+	Edit *editJSON `json:"edit,omitempty"`
+	// Progress says where each matched policy stands.
+	Progress []approval.PolicyStanding `json:"progress,omitempty"`
+	// Redacted is set when a payload field or metadata value is masked,
+	// in the action or the edit.
 	Redacted bool        `json:"redacted,omitempty"`
 	Viewer   *viewerJSON `json:"viewer,omitempty"`
 }
 
-// actionJSON is Action with its metadata redacted and its payload as JSON
-// (Payload), text (PayloadText) or base64 (PayloadBase64), or none of them
-// when redaction hides a payload that is not JSON. The fields declared here
-// take the place of the embedded Action's of the same JSON name; the
-// embedded copy's Payload and Metadata are cleared.
+// payloadJSON is a payload as the API shows it: as JSON (Payload), text
+// (PayloadText) or base64 (PayloadBase64), or none of them when redaction
+// hides a payload that is not JSON. Size is that of the real bytes.
+type payloadJSON struct {
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadText   *string         `json:"payload_text,omitempty"`
+	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
+	PayloadSize   int             `json:"payload_size"`
+}
+
+// actionJSON is Action with its metadata redacted and its payload in
+// payloadJSON's form. The fields declared here take the place of the
+// embedded Action's of the same JSON name; the embedded copy's Payload and
+// Metadata are cleared.
 type actionJSON struct {
 	approval.Action
 	Metadata      map[string]string `json:"metadata,omitempty"`
@@ -176,6 +198,51 @@ type actionJSON struct {
 	PayloadText   *string           `json:"payload_text,omitempty"`
 	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
 	PayloadSize   int               `json:"payload_size"`
+}
+
+func (a *actionJSON) setPayload(p payloadJSON) {
+	a.Payload, a.PayloadText, a.PayloadBase64, a.PayloadSize = p.Payload, p.PayloadText, p.PayloadBase64, p.PayloadSize
+}
+
+// editJSON is approval.PayloadEdit as the API shows it: the edited
+// payload redacted, in payloadJSON's form, with the original hashes and
+// the changes (approval.EditSummary).
+type editJSON struct {
+	payloadJSON
+	PayloadHash string `json:"payload_hash"`
+	ActionHash  string `json:"action_hash"`
+	*approval.EditSummary
+}
+
+// showPayload returns p as the API shows it once redacted to red (with
+// keys set, approval.Action.Redact keeps only JSON).
+func showPayload(p, red []byte, redacting bool) payloadJSON {
+	v := payloadJSON{PayloadSize: len(p)}
+	switch {
+	case len(red) == 0:
+		// None, or not JSON and hidden by redaction: no field of it can
+		// be masked, so none of it is shown.
+	case redacting || json.Valid(red):
+		v.Payload = red
+	case utf8.Valid(red):
+		s := string(red)
+		v.PayloadText = &s
+	default:
+		v.PayloadBase64 = red
+	}
+	return v
+}
+
+func (p *payloadJSON) bytes() []byte {
+	switch {
+	case p.PayloadText != nil:
+		return []byte(*p.PayloadText)
+	case p.PayloadBase64 != nil:
+		return p.PayloadBase64
+	case len(p.Payload) > 0:
+		return p.Payload
+	}
+	return nil
 }
 
 // viewerJSON says who is looking and whether they may decide.
@@ -195,43 +262,38 @@ type viewerJSON struct {
 func toJSON(r *approval.Request, keys []string) *requestJSON {
 	a := &r.Action
 	rc := *r
-	rc.Action = approval.Action{}
-	v := &requestJSON{Request: &rc, Action: actionJSON{Action: *a, PayloadSize: len(a.Payload)}}
+	rc.Action, rc.Edit = approval.Action{}, nil
+	v := &requestJSON{Request: &rc, Action: actionJSON{Action: *a}, Progress: r.Standing()}
 	v.Action.Action.Payload, v.Action.Action.Metadata = nil, nil
 	red, redacted := a.Redact(keys)
 	v.Action.Metadata = red.Metadata
-	v.Redacted = redacted
-	switch p := red.Payload; {
-	case len(p) == 0:
-		// None, or not JSON and hidden by redaction: no field of it can
-		// be masked, so none of it is shown.
-	case len(keys) > 0 || json.Valid(p):
-		v.Action.Payload = p // Redact keeps only JSON when keys are set
-	case utf8.Valid(p):
-		s := string(p)
-		v.Action.PayloadText = &s
-	default:
-		v.Action.PayloadBase64 = p
+	v.Action.setPayload(showPayload(a.Payload, red.Payload, len(keys) > 0))
+	if e := r.Edit; e != nil {
+		ea := approval.Action{Payload: e.Payload}
+		ered, eredacted := ea.Redact(keys)
+		v.Edit = &editJSON{payloadJSON: showPayload(e.Payload, ered.Payload, len(keys) > 0),
+			PayloadHash: e.PayloadHash, ActionHash: e.ActionHash, EditSummary: r.EditSummary(keys)}
+		redacted = redacted || eredacted
 	}
+	v.Redacted = redacted
 	return v
 }
 
 // request returns the request v shows, as Client.Wait reads it: the
-// inverse of toJSON, but for what redaction masked. Its Action is the one
-// the API shows (a JSON payload compacted, masked values "[redacted]");
-// ActionHash and PayloadHash are the stored ones, of the real bytes.
+// inverse of toJSON, but for what redaction masked. Its Action and Edit
+// are the ones the API shows (a JSON payload compacted, masked values
+// "[redacted]"); the hashes are the stored ones, of the real bytes.
 func (v *requestJSON) request() *approval.Request {
 	r := *v.Request
 	a := &v.Action
 	r.Action = a.Action
 	r.Action.Metadata = a.Metadata
-	switch {
-	case a.PayloadText != nil:
-		r.Action.Payload = []byte(*a.PayloadText)
-	case a.PayloadBase64 != nil:
-		r.Action.Payload = a.PayloadBase64
-	case len(a.Payload) > 0:
-		r.Action.Payload = a.Payload
+	r.Action.Payload = (&payloadJSON{a.Payload, a.PayloadText, a.PayloadBase64, a.PayloadSize}).bytes()
+	if e := v.Edit; e != nil {
+		r.Edit = &approval.PayloadEdit{Payload: e.bytes(), PayloadHash: e.PayloadHash, ActionHash: e.ActionHash}
+		if e.EditSummary != nil {
+			r.Edit.By, r.Edit.At = e.By, e.At
+		}
 	}
 	return &r
 }
