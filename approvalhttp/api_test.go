@@ -129,7 +129,16 @@ type requestJSON struct {
 	ActionHash  string          `json:"action_hash"`
 	PayloadHash string          `json:"payload_hash"`
 	Votes       []approval.Vote `json:"votes"`
-	Viewer      *struct {
+	Edit        *struct {
+		Payload     json.RawMessage          `json:"payload"`
+		PayloadSize int                      `json:"payload_size"`
+		PayloadHash string                   `json:"payload_hash"`
+		ActionHash  string                   `json:"action_hash"`
+		By          string                   `json:"by"`
+		Changes     []approval.PayloadChange `json:"changes"`
+	} `json:"edit"`
+	Progress []approval.PolicyStanding `json:"progress"`
+	Viewer   *struct {
 		ID          string           `json:"id"`
 		Via         string           `json:"via"`
 		TokenAllows approval.Verdict `json:"token_allows"`

@@ -162,9 +162,12 @@ type emailView struct {
 	RequestID, NotificationID              string
 }
 
-// maxFilesShown bounds the paths of Action.Diff a message lists; the
-// review page shows them all.
-const maxFilesShown = 20
+// maxFilesShown bounds the paths of Action.Diff a message lists, and
+// maxChangesShown the changes of an edit; the review page shows them all.
+const (
+	maxFilesShown   = 20
+	maxChangesShown = 20
+)
 
 // emailRow is one labelled fact; Code marks hashes.
 type emailRow struct {
@@ -254,6 +257,20 @@ func newEmailView(n *approval.Notification) *emailView {
 		add("On behalf of", false, n.OnBehalfOf+" (you are their delegate)")
 	}
 	add("Note", false, n.Note)
+	if e := n.Edit; e != nil {
+		add("Payload edited by", false, e.By+" at "+e.At.UTC().Format("Mon, 02 Jan 2006 15:04 MST")+
+			": a vote binds the edited payload, not the one asked for")
+		var cs []string
+		for i, c := range e.Changes {
+			if i == maxChangesShown {
+				cs = append(cs, fmt.Sprintf("and %d more (see the review page)", len(e.Changes)-i))
+				break
+			}
+			cs = append(cs, c.String())
+		}
+		add("Changes", true, cs...)
+		add("Payload hash as asked for", true, e.OriginalPayloadHash)
+	}
 	add("Requested by", false, a.RequestedBy)
 	if n.Status.Open() {
 		add("Why approval is needed", false, n.Reason)

@@ -292,6 +292,19 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 	}
 	// An alert (NotifyAlert) asks for no decision but is about an open
 	// request: it shows the reason and the deadline, not an outcome.
+	if e := n.Edit; e != nil {
+		// What a vote binds is the edited payload: say so before anything
+		// else a reviewer reads, with what changed.
+		text := "*Payload edited by " + esc(e.By, slackWhoMax) + "*: a vote binds the edited payload, not the one asked for."
+		for i, c := range e.Changes {
+			if i == maxChangesShown {
+				text += fmt.Sprintf("\n• and %d more (see the review page)", len(e.Changes)-i)
+				break
+			}
+			text += "\n• `" + esc(c.String(), 300) + "`"
+		}
+		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwnText(clipMarkup(text, slackSectionMax))})
+	}
 	if fields := slackFields(n, n.Status.Open()); len(fields) > 0 {
 		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	}
