@@ -23,19 +23,23 @@
 //	RequestedBy: the caller, from Options.Identity
 //	Initiator:   the person behind the agent, from Options.Identity
 //	Risk, Tags:  from the Rule
+//	Metadata:    MetadataTool ("mcp.tool"): the tool name exactly as called
 //	Payload:     the call's arguments, as received (absent or null: {})
 //	Provenance:  Source "mcp", CreatedBy the client's name, SourceID the session ID
 //
 // so a policy such as Match: approval.Name("mcp:tool:drop_*") decides who
-// approves it. As with every action, a gated call no policy matches is
-// approved at once (reason "no-policy-matched") unless
-// approval.Config.Default is set. The payload is hashed in canonical JSON,
-// so arguments that differ only in key order or white space are the same
-// call, and any other change of argument is a request of its own that
-// never runs on another's approval. Arguments that are not a JSON object,
-// or that hold a key twice in one object, are refused before anyone is
-// asked: parsers disagree on which of the two values counts, so a reviewer
-// could approve one reading and the tool run the other.
+// approves it. Rules and policies compare tool names in lower case, but an
+// approval binds the exact name: a server may have both drop_table and
+// DROP_TABLE, and an approval of one never runs the other. As with every
+// action, a gated call no policy matches is approved at once (reason
+// "no-policy-matched") unless approval.Config.Default is set. The payload
+// is hashed in canonical JSON, so arguments that differ only in key order
+// or white space are the same call, and any other change of argument is a
+// request of its own that never runs on another's approval. Arguments that
+// are not a JSON object, or that hold a key twice in one object, are
+// refused before anyone is asked: parsers disagree on which of the two
+// values counts, so a reviewer could approve one reading and the tool run
+// the other.
 //
 // Nothing the client sends skips the gate: tool annotations (readOnlyHint
 // and the like) and the call's _meta are never read to decide, and a

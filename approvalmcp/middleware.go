@@ -24,6 +24,12 @@ import (
 // a call to tool drop_table is "mcp:tool:drop_table".
 const ActionPrefix = "mcp:tool:"
 
+// MetadataTool is the Metadata key under which a gated call's action holds
+// the tool's name exactly as called. The action's Name is folded to lower
+// case, as policies match it; the metadata is part of the action hash, so
+// an approval of drop_table is never one of DROP_TABLE, a tool of its own.
+const MetadataTool = "mcp.tool"
+
 // DefaultWait is Block's bound when Rule.Wait is zero.
 const DefaultWait = 30 * time.Second
 
@@ -312,11 +318,14 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 		session = r.Session.ID()
 	}
 	a := approval.Action{
+		// The gate folds Name to lower case; the metadata binds the tool
+		// that runs, byte for byte.
 		Name:        ActionPrefix + tool,
 		RequestedBy: by,
 		Initiator:   initiator,
 		Risk:        risk,
 		Tags:        rl.Tags,
+		Metadata:    map[string]string{MetadataTool: tool},
 		Payload:     payload(args),
 		Message:     fmt.Sprintf("%s calls the MCP tool %s", by, clip(tool, 256)),
 		Provenance:  &approval.Provenance{Source: "mcp", CreatedBy: client, SourceID: session},
