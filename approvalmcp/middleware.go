@@ -285,7 +285,7 @@ func foldASCII(s string) string {
 }
 
 // errBadEdit: the approvers' edited payload cannot be a tool's arguments.
-var errBadEdit = errors.New("the reviewer's edited arguments are not a JSON object")
+var errBadEdit = errors.New("the reviewer's edited arguments cannot be the tool's arguments")
 
 // guard runs a gated call through approval.Do.
 func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string, r *mcp.CallToolRequest, rl *rule) (mcp.Result, error) {
@@ -337,8 +337,11 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 	res, err := approval.Do(ctx, g.gate, a, approval.DoOptions{Wait: rl.waitFor()}, func(ctx context.Context, res approval.Result) error {
 		call := r
 		if res.Status == approval.StatusModified {
-			if checkArgs(res.Payload) != nil || len(bytes.TrimSpace(res.Payload)) == 0 {
-				return errBadEdit
+			if len(bytes.TrimSpace(res.Payload)) == 0 {
+				return fmt.Errorf("%w: they are empty", errBadEdit)
+			}
+			if err := checkArgs(res.Payload); err != nil {
+				return fmt.Errorf("%w: %w", errBadEdit, err)
 			}
 			p := *r.Params
 			p.Arguments = json.RawMessage(res.Payload)

@@ -381,6 +381,7 @@ func TestEditedArguments(t *testing.T) {
 		res = callTool(t, cs, "drop_table", args)
 		require.True(t, res.IsError, bad)
 		require.Equal(t, approvalmcp.Outcome{Status: "error", Tool: "drop_table"}, outcome(t, res))
+		require.Contains(t, text(res), "request "+id+": the reviewer's edited arguments cannot be the tool's arguments", bad)
 		require.EqualValues(t, 1, ts.n("drop_table"), bad)
 	}
 }
