@@ -59,7 +59,8 @@ func approvedActions(b *testing.B, g *approval.Gate, n int) ([]json.RawMessage, 
 	actions := make([]approval.Action, n)
 	for i := range n {
 		args[i] = json.RawMessage(fmt.Sprintf(`{"table":"t%d"}`, i))
-		actions[i] = approval.Action{Name: approvalmcp.ActionPrefix + "drop_table", RequestedBy: "bench-agent", Payload: args[i]}
+		actions[i] = approval.Action{Name: approvalmcp.ActionPrefix + "drop_table", RequestedBy: "bench-agent",
+			Metadata: map[string]string{approvalmcp.MetadataTool: "drop_table"}, Payload: args[i]}
 		res, err := g.Guard(ctx, actions[i])
 		require.NoError(b, err)
 		require.Equal(b, approval.StatusPending, res.Status)

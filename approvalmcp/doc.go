@@ -23,19 +23,33 @@
 //	RequestedBy: the caller, from Options.Identity
 //	Initiator:   the person behind the agent, from Options.Identity
 //	Risk, Tags:  from the Rule
+//	Metadata:    MetadataTool ("mcp.tool"): the tool name exactly as called
 //	Payload:     the call's arguments, as received (absent or null: {})
 //	Provenance:  Source "mcp", CreatedBy the client's name, SourceID the session ID
 //
 // so a policy such as Match: approval.Name("mcp:tool:drop_*") decides who
-// approves it. As with every action, a gated call no policy matches is
-// approved at once (reason "no-policy-matched") unless
-// approval.Config.Default is set. The payload is hashed in canonical JSON,
-// so arguments that differ only in key order or white space are the same
-// call, and any other change of argument is a request of its own that
-// never runs on another's approval. Arguments that are not a JSON object,
-// or that hold a key twice in one object, are refused before anyone is
-// asked: parsers disagree on which of the two values counts, so a reviewer
-// could approve one reading and the tool run the other.
+// approves it. Rules and policies compare tool names in lower case, but an
+// approval binds the exact name: a server may have both drop_table and
+// DROP_TABLE, and an approval of one never runs the other. As with every
+// action, a gated call no policy matches is approved at once (reason
+// "no-policy-matched") unless approval.Config.Default is set. The payload
+// is hashed in canonical JSON, so arguments that differ only in key order
+// or white space are the same call, and any other change of argument is a
+// request of its own that never runs on another's approval. Arguments that
+// are not a JSON object, or that hold a key twice in one object, are
+// refused before anyone is asked: parsers disagree on which of the two
+// values counts, so a reviewer could approve one reading and the tool run
+// the other.
+//
+// So are arguments a tool would receive changed. The SDK hands a tool
+// added with mcp.AddTool its arguments decoded into a map and encoded
+// again, so a number a 64-bit float does not hold exactly
+// (9007199254740993 becomes 9007199254740992, 1e400 is refused), invalid
+// UTF-8 and half a UTF-16 surrogate pair (\ud800 becomes U+FFFD) would
+// reach it as values nobody approved. The model is told why, and to send
+// such a number as a string; 42, 1.5, 1e3 and 0.1 pass. The middleware
+// cannot tell a typed tool from one that reads the raw arguments, so this
+// holds for every gated tool, and for a reviewer's edited arguments too.
 //
 // Nothing the client sends skips the gate: tool annotations (readOnlyHint
 // and the like) and the call's _meta are never read to decide, and a
@@ -68,11 +82,12 @@
 //     timeout, within the gate's DenialHold, gets the same answer without
 //     asking anyone again.
 //   - The gate could not decide (a store failure, an identity hook's
-//     error, a panic in a rule's function, arguments refused as above, an
-//     edited payload that is not a JSON object): an error result with
+//     error, a panic in a rule's function, arguments refused as above, a
+//     reviewer's edited arguments refused alike): an error result with
 //     status "error", and the tool does not run. The model is told why
-//     only when its call is at fault (approval.ErrInvalidAction). The
-//     error is logged, and kept on the result for sending middleware
+//     only when its call, or the reviewer's edit of it, is at fault
+//     (approval.ErrInvalidAction); an edited call's approval is used up.
+//     The error is logged, and kept on the result for sending middleware
 //     (mcp.CallToolResult.GetError). If the client's context ends first,
 //     the call returns its error as a protocol error.
 //
@@ -83,8 +98,11 @@
 // schema on results that are not errors may refuse it. The gate runs
 // before the SDK validates the arguments against the tool's input schema,
 // so an approved call with arguments the tool refuses consumes its
-// approval. A gated tool that asks the client for input mid-call (an
-// input-required result, protocol 2026-07-28 and later) is gated again
-// when the client retries the call with its answers; with earlier
-// protocol versions the SDK fulfils the input inside the gated call.
+// approval, and the defaults its input schema declares are added after: an
+// approval covers the arguments sent, and the tool gets the schema's
+// defaults for those left out. A gated tool that asks the client for input
+// mid-call (an input-required result, protocol 2026-07-28 and later) is
+// gated again when the client retries the call with its answers; with
+// earlier protocol versions the SDK fulfils the input inside the gated
+// call.
 package approvalmcp

@@ -82,7 +82,9 @@ func (ts *tools) last(t testing.TB, name string) call {
 }
 
 // toolNames are the test server's tools; each answers "NAME ran".
-var toolNames = []string{"drop_table", "list_tables", "query", "truncate_table"}
+// DROP_TABLE is a tool of its own, whose name differs from drop_table only
+// in case (the SDK takes both).
+var toolNames = []string{"drop_table", "DROP_TABLE", "list_tables", "query", "truncate_table"}
 
 // newServer returns an MCP server with the test tools, gated by a
 // middleware of opts, and its tool counters. A nil Gate leaves the server

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
@@ -23,6 +22,12 @@ import (
 // ActionPrefix begins the name of every gated call's action: the action of
 // a call to tool drop_table is "mcp:tool:drop_table".
 const ActionPrefix = "mcp:tool:"
+
+// MetadataTool is the Metadata key under which a gated call's action holds
+// the tool's name exactly as called. The action's Name is folded to lower
+// case, as policies match it; the metadata is part of the action hash, so
+// an approval of drop_table is never one of DROP_TABLE, a tool of its own.
+const MetadataTool = "mcp.tool"
 
 // DefaultWait is Block's bound when Rule.Wait is zero.
 const DefaultWait = 30 * time.Second
@@ -280,7 +285,7 @@ func foldASCII(s string) string {
 }
 
 // errBadEdit: the approvers' edited payload cannot be a tool's arguments.
-var errBadEdit = errors.New("the reviewer's edited arguments are not a JSON object")
+var errBadEdit = errors.New("the reviewer's edited arguments cannot be the tool's arguments")
 
 // guard runs a gated call through approval.Do.
 func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string, r *mcp.CallToolRequest, rl *rule) (mcp.Result, error) {
@@ -312,11 +317,14 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 		session = r.Session.ID()
 	}
 	a := approval.Action{
+		// The gate folds Name to lower case; the metadata binds the tool
+		// that runs, byte for byte.
 		Name:        ActionPrefix + tool,
 		RequestedBy: by,
 		Initiator:   initiator,
 		Risk:        risk,
 		Tags:        rl.Tags,
+		Metadata:    map[string]string{MetadataTool: tool},
 		Payload:     payload(args),
 		Message:     fmt.Sprintf("%s calls the MCP tool %s", by, clip(tool, 256)),
 		Provenance:  &approval.Provenance{Source: "mcp", CreatedBy: client, SourceID: session},
@@ -329,8 +337,11 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 	res, err := approval.Do(ctx, g.gate, a, approval.DoOptions{Wait: rl.waitFor()}, func(ctx context.Context, res approval.Result) error {
 		call := r
 		if res.Status == approval.StatusModified {
-			if checkArgs(res.Payload) != nil || len(bytes.TrimSpace(res.Payload)) == 0 {
-				return errBadEdit
+			if len(bytes.TrimSpace(res.Payload)) == 0 {
+				return fmt.Errorf("%w: they are empty", errBadEdit)
+			}
+			if err := checkArgs(res.Payload); err != nil {
+				return fmt.Errorf("%w: %w", errBadEdit, err)
 			}
 			p := *r.Params
 			p.Arguments = json.RawMessage(res.Payload)
@@ -368,69 +379,6 @@ func (rl *rule) waitFor() time.Duration {
 		return rl.wait
 	}
 	return 0
-}
-
-// payload is the action payload of a call's arguments: absent or null
-// arguments are the empty object, so that either spelling is one call.
-func payload(args json.RawMessage) []byte {
-	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
-		return []byte("{}")
-	}
-	return args
-}
-
-// checkArgs refuses arguments that are not a JSON object (absent and null
-// are the empty object), and objects with a key twice at any depth: JSON
-// parsers disagree on which value counts, so a reviewer could approve one
-// reading and the tool run another.
-func checkArgs(args json.RawMessage) error {
-	if t := bytes.TrimSpace(args); len(t) == 0 || string(t) == "null" {
-		return nil
-	} else if t[0] != '{' || !json.Valid(t) {
-		return fmt.Errorf("%w: the arguments are not a JSON object", approval.ErrInvalidAction)
-	}
-	dec := json.NewDecoder(bytes.NewReader(args))
-	type frame struct {
-		keys    map[string]bool // nil in an array
-		wantKey bool
-	}
-	var open []frame
-	// valueDone marks the value of the innermost object's last key read.
-	valueDone := func() {
-		if n := len(open); n > 0 && open[n-1].keys != nil {
-			open[n-1].wantKey = true
-		}
-	}
-	for {
-		tok, err := dec.Token()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%w: the arguments are not valid JSON: %v", approval.ErrInvalidAction, err)
-		}
-		if n := len(open); n > 0 && open[n-1].wantKey {
-			if k, ok := tok.(string); ok {
-				if open[n-1].keys[k] {
-					return fmt.Errorf("%w: the arguments hold the key %q twice in one object", approval.ErrInvalidAction, clip(k, 64))
-				}
-				open[n-1].keys[k] = true
-				open[n-1].wantKey = false
-				continue
-			}
-		}
-		switch tok {
-		case json.Delim('{'):
-			open = append(open, frame{keys: map[string]bool{}, wantKey: true})
-		case json.Delim('['):
-			open = append(open, frame{})
-		case json.Delim('}'), json.Delim(']'):
-			open = open[:len(open)-1]
-			valueDone()
-		default:
-			valueDone()
-		}
-	}
 }
 
 type resultKey struct{}

@@ -100,6 +100,33 @@ func TestArgumentsBindTheApproval(t *testing.T) {
 	require.Equal(t, id, pendingID(t, callTool(t, cs, "drop_table", `null`)))
 }
 
+func TestToolNameBindsTheApproval(t *testing.T) {
+	t.Parallel()
+	g := newGate(t, nil, map[string]approval.Policy{"dba": dbaPolicy})
+	s, ts := newServer(t, approvalmcp.Options{Gate: g, Rules: []approvalmcp.Rule{dropRule}})
+	cs := connect(t, s, "test-agent")
+	args := `{"table":"t1"}`
+
+	id := pendingID(t, callTool(t, cs, "drop_table", args))
+	approve(t, g, id)
+	// DROP_TABLE is gated too (rules and policies compare names in lower
+	// case), but the approval of drop_table is not its own.
+	res := callTool(t, cs, "DROP_TABLE", args)
+	require.Zero(t, ts.n("DROP_TABLE"), "DROP_TABLE does not run on drop_table's approval")
+	other := pendingID(t, res)
+	require.NotEqual(t, id, other, "a tool whose name differs only in case is another request")
+	req, err := g.Get(context.Background(), other)
+	require.NoError(t, err)
+	require.Equal(t, "mcp:tool:drop_table", req.Action.Name, "policies match the name in lower case")
+	require.Equal(t, "DROP_TABLE", req.Action.Metadata[approvalmcp.MetadataTool], "the reviewer sees the exact tool")
+
+	res = callTool(t, cs, "drop_table", args)
+	require.False(t, res.IsError, text(res))
+	require.EqualValues(t, 1, ts.n("drop_table"), "the approved tool runs on its approval")
+	require.Equal(t, id, metaOutcome(t, res).RequestID)
+	require.Zero(t, ts.n("DROP_TABLE"))
+}
+
 func TestAmbiguousArgumentsAreRefused(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, nil, map[string]approval.Policy{"dba": dbaPolicy})
@@ -354,6 +381,7 @@ func TestEditedArguments(t *testing.T) {
 		res = callTool(t, cs, "drop_table", args)
 		require.True(t, res.IsError, bad)
 		require.Equal(t, approvalmcp.Outcome{Status: "error", Tool: "drop_table"}, outcome(t, res))
+		require.Contains(t, text(res), "request "+id+": the reviewer's edited arguments cannot be the tool's arguments", bad)
 		require.EqualValues(t, 1, ts.n("drop_table"), bad)
 	}
 }

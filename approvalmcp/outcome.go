@@ -139,12 +139,12 @@ func refused(tool string, res approval.Result) *mcp.CallToolResult {
 
 // failed is the result of a call the gate could not decide: the tool did
 // not run. The error is logged, and told to the model only when the call
-// itself is at fault (an invalid action), since it may name the server's
-// internals otherwise.
+// itself or a reviewer's edit of it is at fault (an invalid action), since
+// it may name the server's internals otherwise.
 func (g *gated) failed(tool string, err error) *mcp.CallToolResult {
 	g.log.Error("approvalmcp: the gate could not check a tool call; it did not run", "tool", tool, "err", err)
 	text := "The approval gate could not check this call to " + tool + ", so the tool did not run."
-	if errors.Is(err, approval.ErrInvalidAction) {
+	if errors.Is(err, approval.ErrInvalidAction) || errors.Is(err, errBadEdit) {
 		text += " " + err.Error()
 	} else {
 		text += " Tell the user if calling again fails too."
