@@ -189,11 +189,53 @@ func (s *jsonRedactor) str(i int) int {
 }
 
 func (s *jsonRedactor) maskedKey(quoted []byte) bool {
+	raw := quoted[1 : len(quoted)-1]
+	if bytes.IndexByte(raw, '\\') < 0 && asciiOnly(raw) {
+		// The common case, without a copy of the key per member.
+		for _, m := range s.keys {
+			if equalFoldASCII(m, raw) {
+				return true
+			}
+		}
+		return false
+	}
 	var key string
-	if bytes.IndexByte(quoted, '\\') < 0 {
-		key = string(quoted[1 : len(quoted)-1])
-	} else if json.Unmarshal(quoted, &key) != nil {
+	if json.Unmarshal(quoted, &key) != nil {
 		return true // cannot happen in valid JSON; mask rather than show
 	}
 	return redactedKey(s.keys, key)
+}
+
+func asciiOnly(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// equalFoldASCII reports whether m and the ASCII bytes b are equal under
+// strings.EqualFold: an ASCII b matches only an m of the same ASCII
+// letters, but for the Kelvin sign and the long s, which fold to k and s.
+func equalFoldASCII(m string, b []byte) bool {
+	if len(m) != len(b) {
+		return strings.EqualFold(m, string(b)) // K (U+212A) or ſ (U+017F) in m
+	}
+	for i := range len(b) {
+		x, y := m[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }

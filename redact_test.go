@@ -134,3 +134,21 @@ func TestNotifyRedacted(t *testing.T) {
 	}
 	require.Contains(t, string(req.Action.Payload), "DE89", "the stored request keeps the real bytes")
 }
+
+// TestRedactKeyFolding: member names match the redaction names as
+// strings.EqualFold has it, on the fast ASCII path too.
+func TestRedactKeyFolding(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		key, member string
+		masked      bool
+	}{
+		{"iban", "IBAN", true}, {"IBAN", "iban", true}, {"iban", "iban2", false}, {"iban", "iba", false},
+		{"\u212Aey", "key", true}, {"me\u017Fsage", "message", true}, {"api_key", "api-key", false},
+		{"clé", "CLÉ", true}, {"key", `k\u0065y`, true},
+	} {
+		a := approval.Action{Payload: []byte(`{"` + tc.member + `":"v"}`)}
+		red, _ := a.Redact([]string{tc.key})
+		require.Equal(t, tc.masked, strings.Contains(string(red.Payload), approval.RedactedValue), "%q vs %q", tc.key, tc.member)
+	}
+}

@@ -185,9 +185,8 @@
 // link URLs), X-Frame-Options: DENY and X-Content-Type-Options: nosniff;
 // everything but the stylesheet is Cache-Control: no-store. The pages have
 // no script and no inline style. Every value from a request renders as
-// text: the queue and message pages are html/template; the review page is
-// written by a writer that accepts raw markup only from constants and
-// escapes every other string as html/template does. The handler logs only
+// text: every page is an html/template (go:embed, one layout), so each
+// value is escaped for the context it lands in. The handler logs only
 // internal errors and identity failures, with the method and the path,
 // never the query string.
 //
