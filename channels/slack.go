@@ -458,11 +458,19 @@ func slackButtons(n approval.Notification, open, interactive, links bool) []any 
 	id := clipText(n.RequestID, slackValueMax)
 	var out []any
 	if open && interactive && id != "" {
+		// A decision button binds the action this message shows: its value
+		// is the request ID and the action hash, so a click after another
+		// approver edited the payload decides nothing (see
+		// approval.Decision.ActionHash).
+		v := id
+		if n.ActionHash != "" && len(id)+1+len(n.ActionHash) <= slackValueMax {
+			v = id + " " + n.ActionHash
+		}
 		out = append(out,
 			&slackButton{Type: "button", Text: plainText("Approve", slackButtonTextMax), ActionID: SlackActionApprove,
-				Value: id, Style: "primary", Confirm: slackConfirmation(n, "Approve", "primary")},
+				Value: v, Style: "primary", Confirm: slackConfirmation(n, "Approve", "primary")},
 			&slackButton{Type: "button", Text: plainText("Deny", slackButtonTextMax), ActionID: SlackActionDeny,
-				Value: id, Style: "danger", Confirm: slackConfirmation(n, "Deny", "danger")})
+				Value: v, Style: "danger", Confirm: slackConfirmation(n, "Deny", "danger")})
 	}
 	if open && !interactive && links {
 		if okURL(n.ApproveURL) {

@@ -374,7 +374,7 @@ func TestSlackInteractiveButtons(t *testing.T) {
 				b, ok := d.button(tc.id)
 				require.True(t, ok, tc.id)
 				require.Empty(t, b.URL, "an interactive button carries no link: it decides as whoever clicks")
-				require.Equal(t, n.RequestID, b.Value)
+				require.Equal(t, n.RequestID+" "+n.ActionHash, b.Value)
 				require.Equal(t, tc.style, b.Style)
 				require.Equal(t, tc.verb, b.Text.Text)
 				require.NotNil(t, b.Confirm, "Slack asks before it decides")
@@ -601,7 +601,7 @@ func TestSlackFromGate(t *testing.T) {
 		require.Contains(t, d.Blocks[1].Text.Text, "Roll out &lt;!channel&gt; &amp; friends")
 		approve, ok := d.button(channels.SlackActionApprove)
 		require.True(t, ok)
-		require.Equal(t, id, approve.Value)
+		require.Equal(t, id+" "+requestOf(t, gate, id).ActionHash, approve.Value, "the button binds the action shown")
 		review, ok := d.button(channels.SlackActionReview)
 		require.True(t, ok)
 		require.Equal(t, "https://approvals.example.com/approvals/"+id, review.URL)
@@ -629,4 +629,11 @@ func TestSlackAlertAndDelegate(t *testing.T) {
 	require.Contains(t, joined, "*Note*\nno answer within 24h")
 	require.Contains(t, joined, "*Reason*")
 	require.Contains(t, joined, "*Deadline*")
+}
+
+func requestOf(t *testing.T, gate *approval.Gate, id string) *approval.Request {
+	t.Helper()
+	r, err := gate.Get(context.Background(), id)
+	require.NoError(t, err)
+	return r
 }

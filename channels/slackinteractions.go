@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/signoff/approval"
@@ -256,7 +257,12 @@ func (h *slackInteractions) verify(header http.Header, body []byte) error {
 
 // decide decides request id for the Slack user, and returns what to tell
 // them.
-func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, id string, v approval.Verdict) string {
+//
+// value is the button's: the request ID, then a space and the action hash
+// the message showed (messages sent before the hash was added carry the ID
+// alone, which decides without that check).
+func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, value string, v approval.Verdict) string {
+	id, shown, _ := strings.Cut(value, " ")
 	log := h.log.With("slack_user", slackUser, "slack_team", slackTeam, "request", clipText(id, 64), "verdict", v)
 	if slackUser == "" {
 		log.Warn("channels: slack click without a user; nothing decided")
@@ -280,7 +286,7 @@ func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, id
 		log.Error("channels: cannot mint a decision token for a slack click", "err", err)
 		return slackInternalError
 	}
-	req, err := h.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: slackReason(slackUser, slackTeam)})
+	req, err := h.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: slackReason(slackUser, slackTeam), ActionHash: shown})
 	if err != nil {
 		return h.refusal(ctx, log, id, err)
 	}
@@ -323,6 +329,9 @@ func (h *slackInteractions) refusal(ctx context.Context, log *slog.Logger, id st
 	case errors.Is(err, approval.ErrAlreadyDecided):
 		log.Info("channels: slack decision refused", "err", err)
 		return "You have already decided this request; your earlier answer stands."
+	case errors.Is(err, approval.ErrActionChanged):
+		log.Info("channels: slack decision refused", "err", err)
+		return "Another approver edited the payload since this message was sent, so nothing was recorded. Open the review page to see what you would approve."
 	case errors.Is(err, approval.ErrNotPending):
 		log.Info("channels: slack decision refused", "err", err)
 		text := "This request is no longer open for decisions, so nothing was recorded."

@@ -582,3 +582,33 @@ func TestSlackResponseURL(t *testing.T) {
 	require.Contains(t, app.logs.String(), `cannot post the outcome to slack's response_url" host=hooks.slack.com err="answered 404 Not Found: \"no_service\\n\""`)
 	require.NotContains(t, app.logs.String(), "/actions/T_ACME", "the response_url is a credential")
 }
+
+// TestSlackClickBindsTheActionShown: a button's value carries the action
+// hash its message showed; a click after another approver edited the
+// payload decides nothing and says why, and a click on a message showing
+// the edit counts.
+func TestSlackClickBindsTheActionShown(t *testing.T) {
+	t.Parallel()
+	app := newSlackApp(t, nil)
+	res, err := app.gate.Guard(context.Background(), approval.Action{Name: "pair:payout", RequestedBy: "ci", Payload: []byte(`{"to":"ACME","amount":100}`)})
+	require.NoError(t, err)
+	id := res.RequestID
+	shown := app.request(id).ActionHash // the message alice received
+
+	tok, err := app.gate.IssueToken(id, "bob", approval.VerdictApprove, time.Hour)
+	require.NoError(t, err)
+	_, err = app.gate.Decide(context.Background(), id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove,
+		Payload: []byte(`{"to":"EVE","amount":990000}`)})
+	require.NoError(t, err)
+
+	text := app.click("U_ALICE", channels.SlackActionApprove, id+" "+shown)
+	require.Equal(t, "Another approver edited the payload since this message was sent, so nothing was recorded. Open the review page to see what you would approve.", text)
+	r := app.request(id)
+	require.Len(t, r.Votes, 1, "the stale click recorded nothing")
+	evs := auditOf(t, app.gate, id)
+	require.Equal(t, approval.EventDecisionRejected, evs[len(evs)-1].Type)
+
+	text = app.click("U_ALICE", channels.SlackActionApprove, id+" "+r.Edit.ActionHash)
+	require.Contains(t, text, "You approved")
+	require.Equal(t, approval.StatusApproved, app.request(id).Status)
+}
