@@ -231,3 +231,34 @@ func attrByName(page, name string) string {
 	rest := page[i+len(`name="`+name+`" value="`):]
 	return rest[:strings.Index(rest, `"`)]
 }
+
+// TestDenyFormStructuredDenial: the review page's Deny takes a structured
+// denial; a link opened with verdict=approve offers Deny too, since its
+// token allows either answer.
+func TestDenyFormStructuredDenial(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	tok := f.token(id, "alice", approval.VerdictBoth)
+	page := f.get("/approvals/"+id+"?verdict=approve&token="+url.QueryEscape(tok), "").html(t, http.StatusOK)
+	require.Contains(t, page, `id="approve"`)
+	require.Contains(t, page, `id="deny"`, "a link offers both answers")
+	require.Less(t, strings.Index(page, `id="approve"`), strings.Index(page, `id="deny"`), "the link's answer first")
+	page = f.get("/approvals/"+id+"?verdict=deny&token="+url.QueryEscape(tok), "").html(t, http.StatusOK)
+	require.Less(t, strings.Index(page, `id="deny"`), strings.Index(page, `id="approve"`), "the link's answer first")
+	require.Contains(t, page, `id="denial" open`)
+
+	r := f.postForm("/approvals/"+id+"/decide", "", url.Values{"token": {tok}, "verdict": {"deny"}, "reason": {"wrong payee"},
+		"action_hash": {f.request(id).ActionHash}, "denial_code": {"wrong-payee"}, "denial_retry": {"changed"}, "denial_hint": {"pay the IBAN on file"}})
+	page = r.html(t, http.StatusOK)
+	require.Contains(t, page, "Your denial was recorded.")
+	v := f.request(id).Votes[0]
+	require.Equal(t, &approval.Denial{Code: "wrong-payee", Retry: approval.RetryChanged, Hint: "pay the IBAN on file"}, v.Denial)
+	require.Contains(t, page, "code wrong-payee, retry changed, hint: pay the IBAN on file")
+
+	// A bad denial is refused as a whole: nothing recorded.
+	id2 := f.pending(transfer(6000))
+	bad := f.postForm("/approvals/"+id2+"/decide", "bob", url.Values{"verdict": {"deny"}, "denial_code": {"no spaces allowed"}, "denial_retry": {"changed"}})
+	require.Equal(t, "invalid_decision", attr(bad.html(t, http.StatusUnprocessableEntity), "message", "data-code"))
+	require.Empty(t, f.request(id2).Votes)
+}
