@@ -78,7 +78,9 @@ type Config struct {
 	BaseURL string
 	// Directory resolves Group and Role approvers (see Directory for how
 	// its failures are handled). Required if any policy names a group or
-	// role.
+	// role. A directory that can list its groups and roles (GroupLister,
+	// RoleLister; StaticDirectory can) has a policy naming others refused
+	// as it is registered.
 	Directory Directory
 	// Default applies when no registered policy matches an action; its
 	// Match is ignored. Defaults to nil: such actions are approved at once
@@ -261,6 +263,9 @@ func New(cfg Config) (*Gate, error) {
 			return nil, fmt.Errorf("approval: %w: Config.Default must require approval, not deny", ErrInvalidConfig)
 		}
 		cp, err := compilePolicy("default", def, g.dir != nil)
+		if err == nil {
+			err = g.knownApprovers().check(&cp.def)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Config.Default: %w", ErrInvalidConfig, err)
 		}
