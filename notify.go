@@ -636,6 +636,10 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 	}
 	n.Note = job.target.Note
 	n.OnBehalfOf = job.delegates[to]
+	if r.Prior != nil {
+		p := *r.Prior
+		n.Prior = &p
+	}
 	n.Action, n.Redacted = r.Action.Redact(r.RedactKeys())
 	return n
 }
