@@ -22,7 +22,8 @@ import (
 // StepID, Constraints, Payload, Diff) make up the action hash: two Guard calls
 // with equal identity fields are the same action. Message and Provenance are
 // context for reviewers and do not change the hash, so a retry that rewords
-// its message still finds its pending request.
+// its message still finds its pending request. IdempotencyKey is neither:
+// it names the operation, not its bytes (see its doc).
 type Action struct {
 	// Name identifies the kind of action, for example "wire-transfer" or
 	// "deploy:production". Policies match it with globs.
@@ -66,7 +67,27 @@ type Action struct {
 	Recommendation *Recommendation `json:"recommendation,omitempty"`
 	// Diff lists the file changes a code or infrastructure action makes.
 	Diff []FileDiff `json:"diff,omitempty"`
+
+	// IdempotencyKey names the business operation the action carries out
+	// (a payment instruction's ID), so that it runs at most once: once an
+	// approval of the action was used under the key, a Guard with the key
+	// returns that outcome (StatusConsumed) instead of opening a new
+	// request, for Config.IdempotencyWindow; a Guard with the key and
+	// another action is ErrInvalidAction. See Gate.Guard for the whole
+	// rule. Keys are global to the Store, whoever the requester: prefix
+	// them ("payments:INSTR-123") if independent systems share a gate. At
+	// most 255 bytes of UTF-8, compared byte for byte; empty means none.
+	//
+	// The key is not part of the action hash, nor of the artifact: the
+	// hash says what the bytes are, the key which operation they belong
+	// to. It needs a Store that implements IdempotencyKeys (memstore and
+	// sqlstore do); Guard refuses a key on any other (ErrUnsupported).
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
+
+// MaxIdempotencyKeyBytes bounds Action.IdempotencyKey: keys are indexed
+// by stores, whose index entries are bounded.
+const MaxIdempotencyKeyBytes = 255
 
 // Cost is a monetary amount. Amount must be finite and not negative;
 // Currency is an ISO 4217 code such as "USD" and may be empty.
@@ -229,6 +250,11 @@ func (a *Action) normalize(l *Limits) error {
 	}
 	if err := checkString("message", a.Message, l.MaxMessageBytes); err != nil {
 		return err
+	}
+	if a.IdempotencyKey != "" {
+		if err := checkString("idempotency_key", a.IdempotencyKey, MaxIdempotencyKeyBytes); err != nil {
+			return err
+		}
 	}
 	if err := checkString("run_id", a.RunID, l.MaxStringBytes); err != nil {
 		return err

@@ -27,6 +27,7 @@ var hashExcluded = map[string]string{
 	"Message":        "context for reviewers: a retry that rewords it is the same action",
 	"Provenance":     "context for reviewers: where the request came from",
 	"Recommendation": "context for reviewers: an automated reviewer's advice, which the request keeps apart",
+	"IdempotencyKey": "names the operation, not the bytes: the same bytes under two keys are two runs of one action, and a key reused with other bytes is refused, not another action",
 }
 
 // hashValues overrides the value generated for a field where the generic

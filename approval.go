@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -78,7 +79,9 @@ type Config struct {
 	BaseURL string
 	// Directory resolves Group and Role approvers (see Directory for how
 	// its failures are handled). Required if any policy names a group or
-	// role.
+	// role. A directory that can list its groups and roles (GroupLister,
+	// RoleLister; StaticDirectory can) has a policy naming others refused
+	// as it is registered.
 	Directory Directory
 	// Default applies when no registered policy matches an action; its
 	// Match is ignored. Defaults to nil: such actions are approved at once
@@ -113,6 +116,14 @@ type Config struct {
 	// hold. A denial by a deny policy is not held (it is re-evaluated on
 	// every Guard), nor is a cancellation.
 	DenialHold time.Duration
+	// IdempotencyWindow is how long an action that ran under an
+	// Action.IdempotencyKey is remembered by its key: within it, a Guard
+	// with the key returns that earlier outcome (StatusConsumed) instead
+	// of opening a new request, and a Guard with the key and another action
+	// is ErrInvalidAction. It is also how far back a new request looks for
+	// an identical action that ran (Request.Prior). Must not be negative.
+	// Defaults to 24h.
+	IdempotencyWindow time.Duration
 	// Matchers are the host's predicates that policy files name in
 	// {custom: NAME} matchers (see LoadPolicies). A file naming one not
 	// here is refused.
@@ -130,6 +141,9 @@ type Config struct {
 
 // DefaultDenialHold is the default of Config.DenialHold.
 const DefaultDenialHold = time.Hour
+
+// DefaultIdempotencyWindow is the default of Config.IdempotencyWindow.
+const DefaultIdempotencyWindow = 24 * time.Hour
 
 // Gate is the approval gate: it evaluates policies, keeps requests in its
 // Store and counts decisions. A Gate is safe for concurrent use; several
@@ -153,6 +167,11 @@ type Gate struct {
 	denyAt     int
 	poll       time.Duration
 	hold       time.Duration // DenialHold; 0: none
+	idemWindow time.Duration // IdempotencyWindow
+	// idemKeys and runs are the Store's IdempotencyKeys and PriorRuns
+	// capabilities, nil if it has none.
+	idemKeys IdempotencyKeys
+	runs     PriorRuns
 
 	tickMu    sync.Mutex
 	tickAfter DuePosition // where the next Tick's ListDue starts
@@ -185,8 +204,8 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
 	}
-	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.CheckpointInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 {
-		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, CheckpointInterval, DenyThreshold, NotifyQueue, SendTimeout and SendConcurrency must not be negative", ErrInvalidConfig)
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.CheckpointInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 || cfg.IdempotencyWindow < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, CheckpointInterval, DenyThreshold, NotifyQueue, SendTimeout, SendConcurrency and IdempotencyWindow must not be negative", ErrInvalidConfig)
 	}
 	if cfg.TokenLeeway == 0 {
 		cfg.TokenLeeway = DefaultTokenLeeway
@@ -217,8 +236,14 @@ func New(cfg Config) (*Gate, error) {
 		poll:            cfg.PollInterval,
 		checkpointEvery: cfg.CheckpointInterval,
 		hold:            cfg.DenialHold,
+		idemWindow:      cfg.IdempotencyWindow,
 		matchers:        cfg.Matchers,
 	}
+	if g.idemWindow == 0 {
+		g.idemWindow = DefaultIdempotencyWindow
+	}
+	g.idemKeys, _ = cfg.Store.(IdempotencyKeys)
+	g.runs, _ = cfg.Store.(PriorRuns)
 	if cfg.BreakGlass != nil {
 		if err := cfg.BreakGlass.validate(); err != nil {
 			return nil, fmt.Errorf("approval: %w", err)
@@ -261,6 +286,9 @@ func New(cfg Config) (*Gate, error) {
 			return nil, fmt.Errorf("approval: %w: Config.Default must require approval, not deny", ErrInvalidConfig)
 		}
 		cp, err := compilePolicy("default", def, g.dir != nil)
+		if err == nil {
+			err = g.knownApprovers().check(&cp.def)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Config.Default: %w", ErrInvalidConfig, err)
 		}
@@ -324,7 +352,12 @@ func (g *Gate) Close(ctx context.Context) error {
 // Result is the answer of Guard.
 type Result struct {
 	// Status is StatusApproved (run the action), StatusPending (wait for
-	// RequestID) or StatusDenied (do not run it). On error it is
+	// RequestID) or StatusDenied (do not run it); StatusModified (run it
+	// with Payload); StatusTimedOut, a held timeout (do not run it); or
+	// StatusConsumed: the action already ran under its IdempotencyKey,
+	// approved by request RequestID, and must not run again (Artifact is
+	// that approval's). A caller that runs an action only on
+	// StatusApproved runs nothing in the others. On error it is
 	// StatusDenied.
 	Status Status
 	// RequestID identifies the request; empty when no request was needed.
@@ -334,7 +367,8 @@ type Result struct {
 	Reason string
 	// Artifact is the signed evidence of the approval Guard consumed
 	// (see VerifyArtifact): set with StatusApproved when a request was
-	// approved, nil when no policy matched (nobody approved anything) or
+	// approved, and with StatusConsumed (the approval an earlier Guard
+	// consumed); nil when no policy matched (nobody approved anything) or
 	// the gate has no SigningKey.
 	Artifact []byte
 	// Conditions are the limits the approvers set (Decision.Conditions)
@@ -365,7 +399,24 @@ type Result struct {
 // returned with its status (StatusDenied or StatusTimedOut), request ID and
 // reason, so a caller that asks again learns the answer rather than paging
 // the approvers again; with none of these, a new pending request is created
-// and its approvers are notified in the background.
+// and its approvers are notified in the background. A new request whose
+// identical action (same action hash) was approved and ran within
+// Config.IdempotencyWindow says so to its approvers (Request.Prior).
+//
+// An action with an IdempotencyKey never runs twice under that key. Guard
+// first looks for the request holding the key (see IdempotencyKeys). One
+// for another action (another action hash) makes the Guard fail with
+// ErrInvalidAction, naming the key and that request. One whose approval
+// was consumed, within Config.IdempotencyWindow, answers the Guard with
+// its outcome: StatusConsumed, its ID, reason and artifact, audited as
+// request.deduplicated; nothing new is created, evaluated or notified.
+// Otherwise the Guard goes on as above, with the key in place of the
+// action hash: an open request with the key is returned as pending, an
+// approved one is consumed (once: an approval under a key allows no
+// reuse), a denial or timeout is held for Config.DenialHold, and after a
+// cancellation, an expiry, a hold or the window has passed, a new request
+// is opened. An action no policy matches is approved with no I/O and its
+// key is not recorded; a deny policy's refusal does not hold the key.
 //
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
@@ -417,6 +468,13 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	}
 	now := normalizeTime(g.now())
 	req := g.newRequest(a, m, actionHash, payloadHash, now)
+	if a.IdempotencyKey != "" {
+		// The key's outcome comes first: an action that ran under it is not
+		// evaluated, refused or asked for again.
+		if res, done, err := g.byKey(ctx, req, now); err != nil || done {
+			return res, err
+		}
+	}
 	if m.deny != nil {
 		return g.denyByPolicy(ctx, req, m)
 	}
@@ -459,6 +517,25 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	if allMet(req) {
 		return g.approveAtOnce(ctx, req, events, "every level skipped")
 	}
+	if g.runs != nil {
+		run, found, err := g.runs.LastRun(ctx, req.ActionHash, now.Add(-g.idemWindow))
+		if err != nil {
+			return Result{}, fmt.Errorf("look for an earlier run of the action: %w", err)
+		}
+		if found {
+			p := run // only a found run escapes
+			req.Prior = &p
+		}
+	}
+	return g.create(ctx, req, events, now)
+}
+
+// create stores req, a new request, with events and answers the Guard:
+// pending, its approvers notified; or, for req approved as it is created
+// (an action with an IdempotencyKey, see approveAtOnce), consumed as the
+// Guard of an approved request consumes it. When Create returns a request
+// for the same action instead, that request answers.
+func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, now time.Time) (Result, error) {
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
 			return Result{}, err
@@ -467,9 +544,13 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 			stored  *Request
 			created bool
 			err     error
+			notice  []OutboxMessage
 		)
 		stampHashes(req, events)
-		if notice := g.notice(NotifyRequested, req, 0, now); notice != nil {
+		if req.Status.Open() {
+			notice = g.notice(NotifyRequested, req, 0, now)
+		}
+		if notice != nil {
 			stored, created, err = g.outbox.ob.CreateWithOutbox(ctx, req, events, notice)
 		} else {
 			stored, created, err = g.store.Create(ctx, req, events)
@@ -477,19 +558,68 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		if err != nil {
 			return Result{}, err
 		}
-		if created {
+		switch {
+		case created && req.Status.Open():
 			g.afterCommit(ctx, events)
 			g.notified(ctx, NotifyRequested, req, 0)
 			return Result{Status: StatusPending, RequestID: req.ID, Reason: req.Reason}, nil
+		case created:
+			g.afterCommit(ctx, events)
+			stored = req
+		case req.Action.IdempotencyKey != "":
+			res, done, err := g.keyed(ctx, req, stored)
+			if err != nil || done {
+				return res, err
+			}
 		}
 		res, done, err := g.existing(ctx, stored)
 		if err != nil || done {
 			return res, err
 		}
-		// The existing request just ended (timed out or expired): create
-		// ours on the next attempt.
+		// The existing request just ended (timed out or expired), or
+		// another Guard consumed it first: look again on the next attempt.
 	}
 	return Result{}, fmt.Errorf("%w: gave up after %d attempts", ErrConflict, maxAttempts)
+}
+
+// byKey answers a Guard of an action with an IdempotencyKey from the
+// request holding the key, if there is one (see keyed).
+func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time) (Result, bool, error) {
+	if g.idemKeys == nil {
+		return Result{}, true, fmt.Errorf("%w: Action.IdempotencyKey needs a Store that implements approval.IdempotencyKeys (memstore and sqlstore do)", ErrUnsupported)
+	}
+	r, err := g.idemKeys.RequestByIdempotencyKey(ctx, req.Action.IdempotencyKey, now)
+	if errors.Is(err, ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, true, fmt.Errorf("look up idempotency key %q: %w", clip(req.Action.IdempotencyKey, maxEchoBytes), err)
+	}
+	return g.keyed(ctx, req, r)
+}
+
+// keyed answers a Guard of req's action, which has an IdempotencyKey, from
+// r, the request holding the key: ErrInvalidAction if r is another action,
+// r's outcome if its approval was consumed. done is false when r is open,
+// approved or held, for existing to answer from.
+func (g *Gate) keyed(ctx context.Context, req, r *Request) (Result, bool, error) {
+	key := clip(req.Action.IdempotencyKey, maxEchoBytes)
+	if r.ActionHash != req.ActionHash {
+		return Result{}, true, fmt.Errorf("%w: idempotency key %q belongs to request %s, for another action (a new operation needs a new key)",
+			ErrInvalidAction, key, r.ID)
+	}
+	if r.Status != StatusConsumed && r.Uses == 0 {
+		return Result{}, false, nil
+	}
+	if err := g.accounted(ctx, r); err != nil {
+		return Result{RequestID: r.ID}, true, err
+	}
+	ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: req.Action.RequestedBy, Policies: policyRefs(r.Policies),
+		Reason: "already ran at " + r.UpdatedAt.Format(time.RFC3339) + " under idempotency key " + strconv.Quote(key), At: normalizeTime(g.now())}}
+	if err := g.appendAudit(ctx, ev); err != nil {
+		return Result{RequestID: r.ID}, true, err
+	}
+	return Result{Status: StatusConsumed, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(r), Conditions: r.Conditions()}, true, nil
 }
 
 // existing handles a Guard that found a non-terminal request for the same
@@ -527,6 +657,11 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		}
 		next := r.Clone()
 		use := next.consume(now)
+		if next.Action.IdempotencyKey != "" {
+			// Used once, and remembered by its key (see Request.HoldUntil).
+			next.Status, next.DueAt = StatusConsumed, time.Time{}
+			next.HoldUntil = now.Add(g.idemWindow)
+		}
 		ev := []AuditEvent{{RequestID: r.ID, Type: EventApprovalConsumed, Actor: r.Action.RequestedBy,
 			Policies: policyRefs(r.Policies), Reason: joinNonEmpty(r.Reason, use), At: now}}
 		err := g.update(ctx, Update{Request: next, Events: ev})
@@ -598,6 +733,10 @@ func (g *Gate) newRequest(a *Action, m *match, actionHash, payloadHash string, n
 			req.MaxReuse = narrowest(req.MaxReuse, p.def.MaxReuse)
 		}
 	}
+	if a.IdempotencyKey != "" {
+		// A key names one run: its approval is used once.
+		req.MaxReuse = Reuse{}
+	}
 	req.ApprovalTTL = ttl
 	req.Deadline = now.Add(timeout)
 	req.Reason = joinReasons(m.policies)
@@ -644,13 +783,22 @@ func (g *Gate) openChains(ctx context.Context, req *Request, m *match, now time.
 // approveAtOnce records req, whose every policy is met as it is created
 // (every level of its chains skipped, or passed on a recommendation), as
 // approved and consumed by this Guard in one write.
+//
+// An action with an IdempotencyKey is stored approved instead, and then
+// consumed as any approval is: the store keeps one live request per key,
+// so of two such Guards of one key only one runs the action.
 func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent, reason string) (Result, error) {
 	now := req.CreatedAt
 	req.approve(now, reason)
-	req.Status, req.DueAt, req.Deadline = StatusConsumed, time.Time{}, time.Time{}
+	req.Deadline = time.Time{}
 	refs := policyRefs(req.Policies)
 	events = append(events,
-		AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: req.Reason, At: now},
+		AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: req.Reason, At: now})
+	if req.Action.IdempotencyKey != "" {
+		return g.create(ctx, req, events, now)
+	}
+	req.Status, req.DueAt = StatusConsumed, time.Time{}
+	events = append(events,
 		AuditEvent{RequestID: req.ID, Type: EventApprovalConsumed, Actor: req.Action.RequestedBy, Policies: refs, Reason: req.Reason, At: now})
 	stampHashes(req, events)
 	_, created, err := g.store.Create(ctx, req, events)

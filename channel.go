@@ -154,6 +154,10 @@ type Notification struct {
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	// Note is the reason of the escalation step that sent it, if one did.
 	Note string `json:"note,omitempty"`
+	// Prior is the request's Prior: an identical action was approved and
+	// ran recently, so approving this one runs it again. Channels show it
+	// to the people who decide. Nil when there was none.
+	Prior *PriorRun `json:"prior,omitempty"`
 	// ReviewURL, ApproveURL and DenyURL are set when Config.BaseURL is.
 	// ApproveURL and DenyURL carry one token signed for Recipient alone,
 	// which allows either answer; they open the review page with that

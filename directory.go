@@ -3,7 +3,9 @@ package approval
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
+	"time"
 )
 
 // ApproverKind says how an Approver names people.
@@ -105,6 +107,150 @@ func (d StaticDirectory) lookup(a Approver) []string {
 		return d.Groups[a.Name]
 	case KindRole:
 		return d.Roles[a.Name]
+	}
+	return nil
+}
+
+// GroupLister is an optional Directory capability, found by type
+// assertion: a directory that can list every group it knows. With it, a
+// policy that names a group the directory does not list, as an approver,
+// an escalation step's To, or a chain level's or parallel group's
+// approver, is refused when it is registered (SetPolicy, ReplacePolicies,
+// LoadPolicies, Config.Default in New) with an error wrapping
+// ErrInvalidPolicy that names the group: a misspelt group fails at load
+// instead of leaving requests that nobody can approve.
+//
+// A directory without it (one that resolves groups on demand, from LDAP or
+// an identity provider) is not asked: such a policy is registered, and a
+// group without members is found when Guard checks that a request's quorum
+// can be met. If GroupNames fails, panics or takes more than 10 seconds,
+// the policy is registered unchecked and the failure is logged.
+// StaticDirectory implements it.
+type GroupLister interface {
+	// GroupNames returns the name of every group the directory knows, in
+	// any order. It is called once per registration, never on the
+	// request path.
+	GroupNames(ctx context.Context) ([]string, error)
+}
+
+// RoleLister is GroupLister for roles: with it, a policy naming a role the
+// directory does not list is refused when it is registered. StaticDirectory
+// implements it.
+type RoleLister interface {
+	// RoleNames returns the name of every role the directory knows, in
+	// any order.
+	RoleNames(ctx context.Context) ([]string, error)
+}
+
+var (
+	_ GroupLister = StaticDirectory{}
+	_ RoleLister  = StaticDirectory{}
+)
+
+// GroupNames implements GroupLister: the keys of Groups.
+func (d StaticDirectory) GroupNames(context.Context) ([]string, error) {
+	return slices.Sorted(maps.Keys(d.Groups)), nil
+}
+
+// RoleNames implements RoleLister: the keys of Roles.
+func (d StaticDirectory) RoleNames(context.Context) ([]string, error) {
+	return slices.Sorted(maps.Keys(d.Roles)), nil
+}
+
+// listTimeout bounds a GroupNames or RoleNames call.
+const listTimeout = 10 * time.Second
+
+// knownApprovers is what a directory lists of the groups and roles it
+// knows, for the registration check; a nil set was not listed (the
+// directory cannot list it, or failed to), and is not checked.
+type knownApprovers struct {
+	groups, roles map[string]bool
+}
+
+// knownApprovers asks the gate's directory for the groups and roles it
+// knows, if it can list them.
+func (g *Gate) knownApprovers() *knownApprovers {
+	if g.dir == nil {
+		return nil
+	}
+	list := func(what string, fn func(context.Context) ([]string, error)) map[string]bool {
+		ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
+		defer cancel()
+		names, err := callHost(g.dirHost, ctx, what, fn)
+		if err != nil {
+			g.log.Warn("approval: the directory could not list its names; policies are registered without checking the ones they name",
+				"call", what, "err", err)
+			return nil
+		}
+		set := make(map[string]bool, len(names))
+		for _, n := range names {
+			set[n] = true
+		}
+		return set
+	}
+	var k knownApprovers
+	if l, ok := g.dir.(GroupLister); ok {
+		k.groups = list("GroupNames", l.GroupNames)
+	}
+	if l, ok := g.dir.(RoleLister); ok {
+		k.roles = list("RoleNames", l.RoleNames)
+	}
+	if k.groups == nil && k.roles == nil {
+		return nil
+	}
+	return &k
+}
+
+// check refuses p if it names a group or role the directory does not
+// list: its approvers, its escalation steps' To, and those of each chain
+// level and parallel group. A nil k checks nothing, and so does a deny
+// policy (it names no approvers).
+func (k *knownApprovers) check(p *Policy) error {
+	if k == nil || p.Effect == EffectDeny {
+		return nil
+	}
+	known := func(at string, as []Approver) error {
+		for i, a := range as {
+			var set map[string]bool
+			switch a.Kind {
+			case KindGroup:
+				set = k.groups
+			case KindRole:
+				set = k.roles
+			}
+			if set != nil && !set[a.Name] {
+				return fmt.Errorf("%w: %s[%d] names %s %q, which the directory does not know", ErrInvalidPolicy, at, i, a.Kind, clip(a.Name, maxEchoBytes))
+			}
+		}
+		return nil
+	}
+	steps := func(at string, ss []EscalationStep) error {
+		for i, s := range ss {
+			if err := known(fmt.Sprintf("%s[%d].To", at, i), s.To); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := known("Approvers", p.Approvers); err != nil {
+		return err
+	}
+	if err := steps("Escalation", p.Escalation); err != nil {
+		return err
+	}
+	for i, l := range p.Chain {
+		at := fmt.Sprintf("Chain[%d]", i)
+		if err := known(at+".Approvers", l.Approvers); err != nil {
+			return err
+		}
+		for j, gr := range l.Groups {
+			if err := known(fmt.Sprintf("%s.Groups[%d].Approvers", at, j), gr.Approvers); err != nil {
+				return err
+			}
+		}
+		if err := steps(at+".Escalation", l.Escalation); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 // Errors of Do: why the function did not run. Each comes wrapped in a
 // *NotApprovedError that carries the request and the reviewer's reason.
+// They sit here, beside Do, rather than in errors.go: the rest of the
+// package never returns them.
 var (
 	// ErrPending: the action waits for a person (Do returned at once, or
 	// its DoOptions.Wait passed first). Retrying the same call returns the
@@ -21,19 +23,31 @@ var (
 	ErrTimedOut = errors.New("approval timed out")
 	// ErrCancelled: someone cancelled the request.
 	ErrCancelled = errors.New("approval cancelled")
+	// ErrAlreadyRan: the action already ran under its IdempotencyKey
+	// (Guard answered StatusConsumed, with the earlier request's ID and
+	// artifact), so Do did not run the function again. Whether that run
+	// succeeded is the caller's to know: the gate records only that it was
+	// let run. To run the operation again, give it a new key, and so a new
+	// request and a new approval.
+	ErrAlreadyRan = errors.New("action already ran")
 )
 
-// NotApprovedError is Do's error when the action was not approved: its
-// Result says where the request stands (Status, RequestID, Reason, and
-// Denial for a person's structured denial). It wraps ErrPending,
-// ErrDenied, ErrTimedOut or ErrCancelled.
+// NotApprovedError is Do's error when the function did not run: the
+// action is not approved, or (ErrAlreadyRan) it ran before under its
+// IdempotencyKey. Its Result says where the request stands (Status,
+// RequestID, Reason, and Denial for a person's structured denial). It
+// wraps ErrPending, ErrDenied, ErrTimedOut, ErrCancelled or ErrAlreadyRan.
 type NotApprovedError struct {
 	Action string
 	Result Result
 }
 
 func (e *NotApprovedError) Error() string {
-	msg := fmt.Sprintf("approval: %s: %s", e.Action, e.Result.Status)
+	status := string(e.Result.Status)
+	if e.Result.Status == StatusConsumed {
+		status = "already ran"
+	}
+	msg := fmt.Sprintf("approval: %s: %s", e.Action, status)
 	if e.Result.RequestID != "" {
 		msg += " (request " + e.Result.RequestID + ")"
 	}
@@ -54,6 +68,8 @@ func (e *NotApprovedError) Unwrap() error {
 		return ErrTimedOut
 	case StatusCancelled:
 		return ErrCancelled
+	case StatusConsumed:
+		return ErrAlreadyRan
 	}
 	return ErrDenied
 }
@@ -78,7 +94,10 @@ type DoOptions struct {
 // the wait ends unanswered, Do returns a *NotApprovedError wrapping
 // ErrPending with the request's ID. A denial, a timeout or a
 // cancellation returns a *NotApprovedError wrapping ErrDenied,
-// ErrTimedOut or ErrCancelled, with the reviewer's reason and Denial.
+// ErrTimedOut or ErrCancelled, with the reviewer's reason and Denial. An
+// action that already ran under its IdempotencyKey (StatusConsumed)
+// returns a *NotApprovedError wrapping ErrAlreadyRan, with the earlier
+// request's ID and artifact in its Result: fn does not run again.
 //
 // Retries of the same call (the same action, payload included) reuse one
 // request; an action with other arguments is a request of its own, and

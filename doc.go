@@ -32,6 +32,15 @@
 // approved and consumes the approval: it is single use. An approval not used
 // within the policy's ApprovalTTL expires.
 //
+// An action that must never run twice (a payment) carries an
+// Action.IdempotencyKey naming the operation: once an approval was used
+// under the key, a Guard with the key returns that outcome
+// (StatusConsumed, and approval.Do returns ErrAlreadyRan) for
+// Config.IdempotencyWindow instead of opening a new request, and a Guard
+// with the key and another action is ErrInvalidAction. Without a key, a new
+// request for an action identical to one that ran recently tells its
+// approvers so (Request.Prior, Notification.Prior).
+//
 // Guard fails closed. Invalid input, a store error, or a custom matcher that
 // errors or panics never yields approved: errors return StatusDenied, and a
 // failing matcher applies its policy rather than skipping it.
@@ -88,7 +97,9 @@
 // database). storetest.Run proves any implementation against the contract.
 // A store that implements ResolutionNotifier (sqlstore does) wakes
 // Gate.Wait as soon as another process decides, rather than at its next
-// poll.
+// poll. Idempotency keys need a store that implements IdempotencyKeys, and
+// Request.Prior one that implements PriorRuns (memstore and sqlstore both
+// do).
 //
 // # Audit
 //

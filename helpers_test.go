@@ -57,6 +57,11 @@ var financeDir = approval.StaticDirectory{
 	Roles: map[string][]string{"sre": {"sam"}},
 }
 
+// dynamicDirectory hides every optional capability of the Directory it
+// wraps (GroupLister and RoleLister), as a directory that resolves groups
+// on demand has none.
+type dynamicDirectory struct{ approval.Directory }
+
 // plainStore hides every optional capability of the Store it wraps
 // (Outbox among them), so that the gate delivers in process.
 type plainStore struct{ approval.Store }

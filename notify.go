@@ -636,6 +636,10 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 	n.ActionHash, n.PayloadHash = r.boundHashes()
 	n.Note = job.target.Note
 	n.OnBehalfOf = job.delegates[to]
+	if r.Prior != nil {
+		p := *r.Prior
+		n.Prior = &p
+	}
 	keys := r.RedactKeys()
 	n.Action, n.Redacted = r.Approved().Redact(keys)
 	n.Edit = r.EditSummary(keys)

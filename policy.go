@@ -412,11 +412,16 @@ func evaluate(policies []*compiledPolicy, a *Action) match {
 
 // SetPolicy registers the policy under name, replacing any policy of that
 // name. Requests already open keep the snapshot they were created with. It
-// returns an error wrapping ErrInvalidPolicy if def does not validate.
+// returns an error wrapping ErrInvalidPolicy if def does not validate, or
+// names a group or role the directory does not know when the directory can
+// list them (see GroupLister).
 func (g *Gate) SetPolicy(name string, def Policy) error {
 	cp, err := compilePolicy(name, def, g.dir != nil)
 	if err != nil {
 		return err
+	}
+	if err := g.knownApprovers().check(&cp.def); err != nil {
+		return fmt.Errorf("approval: policy %q: %w", name, err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

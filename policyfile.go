@@ -85,7 +85,7 @@ func (e *PolicyFileError) Unwrap() error { return e.Err }
 // and role approvers are accepted). It returns a *PolicyFileError for
 // anything wrong.
 func ParsePolicies(r io.Reader, reg MatcherRegistry) (*PolicyFile, error) {
-	f, _, err := parsePolicyFile(r, reg, true)
+	f, _, err := parsePolicyFile(r, reg, true, nil)
 	return f, err
 }
 
@@ -95,9 +95,10 @@ func ParsePolicies(r io.Reader, reg MatcherRegistry) (*PolicyFile, error) {
 // and the error is a *PolicyFileError). Policies not in the file are
 // removed. Requests already open keep the snapshots they were created
 // with. The file's delegations are parsed but not granted: see
-// GrantDelegations.
+// GrantDelegations. A policy naming a group or role the directory does not
+// know is refused, if the directory can list them (see GroupLister).
 func (g *Gate) LoadPolicies(r io.Reader) error {
-	_, cps, err := parsePolicyFile(r, g.matchers, g.dir != nil)
+	_, cps, err := parsePolicyFile(r, g.matchers, g.dir != nil, g.knownApprovers())
 	if err != nil {
 		return err
 	}
@@ -121,8 +122,10 @@ func (g *Gate) LoadPolicyFile(path string) error {
 // ReplacePolicies replaces the gate's policies with ps, atomically: if one
 // of them does not validate, or two share a name, none is registered and
 // the error wraps ErrInvalidPolicy. Requests already open keep their
-// snapshots.
+// snapshots. A policy naming a group or role the directory does not know is
+// refused, if the directory can list them (see GroupLister).
 func (g *Gate) ReplacePolicies(ps []NamedPolicy) error {
+	known := g.knownApprovers()
 	cps := make([]*compiledPolicy, 0, len(ps))
 	for i, np := range ps {
 		if slices.ContainsFunc(ps[:i], func(o NamedPolicy) bool { return o.Name == np.Name }) {
@@ -131,6 +134,9 @@ func (g *Gate) ReplacePolicies(ps []NamedPolicy) error {
 		cp, err := compilePolicy(np.Name, np.Policy, g.dir != nil)
 		if err != nil {
 			return err
+		}
+		if err := known.check(&cp.def); err != nil {
+			return fmt.Errorf("approval: policy %q: %w", np.Name, err)
 		}
 		cps = append(cps, cp)
 	}
@@ -164,6 +170,9 @@ func (g *Gate) Policies() []NamedPolicy {
 // fileDecoder decodes one policy file.
 type fileDecoder struct {
 	reg MatcherRegistry
+	// known, if not nil, refuses policies naming groups or roles the
+	// directory does not know.
+	known *knownApprovers
 }
 
 // fail returns a *PolicyFileError at n.
@@ -175,7 +184,7 @@ func fail(n *yaml.Node, path, format string, args ...any) error {
 	return e
 }
 
-func parsePolicyFile(r io.Reader, reg MatcherRegistry, haveDirectory bool) (*PolicyFile, []*compiledPolicy, error) {
+func parsePolicyFile(r io.Reader, reg MatcherRegistry, haveDirectory bool, known *knownApprovers) (*PolicyFile, []*compiledPolicy, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxPolicyFileBytes+1))
 	if err != nil {
 		return nil, nil, &PolicyFileError{Err: fmt.Errorf("%w: reading: %w", ErrInvalidPolicy, err)}
@@ -198,7 +207,7 @@ func parsePolicyFile(r io.Reader, reg MatcherRegistry, haveDirectory bool) (*Pol
 	if err := noAliases(&doc); err != nil {
 		return nil, nil, err
 	}
-	d := fileDecoder{reg: reg}
+	d := fileDecoder{reg: reg, known: known}
 	return d.file(doc.Content[0], haveDirectory)
 }
 
@@ -262,6 +271,9 @@ func (d *fileDecoder) file(n *yaml.Node, haveDirectory bool) (*PolicyFile, []*co
 			return nil, nil, err
 		}
 		cp, err := compilePolicy(name, p, haveDirectory)
+		if err == nil {
+			err = d.known.check(&cp.def)
+		}
 		if err != nil {
 			return nil, nil, &PolicyFileError{Line: vn.Line, Column: vn.Column, Path: path, Err: err}
 		}

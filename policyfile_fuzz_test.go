@@ -23,7 +23,7 @@ func FuzzLoadPolicies(f *testing.F) {
 	f.Add([]byte("policies:\n  p:\n    match: {not: {tag: {none_of: [a]}}}\n    effect: deny\n"))
 	reg := MatcherRegistry{"weekend": func(Action) (bool, error) { return true, nil }}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pf, cps, err := parsePolicyFile(bytes.NewReader(data), reg, true)
+		pf, cps, err := parsePolicyFile(bytes.NewReader(data), reg, true, nil)
 		if err != nil {
 			return
 		}
@@ -31,7 +31,7 @@ func FuzzLoadPolicies(f *testing.F) {
 		if err := EncodePolicies(&buf, pf); err != nil {
 			t.Fatalf("encode: %v", err)
 		}
-		_, again, err := parsePolicyFile(bytes.NewReader(buf.Bytes()), reg, true)
+		_, again, err := parsePolicyFile(bytes.NewReader(buf.Bytes()), reg, true, nil)
 		if err != nil {
 			t.Fatalf("the encoded file does not decode: %v\n%s", err, buf.Bytes())
 		}

@@ -77,7 +77,9 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 			var log syncBuffer
 			f := newFixture(t, func(c *approval.Config) {
 				c.Logger = slog.New(slog.NewTextHandler(&log, nil))
-				c.Directory = dir
+				// A directory that resolves groups on demand: it cannot
+				// list them, so an unknown group reaches Guard.
+				c.Directory = dynamicDirectory{dir}
 				c.DistinctApproversAcrossPolicies = tt.distinct
 				c.Channels = []approval.Channel{rec}
 			})

@@ -133,11 +133,30 @@ type Request struct {
 	// until then, a Guard of the identical action returns this request's
 	// outcome instead of opening a new request (see Config.DenialHold and
 	// Store.Create). Zero means no hold.
+	//
+	// A request with an Action.IdempotencyKey gets one too when a Guard
+	// consumes its approval, Config.IdempotencyWindow long: until then, a
+	// Guard with the key returns this request's outcome (StatusConsumed).
 	HoldUntil time.Time `json:"hold_until,omitzero"`
+	// Prior, set as a request is created, is the newest earlier run of an
+	// identical action (same ActionHash, consumed within
+	// Config.IdempotencyWindow): approving this request would run it
+	// again. Nil when there is none, or the Store cannot tell (see
+	// PriorRuns).
+	Prior *PriorRun `json:"prior,omitempty"`
 
 	// Version increases by one on every update; stores use it for
 	// compare-and-set. A new request has Version 1.
 	Version int64 `json:"version"`
+}
+
+// PriorRun is an earlier run of an action: the request whose approval a
+// Guard consumed, and when (see Request.Prior).
+type PriorRun struct {
+	// RequestID is the earlier request.
+	RequestID string `json:"request_id"`
+	// At is when its approval was consumed: when the action was let run.
+	At time.Time `json:"at"`
 }
 
 // MatchedPolicy is the snapshot of one policy a request matched.
@@ -212,6 +231,10 @@ func (r *Request) Clone() *Request {
 	c := *r
 	c.Action = r.Action.clone()
 	c.Edit = r.Edit.clone()
+	if r.Prior != nil {
+		p := *r.Prior
+		c.Prior = &p
+	}
 	if r.Policies != nil {
 		c.Policies = make([]MatchedPolicy, len(r.Policies))
 	}

@@ -41,6 +41,14 @@ type Store interface {
 	// nothing and returns a copy of that request (the one with the latest
 	// HoldUntil) with created == false, in the same atomic step.
 	//
+	// A request with an Action.IdempotencyKey is deduplicated by its key
+	// instead (the gate gives such requests only to a store that
+	// implements IdempotencyKeys): for req with a key, "a request with the
+	// same ActionHash" above reads "a request with the same
+	// IdempotencyKey", whatever its ActionHash. A request without a key is
+	// never returned for one with a key, nor one with a key for one
+	// without.
+	//
 	// Create returns ErrConflict if a request with req.ID already exists
 	// (after the deduplication check). On success it seals each element of
 	// events in place (see AuditEvent.Seal: Seq, PrevHash, Hash, and At
@@ -105,6 +113,36 @@ type PrunedAudit interface {
 	// the store dropped, or 0 and "" if it dropped none. The kept trail
 	// begins with the event numbered seq+1, whose PrevHash is hash.
 	AuditAnchor(ctx context.Context) (seq int64, hash string, err error)
+}
+
+// IdempotencyKeys is an optional Store capability, found by type
+// assertion: a store that keeps the requests of actions with an
+// Action.IdempotencyKey apart by key, as Store.Create describes, and finds
+// them by key. Guard refuses an action with a key (ErrUnsupported) on a
+// store without it: it could not keep the key's promise. memstore and
+// sqlstore implement it; storetest.Run checks it.
+type IdempotencyKeys interface {
+	// RequestByIdempotencyKey returns a copy of the request that holds key
+	// at time at, the one Create would return for a live request with that
+	// key created then: the request with that IdempotencyKey that is not
+	// terminal, or else, of those whose HoldUntil is after at, the one with
+	// the latest HoldUntil. It returns an error wrapping ErrNotFound when
+	// no request holds the key.
+	RequestByIdempotencyKey(ctx context.Context, key string, at time.Time) (*Request, error)
+}
+
+// PriorRuns is an optional Store capability, found by type assertion: a
+// store that finds the latest run of an action, so that a new request can
+// tell its approvers that an identical action ran recently
+// (Request.Prior). Without it, requests have no Prior. memstore and
+// sqlstore implement it; storetest.Run checks it.
+type PriorRuns interface {
+	// LastRun returns, of the requests with the given ActionHash whose
+	// status is StatusConsumed and whose UpdatedAt (when the approval was
+	// consumed) is not before since, the one with the latest UpdatedAt, as
+	// its ID and UpdatedAt; false when there is none. A request the store
+	// has forgotten (see Store) is not found.
+	LastRun(ctx context.Context, actionHash string, since time.Time) (PriorRun, bool, error)
 }
 
 // ResolutionNotifier is an optional Store capability, found by type

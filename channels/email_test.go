@@ -819,3 +819,30 @@ func TestEmailAlertAndDelegate(t *testing.T) {
 	require.Contains(t, m.text, "On behalf of: alice (you are their delegate)\r\n")
 	require.Equal(t, []string{d.ApproveURL}, htmlLinks(m.html, "Approve"))
 }
+
+// TestEmailPriorRun: a request whose identical action ran recently says so
+// below the lead, in both parts, with the time in UTC and the earlier
+// request; one without says nothing of it.
+func TestEmailPriorRun(t *testing.T) {
+	t.Parallel()
+	srv := startMailServer(t, serverOpts{})
+	e := newTestEmail(t, srv.addr)
+	n := requested(t)
+	n.Prior = &approval.PriorRun{RequestID: "req_0195a1b2c3d47e8f9a0b1c2d3e4f0000",
+		At: time.Date(2026, 2, 28, 15, 3, 0, 0, time.FixedZone("CET", 3600))}
+	require.NoError(t, e.Send(context.Background(), n))
+	plain := requested(t)
+	plain.ID = plain.ID[:len(plain.ID)-1] + "z"
+	require.NoError(t, e.Send(context.Background(), plain))
+	msgs := srv.messages()
+	require.Len(t, msgs, 2)
+
+	m := parseMail(t, msgs[0].data)
+	const line = "An identical action was approved and ran at 2026-02-28 14:03 UTC: req_0195a1b2c3d47e8f9a0b1c2d3e4f0000"
+	require.Contains(t, m.text, "before this action runs.\r\n\r\n"+line+"\r\n\r\nMessage:")
+	require.Contains(t, m.html, ";font-weight:600\">"+line+"</p>")
+
+	m = parseMail(t, msgs[1].data)
+	require.NotContains(t, m.text, "identical action")
+	require.NotContains(t, m.html, "identical action")
+}

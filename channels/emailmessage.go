@@ -155,11 +155,14 @@ func mailClip(s string, n int) string {
 // one line but Message; html/template escapes them all in the HTML part.
 type emailView struct {
 	Subject, Headline, Name, Lead, Message string
-	Rows                                   []emailRow
-	Decide                                 bool // there are approve or deny links
-	ApproveURL, DenyURL, ReviewURL         string
-	Redacted                               bool
-	RequestID, NotificationID              string
+	// Prior says that an identical action ran recently
+	// (Notification.Prior); empty if none did.
+	Prior                          string
+	Rows                           []emailRow
+	Decide                         bool // there are approve or deny links
+	ApproveURL, DenyURL, ReviewURL string
+	Redacted                       bool
+	RequestID, NotificationID      string
 }
 
 // maxFilesShown bounds the paths of Action.Diff a message lists, and
@@ -208,6 +211,9 @@ func newEmailView(n *approval.Notification) *emailView {
 		v.ApproveURL, v.DenyURL = n.ApproveURL, n.DenyURL
 	}
 	v.Decide = v.ApproveURL != "" || v.DenyURL != ""
+	if p := n.Prior; p != nil {
+		v.Prior = "An identical action was approved and ran at " + p.At.UTC().Format("2006-01-02 15:04 MST") + ": " + mailLine(p.RequestID)
+	}
 	switch n.Type {
 	case approval.NotifyRequested:
 		v.Headline, v.Lead = "Approval needed", "Your approval is needed before this action runs."
@@ -322,6 +328,9 @@ func (v *emailView) writeText(w io.Writer) error {
 	if v.Lead != "" {
 		b.WriteString(v.Lead + "\n\n")
 	}
+	if v.Prior != "" {
+		b.WriteString(v.Prior + "\n\n")
+	}
 	if v.Message != "" {
 		b.WriteString("Message:\n")
 		for _, l := range strings.Split(v.Message, "\n") {
@@ -370,6 +379,9 @@ var emailHTML = template.Must(template.New("email").Parse(`<!DOCTYPE html>
 <h1 style="font-size:20px;margin:0 0 8px">{{.Headline}}: {{.Name}}</h1>
 {{- if .Lead}}
 <p style="margin:0 0 16px">{{.Lead}}</p>
+{{- end}}
+{{- if .Prior}}
+<p style="margin:0 0 16px;padding:8px 12px;border-left:3px solid #bf8700;background:#fff8c5;font-weight:600">{{.Prior}}</p>
 {{- end}}
 {{- if .Message}}
 <div style="white-space:pre-wrap;margin:0 0 16px;padding:8px 12px;border-left:3px solid #d0d7de;background:#f6f8fa">{{.Message}}</div>

@@ -280,6 +280,10 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 	if !n.Status.Open() && n.Reason != "" {
 		summary += "\n*Outcome:* " + esc(string(n.Status), 40) + ": " + esc(n.Reason, 1000)
 	}
+	if p := n.Prior; p != nil {
+		// Before the requester's message, so that no cut of it hides this.
+		summary += "\n:warning: *An identical action was approved and ran at " + slackDate(p.At) + ":* `" + esc(p.RequestID, 45) + "`"
+	}
 	if a.Message != "" {
 		// Each line of the message a block quote: it is the requester's
 		// text, not the gate's.

@@ -637,3 +637,21 @@ func requestOf(t *testing.T, gate *approval.Gate, id string) *approval.Request {
 	require.NoError(t, err)
 	return r
 }
+
+// TestSlackPriorRun: a request whose identical action ran recently says
+// so in its summary, with the time and the earlier request, before the
+// requester's message; one without says nothing of it.
+func TestSlackPriorRun(t *testing.T) {
+	t.Parallel()
+	n := openNotification()
+	ranAt := time.Date(2026, 2, 28, 14, 3, 0, 0, time.UTC)
+	n.Prior = &approval.PriorRun{RequestID: "req_0195a1b2c3d47e8f9a0b1c2d3e4f0000", At: ranAt}
+	d := postSlack(t, n, false)
+	summary := d.Blocks[1].Text.Text
+	line := fmt.Sprintf(":warning: *An identical action was approved and ran at <!date^%d^{date_short_pretty} {time}|2026-02-28 14:03 UTC>:* `req_0195a1b2c3d47e8f9a0b1c2d3e4f0000`",
+		ranAt.Unix())
+	require.Contains(t, summary, line)
+	require.Less(t, strings.Index(summary, line), strings.Index(summary, "\n>Pay the March invoice"), "before the requester's message")
+
+	require.NotContains(t, postSlack(t, openNotification(), false).allMrkdwn(), "identical action")
+}

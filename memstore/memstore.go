@@ -30,9 +30,11 @@ import (
 // memory. The zero value is not usable: create one with New. A Store is safe
 // for concurrent use.
 //
-// Every method copies what it receives and what it returns, so callers may
-// modify requests and events afterwards. Create, Get and Update run in
-// constant time; List and ListAudit scan from the cursor (ListAudit of one
+// It implements approval.Outbox, approval.Delegations, approval.AuditTail,
+// approval.PrunedAudit, approval.IdempotencyKeys and approval.PriorRuns. Every method copies what
+// it receives and what it returns, so callers may modify requests and
+// events afterwards. Create, Get, Update, RequestByIdempotencyKey and
+// LastRun run in constant time; List and ListAudit scan from the cursor (ListAudit of one
 // request reads only that request's events, from an index), and ListDue
 // scans the requests that are not terminal.
 type Store struct {
@@ -42,15 +44,19 @@ type Store struct {
 	// ids holds every request ID in ascending order, for List. IDs are
 	// time-ordered, so inserting one is nearly always an append.
 	ids []string
-	// live maps an ActionHash to the IDs of its requests that are not
-	// terminal, oldest first. Create deduplicates against it and ListDue
-	// scans it. The gate keeps at most one live request per action, but an
-	// Update may in principle revive a terminal request, so this is a list.
-	live map[string][]string
-	// held maps an ActionHash to the ID of its request with the latest
+	// live maps an action (see dedupKey) to the IDs of its requests that
+	// are not terminal, oldest first. Create deduplicates against it and
+	// ListDue scans it. The gate keeps at most one live request per
+	// action, but an Update may in principle revive a terminal request,
+	// so this is a list.
+	live map[dedupKey][]string
+	// held maps an action to the ID of its request with the latest
 	// HoldUntil, for Create's hold check. An entry whose hold has passed is
 	// dropped when Create next finds it.
-	held map[string]string
+	held map[dedupKey]string
+	// ran maps an ActionHash to the ID of its consumed request with the
+	// latest UpdatedAt, for LastRun.
+	ran map[string]string
 	// tokens holds every token ID recorded by Update.
 	tokens map[string]struct{}
 	// reqTokens lists the token IDs each request's updates recorded, to
@@ -85,10 +91,23 @@ type Store struct {
 
 const auditChunk = 1024
 
+// dedupKey is what Create deduplicates a request by: its ActionHash, or,
+// for a request with an Action.IdempotencyKey, that key alone.
+type dedupKey struct{ hash, idem string }
+
+func keyOf(r *approval.Request) dedupKey {
+	if k := r.Action.IdempotencyKey; k != "" {
+		return dedupKey{idem: k}
+	}
+	return dedupKey{hash: r.ActionHash}
+}
+
 var (
-	_ approval.Store       = (*Store)(nil)
-	_ approval.Outbox      = (*Store)(nil)
-	_ approval.PrunedAudit = (*Store)(nil)
+	_ approval.Store           = (*Store)(nil)
+	_ approval.Outbox          = (*Store)(nil)
+	_ approval.PrunedAudit     = (*Store)(nil)
+	_ approval.IdempotencyKeys = (*Store)(nil)
+	_ approval.PriorRuns       = (*Store)(nil)
 )
 
 // New returns an empty Store. By default it drops a request
@@ -97,8 +116,9 @@ var (
 func New(opts ...Option) *Store {
 	s := &Store{
 		requests:  make(map[string]*approval.Request),
-		live:      make(map[string][]string),
-		held:      make(map[string]string),
+		live:      make(map[dedupKey][]string),
+		held:      make(map[dedupKey]string),
+		ran:       make(map[string]string),
 		tokens:    make(map[string]struct{}),
 		reqTokens: make(map[string][]string),
 		reqEvents: make(map[string][]int64),
@@ -111,9 +131,10 @@ func New(opts ...Option) *Store {
 	return s
 }
 
-// Create implements approval.Store. It looks for a live request with the
-// same ActionHash before it checks req.ID, so a retried Create returns the
-// request the first attempt stored, with created == false, not ErrConflict.
+// Create implements approval.Store. It looks for a live request for the
+// same action (ActionHash, or IdempotencyKey) before it checks req.ID, so a
+// retried Create returns the request the first attempt stored, with
+// created == false, not ErrConflict.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
 	return s.create(ctx, req, events, nil)
 }
@@ -135,14 +156,8 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 	defer s.mu.Unlock()
 	s.observe(req.CreatedAt)
 	if !req.Status.Terminal() {
-		if ids := s.live[req.ActionHash]; len(ids) > 0 {
-			return s.requests[ids[0]].Clone(), false, nil
-		}
-		if id, ok := s.held[req.ActionHash]; ok {
-			if h := s.requests[id]; h.HoldUntil.After(req.CreatedAt) {
-				return h.Clone(), false, nil
-			}
-			delete(s.held, req.ActionHash)
+		if h := s.holder(keyOf(req), req.CreatedAt); h != nil {
+			return h.Clone(), false, nil
 		}
 	}
 	if _, ok := s.requests[req.ID]; ok {
@@ -155,14 +170,32 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 	s.requests[stored.ID] = stored
 	s.insertID(stored.ID)
 	if !stored.Status.Terminal() {
-		s.live[stored.ActionHash] = append(s.live[stored.ActionHash], stored.ID)
+		k := keyOf(stored)
+		s.live[k] = append(s.live[k], stored.ID)
 	} else {
 		s.ended(stored)
 	}
 	s.noteHold(stored)
+	s.noteRun(stored)
 	s.appendAudit(events)
 	s.addOutbox(msgs)
 	return stored.Clone(), true, nil
+}
+
+// holder returns the request Create deduplicates a live request of action
+// k against at time at: the oldest live one, or else the latest hold after
+// at. It drops a hold that has passed. s.mu must be held.
+func (s *Store) holder(k dedupKey, at time.Time) *approval.Request {
+	if ids := s.live[k]; len(ids) > 0 {
+		return s.requests[ids[0]]
+	}
+	if id, ok := s.held[k]; ok {
+		if h := s.requests[id]; h.HoldUntil.After(at) {
+			return h
+		}
+		delete(s.held, k)
+	}
+	return nil
 }
 
 // noteHold records r in s.held if its hold is the latest of its action.
@@ -170,9 +203,54 @@ func (s *Store) noteHold(r *approval.Request) {
 	if r.HoldUntil.IsZero() {
 		return
 	}
-	if id, ok := s.held[r.ActionHash]; !ok || id == r.ID || !s.requests[id].HoldUntil.After(r.HoldUntil) {
-		s.held[r.ActionHash] = r.ID
+	k := keyOf(r)
+	if id, ok := s.held[k]; !ok || id == r.ID || !s.requests[id].HoldUntil.After(r.HoldUntil) {
+		s.held[k] = r.ID
 	}
+}
+
+// noteRun records r in s.ran if it is consumed and the latest run of its
+// action.
+func (s *Store) noteRun(r *approval.Request) {
+	if r.Status != approval.StatusConsumed {
+		return
+	}
+	if id, ok := s.ran[r.ActionHash]; !ok || id == r.ID || !s.requests[id].UpdatedAt.After(r.UpdatedAt) {
+		s.ran[r.ActionHash] = r.ID
+	}
+}
+
+// RequestByIdempotencyKey implements approval.IdempotencyKeys.
+func (s *Store) RequestByIdempotencyKey(ctx context.Context, key string, at time.Time) (*approval.Request, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: request by idempotency key: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if key != "" {
+		if h := s.holder(dedupKey{idem: key}, at); h != nil {
+			return h.Clone(), nil
+		}
+	}
+	return nil, fmt.Errorf("memstore: idempotency key %.64q: %w", key, approval.ErrNotFound)
+}
+
+// LastRun implements approval.PriorRuns.
+func (s *Store) LastRun(ctx context.Context, actionHash string, since time.Time) (approval.PriorRun, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return approval.PriorRun{}, false, fmt.Errorf("memstore: last run: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, ok := s.ran[actionHash]
+	if !ok {
+		return approval.PriorRun{}, false, nil
+	}
+	r := s.requests[id]
+	if r.Status != approval.StatusConsumed || r.UpdatedAt.Before(since) {
+		return approval.PriorRun{}, false, nil
+	}
+	return approval.PriorRun{RequestID: r.ID, At: r.UpdatedAt}, true, nil
 }
 
 // insertID adds id to s.ids, keeping it sorted.
@@ -232,32 +310,37 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	}
 	next := u.Request.Clone()
 	wasLive, isLive := !old.Status.Terminal(), !next.Status.Terminal()
-	if wasLive && (!isLive || old.ActionHash != next.ActionHash) {
-		s.unlive(old.ActionHash, id)
+	oldKey, nextKey := keyOf(old), keyOf(next)
+	if wasLive && (!isLive || oldKey != nextKey) {
+		s.unlive(oldKey, id)
 	}
-	if isLive && (!wasLive || old.ActionHash != next.ActionHash) {
-		s.live[next.ActionHash] = append(s.live[next.ActionHash], id)
+	if isLive && (!wasLive || oldKey != nextKey) {
+		s.live[nextKey] = append(s.live[nextKey], id)
+	}
+	if s.ran[old.ActionHash] == id && (next.Status != approval.StatusConsumed || old.ActionHash != next.ActionHash) {
+		delete(s.ran, old.ActionHash)
 	}
 	s.requests[id] = next
 	if !isLive {
 		s.ended(next)
 	}
 	s.noteHold(next)
+	s.noteRun(next)
 	s.appendAudit(u.Events)
 	s.addOutbox(u.Outbox)
 	return nil
 }
 
-// unlive removes id from the live requests of hash.
-func (s *Store) unlive(hash, id string) {
-	ids := s.live[hash]
+// unlive removes id from the live requests of action k.
+func (s *Store) unlive(k dedupKey, id string) {
+	ids := s.live[k]
 	if i := slices.Index(ids, id); i >= 0 {
 		ids = slices.Delete(ids, i, i+1)
 	}
 	if len(ids) == 0 {
-		delete(s.live, hash)
+		delete(s.live, k)
 	} else {
-		s.live[hash] = ids
+		s.live[k] = ids
 	}
 }
 

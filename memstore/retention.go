@@ -123,8 +123,11 @@ func (s *Store) dropRequest(r *approval.Request) {
 		delete(s.tokens, tok)
 	}
 	delete(s.reqTokens, r.ID)
-	if s.held[r.ActionHash] == r.ID {
-		delete(s.held, r.ActionHash)
+	if k := keyOf(r); s.held[k] == r.ID {
+		delete(s.held, k)
+	}
+	if s.ran[r.ActionHash] == r.ID {
+		delete(s.ran, r.ActionHash)
 	}
 	s.droppedIDs++
 	if s.droppedIDs > 1024 && s.droppedIDs > len(s.ids)/2 {

@@ -8,8 +8,9 @@
 //	gate, err := approval.New(approval.Config{Store: store, ...})
 //
 // A Store implements approval.Store, and the optional approval.Outbox,
-// approval.Delegations, approval.AuditTail and approval.ResolutionNotifier;
-// it passes the storetest conformance suite on both databases.
+// approval.Delegations, approval.AuditTail, approval.ResolutionNotifier,
+// approval.IdempotencyKeys and approval.PriorRuns; it passes the storetest
+// conformance suite on both databases.
 //
 // # Opening
 //
@@ -141,6 +142,17 @@
 // ListDelegations filters in SQL (From and To by indexes on the person and
 // the window's end, ActiveAt by the window and the revocation time) and
 // pages by ID in byte order on both dialects.
+//
+// # Idempotency keys
+//
+// A Store implements approval.IdempotencyKeys: a request's idempotency key
+// is a column of its row (migration 0005), and the partial unique index
+// that allows one live request per action hash covers the requests without
+// a key, a second one the keys of those with one, so that concurrent
+// Creates of one key, from any number of processes, create one request.
+// A key's holds, and the request holding a key, are read by an index on
+// the key. approval.PriorRuns reads the latest consumed request of an
+// action hash by an index on the consumed requests' action hash and time.
 //
 // # Group commit
 //

@@ -18,14 +18,16 @@ const liveStatuses = `('pending', 'escalated', 'approved')`
 const maxCreateAttempts = 16
 
 // Create implements approval.Store. The live-request check is the
-// database's: a partial unique index on action_hash over the live
-// statuses. Create inserts with ON CONFLICT DO NOTHING and, when nothing
-// was inserted, returns the live request of the ActionHash, or
-// approval.ErrConflict if it was req.ID that was taken. When a live request
-// and req.ID both collide, the live request wins (created == false). A
-// terminal req is outside the index, so it is stored whatever else exists.
-// The returned request is a copy of req with its times in UTC at
-// microsecond precision, which is how it is stored.
+// database's: a partial unique index over the live statuses, on
+// action_hash for requests without an idempotency key and on
+// idempotency_key for those with one. Create inserts with ON CONFLICT DO
+// NOTHING and, when nothing was inserted, returns the live request of the
+// action (its ActionHash, or its IdempotencyKey), or approval.ErrConflict
+// if it was req.ID that was taken. When a live request and req.ID both
+// collide, the live request wins (created == false). A terminal req is
+// outside the index, so it is stored whatever else exists. The returned
+// request is a copy of req with its times in UTC at microsecond precision,
+// which is how it is stored.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
 	return s.create(ctx, req, events, nil)
 }
@@ -65,9 +67,11 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 				return fmt.Errorf("a request with this ID exists: %w", approval.ErrConflict)
 			}
 			var body []byte
-			err = q.queryRow(ctx, `SELECT body FROM requests
-WHERE action_hash = $1 AND status IN `+liveStatuses+`
-ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
+			live, held, action := selectLiveByHash, selectHeldByHash, req.ActionHash
+			if k := req.Action.IdempotencyKey; k != "" {
+				live, held, action = selectLiveByKey, selectHeldByKey, k
+			}
+			err = q.queryRow(ctx, live, action).Scan(&body)
 			if err == nil {
 				existing, err = decodeRequest(body)
 				return err
@@ -75,9 +79,7 @@ ORDER BY id LIMIT 1`, req.ActionHash).Scan(&body)
 			if !errNoRows(err) {
 				return err
 			}
-			err = q.queryRow(ctx, `SELECT body FROM requests
-WHERE action_hash = $1 AND hold_until > $2
-ORDER BY hold_until DESC LIMIT 1`, req.ActionHash, s.dialect.timeValue(req.CreatedAt)).Scan(&body)
+			err = q.queryRow(ctx, held, action, s.dialect.timeValue(req.CreatedAt)).Scan(&body)
 			if err == nil {
 				existing, err = decodeRequest(body)
 				return err
@@ -113,45 +115,84 @@ ORDER BY hold_until DESC LIMIT 1`, req.ActionHash, s.dialect.timeValue(req.Creat
 	return row.req, true, nil
 }
 
+// The reads of the request Create returns in place of a new one: the live
+// request of the action, or its latest hold after $2. An action is an
+// ActionHash among the requests without an idempotency key, and an
+// IdempotencyKey among those with one.
+const (
+	selectLiveByHash = `SELECT body FROM requests
+WHERE action_hash = $1 AND idempotency_key IS NULL AND status IN ` + liveStatuses + `
+ORDER BY id LIMIT 1`
+	selectHeldByHash = `SELECT body FROM requests
+WHERE action_hash = $1 AND idempotency_key IS NULL AND hold_until > $2
+ORDER BY hold_until DESC LIMIT 1`
+	selectLiveByKey = `SELECT body FROM requests
+WHERE idempotency_key = $1 AND status IN ` + liveStatuses + `
+ORDER BY id LIMIT 1`
+	selectHeldByKey = `SELECT body FROM requests
+WHERE idempotency_key = $1 AND hold_until > $2
+ORDER BY hold_until DESC LIMIT 1`
+)
+
 // pgInsertRequest inserts a request and its side-table rows in one
 // statement (one round trip) and returns the number of requests inserted.
 // The side-table rows belong to the new request, so they wait for no one.
-// It inserts nothing if $12 (a live request) and the action is held.
-const pgInsertRequest = `WITH ins AS (
-    INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until)
-    SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::bigint, $9::text, $10::timestamptz
-    WHERE NOT ($12::boolean AND EXISTS (SELECT 1 FROM requests WHERE action_hash = $3::text AND hold_until > $5::timestamptz))
+// It inserts nothing if $13 (a live request) and the action is held:
+// pgInsertRequest checks the holds of the action hash, for a request
+// without an idempotency key, pgInsertKeyedRequest those of the key $11.
+var (
+	pgInsertRequest      = pgInsert(`action_hash = $3::text AND idempotency_key IS NULL`)
+	pgInsertKeyedRequest = pgInsert(`idempotency_key = $11::text`)
+)
+
+func pgInsert(action string) string {
+	return `WITH ins AS (
+    INSERT INTO requests (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until, idempotency_key)
+    SELECT $1::text, $2::text, $3::text, $4::text, $5::timestamptz, $6::timestamptz, $7::timestamptz, $8::bigint, $9::text, $10::timestamptz, $11::text
+    WHERE NOT ($13::boolean AND EXISTS (SELECT 1 FROM requests WHERE ` + action + ` AND hold_until > $5::timestamptz))
     ON CONFLICT DO NOTHING
     RETURNING id
 ), policies AS (
-    INSERT INTO request_policies (request_id, policy) SELECT id, unnest($11::text[]) FROM ins
+    INSERT INTO request_policies (request_id, policy) SELECT id, unnest($12::text[]) FROM ins
 ), approvers AS (
-    INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($13::text[]) FROM ins
+    INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($14::text[]) FROM ins
 )
 SELECT count(*) FROM ins`
+}
 
 // sqliteInsertRequest is the insert of a request on SQLite; with
-// sqliteUnlessHeld, it inserts nothing if the action is held. (The WHERE
-// also keeps SQLite from reading ON CONFLICT as a join constraint.)
+// sqliteUnlessHeld (sqliteUnlessKeyHeld for a request with an idempotency
+// key), it inserts nothing if the action is held. (The WHERE also keeps
+// SQLite from reading ON CONFLICT as a join constraint.)
 const (
 	sqliteInsertRequest = `INSERT INTO requests
-    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 WHERE true`
-	sqliteUnlessHeld = ` AND NOT EXISTS (SELECT 1 FROM requests WHERE action_hash = $3 AND hold_until > $5)`
+    (id, status, action_hash, requested_by, created_at, updated_at, due_at, version, body, hold_until, idempotency_key)
+SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE true`
+	sqliteUnlessHeld    = ` AND NOT EXISTS (SELECT 1 FROM requests WHERE action_hash = $3 AND idempotency_key IS NULL AND hold_until > $5)`
+	sqliteUnlessKeyHeld = ` AND NOT EXISTS (SELECT 1 FROM requests WHERE idempotency_key = $11 AND hold_until > $5)`
 )
 
 // insertRequest inserts row and its side-table rows unless a live request
 // of its action, a hold on its action (for a live row) or a request with
 // its ID exists, and reports whether it did.
 func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow) (bool, error) {
+	keyed := row.req.Action.IdempotencyKey != ""
 	if s.dialect == Postgres {
 		var n int64
 		args := append(s.requestArgs(row), policyNames(row.req), !row.req.Status.Terminal(), voterNames(row.req))
-		err := q.queryRow(ctx, pgInsertRequest, args...).Scan(&n)
+		insert := pgInsertRequest
+		if keyed {
+			insert = pgInsertKeyedRequest
+		}
+		err := q.queryRow(ctx, insert, args...).Scan(&n)
 		return n > 0, err
 	}
 	insert := sqliteInsertRequest
-	if !row.req.Status.Terminal() {
+	switch {
+	case row.req.Status.Terminal():
+	case keyed:
+		insert += sqliteUnlessKeyHeld
+	default:
 		insert += sqliteUnlessHeld
 	}
 	n, err := q.exec(ctx, insert+"\nON CONFLICT DO NOTHING", s.requestArgs(row)...)
@@ -171,8 +212,16 @@ func (s *Store) requestArgs(row requestRow) []any {
 	return []any{
 		r.ID, string(r.Status), r.ActionHash, r.Action.RequestedBy,
 		s.dialect.timeValue(r.CreatedAt), s.dialect.timeValue(r.UpdatedAt), s.dialect.timeArg(r.DueAt),
-		r.Version, string(row.body), s.dialect.timeArg(r.HoldUntil),
+		r.Version, string(row.body), s.dialect.timeArg(r.HoldUntil), keyArg(r),
 	}
+}
+
+// keyArg is the idempotency_key column of r: NULL when it has none.
+func keyArg(r *approval.Request) any {
+	if k := r.Action.IdempotencyKey; k != "" {
+		return k
+	}
+	return nil
 }
 
 // Get implements approval.Store.
@@ -287,8 +336,8 @@ func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, token
 		old  storedRow
 		body []byte
 	)
-	cols := `version, status, action_hash, requested_by, created_at, due_at`
-	dests := []any{&old.version, &old.status, &old.actionHash, &old.requestedBy, &old.createdAt, &old.dueAt}
+	cols := `version, status, action_hash, requested_by, idempotency_key, created_at, due_at`
+	dests := []any{&old.version, &old.status, &old.actionHash, &old.requestedBy, &old.idempotencyKey, &old.createdAt, &old.dueAt}
 	if !cached {
 		cols += ", body"
 		dests = append(dests, &body)

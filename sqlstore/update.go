@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"slices"
@@ -17,6 +18,7 @@ import (
 type storedRow struct {
 	version                         int64
 	status, actionHash, requestedBy string
+	idempotencyKey                  sql.NullString
 	createdAt, dueAt                any
 }
 
@@ -89,6 +91,10 @@ func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, 
 	}
 	if all || r.ActionHash != old.actionHash {
 		col("action_hash", r.ActionHash)
+	}
+	if k := r.Action.IdempotencyKey; all || k != old.idempotencyKey.String || (k != "") != old.idempotencyKey.Valid {
+		// The gate never changes it; the column follows the body anyway.
+		col("idempotency_key", keyArg(r))
 	}
 	if all || r.Action.RequestedBy != old.requestedBy {
 		col("requested_by", r.Action.RequestedBy)

@@ -230,6 +230,8 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 		require.Equal(t, conds, page.Events[1].Conditions, "the conditions are in the trail")
 		verifyTrail(t, g1)
 	})
+
+	runIdempotencyGateTests(t, newStores)
 }
 
 // newGatePair returns two gates, one over each of a fresh pair of stores,

@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runContextTests(t, newStore)
 	runOutboxTests(t, newStore)
 	runDelegationTests(t, newStore)
+	runIdempotencyTests(t, newStore)
 	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
@@ -93,6 +94,7 @@ func fullRequest() *approval.Request {
 		Provenance: &approval.Provenance{
 			Source: "sdk", CreatedBy: "agent-7", SourceID: "call-9", CreatedFrom: "conv-12",
 		},
+		IdempotencyKey: "deploy-" + randomHex(),
 		Diff: []approval.FileDiff{{
 			Path:    "deploy/prod.yaml",
 			OldPath: "deploy/prod.yml",
@@ -174,6 +176,7 @@ func fullRequest() *approval.Request {
 	r.EscalationLevel = 1
 	r.Reminders = 2
 	r.HoldUntil = at.Add(3 * time.Hour) // round trip only: the gate sets it as a request ends
+	r.Prior = &approval.PriorRun{RequestID: newID(), At: at.Add(-time.Hour)}
 	return r
 }
 
