@@ -147,6 +147,10 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 // approval without a request, for an action no policy matched, carries
 // no artifact; it is returned as it is unless ClientOptions.RequireArtifact.
 //
+// An action with an IdempotencyKey whose operation already ran comes back
+// as approval.StatusConsumed, with the earlier request's ID: do not run it
+// again.
+//
 // A request approved with an edited payload (approval.StatusModified) is
 // returned only after its artifact verified against a with
 // Result.Payload in place of a's payload: run the action with that. The
@@ -192,6 +196,14 @@ func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result,
 		return res, nil
 	case approval.StatusDenied, approval.StatusTimedOut:
 		res.Artifact = nil
+		return res, nil
+	case approval.StatusConsumed:
+		// The operation named by a.IdempotencyKey already ran under
+		// request res.RequestID: nothing to run. The artifact, if any, is
+		// the earlier run's, kept as evidence.
+		if a.IdempotencyKey == "" || res.RequestID == "" {
+			return fail(errors.New("the server answered consumed for an action without an idempotency key"))
+		}
 		return res, nil
 	case approval.StatusApproved:
 	case approval.StatusModified:

@@ -72,6 +72,9 @@ func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, 
 	rv := h.review(req, page.Events, h.keysFor(req), h.now())
 	rv.HistoryMore = page.Next != ""
 	rv.Base, rv.Viewer = base(r), v.id
+	if rv.Prior != nil {
+		rv.Prior.URL = rv.Base + "approvals/" + rv.Prior.RequestID
+	}
 	if v.claims != nil {
 		rv.LinkFor = v.id
 		if signedIn != "" && signedIn != v.id {
@@ -219,9 +222,9 @@ type rowView struct {
 	ID, URL, StatusLabel, Name, RequestedBy, Message, Policies, Amount, Risk string
 	// Progress is where the request stands ("1 of 2"); Mine is set when
 	// the viewer may decide it now; Edited when an approver edited its
-	// payload.
+	// payload; Prior when an identical action ran recently.
 	Progress                                   string
-	Mine, Edited                               bool
+	Mine, Edited, Prior                        bool
 	Status                                     approval.Status
 	Created, CreatedISO, Deadline, DeadlineISO string
 }
@@ -320,7 +323,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		rv := rowView{ID: req.ID, URL: v.Base + "approvals/" + req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status),
 			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: clipText(req.Action.Message, 140),
 			Policies: strings.Join(req.PolicyNames(), ", "), Amount: fmtAmount(req.Action.Cost), Risk: req.Action.Risk.String(),
-			Edited: req.Edit != nil}
+			Edited: req.Edit != nil, Prior: req.Prior != nil}
 		if req.Status.Open() {
 			rv.Progress = progressShort(req)
 			rv.Mine = h.gate.CanDecide(ctx, req, who) == nil

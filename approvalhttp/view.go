@@ -55,12 +55,24 @@ type reviewView struct {
 	Resolved, ResolvedISO, Expires, ExpiresISO           string
 	Overdue                                              bool
 
+	// Prior is set when an identical action was approved and ran
+	// recently (approval.Request.Prior): a reviewer may be asked to
+	// approve a duplicate.
+	Prior *priorView
+	// IdempotencyKey is the business operation the action names.
+	IdempotencyKey string
+
 	Flash      string
 	Form       *formView
 	NoForm     string // why no decision can be made here
 	NoFormCode string
 	LinkFor    string // the token's subject, for a link
 	SignedInAs string // the session's reviewer, when it differs from LinkFor
+}
+
+// priorView is the earlier run of the identical action.
+type priorView struct {
+	RequestID, URL, At, AtISO string
 }
 
 // editView is what the page shows of an edit: who made it and what
@@ -254,6 +266,11 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 		Constraints: a.Constraints, Provenance: a.Provenance,
 	}
 	v.ActionHash, v.PayloadHash = req.ActionHash, req.PayloadHash
+	v.IdempotencyKey = a.IdempotencyKey
+	if p := req.Prior; p != nil {
+		v.Prior = &priorView{RequestID: p.RequestID}
+		v.Prior.At, v.Prior.AtISO = fmtTime(p.At)
+	}
 	if req.Status == approval.StatusEscalated {
 		v.StatusNote = fmt.Sprintf("Waiting for approvers; escalated %d time(s), so further approvers may decide.", req.EscalationLevel)
 	}

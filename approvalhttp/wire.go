@@ -37,6 +37,11 @@ type actionBody struct {
 	Payload     json.RawMessage      `json:"payload,omitempty"`
 	Provenance  *approval.Provenance `json:"provenance,omitempty"`
 	Diff        []approval.FileDiff  `json:"diff,omitempty"`
+	// IdempotencyKey names the business operation (see
+	// approval.Action.IdempotencyKey): once its approval was used, the
+	// answer is status "consumed" with the earlier request, and nothing
+	// new is opened.
+	IdempotencyKey string `json:"idempotency_key,omitempty"`
 }
 
 // bodyOf returns the body that carries a to POST /api/approvals, the
@@ -56,7 +61,7 @@ func bodyOf(a approval.Action) (*actionBody, error) {
 	b := &actionBody{
 		Name: a.Name, RequestedBy: a.RequestedBy, Cost: a.Cost, Risk: a.Risk, Tags: a.Tags, Metadata: a.Metadata,
 		Message: a.Message, RunID: a.RunID, StepID: a.StepID, Constraints: a.Constraints,
-		Provenance: a.Provenance, Diff: a.Diff,
+		Provenance: a.Provenance, Diff: a.Diff, IdempotencyKey: a.IdempotencyKey,
 	}
 	p := a.Payload
 	switch {
@@ -86,7 +91,7 @@ func (b *actionBody) action() (approval.Action, error) {
 	a := approval.Action{
 		Name: b.Name, Cost: b.Cost, Risk: b.Risk, Tags: b.Tags, Metadata: b.Metadata,
 		Message: b.Message, RunID: b.RunID, StepID: b.StepID, Constraints: b.Constraints,
-		Provenance: b.Provenance, Diff: b.Diff,
+		Provenance: b.Provenance, Diff: b.Diff, IdempotencyKey: b.IdempotencyKey,
 	}
 	p := bytes.TrimSpace(b.Payload)
 	switch {
