@@ -46,11 +46,11 @@ type actionBody struct {
 
 // bodyOf returns the body that carries a to POST /api/approvals, the
 // inverse of actionBody.action: the server stores exactly a's payload
-// bytes. A payload travels as itself when it is a JSON value (not a
-// string) that the JSON encoder leaves byte for byte as it is, as a JSON
-// string of its text when it is other UTF-8 text (whitespace, escapes and
-// key order then survive too; every version of the server reads that),
-// and in payload_base64 otherwise. An Initiator and a Recommendation have
+// bytes. A payload travels in wire.Exact's form: as itself when it is JSON
+// hashed in canonical form that the JSON encoder leaves byte for byte, as
+// a JSON string of its text when it is other UTF-8 text (white space,
+// escapes and key order then survive too; every version of the server
+// reads that), and in payload_base64 otherwise. An Initiator and a Recommendation have
 // no form in the body: ErrInvalidAction.
 func bodyOf(a approval.Action) (*actionBody, error) {
 	switch {

@@ -12,7 +12,9 @@ package wire
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +23,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/canon"
 )
 
 // Payload is a payload in a JSON document: one of its three fields for a
@@ -37,19 +40,18 @@ type Payload struct {
 	Base64 []byte `json:"payload_base64,omitempty"`
 }
 
-// Show returns p as an output shows it: JSON as itself when a reader gets
-// back a payload of the same payload hash (approval.PayloadHash), which
-// holds for all JSON hashed in canonical form, however the document
-// re-encodes it (the encoder compacts white space and escapes <, > and
-// &). JSON hashed as its raw bytes (numbers a double does not hold
-// exactly) travels as itself only when the encoder leaves it byte for
-// byte, and as text otherwise.
+// Show returns p as an output shows it: JSON as itself when its payload
+// hash (approval.PayloadHash) is the hash of its canonical form (RFC
+// 8785), so that a reader who re-encodes or canonicalizes the value,
+// in any language, gets the same payload hash; text or base64 otherwise.
+// JSON hashed as its raw bytes (a number a double does not hold exactly,
+// a key twice) is text: parsing it would lose what the hash binds.
 func Show(p []byte) Payload { return of(p, false) }
 
-// Exact returns p so that a reader gets its exact bytes back: JSON as
-// itself only when the JSON encoder leaves it byte for byte (compact, and
-// without <, > or &), text or base64 otherwise. It is the form of a
-// payload that a caller runs an action with.
+// Exact returns p so that a reader gets its exact bytes back: as Show,
+// but JSON as itself only when the JSON encoder also leaves it byte for
+// byte (compact, and without <, > or &). It is the form of a payload that
+// a caller runs an action with.
 func Exact(p []byte) Payload { return of(p, true) }
 
 func of(p []byte, exact bool) Payload {
@@ -68,19 +70,23 @@ func of(p []byte, exact bool) Payload {
 // asJSON reports whether p travels as a JSON value.
 func asJSON(p []byte, exact bool) bool {
 	t := bytes.TrimLeft(p, " \t\r\n")
-	if len(t) == 0 || t[0] == '"' || t[0] == 'n' || !utf8.Valid(p) {
+	if len(t) == 0 || t[0] == '"' || t[0] == 'n' || !utf8.Valid(p) || !json.Valid(p) {
 		// A string or null in "payload" would read as the legacy forms
 		// (see Legacy); invalid UTF-8 would make the document invalid.
 		return false
 	}
-	enc, err := json.Marshal(json.RawMessage(p))
-	switch {
-	case err != nil:
-		return false // not JSON
-	case bytes.Equal(enc, p):
+	c, err := canon.AppendJSON(nil, p)
+	if err != nil {
+		return false
+	}
+	if sum := sha256.Sum256(c); approval.PayloadHash(p) != hex.EncodeToString(sum[:]) {
+		return false // hashed as its raw bytes
+	}
+	if !exact {
 		return true
 	}
-	return !exact && approval.PayloadHash(enc) == approval.PayloadHash(p)
+	enc, err := json.Marshal(json.RawMessage(p))
+	return err == nil && bytes.Equal(enc, p)
 }
 
 // Legacy says what a JSON string in "payload" means. Outputs never write

@@ -40,8 +40,9 @@ func TestShowAndExact(t *testing.T) {
 		{`false`, "payload", "payload"},
 		{"{\n  \"a\": 1\n}\n", "payload", "payload_text"},
 		{`{"html":"<b>&"}`, "payload", "payload_text"},
-		{`{"n":9007199254740993}`, "payload", "payload"},            // raw-hashed, but left as it is
-		{`{"n": 9007199254740993}`, "payload_text", "payload_text"}, // raw-hashed, and compaction would change its hash
+		{`{"n":9007199254740993}`, "payload_text", "payload_text"}, // hashed as its raw bytes
+		{`{"a":1,"a":2}`, "payload_text", "payload_text"},          // likewise
+		{`{"n":1e2, "m":1.50}`, "payload", "payload_text"},         // canonical: {"m":1.5,"n":100}
 		{`"a JSON string"`, "payload_text", "payload_text"},
 		{`null`, "payload_text", "payload_text"},
 		{`{"a":1`, "payload_text", "payload_text"},
