@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/approvalhttp"
 )
 
 // TestGuardResultCarriesEditedPayload: the Guard answer shows an edited
@@ -199,4 +200,23 @@ func TestRequestDurationsAreStrings(t *testing.T) {
 	want := f.request(res.RequestID)
 	require.Equal(t, want.ApprovalTTL, back.ApprovalTTL)
 	require.Equal(t, want.Policies, back.Policies)
+}
+
+// TestClientRefusesAmbiguousPayload: a Guard answer with the edited
+// payload in two fields at once is refused, failing closed.
+func TestClientRefusesAmbiguousPayload(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	edited := `{"amount":1}`
+	srv := f.tamperServer(func(r *http.Request, body []byte) []byte {
+		return []byte(strings.Replace(string(body), `"payload":`+edited, `"payload":`+edited+`,"payload_text":"x"`, 1))
+	})
+	a := agentTransfer(8000)
+	res, err := f.newClient("").Guard(f.ctx, a)
+	require.NoError(t, err)
+	f.approveEdited(res.RequestID, []byte(edited))
+	res, err = f.newClient(srv).Guard(f.ctx, a)
+	require.ErrorIs(t, err, approvalhttp.ErrUnverified)
+	require.ErrorContains(t, err, "more than one")
+	require.Equal(t, approval.StatusDenied, res.Status)
 }
