@@ -9,7 +9,6 @@ import (
 	"errors"
 	"flag"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -550,26 +549,3 @@ func signArtifact(priv ed25519.PrivateKey, r *approval.Request) (artifact, signe
 // tenths returns n/10 as a double, so that tenths(1)+tenths(2) is
 // 0.30000000000000004 (a constant expression would be exact).
 func tenths(n float64) float64 { return n / 10 }
-
-// envRequirePython turns TestVectorsPython's skip into a failure (CI sets
-// it).
-const envRequirePython = "APPROVAL_REQUIRE_PYTHON"
-
-// TestVectorsPython: an independent implementation of docs/FORMATS.md,
-// in Python with its standard library only, reproduces every hash of the
-// sample trail and the actions, and every artifact's and token's outcome.
-func TestVectorsPython(t *testing.T) {
-	t.Parallel()
-	py, err := exec.LookPath("python3")
-	if err != nil {
-		if os.Getenv(envRequirePython) == "1" {
-			t.Fatalf("python3 is not on the PATH and %s=1", envRequirePython)
-		}
-		t.Skipf("python3 is not on the PATH (apt-get install python3); %s=1 makes this a failure", envRequirePython)
-	}
-	// -I: isolated, so no user site-packages or PYTHON* variable can help.
-	out, err := exec.CommandContext(t.Context(), py, "-I", filepath.Join(vectorDir, "verify.py"), vectorDir).CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	require.Contains(t, string(out), "reproduced")
-	t.Log(strings.TrimSpace(string(out)))
-}

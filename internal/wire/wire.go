@@ -33,8 +33,8 @@ type Payload struct {
 	// as itself.
 	JSON json.RawMessage `json:"payload,omitempty"`
 	// Text is a payload of UTF-8 text: text that is not JSON, a JSON
-	// string or null (the quotes are part of the payload), and JSON that
-	// the document cannot carry as itself (see Show and Exact).
+	// string (its quotes are part of the payload), null, and JSON that the
+	// document cannot carry as itself (see Show and Exact).
 	Text *string `json:"payload_text,omitempty"`
 	// Base64 is any other payload, in standard base64 with padding.
 	Base64 []byte `json:"payload_base64,omitempty"`
