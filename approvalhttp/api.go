@@ -53,7 +53,7 @@ func (h *handler) apiGuard(w http.ResponseWriter, r *http.Request) {
 		// Relative to /api/approvals, so right under any mount prefix.
 		w.Header().Set("Location", "approvals/"+url.PathEscape(res.RequestID))
 	}
-	writeJSON(w, status, "application/json", guardResult(res))
+	writeJSON(w, status, "application/json", toGuardJSON(res))
 }
 
 // listJSON is the answer of GET /api/approvals.
@@ -310,8 +310,13 @@ func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
 			h.problem(w, r, err)
 			return
 		}
+		payload, err := body.payload()
+		if err != nil {
+			h.problem(w, r, err)
+			return
+		}
 		d := approval.Decision{Token: body.Token, Verdict: verdict, Reason: body.Reason,
-			Conditions: body.Conditions, Payload: body.Payload, Denial: body.Denial, Reuse: body.Reuse, ActionHash: body.ActionHash}
+			Conditions: body.Conditions, Payload: payload, Denial: body.Denial, Reuse: body.Reuse, ActionHash: body.ActionHash}
 		req, err := h.decide(r, r.PathValue("id"), d)
 		if err != nil {
 			h.problem(w, r, err)

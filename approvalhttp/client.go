@@ -159,8 +159,10 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 // Guard fails closed: on any error the Result is StatusDenied. An error
 // from the server is a *Problem, which errors.Is matches against the
 // approval package's sentinels (approval.ErrInvalidAction...). An Action
-// with an Initiator, a Recommendation or a payload that is neither JSON
-// nor UTF-8 text cannot be sent (approval.ErrInvalidAction).
+// with an Initiator or a Recommendation cannot be sent
+// (approval.ErrInvalidAction). A payload that is neither JSON nor UTF-8
+// text travels in payload_base64, which servers of versions before it
+// refuse (400 malformed_request).
 func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result, error) {
 	denied := approval.Result{Status: approval.StatusDenied}
 	fail := func(err error) (approval.Result, error) {
@@ -177,7 +179,7 @@ func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result,
 	if err != nil {
 		return fail(fmt.Errorf("%w: %w", approval.ErrInvalidAction, err))
 	}
-	var gr guardResult
+	var gr guardJSON
 	if err := c.do(ctx, c.timeout, http.MethodPost, c.url("api", "approvals"), enc, &gr); err != nil {
 		var p *Problem
 		if errors.As(err, &p) && (p.Code == "requested_by_mismatch" || p.Code == "invalid_identity") {
@@ -185,8 +187,11 @@ func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result,
 		}
 		return fail(err)
 	}
-	res := approval.Result(gr)
+	res, err := gr.result()
 	denied.RequestID = res.RequestID
+	if err != nil {
+		return fail(fmt.Errorf("%w: the server's answer: %w", ErrUnverified, err))
+	}
 	switch res.Status {
 	case approval.StatusPending:
 		if res.RequestID == "" {
@@ -279,7 +284,7 @@ func (c *Client) Wait(ctx context.Context, id string) (*approval.Request, error)
 		if err := c.do(ctx, c.waitTimeout+c.timeout, http.MethodGet, u, nil, &v); err != nil {
 			return nil, fmt.Errorf("approvalhttp: wait %s: %w", clipDetail(id), err)
 		}
-		if v.Request == nil || v.ID != id || !v.Status.Valid() {
+		if v.Request.Request == nil || v.ID != id || !v.Status.Valid() {
 			return nil, fmt.Errorf("approvalhttp: wait %s: the server answered another request or none", clipDetail(id))
 		}
 		if !v.Status.Open() {

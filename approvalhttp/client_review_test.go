@@ -49,7 +49,7 @@ func TestClientModifiedAndConditions(t *testing.T) {
 
 	// A server that answers modified with a payload of its own is refused.
 	srv := f.tamperServer(func(r *http.Request, body []byte) []byte {
-		return []byte(strings.Replace(string(body), `"payload":"`, `"payload":"AAAA`, 1))
+		return []byte(strings.Replace(string(body), `"payload":{"amount":1}`, `"payload":{"amount":2}`, 1))
 	})
 	b := agentTransfer(7000)
 	res, err = agent.Guard(f.ctx, b)

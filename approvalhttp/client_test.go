@@ -196,7 +196,6 @@ func TestClientGuard(t *testing.T) {
 	for name, a := range map[string]approval.Action{
 		"no requester": {Name: "x"},
 		"initiator":    {Name: "x", RequestedBy: agentID, Initiator: "dave"},
-		"binary":       {Name: "x", RequestedBy: agentID, Payload: []byte{0xff, 0xfe, 0}},
 		"recommend":    {Name: "x", RequestedBy: agentID, Recommendation: &approval.Recommendation{By: "bot"}},
 		"unknown risk": {Name: "x", RequestedBy: agentID, Risk: approval.Risk(99)},
 	} {

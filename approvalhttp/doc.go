@@ -69,15 +69,17 @@
 // (Action.RequestedBy): a body requested_by that names anyone else is
 // refused (422, "requested_by_mismatch"); one naming the caller, in any
 // spelling, is accepted. The answer is the Guard result, {"status",
-// "request_id", "reason", "artifact"} (the artifact in base64, with an
-// approval Guard consumed): 202 Accepted with a Location for pending, 200
-// for approved and denied (and timed_out, a held outcome). A caller polls
-// by repeating the same POST: Guard is idempotent, returns the open request
-// while it is pending, and returns approved exactly once. The body is the
-// Action in its JSON form; "payload" is any JSON value (bound as sent; its
-// hash is of the canonical form) or a string (its content is the payload,
-// as text). Unknown fields are refused, so a misspelt "payload" cannot
-// approve an empty one.
+// "request_id", "reason", "artifact", "conditions", "denial"} (the
+// artifact in base64, with an approval Guard consumed; for "modified", the
+// edited payload in "payload", "payload_text" or "payload_base64", exactly
+// its bytes): 202 Accepted with a Location for pending, 200 for approved
+// and denied (and timed_out, a held outcome). A caller polls by repeating
+// the same POST: Guard is idempotent, returns the open request while it is
+// pending, and returns approved exactly once. The body is the Action in
+// its JSON form; "payload" is a JSON value (bound as sent; its hash is of
+// the canonical form) or a string (its content is the payload, as text);
+// "payload_text" and "payload_base64" carry text and bytes. Unknown fields
+// are refused, so a misspelt "payload" cannot approve an empty one.
 //
 // GET /api/approvals?awaiting=me is the reviewer's inbox
 // (approval.RequestQuery.Awaiting); awaiting may name only the reviewer
@@ -95,6 +97,15 @@
 // bytes as the gate signed them (application/json); a request that is not
 // approved has none (409 no_artifact).
 //
+// # Formats
+//
+// Every JSON answer shows a payload as JSON when it is JSON hashed in
+// canonical form ("payload"), as text ("payload_text") or in base64
+// ("payload_base64") otherwise, and every duration as a string in Go's
+// syntax ("1h0m0s"). docs/FORMATS.md in the module has the schema of the
+// request object, the Guard result and the decision body, and the exact
+// forms the gate hashes and signs.
+//
 // # Remote callers
 //
 // Client is the other end of the API, for a process that runs actions
@@ -108,9 +119,10 @@
 //	req, err := c.Wait(ctx, res.RequestID)     // a person answered
 //	res, err = c.Guard(ctx, action)            // approved, once: res.Artifact verified
 //
-// Client.Guard sends the action with its payload byte for byte (a JSON
-// value that the encoder leaves as it is travels as itself; any other
-// payload as a JSON string of its text), so the server computes the
+// Client.Guard sends the action with its payload byte for byte (JSON
+// hashed in canonical form that the encoder leaves as it is travels as
+// itself, other text as a JSON string of its text, other bytes in
+// payload_base64), so the server computes the
 // hashes the client would, and a retry from any process with the same
 // credentials finds the same request. Client.Wait long-polls /wait until
 // the request is decided; Client.Artifact and Client.VerifiedArtifact

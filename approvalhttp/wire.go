@@ -10,33 +10,38 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"unicode/utf8"
+	"time"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/wire"
 )
 
-// The JSON forms of the API. Requests and audit events travel in the
-// root package's own JSON form (its field tags), with two differences in
-// Action: the payload is a JSON value, text or base64 (Action.Payload is
-// bytes), and redacted fields are masked.
+// The JSON forms of the API, documented in docs/FORMATS.md. Requests and
+// audit events travel in the root package's own JSON form (its field
+// tags), with the differences internal/wire makes in every output: a
+// payload is a JSON value, text or base64 (wire.Payload), durations are
+// strings ("1h0m0s"); and redacted fields are masked.
 
 // actionBody is the body of POST /api/approvals: an Action, with the
-// payload as JSON. RequestedBy is accepted only when it names the
+// payload in wire.Payload's form, where a string in "payload" is text (as
+// it always was here). RequestedBy is accepted only when it names the
 // authenticated caller.
 type actionBody struct {
-	Name        string               `json:"name"`
-	RequestedBy string               `json:"requested_by,omitempty"`
-	Cost        *approval.Cost       `json:"cost,omitempty"`
-	Risk        approval.Risk        `json:"risk,omitempty"`
-	Tags        []string             `json:"tags,omitempty"`
-	Metadata    map[string]string    `json:"metadata,omitempty"`
-	Message     string               `json:"message,omitempty"`
-	RunID       string               `json:"run_id,omitempty"`
-	StepID      string               `json:"step_id,omitempty"`
-	Constraints []string             `json:"constraints,omitempty"`
-	Payload     json.RawMessage      `json:"payload,omitempty"`
-	Provenance  *approval.Provenance `json:"provenance,omitempty"`
-	Diff        []approval.FileDiff  `json:"diff,omitempty"`
+	Name          string               `json:"name"`
+	RequestedBy   string               `json:"requested_by,omitempty"`
+	Cost          *approval.Cost       `json:"cost,omitempty"`
+	Risk          approval.Risk        `json:"risk,omitempty"`
+	Tags          []string             `json:"tags,omitempty"`
+	Metadata      map[string]string    `json:"metadata,omitempty"`
+	Message       string               `json:"message,omitempty"`
+	RunID         string               `json:"run_id,omitempty"`
+	StepID        string               `json:"step_id,omitempty"`
+	Constraints   []string             `json:"constraints,omitempty"`
+	Payload       json.RawMessage      `json:"payload,omitempty"`
+	PayloadText   *string              `json:"payload_text,omitempty"`
+	PayloadBase64 []byte               `json:"payload_base64,omitempty"`
+	Provenance    *approval.Provenance `json:"provenance,omitempty"`
+	Diff          []approval.FileDiff  `json:"diff,omitempty"`
 	// IdempotencyKey names the business operation (see
 	// approval.Action.IdempotencyKey): once its approval was used, the
 	// answer is status "consumed" with the earlier request, and nothing
@@ -46,11 +51,12 @@ type actionBody struct {
 
 // bodyOf returns the body that carries a to POST /api/approvals, the
 // inverse of actionBody.action: the server stores exactly a's payload
-// bytes. A payload travels as itself when it is a JSON value (not a
-// string) that the JSON encoder leaves byte for byte as it is, and as a
-// JSON string of its text otherwise (whitespace, escapes and key order
-// then survive too). A payload that is not UTF-8 text, an Initiator and a
-// Recommendation have no form in the body: ErrInvalidAction.
+// bytes. A payload travels in wire.Exact's form: as itself when it is JSON
+// hashed in canonical form that the JSON encoder leaves byte for byte, as
+// a JSON string of its text when it is other UTF-8 text (white space,
+// escapes and key order then survive too; every version of the server
+// reads that), and in payload_base64 otherwise. An Initiator and a Recommendation have
+// no form in the body: ErrInvalidAction.
 func bodyOf(a approval.Action) (*actionBody, error) {
 	switch {
 	case a.Initiator != "":
@@ -63,60 +69,44 @@ func bodyOf(a approval.Action) (*actionBody, error) {
 		Message: a.Message, RunID: a.RunID, StepID: a.StepID, Constraints: a.Constraints,
 		Provenance: a.Provenance, Diff: a.Diff, IdempotencyKey: a.IdempotencyKey,
 	}
-	p := a.Payload
-	switch {
-	case len(p) == 0:
-		return b, nil
-	case p[0] != '"' && string(p) != "null" && json.Valid(p):
-		if enc, err := json.Marshal(json.RawMessage(p)); err == nil && bytes.Equal(enc, p) {
-			b.Payload = p
-			return b, nil
+	p := wire.Exact(a.Payload)
+	b.Payload, b.PayloadBase64 = p.JSON, p.Base64
+	if p.Text != nil {
+		enc, err := json.Marshal(*p.Text)
+		if err != nil {
+			return nil, err
 		}
+		b.Payload = enc
 	}
-	if !utf8.Valid(p) {
-		return nil, fmt.Errorf("%w: the HTTP API carries a payload of JSON or UTF-8 text only", approval.ErrInvalidAction)
-	}
-	enc, err := json.Marshal(string(p))
-	if err != nil {
-		return nil, err
-	}
-	b.Payload = enc
 	return b, nil
 }
 
 // action returns the Action b describes. A JSON string payload is text
 // (its content, unquoted, is the payload); any other JSON value is the
-// payload as sent.
+// payload as sent; payload_text and payload_base64 are the payload.
 func (b *actionBody) action() (approval.Action, error) {
 	a := approval.Action{
 		Name: b.Name, Cost: b.Cost, Risk: b.Risk, Tags: b.Tags, Metadata: b.Metadata,
 		Message: b.Message, RunID: b.RunID, StepID: b.StepID, Constraints: b.Constraints,
 		Provenance: b.Provenance, Diff: b.Diff, IdempotencyKey: b.IdempotencyKey,
 	}
-	p := bytes.TrimSpace(b.Payload)
-	switch {
-	case len(p) == 0 || string(p) == "null":
-	case p[0] == '"':
-		var s string
-		if err := json.Unmarshal(p, &s); err != nil {
-			return a, errMalformed("payload: " + err.Error())
-		}
-		a.Payload = []byte(s)
-	default:
-		a.Payload = bytes.Clone(p)
+	p, err := wire.Payload{JSON: b.Payload, Text: b.PayloadText, Base64: b.PayloadBase64}.Bytes(wire.StringIsText)
+	if err != nil {
+		return a, errMalformed(err.Error())
 	}
+	a.Payload = p
 	if a.Provenance == nil {
 		a.Provenance = &approval.Provenance{Source: "api"}
 	}
 	return a, nil
 }
 
-// guardResult is approval.Result on the wire: the answer of POST
-// /api/approvals, written by the handler as guardResult(res) and read by
-// Client.Guard as approval.Result(gr). It has exactly Result's fields, in
-// Result's order, each with its JSON name, so a field added to Result
-// stops the conversions compiling until it is added here too: one line,
-// and both sides carry it.
+// guardResult is approval.Result with JSON names: the answer of POST
+// /api/approvals is guardJSON, which carries it. It has exactly Result's
+// fields, in Result's order, so a field added to Result stops the
+// conversions (approval.Result(gr) in Client.Guard, guardResult(res) in
+// the handler) compiling until it is added here too: one line, and both
+// sides carry it.
 type guardResult struct {
 	Status    approval.Status `json:"status"`
 	RequestID string          `json:"request_id,omitempty"`
@@ -126,11 +116,37 @@ type guardResult struct {
 	Artifact   []byte           `json:"artifact,omitempty"`
 	Conditions []string         `json:"conditions,omitempty"`
 	Denial     *approval.Denial `json:"denial,omitempty"`
-	// Payload (StatusModified) travels in base64 too.
-	Payload []byte `json:"payload,omitempty"`
+	// Payload (StatusModified) travels in guardJSON's payload fields.
+	Payload []byte `json:"-"`
 }
 
 var _ = approval.Result(guardResult{})
+
+// guardJSON is the Guard result on the wire: guardResult, with the
+// edited payload (StatusModified) in wire.Exact's form, so that the
+// Client runs the action with exactly the bytes the artifact binds.
+type guardJSON struct {
+	guardResult
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadText   *string         `json:"payload_text,omitempty"`
+	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
+}
+
+func toGuardJSON(res approval.Result) *guardJSON {
+	g := &guardJSON{guardResult: guardResult(res)}
+	p := wire.Exact(res.Payload)
+	g.Payload, g.PayloadText, g.PayloadBase64 = p.JSON, p.Text, p.Base64
+	return g
+}
+
+// result returns the approval.Result g carries. A string in "payload" is
+// base64, the form of servers before payload_text.
+func (g *guardJSON) result() (approval.Result, error) {
+	res := approval.Result(g.guardResult)
+	p, err := wire.Payload{JSON: g.Payload, Text: g.PayloadText, Base64: g.PayloadBase64}.Bytes(wire.StringIsBase64)
+	res.Payload = p
+	return res, err
+}
 
 // decideBody is the body of POST /api/approvals/{id}/approve and /deny.
 type decideBody struct {
@@ -138,9 +154,12 @@ type decideBody struct {
 	Reason string `json:"reason"`
 	// Conditions narrow an approval (approval.Decision.Conditions).
 	Conditions []string `json:"conditions,omitempty"`
-	// Payload (base64) approves an edited payload
-	// (approval.Decision.Payload).
-	Payload []byte `json:"payload,omitempty"`
+	// Payload, PayloadText or PayloadBase64 approves an edited payload
+	// (approval.Decision.Payload), in wire.Payload's form; a string in
+	// "payload" is base64, as it always was here.
+	Payload       json.RawMessage `json:"payload,omitempty"`
+	PayloadText   *string         `json:"payload_text,omitempty"`
+	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
 	// Denial is a deny's structured reason (approval.Decision.Denial).
 	Denial *approval.Denial `json:"denial,omitempty"`
 	// Reuse lets the approval be used again ({"for": "30m", "uses": 5},
@@ -153,6 +172,15 @@ type decideBody struct {
 	ActionHash string `json:"action_hash,omitempty"`
 }
 
+// payload returns the edited payload b carries, nil for none.
+func (b *decideBody) payload() ([]byte, error) {
+	p, err := wire.Payload{JSON: b.Payload, Text: b.PayloadText, Base64: b.PayloadBase64}.Bytes(wire.StringIsBase64)
+	if err != nil {
+		return nil, errMalformed(err.Error())
+	}
+	return p, nil
+}
+
 // decideResult is the answer of a decision: the request's state after it,
 // and the vote recorded.
 type decideResult struct {
@@ -163,13 +191,13 @@ type decideResult struct {
 }
 
 // requestJSON is a request as the API shows it: approval.Request's own
-// JSON (so a field added there appears here too), with the action and
-// the edited payload replaced by their redacted forms. The embedded
-// copy's action and edit are zeroed, so nothing unredacted is even held;
-// TestEveryPayloadFieldIsRedacted finds any other field of Request that
-// carries payload bytes.
+// JSON in wire.Request's form (so a field added to Request appears here
+// too), with the action and the edited payload replaced by their
+// redacted forms. The embedded copy's action and edit are zeroed, so
+// nothing unredacted is even held; TestEveryPayloadFieldIsRedacted finds
+// any other field of Request that carries payload bytes.
 type requestJSON struct {
-	*approval.Request
+	wire.Request
 	Action actionJSON `json:"action"`
 	// Edit is the payload an approver put in place of the one asked for:
 	// what the next vote binds, redacted as Action is, with what changed.
@@ -182,14 +210,12 @@ type requestJSON struct {
 	Viewer   *viewerJSON `json:"viewer,omitempty"`
 }
 
-// payloadJSON is a payload as the API shows it: as JSON (Payload), text
-// (PayloadText) or base64 (PayloadBase64), or none of them when redaction
-// hides a payload that is not JSON. Size is that of the real bytes.
+// payloadJSON is a payload as the API shows it: in wire.Show's form, or
+// none of its fields when redaction hides a payload that is not JSON.
+// Size is that of the real bytes.
 type payloadJSON struct {
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadText   *string         `json:"payload_text,omitempty"`
-	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
-	PayloadSize   int             `json:"payload_size"`
+	wire.Payload
+	PayloadSize int `json:"payload_size"`
 }
 
 // actionJSON is Action with its metadata redacted and its payload in
@@ -197,16 +223,14 @@ type payloadJSON struct {
 // embedded Action's of the same JSON name; the embedded copy's Payload and
 // Metadata are cleared.
 type actionJSON struct {
-	approval.Action
-	Metadata      map[string]string `json:"metadata,omitempty"`
-	Payload       json.RawMessage   `json:"payload,omitempty"`
-	PayloadText   *string           `json:"payload_text,omitempty"`
-	PayloadBase64 []byte            `json:"payload_base64,omitempty"`
-	PayloadSize   int               `json:"payload_size"`
+	wire.Action
+	Metadata    map[string]string `json:"metadata,omitempty"`
+	PayloadSize int               `json:"payload_size"`
 }
 
 func (a *actionJSON) setPayload(p payloadJSON) {
-	a.Payload, a.PayloadText, a.PayloadBase64, a.PayloadSize = p.Payload, p.PayloadText, p.PayloadBase64, p.PayloadSize
+	a.SetPayload(p.Payload)
+	a.PayloadSize = p.PayloadSize
 }
 
 // editJSON is approval.PayloadEdit as the API shows it: the edited
@@ -220,34 +244,19 @@ type editJSON struct {
 }
 
 // showPayload returns p as the API shows it once redacted to red (with
-// keys set, approval.Action.Redact keeps only JSON).
-func showPayload(p, red []byte, redacting bool) payloadJSON {
-	v := payloadJSON{PayloadSize: len(p)}
-	switch {
-	case len(red) == 0:
-		// None, or not JSON and hidden by redaction: no field of it can
-		// be masked, so none of it is shown.
-	case redacting || json.Valid(red):
-		v.Payload = red
-	case utf8.Valid(red):
-		s := string(red)
-		v.PayloadText = &s
-	default:
-		v.PayloadBase64 = red
-	}
-	return v
+// keys set, approval.Action.Redact keeps only JSON, and drops the rest).
+func showPayload(p, red []byte) payloadJSON {
+	return payloadJSON{Payload: wire.Show(red), PayloadSize: len(p)}
 }
 
+// bytes returns the payload p shows. A string in "payload" is itself
+// JSON, as servers before payload_text showed it.
 func (p *payloadJSON) bytes() []byte {
-	switch {
-	case p.PayloadText != nil:
-		return []byte(*p.PayloadText)
-	case p.PayloadBase64 != nil:
-		return p.PayloadBase64
-	case len(p.Payload) > 0:
-		return p.Payload
+	b, err := p.Bytes(wire.StringIsJSON)
+	if err != nil {
+		return nil
 	}
-	return nil
+	return b
 }
 
 // viewerJSON says who is looking and whether they may decide.
@@ -268,15 +277,18 @@ func toJSON(r *approval.Request, keys []string) *requestJSON {
 	a := &r.Action
 	rc := *r
 	rc.Action, rc.Edit = approval.Action{}, nil
-	v := &requestJSON{Request: &rc, Action: actionJSON{Action: *a}, Progress: r.Standing()}
-	v.Action.Action.Payload, v.Action.Action.Metadata = nil, nil
+	v := &requestJSON{
+		Request: wire.Request{Request: &rc, ApprovalTTL: wire.Duration(r.ApprovalTTL), Policies: wire.Policies(r.Policies)},
+		Action:  actionJSON{Action: wire.Action{Action: *a}}, Progress: r.Standing(),
+	}
+	v.Action.Action.Action.Payload, v.Action.Action.Action.Metadata = nil, nil
 	red, redacted := a.Redact(keys)
 	v.Action.Metadata = red.Metadata
-	v.Action.setPayload(showPayload(a.Payload, red.Payload, len(keys) > 0))
+	v.Action.setPayload(showPayload(a.Payload, red.Payload))
 	if e := r.Edit; e != nil {
 		ea := approval.Action{Payload: e.Payload}
 		ered, eredacted := ea.Redact(keys)
-		v.Edit = &editJSON{payloadJSON: showPayload(e.Payload, ered.Payload, len(keys) > 0),
+		v.Edit = &editJSON{payloadJSON: showPayload(e.Payload, ered.Payload),
 			PayloadHash: e.PayloadHash, ActionHash: e.ActionHash, EditSummary: r.EditSummary(keys)}
 		redacted = redacted || eredacted
 	}
@@ -289,11 +301,13 @@ func toJSON(r *approval.Request, keys []string) *requestJSON {
 // are the ones the API shows (a JSON payload compacted, masked values
 // "[redacted]"); the hashes are the stored ones, of the real bytes.
 func (v *requestJSON) request() *approval.Request {
-	r := *v.Request
+	r := *v.Request.Request
+	r.ApprovalTTL = time.Duration(v.ApprovalTTL)
+	r.Policies = wire.FromPolicies(v.Policies)
 	a := &v.Action
-	r.Action = a.Action
+	r.Action = a.Action.Action
 	r.Action.Metadata = a.Metadata
-	r.Action.Payload = (&payloadJSON{a.Payload, a.PayloadText, a.PayloadBase64, a.PayloadSize}).bytes()
+	r.Action.Payload = (&payloadJSON{Payload: a.Wire()}).bytes()
 	if e := v.Edit; e != nil {
 		r.Edit = &approval.PayloadEdit{Payload: e.bytes(), PayloadHash: e.PayloadHash, ActionHash: e.ActionHash}
 		if e.EditSummary != nil {

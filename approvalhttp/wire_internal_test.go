@@ -65,7 +65,7 @@ func TestBodyOfKeepsPayloadBytes(t *testing.T) {
 	}{
 		{`{"b":1,"a":[true,null,"x"]}`, true},
 		{`[1,2,3]`, true},
-		{`12345678901234567890`, true},
+		{`12345678901234567890`, false},   // hashed as its raw bytes: text
 		{`{"a": 1}`, false},               // whitespace the encoder would drop
 		{"{\"a\":1}\n", false},            // so is a trailing newline
 		{`{"html":"<b>&</b>"}`, false},    // escaped by the encoder
@@ -93,8 +93,16 @@ func TestBodyOfKeepsPayloadBytes(t *testing.T) {
 	enc, err := json.Marshal(b)
 	require.NoError(t, err)
 	require.JSONEq(t, `{"name":"x","requested_by":"agent-1"}`, string(enc), "what is not set is left out")
-	_, err = bodyOf(approval.Action{Name: "x", RequestedBy: "agent-1", Payload: []byte("\xff")})
-	require.ErrorIs(t, err, approval.ErrInvalidAction)
+	b, err = bodyOf(approval.Action{Name: "x", RequestedBy: "agent-1", Payload: []byte("\xff\x00")})
+	require.NoError(t, err)
+	enc, err = json.Marshal(b)
+	require.NoError(t, err)
+	require.JSONEq(t, `{"name":"x","requested_by":"agent-1","payload_base64":"/wA="}`, string(enc), "bytes that are not text travel in base64")
+	var back actionBody
+	require.NoError(t, json.Unmarshal(enc, &back))
+	a, err := back.action()
+	require.NoError(t, err)
+	require.Equal(t, []byte("\xff\x00"), a.Payload)
 }
 
 // TestProblemRoundTrip: every sentinel the handler maps to a problem comes

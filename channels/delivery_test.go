@@ -3,7 +3,6 @@ package channels_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,8 +62,8 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
-	var n approval.Notification
-	if err := json.Unmarshal(body, &n); err != nil {
+	n, err := channels.DecodeWebhook(body)
+	if err != nil {
 		rc.t.Errorf("receiver: %v", err)
 		http.Error(w, "bad body", http.StatusBadRequest)
 		return

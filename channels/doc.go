@@ -9,7 +9,8 @@
 // The adapters:
 //
 //   - Webhook (webhook.go): a signed JSON POST of the approval.Notification
-//     to one URL. Receivers check it with Verify or VerifyRequest.
+//     to one URL. Receivers check it with Verify or VerifyRequest, and
+//     read it with DecodeWebhook.
 //   - Slack (slack.go): a Block Kit message to a Slack incoming webhook,
 //     with Approve, Deny and Review buttons while the request is open.
 //     NewSlackInteractions (slackinteractions.go) serves the Slack app's

@@ -17,6 +17,9 @@ var (
 	ErrTimestamp = errors.New("channels: timestamp invalid")
 	// ErrBodyTooLarge: the body exceeds MaxWebhookBodyBytes.
 	ErrBodyTooLarge = errors.New("channels: body too large")
+	// ErrMalformedBody: DecodeWebhook was given a body that is not a
+	// notification.
+	ErrMalformedBody = errors.New("channels: malformed webhook body")
 )
 
 // Errors of Email.Send. Each is returned wrapped in a permanent

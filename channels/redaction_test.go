@@ -3,7 +3,6 @@ package channels_test
 import (
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/channels"
 )
 
 // TestRedactionInMessages: a value a policy redacts never reaches a
@@ -67,8 +67,8 @@ func TestRedactionInMessages(t *testing.T) {
 		var toAlice *approval.Notification
 		for _, h := range hooks() {
 			require.False(t, leaks(string(h.body)), "edit=%v: a webhook body leaks the redacted value", edit)
-			var n approval.Notification
-			require.NoError(t, json.Unmarshal(h.body, &n))
+			n, err := channels.DecodeWebhook(h.body)
+			require.NoError(t, err)
 			require.False(t, leaks(string(n.Action.Payload)), "edit=%v: a webhook payload leaks", edit)
 			if n.Recipient == "alice" && n.Type == approval.NotifyRequested {
 				toAlice = &n

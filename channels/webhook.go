@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/wire"
 )
 
 // Headers of a webhook POST.
@@ -84,7 +85,10 @@ type WebhookConfig struct {
 //	{"id":"6f1c...","type":"approval.requested","request_id":"req_...", ...}
 //
 // The body is the approval.Notification's JSON, with its action redacted
-// as the gate built it. A 2xx answer is a delivery. A 5xx, a 408, a 429 or
+// as the gate built it, and its payload as JSON when it is JSON
+// ("payload"), else as text ("payload_text") or base64
+// ("payload_base64"); docs/FORMATS.md has the schema. DecodeWebhook reads
+// it back into a Notification. A 2xx answer is a delivery. A 5xx, a 408, a 429 or
 // a network error is transient, and a Retry-After is honoured; any other
 // 4xx, or a 3xx (redirects are not followed), is permanent (see the
 // package doc). The answer's body is read up to a bound and discarded, so
@@ -195,7 +199,7 @@ func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
 		// The gate's IDs are UUIDs; anything else cannot be the key.
 		return approval.Permanent(fmt.Errorf("channels: webhook: notification ID %q cannot be an %s", clipText(n.ID, 64), HeaderIdempotencyKey))
 	}
-	body, err := json.Marshal(n)
+	body, err := json.Marshal(webhookBody{Notification: n, Action: wire.ShowAction(n.Action)})
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: webhook: encode notification %s: %w", n.ID, err))
 	}
@@ -205,6 +209,35 @@ func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
 	h.Set(HeaderTimestamp, ts)
 	h.Set(HeaderSignature, "sha256="+hex.EncodeToString(webhookMAC(w.secret, ts, body)))
 	return w.send.post(ctx, h, body, nil)
+}
+
+// webhookBody is the body of a webhook POST: the Notification's JSON,
+// with the action in the outputs' form (its payload as JSON, text or
+// base64).
+type webhookBody struct {
+	approval.Notification
+	Action wire.Action `json:"action"`
+}
+
+// DecodeWebhook reads the body of a webhook POST, once Verify or
+// VerifyRequest has checked it, into the Notification it carries, the
+// action's payload in bytes again: a JSON payload as the body holds it
+// (compacted: its payload hash is the same), text and base64 as the
+// bytes they spell. It reads the bodies of earlier versions too, whose
+// payload was a base64 string in "payload". A body that is not a
+// notification is ErrMalformedBody.
+func DecodeWebhook(body []byte) (approval.Notification, error) {
+	var b webhookBody
+	if err := json.Unmarshal(body, &b); err != nil {
+		return approval.Notification{}, fmt.Errorf("channels: decode webhook: %w: %w", ErrMalformedBody, err)
+	}
+	a, err := b.Action.Decode(wire.StringIsBase64)
+	if err != nil {
+		return approval.Notification{}, fmt.Errorf("channels: decode webhook: %w: %w", ErrMalformedBody, err)
+	}
+	n := b.Notification
+	n.Action = a
+	return n, nil
 }
 
 // webhookMAC is HMAC-SHA256(secret, ts + "." + body).

@@ -121,6 +121,7 @@ func TestWebhookPostsSignedNotification(t *testing.T) {
 	})
 	require.Equal(t, "webhook", hook.Name())
 	n := openNotification()
+	n.Action.Payload = []byte(`{"to": "ACME", "amount": 5000}`)
 	require.NoError(t, hook.Send(context.Background(), n))
 
 	reqs := got()
@@ -131,9 +132,21 @@ func TestWebhookPostsSignedNotification(t *testing.T) {
 	require.Equal(t, "application/json", r.header.Get("Content-Type"))
 	require.Equal(t, "Bearer receiver-token", r.header.Get("Authorization"))
 
-	want, err := json.Marshal(n)
+	want := `{"id":"6f1c2a9e-0d1b-4b7e-9a53-1b2c3d4e5f60","type":"approval.requested",` +
+		`"request_id":"req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b","recipient":"alice","status":"pending",` +
+		`"action_hash":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","payload_hash":"sha256:abc",` +
+		`"policies":[{"name":"high_spend","hash":"h1"}],"reason":"transfers of 1,000 USD or more",` +
+		`"review_url":"https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b",` +
+		`"approve_url":"https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b?token=t1\u0026verdict=approve",` +
+		`"deny_url":"https://approvals.example.com/approvals/req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b?token=t2\u0026verdict=deny",` +
+		`"deadline":"2026-03-02T09:00:00Z","at":"2026-03-01T09:00:00Z","attempt":1,` +
+		`"action":{"name":"wire-transfer","requested_by":"user-1","cost":{"amount":5000,"currency":"USD"},"risk":"high",` +
+		`"message":"Pay the March invoice","payload":{"to":"ACME","amount":5000}}}`
+	require.Equal(t, want, string(r.body), "the body is the notification's JSON, its payload as JSON")
+	back, err := channels.DecodeWebhook(r.body)
 	require.NoError(t, err)
-	require.Equal(t, string(want), string(r.body), "the body is the notification's JSON")
+	n.Action.Payload = []byte(`{"to":"ACME","amount":5000}`) // compacted: the same payload hash
+	require.Equal(t, n, back)
 
 	ts := r.header.Get("X-Approval-Timestamp")
 	require.Equal(t, strconv.FormatInt(hookNow.Unix(), 10), ts)
@@ -539,10 +552,12 @@ func TestVerifyRequestRoundTrip(t *testing.T) {
 
 	n := openNotification()
 	require.NoError(t, newWebhook(t, srv.URL, func(c *channels.WebhookConfig) { c.Now = time.Now }).Send(context.Background(), n))
-	want, _ := json.Marshal(n)
-	require.Equal(t, [][]byte{want}, bodies)
+	require.Len(t, bodies, 1)
+	back, err := channels.DecodeWebhook(bodies[0])
+	require.NoError(t, err)
+	require.Equal(t, n, back)
 
-	err := newWebhook(t, srv.URL, func(c *channels.WebhookConfig) {
+	err = newWebhook(t, srv.URL, func(c *channels.WebhookConfig) {
 		c.Now, c.Secret = time.Now, []byte("not-the-receivers-secret-at-all!")
 	}).Send(context.Background(), n)
 	require.ErrorContains(t, err, "401")
@@ -587,8 +602,8 @@ func TestWebhookFromGate(t *testing.T) {
 	recipients := map[string]bool{}
 	for _, r := range reqs {
 		require.NoError(t, channels.Verify(hookSecret, r.header, r.body, time.Minute, time.Now()))
-		var n approval.Notification
-		require.NoError(t, json.Unmarshal(r.body, &n))
+		n, err := channels.DecodeWebhook(r.body)
+		require.NoError(t, err)
 		require.Equal(t, id, n.RequestID)
 		require.Equal(t, approval.NotifyRequested, n.Type)
 		require.Equal(t, n.ID, r.header.Get("Idempotency-Key"))
@@ -596,4 +611,56 @@ func TestWebhookFromGate(t *testing.T) {
 		recipients[n.Recipient] = true
 	}
 	require.Equal(t, map[string]bool{"alice": true, "bob": true}, recipients)
+}
+
+// DecodeWebhook reads each payload form, the base64 string of bodies
+// before payload_text, and refuses what is not a notification.
+func TestDecodeWebhookPayloadForms(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, action string
+		want         []byte
+	}{
+		{"JSON", `{"name":"x","requested_by":"u","payload":{"a":[1,2]}}`, []byte(`{"a":[1,2]}`)},
+		{"text", `{"name":"x","requested_by":"u","payload_text":"line\n"}`, []byte("line\n")},
+		{"a JSON string is text", `{"name":"x","requested_by":"u","payload_text":"\"s\""}`, []byte(`"s"`)},
+		{"bytes", `{"name":"x","requested_by":"u","payload_base64":"/wA="}`, []byte{0xff, 0}},
+		{"base64, as before", `{"name":"x","requested_by":"u","payload":"eyJhIjoxfQ=="}`, []byte(`{"a":1}`)},
+		{"none", `{"name":"x","requested_by":"u"}`, nil},
+	} {
+		n, err := channels.DecodeWebhook([]byte(`{"id":"n1","type":"approval.requested","action":` + tc.action + `}`))
+		require.NoError(t, err, tc.name)
+		require.Equal(t, tc.want, n.Action.Payload, tc.name)
+		require.Equal(t, "n1", n.ID)
+	}
+	for _, body := range []string{
+		`not JSON`,
+		`{"action":{"payload":{"a":1},"payload_text":"x"}}`,
+		`{"action":{"payload":"not base64!"}}`,
+	} {
+		_, err := channels.DecodeWebhook([]byte(body))
+		require.ErrorIs(t, err, channels.ErrMalformedBody, body)
+	}
+}
+
+// A payload that is not JSON reaches a webhook body as text or base64,
+// and DecodeWebhook gives back its bytes.
+func TestWebhookBodyPayloadNotJSON(t *testing.T) {
+	t.Parallel()
+	srv, got := hookReceiver(t, nil)
+	hook := newWebhook(t, srv.URL)
+	for _, p := range []string{"pay ACME 5000\n", "\xff\xfe"} {
+		n := openNotification()
+		n.Action.Payload = []byte(p)
+		require.NoError(t, hook.Send(context.Background(), n))
+	}
+	reqs := got()
+	require.Len(t, reqs, 2)
+	require.Contains(t, string(reqs[0].body), `"payload_text":"pay ACME 5000\n"`)
+	require.Contains(t, string(reqs[1].body), `"payload_base64":"//4="`)
+	for i, want := range []string{"pay ACME 5000\n", "\xff\xfe"} {
+		n, err := channels.DecodeWebhook(reqs[i].body)
+		require.NoError(t, err)
+		require.Equal(t, []byte(want), n.Action.Payload)
+	}
 }

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/wire"
 )
 
 func runVerifyArtifact(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	artPath := fs.String("artifact", "", "`path` of the approval artifact (JSON, as Gate.Artifact or Result.Artifact gives it)")
-	actionPath := fs.String("action", "", "`path` of the action about to run, as JSON (an approval.Action as encoding/json marshals it)")
+	actionPath := fs.String("action", "", "`path` of the action about to run, as JSON: its payload as JSON in \"payload\", or as text in \"payload_text\", or in base64 in \"payload_base64\" (a string in \"payload\" is base64, as encoding/json writes approval.Action)")
 	var keyPaths listFlag
 	fs.Var(&keyPaths, "key", "`path` of a trusted key: public (PKIX PEM) or private (PKCS#8 PEM); repeat for several")
 	at := fs.String("at", "", "verify as of this `time` (RFC 3339). Defaults to now")
@@ -46,9 +47,13 @@ func runVerifyArtifact(fs *flag.FlagSet, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return fail(stderr, exitUsage, fmt.Errorf("read action: %w", err))
 	}
-	var action approval.Action
-	if err := json.Unmarshal(actionJSON, &action); err != nil {
-		return fail(stderr, exitUsage, fmt.Errorf("action %s is not an approval.Action in JSON: %w", *actionPath, err))
+	var wa wire.Action
+	if err := json.Unmarshal(actionJSON, &wa); err != nil {
+		return fail(stderr, exitUsage, fmt.Errorf("action %s is not an action in JSON: %w", *actionPath, err))
+	}
+	action, err := wa.Decode(wire.StringIsBase64)
+	if err != nil {
+		return fail(stderr, exitUsage, fmt.Errorf("action %s: %w", *actionPath, err))
 	}
 	keys := make([]ed25519.PublicKey, 0, len(keyPaths))
 	for _, p := range keyPaths {

@@ -140,6 +140,35 @@ func TestVerifyArtifact(t *testing.T) {
 		requireExit(t, r, exitFailed)
 		require.Contains(t, r.stderr, "payload")
 	})
+	t.Run("payload as JSON", func(t *testing.T) {
+		t.Parallel()
+		// The payload asked for, written as JSON (white space and key
+		// order do not change its hash), as text, and in base64.
+		base := `{"name":"wire-transfer","requested_by":"user-1","cost":{"amount":5000,"currency":"USD"},`
+		for name, p := range map[string][2]string{
+			"JSON": {`"payload":{"amount": 5000, "to": "DE89 3704 0044 0532 0130 00"}`,
+				`"payload":{"amount": 9000, "to": "DE89 3704 0044 0532 0130 00"}`},
+			"payload_text": {`"payload_text":"{\"to\":\"DE89 3704 0044 0532 0130 00\",\"amount\":5000}"`,
+				`"payload_text":"{\"to\":\"DE89 3704 0044 0532 0130 00\",\"amount\":9000}"`},
+			"payload_base64": {`"payload_base64":"eyJ0byI6IkRFODkgMzcwNCAwMDQ0IDA1MzIgMDEzMCAwMCIsImFtb3VudCI6NTAwMH0="`,
+				`"payload_base64":"eyJ0byI6IkRFODkgMzcwNCAwMDQ0IDA1MzIgMDEzMCAwMCIsImFtb3VudCI6OTAwMH0="`},
+		} {
+			file := filepath.Join(t.TempDir(), "action.json")
+			require.NoError(t, os.WriteFile(file, []byte(base+p[0]+`}`), 0o644))
+			requireExit(t, verifyArtifact(t, art, file, key, at), exitOK)
+
+			other := filepath.Join(t.TempDir(), "other.json")
+			require.NoError(t, os.WriteFile(other, []byte(base+p[1]+`}`), 0o644))
+			r := verifyArtifact(t, art, other, key, at)
+			requireExit(t, r, exitFailed)
+			require.Contains(t, r.stderr, "another payload", name)
+		}
+		file := filepath.Join(t.TempDir(), "both.json")
+		require.NoError(t, os.WriteFile(file, []byte(base+`"payload":{"a":1},"payload_text":"x"}`), 0o644))
+		r := verifyArtifact(t, art, file, key, at)
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, "more than one")
+	})
 	t.Run("action edited", func(t *testing.T) {
 		t.Parallel()
 		r := verifyArtifact(t, art, edited(t, action, `"amount": 5000`, `"amount": 5001`), key, at)

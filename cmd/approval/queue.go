@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/wire"
 )
 
 func runList(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
@@ -108,9 +109,9 @@ func runShow(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		q.Cursor = page.Next
 	}
 	out := struct {
-		Request *approval.Request     `json:"request"`
+		Request *wire.Request         `json:"request"`
 		Audit   []approval.AuditEvent `json:"audit"`
-	}{r, events}
+	}{wire.ShowRequest(r), events}
 	b, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		return fail(stderr, exitUsage, err)

@@ -53,13 +53,23 @@ func TestListShow(t *testing.T) {
 		r := cli(t, "show", "-db", path, ids.approved)
 		requireExit(t, r, exitOK)
 		var out struct {
-			Request approval.Request      `json:"request"`
-			Audit   []approval.AuditEvent `json:"audit"`
+			Request struct {
+				ID          string          `json:"id"`
+				Status      approval.Status `json:"status"`
+				Votes       []approval.Vote `json:"votes"`
+				ApprovalTTL string          `json:"approval_ttl"`
+				Action      struct {
+					Payload map[string]string `json:"payload"`
+				} `json:"action"`
+			} `json:"request"`
+			Audit []approval.AuditEvent `json:"audit"`
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &out))
 		require.Equal(t, ids.approved, out.Request.ID)
 		require.Equal(t, approval.StatusApproved, out.Request.Status)
 		require.Len(t, out.Request.Votes, 2)
+		require.Equal(t, "1h0m0s", out.Request.ApprovalTTL, "a duration in Go's syntax")
+		require.NotEmpty(t, out.Request.Action.Payload["to"], "the JSON payload as JSON")
 		var types []approval.EventType
 		for _, e := range out.Audit {
 			require.Equal(t, ids.approved, e.RequestID)
