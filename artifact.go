@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"time"
 
@@ -35,29 +34,6 @@ const ArtifactContext = "approval-artifact-v1"
 
 // maxArtifactBytes bounds an artifact given to VerifyArtifact.
 const maxArtifactBytes = 1 << 20
-
-// Artifact errors: VerifyArtifact returns one of them (wrapped).
-var (
-	// ErrArtifactMalformed: not an artifact: bad JSON, an unknown or
-	// missing field, another version.
-	ErrArtifactMalformed = errors.New("artifact malformed")
-	// ErrArtifactUnknownKey: the key ID is not among the keys given.
-	ErrArtifactUnknownKey = errors.New("artifact signed by an unknown key")
-	// ErrArtifactSignature: the signature does not verify: the artifact
-	// was altered, or signed by another key of the same ID.
-	ErrArtifactSignature = errors.New("artifact signature invalid")
-	// ErrArtifactExpired: the approval's expiry has passed.
-	ErrArtifactExpired = errors.New("artifact expired")
-	// ErrArtifactActionMismatch: the artifact approves another action
-	// (its action hash differs).
-	ErrArtifactActionMismatch = errors.New("artifact approves another action")
-	// ErrArtifactPayloadMismatch: the artifact approves the action with
-	// another payload.
-	ErrArtifactPayloadMismatch = errors.New("artifact approves another payload")
-	// ErrNoArtifact: the request is not approved (pending, denied,
-	// cancelled, timed out or expired), so there is no artifact.
-	ErrNoArtifact = errors.New("no artifact: the request is not approved")
-)
 
 // Artifact is a verified approval artifact's content.
 type Artifact struct {

@@ -398,3 +398,34 @@ func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
 		g.log.Error("approval: cannot audit an audit sink failure", "err", err)
 	}
 }
+
+// EventBreakGlass: a person approved a request on the emergency path
+// (Gate.BreakGlass), bypassing its policies, with the reason they gave.
+// With BreakGlass.SecondPerson the first such event opens the break-glass
+// and the second, by another person, approves. List them with
+// AuditQuery{Type: EventBreakGlass}.
+const EventBreakGlass EventType = "request.break_glass"
+
+// EventAuditCheckpoint: a gate signed the head of the trail with its key
+// (Gate.Checkpoint, or Tick every Config.CheckpointInterval). The event's
+// Checkpoint holds the signature.
+const EventAuditCheckpoint EventType = "audit.checkpoint"
+
+// EventPayloadEdited: an approver replaced the payload under review
+// (Decision.Payload); the reason gives both payload hashes.
+const EventPayloadEdited EventType = "request.payload_edited"
+
+// EventAuditMismatch is a security event: the gate found a request whose
+// state no audit event accounts for (a row written around the gate, by
+// someone with write access to the database) and refused to act on it:
+// Guard did not consume it, Artifact did not sign it.
+const EventAuditMismatch EventType = "audit.mismatch"
+
+// EventRequestRecommended: a recommendation was attached to a request.
+const EventRequestRecommended EventType = "request.recommended"
+
+// Delegation audit events (their RequestID is empty).
+const (
+	EventDelegationGranted EventType = "delegation.granted"
+	EventDelegationRevoked EventType = "delegation.revoked"
+)

@@ -7,13 +7,6 @@ import (
 	"time"
 )
 
-// EventBreakGlass: a person approved a request on the emergency path
-// (Gate.BreakGlass), bypassing its policies, with the reason they gave.
-// With BreakGlass.SecondPerson the first such event opens the break-glass
-// and the second, by another person, approves. List them with
-// AuditQuery{Type: EventBreakGlass}.
-const EventBreakGlass EventType = "request.break_glass"
-
 // BreakGlass configures the emergency path around a request's policies
 // (Config.BreakGlass): the people it names approve an open request at
 // once, with a reason, through Gate.BreakGlass. It is loud by design:

@@ -12,11 +12,6 @@ import (
 	"github.com/signoff/approval/internal/canon"
 )
 
-// EventAuditCheckpoint: a gate signed the head of the trail with its key
-// (Gate.Checkpoint, or Tick every Config.CheckpointInterval). The event's
-// Checkpoint holds the signature.
-const EventAuditCheckpoint EventType = "audit.checkpoint"
-
 // CheckpointContext prefixes the bytes a checkpoint signs, so that no
 // other signature of the gate's key (a token's, an artifact's) verifies as
 // a checkpoint's.
@@ -132,16 +127,6 @@ func isHexHash(s string) bool {
 		}
 	}
 	return true
-}
-
-// AuditTail is an optional Store capability, found by type assertion: a
-// store that reads the newest event of its trail directly. Gate.Checkpoint
-// uses it to find the head it signs; without it the gate reads the whole
-// trail to find it. memstore and sqlstore implement it.
-type AuditTail interface {
-	// LastAuditEvent returns the event with the highest sequence number,
-	// and false if the trail is empty.
-	LastAuditEvent(ctx context.Context) (AuditEvent, bool, error)
 }
 
 // lastEvent returns the newest event of the trail.

@@ -2,7 +2,6 @@ package approval
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -59,28 +58,6 @@ func (d *Delegation) covers(name string) bool {
 	return len(d.Policies) == 0 || slices.Contains(d.Policies, name)
 }
 
-// Delegations is an optional Store capability, found by type assertion:
-// durable delegations (see Delegation). memstore and sqlstore implement
-// it; the gate's delegation methods return ErrUnsupported on a store
-// without it. storetest.Run checks it.
-type Delegations interface {
-	// CreateDelegation stores d, and appends events, atomically. It
-	// returns ErrConflict if a delegation with d.ID exists. It seals each
-	// event in place.
-	CreateDelegation(ctx context.Context, d *Delegation, events []AuditEvent) error
-
-	// RevokeDelegation sets RevokedAt and RevokedBy of the delegation id
-	// to at and by, if it is not revoked yet, and appends events,
-	// atomically, and returns it as revoked. It returns ErrNotFound if
-	// there is no such delegation and ErrConflict if it is revoked
-	// already, writing nothing.
-	RevokeDelegation(ctx context.Context, id string, at time.Time, by string, events []AuditEvent) (*Delegation, error)
-
-	// ListDelegations returns the delegations matching q, in ascending ID
-	// order, at most PageSize(q.Limit) of them.
-	ListDelegations(ctx context.Context, q DelegationQuery) ([]Delegation, error)
-}
-
 // DelegationQuery selects delegations. Zero fields match all.
 type DelegationQuery struct {
 	From, To string
@@ -104,16 +81,6 @@ func (d *Delegation) Clone() *Delegation {
 	c.Policies = slices.Clone(d.Policies)
 	return &c
 }
-
-// ErrUnsupported is returned by gate methods that need a Store capability
-// the store does not have (Delegations).
-var ErrUnsupported = errors.New("not supported by the store")
-
-// Delegation audit events (their RequestID is empty).
-const (
-	EventDelegationGranted EventType = "delegation.granted"
-	EventDelegationRevoked EventType = "delegation.revoked"
-)
 
 // maxDelegationPolicies bounds Delegation.Policies.
 const maxDelegationPolicies = 64

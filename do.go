@@ -2,34 +2,8 @@ package approval
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
-)
-
-// Errors of Do: why the function did not run. Each comes wrapped in a
-// *NotApprovedError that carries the request and the reviewer's reason.
-// They sit here, beside Do, rather than in errors.go: the rest of the
-// package never returns them.
-var (
-	// ErrPending: the action waits for a person (Do returned at once, or
-	// its DoOptions.Wait passed first). Retrying the same call returns the
-	// same request.
-	ErrPending = errors.New("approval pending")
-	// ErrDenied: a person or a deny policy refused the action.
-	ErrDenied = errors.New("approval denied")
-	// ErrTimedOut: the request's deadline passed before enough people
-	// approved it.
-	ErrTimedOut = errors.New("approval timed out")
-	// ErrCancelled: someone cancelled the request.
-	ErrCancelled = errors.New("approval cancelled")
-	// ErrAlreadyRan: the action already ran under its IdempotencyKey
-	// (Guard answered StatusConsumed, with the earlier request's ID and
-	// artifact), so Do did not run the function again. Whether that run
-	// succeeded is the caller's to know: the gate records only that it was
-	// let run. To run the operation again, give it a new key, and so a new
-	// request and a new approval.
-	ErrAlreadyRan = errors.New("action already ran")
 )
 
 // NotApprovedError is Do's error when the function did not run: the

@@ -14,10 +14,6 @@ import (
 // StatusApproved runs nothing, which is the safe reading.
 const StatusModified Status = "modified"
 
-// EventPayloadEdited: an approver replaced the payload under review
-// (Decision.Payload); the reason gives both payload hashes.
-const EventPayloadEdited EventType = "request.payload_edited"
-
 // PayloadEdit is the payload an approver put in place of the one asked
 // for (Decision.Payload), and the hashes it changes.
 type PayloadEdit struct {

@@ -78,4 +78,50 @@ var (
 	ErrInvalidHead = errors.New("invalid audit head")
 	// ErrClosed: the gate has been closed.
 	ErrClosed = errors.New("gate closed")
+	// ErrUnsupported is returned by gate methods that need a Store
+	// capability the store does not have (Delegations, IdempotencyKeys).
+	ErrUnsupported = errors.New("not supported by the store")
+
+	// Artifact errors: VerifyArtifact returns one of them (wrapped).
+
+	// ErrArtifactMalformed: not an artifact: bad JSON, an unknown or
+	// missing field, another version.
+	ErrArtifactMalformed = errors.New("artifact malformed")
+	// ErrArtifactUnknownKey: the key ID is not among the keys given.
+	ErrArtifactUnknownKey = errors.New("artifact signed by an unknown key")
+	// ErrArtifactSignature: the signature does not verify: the artifact
+	// was altered, or signed by another key of the same ID.
+	ErrArtifactSignature = errors.New("artifact signature invalid")
+	// ErrArtifactExpired: the approval's expiry has passed.
+	ErrArtifactExpired = errors.New("artifact expired")
+	// ErrArtifactActionMismatch: the artifact approves another action
+	// (its action hash differs).
+	ErrArtifactActionMismatch = errors.New("artifact approves another action")
+	// ErrArtifactPayloadMismatch: the artifact approves the action with
+	// another payload.
+	ErrArtifactPayloadMismatch = errors.New("artifact approves another payload")
+	// ErrNoArtifact: the request is not approved (pending, denied,
+	// cancelled, timed out or expired), so there is no artifact.
+	ErrNoArtifact = errors.New("no artifact: the request is not approved")
+
+	// Do's errors, in a *NotApprovedError when the function did not run.
+
+	// ErrPending: the action waits for a person (Do returned at once, or
+	// its DoOptions.Wait passed first). Retrying the same call returns the
+	// same request.
+	ErrPending = errors.New("approval pending")
+	// ErrDenied: a person or a deny policy refused the action.
+	ErrDenied = errors.New("approval denied")
+	// ErrTimedOut: the request's deadline passed before enough people
+	// approved it.
+	ErrTimedOut = errors.New("approval timed out")
+	// ErrCancelled: someone cancelled the request.
+	ErrCancelled = errors.New("approval cancelled")
+	// ErrAlreadyRan: the action already ran under its IdempotencyKey
+	// (Guard answered StatusConsumed, with the earlier request's ID and
+	// artifact), so Do did not run the function again. Whether that run
+	// succeeded is the caller's to know: the gate records only that it was
+	// let run. To run the operation again, give it a new key, and so a new
+	// request and a new approval.
+	ErrAlreadyRan = errors.New("action already ran")
 )

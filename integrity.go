@@ -12,12 +12,6 @@ import (
 	"time"
 )
 
-// EventAuditMismatch is a security event: the gate found a request whose
-// state no audit event accounts for (a row written around the gate, by
-// someone with write access to the database) and refused to act on it:
-// Guard did not consume it, Artifact did not sign it.
-const EventAuditMismatch EventType = "audit.mismatch"
-
 // VerifyAuditOptions tune Gate.VerifyAuditTrail.
 type VerifyAuditOptions struct {
 	// Anchors are heads kept outside the store (Checkpoint's results, or

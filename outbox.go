@@ -1,68 +1,10 @@
 package approval
 
 import (
-	"context"
 	"time"
 
 	cbackoff "github.com/cenkalti/backoff/v5"
 )
-
-// Outbox is an optional Store capability, found by type assertion: a store
-// that keeps the notifications a change causes with the change itself, in
-// the same atomic step, and hands them to delivery workers under a lease.
-// With it, notifications survive a crash, are retried with backoff until
-// their channel's attempt limit, and end, if every attempt failed, as dead
-// letters an operator can list (Gate.ListOutbox) and send again
-// (Gate.Redrive). memstore and sqlstore implement it; a store without it
-// keeps in-process delivery (see Channel), which a crash loses.
-//
-// An outbox holds two kinds of message. A notice (Channel "") says that a
-// notification of Type is due about a request; a worker expands it, once
-// it has resolved the recipients, into one delivery per recipient and
-// channel (SettleOutbox with Add), in one atomic step. A delivery carries
-// its Notification (Body, JSON, without links: they are signed at each
-// attempt, so no token is stored) and its ID is the Notification's ID,
-// the same at every attempt: the idempotency key receivers deduplicate on.
-//
-// A message is claimed for a lease (ClaimOutbox): no other claim returns it
-// until the lease ends, so workers in several processes sharing a database
-// never send one message at once; a worker that dies holding a claim loses
-// it when the lease ends, and the message goes to the next claim. Only the
-// lease's owner can settle a message.
-//
-// storetest.Run checks an Outbox against this contract.
-type Outbox interface {
-	// CreateWithOutbox is Store.Create that, if it creates req, stores
-	// msgs in the same atomic step; if it creates nothing, it stores none.
-	CreateWithOutbox(ctx context.Context, req *Request, events []AuditEvent, msgs []OutboxMessage) (*Request, bool, error)
-
-	// ClaimOutbox leases up to PageSize(q.Limit) pending messages of
-	// q.Channel ("" for notices) whose NextAttempt is not after q.Now and
-	// whose lease, if any, has ended, oldest NextAttempt first: it sets
-	// their LeaseOwner to q.Owner and LeaseUntil to q.Now + q.Lease and
-	// returns them.
-	ClaimOutbox(ctx context.Context, q OutboxClaim) ([]OutboxMessage, error)
-
-	// SettleOutbox records the outcome of a claimed message, and appends
-	// s.Events, atomically. It returns ErrConflict, writing nothing, if
-	// the message is not pending with LeaseOwner s.Owner (its lease ended
-	// and another worker claimed it), and ErrNotFound if there is no such
-	// message.
-	SettleOutbox(ctx context.Context, s OutboxSettle) error
-
-	// ListOutbox returns messages matching q in ascending ID order, at
-	// most PageSize(q.Limit), and a cursor for the next page, empty on the
-	// last page. A cursor the store did not issue is an error wrapping
-	// ErrInvalidCursor.
-	ListOutbox(ctx context.Context, q OutboxQuery) (OutboxPage, error)
-
-	// RedriveOutbox makes the dead message id pending again, due at now,
-	// with its attempts counted from zero, and appends event, with its
-	// RequestID set to the message's, atomically; it seals event in place.
-	// It returns ErrNotFound, writing nothing, if no dead message has that
-	// ID.
-	RedriveOutbox(ctx context.Context, id string, now time.Time, event *AuditEvent) error
-}
 
 // OutboxState is the state of an outbox message. A message delivered (or
 // a notice expanded) leaves the outbox; its record is the audit trail.

@@ -37,9 +37,6 @@ const (
 	maxRecContext      = 16
 )
 
-// EventRequestRecommended: a recommendation was attached to a request.
-const EventRequestRecommended EventType = "request.recommended"
-
 // check validates rec.
 func (rec *Recommendation) check() error {
 	if rec.By == "" {

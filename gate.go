@@ -1,0 +1,174 @@
+package approval
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/signoff/approval/internal/wake"
+)
+
+// Gate is the approval gate: it evaluates policies, keeps requests in its
+// Store and counts decisions. A Gate is safe for concurrent use; several
+// gates (in one process or many) may share one Store. Create it with New
+// and release it with Close.
+type Gate struct {
+	store    Store
+	sink     AuditSink
+	sinkHost *plugin
+	keys     *keyring
+	dir      Directory
+	dirHost  *plugin
+	// quorumSkip (a time.Time) pauses the quorum check's directory calls
+	// after one ran out of time (quorum.go).
+	quorumSkip atomic.Value
+	baseURL    string
+	limits     Limits
+	now        func() time.Time
+	log        *slog.Logger
+	distinct   bool
+	denyAt     int
+	poll       time.Duration
+	hold       time.Duration // DenialHold; 0: none
+	idemWindow time.Duration // IdempotencyWindow
+	// idemKeys and runs are the Store's IdempotencyKeys and PriorRuns
+	// capabilities, nil if it has none.
+	idemKeys IdempotencyKeys
+	runs     PriorRuns
+
+	tickMu    sync.Mutex
+	tickAfter DuePosition // where the next Tick's ListDue starts
+
+	checkpointEvery time.Duration
+	checkpointMu    sync.Mutex
+	checkpointed    time.Time // this gate's last checkpoint (or attempt)
+
+	mu       sync.Mutex // serialises policy registration
+	policies atomic.Pointer[[]*compiledPolicy]
+	def      *compiledPolicy
+	matchers MatcherRegistry
+	// breakGlass is a copy of Config.BreakGlass.
+	breakGlass *BreakGlass
+
+	notify  *dispatcher   // in-process delivery, for a store without Outbox
+	outbox  *outboxRunner // durable delivery, for a store with Outbox
+	waiters wake.Set      // local Wait calls, by request ID
+	closed  atomic.Bool
+}
+
+// Close stops notification delivery.
+//
+// With an outbox (see Channel), Close delivers what is due now (each due
+// message is attempted) and returns nil; retries due later stay in the
+// outbox for the next gate on the store. If ctx ends first, Close stops
+// at once and returns an error wrapping ctx's error; nothing is lost: a
+// message claimed and not settled goes to the next claim when its lease
+// ends.
+//
+// In process, Close takes no new notifications and returns nil once the
+// queued ones are delivered (sent, or failed and audited). If ctx ends
+// first, Close stops delivery at once, audits each notification left
+// undelivered as notification.failed with reason "gate closed before
+// delivery", logs their number, and returns an error wrapping ctx's
+// error; those audit writes get at most one second of their own, so Close
+// returns soon after ctx ends even if a channel never does. A Send still
+// running then is abandoned. Guard and Decide keep working after Close
+// but no longer notify: each notification they would have sent is
+// audited as notification.failed, "gate closed before delivery".
+//
+// Close is safe to call more than once; only the first call waits.
+func (g *Gate) Close(ctx context.Context) error {
+	if !g.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if g.outbox != nil {
+		return g.outbox.close(ctx)
+	}
+	if g.notify == nil {
+		return nil
+	}
+	return g.notify.close(ctx)
+}
+
+func policyRefs(ps []MatchedPolicy) []PolicyRef {
+	refs := make([]PolicyRef, len(ps))
+	for i, p := range ps {
+		refs[i] = PolicyRef{Name: p.Name, Hash: p.Hash}
+	}
+	return refs
+}
+
+// newRequestID returns "req_" and a UUIDv7 in hex, so IDs sort by creation.
+func newRequestID() string {
+	id := uuid.Must(uuid.NewV7())
+	var b [4 + 32]byte
+	copy(b[:], "req_")
+	const hexd = "0123456789abcdef"
+	for i, c := range id {
+		b[4+2*i], b[5+2*i] = hexd[c>>4], hexd[c&0xf]
+	}
+	return string(b[:])
+}
+
+// update writes u through the store, then mirrors its events and wakes
+// local waiters.
+func (g *Gate) update(ctx context.Context, u Update) error {
+	stampHashes(u.Request, u.Events)
+	if err := g.store.Update(ctx, u); err != nil {
+		return err
+	}
+	g.afterCommit(ctx, u.Events)
+	if !u.Request.Status.Open() {
+		g.waiters.Wake(u.Request.ID)
+	}
+	return nil
+}
+
+// Get returns the request with the given ID, or an error wrapping
+// ErrNotFound.
+func (g *Gate) Get(ctx context.Context, id string) (*Request, error) {
+	if err := checkRequestID(id); err != nil {
+		return nil, fmt.Errorf("approval: get: %w", err)
+	}
+	r, err := g.store.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("approval: get %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// List returns a page of requests matching q, oldest first.
+//
+// RequestedBy, Approver and Awaiting are identities, matched in canonical
+// form (see CanonicalID); one that is not a valid identity is
+// ErrInvalidIdentity. With Awaiting, a page may hold fewer than Limit
+// requests and still have a Next (see listAwaiting).
+func (g *Gate) List(ctx context.Context, q RequestQuery) (RequestPage, error) {
+	for _, f := range []*string{&q.RequestedBy, &q.Approver, &q.Awaiting} {
+		if *f == "" {
+			continue
+		}
+		id, err := CanonicalID(*f)
+		if err != nil {
+			return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
+		}
+		*f = id
+	}
+	if q.Awaiting != "" {
+		p, err := g.listAwaiting(ctx, q)
+		if err != nil {
+			return RequestPage{}, fmt.Errorf("approval: list requests awaiting %s: %w", q.Awaiting, err)
+		}
+		return p, nil
+	}
+	p, err := g.store.List(ctx, q)
+	if err != nil {
+		return RequestPage{}, fmt.Errorf("approval: list requests: %w", err)
+	}
+	return p, nil
+}
