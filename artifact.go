@@ -48,7 +48,7 @@ type Artifact struct {
 	// the action is approved only within them. Left out when empty.
 	Conditions []string `json:"conditions,omitempty"`
 	// EditedFrom is, when an approver edited the payload (see
-	// StatusModified), the hash of the payload asked for: PayloadHash is
+	// OutcomeModified), the hash of the payload asked for: PayloadHash is
 	// the edited one's. Left out otherwise.
 	EditedFrom  string         `json:"edited_from,omitempty"`
 	PayloadHash string         `json:"payload_hash"`

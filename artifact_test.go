@@ -26,7 +26,7 @@ func approvedArtifact(t *testing.T) (*fixture, approval.Action, []byte) {
 	require.NoError(t, err)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.NotEmpty(t, res.Artifact)
 	return f, a, res.Artifact
 }
@@ -175,7 +175,7 @@ func TestNoArtifactWithoutApproval(t *testing.T) {
 	}
 	res, err := f.gate.Guard(f.ctx, transfer(3000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status) // held
+	require.Equal(t, approval.OutcomeDenied, res.Status) // held
 	require.Nil(t, res.Artifact)
 
 	timedOut := f.pending(transfer(6000))
@@ -189,7 +189,7 @@ func TestNoArtifactWithoutApproval(t *testing.T) {
 	// No policy matched: nobody approved anything, and there is no artifact.
 	res, err = f.gate.Guard(f.ctx, transfer(10))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Nil(t, res.Artifact)
 
 	_, err = f.gate.Artifact(f.ctx, "req_nope")

@@ -63,7 +63,7 @@ func BenchmarkGuardNoMatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		res, err := g.Guard(ctx, a)
-		if err != nil || res.Status != approval.StatusApproved {
+		if err != nil || res.Status != approval.OutcomeApproved {
 			b.Fatal(res, err)
 		}
 	}
@@ -114,7 +114,7 @@ func benchGuardCreate(b *testing.B, g *approval.Gate) {
 	i := 0
 	for b.Loop() {
 		res, err := g.Guard(ctx, actions[i%len(actions)])
-		if err != nil || res.Status != approval.StatusPending {
+		if err != nil || res.Status != approval.OutcomePending {
 			b.Fatal(res, err)
 		}
 		i++
@@ -282,7 +282,7 @@ func BenchmarkGuardConsume(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		res, err := g.Guard(ctx, actions[i])
-		if err != nil || res.Status != approval.StatusApproved || res.Artifact == nil {
+		if err != nil || res.Status != approval.OutcomeApproved || res.Artifact == nil {
 			b.Fatal(res, err)
 		}
 	}

@@ -65,7 +65,7 @@ func TestBreakGlass(t *testing.T) {
 	// Marked in the artifact.
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	art, err := approval.VerifyArtifactAt(res.Artifact, a, f.pub(), f.clock.Now())
 	require.NoError(t, err)
 	require.True(t, art.BreakGlass)

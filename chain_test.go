@@ -295,7 +295,7 @@ func TestChainQuorumShortfall(t *testing.T) {
 			require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: chain}))
 			res, err := f.gate.Guard(f.ctx, approval.Action{Name: "release:web", RequestedBy: "rm"})
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusDenied, res.Status)
+			require.Equal(t, approval.OutcomeDenied, res.Status)
 			require.Contains(t, res.Reason, "quorum cannot be met: policy release")
 		})
 	}
@@ -319,7 +319,7 @@ func TestChainEveryLevelSkipped(t *testing.T) {
 	}}))
 	res, err := f.gate.Guard(f.ctx, approval.Action{Name: "release:web", RequestedBy: "rm"})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, "every level skipped", res.Reason)
 	require.Equal(t, approval.StatusConsumed, f.get(res.RequestID).Status)
 	require.Equal(t, []approval.EventType{approval.EventRequestCreated, approval.EventLevelSkipped,
@@ -327,7 +327,7 @@ func TestChainEveryLevelSkipped(t *testing.T) {
 	// The next Guard of the same action is asked again (nothing is held).
 	res, err = f.gate.Guard(f.ctx, approval.Action{Name: "release:web", RequestedBy: "rm"})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 }
 
 // Per-level timeouts: OnTimeout deny times the request out, approve passes
@@ -493,7 +493,7 @@ func TestInitiatorIsSegregated(t *testing.T) {
 	c.RequestedBy, c.Initiator = "agent-7", "alice"
 	res, err := f.gate.Guard(f.ctx, c)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Contains(t, res.Reason, "3 people can give them (the requester may not)")
 
 	bad := transfer(1)

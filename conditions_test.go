@@ -54,7 +54,7 @@ func TestApproveWithConditions(t *testing.T) {
 	want := []string{"max_amount <= 2500", "window <= 30m", "dry_run = false"}
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, want, res.Conditions)
 	got, err := approval.VerifyArtifactAt(res.Artifact, a, f.pub(), f.clock.Now())
 	require.NoError(t, err)

@@ -36,7 +36,7 @@ type Decision struct {
 	// place of the one asked for (an agent's tool arguments, corrected):
 	// with VerdictApprove only, and only before anyone approved. The
 	// approval then binds the edited payload: the requester's Guard gets
-	// StatusModified with it in Result.Payload, and the approvers after
+	// OutcomeModified with it in Result.Payload, and the approvers after
 	// this one approve it. The edit is audited (request.payload_edited).
 	Payload []byte
 	// ActionHash, when set, is the action hash the approver was shown:

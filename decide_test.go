@@ -33,7 +33,7 @@ func TestDecideQuorumApproves(t *testing.T) {
 	// The next Guard of the exact action consumes the approval, once.
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, id, res.RequestID)
 	require.Equal(t, approval.StatusConsumed, f.get(id).Status)
 

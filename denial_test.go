@@ -46,7 +46,7 @@ func TestDenialReachesTheRequester(t *testing.T) {
 	// The requester asking again gets the denial, not a new request.
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, id, res.RequestID)
 	require.Equal(t, want, res.Denial)
 	res.Denial.Hint = "changed by the caller"

@@ -18,7 +18,7 @@ type NotApprovedError struct {
 
 func (e *NotApprovedError) Error() string {
 	status := string(e.Result.Status)
-	if e.Result.Status == StatusConsumed {
+	if e.Result.Status == OutcomeAlreadyRan {
 		status = "already ran"
 	}
 	msg := fmt.Sprintf("approval: %s: %s", e.Action, status)
@@ -36,13 +36,13 @@ func (e *NotApprovedError) Error() string {
 
 func (e *NotApprovedError) Unwrap() error {
 	switch e.Result.Status {
-	case StatusPending, StatusEscalated:
+	case OutcomePending:
 		return ErrPending
-	case StatusTimedOut:
+	case OutcomeTimedOut:
 		return ErrTimedOut
-	case StatusCancelled:
+	case OutcomeCancelled:
 		return ErrCancelled
-	case StatusConsumed:
+	case OutcomeAlreadyRan:
 		return ErrAlreadyRan
 	}
 	return ErrDenied
@@ -58,7 +58,7 @@ type DoOptions struct {
 
 // Do runs fn once action a is approved, at most once per approval.
 //
-// It guards a. Approved (or modified, see StatusModified): it runs fn
+// It guards a. Approved (or modified, see OutcomeModified): it runs fn
 // with the Result, which carries the conditions the approvers set and,
 // when they edited the payload, the payload to run with instead of a's;
 // Do returns fn's error as it is. Pending: with opts.Wait, Do waits (see
@@ -69,7 +69,7 @@ type DoOptions struct {
 // ErrPending with the request's ID. A denial, a timeout or a
 // cancellation returns a *NotApprovedError wrapping ErrDenied,
 // ErrTimedOut or ErrCancelled, with the reviewer's reason and Denial. An
-// action that already ran under its IdempotencyKey (StatusConsumed)
+// action that already ran under its IdempotencyKey (OutcomeAlreadyRan)
 // returns a *NotApprovedError wrapping ErrAlreadyRan, with the earlier
 // request's ID and artifact in its Result: fn does not run again.
 //
@@ -91,14 +91,14 @@ func Do(ctx context.Context, g *Gate, a Action, opts DoOptions, fn func(ctx cont
 			return res, err
 		}
 		switch res.Status {
-		case StatusApproved, StatusModified:
+		case OutcomeApproved, OutcomeModified:
 			if err := ctx.Err(); err != nil {
 				// Consumed, but the caller is gone: the audit trail shows
 				// the consumption, and the function does not run late.
 				return res, fmt.Errorf("approval: %s: %w", a.Name, err)
 			}
 			return res, fn(ctx, res)
-		case StatusPending, StatusEscalated:
+		case OutcomePending:
 		default:
 			return res, &NotApprovedError{Action: a.Name, Result: res}
 		}
@@ -116,7 +116,7 @@ func Do(ctx context.Context, g *Gate, a Action, opts DoOptions, fn func(ctx cont
 		}
 		switch r.Status {
 		case StatusDenied, StatusTimedOut, StatusCancelled:
-			res = Result{Status: r.Status, RequestID: r.ID, Reason: r.Reason, Denial: r.Denial()}
+			res = Result{Status: outcomeOf(r.Status), RequestID: r.ID, Reason: r.Reason, Denial: r.Denial()}
 			return res, &NotApprovedError{Action: a.Name, Result: res}
 		}
 		// Approved: the next Guard consumes it. Consumed or expired (by a

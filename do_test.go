@@ -44,7 +44,7 @@ func TestDoReturnsPendingThenRunsOnce(t *testing.T) {
 	a := transfer(5000)
 	res, err := approval.Do(f.ctx, f.gate, a, approval.DoOptions{}, r.fn)
 	na := notApproved(t, err, approval.ErrPending)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	require.Equal(t, res, na.Result)
 	require.Contains(t, err.Error(), "approval: wire-transfer: pending (request "+res.RequestID+")")
 	id := res.RequestID
@@ -69,7 +69,7 @@ func TestDoReturnsPendingThenRunsOnce(t *testing.T) {
 
 	res, err = approval.Do(f.ctx, f.gate, a, approval.DoOptions{}, r.fn)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.EqualValues(t, 1, r.n.Load())
 	require.Equal(t, id, r.last.Load().RequestID)
 	require.NotEmpty(t, r.last.Load().Artifact)
@@ -86,7 +86,7 @@ func TestDoReturnsTheFunctionsError(t *testing.T) {
 	boom := errors.New("boom")
 	res, err := approval.Do(f.ctx, f.gate, transfer(10), approval.DoOptions{}, func(context.Context, approval.Result) error { return boom })
 	require.Same(t, boom, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, approval.ReasonNoPolicyMatched, res.Reason)
 }
 
@@ -101,7 +101,7 @@ func TestDoDenied(t *testing.T) {
 
 	res, err := approval.Do(f.ctx, f.gate, a, approval.DoOptions{}, r.fn)
 	na := notApproved(t, err, approval.ErrDenied)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, "over_limit", na.Result.Denial.Code)
 	require.Equal(t, "approval: wire-transfer: denied (request "+id+"): denied by carol: too large (code over_limit, retry changed, hint: split it)", err.Error())
 	require.Zero(t, r.n.Load())
@@ -153,7 +153,7 @@ func TestDoWaits(t *testing.T) {
 		}
 		res, err := done()
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, res.Status)
+		require.Equal(t, approval.OutcomeApproved, res.Status)
 		require.Equal(t, id, res.RequestID)
 		require.EqualValues(t, 1, r.n.Load())
 		require.Equal(t, approval.StatusConsumed, f.get(id).Status)
@@ -170,7 +170,7 @@ func TestDoWaits(t *testing.T) {
 		require.NoError(t, err)
 		res, err := done()
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusModified, res.Status)
+		require.Equal(t, approval.OutcomeModified, res.Status)
 		require.JSONEq(t, string(edited), string(r.last.Load().Payload))
 	})
 	t.Run("wait ends unanswered", func(t *testing.T) {
@@ -192,7 +192,7 @@ func TestDoWaits(t *testing.T) {
 		require.NoError(t, err)
 		res, err := done()
 		notApproved(t, err, approval.ErrTimedOut)
-		require.Equal(t, approval.StatusTimedOut, res.Status)
+		require.Equal(t, approval.OutcomeTimedOut, res.Status)
 		require.Equal(t, id, res.RequestID)
 		require.Zero(t, r.n.Load())
 	})
@@ -205,7 +205,7 @@ func TestDoWaits(t *testing.T) {
 		require.NoError(t, err)
 		res, err := done()
 		na := notApproved(t, err, approval.ErrCancelled)
-		require.Equal(t, approval.StatusCancelled, res.Status)
+		require.Equal(t, approval.OutcomeCancelled, res.Status)
 		require.Contains(t, na.Result.Reason, "changed my mind")
 		require.Zero(t, r.n.Load())
 	})

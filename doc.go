@@ -7,8 +7,8 @@
 //	res, err := gate.Guard(ctx, approval.Action{Name: "wire-transfer", RequestedBy: "user-1",
 //		Cost: &approval.Cost{Amount: 5000, Currency: "USD"}})
 //	switch res.Status {
-//	case approval.StatusApproved: // run it
-//	case approval.StatusPending:  // tell the caller to come back; res.RequestID names the request
+//	case approval.OutcomeApproved: // run it
+//	case approval.OutcomePending:  // tell the caller to come back; res.RequestID names the request
 //	default:                      // denied, or err != nil: do not run it
 //	}
 //
@@ -35,7 +35,7 @@
 // An action that must never run twice (a payment) carries an
 // Action.IdempotencyKey naming the operation: once an approval was used
 // under the key, a Guard with the key returns that outcome
-// (StatusConsumed, and approval.Do returns ErrAlreadyRan) for
+// (OutcomeAlreadyRan, and approval.Do returns ErrAlreadyRan) for
 // Config.IdempotencyWindow instead of opening a new request, and a Guard
 // with the key and another action is ErrInvalidAction. Without a key, a new
 // request for an action identical to one that ran recently tells its

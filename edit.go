@@ -6,14 +6,6 @@ import (
 	"time"
 )
 
-// StatusModified is a Result status, never a request's: the approvers
-// approved the action with a payload one of them edited
-// (Decision.Payload), and not the payload asked for. Result.Payload holds
-// the edited payload and Result.Artifact binds it: run the action with
-// that payload, or not at all. A caller that runs an action only on
-// StatusApproved runs nothing, which is the safe reading.
-const StatusModified Status = "modified"
-
 // PayloadEdit is the payload an approver put in place of the one asked
 // for (Decision.Payload), and the hashes it changes.
 type PayloadEdit struct {

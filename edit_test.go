@@ -42,7 +42,7 @@ func TestModifyThenApprove(t *testing.T) {
 	// learns the edited payload, bound by the artifact.
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusModified, res.Status)
+	require.Equal(t, approval.OutcomeModified, res.Status)
 	require.Equal(t, id, res.RequestID)
 	require.Equal(t, edited, res.Payload)
 	_, err = approval.VerifyArtifactAt(res.Artifact, a, f.pub(), f.clock.Now())
@@ -58,7 +58,7 @@ func TestModifyThenApprove(t *testing.T) {
 	// Consumed once: the next Guard of the original asks anew.
 	res, err = f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	require.NotEqual(t, id, res.RequestID)
 	_, err = f.gate.VerifyAudit(f.ctx)
 	require.NoError(t, err)

@@ -122,7 +122,7 @@ func ExampleGate_Wait() {
 	req, _ := gate.Wait(ctx, res.RequestID)
 	fmt.Println("resolved:", req.Status)
 	res, _ = gate.Guard(ctx, call)
-	fmt.Println("run the tool:", res.Status == approval.StatusApproved)
+	fmt.Println("run the tool:", res.Status == approval.OutcomeApproved)
 	// Output:
 	// pending true
 	// resolved: approved

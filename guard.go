@@ -11,38 +11,87 @@ import (
 	"time"
 )
 
+// Outcome is Guard's answer: what the caller may do with the action now.
+// It is not a request's Status (a request is pending, approved, consumed,
+// ...); an outcome says whether to run the action, with what, or why not.
+type Outcome string
+
+// Guard's outcomes.
+const (
+	// OutcomeApproved: run the action, once (Result.Artifact proves it).
+	OutcomeApproved Outcome = "approved"
+	// OutcomeModified: the approvers approved the action with a payload
+	// one of them edited (Decision.Payload), not the payload asked for.
+	// Result.Payload holds the edited payload and Result.Artifact binds
+	// it: run the action with that payload, or not at all. A caller that
+	// runs an action only on OutcomeApproved runs nothing, which is the
+	// safe reading.
+	OutcomeModified Outcome = "modified"
+	// OutcomePending: people have not decided yet; Result.RequestID is
+	// the request to wait for (Gate.Wait), then Guard again.
+	OutcomePending Outcome = "pending"
+	// OutcomeDenied: do not run the action (a person or a policy refused
+	// it, or Guard failed closed).
+	OutcomeDenied Outcome = "denied"
+	// OutcomeTimedOut: the request's deadline passed before enough people
+	// approved it (a held timeout, see Config.DenialHold): do not run it.
+	OutcomeTimedOut Outcome = "timed_out"
+	// OutcomeCancelled: the request was cancelled (Do's answer after a
+	// wait; Guard itself opens a new request instead).
+	OutcomeCancelled Outcome = "cancelled"
+	// OutcomeAlreadyRan: the action already ran under its IdempotencyKey,
+	// approved by request Result.RequestID, and must not run again
+	// (Result.Artifact is that approval's).
+	OutcomeAlreadyRan Outcome = "already_ran"
+)
+
+// outcomeOf is the outcome of a request that ended in status s.
+func outcomeOf(s Status) Outcome {
+	switch s {
+	case StatusPending, StatusEscalated:
+		return OutcomePending
+	case StatusApproved:
+		return OutcomeApproved
+	case StatusTimedOut:
+		return OutcomeTimedOut
+	case StatusCancelled:
+		return OutcomeCancelled
+	case StatusConsumed:
+		return OutcomeAlreadyRan
+	}
+	return OutcomeDenied // denied, expired, or a status this version does not know
+}
+
 // Result is the answer of Guard.
 type Result struct {
-	// Status is StatusApproved (run the action), StatusPending (wait for
-	// RequestID) or StatusDenied (do not run it); StatusModified (run it
-	// with Payload); StatusTimedOut, a held timeout (do not run it); or
-	// StatusConsumed: the action already ran under its IdempotencyKey,
-	// approved by request RequestID, and must not run again (Artifact is
-	// that approval's). A caller that runs an action only on
-	// StatusApproved runs nothing in the others. On error it is
-	// StatusDenied.
-	Status Status
+	// Status is the outcome: OutcomeApproved (run the action),
+	// OutcomeModified (run it with Payload), OutcomePending (wait for
+	// RequestID), or one of the outcomes that say not to run it:
+	// OutcomeDenied, OutcomeTimedOut, OutcomeCancelled, OutcomeAlreadyRan.
+	// A caller that runs an action only on OutcomeApproved runs nothing
+	// in the others. On error it is OutcomeDenied.
+	Status Outcome
 	// RequestID identifies the request; empty when no request was needed.
 	RequestID string
 	// Reason explains the status: "no-policy-matched", the deny policy's
 	// reason, or the resolution of a consumed approval.
 	Reason string
 	// Artifact is the signed evidence of the approval Guard consumed
-	// (see VerifyArtifact): set with StatusApproved when a request was
-	// approved, and with StatusConsumed (the approval an earlier Guard
+	// (see VerifyArtifact): set with OutcomeApproved when a request was
+	// approved, and with OutcomeAlreadyRan (the approval an earlier Guard
 	// consumed); nil when no policy matched (nobody approved anything) or
 	// the gate has no SigningKey.
 	Artifact []byte
 	// Conditions are the limits the approvers set (Decision.Conditions)
-	// with StatusApproved: run the action within them and within
+	// with OutcomeApproved: run the action within them and within
 	// Action.Constraints. The artifact binds them.
 	Conditions []string
 	// Denial is the structured reason a person gave for the denial, with
-	// StatusDenied (see Denial): whether asking again can help. Nil when
+	// OutcomeDenied (see Denial): whether asking again can help. Nil when
 	// none was given, or a policy denied.
 	Denial *Denial
-	// Payload, with StatusModified, is the payload the approvers approved
-	// in place of the one asked for (see StatusModified): run the action
+	// Payload, with OutcomeModified, is the payload the approvers approved
+	// in place of the one asked for (see OutcomeModified): run the action
 	// with it. Nil otherwise.
 	Payload []byte
 }
@@ -58,7 +107,7 @@ type Result struct {
 // is returned as pending (the same request on every retry, never a second);
 // an approved one is consumed, and Guard returns approved exactly once for
 // it; one a person denied, or that timed out, within Config.DenialHold is
-// returned with its status (StatusDenied or StatusTimedOut), request ID and
+// returned with its outcome (OutcomeDenied or OutcomeTimedOut), request ID and
 // reason, so a caller that asks again learns the answer rather than paging
 // the approvers again; with none of these, a new pending request is created
 // and its approvers are notified in the background. A new request whose
@@ -70,7 +119,7 @@ type Result struct {
 // for another action (another action hash) makes the Guard fail with
 // ErrInvalidAction, naming the key and that request. One whose approval
 // was consumed, within Config.IdempotencyWindow, answers the Guard with
-// its outcome: StatusConsumed, its ID, reason and artifact, audited as
+// its outcome: OutcomeAlreadyRan, its ID, reason and artifact, audited as
 // request.deduplicated; nothing new is created, evaluated or notified.
 // Otherwise the Guard goes on as above, with the key in place of the
 // action hash: an open request with the key is returned as pending, an
@@ -83,18 +132,18 @@ type Result struct {
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	if err := a.normalize(&g.limits); err != nil {
-		return Result{Status: StatusDenied}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
+		return Result{Status: OutcomeDenied}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
 	}
 	m := evaluate(*g.policies.Load(), &a)
 	if m.deny == nil && len(m.policies) == 0 {
 		if g.def == nil {
-			return Result{Status: StatusApproved, Reason: ReasonNoPolicyMatched}, nil
+			return Result{Status: OutcomeApproved, Reason: ReasonNoPolicyMatched}, nil
 		}
 		m.policies, m.errs = []*compiledPolicy{g.def}, []string{""}
 	}
 	res, err := g.guardSlow(ctx, &a, &m)
 	if err != nil {
-		return Result{Status: StatusDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
+		return Result{Status: OutcomeDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
 	}
 	return res, nil
 }
@@ -224,7 +273,7 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 		case created && req.Status.Open():
 			g.afterCommit(ctx, events)
 			g.notified(ctx, NotifyRequested, req, 0)
-			return Result{Status: StatusPending, RequestID: req.ID, Reason: req.Reason}, nil
+			return Result{Status: OutcomePending, RequestID: req.ID, Reason: req.Reason}, nil
 		case created:
 			g.afterCommit(ctx, events)
 			stored = req
@@ -281,7 +330,7 @@ func (g *Gate) keyed(ctx context.Context, req, r *Request) (Result, bool, error)
 	if err := g.appendAudit(ctx, ev); err != nil {
 		return Result{RequestID: r.ID}, true, err
 	}
-	return Result{Status: StatusConsumed, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(r), Conditions: r.Conditions()}, true, nil
+	return Result{Status: OutcomeAlreadyRan, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(r), Conditions: r.Conditions()}, true, nil
 }
 
 // existing handles a Guard that found a non-terminal request for the same
@@ -302,14 +351,14 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err := g.appendAudit(ctx, ev); err != nil {
 			return res, false, err
 		}
-		return Result{Status: r.Status, RequestID: r.ID, Reason: r.Reason, Denial: r.Denial()}, true, nil
+		return Result{Status: outcomeOf(r.Status), RequestID: r.ID, Reason: r.Reason, Denial: r.Denial()}, true, nil
 	case r.Status.Open():
 		ev := []AuditEvent{{RequestID: r.ID, Type: EventRequestDeduplicated, Actor: r.Action.RequestedBy,
 			Policies: policyRefs(r.Policies), At: now}}
 		if err := g.appendAudit(ctx, ev); err != nil {
 			return res, false, err
 		}
-		return Result{Status: StatusPending, RequestID: r.ID, Reason: r.Reason}, true, nil
+		return Result{Status: OutcomePending, RequestID: r.ID, Reason: r.Reason}, true, nil
 	case r.Status == StatusApproved && !r.ExpiresAt.IsZero() && !now.Before(r.ExpiresAt):
 		_, err = g.expire(ctx, r)
 		return res, false, ignoreConflict(err)
@@ -334,9 +383,9 @@ func (g *Gate) existing(ctx context.Context, r *Request) (res Result, done bool,
 		if err != nil {
 			return res, false, err
 		}
-		res := Result{Status: StatusApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next), Conditions: next.Conditions()}
+		res := Result{Status: OutcomeApproved, RequestID: r.ID, Reason: r.Reason, Artifact: g.signArtifact(next), Conditions: next.Conditions()}
 		if next.Edit != nil {
-			res.Status, res.Payload = StatusModified, slices.Clone(next.Edit.Payload)
+			res.Status, res.Payload = OutcomeModified, slices.Clone(next.Edit.Payload)
 		}
 		return res, true, nil
 	}
@@ -471,7 +520,7 @@ func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEv
 		return Result{}, errors.New("store did not record a consumed request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
-	return Result{Status: StatusApproved, RequestID: req.ID, Reason: req.Reason, Artifact: g.signArtifact(req)}, nil
+	return Result{Status: OutcomeApproved, RequestID: req.ID, Reason: req.Reason, Artifact: g.signArtifact(req)}, nil
 }
 
 // denyByPolicy records an action a deny policy refused: a request created
@@ -506,7 +555,7 @@ func (g *Gate) denyAtOnce(ctx context.Context, req *Request, reason, audited str
 		return Result{}, errors.New("store did not record a denied request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
-	return Result{Status: StatusDenied, RequestID: req.ID, Reason: reason}, nil
+	return Result{Status: OutcomeDenied, RequestID: req.ID, Reason: reason}, nil
 }
 
 func joinReasons(ps []*compiledPolicy) string {

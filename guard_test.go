@@ -19,7 +19,7 @@ func TestGuardNoPolicyMatched(t *testing.T) {
 	f := newFixture(t)
 	res, err := f.gate.Guard(f.ctx, transfer(10))
 	require.NoError(t, err)
-	require.Equal(t, approval.Result{Status: approval.StatusApproved, Reason: approval.ReasonNoPolicyMatched}, res)
+	require.Equal(t, approval.Result{Status: approval.OutcomeApproved, Reason: approval.ReasonNoPolicyMatched}, res)
 	require.Empty(t, f.events(), "an action no policy matched is not stored")
 }
 
@@ -47,7 +47,7 @@ func TestGuardDenyPolicy(t *testing.T) {
 	a.Tags = []string{"sanctioned-country"}
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, "transfers to sanctioned countries are never allowed", res.Reason)
 	r := f.get(res.RequestID)
 	require.Equal(t, approval.StatusDenied, r.Status)
@@ -56,7 +56,7 @@ func TestGuardDenyPolicy(t *testing.T) {
 	// A denial is final: a retry is denied again, not deduplicated into approval.
 	res2, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res2.Status)
+	require.Equal(t, approval.OutcomeDenied, res2.Status)
 	require.NotEqual(t, res.RequestID, res2.RequestID)
 }
 
@@ -69,7 +69,7 @@ func TestGuardDenyPolicyAddedWhileRequestIsOpen(t *testing.T) {
 	}))
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.NotEqual(t, open, res.RequestID)
 	require.Equal(t, approval.StatusDenied, f.get(res.RequestID).Status)
 	require.Equal(t, approval.StatusPending, f.get(open).Status, "the open request is left to its approvers")
@@ -88,7 +88,7 @@ func TestGuardInvalidActionStoresNothing(t *testing.T) {
 	} {
 		res, err := f.gate.Guard(f.ctx, a)
 		require.ErrorIs(t, err, approval.ErrInvalidAction)
-		require.Equal(t, approval.StatusDenied, res.Status)
+		require.Equal(t, approval.OutcomeDenied, res.Status)
 	}
 	page, err := f.gate.List(f.ctx, approval.RequestQuery{})
 	require.NoError(t, err)
@@ -131,7 +131,7 @@ func TestGuardConcurrentCallsCreateOneRequest(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			res, err := f.gate.Guard(context.Background(), transfer(5000))
-			if err != nil || res.Status != approval.StatusPending {
+			if err != nil || res.Status != approval.OutcomePending {
 				t.Errorf("guard: %v %v", res, err)
 			}
 			ids[i] = res.RequestID
@@ -168,7 +168,7 @@ func TestGuardConsumesApprovalOnce(t *testing.T) {
 				t.Error(err)
 				return
 			}
-			if res.Status == approval.StatusApproved {
+			if res.Status == approval.OutcomeApproved {
 				mu.Lock()
 				approved++
 				mu.Unlock()
@@ -202,7 +202,7 @@ func TestGuardTimedOutRequestStartsOver(t *testing.T) {
 	f.clock.Advance(25 * time.Hour)
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.Result{Status: approval.StatusTimedOut, RequestID: id, Reason: "timed out"}, res)
+	require.Equal(t, approval.Result{Status: approval.OutcomeTimedOut, RequestID: id, Reason: "timed out"}, res)
 	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
 	f.clock.Advance(approval.DefaultDenialHold)
 	next := f.pending(transfer(5000))
@@ -281,7 +281,7 @@ func TestGuardFailsClosedOnStoreError(t *testing.T) {
 	}))
 	res, err := broken.Guard(f.ctx, transfer(9000))
 	require.ErrorIs(t, err, errDiskFull)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 
 	// Bob's vote would complete the quorum, but the write fails: not approved.
 	r, err := broken.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove})

@@ -111,7 +111,7 @@ func (f *fixture) pending(a approval.Action) string {
 	f.t.Helper()
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(f.t, err)
-	require.Equal(f.t, approval.StatusPending, res.Status)
+	require.Equal(f.t, approval.OutcomePending, res.Status)
 	require.NotEmpty(f.t, res.RequestID)
 	return res.RequestID
 }

@@ -27,7 +27,7 @@ func TestDenialIsHeard(t *testing.T) {
 		f.clock.Advance(10 * time.Minute)
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err)
-		require.Equal(t, approval.Result{Status: approval.StatusDenied, RequestID: id, Reason: "denied by bob: unknown payee"}, res)
+		require.Equal(t, approval.Result{Status: approval.OutcomeDenied, RequestID: id, Reason: "denied by bob: unknown payee"}, res)
 	}
 	page, err := f.gate.List(f.ctx, approval.RequestQuery{})
 	require.NoError(t, err)
@@ -59,7 +59,7 @@ func TestTimeoutIsHeld(t *testing.T) {
 	require.Equal(t, 1, n)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusTimedOut, res.Status)
+	require.Equal(t, approval.OutcomeTimedOut, res.Status)
 	require.Equal(t, id, res.RequestID)
 	f.clock.Advance(5 * time.Minute)
 	require.NotEqual(t, id, f.pending(a), "Config.DenialHold sets the window")
@@ -103,6 +103,6 @@ func TestHoldOnlyForHumanAnswers(t *testing.T) {
 		require.Equal(t, "approved on timeout", art.Reason)
 		require.Empty(t, art.Votes, "nobody voted")
 		res.Artifact = nil
-		require.Equal(t, approval.Result{Status: approval.StatusApproved, RequestID: id, Reason: "approved on timeout"}, res)
+		require.Equal(t, approval.Result{Status: approval.OutcomeApproved, RequestID: id, Reason: "approved on timeout"}, res)
 	})
 }

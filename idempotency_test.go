@@ -51,7 +51,7 @@ func TestIdempotencyKeyAlreadyRan(t *testing.T) {
 	f.approved(id)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	ranAt := f.clock.Now()
 	r := f.get(id)
 	require.Equal(t, approval.StatusConsumed, r.Status)
@@ -72,7 +72,7 @@ func TestIdempotencyKeyAlreadyRan(t *testing.T) {
 		f.clock.Advance(time.Hour)
 		again, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusConsumed, again.Status)
+		require.Equal(t, approval.OutcomeAlreadyRan, again.Status)
 		require.Equal(t, id, again.RequestID)
 		require.Equal(t, res.Reason, again.Reason)
 		art, err := approval.VerifyArtifactAt(again.Artifact, a, []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, ranAt)
@@ -122,7 +122,7 @@ func TestIdempotencyKeyDo(t *testing.T) {
 	require.NotErrorIs(t, err, approval.ErrDenied)
 	var na *approval.NotApprovedError
 	require.ErrorAs(t, err, &na)
-	require.Equal(t, approval.StatusConsumed, na.Result.Status)
+	require.Equal(t, approval.OutcomeAlreadyRan, na.Result.Status)
 	require.Equal(t, id, na.Result.RequestID)
 	require.Equal(t, res, na.Result)
 	require.NotEmpty(t, res.Artifact)
@@ -151,7 +151,7 @@ func TestIdempotencyKeyOtherAction(t *testing.T) {
 			res, err := f.gate.Guard(f.ctx, b)
 			require.ErrorIs(t, err, approval.ErrInvalidAction)
 			require.ErrorContains(t, err, `idempotency key "INSTR-1" belongs to request `+id+", for another action")
-			require.Equal(t, approval.Result{Status: approval.StatusDenied}, res)
+			require.Equal(t, approval.Result{Status: approval.OutcomeDenied}, res)
 		}
 		require.Len(t, f.requests(), 1)
 	}
@@ -160,7 +160,7 @@ func TestIdempotencyKeyOtherAction(t *testing.T) {
 	refused() // approved, not used
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	refused() // ran
 
 	// Under keys of their own they are actions of their own.
@@ -189,7 +189,7 @@ func TestIdempotencyKeyPending(t *testing.T) {
 	f.approved(plain)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.Result{Status: approval.StatusPending, RequestID: id, Reason: "high_spend"}, res)
+	require.Equal(t, approval.Result{Status: approval.OutcomePending, RequestID: id, Reason: "high_spend"}, res)
 }
 
 // TestIdempotencyKeyAfterNoRun: a key whose request ended without running
@@ -206,7 +206,7 @@ func TestIdempotencyKeyAfterNoRun(t *testing.T) {
 		require.NoError(t, err)
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusDenied, res.Status)
+		require.Equal(t, approval.OutcomeDenied, res.Status)
 		require.Equal(t, id, res.RequestID)
 		other := payment("INSTR-1")
 		other.Payload = []byte(`{}`)
@@ -253,11 +253,11 @@ func TestIdempotencyKeyApprovedAtOnce(t *testing.T) {
 	a := payment("INSTR-1")
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.NotEmpty(t, res.Artifact)
 	again, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusConsumed, again.Status)
+	require.Equal(t, approval.OutcomeAlreadyRan, again.Status)
 	require.Equal(t, res.RequestID, again.RequestID)
 	r := f.get(res.RequestID)
 	require.Equal(t, approval.StatusConsumed, r.Status)
@@ -277,7 +277,7 @@ func TestIdempotencyKeyApprovedAtOnce(t *testing.T) {
 	// Without a key it is consumed as it is created, as before.
 	plain, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, plain.Status)
+	require.Equal(t, approval.OutcomeApproved, plain.Status)
 	require.NotEqual(t, res.RequestID, plain.RequestID)
 }
 
@@ -303,7 +303,7 @@ func TestIdempotencyKeyChecks(t *testing.T) {
 	for _, key := range []string{strings.Repeat("k", approval.MaxIdempotencyKeyBytes+1), "bad\x00key", "\xff"} {
 		res, err := f.gate.Guard(f.ctx, payment(key))
 		require.ErrorIs(t, err, approval.ErrInvalidAction)
-		require.Equal(t, approval.StatusDenied, res.Status)
+		require.Equal(t, approval.OutcomeDenied, res.Status)
 	}
 	id := f.pending(payment(strings.Repeat("k", approval.MaxIdempotencyKeyBytes)))
 	require.NotEmpty(t, id)
@@ -312,7 +312,7 @@ func TestIdempotencyKeyChecks(t *testing.T) {
 	res, err := plain.gate.Guard(plain.ctx, payment("INSTR-1"))
 	require.ErrorIs(t, err, approval.ErrUnsupported)
 	require.ErrorContains(t, err, "IdempotencyKeys")
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Empty(t, plain.requests())
 	// An action no policy matches needs no request, and no store support.
 	res, err = plain.gate.Guard(plain.ctx, approval.Action{Name: "read", RequestedBy: "user-1", IdempotencyKey: "INSTR-1"})
@@ -342,7 +342,7 @@ func TestPriorRun(t *testing.T) {
 	f.clock.Advance(time.Minute)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	ranAt := f.clock.Now()
 
 	f.clock.Advance(2*time.Hour - time.Second)
@@ -386,6 +386,6 @@ func TestPriorRunLookupFails(t *testing.T) {
 	f := newFixture(t, func(c *approval.Config) { c.Store = failingRuns{c.Store} })
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.ErrorContains(t, err, "replica down")
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Empty(t, f.requests())
 }

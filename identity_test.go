@@ -52,7 +52,7 @@ func TestCurrencySpellings(t *testing.T) {
 		a.Cost.Currency = cur
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err, cur)
-		require.Equal(t, approval.StatusPending, res.Status, "%q is USD", cur)
+		require.Equal(t, approval.OutcomePending, res.Status, "%q is USD", cur)
 		require.Equal(t, []string{"high_spend"}, f.get(res.RequestID).PolicyNames())
 		require.Equal(t, "USD", f.get(res.RequestID).Action.Cost.Currency, "stored canonical")
 		require.Equal(t, cur, a.Cost.Currency, "the caller's action is not modified")
@@ -82,7 +82,7 @@ func TestCurrencySpellings(t *testing.T) {
 	a.Cost.Currency = "EUR"
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	for _, m := range []approval.Matcher{approval.CostAtLeast(1, "euro"), approval.CostBelow(1, "e"), approval.CostAtLeast(1, " EUR")} {
 		err := f.gate.SetPolicy("bad", approval.Policy{Match: m, Approvers: []approval.Approver{approval.User("erin")}, RequiredApprovals: 1})
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy)
@@ -105,12 +105,12 @@ func TestTagAndNameSpellings(t *testing.T) {
 	for _, tags := range [][]string{{"prod"}, {"PROD"}, {"Prod"}, {"\uff50\uff52\uff4f\uff44"}} {
 		res, err := guard("run", tags...)
 		require.NoError(t, err, "%q", tags)
-		require.Equal(t, approval.StatusPending, res.Status, "%q", tags)
+		require.Equal(t, approval.OutcomePending, res.Status, "%q", tags)
 	}
 	for _, name := range []string{"deploy:prod", "DEPLOY:PROD", "Deploy:Production"} {
 		res, err := guard(name)
 		require.NoError(t, err, name)
-		require.Equal(t, approval.StatusPending, res.Status, name)
+		require.Equal(t, approval.OutcomePending, res.Status, name)
 	}
 	for _, tags := range [][]string{{"prod "}, {" prod"}, {"pr od"}, {"prod\u200b"}, {""}} {
 		_, err := guard("run", tags...)
@@ -124,7 +124,7 @@ func TestTagAndNameSpellings(t *testing.T) {
 	}
 	res, err := guard("deploy:staging", "staging")
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status, "control: nothing matched")
+	require.Equal(t, approval.OutcomeApproved, res.Status, "control: nothing matched")
 
 	for _, m := range []approval.Matcher{approval.Name("deploy: prod"), approval.Name("déploy"), approval.TagAny("a b"), approval.TagAll("")} {
 		err := f.gate.SetPolicy("bad", approval.Policy{Match: m, Approvers: []approval.Approver{approval.User("sam")}, RequiredApprovals: 1})

@@ -82,7 +82,7 @@ func newIntegrityFixture(t *testing.T, mod ...func(*approval.Config)) (*fixture,
 	require.NoError(t, err)
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	denied := transfer(7000)
 	_, err = f.decide(f.pending(denied), "carol", approval.VerdictDeny)
 	require.NoError(t, err)
@@ -340,7 +340,7 @@ func TestForgedRequestRow(t *testing.T) {
 	// Guard does not consume it, and says why in the trail.
 	res, err := f.gate.Guard(f.ctx, a)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
-	require.NotEqual(t, approval.StatusApproved, res.Status)
+	require.NotEqual(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, approval.StatusApproved, f.get(forged.ID).Status, "the forged request was consumed")
 	last := f.lastEvent()
 	require.Equal(t, approval.EventAuditMismatch, last.Type)
@@ -442,7 +442,7 @@ func TestSwappedActionRow(t *testing.T) {
 
 	res, err := f.gate.Guard(f.ctx, evil)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
-	require.NotEqual(t, approval.StatusApproved, res.Status)
+	require.NotEqual(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, approval.StatusApproved, f.get(id).Status, "Guard consumed the swapped approval")
 	_, err = f.gate.Artifact(f.ctx, id)
 	require.ErrorIs(t, err, approval.ErrAuditChain)

@@ -249,7 +249,7 @@ var panicScenarios = map[string]func(t *testing.T){
 		})
 		res, err := f.gate.Guard(f.ctx, transfer(5000))
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		require.NotEmpty(t, res.RequestID, "the caller keeps the request ID")
 		r, err := f.decide(res.RequestID, "alice", approval.VerdictApprove)
 		require.NoError(t, err)
@@ -481,7 +481,7 @@ func TestAuditSinkCannotHoldTheCaller(t *testing.T) {
 		return guarded{res, err}
 	})
 	require.NoError(t, got.err)
-	require.Equal(t, approval.StatusPending, got.res.Status)
+	require.Equal(t, approval.OutcomePending, got.res.Status)
 	require.NotEmpty(t, got.res.RequestID)
 	require.Less(t, took, 2*time.Second, "the sink holds Guard no longer than its context (not the 5s cap)")
 

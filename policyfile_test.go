@@ -274,7 +274,7 @@ func TestPolicyFileJSON(t *testing.T) {
 	require.Equal(t, []string{"big-transfer"}, policyNames(f.gate))
 	id := f.pending(transfer(20000))
 	require.Equal(t, "big-transfer", f.get(id).Policies[0].Name)
-	require.Equal(t, approval.StatusApproved, mustGuard(t, f, transfer(50)).Status)
+	require.Equal(t, approval.OutcomeApproved, mustGuard(t, f, transfer(50)).Status)
 }
 
 func mustGuard(t *testing.T, f *fixture, a approval.Action) approval.Result {

@@ -95,10 +95,10 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 			res, err := f.gate.Guard(f.ctx, approval.Action{Name: "deploy", RequestedBy: requester})
 			require.NoError(t, err)
 			if tt.denied == "" {
-				require.Equal(t, approval.StatusPending, res.Status)
+				require.Equal(t, approval.OutcomePending, res.Status)
 				return
 			}
-			require.Equal(t, approval.StatusDenied, res.Status)
+			require.Equal(t, approval.OutcomeDenied, res.Status)
 			require.NotEmpty(t, res.RequestID)
 			require.Contains(t, res.Reason, "quorum cannot be met")
 			require.Contains(t, res.Reason, tt.denied)

@@ -79,7 +79,7 @@ func TestRecommendationAutoApprovesBelowARisk(t *testing.T) {
 			res, err := f.gate.Guard(f.ctx, withRec)
 			require.NoError(t, err)
 			if tc.approved {
-				require.Equal(t, approval.StatusApproved, res.Status)
+				require.Equal(t, approval.OutcomeApproved, res.Status)
 				require.Equal(t, "approved on the recommendation of risk-reviewer", res.Reason)
 				var passed string
 				for _, e := range f.events() {
@@ -91,7 +91,7 @@ func TestRecommendationAutoApprovesBelowARisk(t *testing.T) {
 				require.Empty(t, f.get(res.RequestID).Votes, "no vote was cast")
 				return
 			}
-			require.Equal(t, approval.StatusPending, res.Status)
+			require.Equal(t, approval.OutcomePending, res.Status)
 			// Attached later: no different.
 			r, err := f.gate.Recommend(f.ctx, res.RequestID, "agent", rec)
 			require.NoError(t, err)

@@ -57,7 +57,7 @@ func TestReuseWithinTheGrant(t *testing.T) {
 	for use := 1; use <= 2; use++ {
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, res.Status, "use %d", use)
+		require.Equal(t, approval.OutcomeApproved, res.Status, "use %d", use)
 		require.Equal(t, id, res.RequestID)
 		require.NotEmpty(t, res.Artifact)
 		art, err := approval.VerifyArtifactAt(res.Artifact, a, []ed25519PublicKey{f.priv.Public().(ed25519PublicKey)}, f.clock.Now())
@@ -97,7 +97,7 @@ func TestReuseNeedsEveryApprover(t *testing.T) {
 	require.True(t, r.Reuse.IsZero())
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, approval.StatusConsumed, f.get(id).Status, "single use")
 }
 
@@ -134,7 +134,7 @@ func TestReuseExpires(t *testing.T) {
 	id := f.approvedFor(a, approval.Reuse{For: 10 * time.Minute, Uses: 3})
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	f.clock.Advance(11 * time.Minute)
 	require.NotEqual(t, id, f.pending(a))
 	r := f.get(id)
@@ -154,7 +154,7 @@ func TestReuseConcurrentGuardsCountEveryUse(t *testing.T) {
 	for range 20 {
 		wg.Go(func() {
 			res, err := f.gate.Guard(f.ctx, a)
-			if err == nil && res.Status == approval.StatusApproved {
+			if err == nil && res.Status == approval.OutcomeApproved {
 				approved.Add(1)
 			}
 		})

@@ -48,7 +48,7 @@ func (h *handler) apiGuard(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	status := http.StatusOK
-	if res.Status == approval.StatusPending {
+	if res.Status == approval.OutcomePending {
 		status = http.StatusAccepted
 		// Relative to /api/approvals, so right under any mount prefix.
 		w.Header().Set("Location", "approvals/"+url.PathEscape(res.RequestID))

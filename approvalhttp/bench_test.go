@@ -90,7 +90,7 @@ func (e *benchEnv) guard(b *testing.B, n int, run string) []string {
 	ids := make([]string, n)
 	for i := range ids {
 		res, err := e.gate.Guard(context.Background(), benchAction(fmt.Sprintf("%s-%d", run, i)))
-		if err != nil || res.Status != approval.StatusPending {
+		if err != nil || res.Status != approval.OutcomePending {
 			b.Fatal(res, err)
 		}
 		ids[i] = res.RequestID
@@ -241,7 +241,7 @@ func BenchmarkReviewPageLargePayload(b *testing.B) {
 	}
 	a.Payload = []byte(`{"to":{"iban":"DE89370400440532013000"},"lines":[` + strings.Join(items, ",") + `]}`)
 	res, err := e.gate.Guard(context.Background(), a)
-	if err != nil || res.Status != approval.StatusPending {
+	if err != nil || res.Status != approval.OutcomePending {
 		b.Fatal(res, err)
 	}
 	url := e.srv.URL + "/approvals/" + res.RequestID

@@ -130,7 +130,7 @@ func TestBrowserApproveFlow(t *testing.T) {
 		}}}},
 	})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	r, err := gate.Get(ctx, res.RequestID)
 	require.NoError(t, err)
 

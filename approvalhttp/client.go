@@ -148,10 +148,10 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 // no artifact; it is returned as it is unless ClientOptions.RequireArtifact.
 //
 // An action with an IdempotencyKey whose operation already ran comes back
-// as approval.StatusConsumed, with the earlier request's ID: do not run it
+// as approval.OutcomeAlreadyRan, with the earlier request's ID: do not run it
 // again.
 //
-// A request approved with an edited payload (approval.StatusModified) is
+// A request approved with an edited payload (approval.OutcomeModified) is
 // returned only after its artifact verified against a with
 // Result.Payload in place of a's payload: run the action with that. The
 // Result's Conditions are always the artifact's (signed) ones.
@@ -164,7 +164,7 @@ func NewClient(baseURL string, opts ClientOptions) (*Client, error) {
 // text travels in payload_base64, which servers of versions before it
 // refuse (400 malformed_request).
 func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result, error) {
-	denied := approval.Result{Status: approval.StatusDenied}
+	denied := approval.Result{Status: approval.OutcomeDenied}
 	fail := func(err error) (approval.Result, error) {
 		return denied, fmt.Errorf("approvalhttp: guard %q: %w", clipDetail(a.Name), err)
 	}
@@ -193,16 +193,16 @@ func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result,
 		return fail(fmt.Errorf("%w: the server's answer: %w", ErrUnverified, err))
 	}
 	switch res.Status {
-	case approval.StatusPending:
+	case approval.OutcomePending:
 		if res.RequestID == "" {
 			return fail(errors.New("the server answered pending without a request ID"))
 		}
 		res.Artifact = nil
 		return res, nil
-	case approval.StatusDenied, approval.StatusTimedOut:
+	case approval.OutcomeDenied, approval.OutcomeTimedOut:
 		res.Artifact = nil
 		return res, nil
-	case approval.StatusConsumed:
+	case approval.OutcomeAlreadyRan:
 		// The operation named by a.IdempotencyKey already ran under
 		// request res.RequestID: nothing to run. The artifact, if any, is
 		// the earlier run's, kept as evidence.
@@ -210,8 +210,8 @@ func (c *Client) Guard(ctx context.Context, a approval.Action) (approval.Result,
 			return fail(errors.New("the server answered consumed for an action without an idempotency key"))
 		}
 		return res, nil
-	case approval.StatusApproved:
-	case approval.StatusModified:
+	case approval.OutcomeApproved:
+	case approval.OutcomeModified:
 		// Approved with an edited payload: the artifact must bind
 		// exactly that payload, and the caller runs with it.
 		if res.Payload == nil {

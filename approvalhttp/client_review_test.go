@@ -39,7 +39,7 @@ func TestClientModifiedAndConditions(t *testing.T) {
 
 	res, err = agent.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusModified, res.Status)
+	require.Equal(t, approval.OutcomeModified, res.Status)
 	require.Equal(t, edited, res.Payload)
 	require.Equal(t, []string{"window <= 30m"}, res.Conditions)
 	run := a
@@ -57,7 +57,7 @@ func TestClientModifiedAndConditions(t *testing.T) {
 	f.approveEdited(res.RequestID, []byte(`{"amount":1}`))
 	res, err = f.newClient(srv).Guard(f.ctx, b)
 	require.ErrorIs(t, err, approvalhttp.ErrUnverified)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 
 	// A deny's structured reason reaches the agent.
 	c := agentTransfer(9000)
@@ -68,7 +68,7 @@ func TestClientModifiedAndConditions(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.StatusCode, r.text())
 	res, err = agent.Guard(f.ctx, c)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, &approval.Denial{Code: "too-broad", Retry: approval.RetryChanged, Hint: "under 1000"}, res.Denial)
 }
 
@@ -107,11 +107,11 @@ func TestReuseOverTheAPI(t *testing.T) {
 	for range 2 {
 		res, err = agent.Guard(f.ctx, a)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, res.Status)
+		require.Equal(t, approval.OutcomeApproved, res.Status)
 		require.Equal(t, id, res.RequestID)
 	}
 	res, err = agent.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	require.NotEqual(t, id, res.RequestID)
 }

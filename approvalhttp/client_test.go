@@ -88,7 +88,7 @@ func TestClientRemoteAgent(t *testing.T) {
 
 			res, err := agent1.Guard(f.ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, res.Status)
+			require.Equal(t, approval.OutcomePending, res.Status)
 			require.Empty(t, res.Artifact)
 			id := res.RequestID
 			stored := f.request(id)
@@ -100,7 +100,7 @@ func TestClientRemoteAgent(t *testing.T) {
 
 			again, err := agent2.Guard(f.ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.Result{Status: approval.StatusPending, RequestID: id, Reason: res.Reason}, again,
+			require.Equal(t, approval.Result{Status: approval.OutcomePending, RequestID: id, Reason: res.Reason}, again,
 				"another process retrying the call gets the same request")
 
 			type waited struct {
@@ -144,7 +144,7 @@ func TestClientRemoteAgent(t *testing.T) {
 
 			res, err = agent1.Guard(f.ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusApproved, res.Status)
+			require.Equal(t, approval.OutcomeApproved, res.Status)
 			require.Equal(t, id, res.RequestID)
 			_, err = approval.VerifyArtifactAt(res.Artifact, a, []ed25519.PublicKey{f.pub}, f.clock.Now())
 			require.NoError(t, err)
@@ -152,7 +152,7 @@ func TestClientRemoteAgent(t *testing.T) {
 
 			res, err = agent2.Guard(f.ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, res.Status, "the approval was single use")
+			require.Equal(t, approval.OutcomePending, res.Status, "the approval was single use")
 			require.NotEqual(t, id, res.RequestID)
 		})
 	}
@@ -167,18 +167,18 @@ func TestClientGuard(t *testing.T) {
 
 	res, err := c.Guard(f.ctx, approval.Action{Name: "wire-transfer", RequestedBy: agentID, Tags: []string{"sanctioned"}})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, "sanctioned destination", res.Reason)
 	require.NotEmpty(t, res.RequestID)
 
 	res, err = c.Guard(f.ctx, approval.Action{Name: "read-report", RequestedBy: "AGENT-1"})
 	require.NoError(t, err)
-	require.Equal(t, approval.Result{Status: approval.StatusApproved, Reason: approval.ReasonNoPolicyMatched}, res,
+	require.Equal(t, approval.Result{Status: approval.OutcomeApproved, Reason: approval.ReasonNoPolicyMatched}, res,
 		"nothing needed approval, so there is no artifact to verify")
 	strict := f.newClient("", func(o *approvalhttp.ClientOptions) { o.RequireArtifact = true })
 	res, err = strict.Guard(f.ctx, approval.Action{Name: "read-report", RequestedBy: agentID})
 	require.ErrorIs(t, err, approvalhttp.ErrUnverified)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 
 	// A person's denial is held: the retry learns it.
 	id := f.pending(agentTransfer(7000))
@@ -186,7 +186,7 @@ func TestClientGuard(t *testing.T) {
 	require.NoError(t, err)
 	res, err = c.Guard(f.ctx, agentTransfer(7000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, id, res.RequestID)
 
 	calls := 0
@@ -201,7 +201,7 @@ func TestClientGuard(t *testing.T) {
 	} {
 		res, err := counting.Guard(f.ctx, a)
 		require.ErrorIs(t, err, approval.ErrInvalidAction, name)
-		require.Equal(t, approval.StatusDenied, res.Status, name)
+		require.Equal(t, approval.OutcomeDenied, res.Status, name)
 	}
 	require.Zero(t, calls, "nothing was sent")
 }
@@ -329,7 +329,7 @@ func TestClientFailsClosed(t *testing.T) {
 			if tc.expect != nil {
 				require.ErrorIs(t, err, tc.expect)
 			}
-			require.Equal(t, approval.StatusDenied, res.Status)
+			require.Equal(t, approval.OutcomeDenied, res.Status)
 			require.Empty(t, res.Artifact)
 			require.Equal(t, approval.StatusConsumed, f.request(id).Status, "the server did consume it: the approval is spent")
 		})
@@ -341,7 +341,7 @@ func TestClientFailsClosed(t *testing.T) {
 		})
 		res, err := f.newClient(url).Guard(f.ctx, approval.Action{Name: "read-report", RequestedBy: agentID})
 		require.ErrorContains(t, err, "approved-ish")
-		require.Equal(t, approval.StatusDenied, res.Status)
+		require.Equal(t, approval.OutcomeDenied, res.Status)
 	})
 
 	t.Run("fetched artifact altered", func(t *testing.T) {
@@ -524,7 +524,7 @@ func TestClientErrors(t *testing.T) {
 
 	res, err := c.Guard(f.ctx, approval.Action{Name: "", RequestedBy: agentID})
 	require.ErrorIs(t, err, approval.ErrInvalidAction)
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.ErrorAs(t, err, &p)
 	require.Equal(t, "invalid_action", p.Code)
 
@@ -538,7 +538,7 @@ func TestClientErrors(t *testing.T) {
 	require.ErrorAs(t, err, &p)
 	require.Equal(t, "unauthenticated", p.Code)
 	require.NoError(t, p.Unwrap(), "no sentinel of the approval package")
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 
 	failing := f.newClient("", func(o *approvalhttp.ClientOptions) {
 		o.Authorize = func(*http.Request) error { return errors.New("vault sealed") }
@@ -567,7 +567,7 @@ func TestClientErrors(t *testing.T) {
 	res, err = pc.Guard(f.ctx, agentTransfer(5000))
 	require.ErrorContains(t, err, "502 Bad Gateway")
 	require.False(t, errors.As(err, &p))
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 	_, err = pc.Wait(f.ctx, id)
 	require.ErrorContains(t, err, "not JSON")
 }
@@ -584,7 +584,7 @@ func TestClientUnderPrefix(t *testing.T) {
 	c := f.newClient(srv.URL + "/review/")
 	res, err := c.Guard(f.ctx, agentTransfer(5000))
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	_, err = c.Artifact(f.ctx, res.RequestID)
 	require.ErrorIs(t, err, approval.ErrNoArtifact)
 }

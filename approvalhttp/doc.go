@@ -131,7 +131,7 @@
 // The Client trusts the server's "no", never its "yes" alone: an approval
 // of a request is returned only once its artifact verified
 // (approval.VerifyArtifact) against the action, ClientOptions.Keys and the
-// clock, and names that request. Otherwise Guard answers StatusDenied
+// clock, and names that request. Otherwise Guard answers OutcomeDenied
 // with an error wrapping ErrUnverified and the artifact's sentinel; the
 // gate has consumed the approval by then, so treat it as an alarm (a
 // tampering server or proxy, or keys out of date). The gate needs a

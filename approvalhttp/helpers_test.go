@@ -140,7 +140,7 @@ func (f *fixture) pending(a approval.Action) string {
 	f.t.Helper()
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(f.t, err)
-	require.Equal(f.t, approval.StatusPending, res.Status, res.Reason)
+	require.Equal(f.t, approval.OutcomePending, res.Status, res.Reason)
 	return res.RequestID
 }
 

@@ -255,7 +255,7 @@ func TestTerminalStatuses(t *testing.T) {
 	seen(id, approval.StatusApproved)
 	res, err := f.gate.Guard(f.ctx, approved)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	seen(id, approval.StatusConsumed)
 
 	id = f.pending(transfer(1002))

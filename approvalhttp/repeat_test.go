@@ -27,10 +27,10 @@ func TestRepeatShownAndRefused(t *testing.T) {
 	f.approve(first)
 	res, err = c.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status, "it ran")
+	require.Equal(t, approval.OutcomeApproved, res.Status, "it ran")
 	res, err = c.Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	dup := res.RequestID
 	require.NotEqual(t, first, dup)
 
@@ -52,16 +52,16 @@ func TestRepeatShownAndRefused(t *testing.T) {
 	k.IdempotencyKey = "PAY-2026-0042"
 	res, err = c.Guard(f.ctx, k)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	keyed := res.RequestID
 	f.approve(keyed)
 	res, err = c.Guard(f.ctx, k)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, res.Status)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
 	for range 2 {
 		res, err = c.Guard(f.ctx, k)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusConsumed, res.Status, "already ran: nothing to run")
+		require.Equal(t, approval.OutcomeAlreadyRan, res.Status, "already ran: nothing to run")
 		require.Equal(t, keyed, res.RequestID)
 	}
 	other := agentTransfer(7001)

@@ -108,22 +108,22 @@ func (b *actionBody) action() (approval.Action, error) {
 // the handler) compiling until it is added here too: one line, and both
 // sides carry it.
 type guardResult struct {
-	Status    approval.Status `json:"status"`
-	RequestID string          `json:"request_id,omitempty"`
-	Reason    string          `json:"reason,omitempty"`
+	Status    approval.Outcome `json:"status"`
+	RequestID string           `json:"request_id,omitempty"`
+	Reason    string           `json:"reason,omitempty"`
 	// Artifact travels in base64 (standard, padded), so that its bytes,
 	// which its signature covers, arrive exactly as signed.
 	Artifact   []byte           `json:"artifact,omitempty"`
 	Conditions []string         `json:"conditions,omitempty"`
 	Denial     *approval.Denial `json:"denial,omitempty"`
-	// Payload (StatusModified) travels in guardJSON's payload fields.
+	// Payload (OutcomeModified) travels in guardJSON's payload fields.
 	Payload []byte `json:"-"`
 }
 
 var _ = approval.Result(guardResult{})
 
 // guardJSON is the Guard result on the wire: guardResult, with the
-// edited payload (StatusModified) in wire.Exact's form, so that the
+// edited payload (OutcomeModified) in wire.Exact's form, so that the
 // Client runs the action with exactly the bytes the artifact binds.
 type guardJSON struct {
 	guardResult

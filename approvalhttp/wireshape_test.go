@@ -48,7 +48,7 @@ func TestGuardResultCarriesEditedPayload(t *testing.T) {
 			f.approveEdited(res.RequestID, []byte(tc.edited))
 			res, err = agent.Guard(f.ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusModified, res.Status)
+			require.Equal(t, approval.OutcomeModified, res.Status)
 			require.Equal(t, []byte(tc.edited), res.Payload, "the exact bytes")
 
 			mu.Lock()
@@ -86,7 +86,7 @@ func TestClientReadsBase64GuardResult(t *testing.T) {
 	f.approveEdited(res.RequestID, []byte(edited))
 	res, err = f.newClient(srv).Guard(f.ctx, a)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusModified, res.Status)
+	require.Equal(t, approval.OutcomeModified, res.Status)
 	require.Equal(t, []byte(edited), res.Payload)
 }
 
@@ -218,5 +218,5 @@ func TestClientRefusesAmbiguousPayload(t *testing.T) {
 	res, err = f.newClient(srv).Guard(f.ctx, a)
 	require.ErrorIs(t, err, approvalhttp.ErrUnverified)
 	require.ErrorContains(t, err, "more than one")
-	require.Equal(t, approval.StatusDenied, res.Status)
+	require.Equal(t, approval.OutcomeDenied, res.Status)
 }

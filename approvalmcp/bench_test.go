@@ -107,7 +107,7 @@ func BenchmarkGuardOnly(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		res, err := g.Guard(ctx, actions[i])
-		if err != nil || res.Status != approval.StatusApproved {
+		if err != nil || res.Status != approval.OutcomeApproved {
 			b.Fatal(res.Status, err)
 		}
 	}

@@ -63,7 +63,7 @@
 // Every outcome is a tool result the model can act on:
 //
 //   - Approved: the tool runs, with the reviewer's arguments if one edited
-//     them (approval.StatusModified). The tool's result gains _meta
+//     them (approval.OutcomeModified). The tool's result gains _meta
 //     MetaKey, an Outcome with status "approved" or "modified", the
 //     request ID and the approvers' conditions; when the arguments were
 //     edited or conditions set, a last text content says so. The tool

@@ -336,7 +336,7 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 	)
 	res, err := approval.Do(ctx, g.gate, a, approval.DoOptions{Wait: rl.waitFor()}, func(ctx context.Context, res approval.Result) error {
 		call := r
-		if res.Status == approval.StatusModified {
+		if res.Status == approval.OutcomeModified {
 			if len(bytes.TrimSpace(res.Payload)) == 0 {
 				return fmt.Errorf("%w: they are empty", errBadEdit)
 			}

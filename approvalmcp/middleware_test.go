@@ -364,7 +364,7 @@ func TestEditedArguments(t *testing.T) {
 	require.EqualValues(t, 1, ts.n("drop_table"))
 	run := ts.last(t, "drop_table")
 	require.JSONEq(t, edited, string(run.args), "the tool runs with the reviewer's arguments")
-	require.Equal(t, approval.StatusModified, run.res.Status)
+	require.Equal(t, approval.OutcomeModified, run.res.Status)
 	require.Equal(t, []string{"window <= 30m"}, run.res.Conditions, "the tool sees the conditions")
 	require.Equal(t, approvalmcp.Outcome{Status: "modified", Tool: "drop_table", RequestID: id, Conditions: []string{"window <= 30m"}}, metaOutcome(t, res))
 	require.Len(t, res.Content, 2)

@@ -65,7 +65,7 @@ func decorate(tool string, out mcp.Result, res approval.Result) mcp.Result {
 		c.Meta = mcp.Meta{}
 	}
 	var note []string
-	if res.Status == approval.StatusModified {
+	if res.Status == approval.OutcomeModified {
 		var b bytes.Buffer
 		if json.Compact(&b, res.Payload) != nil || b.Len() > maxNoteArgs {
 			note = append(note, "A reviewer changed the arguments before approving (request "+res.RequestID+"); the tool ran with the changed arguments.")
@@ -108,9 +108,9 @@ func refused(tool string, res approval.Result) *mcp.CallToolResult {
 	// Reason says who or what refused ("denied by carol: ...", a deny
 	// policy's reason, "cancelled by ...").
 	switch res.Status {
-	case approval.StatusTimedOut:
+	case approval.OutcomeTimedOut:
 		b.WriteString("This call to " + tool + " was not approved in time (request " + res.RequestID + ")")
-	case approval.StatusCancelled:
+	case approval.OutcomeCancelled:
 		b.WriteString("The approval request " + res.RequestID + " for this call to " + tool + " was withdrawn")
 	default:
 		o.Status = string(approval.StatusDenied)

@@ -142,7 +142,7 @@ func guardN(t testingT, g *approval.Gate, from, n int) {
 	for i := from; i < from+n; i++ {
 		res, err := g.Guard(context.Background(), approval.Action{Name: "deliver:" + strconv.Itoa(i), RequestedBy: "bob"})
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 	}
 }
 

@@ -714,7 +714,7 @@ func TestEmailLinkDecidesThroughReviewPage(t *testing.T) {
 		Cost: &approval.Cost{Amount: 5000, Currency: "USD"}, Payload: []byte(`{"to":"ACME","amount":5000}`),
 	})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	closeCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	require.NoError(t, gate.Close(closeCtx), "the email is delivered before Close returns")

@@ -52,7 +52,7 @@ func guardAction(t *testing.T, gate *approval.Gate, name, requester string) stri
 	res, err := gate.Guard(context.Background(), approval.Action{Name: name, RequestedBy: requester,
 		Message: "Roll out <!channel> & friends"})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	return res.RequestID
 }
 

@@ -151,7 +151,7 @@ func crashChild(path string, opts ...sqlstore.Option) error {
 		if err != nil {
 			return err
 		}
-		if res.Status != approval.StatusPending {
+		if res.Status != approval.OutcomePending {
 			return fmt.Errorf("first guard of %s: %s, want pending", a.RunID, res.Status)
 		}
 		id := res.RequestID
@@ -180,7 +180,7 @@ func crashChild(path string, opts ...sqlstore.Option) error {
 		if err != nil {
 			return err
 		}
-		if res.Status != approval.StatusApproved || res.RequestID != id {
+		if res.Status != approval.OutcomeApproved || res.RequestID != id {
 			return fmt.Errorf("second guard of %s: %s for %q, want approved for %s", a.RunID, res.Status, res.RequestID, id)
 		}
 		if err := report("consumed %s", id); err != nil {

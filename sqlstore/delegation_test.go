@@ -122,7 +122,7 @@ func TestGateDelegationTwoGates(t *testing.T) {
 			res, err := g.Guard(ctx, approval.Action{Name: "wire-transfer", RequestedBy: "user-1",
 				Cost: &approval.Cost{Amount: amount, Currency: "USD"}})
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, res.Status)
+			require.Equal(t, approval.OutcomePending, res.Status)
 			return res.RequestID
 		}
 		decide := func(g *approval.Gate, id, who string) (*approval.Request, error) {

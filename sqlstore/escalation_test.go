@@ -60,7 +60,7 @@ func TestEscalationStepsRunOnceAcrossGates(t *testing.T) {
 		for i := range ids {
 			res, err := gates[i%2].Guard(t.Context(), approval.Action{Name: "release:svc-" + strconv.Itoa(i), RequestedBy: "rm"})
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, res.Status)
+			require.Equal(t, approval.OutcomePending, res.Status)
 			ids[i] = res.RequestID
 		}
 		// Every half hour for four hours both gates tick at once, until

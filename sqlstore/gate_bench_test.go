@@ -212,7 +212,7 @@ func benchGuardCreateCtx(ctx context.Context, b *testing.B, s *Store, callers in
 	defer reportGroups(b, s, groupsOf(s))
 	runBench(b, callers, func(_, i int) error {
 		res, err := g.Guard(ctx, actions[i])
-		if err == nil && res.Status != approval.StatusPending {
+		if err == nil && res.Status != approval.OutcomePending {
 			err = fmt.Errorf("guard: %s, want pending", res.Status)
 		}
 		return err

@@ -73,7 +73,7 @@ func guardPending(t testing.TB, g *approval.Gate) string {
 	t.Helper()
 	res, err := g.Guard(t.Context(), approval.Action{Name: "deploy:" + randomHex(), RequestedBy: "bob"})
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	return res.RequestID
 }
 

@@ -52,7 +52,7 @@ func BenchmarkOutboxGuard(b *testing.B) {
 					actions := benchActions(b.N)
 					runBench(b, callers, func(_, i int) error {
 						res, err := g.Guard(context.Background(), actions[i])
-						if err == nil && res.Status != approval.StatusPending {
+						if err == nil && res.Status != approval.OutcomePending {
 							err = fmt.Errorf("guard: %s, want pending", res.Status)
 						}
 						return err

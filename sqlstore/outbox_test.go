@@ -63,7 +63,7 @@ func TestOutboxHungChannelMemoryFlat(t *testing.T) {
 	for i := range n {
 		res, err := g.Guard(context.Background(), approval.Action{Name: "job", RunID: "run-" + itoa(i), RequestedBy: "bob"})
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		if i == 2_000 {
 			early = heap()
 		}

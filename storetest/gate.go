@@ -128,7 +128,7 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 		a.RequestedBy = "ÜNÏCODE-requester"
 		res, err := g1.Guard(context.Background(), a)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		id := res.RequestID
 
 		_, err = g2.Decide(context.Background(), id, approval.Decision{Token: issue(t, g2, id, "ünïcode-REQUESTER"), Verdict: approval.VerdictApprove})
@@ -214,7 +214,7 @@ func runGateTests(t *testing.T, newStores func(t *testing.T) (approval.Store, ap
 				if err != nil {
 					t.Errorf("guard: %v", err)
 				}
-				if res.Status == approval.StatusApproved {
+				if res.Status == approval.OutcomeApproved {
 					approved.Add(1)
 					if !slices.Equal(conds, res.Conditions) {
 						t.Errorf("conditions: got %q, want %q", res.Conditions, conds)
@@ -325,7 +325,7 @@ func guardPending(t *testing.T, g *approval.Gate) string {
 	t.Helper()
 	res, err := g.Guard(context.Background(), gateAction())
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, res.Status)
+	require.Equal(t, approval.OutcomePending, res.Status)
 	return res.RequestID
 }
 

@@ -313,7 +313,7 @@ func runIdempotencyGateTests(t *testing.T, newStores func(t *testing.T) (approva
 		id := guardPending(t, g1) // the same bytes without a key: a request of their own
 		res, err := g1.Guard(ctx, payment())
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		require.NotEqual(t, id, res.RequestID, "a key keeps its request apart from the same bytes without one")
 		id = res.RequestID
 		approve(t, g2, id)
@@ -388,7 +388,7 @@ func runIdempotencyGateTests(t *testing.T, newStores func(t *testing.T) (approva
 			require.ErrorIs(t, err, approval.ErrInvalidAction)
 			require.ErrorContains(t, err, "storetest:INSTR-1")
 			require.ErrorContains(t, err, id)
-			require.Equal(t, approval.StatusDenied, res.Status)
+			require.Equal(t, approval.OutcomeDenied, res.Status)
 		}
 		approve(t, g1, id)
 		var runs atomic.Int32
@@ -401,7 +401,7 @@ func runIdempotencyGateTests(t *testing.T, newStores func(t *testing.T) (approva
 		other.IdempotencyKey = "storetest:INSTR-2"
 		res, err = g2.Guard(ctx, other)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		verifyTrail(t, g1)
 	})
 
@@ -419,14 +419,14 @@ func runIdempotencyGateTests(t *testing.T, newStores func(t *testing.T) (approva
 		approve(t, g1, first)
 		res, err := g1.Guard(ctx, gateAction())
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, res.Status)
+		require.Equal(t, approval.OutcomeApproved, res.Status)
 		ran, err := g1.Get(ctx, first)
 		require.NoError(t, err)
 
 		for _, a := range []approval.Action{gateAction(), payment()} {
 			res, err = g2.Guard(ctx, a)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, res.Status)
+			require.Equal(t, approval.OutcomePending, res.Status)
 			r, err = g2.Get(ctx, res.RequestID)
 			require.NoError(t, err)
 			require.NotNil(t, r.Prior)

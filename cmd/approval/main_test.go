@@ -139,7 +139,7 @@ func seed(t *testing.T, dsn string, channels ...approval.Channel) seeded {
 			Payload: []byte(`{"to":"` + to + `"}`),
 		})
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusPending, res.Status)
+		require.Equal(t, approval.OutcomePending, res.Status)
 		return res.RequestID
 	}
 	var out seeded

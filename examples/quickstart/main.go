@@ -107,7 +107,7 @@ func run(ctx context.Context, out io.Writer, path, keyPath string) error {
 		return err
 	}
 	fmt.Fprintf(out, "guard:   %s (request %s)\n", res.Status, res.RequestID)
-	if res.Status != approval.StatusPending {
+	if res.Status != approval.OutcomePending {
 		return fmt.Errorf("expected pending, got %s", res.Status)
 	}
 
@@ -130,7 +130,7 @@ func run(ctx context.Context, out io.Writer, path, keyPath string) error {
 		return err
 	}
 	fmt.Fprintf(out, "guard:   %s (%s)\n", res.Status, res.Reason)
-	if res.Status != approval.StatusApproved {
+	if res.Status != approval.OutcomeApproved {
 		return fmt.Errorf("expected approved, got %s", res.Status)
 	}
 	// The side that runs the transfer checks the evidence first: signed by
