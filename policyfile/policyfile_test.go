@@ -1,4 +1,4 @@
-package approval_test
+package policyfile_test
 
 import (
 	"bytes"
@@ -12,203 +12,24 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/memstore"
+	"github.com/signoff/approval/policyfile"
 )
 
 const releaseTrain = "testdata/policies/release_train.yaml"
 
-// releaseDir is the chain directory with the release train's other roles.
-func releaseDir() *chainDir {
-	d := newChainDir()
-	d.set("sre_lead", "sre1")
-	d.set("security_lead", "sec1")
-	return d
-}
-
-// loadedFixture is a gate over a memstore whose policies come from path.
-func loadedFixture(t *testing.T, path string, opts ...func(*approval.Config)) *stepFixture {
-	t.Helper()
-	sf := &stepFixture{chat: &namedRecorder{name: "in_app"}, mail: &namedRecorder{name: "email"}}
-	opts = append([]func(*approval.Config){inProcess, func(c *approval.Config) {
-		c.Directory = releaseDir()
-		c.Channels = []approval.Channel{sf.chat, sf.mail}
-		c.BaseURL = "https://approvals.example.com"
-	}}, opts...)
-	sf.fixture = newFixture(t, opts...)
-	require.NoError(t, sf.gate.LoadPolicyFile(path))
-	return sf
-}
-
-// withDelegations undoes inProcess: the memstore with its capabilities.
-func withDelegations(c *approval.Config) {
-	if p, ok := c.Store.(plainStore); ok {
-		c.Store = p.Store
-	}
-}
-
-func policyNames(g *approval.Gate) []string {
-	var out []string
-	for _, p := range g.Policies() {
-		out = append(out, p.Name)
-	}
-	return out
-}
-
-// TestPolicyFileReleaseTrain runs reference 003's release train from its
-// YAML file: each example behaves as the reference describes it.
-func TestPolicyFileReleaseTrain(t *testing.T) {
-	t.Parallel()
-	t.Run("the file replaces the policy set", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		require.Equal(t, []string{"critical-or-ai-release", "production-release", "release-train", "stakeholder-approval"}, policyNames(sf.gate))
-	})
-	t.Run("SRE sign-off, and a security lead for critical or AI releases", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		plain := sf.pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
-		r := sf.get(plain)
-		require.Len(t, r.Policies, 1)
-		require.Equal(t, "production-release", r.Policies[0].Name)
-		require.Equal(t, "SRE sign-off required before releasing to production.", r.Reason)
-		for _, md := range []map[string]string{{"priority": "critical"}, {"ai_generated": "true"}} {
-			id := sf.pending(approval.Action{Name: "release:api:production", RequestedBy: "rm", Metadata: md})
-			require.Len(t, sf.get(id).Policies, 2, "%v", md)
-			_, err := sf.decide(id, "sre1", approval.VerdictApprove)
-			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, sf.get(id).Status)
-			_, err = sf.decide(id, "sec1", approval.VerdictApprove)
-			require.NoError(t, err)
-			require.Equal(t, approval.StatusApproved, sf.get(id).Status)
-		}
-	})
-	t.Run("chain: team lead, security when critical, all managers, director", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		id := sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm",
-			Metadata: map[string]string{"priority": "critical"}, Tags: []string{"security"}})
-		for i, v := range []vote{
-			{who: "m1", err: approval.ErrNotEligible},
-			{who: "s1", err: approval.ErrNotEligible},
-			{who: "tl2", level: 1},
-			{who: "m1", err: approval.ErrNotEligible, level: 1},
-			{who: "s1", level: 2},
-			{who: "m1", level: 2},
-			{who: "d1", err: approval.ErrNotEligible, level: 2},
-			{who: "m2", level: 3},
-			{who: "d1", status: approval.StatusApproved, level: 4},
-		} {
-			_, err := sf.decide(id, v.who, approval.VerdictApprove)
-			if v.err != nil {
-				require.ErrorIs(t, err, v.err, "vote %d", i)
-			} else {
-				require.NoError(t, err, "vote %d", i)
-			}
-			r := sf.get(id)
-			want := v.status
-			if want == "" {
-				want = approval.StatusPending
-			}
-			require.Equal(t, want, r.Status, "vote %d", i)
-			require.Equal(t, v.level, r.Policies[0].Progress.Level, "vote %d", i)
-		}
-		var trail []string
-		for _, e := range sf.events() {
-			if e.RequestID == id && strings.HasPrefix(string(e.Type), "request.level_") {
-				trail = append(trail, string(e.Type)+" "+e.Reason)
-			}
-		}
-		require.Equal(t, []string{
-			"request.level_passed policy release-train: level 1 (Team Lead Review): met",
-			"request.level_opened policy release-train: level 2 (Security Review)",
-			"request.level_passed policy release-train: level 2 (Security Review): met",
-			"request.level_opened policy release-train: level 3 (Manager Approval)",
-			"request.level_passed policy release-train: level 3 (Manager Approval): met",
-			"request.level_opened policy release-train: level 4 (Director Sign-off)",
-			"request.level_passed policy release-train: level 4 (Director Sign-off): met",
-		}, trail)
-
-		// Not critical: the security review is skipped.
-		other := sf.pending(approval.Action{Name: "release:api:promote", RequestedBy: "rm", Tags: []string{"security"}})
-		require.Equal(t, []int{1}, sf.get(other).Policies[0].Skipped)
-	})
-	t.Run("escalation steps of the first level", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		sf.id = sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
-		sf.tick(4 * time.Hour)
-		require.Len(t, sf.eventsOf(approval.EventRequestReminded), 1)
-		sf.tick(4 * time.Hour)
-		require.Len(t, sf.eventsOf(approval.EventRequestEscalated), 1)
-		// Escalated: a manager may decide at the first level now.
-		_, err := sf.decide(sf.id, "m1", approval.VerdictApprove)
-		require.NoError(t, err)
-		require.Equal(t, 2, sf.get(sf.id).Policies[0].Progress.Level)
-	})
-	t.Run("auto-approve after 48h with the SLA reason", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		sf.id = sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
-		sf.tick(24 * time.Hour)
-		alerts := sf.eventsOf(approval.EventRequestAlerted)
-		require.Len(t, alerts, 1)
-		require.Contains(t, alerts[0].Reason, "director")
-		sf.tick(24 * time.Hour)
-		passed := sf.eventsOf(approval.EventLevelPassed)
-		require.NotEmpty(t, passed)
-		require.Contains(t, passed[0].Reason, "Auto-approved due to timeout - no response within SLA")
-		// auto_approve passes the policy: this level and the ones after it.
-		require.Equal(t, approval.StatusApproved, sf.get(sf.id).Status)
-	})
-	t.Run("parallel groups, AND", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain)
-		id := sf.pending(approval.Action{Name: "roadmap:q3", RequestedBy: "rm", Tags: []string{"stakeholder-review"}})
-		for _, who := range []string{"t1", "p1"} {
-			_, err := sf.decide(id, who, approval.VerdictApprove)
-			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, sf.get(id).Status)
-		}
-		_, err := sf.decide(id, "p2", approval.VerdictApprove)
-		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, sf.get(id).Status)
-	})
-	t.Run("delegation, granted once however often the file is applied", func(t *testing.T) {
-		sf := loadedFixture(t, releaseTrain, withDelegations)
-		fh, err := os.Open(releaseTrain)
-		require.NoError(t, err)
-		defer fh.Close()
-		pf, err := approval.ParsePolicies(fh, nil)
-		require.NoError(t, err)
-		require.Len(t, pf.Delegations, 1)
-		got, err := sf.gate.GrantDelegations(sf.ctx, "admin", pf.Delegations)
-		require.NoError(t, err)
-		require.Len(t, got, 1)
-		again, err := sf.gate.GrantDelegations(sf.ctx, "admin", pf.Delegations)
-		require.NoError(t, err)
-		require.Empty(t, again)
-
-		id := sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
-		_, err = sf.decide(id, "tl1", approval.VerdictApprove)
-		require.NoError(t, err)
-		_, err = sf.decide(id, "m1", approval.VerdictApprove)
-		require.NoError(t, err)
-		r, err := sf.decide(id, "m3", approval.VerdictApprove) // for m2
-		require.NoError(t, err)
-		require.Equal(t, "m2", r.Votes[len(r.Votes)-1].OnBehalfOf)
-		require.Equal(t, 3, r.Policies[0].Progress.Level)
-		// Out of scope: m3 may not stand in for m2 elsewhere.
-		other := sf.pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
-		_, err = sf.decide(other, "m3", approval.VerdictApprove)
-		require.ErrorIs(t, err, approval.ErrNotEligible)
-	})
-}
-
 func TestPolicyFileRoundTrip(t *testing.T) {
 	t.Parallel()
-	sf := loadedFixture(t, releaseTrain)
+	sf := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir() })
+	require.NoError(t, policyfile.LoadFile(sf.gate, releaseTrain))
 	want := map[string]string{}
 	for _, name := range policyNames(sf.gate) {
 		want[name], _ = sf.gate.PolicyHash(name)
 	}
 	var buf bytes.Buffer
-	require.NoError(t, approval.EncodePolicies(&buf, &approval.PolicyFile{Policies: sf.gate.Policies()}))
+	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: sf.gate.Policies()}))
 
 	other := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir() })
-	require.NoError(t, other.gate.LoadPolicies(bytes.NewReader(buf.Bytes())), buf.String())
+	require.NoError(t, policyfile.Load(other.gate, bytes.NewReader(buf.Bytes())), buf.String())
 	for name, h := range want {
 		got, ok := other.gate.PolicyHash(name)
 		require.True(t, ok, name)
@@ -216,7 +37,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 	}
 
 	// From Go, every kind of field and matcher.
-	reg := approval.MatcherRegistry{"weekend": func(a approval.Action) (bool, error) { return a.Metadata["day"] == "sat", nil }}
+	reg := policyfile.MatcherRegistry{"weekend": func(a approval.Action) (bool, error) { return a.Metadata["day"] == "sat", nil }}
 	g := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg })
 	ps := []approval.NamedPolicy{
 		{Name: "everything", Policy: approval.Policy{
@@ -246,9 +67,9 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 	}
 	require.NoError(t, g.gate.ReplacePolicies(ps))
 	buf.Reset()
-	require.NoError(t, approval.EncodePolicies(&buf, &approval.PolicyFile{Policies: ps}))
+	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: ps}))
 	h := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg })
-	require.NoError(t, h.gate.LoadPolicies(&buf))
+	require.NoError(t, policyfile.Load(h.gate, &buf))
 	for _, p := range ps {
 		a, _ := g.gate.PolicyHash(p.Name)
 		b, ok := h.gate.PolicyHash(p.Name)
@@ -260,7 +81,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 func TestPolicyFileJSON(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(`{
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(`{
   "version": 1,
   "policies": {
     "big-transfer": {
@@ -275,13 +96,6 @@ func TestPolicyFileJSON(t *testing.T) {
 	id := f.pending(transfer(20000))
 	require.Equal(t, "big-transfer", f.get(id).Policies[0].Name)
 	require.Equal(t, approval.StatusApproved, mustGuard(t, f, transfer(50)).Status)
-}
-
-func mustGuard(t *testing.T, f *fixture, a approval.Action) approval.Result {
-	t.Helper()
-	res, err := f.gate.Guard(f.ctx, a)
-	require.NoError(t, err)
-	return res
 }
 
 // TestPolicyFileErrors: each mistake is refused with its line, column and
@@ -320,10 +134,10 @@ func TestPolicyFileErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			err := f.gate.LoadPolicies(strings.NewReader(tc.file))
+			err := policyfile.Load(f.gate, strings.NewReader(tc.file))
 			require.Error(t, err)
 			require.ErrorIs(t, err, approval.ErrInvalidPolicy)
-			var pe *approval.PolicyFileError
+			var pe *policyfile.Error
 			require.True(t, errors.As(err, &pe), "%T", err)
 			require.Contains(t, err.Error(), tc.want)
 			require.Equal(t, tc.line, pe.Line, err.Error())
@@ -332,8 +146,8 @@ func TestPolicyFileErrors(t *testing.T) {
 	}
 	t.Run("too large", func(t *testing.T) {
 		f := newFixture(t)
-		big := ok + "    reason: " + strings.Repeat("x", approval.MaxPolicyFileBytes) + "\n"
-		err := f.gate.LoadPolicies(strings.NewReader(big))
+		big := ok + "    reason: " + strings.Repeat("x", policyfile.MaxBytes) + "\n"
+		err := policyfile.Load(f.gate, strings.NewReader(big))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 		require.Contains(t, err.Error(), "larger than")
 	})
@@ -342,13 +156,13 @@ func TestPolicyFileErrors(t *testing.T) {
 		require.NoError(t, err)
 		g, err := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv})
 		require.NoError(t, err)
-		err = g.LoadPolicies(strings.NewReader(strings.Replace(ok, "user:alice", "group:finance", 1)))
+		err = policyfile.Load(g, strings.NewReader(strings.Replace(ok, "user:alice", "group:finance", 1)))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 		require.Contains(t, err.Error(), "needs Config.Directory")
 	})
 	t.Run("a missing file", func(t *testing.T) {
 		f := newFixture(t)
-		err := f.gate.LoadPolicyFile("testdata/policies/nope.yaml")
+		err := policyfile.LoadFile(f.gate, "testdata/policies/nope.yaml")
 		require.ErrorIs(t, err, os.ErrNotExist)
 	})
 }
@@ -359,7 +173,7 @@ func TestPolicyFileReplaceKeepsSnapshots(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	id := f.pending(transfer(5000)) // high_spend: two of finance
-	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(
 		"policies:\n  small:\n    match: {cost: {at_least: 1, currency: usd}}\n    approvers: [user:erin]\n    required_approvals: 1\n")))
 	require.Equal(t, []string{"small"}, policyNames(f.gate))
 	_, err := f.decide(id, "alice", approval.VerdictApprove)
@@ -369,4 +183,67 @@ func TestPolicyFileReplaceKeepsSnapshots(t *testing.T) {
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, "high_spend", r.Policies[0].Name)
 	require.Equal(t, "small", f.get(f.pending(transfer(7000))).Policies[0].Name)
+}
+
+// TestPolicyFileNamingUnknownApprover: Load refuses a file with a
+// policy naming a group the directory does not know, in a chain level, as
+// an *Error at the policy, and registers none of its policies.
+func TestPolicyFileNamingUnknownApprover(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	file := `version: 1
+policies:
+  small:
+    match: {name: deploy}
+    approvers: [group:finance]
+    required_approvals: 1
+  release:
+    match: {name: release}
+    chain:
+      - approvers: [group:finance]
+      - name: sign-off
+        approvers: [role:sre, group:release-managers]
+`
+	err := policyfile.Load(f.gate, strings.NewReader(file))
+	require.ErrorIs(t, err, approval.ErrInvalidPolicy)
+	var pfe *policyfile.Error
+	require.ErrorAs(t, err, &pfe)
+	require.Equal(t, "policies.release", pfe.Path)
+	require.Equal(t, 8, pfe.Line)
+	require.Contains(t, err.Error(), `Chain[1].Approvers[1] names group "release-managers", which the directory does not know`)
+	names := func() []string {
+		var out []string
+		for _, p := range f.gate.Policies() {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	require.Equal(t, []string{"high_spend"}, names(), "nothing in the file is registered")
+
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(strings.Replace(file, "release-managers", "finance-leads", 1))))
+	require.Equal(t, []string{"release", "small"}, names())
+}
+
+func TestPolicyFileMaxReuse(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(`
+version: 1
+policies:
+  deploys:
+    match: {name: "deploy:*"}
+    approvers: [user:alice]
+    required_approvals: 1
+    max_reuse: {for: 30m, uses: 5}
+`)))
+	var got approval.Policy
+	for _, p := range f.gate.Policies() {
+		if p.Name == "deploys" {
+			got = p.Policy
+		}
+	}
+	require.Equal(t, approval.Reuse{For: 30 * time.Minute, Uses: 5}, got.MaxReuse)
+	for _, bad := range []string{"{for: 30m}", "{uses: 5}", "{for: 30m, uses: 1}", "{for: 30m, uses: 5, count: 2}"} {
+		err := policyfile.Load(f.gate, strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: "+bad+"\n"))
+		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
+	}
 }
