@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -246,4 +247,136 @@ policies:
 		err := policyfile.Load(f.gate, strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: "+bad+"\n"))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
 	}
+}
+
+// TestLoadLocatesGateErrors: what depends on the gate (a directory to
+// resolve groups, and one that knows them) is refused at the policy that
+// names the group, after the whole file decoded, and nothing changes.
+func TestLoadLocatesGateErrors(t *testing.T) {
+	t.Parallel()
+	const file = "version: 1\npolicies:\n  ok:\n    match: {name: a}\n    approvers: [user:alice]\n    required_approvals: 1\n" +
+		"  grouped:\n    match: {name: b}\n    approvers: [group:finance, group:nobody]\n    required_approvals: 1\n"
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	bare, err := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv})
+	require.NoError(t, err)
+	for _, tc := range []struct {
+		name string
+		gate *approval.Gate
+		want string
+	}{
+		{"no directory", bare, `policies.grouped: approval: policy "grouped": invalid policy: approver group:finance needs Config.Directory`},
+		{"unknown group", newFixture(t).gate, `policies.grouped: approval: policy "grouped": invalid policy: Approvers[1] names group "nobody", which the directory does not know`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := policyNames(tc.gate)
+			err := policyfile.Load(tc.gate, strings.NewReader(file))
+			require.ErrorIs(t, err, approval.ErrInvalidPolicy)
+			var pe *policyfile.Error
+			require.ErrorAs(t, err, &pe)
+			require.Equal(t, 8, pe.Line)
+			require.Equal(t, 5, pe.Column)
+			require.Equal(t, "policies.grouped", pe.Path)
+			require.Contains(t, err.Error(), "line 8, column 5: "+tc.want)
+			var ae *approval.PolicyError
+			require.ErrorAs(t, err, &ae, "the gate's error, unwrapped")
+			require.Equal(t, "grouped", ae.Name)
+			require.Equal(t, before, policyNames(tc.gate), "nothing registered")
+		})
+	}
+	t.Run("Parse accepts both", func(t *testing.T) {
+		f, err := policyfile.Parse(strings.NewReader(file), nil)
+		require.NoError(t, err)
+		require.Len(t, f.Policies, 2)
+	})
+}
+
+// TestLoadDoesNotGrantDelegations: Load parses a file's delegations and
+// grants none; Parse returns them for GrantDelegations.
+func TestLoadDoesNotGrantDelegations(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const file = "policies:\n  p:\n    match: {name: a}\n    approvers: [group:finance]\n    required_approvals: 1\n" +
+		"delegations:\n  - {from: alice, to: erin, not_after: 2027-01-01, policies: [p], reason: leave}\n"
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(file)))
+	ds, err := f.gate.ListDelegations(f.ctx, approval.DelegationQuery{From: "alice"})
+	require.NoError(t, err)
+	require.Empty(t, ds)
+
+	pf, err := policyfile.Parse(strings.NewReader(file), nil)
+	require.NoError(t, err)
+	require.Equal(t, []approval.Delegation{{From: "alice", To: "erin", NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+		Policies: []string{"p"}, Reason: "leave"}}, pf.Delegations)
+	got, err := f.gate.GrantDelegations(f.ctx, "admin", pf.Delegations)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+}
+
+// TestParseCustomMatchers: {custom: NAME} resolves in the registry given
+// to Parse, and in Config.Matchers for Load.
+func TestParseCustomMatchers(t *testing.T) {
+	t.Parallel()
+	const file = "policies:\n  p:\n    match: {custom: weekend}\n    effect: deny\n"
+	for _, reg := range []policyfile.MatcherRegistry{nil, {"weekday": func(approval.Action) (bool, error) { return true, nil }}} {
+		_, err := policyfile.Parse(strings.NewReader(file), reg)
+		require.ErrorContains(t, err, `line 3, column 21: policies.p.match.custom: invalid policy: no custom matcher "weekend"`)
+	}
+	weekend := func(a approval.Action) (bool, error) { return a.Metadata["day"] == "sat", nil }
+	pf, err := policyfile.Parse(strings.NewReader(file), policyfile.MatcherRegistry{"weekend": weekend})
+	require.NoError(t, err)
+	ok, err := pf.Policies[0].Policy.Match.Match(&approval.Action{Metadata: map[string]string{"day": "sat"}})
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	f := newFixture(t, func(c *approval.Config) { c.Matchers = policyfile.MatcherRegistry{"weekend": weekend} })
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(file)))
+	res := mustGuard(t, f, approval.Action{Name: "x", RequestedBy: "u", Metadata: map[string]string{"day": "sat"}})
+	require.Equal(t, approval.StatusDenied, res.Status)
+}
+
+// TestEncode: matchers are written in their canonical form, and what has
+// none is an error rather than a file that would not read back.
+func TestEncode(t *testing.T) {
+	t.Parallel()
+	var buf bytes.Buffer
+	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: []approval.NamedPolicy{{Name: "p", Policy: approval.Policy{
+		Match:  approval.Any(approval.TagNone("Prod", "eu", "prod"), approval.Field("metadata.n", approval.OpIn, []any{1e21, "x", false})),
+		Effect: approval.EffectDeny,
+	}}}}))
+	require.Equal(t, `version: 1
+policies:
+  p:
+    match:
+      any:
+        - tag:
+            none_of: [eu, prod]
+        - field: {name: metadata.n, op: in, value: [1.0e+21, x, false]}
+    effect: deny
+`, buf.String())
+
+	for name, p := range map[string]approval.Policy{
+		"nil Match":     {},
+		"bad glob":      {Match: approval.Name("[")},
+		"nil child":     {Match: approval.All(approval.Name("x"), nil)},
+		"bad When":      {Match: approval.Name("x"), Chain: []approval.Level{{Approvers: role("r"), When: approval.TagAny()}}},
+		"custom, no fn": {Match: approval.Custom("weekend", nil)},
+	} {
+		err := policyfile.Encode(&bytes.Buffer{}, &policyfile.File{Policies: []approval.NamedPolicy{{Name: "p", Policy: p}}})
+		require.ErrorIs(t, err, approval.ErrInvalidPolicy, name)
+		require.ErrorContains(t, err, `approval: encode policy "p"`, name)
+	}
+}
+
+// TestLoadFile names the file in its errors.
+func TestLoadFile(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	path := filepath.Join(t.TempDir(), "policies.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("version: 2\npolicies: {}\n"), 0o600))
+	err := policyfile.LoadFile(f.gate, path)
+	require.ErrorIs(t, err, approval.ErrInvalidPolicy)
+	require.True(t, strings.HasPrefix(err.Error(), path+": approval: policy file: line 1, column 10: version:"), err.Error())
+	require.NoError(t, os.WriteFile(path, []byte("version: 1\npolicies: {}\n"), 0o600))
+	require.NoError(t, policyfile.LoadFile(f.gate, path))
+	require.Empty(t, policyNames(f.gate), "an empty file removes every policy")
 }
