@@ -114,10 +114,11 @@ type Config struct {
 	// an identical action that ran (Request.Prior). Must not be negative.
 	// Defaults to 24h.
 	IdempotencyWindow time.Duration
-	// Matchers are the host's predicates that policy files name in
-	// {custom: NAME} matchers (see LoadPolicies). A file naming one not
-	// here is refused.
-	Matchers MatcherRegistry
+	// Matchers are the host's predicates, by name, that policy files name
+	// in {custom: NAME} matchers (see Gate.CustomMatcher and
+	// policyfile.Load; a policyfile.MatcherRegistry is one). A file naming
+	// one not here is refused. Defaults to none.
+	Matchers map[string]func(Action) (bool, error)
 	// BreakGlass, when set, is the emergency path around the policies
 	// (see BreakGlass and Gate.BreakGlass). Nil: there is none.
 	BreakGlass *BreakGlass

@@ -276,3 +276,61 @@ func cmpString(a, b string) int {
 	}
 	return 0
 }
+
+// GrantDelegations grants, on behalf of actor, each of ds (a policy file's
+// delegations) that is not granted yet, and returns those it granted. A
+// delegation counts as granted when an unrevoked one with the same From,
+// To, window end, scope and reason is stored (and, if ds gives one, the
+// same window start), so running it at every start grants each once. One
+// whose window is over is passed over. It stops at the first error, which
+// is Delegate's; the ones granted before it stay granted, and a second run
+// grants the rest.
+func (g *Gate) GrantDelegations(ctx context.Context, actor string, ds []Delegation) ([]Delegation, error) {
+	now := g.now()
+	var out []Delegation
+	for _, d := range ds {
+		if !d.NotAfter.After(now) {
+			continue
+		}
+		have, err := g.hasDelegation(ctx, &d)
+		if err != nil {
+			return out, err
+		}
+		if have {
+			continue
+		}
+		got, err := g.Delegate(ctx, actor, d)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, *got)
+	}
+	return out, nil
+}
+
+// hasDelegation reports whether a delegation like d is stored, unrevoked.
+func (g *Gate) hasDelegation(ctx context.Context, d *Delegation) (bool, error) {
+	from, err1 := CanonicalID(d.From)
+	to, err2 := CanonicalID(d.To)
+	if err1 != nil || err2 != nil {
+		return false, nil // Delegate reports it
+	}
+	q := DelegationQuery{From: from, To: to, Limit: MaxPageSize}
+	for {
+		page, err := g.ListDelegations(ctx, q)
+		if err != nil {
+			return false, err
+		}
+		for _, s := range page {
+			if s.RevokedAt.IsZero() && s.NotAfter.Equal(normalizeTime(d.NotAfter)) &&
+				(d.NotBefore.IsZero() || s.NotBefore.Equal(normalizeTime(d.NotBefore))) &&
+				slices.Equal(s.Policies, d.Policies) && s.Reason == d.Reason {
+				return true, nil
+			}
+		}
+		if len(page) < q.Limit {
+			return false, nil
+		}
+		q.After = page[len(page)-1].ID
+	}
+}

@@ -116,7 +116,7 @@ func (d StaticDirectory) lookup(a Approver) []string {
 // policy that names a group the directory does not list, as an approver,
 // an escalation step's To, or a chain level's or parallel group's
 // approver, is refused when it is registered (SetPolicy, ReplacePolicies,
-// LoadPolicies, Config.Default in New) with an error wrapping
+// policyfile.Load, Config.Default in New) with an error wrapping
 // ErrInvalidPolicy that names the group: a misspelt group fails at load
 // instead of leaving requests that nobody can approve.
 //

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/memstore"
+	"github.com/signoff/approval/policyfile"
 )
 
 // TestPolicyNamingUnknownApprover: a directory that lists its groups and
@@ -91,45 +92,6 @@ func TestPolicyNamingUnknownApprover(t *testing.T) {
 	}
 }
 
-// TestPolicyFileNamingUnknownApprover: LoadPolicies refuses a file with a
-// policy naming a group the directory does not know, in a chain level, as
-// a *PolicyFileError at the policy, and registers none of its policies.
-func TestPolicyFileNamingUnknownApprover(t *testing.T) {
-	t.Parallel()
-	f := newFixture(t)
-	file := `version: 1
-policies:
-  small:
-    match: {name: deploy}
-    approvers: [group:finance]
-    required_approvals: 1
-  release:
-    match: {name: release}
-    chain:
-      - approvers: [group:finance]
-      - name: sign-off
-        approvers: [role:sre, group:release-managers]
-`
-	err := f.gate.LoadPolicies(strings.NewReader(file))
-	require.ErrorIs(t, err, approval.ErrInvalidPolicy)
-	var pfe *approval.PolicyFileError
-	require.ErrorAs(t, err, &pfe)
-	require.Equal(t, "policies.release", pfe.Path)
-	require.Equal(t, 8, pfe.Line)
-	require.Contains(t, err.Error(), `Chain[1].Approvers[1] names group "release-managers", which the directory does not know`)
-	names := func() []string {
-		var out []string
-		for _, p := range f.gate.Policies() {
-			out = append(out, p.Name)
-		}
-		return out
-	}
-	require.Equal(t, []string{"high_spend"}, names(), "nothing in the file is registered")
-
-	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(strings.Replace(file, "release-managers", "finance-leads", 1))))
-	require.Equal(t, []string{"release", "small"}, names())
-}
-
 // TestDynamicDirectoryPolicies: a directory that cannot list its groups
 // and roles keeps the registration as it was: any name is accepted, and
 // the directory is not asked.
@@ -140,7 +102,7 @@ func TestDynamicDirectoryPolicies(t *testing.T) {
 		Match:     approval.Name("deploy"),
 		Approvers: []approval.Approver{approval.Group("resolved-later"), approval.Role("also-later")}, RequiredApprovals: 1,
 	}))
-	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(`policies:
+	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(`policies:
   release:
     match: {name: release}
     approvers: [group:ldap-only]

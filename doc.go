@@ -63,6 +63,13 @@
 // SHA-256 of the policy's canonical definition. Decisions are counted
 // against the snapshot, so changing a policy never changes a live request.
 //
+// Gate.ReplacePolicies replaces the whole set at once; a refused policy is
+// named by a *PolicyError. Policies written in YAML or JSON files are read
+// and written by package policyfile (policyfile.LoadFile, policyfile.Load,
+// policyfile.Parse, policyfile.Encode), which builds them with this
+// package's constructors and writes each matcher in its canonical form
+// (CanonicalMatcher); this package compiles no YAML parser.
+//
 // # Spellings
 //
 // Values are compared in one canonical form each, so a policy cannot be

@@ -51,7 +51,7 @@ type Gate struct {
 	mu       sync.Mutex // serialises policy registration
 	policies atomic.Pointer[[]*compiledPolicy]
 	def      *compiledPolicy
-	matchers MatcherRegistry
+	matchers map[string]func(Action) (bool, error)
 	// breakGlass is a copy of Config.BreakGlass.
 	breakGlass *BreakGlass
 

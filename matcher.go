@@ -31,6 +31,50 @@ type Matcher interface {
 	check() error
 }
 
+// ValidateMatcher reports what is wrong with m as built, the error
+// SetPolicy would refuse a policy using m with: a bad glob, an empty or
+// unfoldable tag, a bad currency or an empty cost range, an unknown risk
+// level, a Field with an unknown field or operator, a Custom matcher
+// without a name or function, an All or Any without children, a nil child.
+// Constructors do not fail, so that trees are built in one expression;
+// their errors surface here. The error wraps ErrInvalidPolicy.
+func ValidateMatcher(m Matcher) error {
+	if m == nil {
+		return fmt.Errorf("%w: nil matcher", ErrInvalidPolicy)
+	}
+	if err := m.check(); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
+	return nil
+}
+
+// CanonicalMatcher returns m described as data: its canonical form, the
+// JSON that a policy's snapshot hash covers (and so fixed for good). It is
+// an object of one key naming the matcher, the shape policy files are
+// written in (see policyfile):
+//
+//	{"name":"deploy:*"}
+//	{"tag":{"any_of":["eu","prod"]}}          (or all_of, none_of; sorted, once each)
+//	{"cost":{"at_least":1000,"below":5000,"currency":"USD"}}   (either bound may be absent)
+//	{"risk":{"at_least":"high"}}
+//	{"field":{"name":"metadata.priority","op":"=","value":"critical"}}   (for in, a list)
+//	{"custom":"weekend"}
+//	{"all":[...]}, {"any":[...]}, {"not":{...}}
+//
+// Names, tags and currencies are in their canonical spelling, numbers in
+// RFC 8785 form. A Custom matcher is described by its name only. For a
+// matcher that does not validate, it returns ValidateMatcher's error.
+func CanonicalMatcher(m Matcher) ([]byte, error) {
+	if err := ValidateMatcher(m); err != nil {
+		return nil, err
+	}
+	b, err := m.appendCanonical(nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
+	}
+	return b, nil
+}
+
 // Name matches actions whose whole name matches the glob pattern: '*'
 // matches any run of characters (':' and '/' included), '?' one character,
 // '[abc]' and '{a,b}' as usual. The pattern is compiled once, here.

@@ -149,7 +149,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 	p.Chain = cloneChain(p.Chain)
 	p.Redact = slices.Clone(p.Redact)
 	if err := validatePolicy(name, &p, haveDirectory); err != nil {
-		return nil, fmt.Errorf("approval: policy %q: %w", name, err)
+		return nil, &PolicyError{Name: name, Err: err}
 	}
 	if p.Timeout == 0 {
 		p.Timeout = DefaultTimeout
@@ -162,7 +162,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 	}
 	b, err := appendPolicyCanonical(nil, name, &p)
 	if err != nil {
-		return nil, fmt.Errorf("approval: policy %q: %w: %v", name, ErrInvalidPolicy, err)
+		return nil, &PolicyError{Name: name, Err: fmt.Errorf("%w: %v", ErrInvalidPolicy, err)}
 	}
 	sum := sha256.Sum256(b)
 	cp := &compiledPolicy{
@@ -412,16 +412,16 @@ func evaluate(policies []*compiledPolicy, a *Action) match {
 
 // SetPolicy registers the policy under name, replacing any policy of that
 // name. Requests already open keep the snapshot they were created with. It
-// returns an error wrapping ErrInvalidPolicy if def does not validate, or
-// names a group or role the directory does not know when the directory can
-// list them (see GroupLister).
+// returns a *PolicyError wrapping ErrInvalidPolicy if def does not
+// validate, or names a group or role the directory does not know when the
+// directory can list them (see GroupLister).
 func (g *Gate) SetPolicy(name string, def Policy) error {
 	cp, err := compilePolicy(name, def, g.dir != nil)
 	if err != nil {
 		return err
 	}
 	if err := g.knownApprovers().check(&cp.def); err != nil {
-		return fmt.Errorf("approval: policy %q: %w", name, err)
+		return &PolicyError{Name: name, Err: err}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -186,27 +186,3 @@ func TestReuseForgedUsesAreReported(t *testing.T) {
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, "approval.consumed", se.Missing)
 }
-
-func TestPolicyFileMaxReuse(t *testing.T) {
-	f := newFixture(t)
-	require.NoError(t, f.gate.LoadPolicies(strings.NewReader(`
-version: 1
-policies:
-  deploys:
-    match: {name: "deploy:*"}
-    approvers: [user:alice]
-    required_approvals: 1
-    max_reuse: {for: 30m, uses: 5}
-`)))
-	var got approval.Policy
-	for _, p := range f.gate.Policies() {
-		if p.Name == "deploys" {
-			got = p.Policy
-		}
-	}
-	require.Equal(t, approval.Reuse{For: 30 * time.Minute, Uses: 5}, got.MaxReuse)
-	for _, bad := range []string{"{for: 30m}", "{uses: 5}", "{for: 30m, uses: 1}", "{for: 30m, uses: 5, count: 2}"} {
-		err := f.gate.LoadPolicies(strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: " + bad + "\n"))
-		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
-	}
-}

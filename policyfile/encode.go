@@ -1,4 +1,4 @@
-package approval
+package policyfile
 
 import (
 	"fmt"
@@ -8,12 +8,16 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/signoff/approval"
 )
 
-// EncodePolicies writes f as a YAML policy file that ParsePolicies reads
-// back to the same policies (the same snapshot hashes) and delegations.
-// Only fields that differ from their zero value are written.
-func EncodePolicies(w io.Writer, f *PolicyFile) error {
+// Encode writes f as a YAML policy file that Parse reads back to the same
+// policies (the same snapshot hashes) and delegations. Only fields that
+// differ from their zero value are written; matchers are written in their
+// canonical form (see approval.CanonicalMatcher). A policy whose Match is
+// nil or a matcher that does not validate is an error.
+func Encode(w io.Writer, f *File) error {
 	root := &yaml.Node{Kind: yaml.MappingNode}
 	root.Content = append(root.Content, strNode("version"), intNode(1))
 	ps := &yaml.Node{Kind: yaml.MappingNode}
@@ -40,14 +44,18 @@ func EncodePolicies(w io.Writer, f *PolicyFile) error {
 	return enc.Close()
 }
 
-func policyNode(p *Policy) (*yaml.Node, error) {
+func policyNode(p *approval.Policy) (*yaml.Node, error) {
 	if p.Match == nil {
-		return nil, fmt.Errorf("%w: Match is nil", ErrInvalidPolicy)
+		return nil, fmt.Errorf("%w: Match is nil", approval.ErrInvalidPolicy)
 	}
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(k string, v *yaml.Node) { n.Content = append(n.Content, strNode(k), v) }
-	add("match", matcherNode(p.Match))
-	if p.Effect == EffectDeny {
+	mn, err := matcherNode(p.Match)
+	if err != nil {
+		return nil, err
+	}
+	add("match", mn)
+	if p.Effect == approval.EffectDeny {
 		add("effect", strNode("deny"))
 	}
 	if p.Reason != "" {
@@ -62,14 +70,18 @@ func policyNode(p *Policy) (*yaml.Node, error) {
 	if len(p.Chain) > 0 {
 		c := &yaml.Node{Kind: yaml.SequenceNode}
 		for i := range p.Chain {
-			c.Content = append(c.Content, levelNode(&p.Chain[i]))
+			ln, err := levelNode(&p.Chain[i])
+			if err != nil {
+				return nil, fmt.Errorf("chain[%d]: %w", i, err)
+			}
+			c.Content = append(c.Content, ln)
 		}
 		add("chain", c)
 	}
 	if p.Timeout != 0 {
 		add("timeout", durationNode(p.Timeout))
 	}
-	if p.OnTimeout == TimeoutApprove {
+	if p.OnTimeout == approval.TimeoutApprove {
 		add("on_timeout", strNode("approve"))
 	}
 	if p.AllowSelfApproval {
@@ -87,7 +99,7 @@ func policyNode(p *Policy) (*yaml.Node, error) {
 	if p.ApprovalTTL != 0 {
 		add("approval_ttl", durationNode(p.ApprovalTTL))
 	}
-	if p.RecommendationApprovesBelow != RiskNone {
+	if p.RecommendationApprovesBelow != approval.RiskNone {
 		add("recommendation_approves_below", strNode(p.RecommendationApprovesBelow.String()))
 	}
 	if p.RecommendationMinConfidence != 0 {
@@ -101,7 +113,7 @@ func policyNode(p *Policy) (*yaml.Node, error) {
 	return n, nil
 }
 
-func levelNode(l *Level) *yaml.Node {
+func levelNode(l *approval.Level) (*yaml.Node, error) {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(k string, v *yaml.Node) { n.Content = append(n.Content, strNode(k), v) }
 	if l.Name != "" {
@@ -116,14 +128,22 @@ func levelNode(l *Level) *yaml.Node {
 			gn.Content = append(gn.Content, requirementNodes(g.Require)...)
 			gs.Content = append(gs.Content, gn)
 		}
+		logic := l.Logic
+		if logic == "" {
+			logic = approval.LogicAnd
+		}
 		add("parallel", gs)
-		add("logic", strNode(strings.ToUpper(string(l.logic()))))
+		add("logic", strNode(strings.ToUpper(string(logic))))
 	} else {
 		add("approvers", approversNode(l.Approvers))
 		n.Content = append(n.Content, requirementNodes(l.Require)...)
 	}
 	if l.When != nil {
-		add("when", matcherNode(l.When))
+		wn, err := matcherNode(l.When)
+		if err != nil {
+			return nil, err
+		}
+		add("when", wn)
 	}
 	if l.Timeout != 0 {
 		add("timeout", durationNode(l.Timeout))
@@ -131,20 +151,20 @@ func levelNode(l *Level) *yaml.Node {
 	if len(l.Escalation) > 0 {
 		add("escalation", stepsNode(l.Escalation))
 	}
-	return n
+	return n, nil
 }
 
-func requirementNodes(r Requirement) []*yaml.Node {
-	switch r.kind {
-	case requireThreshold:
-		return []*yaml.Node{strNode("required"), strNode("threshold"), strNode("required_count"), intNode(r.n)}
-	case requireAll:
+func requirementNodes(r approval.Requirement) []*yaml.Node {
+	switch {
+	case r == approval.RequireAny:
+		return []*yaml.Node{strNode("required"), strNode("any")}
+	case r.IsAll():
 		return []*yaml.Node{strNode("required"), strNode("all")}
 	}
-	return []*yaml.Node{strNode("required"), strNode("any")}
+	return []*yaml.Node{strNode("required"), strNode("threshold"), strNode("required_count"), intNode(r.Count())}
 }
 
-func stepsNode(steps []EscalationStep) *yaml.Node {
+func stepsNode(steps []approval.EscalationStep) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.SequenceNode}
 	for _, s := range steps {
 		sn := &yaml.Node{Kind: yaml.MappingNode}
@@ -170,7 +190,7 @@ func stepsNode(steps []EscalationStep) *yaml.Node {
 	return n
 }
 
-func delegationNode(d *Delegation) *yaml.Node {
+func delegationNode(d *approval.Delegation) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.MappingNode}
 	add := func(k string, v *yaml.Node) { n.Content = append(n.Content, strNode(k), v) }
 	add("from", strNode(d.From))
@@ -188,7 +208,7 @@ func delegationNode(d *Delegation) *yaml.Node {
 	return n
 }
 
-func approversNode(as []Approver) *yaml.Node {
+func approversNode(as []approval.Approver) *yaml.Node {
 	n := &yaml.Node{Kind: yaml.SequenceNode, Style: yaml.FlowStyle}
 	for _, a := range as {
 		n.Content = append(n.Content, strNode(a.String()))
@@ -233,18 +253,6 @@ func floatNode(x float64) *yaml.Node {
 		s = s[:i] + ".0" + s[i:]
 	}
 	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!float", Value: s}
-}
-
-func scalarNode(v any) *yaml.Node {
-	switch x := v.(type) {
-	case string:
-		return strNode(x)
-	case bool:
-		return boolNode(x)
-	case float64:
-		return floatNode(x)
-	}
-	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}
 }
 
 // durationNode writes d the short way: 24h, not 24h0m0s.

@@ -1,0 +1,136 @@
+package policyfile_test
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
+)
+
+// clock is a settable time source for Config.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// fixture is a gate over a memstore with a finance policy: transfers of
+// 1,000 USD or more need two approvals from the finance group.
+type fixture struct {
+	t    *testing.T
+	gate *approval.Gate
+	ctx  context.Context
+}
+
+// financeDir lists its groups and roles, so the gate refuses policies
+// naming others.
+var financeDir = approval.StaticDirectory{
+	Groups: map[string][]string{
+		"finance":       {"alice", "bob", "carol", "dave"},
+		"finance-leads": {"erin"},
+	},
+	Roles: map[string][]string{"sre": {"sam"}},
+}
+
+// onDemand hides the listing capabilities of the Directory it wraps, as a
+// directory that resolves groups on demand (LDAP) has none: the gate
+// accepts any group or role name.
+type onDemand struct{ approval.Directory }
+
+// releaseDir resolves the release train's roles, on demand.
+func releaseDir() approval.Directory {
+	return onDemand{approval.StaticDirectory{Roles: map[string][]string{
+		"team_lead": {"tl1", "tl2"}, "manager": {"m1", "m2"}, "director": {"d1"},
+		"tech_lead": {"t1", "t2"}, "product_manager": {"p1", "p2"}, "security_team": {"s1", "s2"},
+		"sre_lead": {"sre1"}, "security_lead": {"sec1"},
+	}}}
+}
+
+func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
+	t.Helper()
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	clk := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	f := &fixture{t: t, ctx: context.Background()}
+	cfg := approval.Config{
+		Store:      memstore.New(),
+		SigningKey: priv,
+		Directory:  financeDir,
+		Now:        clk.Now,
+		Logger:     slog.New(slog.DiscardHandler),
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	f.gate, err = approval.New(cfg)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = f.gate.Close(context.Background()) })
+	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+		Timeout:           24 * time.Hour,
+	}))
+	return f
+}
+
+func transfer(amount float64) approval.Action {
+	return approval.Action{
+		Name:        "wire-transfer",
+		RequestedBy: "user-1",
+		Cost:        &approval.Cost{Amount: amount, Currency: "USD"},
+		Payload:     []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":5000}`),
+	}
+}
+
+// pending guards a and requires a pending result.
+func (f *fixture) pending(a approval.Action) string {
+	f.t.Helper()
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(f.t, err)
+	require.Equal(f.t, approval.OutcomePending, res.Status)
+	require.NotEmpty(f.t, res.RequestID)
+	return res.RequestID
+}
+
+func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
+	f.t.Helper()
+	tok, err := f.gate.IssueToken(id, who, v, time.Hour)
+	require.NoError(f.t, err)
+	return f.gate.Decide(f.ctx, id, approval.Decision{Token: tok, Verdict: v})
+}
+
+func (f *fixture) get(id string) *approval.Request {
+	f.t.Helper()
+	r, err := f.gate.Get(f.ctx, id)
+	require.NoError(f.t, err)
+	return r
+}
+
+func mustGuard(t *testing.T, f *fixture, a approval.Action) approval.Result {
+	t.Helper()
+	res, err := f.gate.Guard(f.ctx, a)
+	require.NoError(t, err)
+	return res
+}
+
+func policyNames(g *approval.Gate) []string {
+	var out []string
+	for _, p := range g.Policies() {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+func role(n string) []approval.Approver { return []approval.Approver{approval.Role(n)} }
