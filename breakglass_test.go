@@ -84,7 +84,7 @@ func TestBreakGlass(t *testing.T) {
 	}
 	slices.Sort(alerted)
 	require.Equal(t, []string{"alice", "bob", "carol", "dave", "secops"}, alerted)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
 

@@ -25,7 +25,7 @@ const CheckpointContext = "approval-audit-checkpoint-v1"
 // recompute every hash after it (re-seal the chain), and the result
 // verifies. A checkpoint names an event by sequence number and hash under
 // a signature, so re-sealing past a checkpoint changes the hash it signed,
-// and a matching new signature needs the gate's private key. VerifyAudit
+// and a matching new signature needs the gate's private key. VerifyAuditTrail
 // checks every checkpoint it reads. Deleting the checkpoints as well, and
 // re-sealing over the gap, still verifies: keep the head of a checkpoint
 // outside the database (AuditHead, an external anchor) and check it with
@@ -162,7 +162,7 @@ func (g *Gate) lastEvent(ctx context.Context) (AuditEvent, bool, error) {
 // sign: ErrUnsupported.
 //
 // A checkpoint vouches for the trail as the store held it when it was
-// made; it does not verify it first (VerifyAudit does, checkpoints
+// made; it does not verify it first (VerifyAuditTrail does, checkpoints
 // included). Config.CheckpointInterval makes Tick checkpoint on its own.
 func (g *Gate) Checkpoint(ctx context.Context) (AuditHead, error) {
 	if g.keys.signer == nil {

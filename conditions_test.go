@@ -48,7 +48,7 @@ func TestApproveWithConditions(t *testing.T) {
 		Conditions: []string{"window <= 30m", "dry_run = false"},
 	})
 	require.NoError(t, err)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err, "conditions are sealed in the chain")
 
 	want := []string{"max_amount <= 2500", "window <= 30m", "dry_run = false"}

@@ -113,7 +113,7 @@
 // Every event (request.created, decision.approve, decision.rejected,
 // request.approved, approval.consumed...) carries a sequence number and
 // the SHA-256 of its canonical form chained to the previous event's hash.
-// VerifyAuditChain and Gate.VerifyAudit detect any edit, deletion or
+// VerifyAuditChain and VerifyAuditTrail detect any edit, deletion or
 // reordering and name the first bad sequence number. A refused decision
 // (forged, replayed, expired or misdirected token, ineligible approver,
 // self-approval) changes nothing and is written as a decision.rejected

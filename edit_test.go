@@ -60,6 +60,6 @@ func TestModifyThenApprove(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomePending, res.Status)
 	require.NotEqual(t, id, res.RequestID)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }

@@ -6,40 +6,40 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 )
 
-// VerifyAuditOptions tune Gate.VerifyAuditTrail.
+// VerifyAuditOptions tune VerifyAuditTrail.
 type VerifyAuditOptions struct {
 	// Anchors are heads kept outside the store (Checkpoint's results, or
 	// the Head of an earlier report). The trail must still hold each one's
 	// event, with the same hash: a trail that now ends before it was
 	// truncated, and one whose event has another hash was rewritten.
 	Anchors []AuditHead
-	// Keys are further public keys whose checkpoints verify, beside the
-	// gate's SigningKey and VerifyKeys (the keys of retired gates).
+	// Keys are the public keys whose checkpoints verify. Gate's
+	// VerifyAuditTrail adds the gate's own (SigningKey and VerifyKeys);
+	// pass the keys of retired gates here.
 	Keys []ed25519.PublicKey
-	// AllowUnknownKeys counts a checkpoint signed by a key the gate does
-	// not know as unverified (AuditReport.UnverifiedCheckpoints) instead
+	// AllowUnknownKeys counts a checkpoint signed by a key not in Keys
+	// as unverified (AuditReport.UnverifiedCheckpoints) instead
 	// of failing: for a verifier that holds no keys. Its link to the chain
 	// is still checked; only its signature is not.
 	AllowUnknownKeys bool
 }
 
-// AuditReport is what Gate.VerifyAuditTrail verified.
+// AuditReport is what VerifyAuditTrail verified.
 type AuditReport struct {
 	// Events is how many events were verified: the whole trail (or, for a
 	// store that prunes its trail, the kept part) as it was read.
 	Events int64
 	// Head is the newest event verified; zero for an empty trail.
 	Head AuditHead
-	// Checkpoints is how many checkpoint signatures verified, and
-	// UnverifiedCheckpoints how many were signed by keys unknown to the
-	// verifier (with VerifyAuditOptions.AllowUnknownKeys).
-	Checkpoints           int64
+	// Checkpoints is how many checkpoint signatures verified.
+	Checkpoints int64
+	// UnverifiedCheckpoints is how many checkpoints were signed by keys
+	// unknown to the verifier (with VerifyAuditOptions.AllowUnknownKeys).
 	UnverifiedCheckpoints int64
 	// LastCheckpoint is the head of the newest checkpoint event; zero if
 	// the trail has none.
@@ -73,21 +73,27 @@ func (e *AuditStateError) Error() string {
 
 func (e *AuditStateError) Unwrap() error { return ErrAuditChain }
 
-// VerifyAudit verifies the audit trail with the default options (see
-// VerifyAuditTrail) and returns the number of events verified.
-func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
-	r, err := g.VerifyAuditTrail(ctx, VerifyAuditOptions{})
-	return r.Events, err
+// VerifyAuditTrail verifies the audit trail of the gate's store with the
+// gate's keys (its SigningKey's public half and VerifyKeys) and
+// opts.Keys: VerifyAuditTrail over g's Store.
+func (g *Gate) VerifyAuditTrail(ctx context.Context, opts VerifyAuditOptions) (AuditReport, error) {
+	keys := make([]ed25519.PublicKey, 0, len(g.keys.verify)+len(opts.Keys))
+	for _, pub := range g.keys.verify {
+		keys = append(keys, pub)
+	}
+	opts.Keys = append(keys, opts.Keys...)
+	return VerifyAuditTrail(ctx, g.store, opts)
 }
 
-// VerifyAuditTrail reads the whole audit trail from the store, page by
-// page, and verifies:
+// VerifyAuditTrail reads the whole audit trail of store, page by page, and
+// verifies, with no Gate and no private key:
 //
 //   - its hash chain from the first event (or, for a store that prunes its
 //     trail, see PrunedAudit, from the first kept event, which must
 //     continue from the store's anchor);
-//   - every checkpoint: its signature, by the gate's keys or opts.Keys,
-//     and that the event it signed is in the chain with the hash signed;
+//   - every checkpoint: its signature, by one of opts.Keys (see
+//     AllowUnknownKeys), and that the event it signed is in the chain with
+//     the hash signed;
 //   - opts.Anchors;
 //   - every stored request against the events that explain its state: its
 //     request.created, the event of its status (request.approved for an
@@ -102,27 +108,28 @@ func (g *Gate) VerifyAudit(ctx context.Context) (int64, error) {
 // first bad sequence number; a request the trail does not account for is
 // an *AuditStateError (the one with the smallest ID, if several). Both
 // wrap ErrAuditChain. A store's own check of its columns against the
-// events (sqlstore's) fails the read with an *AuditChainError too.
+// events (sqlstore's) fails the read with an *AuditChainError too. A key
+// of the wrong size is ErrInvalidKey.
 //
 // The requests are read first, then the trail: a request that changes
 // meanwhile was explained by events already committed. Memory grows with
 // the number of stored requests (their expected events), not with the
-// trail.
-func (g *Gate) VerifyAuditTrail(ctx context.Context, opts VerifyAuditOptions) (AuditReport, error) {
-	keys := g.keys.verify
-	if len(opts.Keys) > 0 {
-		keys = maps.Clone(keys)
-		for _, pub := range opts.Keys {
-			if len(pub) != ed25519.PublicKeySize {
-				return AuditReport{}, fmt.Errorf("approval: verify audit: %w: a key has %d bytes, want %d", ErrInvalidKey, len(pub), ed25519.PublicKeySize)
-			}
-			keys[KeyID(pub)] = pub
+// trail. VerifyAuditChain checks the chain of events already in hand.
+func VerifyAuditTrail(ctx context.Context, store Store, opts VerifyAuditOptions) (AuditReport, error) {
+	if store == nil {
+		return AuditReport{}, fmt.Errorf("approval: verify audit: %w: the store is nil", ErrInvalidConfig)
+	}
+	keys := make(map[string]ed25519.PublicKey, len(opts.Keys))
+	for _, pub := range opts.Keys {
+		if len(pub) != ed25519.PublicKeySize {
+			return AuditReport{}, fmt.Errorf("approval: verify audit: %w: a key has %d bytes, want %d", ErrInvalidKey, len(pub), ed25519.PublicKeySize)
 		}
+		keys[KeyID(pub)] = pub
 	}
 	// A store that prunes may drop the start of the trail while it is
 	// read: then start over, a few times at most.
 	for attempt := 0; ; attempt++ {
-		v := &verifier{g: g, opts: &opts, keys: keys}
+		v := &verifier{store: store, opts: &opts, keys: keys}
 		err := v.run(ctx)
 		var moved errAnchorMoved
 		if !errors.As(err, &moved) || attempt == 3 {
@@ -143,7 +150,7 @@ const checkpointWindow = 4096
 
 // verifier is one pass of VerifyAuditTrail.
 type verifier struct {
-	g      *Gate
+	store  Store
 	opts   *VerifyAuditOptions
 	keys   map[string]ed25519.PublicKey
 	report AuditReport
@@ -161,7 +168,7 @@ func (v *verifier) run(ctx context.Context) error {
 		anchor string
 	)
 	v.start = 1
-	pruned, prunes := v.g.store.(PrunedAudit)
+	pruned, prunes := v.store.(PrunedAudit)
 	if prunes {
 		seq, hash, err := pruned.AuditAnchor(ctx)
 		if err != nil {
@@ -169,13 +176,13 @@ func (v *verifier) run(ctx context.Context) error {
 		}
 		v.start, anchor = seq+1, hash
 	}
-	exp, err := v.g.expectations(ctx)
+	exp, err := expectationsOf(ctx, v.store)
 	if err != nil {
 		return fmt.Errorf("approval: verify audit: %w", err)
 	}
 	v.expect, v.report.Requests = exp, exp.requests
 	for {
-		page, err := v.g.store.ListAudit(ctx, q)
+		page, err := v.store.ListAudit(ctx, q)
 		if err != nil {
 			return fmt.Errorf("approval: verify audit: %w", err)
 		}
@@ -327,11 +334,11 @@ type expected struct {
 
 // expectations reads every stored request and lists the events that
 // must explain its state.
-func (g *Gate) expectations(ctx context.Context) (*expectations, error) {
+func expectationsOf(ctx context.Context, store Store) (*expectations, error) {
 	x := &expectations{need: make(map[expectKey]*expected)}
 	q := RequestQuery{Limit: MaxPageSize}
 	for {
-		page, err := g.store.List(ctx, q)
+		page, err := store.List(ctx, q)
 		if err != nil {
 			return nil, fmt.Errorf("list requests: %w", err)
 		}

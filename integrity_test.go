@@ -177,7 +177,7 @@ func TestVerifyAuditDetectsAResealedChain(t *testing.T) {
 		return evs
 	}
 	rs.set(edit)
-	_, err := f.gate.VerifyAudit(f.ctx)
+	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	rs.set(nil)
 
@@ -186,7 +186,7 @@ func TestVerifyAuditDetectsAResealedChain(t *testing.T) {
 	f.pending(transfer(12000))
 
 	rs.set(edit)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	chainError(t, err, h.Seq-1, "re-sealed")
 	// The anchor kept outside shows it too.
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{h}})
@@ -202,7 +202,7 @@ func TestVerifyAuditDetectsAResealedChain(t *testing.T) {
 		reseal(evs, len(evs)-1)
 		return evs
 	})
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{head.Head}})
 	chainError(t, err, head.Head.Seq, "rewritten")
@@ -216,7 +216,7 @@ func TestVerifyAuditDetectsAResealedChain(t *testing.T) {
 		reseal(evs, 1)
 		return evs
 	})
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{h}})
 	chainError(t, err, h.Seq, "rewritten")
@@ -243,7 +243,7 @@ func TestVerifyAuditChecksCheckpointSignatures(t *testing.T) {
 			return evs
 		})
 		defer rs.set(nil)
-		_, err := f.gate.VerifyAudit(f.ctx)
+		_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 		chainError(t, err, f.lastEvent().Seq, "signature does not verify")
 	})
 	t.Run("another key", func(t *testing.T) {
@@ -265,7 +265,7 @@ func TestVerifyAuditChecksCheckpointSignatures(t *testing.T) {
 			return evs
 		})
 		defer rs.set(nil)
-		_, err = f.gate.VerifyAudit(f.ctx)
+		_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 		chainError(t, err, f.lastEvent().Seq, "does not know")
 
 		r, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{AllowUnknownKeys: true})
@@ -285,7 +285,7 @@ func TestVerifyAuditChecksCheckpointSignatures(t *testing.T) {
 			return evs
 		})
 		defer rs.set(nil)
-		_, err := f.gate.VerifyAudit(f.ctx)
+		_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 		chainError(t, err, f.lastEvent().Seq, "signature on another event")
 	})
 }
@@ -298,7 +298,7 @@ func TestVerifyAuditDetectsTruncationAgainstAnAnchor(t *testing.T) {
 	require.NoError(t, err)
 	rs.set(func(evs []approval.AuditEvent) []approval.AuditEvent { return evs[:len(evs)-1] })
 	// The shorter trail is a valid chain...
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	// ...that does not reach the anchor.
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{h}})
@@ -306,7 +306,7 @@ func TestVerifyAuditDetectsTruncationAgainstAnAnchor(t *testing.T) {
 
 	// Cutting deeper takes the events of a request with it.
 	rs.set(func(evs []approval.AuditEvent) []approval.AuditEvent { return evs[:len(evs)-3] })
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	var se *approval.AuditStateError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, "request.cancelled", se.Missing)
@@ -329,7 +329,7 @@ func TestForgedRequestRow(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, created)
 
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	var se *approval.AuditStateError
 	require.ErrorAs(t, err, &se)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
@@ -358,7 +358,7 @@ func TestForgedVote(t *testing.T) {
 	next.Votes = append(next.Votes, approval.Vote{Approver: "mallory", Verdict: approval.VerdictApprove, TokenID: "t", At: r.CreatedAt})
 	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
 
-	_, err := f.gate.VerifyAudit(f.ctx)
+	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	var se *approval.AuditStateError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, approval.AuditStateError{RequestID: id, Status: approval.StatusPending, Missing: "decision.approve by mallory"}, *se)
@@ -420,7 +420,7 @@ func TestSwappedActionRow(t *testing.T) {
 		_, err := f.decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
-	_, err := f.gate.VerifyAudit(f.ctx)
+	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 
 	evil := asked
@@ -433,7 +433,7 @@ func TestSwappedActionRow(t *testing.T) {
 	next.Action.Payload, next.ActionHash, next.PayloadHash = evil.Payload, actionHash, payloadHash
 	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
 
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	var se *approval.AuditStateError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, id, se.RequestID)
@@ -459,7 +459,7 @@ func TestSwappedEditedPayload(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 
 	r := f.get(id)
@@ -495,4 +495,35 @@ func TestEventsBindTheHashes(t *testing.T) {
 		}
 	}
 	require.Equal(t, 2, bound)
+}
+
+// TestVerifyAuditTrailWithoutAGate: an auditor verifies a store with its
+// public keys alone: no gate, no private key. Without the key a
+// checkpoint fails unless AllowUnknownKeys counts it as unverified.
+func TestVerifyAuditTrailWithoutAGate(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.pending(transfer(5000))
+	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.NoError(t, err)
+	h, err := f.gate.Checkpoint(f.ctx)
+	require.NoError(t, err)
+
+	pub := f.priv.Public().(ed25519PublicKey)
+	rep, err := approval.VerifyAuditTrail(f.ctx, f.store, approval.VerifyAuditOptions{Keys: []ed25519PublicKey{pub}, Anchors: []approval.AuditHead{h}})
+	require.NoError(t, err)
+	require.Equal(t, h, rep.Head)
+	require.EqualValues(t, 1, rep.Checkpoints)
+	require.EqualValues(t, 1, rep.Requests)
+
+	_, err = approval.VerifyAuditTrail(f.ctx, f.store, approval.VerifyAuditOptions{})
+	require.ErrorIs(t, err, approval.ErrAuditChain, "a checkpoint by a key not given")
+	rep, err = approval.VerifyAuditTrail(f.ctx, f.store, approval.VerifyAuditOptions{AllowUnknownKeys: true})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, rep.UnverifiedCheckpoints)
+
+	_, err = approval.VerifyAuditTrail(f.ctx, f.store, approval.VerifyAuditOptions{Keys: []ed25519PublicKey{pub[:5]}})
+	require.ErrorIs(t, err, approval.ErrInvalidKey)
+	_, err = approval.VerifyAuditTrail(f.ctx, nil, approval.VerifyAuditOptions{})
+	require.ErrorIs(t, err, approval.ErrInvalidConfig)
 }

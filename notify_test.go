@@ -135,7 +135,7 @@ func TestNotifyFailureTextIsStorable(t *testing.T) {
 		}
 	}
 	require.Positive(t, failed)
-	_, err := f.gate.VerifyAudit(context.Background())
+	_, err := f.gate.VerifyAuditTrail(context.Background(), approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
 

@@ -81,7 +81,7 @@ func TestReuseWithinTheGrant(t *testing.T) {
 
 	// Spent: the next Guard asks again.
 	require.NotEqual(t, id, f.pending(a))
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
 
@@ -140,7 +140,7 @@ func TestReuseExpires(t *testing.T) {
 	r := f.get(id)
 	require.Equal(t, approval.StatusExpired, r.Status)
 	require.Equal(t, 1, r.Uses)
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
 
@@ -162,7 +162,7 @@ func TestReuseConcurrentGuardsCountEveryUse(t *testing.T) {
 	wg.Wait()
 	require.EqualValues(t, 3, approved.Load())
 	require.Equal(t, 3, f.get(id).Uses)
-	_, err := f.gate.VerifyAudit(f.ctx)
+	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
 
@@ -181,7 +181,7 @@ func TestReuseForgedUsesAreReported(t *testing.T) {
 	next.Version++
 	next.Uses, next.Reuse.Uses = 2, 30
 	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: next}))
-	_, err = f.gate.VerifyAudit(f.ctx)
+	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	var se *approval.AuditStateError
 	require.ErrorAs(t, err, &se)
 	require.Equal(t, "approval.consumed", se.Missing)

@@ -106,7 +106,7 @@ type Store interface {
 // PrunedAudit is an optional Store capability, found by type assertion: a
 // store that keeps only the newest part of its audit trail (memstore with
 // WithMaxAuditEvents) says where the kept part begins, so that
-// Gate.VerifyAudit verifies it from there instead of reporting the missing
+// VerifyAuditTrail verifies it from there instead of reporting the missing
 // start as tampering.
 type PrunedAudit interface {
 	// AuditAnchor returns the sequence number and hash of the newest event

@@ -214,7 +214,7 @@ func TestDeliveryFlakyWebhook(t *testing.T) {
 			left, err := g.ListOutbox(context.Background(), approval.OutboxQuery{})
 			require.NoError(t, err)
 			require.Empty(t, left.Messages)
-			n, err := g.VerifyAudit(context.Background())
+			n, err := g.VerifyAuditTrail(context.Background(), approval.VerifyAuditOptions{})
 			require.NoError(t, err)
 			require.Positive(t, n)
 		})

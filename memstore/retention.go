@@ -35,7 +35,7 @@ func WithRetention(d time.Duration) Option {
 // WithMaxAuditEvents bounds the audit trail to about the newest n events:
 // when more are held, the oldest are dropped 1,024 at a time, so between n
 // and n+1,024 are kept. The Store then implements approval.PrunedAudit, so
-// Gate.VerifyAudit verifies the kept part from where it begins (and checks
+// approval.VerifyAuditTrail verifies the kept part from where it begins (and checks
 // only the requests created after it begins against their events). The
 // gate consumes an approval only while its request.approved event is
 // kept: choose n so that an approval's events outlive its ApprovalTTL.

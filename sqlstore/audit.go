@@ -237,7 +237,7 @@ const eventColumns = "seq, request_id, type, actor, at, prev_hash, hash, body"
 // edits a column and not the body hides an event from a query, or shows
 // it under another actor, and the chain would still verify: so a row
 // whose columns disagree with its body fails the read, with an
-// *approval.AuditChainError naming it. VerifyAudit reads every row, so
+// *approval.AuditChainError naming it. VerifyAuditTrail reads every row, so
 // it finds any such edit; a filtered query finds those it returns.
 func scanEvent(rows interface{ Scan(...any) error }) (approval.AuditEvent, error) {
 	var (

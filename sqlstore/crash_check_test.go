@@ -89,7 +89,7 @@ func checkAfterCrash(t *testing.T, path string, mode sqlstore.SyncMode, led *cra
 	require.NoError(t, err)
 	defer func() { require.NoError(t, g.Close(ctx)) }()
 
-	n, err := g.VerifyAudit(ctx)
+	n, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err, "the audit chain does not verify")
 	require.Positive(t, n)
 
@@ -127,7 +127,7 @@ func checkAfterCrash(t *testing.T, path string, mode sqlstore.SyncMode, led *cra
 		q.Cursor = page.Next
 	}
 
-	st := crashState{requests: len(stored), events: n}
+	st := crashState{requests: len(stored), events: n.Events}
 	for id, r := range stored {
 		st.commits += checkCrashedRequest(t, r, events[id])
 		delete(events, id)

@@ -100,7 +100,7 @@ func TestEscalationStepsRunOnceAcrossGates(t *testing.T) {
 			}
 			q.Cursor = page.Next
 		}
-		_, err = gates[1].VerifyAudit(t.Context())
+		_, err = gates[1].VerifyAuditTrail(t.Context(), approval.VerifyAuditOptions{})
 		require.NoError(t, err)
 		for _, id := range ids {
 			require.Equal(t, map[approval.EventType]int{

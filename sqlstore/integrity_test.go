@@ -60,7 +60,7 @@ func integrityGate(t *testing.T, newDSN func(testing.TB) string) (*approval.Gate
 	res, err = g.Guard(ctx, approval.Action{Name: "deploy:web", RequestedBy: "ci"})
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomePending, res.Status)
-	_, err = g.VerifyAudit(ctx)
+	_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	dropAuditTriggers(t, s)
 	return g, s, approved
@@ -89,7 +89,7 @@ func TestAuditColumnEdit(t *testing.T) {
 				_, err := s.w.Exec(`UPDATE audit_events SET `+col+` = 'mallory' WHERE seq = $1`, seq)
 				require.NoError(t, err)
 
-				_, err = g.VerifyAudit(ctx)
+				_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 				requireChainError(t, err, seq, "column "+col+" does not match the sealed event")
 				// A query that finds the row under its false value says so.
 				q := approval.AuditQuery{Actor: "mallory"}
@@ -118,7 +118,7 @@ func TestAuditReseal(t *testing.T) {
 		require.NoError(t, err)
 
 		resealFrom(t, s, 2, func(e *approval.AuditEvent) { e.Reason = "nothing to see" })
-		_, err = g.VerifyAudit(ctx)
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 		requireChainError(t, err, cp.Seq-1, "re-sealed")
 
 		// Dropping the checkpoint too leaves a chain that verifies, but
@@ -126,7 +126,7 @@ func TestAuditReseal(t *testing.T) {
 		_, err = s.w.Exec(`DELETE FROM audit_events WHERE type = 'audit.checkpoint'`)
 		require.NoError(t, err)
 		resealFrom(t, s, 1, func(*approval.AuditEvent) {})
-		_, err = g.VerifyAudit(ctx)
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 		require.NoError(t, err)
 		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{cp}})
 		requireChainError(t, err, cp.Seq, "rewritten")
@@ -222,7 +222,7 @@ func TestForgedApprovedRow(t *testing.T) {
 			s.dialect.timeValue(forged.UpdatedAt), nil, forged.Version, string(body), nil)
 		require.NoError(t, err)
 
-		_, err = g.VerifyAudit(ctx)
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 		var se *approval.AuditStateError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, forged.ID, se.RequestID)
@@ -284,7 +284,7 @@ func TestSwappedActionRow(t *testing.T) {
 		_, err = s.w.Exec(`UPDATE requests SET body = $1, action_hash = $2 WHERE id = $3`, string(body), r.ActionHash, r.ID)
 		require.NoError(t, err)
 
-		_, err = g.VerifyAudit(ctx)
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 		var se *approval.AuditStateError
 		require.ErrorAs(t, err, &se)
 		require.Equal(t, r.ID, se.RequestID)

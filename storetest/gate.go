@@ -358,7 +358,7 @@ func decideSplit(t *testing.T, g1, g2 *approval.Gate, id string, names []string)
 
 func verifyTrail(t *testing.T, g *approval.Gate) {
 	t.Helper()
-	n, err := g.VerifyAudit(context.Background())
+	n, err := g.VerifyAuditTrail(context.Background(), approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 	require.Positive(t, n)
 }

@@ -22,14 +22,9 @@ func dbFlag(fs *flag.FlagSet) *string {
 	return fs.String("db", "", "the store's `DSN`: a SQLite file path, file: or sqlite: URI, or a PostgreSQL URL or key=value string")
 }
 
-// openGate opens the store named by dsn and a gate over it that delivers
-// nothing: read-only unless writable, and without migrating the schema
-// (sqlstore.Open would migrate it, and create a SQLite file that does not
-// exist). signingKey, if not nil, is the gate's SigningKey, for a command
-// that signs (checkpoint); otherwise the gate has a throwaway verify key:
-// the commands issue and check no tokens. The returned close function
-// closes both.
-func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519.PrivateKey) (*approval.Gate, func(), error) {
+// openStore opens the store at dsn (a read-only pool unless writable)
+// and returns it with a function that closes it.
+func openStore(ctx context.Context, dsn string, writable bool) (*sqlstore.Store, func(), error) {
 	dsn = strings.TrimSpace(dsn)
 	var (
 		db      *sql.DB
@@ -50,7 +45,19 @@ func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519
 		return nil, nil, err
 	}
 	if err := checkSchema(ctx, db); err != nil {
+		_ = s.Close()
 		_ = db.Close()
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close(); _ = db.Close() }, nil
+}
+
+// openGate opens a gate over the store at dsn, for the commands that act
+// through one. Without signingKey it verifies with a throwaway key: such
+// a gate only reads.
+func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519.PrivateKey) (*approval.Gate, func(), error) {
+	s, closeStore, err := openStore(ctx, dsn, writable)
+	if err != nil {
 		return nil, nil, err
 	}
 	cfg := approval.Config{
@@ -64,22 +71,17 @@ func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519
 	if signingKey == nil {
 		pub, _, err := approval.GenerateKeys()
 		if err != nil {
-			_ = db.Close()
+			closeStore()
 			return nil, nil, err
 		}
 		cfg.VerifyKeys = []ed25519.PublicKey{pub}
 	}
 	g, err := approval.New(cfg)
 	if err != nil {
-		_ = db.Close()
+		closeStore()
 		return nil, nil, err
 	}
-	closeAll := func() {
-		_ = g.Close(context.Background())
-		_ = s.Close()
-		_ = db.Close()
-	}
-	return g, closeAll, nil
+	return g, func() { _ = g.Close(context.Background()); closeStore() }, nil
 }
 
 // openSQLite opens a pool on an existing SQLite database file.

@@ -151,10 +151,10 @@ func run(ctx context.Context, out io.Writer, path, keyPath string) error {
 	for _, e := range page.Events {
 		fmt.Fprintf(out, "  #%d %-20s %-8s %s\n", e.Seq, e.Type, e.Actor, e.Hash[:16])
 	}
-	n, err := gate.VerifyAudit(ctx)
+	rep, err := gate.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
 	if err != nil {
 		return fmt.Errorf("audit chain: %w", err)
 	}
-	fmt.Fprintf(out, "audit chain verified: %d events, unbroken\n", n)
+	fmt.Fprintf(out, "audit chain verified: %d events, unbroken\n", rep.Events)
 	return nil
 }
