@@ -214,7 +214,8 @@ func TestDeliveryFlakyWebhook(t *testing.T) {
 			left, err := g.ListOutbox(context.Background(), approval.OutboxQuery{})
 			require.NoError(t, err)
 			require.Empty(t, left.Messages)
-			n, err := g.VerifyAuditTrail(context.Background(), approval.VerifyAuditOptions{})
+			rep, err := g.VerifyAuditTrail(context.Background(), approval.VerifyAuditOptions{})
+			n := rep.Events
 			require.NoError(t, err)
 			require.Positive(t, n)
 		})

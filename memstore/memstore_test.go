@@ -315,7 +315,8 @@ func TestMaxAuditEvents(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(3072), seq, "whole chunks of 1,024 dropped")
 	require.NotEmpty(t, hash)
-	n, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+	rep, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+	n := rep.Events
 	require.NoError(t, err)
 	require.Equal(t, int64(5000-3072), n)
 	page, err := s.ListAudit(ctx, approval.AuditQuery{Limit: 1})

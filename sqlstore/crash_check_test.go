@@ -89,7 +89,8 @@ func checkAfterCrash(t *testing.T, path string, mode sqlstore.SyncMode, led *cra
 	require.NoError(t, err)
 	defer func() { require.NoError(t, g.Close(ctx)) }()
 
-	n, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+	rep, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+	n := rep.Events
 	require.NoError(t, err, "the audit chain does not verify")
 	require.Positive(t, n)
 
@@ -127,7 +128,7 @@ func checkAfterCrash(t *testing.T, path string, mode sqlstore.SyncMode, led *cra
 		q.Cursor = page.Next
 	}
 
-	st := crashState{requests: len(stored), events: n.Events}
+	st := crashState{requests: len(stored), events: n}
 	for id, r := range stored {
 		st.commits += checkCrashedRequest(t, r, events[id])
 		delete(events, id)

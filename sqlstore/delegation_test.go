@@ -162,7 +162,8 @@ func TestGateDelegationTwoGates(t *testing.T) {
 		require.ErrorIs(t, err, approval.ErrNotEligible, "the revoked delegation lends nothing")
 
 		for _, g := range gates {
-			n, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+			rep, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+			n := rep.Events
 			require.NoError(t, err)
 			page, err := g.ListAudit(ctx, approval.AuditQuery{Limit: approval.MaxPageSize})
 			require.NoError(t, err)
