@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -175,7 +177,7 @@ func (a *Action) normalize(l *Limits) error {
 	}
 	name, err := foldName(a.Name)
 	if err != nil {
-		return fmt.Errorf("%w: name %q %v", ErrInvalidAction, clip(a.Name, 64), err)
+		return fmt.Errorf("%w: name %q %v", ErrInvalidAction, text.Clip(a.Name, 64), err)
 	}
 	a.Name = name
 	rb, err := CanonicalID(a.RequestedBy)
@@ -223,7 +225,7 @@ func (a *Action) normalize(l *Limits) error {
 		}
 		ft, err := foldText(t)
 		if err != nil {
-			return fmt.Errorf("%w: tag %q %v", ErrInvalidAction, clip(t, 64), err)
+			return fmt.Errorf("%w: tag %q %v", ErrInvalidAction, text.Clip(t, 64), err)
 		}
 		if ft != t {
 			if !copied {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -207,7 +209,7 @@ func (g *Gate) signArtifact(r *Request) []byte {
 // without a SigningKey.
 func (g *Gate) Artifact(ctx context.Context, id string) ([]byte, error) {
 	if g.keys.signer == nil {
-		return nil, fmt.Errorf("approval: artifact %s: %w: the gate has no SigningKey", clip(id, maxEchoBytes), ErrUnsupported)
+		return nil, fmt.Errorf("approval: artifact %s: %w: the gate has no SigningKey", text.Clip(id, maxEchoBytes), ErrUnsupported)
 	}
 	r, err := g.Get(ctx, id)
 	if err != nil {
@@ -248,7 +250,7 @@ func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, 
 		}
 	}
 	if pub == nil {
-		return nil, fmt.Errorf("approval: verify artifact: %w: %q", ErrArtifactUnknownKey, clip(a.KeyID, 64))
+		return nil, fmt.Errorf("approval: verify artifact: %w: %q", ErrArtifactUnknownKey, text.Clip(a.KeyID, 64))
 	}
 	sig, err := base64.RawURLEncoding.DecodeString(a.Signature)
 	// The body is in canonical form (parseArtifact took no other), so the
@@ -257,7 +259,7 @@ func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, 
 	signed = append(append(append(signed, ArtifactContext...), '\n'), artifact[:body]...)
 	signed = append(signed, '}')
 	if err != nil || len(sig) != ed25519.SignatureSize || !ed25519.Verify(pub, signed, sig) {
-		return nil, fmt.Errorf("approval: verify artifact %s: %w", clip(a.RequestID, maxEchoBytes), ErrArtifactSignature)
+		return nil, fmt.Errorf("approval: verify artifact %s: %w", text.Clip(a.RequestID, maxEchoBytes), ErrArtifactSignature)
 	}
 	if !now.Before(a.ExpiresAt) {
 		return nil, fmt.Errorf("approval: verify artifact %s: %w at %s", a.RequestID, ErrArtifactExpired, a.ExpiresAt.Format(time.RFC3339))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // BreakGlass configures the emergency path around a request's policies
@@ -60,7 +62,7 @@ func (b *BreakGlass) validate() error {
 // (NotifyAlert) each time; the artifact says "break_glass": true.
 func (g *Gate) BreakGlass(ctx context.Context, id string, d Decision) (*Request, error) {
 	if len(id) > maxEchoBytes {
-		id = clip(id, maxEchoBytes)
+		id = text.Clip(id, maxEchoBytes)
 	}
 	now := g.now()
 	claims, err := g.checkDecision(id, d, now)

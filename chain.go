@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -85,11 +87,11 @@ func (r *Requirement) UnmarshalText(b []byte) error {
 	case strings.HasPrefix(s, "threshold(") && strings.HasSuffix(s, ")"):
 		n, err := strconv.Atoi(s[len("threshold(") : len(s)-1])
 		if err != nil || n < 1 {
-			return fmt.Errorf("%w: requirement %q: the threshold must be a whole number of at least 1", ErrInvalidPolicy, clip(s, 32))
+			return fmt.Errorf("%w: requirement %q: the threshold must be a whole number of at least 1", ErrInvalidPolicy, text.Clip(s, 32))
 		}
 		*r = Threshold(n)
 	default:
-		return fmt.Errorf("%w: unknown requirement %q (want any, all or threshold(n))", ErrInvalidPolicy, clip(s, 32))
+		return fmt.Errorf("%w: unknown requirement %q (want any, all or threshold(n))", ErrInvalidPolicy, text.Clip(s, 32))
 	}
 	return nil
 }
@@ -280,7 +282,7 @@ func validateChain(p *Policy, check func([]Approver) error, bad func(string, ...
 				return bad("%s: with Groups, each group has its Require, the level none", at)
 			}
 			if l.Logic != "" && l.Logic != LogicAnd && l.Logic != LogicOr {
-				return bad("%s.Logic %q (want and or or)", at, clip(string(l.Logic), 16))
+				return bad("%s.Logic %q (want and or or)", at, text.Clip(string(l.Logic), 16))
 			}
 			if len(l.Groups) > maxGroups {
 				return bad("%s has %d groups, at most %d", at, len(l.Groups), maxGroups)
@@ -390,7 +392,7 @@ func validateSteps(steps []EscalationStep, at string, check func([]Approver) err
 				return bad("%s: %s takes no To", sat, s.Action)
 			}
 		default:
-			return bad("%s.Action %q (want reminder, escalate, reassign, notify, auto_approve or auto_deny)", sat, clip(string(s.Action), 32))
+			return bad("%s.Action %q (want reminder, escalate, reassign, notify, auto_approve or auto_deny)", sat, text.Clip(string(s.Action), 32))
 		}
 		for _, c := range s.Channels {
 			if c == "" || !utf8.ValidString(c) || len(c) > 64 {

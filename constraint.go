@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Conditions: an approver may approve while narrowing what the action may
@@ -238,7 +240,7 @@ func checkConditions(conds, constraints []string) ([]string, error) {
 		}
 		c, ok := parseLimit(s)
 		if !ok {
-			return nil, fmt.Errorf("%w: %q is not KEY OP VALUE (OP one of < <= > >= = in)", ErrInvalidCondition, clip(s, 64))
+			return nil, fmt.Errorf("%w: %q is not KEY OP VALUE (OP one of < <= > >= = in)", ErrInvalidCondition, text.Clip(s, 64))
 		}
 		bounds := byKey[c.key]
 		for _, b := range bounds {

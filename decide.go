@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Decision is an approver's answer to a request. The approver is the
@@ -86,7 +88,7 @@ const maxReasonBytes = 4 << 10
 func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, error) {
 	if len(id) > maxEchoBytes {
 		// No gate issues such an ID, so no token matches it: echo a part.
-		id = clip(id, maxEchoBytes)
+		id = text.Clip(id, maxEchoBytes)
 	}
 	now := g.now()
 	claims, err := g.checkDecision(id, d, now)
@@ -233,7 +235,7 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 				why = " (" + req.Edit.By + " edited the payload)"
 			}
 			return nil, nil, nil, fmt.Errorf("%w: shown %s, the request binds %s%s",
-				ErrActionChanged, clip(d.ActionHash, maxEchoBytes+8), bound, why)
+				ErrActionChanged, text.Clip(d.ActionHash, maxEchoBytes+8), bound, why)
 		}
 	}
 	if req.Status.Open() && needsMembers(req) {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/google/uuid"
 )
 
@@ -164,10 +166,10 @@ func (g *Gate) RevokeDelegation(ctx context.Context, id, actor, reason string) (
 	}
 	actor, err := CanonicalID(actor)
 	if err != nil {
-		return nil, fmt.Errorf("approval: revoke delegation %s: %w: actor: %w", clip(id, maxEchoBytes), ErrInvalidDecision, err)
+		return nil, fmt.Errorf("approval: revoke delegation %s: %w: actor: %w", text.Clip(id, maxEchoBytes), ErrInvalidDecision, err)
 	}
 	if err := checkString("reason", reason, maxReasonBytes); err != nil {
-		return nil, fmt.Errorf("approval: revoke delegation %s: %w: %v", clip(id, maxEchoBytes), ErrInvalidDecision, err)
+		return nil, fmt.Errorf("approval: revoke delegation %s: %w: %v", text.Clip(id, maxEchoBytes), ErrInvalidDecision, err)
 	}
 	now := normalizeTime(g.now())
 	what := id
@@ -177,7 +179,7 @@ func (g *Gate) RevokeDelegation(ctx context.Context, id, actor, reason string) (
 	events := []AuditEvent{{Type: EventDelegationRevoked, Actor: actor, Reason: auditSafe(what, maxReasonBytes), At: now}}
 	d, err := ds.RevokeDelegation(ctx, id, now, actor, events)
 	if err != nil {
-		return nil, fmt.Errorf("approval: revoke delegation %s: %w", clip(id, maxEchoBytes), err)
+		return nil, fmt.Errorf("approval: revoke delegation %s: %w", text.Clip(id, maxEchoBytes), err)
 	}
 	g.afterCommit(ctx, events)
 	return d, nil

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/google/uuid"
 )
 
@@ -540,9 +542,9 @@ func (g *Gate) Redrive(ctx context.Context, actor string, ids ...string) (int, e
 	}
 	for i, id := range ids {
 		now := normalizeTime(g.now())
-		ev := []AuditEvent{{Type: EventNotificationRedriven, Actor: actor, Reason: auditSafe("outbox message "+clip(id, 64), maxReasonBytes), At: now}}
+		ev := []AuditEvent{{Type: EventNotificationRedriven, Actor: actor, Reason: auditSafe("outbox message "+text.Clip(id, 64), maxReasonBytes), At: now}}
 		if err := ob.RedriveOutbox(ctx, id, now, &ev[0]); err != nil {
-			return i, fmt.Errorf("approval: redrive %s: %w", clip(id, 64), err)
+			return i, fmt.Errorf("approval: redrive %s: %w", text.Clip(id, 64), err)
 		}
 		g.afterCommit(ctx, ev)
 	}

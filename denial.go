@@ -3,6 +3,8 @@ package approval
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Denial is the reason for a denial in a form a program acts on: an agent
@@ -44,12 +46,12 @@ const maxDenialHint = 1 << 10
 
 func (d *Denial) check() error {
 	if d.Code == "" || len(d.Code) > 64 || !isLimitKey(d.Code) {
-		return fmt.Errorf("%w: denial code %q (want 1 to 64 letters, digits, '-', '_' or '.')", ErrInvalidDecision, clip(d.Code, 64))
+		return fmt.Errorf("%w: denial code %q (want 1 to 64 letters, digits, '-', '_' or '.')", ErrInvalidDecision, text.Clip(d.Code, 64))
 	}
 	switch d.Retry {
 	case RetryNever, RetryChanged, RetryLater:
 	default:
-		return fmt.Errorf("%w: denial retry %q (want never, changed or later)", ErrInvalidDecision, clip(string(d.Retry), 32))
+		return fmt.Errorf("%w: denial retry %q (want never, changed or later)", ErrInvalidDecision, text.Clip(string(d.Retry), 32))
 	}
 	if len(d.Hint) > maxDenialHint || !utf8.ValidString(d.Hint) {
 		return fmt.Errorf("%w: denial hint must be valid UTF-8 of at most %d bytes", ErrInvalidDecision, maxDenialHint)

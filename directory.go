@@ -6,6 +6,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // ApproverKind says how an Approver names people.
@@ -219,7 +221,7 @@ func (k *knownApprovers) check(p *Policy) error {
 				set = k.roles
 			}
 			if set != nil && !set[a.Name] {
-				return fmt.Errorf("%w: %s[%d] names %s %q, which the directory does not know", ErrInvalidPolicy, at, i, a.Kind, clip(a.Name, maxEchoBytes))
+				return fmt.Errorf("%w: %s[%d] names %s %q, which the directory does not know", ErrInvalidPolicy, at, i, a.Kind, text.Clip(a.Name, maxEchoBytes))
 			}
 		}
 		return nil

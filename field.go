@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -132,7 +134,7 @@ func (m *fieldMatcher) init(value any) error {
 		}
 		return nil
 	default:
-		return fmt.Errorf("field %s: unknown operator %q (want = != < <= > >= contains in)", m.field, clip(string(m.op), 16))
+		return fmt.Errorf("field %s: unknown operator %q (want = != < <= > >= contains in)", m.field, text.Clip(string(m.op), 16))
 	}
 	v, err := fieldValue(value)
 	if err != nil {
@@ -176,7 +178,7 @@ func (m *fieldMatcher) fold(v any) (any, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("field %s: value %q %v", m.field, clip(s, 64), err)
+		return nil, fmt.Errorf("field %s: value %q %v", m.field, text.Clip(s, 64), err)
 	}
 	return s, nil
 }
@@ -190,12 +192,12 @@ func checkFieldName(f string) error {
 	for _, prefix := range []string{"metadata.", "payload."} {
 		if rest, ok := strings.CutPrefix(f, prefix); ok && rest != "" && len(f) <= 256 {
 			if prefix == "payload." && slices.Contains(strings.Split(rest, "."), "") {
-				return fmt.Errorf("field %q: an empty key in the payload path", clip(f, 64))
+				return fmt.Errorf("field %q: an empty key in the payload path", text.Clip(f, 64))
 			}
 			return nil
 		}
 	}
-	return fmt.Errorf("unknown field %q (want name, requested_by, risk, cost, cost.currency, tags, run_id, step_id, provenance.source, provenance.created_by, metadata.KEY or payload.PATH)", clip(f, 64))
+	return fmt.Errorf("unknown field %q (want name, requested_by, risk, cost, cost.currency, tags, run_id, step_id, provenance.source, provenance.created_by, metadata.KEY or payload.PATH)", text.Clip(f, 64))
 }
 
 func (m *fieldMatcher) check() error { return m.err }
@@ -367,7 +369,7 @@ func (m *fieldMatcher) ordered(got any) (float64, float64, error) {
 
 func describe(v any) string {
 	if s, ok := v.(string); ok {
-		return strconv.Quote(clip(s, 32))
+		return strconv.Quote(text.Clip(s, 32))
 	}
 	return fmt.Sprintf("a %T", v)
 }

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Outcome is Guard's answer: what the caller may do with the action now.
@@ -132,7 +134,7 @@ type Result struct {
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	if err := a.normalize(&g.limits); err != nil {
-		return Result{Status: OutcomeDenied}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
+		return Result{Status: OutcomeDenied}, fmt.Errorf("approval: guard %q: %w", text.Clip(a.Name, 64), err)
 	}
 	m := evaluate(*g.policies.Load(), &a)
 	if m.deny == nil && len(m.policies) == 0 {
@@ -143,7 +145,7 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	}
 	res, err := g.guardSlow(ctx, &a, &m)
 	if err != nil {
-		return Result{Status: OutcomeDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", clip(a.Name, 64), err)
+		return Result{Status: OutcomeDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", text.Clip(a.Name, 64), err)
 	}
 	return res, nil
 }
@@ -304,7 +306,7 @@ func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time) (Result, 
 		return Result{}, false, nil
 	}
 	if err != nil {
-		return Result{}, true, fmt.Errorf("look up idempotency key %q: %w", clip(req.Action.IdempotencyKey, maxEchoBytes), err)
+		return Result{}, true, fmt.Errorf("look up idempotency key %q: %w", text.Clip(req.Action.IdempotencyKey, maxEchoBytes), err)
 	}
 	return g.keyed(ctx, req, r)
 }
@@ -314,7 +316,7 @@ func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time) (Result, 
 // r's outcome if its approval was consumed. done is false when r is open,
 // approved or held, for existing to answer from.
 func (g *Gate) keyed(ctx context.Context, req, r *Request) (Result, bool, error) {
-	key := clip(req.Action.IdempotencyKey, maxEchoBytes)
+	key := text.Clip(req.Action.IdempotencyKey, maxEchoBytes)
 	if r.ActionHash != req.ActionHash {
 		return Result{}, true, fmt.Errorf("%w: idempotency key %q belongs to request %s, for another action (a new operation needs a new key)",
 			ErrInvalidAction, key, r.ID)

@@ -6,6 +6,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"golang.org/x/text/cases"
 	"golang.org/x/text/unicode/norm"
 )
@@ -48,7 +50,7 @@ func CanonicalID(id string) (string, error) {
 	}
 	c, err := foldText(id)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q %v", ErrInvalidIdentity, clip(id, 64), err)
+		return "", fmt.Errorf("%w: %q %v", ErrInvalidIdentity, text.Clip(id, 64), err)
 	}
 	if len(c) > MaxIDBytes {
 		return "", fmt.Errorf("%w: %d bytes in canonical form exceed the limit of %d", ErrInvalidIdentity, len(c), MaxIDBytes)
@@ -140,7 +142,7 @@ func foldName(s string) (string, error) {
 // anything but three ASCII letters.
 func foldCurrency(s string) (string, error) {
 	if len(s) != 3 {
-		return "", fmt.Errorf("currency %q is not an ISO 4217 code of three letters", clip(s, 16))
+		return "", fmt.Errorf("currency %q is not an ISO 4217 code of three letters", text.Clip(s, 16))
 	}
 	upper := true
 	for i := 0; i < 3; i++ {
@@ -156,17 +158,4 @@ func foldCurrency(s string) (string, error) {
 		return s, nil
 	}
 	return strings.ToUpper(s), nil
-}
-
-// clip returns s cut to at most n bytes (at a rune boundary, if s is valid
-// UTF-8), with "…" appended when it was cut: what errors echo of input.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }

@@ -17,6 +17,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // A signing key must outlive the process: every token in a link already
@@ -138,7 +140,7 @@ func decodePEM(data []byte, typ string) ([]byte, error) {
 	case len(rest) > 0:
 		return nil, fmt.Errorf("%w: trailing data after the PEM block", ErrInvalidKey)
 	case block.Type != typ:
-		return nil, fmt.Errorf("%w: PEM block is %q, want %q", ErrInvalidKey, clip(block.Type, 64), typ)
+		return nil, fmt.Errorf("%w: PEM block is %q, want %q", ErrInvalidKey, text.Clip(block.Type, 64), typ)
 	case len(block.Headers) > 0:
 		return nil, fmt.Errorf("%w: PEM block has headers (an encrypted key?)", ErrInvalidKey)
 	}

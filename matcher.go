@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/gobwas/glob"
 
 	"github.com/signoff/approval/internal/canon"
@@ -85,7 +87,7 @@ func CanonicalMatcher(m Matcher) ([]byte, error) {
 func Name(pattern string) Matcher {
 	folded, err := foldName(pattern)
 	if err != nil {
-		return &nameMatcher{pattern: pattern, err: fmt.Errorf("name glob %q %v", clip(pattern, 64), err)}
+		return &nameMatcher{pattern: pattern, err: fmt.Errorf("name glob %q %v", text.Clip(pattern, 64), err)}
 	}
 	pattern = folded
 	g, err := glob.Compile(pattern)
@@ -157,7 +159,7 @@ func newTagMatcher(mode tagMode, tags []string) *tagMatcher {
 		}
 		ft, err := foldText(t)
 		if err != nil {
-			m.err = fmt.Errorf("tag matcher: tag %q %v", clip(t, 64), err)
+			m.err = fmt.Errorf("tag matcher: tag %q %v", text.Clip(t, 64), err)
 			break
 		}
 		m.tags[i] = ft

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Recommendation is an automated reviewer's advice on a request: an AI
@@ -46,7 +48,7 @@ func (rec *Recommendation) check() error {
 		return err
 	}
 	if rec.Verdict != VerdictApprove && rec.Verdict != VerdictDeny {
-		return fmt.Errorf("recommendation verdict %q (want approve or deny)", clip(string(rec.Verdict), 16))
+		return fmt.Errorf("recommendation verdict %q (want approve or deny)", text.Clip(string(rec.Verdict), 16))
 	}
 	if err := checkString("recommendation summary", rec.Summary, maxReasonBytes); err != nil {
 		return err

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/signoff/approval/internal/text"
 )
 
 // Status is where a request is in its life.
@@ -331,7 +333,7 @@ func checkRequestID(id string) error {
 		ok = '0' <= c && c <= '9' || 'a' <= c && c <= 'f'
 	}
 	if !ok {
-		return fmt.Errorf("%w: %q is not a request ID", ErrNotFound, clip(id, maxEchoBytes))
+		return fmt.Errorf("%w: %q is not a request ID", ErrNotFound, text.Clip(id, maxEchoBytes))
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -395,7 +397,7 @@ func (d *claimDecoder) int() int64 {
 func (g *Gate) IssueToken(requestID, approver string, verdict Verdict, ttl time.Duration) (string, error) {
 	switch {
 	case checkRequestID(requestID) != nil:
-		return "", fmt.Errorf("approval: issue token: %w: %q is not a request ID", ErrInvalidDecision, clip(requestID, maxEchoBytes))
+		return "", fmt.Errorf("approval: issue token: %w: %q is not a request ID", ErrInvalidDecision, text.Clip(requestID, maxEchoBytes))
 	case verdict != VerdictApprove && verdict != VerdictDeny && verdict != VerdictBoth:
 		return "", fmt.Errorf("approval: issue token: %w: unknown verdict %q", ErrInvalidDecision, verdict)
 	case ttl <= 0:

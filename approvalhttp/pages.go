@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 )
 
@@ -321,7 +323,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 	v.Rows = make([]rowView, len(reqs))
 	for i, req := range reqs {
 		rv := rowView{ID: req.ID, URL: v.Base + "approvals/" + req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status),
-			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: clipText(req.Action.Message, 140),
+			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: text.Clip(req.Action.Message, 140),
 			Policies: strings.Join(req.PolicyNames(), ", "), Amount: fmtAmount(req.Action.Cost), Risk: req.Action.Risk.String(),
 			Edited: req.Edit != nil, Prior: req.Prior != nil}
 		if req.Status.Open() {

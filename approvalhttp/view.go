@@ -690,17 +690,6 @@ func diffView(diff []approval.FileDiff) []fileView {
 	return out
 }
 
-// clipText cuts s to at most n bytes on a rune boundary, with an ellipsis.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n] + "…"
-}
-
 // levelNote says which level each chain of req is on.
 func levelNote(req *approval.Request) string {
 	var parts []string

@@ -10,6 +10,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 )
 
@@ -71,7 +73,7 @@ func checkArgs(args json.RawMessage) error {
 		if n := len(open); n > 0 && open[n-1].wantKey {
 			if k, ok := tok.(string); ok {
 				if open[n-1].keys[k] {
-					return fmt.Errorf("%w: the arguments hold the key %q twice in one object", approval.ErrInvalidAction, clip(k, 64))
+					return fmt.Errorf("%w: the arguments hold the key %q twice in one object", approval.ErrInvalidAction, text.Cut(k, 64))
 				}
 				open[n-1].keys[k] = true
 				open[n-1].wantKey = false
@@ -108,14 +110,14 @@ func checkNumber(lit string) error {
 	}
 	f, err := strconv.ParseFloat(lit, 64)
 	if err != nil {
-		return fmt.Errorf("%w: the arguments hold the number %s, which a 64-bit float cannot hold, as the tool would read it; send it as a string", approval.ErrInvalidAction, clip(lit, 64))
+		return fmt.Errorf("%w: the arguments hold the number %s, which a 64-bit float cannot hold, as the tool would read it; send it as a string", approval.ErrInvalidAction, text.Cut(lit, 64))
 	}
 	got, err := json.Marshal(f)
 	if err != nil {
-		return fmt.Errorf("%w: the arguments hold the number %s: %v", approval.ErrInvalidAction, clip(lit, 64), err)
+		return fmt.Errorf("%w: the arguments hold the number %s: %v", approval.ErrInvalidAction, text.Cut(lit, 64), err)
 	}
 	if !sameDecimal(lit, string(got)) {
-		return fmt.Errorf("%w: the arguments hold the number %s, which the tool would receive as %s (it reads numbers as 64-bit floats); send it as a string, or as a number a float holds exactly", approval.ErrInvalidAction, clip(lit, 64), got)
+		return fmt.Errorf("%w: the arguments hold the number %s, which the tool would receive as %s (it reads numbers as 64-bit floats); send it as a string, or as a number a float holds exactly", approval.ErrInvalidAction, text.Cut(lit, 64), got)
 	}
 	return nil
 }

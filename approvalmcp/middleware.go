@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
-	"unicode/utf8"
+
+	"github.com/signoff/approval/internal/text"
 
 	"github.com/gobwas/glob"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -311,7 +312,7 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 	if err != nil {
 		return g.failed(tool, fmt.Errorf("identifying the caller: %w", err)), nil
 	}
-	client := clip(printable(clientName(r), false), approval.MaxIDBytes)
+	client := text.Cut(printable(clientName(r), false), approval.MaxIDBytes)
 	var session string
 	if r.Session != nil {
 		session = r.Session.ID()
@@ -326,7 +327,7 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 		Tags:        rl.Tags,
 		Metadata:    map[string]string{MetadataTool: tool},
 		Payload:     payload(args),
-		Message:     fmt.Sprintf("%s calls the MCP tool %s", by, clip(tool, 256)),
+		Message:     fmt.Sprintf("%s calls the MCP tool %s", by, text.Cut(tool, 256)),
 		Provenance:  &approval.Provenance{Source: "mcp", CreatedBy: client, SourceID: session},
 	}
 	var (
@@ -397,7 +398,7 @@ func ResultFromContext(ctx context.Context) (res approval.Result, ok bool) {
 // defaultIdentity is Options.Identity's default.
 func defaultIdentity(_ context.Context, r *mcp.CallToolRequest) (string, string, error) {
 	name := printable(clientName(r), true)
-	if id, err := approval.CanonicalID(clip(name, approval.MaxIDBytes)); err == nil {
+	if id, err := approval.CanonicalID(text.Cut(name, approval.MaxIDBytes)); err == nil {
 		return id, "", nil
 	}
 	return DefaultRequester, "", nil
@@ -426,17 +427,6 @@ func printable(s string, space bool) string {
 		}
 		return c
 	}, s)
-}
-
-// clip cuts s to at most n bytes, at a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // host runs a hook of the host's, turning a panic into an error.

@@ -14,6 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 )
 
@@ -221,21 +223,10 @@ func parseURL(field, raw string, schemes ...string) (*url.URL, error) {
 		ok = ok || u.Scheme == s
 	}
 	if !ok {
-		return nil, fmt.Errorf("%s has scheme %q; want %s", field, clipText(u.Scheme, 16), strings.Join(schemes, " or "))
+		return nil, fmt.Errorf("%s has scheme %q; want %s", field, text.Cut(u.Scheme, 16), strings.Join(schemes, " or "))
 	}
 	if u.Host == "" || u.Opaque != "" {
 		return nil, fmt.Errorf("%s has no host", field)
 	}
 	return u, nil
-}
-
-// clipText cuts s to at most n bytes on a rune boundary.
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 )
 
@@ -428,7 +430,7 @@ func slackFields(n approval.Notification, open bool) []*slackText {
 		names = append(names, p.Name)
 	}
 	add("Policies", strings.Join(names, ", "))
-	code("Action hash", clipText(n.ActionHash, 12))
+	code("Action hash", text.Cut(n.ActionHash, 12))
 	code("Request", n.RequestID)
 	return fields
 }
@@ -459,7 +461,7 @@ func slackContext(n approval.Notification) []any {
 // slackButtons are the actions block's buttons (none when there is nothing
 // to click). Decisions are offered only while the request is open.
 func slackButtons(n approval.Notification, open, interactive, links bool) []any {
-	id := clipText(n.RequestID, slackValueMax)
+	id := text.Cut(n.RequestID, slackValueMax)
 	var out []any
 	if open && interactive && id != "" {
 		// A decision button binds the action this message shows: its value

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 )
 
@@ -263,7 +265,7 @@ func (h *slackInteractions) verify(header http.Header, body []byte) error {
 // alone, which decides without that check).
 func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, value string, v approval.Verdict) string {
 	id, shown, _ := strings.Cut(value, " ")
-	log := h.log.With("slack_user", slackUser, "slack_team", slackTeam, "request", clipText(id, 64), "verdict", v)
+	log := h.log.With("slack_user", slackUser, "slack_team", slackTeam, "request", text.Cut(id, 64), "verdict", v)
 	if slackUser == "" {
 		log.Warn("channels: slack click without a user; nothing decided")
 		return "Slack did not say who clicked, so nothing was decided."
@@ -307,9 +309,9 @@ func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, va
 // slackReason is the decision's reason in the audit trail: the channel,
 // and the Slack account that clicked.
 func slackReason(user, team string) string {
-	r := "via Slack (user " + clipText(user, 64)
+	r := "via Slack (user " + text.Cut(user, 64)
 	if team != "" {
-		r += ", team " + clipText(team, 64)
+		r += ", team " + text.Cut(team, 64)
 	}
 	return r + ")"
 }
@@ -399,7 +401,7 @@ func (h *slackInteractions) responseURL(raw string) (*url.URL, error) {
 		return nil, errors.New("response_url does not parse")
 	}
 	if u.Scheme != "https" || u.User != nil || !slices.Contains(h.hosts, u.Host) {
-		return nil, fmt.Errorf("response_url names %s://%s, not https on one of %v", clipText(u.Scheme, 16), clipText(u.Host, 64), h.hosts)
+		return nil, fmt.Errorf("response_url names %s://%s, not https on one of %v", text.Cut(u.Scheme, 16), text.Cut(u.Host, 64), h.hosts)
 	}
 	return u, nil
 }
@@ -417,7 +419,7 @@ func (h *slackInteractions) respond(ctx context.Context, u *url.URL, body []byte
 	}
 	peek, _ := readAnswer(resp.Body)
 	if resp.StatusCode < 200 || resp.StatusCode >= 300 {
-		return fmt.Errorf("answered %s: %q", resp.Status, clipText(string(peek), answerQuoteBytes))
+		return fmt.Errorf("answered %s: %q", resp.Status, text.Cut(string(peek), answerQuoteBytes))
 	}
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/internal/wire"
 )
@@ -158,7 +160,7 @@ func checkHeader(name string, values []string) error {
 	}
 	for i := 0; i < len(name); i++ {
 		if !isTokenChar(name[i]) {
-			return fmt.Errorf("header name %q is not an HTTP token", clipText(name, 64))
+			return fmt.Errorf("header name %q is not an HTTP token", text.Cut(name, 64))
 		}
 	}
 	for _, v := range values {
@@ -197,7 +199,7 @@ func (w *Webhook) Name() string { return w.name }
 func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
 	if n.ID == "" || !validHeaderValue(n.ID) {
 		// The gate's IDs are UUIDs; anything else cannot be the key.
-		return approval.Permanent(fmt.Errorf("channels: webhook: notification ID %q cannot be an %s", clipText(n.ID, 64), HeaderIdempotencyKey))
+		return approval.Permanent(fmt.Errorf("channels: webhook: notification ID %q cannot be an %s", text.Cut(n.ID, 64), HeaderIdempotencyKey))
 	}
 	body, err := json.Marshal(webhookBody{Notification: n, Action: wire.ShowAction(n.Action)})
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 
+	"github.com/signoff/approval/internal/text"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signoff/approval"
@@ -44,7 +46,7 @@ func requirement(m map[string]*yaml.Node, path string) (approval.Requirement, er
 		return r, nil
 	}
 	if err := r.UnmarshalText([]byte(s)); err != nil || s == "" {
-		return r, fail(rn, path+".required", "unknown requirement %q (want any, all or threshold with required_count)", clip(s, 32))
+		return r, fail(rn, path+".required", "unknown requirement %q (want any, all or threshold with required_count)", text.Clip(s, 32))
 	}
 	return r, nil
 }
@@ -118,7 +120,7 @@ func (d *decoder) level(n *yaml.Node, path string, i int) (approval.Level, error
 		case "or":
 			l.Logic = approval.LogicOr
 		default:
-			return l, fail(v, path+".logic", "unknown logic %q (want AND or OR)", clip(s, 16))
+			return l, fail(v, path+".logic", "unknown logic %q (want AND or OR)", text.Clip(s, 16))
 		}
 		if l.Groups == nil {
 			return l, fail(v, path+".logic", "logic combines parallel groups, and this level has none")
@@ -254,7 +256,7 @@ func scalarValue(n *yaml.Node, path string) (any, error) {
 	case n.Tag == "!!int" || n.Tag == "!!float":
 		var f float64
 		if err := n.Decode(&f); err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil, fail(n, path, "%q is not a finite number", clip(n.Value, 32))
+			return nil, fail(n, path, "%q is not a finite number", text.Clip(n.Value, 32))
 		}
 		return f, nil
 	}
@@ -303,7 +305,7 @@ func steps(n *yaml.Node, path string) ([]approval.EscalationStep, error) {
 		case "notify_executive":
 			s.Action = approval.StepNotify
 		default:
-			return nil, fail(an, at+".action", "unknown action %q (want reminder, escalate, reassign, notify, auto_approve or auto_deny)", clip(a, 32))
+			return nil, fail(an, at+".action", "unknown action %q (want reminder, escalate, reassign, notify, auto_approve or auto_deny)", text.Clip(a, 32))
 		}
 		if s.To, err = optApprovers(m["to"], at+".to"); err != nil {
 			return nil, err

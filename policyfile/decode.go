@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff/approval/internal/text"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signoff/approval"
@@ -75,7 +77,7 @@ func noAliases(n *yaml.Node) error {
 		return fail(n, "", "anchors and aliases are not supported")
 	}
 	if n.Tag != "" && !strings.HasPrefix(n.Tag, "!!") {
-		return fail(n, "", "custom tag %q is not supported", clip(n.Tag, 32))
+		return fail(n, "", "custom tag %q is not supported", text.Clip(n.Tag, 32))
 	}
 	for _, c := range n.Content {
 		if err := noAliases(c); err != nil {
@@ -116,7 +118,7 @@ func (d *decoder) file(n *yaml.Node) (*File, map[string]*yaml.Node, error) {
 		}
 		path := "policies." + name
 		if at[name] != nil {
-			return nil, nil, fail(kn, path, "policy %q is defined twice", clip(name, 64))
+			return nil, nil, fail(kn, path, "policy %q is defined twice", text.Clip(name, 64))
 		}
 		p, err := d.policy(vn, path)
 		if err != nil {
@@ -168,7 +170,7 @@ func (d *decoder) policy(n *yaml.Node, path string) (approval.Policy, error) {
 		case "deny":
 			p.Effect = approval.EffectDeny
 		default:
-			return p, fail(v, at("effect"), "unknown effect %q (want require_approval or deny)", clip(s, 32))
+			return p, fail(v, at("effect"), "unknown effect %q (want require_approval or deny)", text.Clip(s, 32))
 		}
 	}
 	if p.Reason, err = optString(m["reason"], at("reason")); err != nil {
@@ -203,7 +205,7 @@ func (d *decoder) policy(n *yaml.Node, path string) (approval.Policy, error) {
 			return p, err
 		}
 		if err := p.OnTimeout.UnmarshalText([]byte(s)); err != nil || s == "" {
-			return p, fail(v, at("on_timeout"), "unknown timeout action %q (want deny or approve)", clip(s, 32))
+			return p, fail(v, at("on_timeout"), "unknown timeout action %q (want deny or approve)", text.Clip(s, 32))
 		}
 	}
 	if v := m["allow_self_approval"]; v != nil {
@@ -290,7 +292,7 @@ func (d *decoder) delegations(n *yaml.Node, policies map[string]*yaml.Node) ([]a
 			}
 			for j, name := range dl.Policies {
 				if policies[name] == nil {
-					return nil, fail(v.Content[j], path+".policies", "no policy %q in this file", clip(name, 64))
+					return nil, fail(v.Content[j], path+".policies", "no policy %q in this file", text.Clip(name, 64))
 				}
 			}
 		}

@@ -7,6 +7,8 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/signoff/approval/internal/text"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signoff/approval"
@@ -118,7 +120,7 @@ func (d *decoder) matcher(n *yaml.Node, path string, depth int) (approval.Matche
 			}
 			cm, ok := d.custom(s)
 			if !ok {
-				return nil, fail(v, at, "no custom matcher %q (the host registers it in Config.Matchers)", clip(s, 64))
+				return nil, fail(v, at, "no custom matcher %q (the host registers it in Config.Matchers)", text.Clip(s, 64))
 			}
 			out = cm
 		case "all", "any":
@@ -166,7 +168,7 @@ func matcherNode(m approval.Matcher) (*yaml.Node, error) {
 	}
 	n, ok := formNode(form)
 	if !ok {
-		return nil, fmt.Errorf("a matcher's canonical form is not one a policy file knows: %s", clip(string(b), 256))
+		return nil, fmt.Errorf("a matcher's canonical form is not one a policy file knows: %s", text.Clip(string(b), 256))
 	}
 	return n, nil
 }

@@ -6,7 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/signoff/approval/internal/text"
 
 	"go.yaml.in/yaml/v3"
 
@@ -31,7 +32,7 @@ func fields(n *yaml.Node, path string, known ...string) (map[string]*yaml.Node, 
 		k := kn.Value
 		at := join(path, k)
 		if !slices.Contains(known, k) {
-			return nil, fail(kn, at, "unknown key %q (want one of %s)", clip(k, 64), strings.Join(known, ", "))
+			return nil, fail(kn, at, "unknown key %q (want one of %s)", text.Clip(k, 64), strings.Join(known, ", "))
 		}
 		if m[k] != nil {
 			return nil, fail(kn, at, "key %q is given twice", k)
@@ -95,7 +96,7 @@ func intValue(n *yaml.Node, path string) (int, error) {
 	}
 	var v int64
 	if err := n.Decode(&v); err != nil || v < 0 || v > math.MaxInt32 {
-		return 0, fail(n, path, "%q is not a whole number from 0 to %d", clip(n.Value, 32), math.MaxInt32)
+		return 0, fail(n, path, "%q is not a whole number from 0 to %d", text.Clip(n.Value, 32), math.MaxInt32)
 	}
 	return int(v), nil
 }
@@ -106,7 +107,7 @@ func floatValue(n *yaml.Node, path string) (float64, error) {
 	}
 	var v float64
 	if err := n.Decode(&v); err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fail(n, path, "%q is not a finite number", clip(n.Value, 32))
+		return 0, fail(n, path, "%q is not a finite number", text.Clip(n.Value, 32))
 	}
 	return v, nil
 }
@@ -130,7 +131,7 @@ func durationValue(n *yaml.Node, path string) (time.Duration, error) {
 	}
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || v < 0 {
-		return 0, fail(n, path, "%q is not a duration such as 24h, 90m or 1h30m", clip(n.Value, 32))
+		return 0, fail(n, path, "%q is not a duration such as 24h, 90m or 1h30m", text.Clip(n.Value, 32))
 	}
 	return v, nil
 }
@@ -146,7 +147,7 @@ func timeValue(n *yaml.Node, path string) (time.Time, error) {
 	if t, err := time.Parse(time.DateOnly, n.Value); err == nil {
 		return t, nil
 	}
-	return time.Time{}, fail(n, path, "%q is not a time such as 2026-12-24T18:00:00Z or a date such as 2026-12-24", clip(n.Value, 40))
+	return time.Time{}, fail(n, path, "%q is not a time such as 2026-12-24T18:00:00Z or a date such as 2026-12-24", text.Clip(n.Value, 40))
 }
 
 func riskValue(n *yaml.Node, path string) (approval.Risk, error) {
@@ -156,7 +157,7 @@ func riskValue(n *yaml.Node, path string) (approval.Risk, error) {
 	}
 	r, err := approval.ParseRisk(s)
 	if err != nil || r == approval.RiskNone {
-		return approval.RiskNone, fail(n, path, "unknown risk level %q (want low, medium, high or critical)", clip(s, 32))
+		return approval.RiskNone, fail(n, path, "unknown risk level %q (want low, medium, high or critical)", text.Clip(s, 32))
 	}
 	return r, nil
 }
@@ -221,31 +222,18 @@ func approverValue(n *yaml.Node, path string) (approval.Approver, error) {
 		}
 		var ok bool
 		if kind, name, ok = strings.Cut(s, ":"); !ok {
-			return approval.Approver{}, fail(n, path, "%q is not an approver such as role:sre_lead or user:alice", clip(s, 64))
+			return approval.Approver{}, fail(n, path, "%q is not an approver such as role:sre_lead or user:alice", text.Clip(s, 64))
 		}
 	}
 	a := approval.Approver{Kind: approval.ApproverKind(kind), Name: name}
 	switch a.Kind {
 	case approval.KindUser, approval.KindGroup, approval.KindRole:
 	default:
-		return approval.Approver{}, fail(n, path, "unknown approver type %q (want user, group or role)", clip(kind, 32))
+		return approval.Approver{}, fail(n, path, "unknown approver type %q (want user, group or role)", text.Clip(kind, 32))
 	}
 	if a.Name == "" {
 		// As the approval package words it: an approver names someone.
 		return approval.Approver{}, fail(n, path, "%s approver without a name", a.Kind)
 	}
 	return a, nil
-}
-
-// clip returns s cut to at most n bytes (at a rune boundary, if s is valid
-// UTF-8), with "…" appended when it was cut: what errors echo of input.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
 }
