@@ -12,9 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/text"
 )
 
 // Action describes something a host program wants to do and may need a

@@ -8,9 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/text"
 )
 
 // An approval artifact is the evidence of an approval, for the side that

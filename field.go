@@ -9,9 +9,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/text"
 )
 
 // Operator compares an action's field with a value in a Field matcher.

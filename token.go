@@ -11,9 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/text"
 )
 
 // Tokens are "base64url(payload).base64url(signature)" without padding,

@@ -10,9 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 )
 
 // historyLimit bounds the audit events the review page shows.

@@ -10,9 +10,8 @@ import (
 	"unicode/utf16"
 	"unicode/utf8"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 )
 
 // payload is the action payload of a call's arguments: absent or null

@@ -14,9 +14,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 )
 
 // MaxRetryAfter caps the wait a receiver's Retry-After may ask for: a

@@ -12,9 +12,8 @@ import (
 	"unicode"
 	"unicode/utf16"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 )
 
 // The action_id of each button of a Slack message. NewSlackInteractions

@@ -16,9 +16,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 )
 
 // Limits of the interactivity endpoint.

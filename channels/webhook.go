@@ -14,9 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/text"
 	"github.com/signoff/approval/internal/wire"
 )
 

@@ -7,11 +7,16 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/signoff/approval/internal/text"
-
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/text"
 )
 
+// The level engine: levels.go holds a policy's levels (Level,
+// Requirement, parallel groups) and their validation and canonical form;
+// levels_progress.go where a request stands in them and when a level is
+// met; levels_escalation.go the escalation steps and level timeouts;
+// levels_quorum.go whether a quorum can be met at all.
+//
 // A policy's approvals come in levels (Policy.Chain): level 1 must be met
 // before level 2 opens, and so on; the policy is met when its last level
 // is. Only the current level's approvers may decide and are notified. A
