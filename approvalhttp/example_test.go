@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"time"
 
 	"github.com/signoff/approval"
@@ -77,4 +78,53 @@ func ExampleClient() {
 	// pending
 	// approved alice
 	// approved true <nil>
+}
+
+// The handler serves the review pages and the JSON API under any prefix;
+// a reviewer's decision through the API binds the action hash they were
+// shown.
+func ExampleNew() {
+	ctx := context.Background()
+	_, priv, _ := approval.GenerateKeys()
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	gate, _ := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv, BaseURL: srv.URL + "/review",
+		Logger: slog.New(slog.DiscardHandler)})
+	defer gate.Close(ctx)
+	_ = gate.SetPolicy("deploys", approval.Policy{
+		Match: approval.Name("deploy:*"), Approvers: []approval.Approver{approval.User("sam")}, RequiredApprovals: 1,
+	})
+	h, _ := approvalhttp.New(gate, approvalhttp.Options{
+		// Your reviewers' sign-in: here a header, for the example.
+		Identity: func(r *http.Request) (string, error) { return r.Header.Get("X-User"), nil },
+		Logger:   slog.New(slog.DiscardHandler),
+	})
+	mux.Handle("/review/", http.StripPrefix("/review", h))
+
+	res, _ := gate.Guard(ctx, approval.Action{Name: "deploy:production", RequestedBy: "ci"})
+	req, _ := gate.Get(ctx, res.RequestID)
+	body := strings.NewReader(`{"reason":"looks good","action_hash":"` + req.ActionHash + `"}`)
+	post, _ := http.NewRequest(http.MethodPost, srv.URL+"/review/api/approvals/"+res.RequestID+"/approve", body)
+	post.Header.Set("Content-Type", "application/json")
+	post.Header.Set("X-User", "sam")
+	resp, err := http.DefaultClient.Do(post)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp.Body.Close()
+	fmt.Println("approve:", resp.Status)
+
+	page, _ := http.NewRequest(http.MethodGet, srv.URL+"/review/approvals/"+res.RequestID, nil)
+	page.Header.Set("X-User", "sam")
+	resp, _ = http.DefaultClient.Do(page)
+	resp.Body.Close()
+	fmt.Println("review page:", resp.Status, resp.Header.Get("Content-Type"))
+	res, _ = gate.Guard(ctx, approval.Action{Name: "deploy:production", RequestedBy: "ci"})
+	fmt.Println("guard:", res.Status)
+	// Output:
+	// approve: 200 OK
+	// review page: 200 OK text/html; charset=utf-8
+	// guard: approved
 }
