@@ -42,7 +42,7 @@
 // approvers so (Request.Prior, Notification.Prior).
 //
 // Guard fails closed. Invalid input, a store error, or a custom matcher that
-// errors or panics never yields approved: errors return StatusDenied, and a
+// errors or panics never yields approved: errors return OutcomeDenied, and a
 // failing matcher applies its policy rather than skipping it.
 //
 // # Policies
@@ -69,6 +69,59 @@
 // policyfile.Parse, policyfile.Encode), which builds them with this
 // package's constructors and writes each matcher in its canonical form
 // (CanonicalMatcher); this package compiles no YAML parser.
+//
+// # Levels, escalation and quorum
+//
+// A policy's approvals may come in levels (Policy.Chain): level 1 must be
+// met before level 2 opens, a level may need any, all or a threshold of
+// its approvers, or parallel groups of them, and a level whose When does
+// not match the action is skipped. EscalationSteps remind, alert,
+// escalate to more approvers, reassign, or decide after a while; Gate.Tick
+// (or Gate.Run) runs them, the timeouts and the expiry of unused
+// approvals. A quorum nobody can meet is denied when the request would be
+// created. Request.Standing says where each policy stands, in the form the
+// review pages print. The engine lives in levels*.go.
+//
+// # Decisions beyond yes and no
+//
+// An approver may approve within Conditions (narrowing
+// Action.Constraints), edit the payload before approving
+// (Decision.Payload: the approval then binds the edit and Guard answers
+// OutcomeModified), grant reuse of the exact call for a while
+// (Decision.Reuse, within Policy.MaxReuse), or deny with a structured
+// Denial that tells an agent whether to ask again. Decision.ActionHash
+// binds a vote to the action its approver was shown: after another
+// approver's edit it is refused (ErrActionChanged). Gate.BreakGlass is
+// the loud emergency path around the policies. Delegations (Gate.Delegate)
+// lend an approver's authority for a window. Automated reviewers attach
+// Recommendations, which are advice, never votes.
+//
+// # Agents
+//
+// Do runs a function once its action is approved, at most once per
+// approval, waiting up to a bound: the Guard, Wait, Guard loop an agent
+// runtime would otherwise write. Package approvalmcp gates the tool calls
+// of an MCP server built on the official Go SDK.
+//
+// # Artifacts
+//
+// An approved Guard returns a signed artifact (Result.Artifact) binding
+// the request, the action and payload hashes, the votes, the conditions
+// and the expiry; VerifyArtifact checks it with the gate's public key
+// alone, so an executor in another process, or another language (see
+// docs/FORMATS.md), runs only what was approved.
+//
+// # Notifications
+//
+// Config.Channels deliver a Notification to each approver when a request
+// opens, escalates or resolves, with personal approve and deny links when
+// Config.BaseURL is set. Notifications show what a vote binds: the edited
+// payload once an approver edited it (Notification.Edit), redacted by the
+// policies' Redact names. A Store that implements Outbox (memstore and
+// sqlstore do) makes delivery durable: the message is written with the
+// change that caused it, then claimed, sent, retried with backoff and
+// dead-lettered (Gate.ListOutbox, Gate.Redrive). Package channels has the
+// webhook, Slack and email channels.
 //
 // # Spellings
 //
@@ -118,4 +171,22 @@
 // (forged, replayed, expired or misdirected token, ineligible approver,
 // self-approval) changes nothing and is written as a decision.rejected
 // security event with who tried and why.
+//
+// Gate.Checkpoint signs the trail's head with the gate's key, so that a
+// rewrite needs the private key too; VerifyAuditTrail verifies a store's
+// trail, its checkpoints with the public keys given, heads kept outside
+// the database, and every stored request against the events that explain
+// it, with no Gate at all. docs/FORMATS.md gives the exact bytes hashed
+// and signed, with test vectors.
+//
+// # Where things live
+//
+// This package is the vocabulary: actions, policies and matchers, tokens,
+// artifacts, the audit trail, and the Store, Channel and Directory
+// contracts. Around it: memstore and sqlstore (stores) and storetest (their
+// conformance suite); policyfile (YAML and JSON policy files);
+// approvalhttp (review pages, the reviewers' queue, the JSON API and its
+// Client); channels (webhook, Slack, email); approvalmcp (MCP tool-call
+// gating); cmd/approval (the command line). docs/ARCHITECTURE.md draws
+// them and the path of one Guard and one Decide.
 package approval
