@@ -23,9 +23,10 @@ type BreakGlass struct {
 	// second, another person, approves.
 	SecondPerson bool
 	// Security are told of every break-glass besides the request's
-	// approvers, through SecurityChannels (the names of the gate's
-	// channels; empty: all of them).
-	Security         []Approver
+	// approvers. Defaults to none.
+	Security []Approver
+	// SecurityChannels names the gate's channels that tell Security.
+	// Defaults to all of them.
 	SecurityChannels []string
 	// AllowRequester lets the requester break the glass on their own
 	// request. Off by default: segregation applies as it does to votes.

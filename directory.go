@@ -89,8 +89,10 @@ type Directory interface {
 // user IDs. It must not be modified while a gate uses it; build a new one
 // and a new gate instead. The zero value is an empty directory.
 type StaticDirectory struct {
+	// Groups maps a group name to its members' user IDs.
 	Groups map[string][]string
-	Roles  map[string][]string
+	// Roles maps a role name to the user IDs that hold it.
+	Roles map[string][]string
 }
 
 // IsMember implements Directory. Members are compared in canonical form.

@@ -179,6 +179,19 @@
 // it, with no Gate at all. docs/FORMATS.md gives the exact bytes hashed
 // and signed, with test vectors.
 //
+// # Configuration
+//
+// One style per kind of thing. The gate takes a Config struct, every field
+// documented with its default, filled and checked by New; integrations
+// that wrap a gate take an Options struct the same way (approvalhttp.New,
+// approvalhttp.NewClient's ClientOptions, approvalmcp.Middleware), and so do
+// channels (channels.WebhookConfig, SlackConfig, EmailConfig); stores take
+// functional options after their required arguments (memstore.New(opts...),
+// sqlstore.Open(ctx, dsn, opts...)), since most callers pass none. A zero
+// field means its default; a value that cannot work is refused with an
+// error wrapping ErrInvalidConfig (or the package's own) that says how to fix
+// it.
+//
 // # Where things live
 //
 // This package is the vocabulary: actions, policies and matchers, tokens,

@@ -77,10 +77,12 @@ type Policy struct {
 	// Reason explains the policy to requesters and reviewers; for a deny
 	// policy it is the denial reason. Defaults to the policy name.
 	Reason string
-	// Approvers are who may approve, and RequiredApprovals how many
-	// distinct ones must: the policy's one level. Required (at least 1)
+	// Approvers are who may approve: the policy's one level. Required
 	// unless Effect is EffectDeny or the policy has a Chain.
-	Approvers         []Approver
+	Approvers []Approver
+	// RequiredApprovals is how many distinct Approvers must approve.
+	// Required (at least 1) unless Effect is EffectDeny or the policy has a
+	// Chain.
 	RequiredApprovals int
 	// Chain, instead of Approvers and RequiredApprovals, makes the policy
 	// a chain of levels, met one after the other (see Level).
@@ -117,6 +119,9 @@ type Policy struct {
 	// passed on the recommendation, never counted as a vote. Defaults to
 	// RiskNone: recommendations only inform.
 	RecommendationApprovesBelow Risk
+	// RecommendationMinConfidence is the least Recommendation.Confidence
+	// (0 to 1) with which a recommendation passes the policy under
+	// RecommendationApprovesBelow. Defaults to 0: any confidence.
 	RecommendationMinConfidence float64
 	// MaxReuse is the most reuse a reviewer may grant an approval under
 	// this policy ("always allow this exact call for 30 minutes", see

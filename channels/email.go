@@ -31,10 +31,12 @@ type EmailConfig struct {
 	// "Approvals <approvals@example.com>": the From header and the
 	// envelope sender (MAIL FROM). Its address must be ASCII. Required.
 	From string
-	// Username and Password log in with AUTH PLAIN, and only over TLS:
-	// they are never sent in clear, whatever AllowInsecure says. Set both
-	// or neither. Defaults to none: no AUTH.
+	// Username logs in with AUTH PLAIN, and only over TLS: it is never
+	// sent in clear, whatever AllowInsecure says. Set it with Password, or
+	// neither. Defaults to none: no AUTH.
 	Username string
+	// Password is Username's password, sent only over TLS. Defaults to
+	// none.
 	Password string
 	// TLSConfig configures STARTTLS. It is cloned; its ServerName defaults
 	// to Addr's host and its MinVersion to TLS 1.2. Defaults to a config
