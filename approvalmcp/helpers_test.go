@@ -16,6 +16,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalmcp"
+	"github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/memstore"
 )
 
@@ -32,25 +33,15 @@ var dbaPolicy = approval.Policy{
 // policies named, polling every 5ms.
 func newGate(t testing.TB, mod func(*approval.Config), policies map[string]approval.Policy) *approval.Gate {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
 	cfg := approval.Config{
 		Store:        memstore.New(),
-		SigningKey:   priv,
 		Directory:    approval.StaticDirectory{Groups: map[string][]string{"dba": {"alice", "bob", "carol"}}},
 		PollInterval: 5 * time.Millisecond,
-		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	g, err := approval.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	for name, p := range policies {
-		require.NoError(t, g.SetPolicy(name, p))
-	}
-	return g
+	return fixture.NewGate(t, cfg, policies)
 }
 
 // call is one run of a tool: its arguments and the approval it ran on.
@@ -212,14 +203,7 @@ func decide(t testing.TB, g *approval.Gate, id, who string, d approval.Decision)
 	return req
 }
 
-func tryDecide(g *approval.Gate, id, who string, d approval.Decision) (*approval.Request, error) {
-	tok, err := g.IssueToken(id, who, d.Verdict, time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	d.Token = tok
-	return g.Decide(context.Background(), id, d)
-}
+var tryDecide = fixture.Decide
 
 // approve has alice and bob approve request id.
 func approve(t testing.TB, g *approval.Gate, id string) {
