@@ -28,6 +28,9 @@ type fixture struct {
 	ctx   context.Context
 
 	aliceToken string // set by tests that need a used token
+	// claims reports the outbox claims of the delivery goroutines (set
+	// by outboxFixture).
+	claims *claimWatch
 }
 
 var financeDir = approval.StaticDirectory{

@@ -56,9 +56,12 @@ type tools struct {
 	// inFlight counts the tools/call requests the server is handling,
 	// middleware included.
 	inFlight atomic.Int64
-	mu       sync.Mutex
-	runs     map[string]*atomic.Int64
-	calls    map[string][]call
+	// entered receives a value as each tools/call request enters the
+	// server, middleware included.
+	entered chan struct{}
+	mu      sync.Mutex
+	runs    map[string]*atomic.Int64
+	calls   map[string][]call
 }
 
 func (ts *tools) n(name string) int64 { return ts.runs[name].Load() }
@@ -83,7 +86,7 @@ var toolNames = []string{"drop_table", "DROP_TABLE", "list_tables", "query", "tr
 func newServer(t testing.TB, opts approvalmcp.Options) (*mcp.Server, *tools) {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, nil)
-	ts := &tools{runs: map[string]*atomic.Int64{}, calls: map[string][]call{}}
+	ts := &tools{runs: map[string]*atomic.Int64{}, calls: map[string][]call{}, entered: make(chan struct{}, 1000)}
 	for _, name := range toolNames {
 		ts.runs[name] = new(atomic.Int64)
 		s.AddTool(&mcp.Tool{
@@ -113,6 +116,10 @@ func newServer(t testing.TB, opts approvalmcp.Options) (*mcp.Server, *tools) {
 			if method == "tools/call" {
 				ts.inFlight.Add(1)
 				defer ts.inFlight.Add(-1)
+				select {
+				case ts.entered <- struct{}{}:
+				default:
+				}
 			}
 			return next(ctx, method, req)
 		}
@@ -226,7 +233,8 @@ func tryApprove(g *approval.Gate, id string) error {
 }
 
 // awaitRequest waits for the gate's first open request and returns its ID
-// ("" after 10s).
+// ("" after 10s). It polls the store: a gate signals nothing when it opens
+// a request, and the request listed is the honest check.
 func awaitRequest(g *approval.Gate) string {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		page, err := g.List(context.Background(), approval.RequestQuery{Status: []approval.Status{approval.StatusPending}})

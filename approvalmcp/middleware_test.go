@@ -322,7 +322,9 @@ func TestConcurrentIdenticalCalls(t *testing.T) {
 	bcs := connect(t, bs, "test-agent")
 	approved := make(chan error, 1)
 	go func() {
-		time.Sleep(200 * time.Millisecond) // most calls are waiting by now
+		for range n { // every call has entered the server
+			<-bts.entered
+		}
 		approved <- tryApprove(g, id)
 	}()
 	start := time.Now()
