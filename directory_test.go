@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 	"github.com/signoff/approval/policyfile"
 )
@@ -129,7 +130,7 @@ func TestDirectoryListingFails(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			var log syncBuffer
+			var log testkit.Buffer
 			f := newFixture(t, func(c *approval.Config) {
 				c.Directory = listingDirectory{StaticDirectory: financeDir, groups: groups}
 				c.Logger = slog.New(slog.NewTextHandler(&log, nil))

@@ -6,35 +6,16 @@ import (
 	"encoding/base64"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	fx "github.com/signoff/approval/internal/fixture"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 )
-
-// clock is a settable time source for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // fixture is a gate over a memstore with a finance policy: transfers of
 // 1,000 USD or more need two approvals from the finance group.
@@ -42,11 +23,14 @@ type fixture struct {
 	t     *testing.T
 	gate  *approval.Gate
 	store approval.Store
-	clock *clock
+	clock *testkit.Clock
 	priv  ed25519.PrivateKey
 	ctx   context.Context
 
 	aliceToken string // set by tests that need a used token
+	// claims reports the outbox claims of the delivery goroutines (set
+	// by outboxFixture).
+	claims *claimWatch
 }
 
 var financeDir = approval.StaticDirectory{
@@ -74,7 +58,7 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	t.Helper()
 	_, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
-	f := &fixture{t: t, store: memstore.New(), clock: newClock(), priv: priv, ctx: context.Background()}
+	f := &fixture{t: t, store: memstore.New(), clock: testkit.NewClock(), priv: priv, ctx: context.Background()}
 	cfg := approval.Config{
 		Store:      f.store,
 		SigningKey: priv,
@@ -85,15 +69,12 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	f.gate, err = approval.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = f.gate.Close(context.Background()) })
-	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+	f.gate = fx.NewGate(t, cfg, map[string]approval.Policy{"high_spend": {
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
 		Timeout:           24 * time.Hour,
-	}))
+	}})
 	return f
 }
 
@@ -124,7 +105,7 @@ func (f *fixture) token(id, who string, v approval.Verdict) string {
 }
 
 func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
-	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, v), Verdict: v})
+	return fx.Decide(f.gate, id, who, approval.Decision{Verdict: v})
 }
 
 func (f *fixture) get(id string) *approval.Request {
@@ -137,17 +118,7 @@ func (f *fixture) get(id string) *approval.Request {
 // events returns the whole audit trail, verified.
 func (f *fixture) events() []approval.AuditEvent {
 	f.t.Helper()
-	var all []approval.AuditEvent
-	q := approval.AuditQuery{}
-	for {
-		p, err := f.gate.ListAudit(f.ctx, q)
-		require.NoError(f.t, err)
-		all = append(all, p.Events...)
-		if p.Next == "" {
-			break
-		}
-		q.Cursor = p.Next
-	}
+	all := fx.AuditTrail(f.t, f.gate, approval.AuditQuery{})
 	require.NoError(f.t, approval.VerifyAuditChain(all))
 	return all
 }

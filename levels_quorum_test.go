@@ -1,11 +1,9 @@
 package approval_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/testkit"
 )
 
 // TestUnmeetableQuorumDeniedAtOnce: a quorum nobody can meet is denied when
@@ -74,7 +73,7 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			rec := &recorder{}
-			var log syncBuffer
+			var log testkit.Buffer
 			f := newFixture(t, func(c *approval.Config) {
 				c.Logger = slog.New(slog.NewTextHandler(&log, nil))
 				// A directory that resolves groups on demand: it cannot
@@ -114,24 +113,6 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 			require.Contains(t, log.String(), "quorum cannot be met")
 		})
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 type downDirectory struct{ approval.StaticDirectory }

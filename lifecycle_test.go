@@ -141,19 +141,47 @@ func TestWait(t *testing.T) {
 
 func TestWaitSeesOtherGates(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, func(c *approval.Config) { c.PollInterval = 5 * time.Millisecond })
+	var gs *getSignalStore
+	f := newFixture(t, func(c *approval.Config) {
+		gs = &getSignalStore{Store: c.Store, gets: make(chan *approval.Request, 64)}
+		c.Store = gs
+		c.PollInterval = 5 * time.Millisecond
+	})
 	other, err := approval.New(approval.Config{Store: f.store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
 	require.NoError(t, err)
 	id := f.pending(transfer(5000))
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		_, _ = other.Cancel(context.Background(), id, "ops", "")
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := f.gate.Wait(ctx, id)
+	for len(gs.gets) > 0 { // Guard's
+		<-gs.gets
+	}
+	done := waitAsync(t, f.gate, id)
+	// Wait has read the request pending: only a poll can show it the
+	// cancellation by the other gate.
+	require.Equal(t, approval.StatusPending, (<-gs.gets).Status)
+	_, err = other.Cancel(context.Background(), id, "ops", "")
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusCancelled, r.Status)
+	select {
+	case r := <-done:
+		require.Equal(t, approval.StatusCancelled, r.Status)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not see the other gate's cancellation")
+	}
+}
+
+// getSignalStore sends each request its Gets read, after they return.
+type getSignalStore struct {
+	approval.Store
+	gets chan *approval.Request
+}
+
+func (s *getSignalStore) Get(ctx context.Context, id string) (*approval.Request, error) {
+	r, err := s.Store.Get(ctx, id)
+	if err == nil {
+		select {
+		case s.gets <- r:
+		default:
+		}
+	}
+	return r, err
 }
 
 // notifyingStore is a Store with a ResolutionNotifier that the test drives:

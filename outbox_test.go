@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
 )
 
 // flakyChannel fails the first failures attempts of each notification ID
@@ -62,14 +63,128 @@ func (c *flakyChannel) attempts() map[string][]approval.Notification {
 // outboxFixture is a fixture whose gate delivers through memstore's
 // outbox, polling often, so that tests drive retries with the clock.
 func outboxFixture(t *testing.T, chans []approval.Channel, mod ...func(*approval.Config)) *fixture {
-	return newFixture(t, append([]func(*approval.Config){func(c *approval.Config) {
+	var claims *claimWatch
+	f := newFixture(t, append([]func(*approval.Config){func(c *approval.Config) {
+		claims = &claimWatch{Store: c.Store.(*memstore.Store), seen: make(chan struct{}, 1)}
+		c.Store = claims
 		c.Channels = chans
 		c.PollInterval = 5 * time.Millisecond
 		c.BaseURL = "https://approvals.example.com"
 	}}, mod...)...)
+	f.claims = claims
+	for _, ch := range chans {
+		claims.names = append(claims.names, ch.Name())
+	}
+	return f
+}
+
+// claimWatch is a memstore that records the outbox claims of the delivery
+// goroutines, the signal that they have looked at the outbox, at the
+// clock's time, since a point of the test; and the claimed messages not
+// yet settled.
+type claimWatch struct {
+	*memstore.Store
+	names []string // of the gate's channels
+
+	mu    sync.Mutex
+	begun int             // claims begun so far
+	ended map[int]claimed // by the order they began in
+	held  map[string]bool // IDs claimed and not settled since
+	seen  chan struct{}   // receives when a claim or a settle ends
+}
+
+type claimed struct {
+	channel string // "" for the goroutine that expands notices
+	n       int    // messages claimed
+}
+
+func (s *claimWatch) ClaimOutbox(ctx context.Context, q approval.OutboxClaim) ([]approval.OutboxMessage, error) {
+	s.mu.Lock()
+	seq := s.begun
+	s.begun++
+	s.mu.Unlock()
+	msgs, err := s.Store.ClaimOutbox(ctx, q)
+	s.mu.Lock()
+	if s.ended == nil {
+		s.ended = map[int]claimed{}
+	}
+	s.ended[seq] = claimed{q.Channel, len(msgs)}
+	if s.held == nil {
+		s.held = map[string]bool{}
+	}
+	for _, m := range msgs {
+		s.held[m.ID] = true
+	}
+	s.mu.Unlock()
+	s.ping()
+	return msgs, err
+}
+
+func (s *claimWatch) SettleOutbox(ctx context.Context, st approval.OutboxSettle) error {
+	err := s.Store.SettleOutbox(ctx, st)
+	s.mu.Lock()
+	delete(s.held, st.ID)
+	s.mu.Unlock()
+	s.ping()
+	return err
+}
+
+func (s *claimWatch) ping() {
+	select {
+	case s.seen <- struct{}{}:
+	default:
+	}
+}
+
+// settled waits until every claimed message has been settled.
+func (s *claimWatch) settled(t *testing.T) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		n := len(s.held)
+		s.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-s.seen:
+		case <-deadline:
+			t.Fatalf("%d claimed outbox messages not settled within 10s", n)
+		}
+	}
+}
+
+// next waits for a claim of channel that begins after the call to end,
+// and returns how many messages it claimed.
+func (s *claimWatch) next(t *testing.T, channel string) int {
+	t.Helper()
+	s.mu.Lock()
+	from := s.begun
+	s.mu.Unlock()
+	deadline := time.After(10 * time.Second)
+	for {
+		s.mu.Lock()
+		for seq, c := range s.ended {
+			if seq >= from && c.channel == channel {
+				s.mu.Unlock()
+				return c.n
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.seen:
+		case <-deadline:
+			t.Fatalf("no claim of the outbox for channel %q within 10s", channel)
+		}
+	}
 }
 
 // advanceUntil moves the fake clock a step at a time until cond holds.
+// After each step the delivery goroutines (the one that expands notices
+// and each channel's) look at the outbox and settle what they claimed
+// before the clock moves again: a clock that leaps while a send is in
+// flight would end its lease.
 func advanceUntil(t *testing.T, f *fixture, step time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
@@ -78,7 +193,10 @@ func advanceUntil(t *testing.T, f *fixture, step time.Duration, cond func() bool
 			t.Fatal("condition not reached within 20s")
 		}
 		f.clock.Advance(step)
-		time.Sleep(10 * time.Millisecond)
+		for _, name := range append([]string{""}, f.claims.names...) {
+			f.claims.next(t, name)
+		}
+		f.claims.settled(t)
 	}
 }
 
@@ -223,14 +341,14 @@ func TestOutboxPermanentAndRetryAfter(t *testing.T) {
 			}
 		}
 		f.clock.Advance(time.Hour)
-		time.Sleep(50 * time.Millisecond)
+		require.Zero(t, f.claims.next(t, "hook"), "an hour on, the channel finds nothing due")
 		require.Empty(t, ch.ok, "not before the receiver's Retry-After")
 		// To the next attempt at once, then in small steps: a clock that
 		// leaps while a send is in flight ends its lease (SendTimeout plus
 		// a minute), and the message is sent again, as it should be.
 		f.clock.Advance(due.Sub(f.clock.Now()))
 		advanceUntil(t, f, time.Millisecond, func() bool { return len(ch.ok) == 4 })
-		time.Sleep(50 * time.Millisecond)
+		require.Zero(t, f.claims.next(t, "hook"), "nothing is left to send")
 		require.Len(t, ch.ok, 4, "each delivery sent once")
 	})
 }
@@ -250,12 +368,19 @@ func TestOutboxStuckChannelDelaysNoOther(t *testing.T) {
 		f.pending(transfer(float64(2000 + i)))
 	}
 	healthy.awaitSent(t, 200, 10*time.Second)
+	// Polled: the audit trail is the only report of a cut send, and of a
+	// sent message's settlement.
 	var evs []approval.AuditEvent
-	deadline := time.Now().Add(20 * time.Second)
-	for countReasons(evs, approval.EventNotificationFailed, "via stuck: attempt 1 of 8: Send did not return in time") < 3 {
-		require.True(t, time.Now().Before(deadline), "the stuck sends were not cut")
-		time.Sleep(20 * time.Millisecond)
-		evs = f.events()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(20 * time.Second)
+	for evs = f.events(); countReasons(evs, approval.EventNotificationFailed, "via stuck: attempt 1 of 8: Send did not return in time") < 3 ||
+		countReasons(evs, approval.EventNotificationSent, "via healthy") < 200; evs = f.events() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the stuck sends were not cut")
+		}
 	}
 	require.Equal(t, 200, countReasons(evs, approval.EventNotificationSent, "via healthy"))
 	require.LessOrEqual(t, stuck.calls.Load(), int64(8), "a blocked channel is probed, not called for every message")

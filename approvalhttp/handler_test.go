@@ -19,6 +19,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalhttp"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 	"github.com/signoff/approval/sqlstore"
 )
@@ -220,12 +221,11 @@ func (failingDirectory) Members(context.Context, approval.Approver) ([]string, e
 // the query (tokens travel in it).
 func TestInternalErrorsDoNotLeak(t *testing.T) {
 	t.Parallel()
-	var logs bytes.Buffer
-	var mu sync.Mutex
+	var logs testkit.Buffer
 	f := newFixture(t,
 		fixtureOpt{cfg: func(c *approval.Config) { c.Directory = failingDirectory{} }},
 		fixtureOpt{opts: func(o *approvalhttp.Options) {
-			o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		}})
 	id := f.pending(transfer(5000))
 	tok := f.token(id, "alice", approval.VerdictApprove)
@@ -239,22 +239,9 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	require.NotContains(t, page, `id="approve"`)
 	require.Equal(t, "internal", attr(page, "cannot-decide", "data-code"))
 
-	mu.Lock()
-	defer mu.Unlock()
 	require.Contains(t, logs.String(), "secret-host", "the cause is logged")
 	require.Contains(t, logs.String(), "path=/api/approvals/"+id+"/approve")
 	require.NotContains(t, logs.String(), tok)
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // TestHostIdentityFailures: an identity function that errors, panics or

@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +18,9 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalhttp"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 )
-
-// clock is a settable time source shared by the gate and the handler.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // Test identities: the reviewer is named by the X-Test-User header (a
 // stand-in for the host's session), the remote caller by a bearer key.
@@ -65,7 +47,7 @@ type fixture struct {
 	ctx    context.Context
 	gate   *approval.Gate
 	pub    ed25519.PublicKey // of the gate's SigningKey
-	clock  *clock
+	clock  *testkit.Clock    // shared by the gate and the handler
 	srv    *httptest.Server
 	client *http.Client
 }
@@ -79,7 +61,7 @@ func newFixture(t *testing.T, mods ...fixtureOpt) *fixture {
 	t.Helper()
 	pub, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
-	f := &fixture{t: t, ctx: context.Background(), pub: pub, clock: &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}}
+	f := &fixture{t: t, ctx: context.Background(), pub: pub, clock: testkit.NewClock()}
 	cfg := approval.Config{
 		Store:      memstore.New(),
 		SigningKey: priv,

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalmcp"
+	"github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/memstore"
 )
 
@@ -32,25 +33,15 @@ var dbaPolicy = approval.Policy{
 // policies named, polling every 5ms.
 func newGate(t testing.TB, mod func(*approval.Config), policies map[string]approval.Policy) *approval.Gate {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
 	cfg := approval.Config{
 		Store:        memstore.New(),
-		SigningKey:   priv,
 		Directory:    approval.StaticDirectory{Groups: map[string][]string{"dba": {"alice", "bob", "carol"}}},
 		PollInterval: 5 * time.Millisecond,
-		Logger:       slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
 	}
-	g, err := approval.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = g.Close(context.Background()) })
-	for name, p := range policies {
-		require.NoError(t, g.SetPolicy(name, p))
-	}
-	return g
+	return fixture.NewGate(t, cfg, policies)
 }
 
 // call is one run of a tool: its arguments and the approval it ran on.
@@ -65,9 +56,12 @@ type tools struct {
 	// inFlight counts the tools/call requests the server is handling,
 	// middleware included.
 	inFlight atomic.Int64
-	mu       sync.Mutex
-	runs     map[string]*atomic.Int64
-	calls    map[string][]call
+	// entered receives a value as each tools/call request enters the
+	// server, middleware included.
+	entered chan struct{}
+	mu      sync.Mutex
+	runs    map[string]*atomic.Int64
+	calls   map[string][]call
 }
 
 func (ts *tools) n(name string) int64 { return ts.runs[name].Load() }
@@ -92,7 +86,7 @@ var toolNames = []string{"drop_table", "DROP_TABLE", "list_tables", "query", "tr
 func newServer(t testing.TB, opts approvalmcp.Options) (*mcp.Server, *tools) {
 	t.Helper()
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-server", Version: "1"}, nil)
-	ts := &tools{runs: map[string]*atomic.Int64{}, calls: map[string][]call{}}
+	ts := &tools{runs: map[string]*atomic.Int64{}, calls: map[string][]call{}, entered: make(chan struct{}, 1000)}
 	for _, name := range toolNames {
 		ts.runs[name] = new(atomic.Int64)
 		s.AddTool(&mcp.Tool{
@@ -122,6 +116,10 @@ func newServer(t testing.TB, opts approvalmcp.Options) (*mcp.Server, *tools) {
 			if method == "tools/call" {
 				ts.inFlight.Add(1)
 				defer ts.inFlight.Add(-1)
+				select {
+				case ts.entered <- struct{}{}:
+				default:
+				}
 			}
 			return next(ctx, method, req)
 		}
@@ -212,14 +210,7 @@ func decide(t testing.TB, g *approval.Gate, id, who string, d approval.Decision)
 	return req
 }
 
-func tryDecide(g *approval.Gate, id, who string, d approval.Decision) (*approval.Request, error) {
-	tok, err := g.IssueToken(id, who, d.Verdict, time.Hour)
-	if err != nil {
-		return nil, err
-	}
-	d.Token = tok
-	return g.Decide(context.Background(), id, d)
-}
+var tryDecide = fixture.Decide
 
 // approve has alice and bob approve request id.
 func approve(t testing.TB, g *approval.Gate, id string) {
@@ -242,7 +233,8 @@ func tryApprove(g *approval.Gate, id string) error {
 }
 
 // awaitRequest waits for the gate's first open request and returns its ID
-// ("" after 10s).
+// ("" after 10s). It polls the store: a gate signals nothing when it opens
+// a request, and the request listed is the honest check.
 func awaitRequest(g *approval.Gate) string {
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
 		page, err := g.List(context.Background(), approval.RequestQuery{Status: []approval.Status{approval.StatusPending}})

@@ -1,7 +1,6 @@
 package approvalmcp_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalmcp"
+	"github.com/signoff/approval/internal/testkit"
 )
 
 var dropRule = approvalmcp.Rule{Tools: "drop_*"}
@@ -322,7 +322,9 @@ func TestConcurrentIdenticalCalls(t *testing.T) {
 	bcs := connect(t, bs, "test-agent")
 	approved := make(chan error, 1)
 	go func() {
-		time.Sleep(200 * time.Millisecond) // most calls are waiting by now
+		for range n { // every call has entered the server
+			<-bts.entered
+		}
 		approved <- tryApprove(g, id)
 	}()
 	start := time.Now()
@@ -551,24 +553,6 @@ func TestIdentity(t *testing.T) {
 	require.Zero(t, ts.n("drop_table"))
 }
 
-// syncBuffer is an io.Writer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // brokenStore fails every request it would create.
 type brokenStore struct{ approval.Store }
 
@@ -579,7 +563,7 @@ func (brokenStore) Create(context.Context, *approval.Request, []approval.AuditEv
 func TestGateFailureFailsClosed(t *testing.T) {
 	t.Parallel()
 	g := newGate(t, func(c *approval.Config) { c.Store = brokenStore{c.Store} }, map[string]approval.Policy{"dba": dbaPolicy})
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s, ts := newServer(t, approvalmcp.Options{Gate: g, Rules: []approvalmcp.Rule{dropRule},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	cs := connect(t, s, "test-agent")

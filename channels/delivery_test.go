@@ -260,7 +260,7 @@ func runChild(role string) {
 		g := deliveryGate(t, store, url, "crash", func(c *approval.Config) { c.SendTimeout = time.Hour })
 		guardN(t, g, 0, 20)
 		fmt.Println("GUARDED")
-		time.Sleep(time.Hour)
+		time.Sleep(time.Hour) // not a wait: the process hangs until killed
 	case "deliver":
 		from, _ := strconv.Atoi(os.Getenv("CHILD_FROM"))
 		g := deliveryGate(t, store, url, os.Getenv("CHILD_NAME"), nil)
@@ -272,6 +272,8 @@ func runChild(role string) {
 			if len(page.Messages) == 0 {
 				break
 			}
+			// Polled: the outbox, shared with the other processes, is
+			// the only report of their deliveries.
 			time.Sleep(20 * time.Millisecond)
 		}
 		require.NoError(t, g.Close(context.Background()))
@@ -297,7 +299,12 @@ func TestDeliveryAfterCrash(t *testing.T) {
 	dsn := sqliteDSN(t)
 	openStore(t, dsn) // migrate before the child runs
 	rc, srv := newReceiver(t, 0)
+	sending := make(chan struct{}, 100)
 	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case sending <- struct{}{}:
+		default:
+		}
 		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices the connection close
 		<-r.Context().Done()
 	}))
@@ -312,7 +319,11 @@ func TestDeliveryAfterCrash(t *testing.T) {
 	sc := bufio.NewScanner(out)
 	for sc.Scan() && sc.Text() != "GUARDED" {
 	}
-	time.Sleep(200 * time.Millisecond) // let it claim and start sending
+	select { // it has claimed and is sending
+	case <-sending:
+	case <-ctx.Done():
+		t.Fatal("the child sent nothing")
+	}
 	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 	_ = cmd.Wait()
 	go io.Copy(io.Discard, out)
@@ -412,7 +423,7 @@ func BenchmarkDeliveryThroughput(b *testing.B) {
 		}
 	}
 	for delivered.Load() < int64(b.N) {
-		time.Sleep(time.Millisecond)
+		time.Sleep(time.Millisecond) // polled: a benchmark's bookkeeping, not a test's check
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")

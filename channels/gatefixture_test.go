@@ -2,12 +2,12 @@ package channels_test
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/memstore"
 )
 
@@ -19,31 +19,21 @@ import (
 //     their own.
 func newFixtureGate(t *testing.T, mod ...func(*approval.Config)) *approval.Gate {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
 	cfg := approval.Config{
-		Store:      memstore.New(),
-		SigningKey: priv,
-		Directory:  approval.StaticDirectory{},
-		Logger:     slog.New(slog.DiscardHandler),
+		Store:     memstore.New(),
+		Directory: approval.StaticDirectory{},
 	}
 	for _, m := range mod {
 		m(&cfg)
 	}
-	gate, err := approval.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = gate.Close(context.Background()) })
-	for name, p := range map[string]approval.Policy{
+	return fixture.NewGate(t, cfg, map[string]approval.Policy{
 		"deploys": {Match: approval.Name("deploy:*"),
 			Approvers: []approval.Approver{approval.User("alice"), approval.User("bob")}, RequiredApprovals: 1},
 		"pair": {Match: approval.Name("pair:*"),
 			Approvers: []approval.Approver{approval.User("alice"), approval.User("bob")}, RequiredApprovals: 2},
 		"self-service": {Match: approval.Name("selfserve:*"),
 			Approvers: []approval.Approver{approval.User("carol"), approval.User("dave")}, RequiredApprovals: 1},
-	} {
-		require.NoError(t, gate.SetPolicy(name, p))
-	}
-	return gate
+	})
 }
 
 // guardAction opens a request for action name by requester and returns its ID.
@@ -64,16 +54,5 @@ func guardDeploy(t *testing.T, gate *approval.Gate) string {
 // auditOf returns request id's audit trail, verified.
 func auditOf(t *testing.T, gate *approval.Gate, id string) []approval.AuditEvent {
 	t.Helper()
-	var all []approval.AuditEvent
-	q := approval.AuditQuery{RequestID: id}
-	for {
-		p, err := gate.ListAudit(context.Background(), q)
-		require.NoError(t, err)
-		all = append(all, p.Events...)
-		if p.Next == "" {
-			break
-		}
-		q.Cursor = p.Next
-	}
-	return all
+	return fixture.AuditTrail(t, gate, approval.AuditQuery{RequestID: id})
 }

@@ -16,7 +16,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/channels"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 )
 
@@ -38,30 +38,12 @@ type slackApp struct {
 	gate *approval.Gate
 	srv  *httptest.Server
 	now  time.Time // the handler's clock
-	logs *logBuffer
+	logs *testkit.Buffer
 	// hooks stands in for hooks.slack.com: the handler's client reaches it
 	// for every response_url on that host.
 	hooks   *httptest.Server
 	posted  chan []byte  // what the handler posted to a response_url
 	hookErr atomic.Int32 // when set, hooks answers with this status
-}
-
-// logBuffer collects the handler's log for the test to read.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 var slackUsers = map[string]string{"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_MALLORY": "mallory",
@@ -84,7 +66,7 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 	if gate == nil {
 		gate = newFixtureGate(t)
 	}
-	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &logBuffer{},
+	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &testkit.Buffer{},
 		posted: make(chan []byte, 16)}
 	app.hooks = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)

@@ -1,7 +1,6 @@
 package channels_test
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -21,6 +20,8 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval/internal/testkit"
 )
 
 // Credentials of the test SMTP server.
@@ -85,7 +86,7 @@ type mailServer struct {
 	mu     sync.Mutex
 	msgs   []received
 	logins []string
-	log    bytes.Buffer // the protocol, both ways
+	log    testkit.Buffer // the protocol, both ways
 }
 
 // received is one message the server took.
@@ -108,7 +109,7 @@ func startMailServer(t *testing.T, o serverOpts) *mailServer {
 	srv.Domain = "localhost"
 	srv.AllowInsecureAuth = false
 	srv.ReadTimeout, srv.WriteTimeout = 10*time.Second, 10*time.Second
-	srv.Debug = lockedWriter{&s.mu, &s.log}
+	srv.Debug = &s.log
 	srv.ErrorLog = log.New(io.Discard, "", 0)
 	if !o.noTLS {
 		cert, _ := testCert()
@@ -126,8 +127,6 @@ func (s *mailServer) messages() []received {
 }
 
 func (s *mailServer) transcript() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	return s.log.String()
 }
 
@@ -135,17 +134,6 @@ func (s *mailServer) transcript() string {
 // replies begin with a code, so they never match).
 func (s *mailServer) sentCommands(verb string) []string {
 	return regexp.MustCompile(`(?mi)^`+regexp.QuoteMeta(verb)+`\b.*$`).FindAllString(s.transcript(), -1)
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 type countingListener struct {

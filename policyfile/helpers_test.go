@@ -3,27 +3,16 @@ package policyfile_test
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	fx "github.com/signoff/approval/internal/fixture"
+	"github.com/signoff/approval/internal/testkit"
 	"github.com/signoff/approval/memstore"
 )
-
-// clock is a settable time source for Config.Now.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
 
 // fixture is a gate over a memstore with a finance policy: transfers of
 // 1,000 USD or more need two approvals from the finance group.
@@ -61,7 +50,7 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	t.Helper()
 	_, priv, err := approval.GenerateKeys()
 	require.NoError(t, err)
-	clk := &clock{t: time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock()
 	f := &fixture{t: t, ctx: context.Background()}
 	cfg := approval.Config{
 		Store:      memstore.New(),
@@ -73,15 +62,12 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	f.gate, err = approval.New(cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = f.gate.Close(context.Background()) })
-	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
+	f.gate = fx.NewGate(t, cfg, map[string]approval.Policy{"high_spend": {
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 2,
 		Timeout:           24 * time.Hour,
-	}))
+	}})
 	return f
 }
 
@@ -105,10 +91,7 @@ func (f *fixture) pending(a approval.Action) string {
 }
 
 func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
-	f.t.Helper()
-	tok, err := f.gate.IssueToken(id, who, v, time.Hour)
-	require.NoError(f.t, err)
-	return f.gate.Decide(f.ctx, id, approval.Decision{Token: tok, Verdict: v})
+	return fx.Decide(f.gate, id, who, approval.Decision{Verdict: v})
 }
 
 func (f *fixture) get(id string) *approval.Request {

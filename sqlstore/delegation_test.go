@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/testkit"
 )
 
 // TestConcurrentRevokeTwoPools revokes each of 25 delegations from 8
@@ -98,15 +98,15 @@ func TestGateDelegationTwoGates(t *testing.T) {
 		dsn := newDSN(t)
 		ctx := t.Context()
 		start := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-		var clock atomic.Pointer[time.Time]
-		clock.Store(&start)
+		clock := testkit.NewClock()
+		clock.Set(start)
 		_, key, err := approval.GenerateKeys()
 		require.NoError(t, err)
 		dir := approval.StaticDirectory{Groups: map[string][]string{"finance": {"alice", "bob", "carol"}}}
 		var gates [2]*approval.Gate
 		for i := range gates {
 			g, err := approval.New(approval.Config{Store: open(t, dsn), SigningKey: key, Directory: dir,
-				Now: func() time.Time { return *clock.Load() }, Logger: slog.New(slog.DiscardHandler)})
+				Now: clock.Now, Logger: slog.New(slog.DiscardHandler)})
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, g.Close(context.Background())) })
 			require.NoError(t, g.SetPolicy("high_spend", approval.Policy{
@@ -151,7 +151,7 @@ func TestGateDelegationTwoGates(t *testing.T) {
 		require.Equal(t, approval.StatusApproved, r.Status)
 
 		later := start.Add(time.Hour)
-		clock.Store(&later)
+		clock.Set(later)
 		revoked, err := gates[1].RevokeDelegation(ctx, d.ID, "alice", "back early")
 		require.NoError(t, err)
 		require.Equal(t, later, revoked.RevokedAt)

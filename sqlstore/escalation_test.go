@@ -5,13 +5,13 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/testkit"
 )
 
 // TestEscalationStepsRunOnceAcrossGates has two gates, each with its own
@@ -22,10 +22,10 @@ func TestEscalationStepsRunOnceAcrossGates(t *testing.T) {
 	t.Parallel()
 	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
 		dsn := newDSN(t)
-		var now atomic.Pointer[time.Time]
 		start := time.Date(2026, 6, 1, 9, 0, 0, 0, time.UTC)
-		now.Store(&start)
-		clock := func() time.Time { return *now.Load() }
+		now := testkit.NewClock()
+		now.Set(start)
+		clock := now.Now
 		_, key, err := approval.GenerateKeys()
 		require.NoError(t, err)
 		dir := approval.StaticDirectory{Roles: map[string][]string{
@@ -67,7 +67,7 @@ func TestEscalationStepsRunOnceAcrossGates(t *testing.T) {
 		// neither finds anything left.
 		for step := 1; step <= 8; step++ {
 			at := start.Add(time.Duration(step) * 30 * time.Minute)
-			now.Store(&at)
+			now.Set(at)
 			var wg sync.WaitGroup
 			for _, g := range gates {
 				wg.Go(func() {

@@ -129,17 +129,7 @@ func vote(r *approval.Request, approver, tokenID string) *approval.Request {
 // from sequence number 1.
 func fullTrail(t testing.TB, s approval.Store) []approval.AuditEvent {
 	t.Helper()
-	var all []approval.AuditEvent
-	q := approval.AuditQuery{Limit: approval.MaxPageSize}
-	for {
-		page, err := s.ListAudit(t.Context(), q)
-		require.NoError(t, err)
-		all = append(all, page.Events...)
-		if page.Next == "" {
-			break
-		}
-		q.Cursor = page.Next
-	}
+	all := fixture.AuditTrail(t, s, approval.AuditQuery{Limit: approval.MaxPageSize})
 	if len(all) > 0 {
 		require.Equal(t, int64(1), all[0].Seq)
 	}

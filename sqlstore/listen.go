@@ -15,6 +15,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/internal/pgpipe"
+	"github.com/signoff/approval/internal/testsignal"
 )
 
 var _ approval.ResolutionNotifier = (*Store)(nil)
@@ -132,6 +133,10 @@ type listener struct {
 	// listen. For tests.
 	pid     atomic.Uint32
 	listens atomic.Int64
+	// pinged is sent, for tests, the outcome of each ping; delivered
+	// the payload of each notification, once its subscriptions are woken.
+	pinged    testsignal.Signal[error]
+	delivered testsignal.Signal[string]
 }
 
 func newListener(s *Store) *listener { return &listener{s: s, ping: listenPing} }
@@ -223,6 +228,7 @@ func (l *listener) listen(ctx context.Context) bool {
 			pctx, cancel := context.WithTimeout(ctx, listenPingTimeout)
 			err := conn.Ping(pctx)
 			cancel()
+			l.pinged.Signal(err)
 			if err != nil {
 				return true
 			}
@@ -255,7 +261,8 @@ func (l *listener) connect(ctx context.Context) (*pgx.Conn, error) {
 func (l *listener) deliver(payload string) {
 	if payload == "" {
 		l.s.watch.WakeAll()
-		return
+	} else {
+		l.s.watch.Wake(payload)
 	}
-	l.s.watch.Wake(payload)
+	l.delivered.Signal(payload)
 }

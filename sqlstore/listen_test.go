@@ -217,13 +217,16 @@ func TestListenerPings(t *testing.T) {
 	deciding := replica(t, open(t, dsn), key, time.Minute)
 	s := observe(open(t, dsn))
 	s.listen.ping = 20 * time.Millisecond
+	s.listen.pinged.Init()
 	waiting := replica(t, s, key, time.Minute)
 	id := guardPending(t, deciding)
 	done := waitAsync(t.Context(), waiting, id)
 	s.awaitGet(t, id)
 	awaitListening(t, s.Store, 1)
 	pid := s.listen.pid.Load()
-	time.Sleep(10 * s.listen.ping)
+	for range 3 {
+		require.NoError(t, s.listen.pinged.Wait(t), "the ping of a silent connection")
+	}
 	require.Equal(t, int64(1), s.listen.listens.Load(), "the connection was kept")
 	require.Equal(t, pid, s.listen.pid.Load())
 	requirePrompt(t, done, approve(t, deciding, id))

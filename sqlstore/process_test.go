@@ -120,6 +120,7 @@ func TestHelperProcessVoter(t *testing.T) {
 }
 
 // waitFor waits up to 30s for the files to exist and reports whether they do.
+// It polls: the files are the only signal other processes give.
 func waitFor(files ...string) bool {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, f := range files {

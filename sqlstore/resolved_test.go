@@ -23,6 +23,9 @@ func TestSubscribeResolved(t *testing.T) {
 		ctx := t.Context()
 		dsn := newDSN(t)
 		s, other := open(t, dsn), open(t, dsn)
+		if s.listen != nil {
+			s.listen.delivered.Init() // before the listener starts
+		}
 		subscribe := func(id string) (mine, others <-chan struct{}) {
 			mine, stop := s.SubscribeResolved(id)
 			t.Cleanup(stop)
@@ -86,8 +89,11 @@ func TestSubscribeResolved(t *testing.T) {
 		if s.dialect == Postgres {
 			require.True(t, woken(others), "approved by another store")
 		}
-		// On PostgreSQL this Store's own notification may wake mine again.
-		time.Sleep(2 * promptly)
+		// On PostgreSQL this Store's own notification wakes mine again, once
+		// its listener hears it.
+		if s.dialect == Postgres {
+			s.listen.delivered.WaitFor(t, "the notification of "+done.ID, func(p string) bool { return p == done.ID })
+		}
 		drain(mine)
 		drain(others)
 		require.NoError(t, s.Update(ctx, approval.Update{Request: consumed(done)}))

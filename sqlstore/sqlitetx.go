@@ -105,6 +105,7 @@ func (s *Store) sqliteCachedTxOnce(ctx context.Context, fn groupcommit.Write[que
 		return err
 	}
 	defer conn.Close()
+	s.begins.Signal(struct{}{})
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return s.wrapBusy(err)
@@ -160,6 +161,7 @@ func (s *Store) sqliteTx(ctx context.Context, begin string, fn groupcommit.Write
 	if err != nil {
 		return err
 	}
+	s.begins.Signal(struct{}{})
 	if _, err := conn.ExecContext(ctx, begin); err != nil {
 		// BEGIN may have taken effect all the same: the driver reports a
 		// context that ended while a statement ran even if the statement

@@ -152,12 +152,18 @@ func TestSQLiteUpdateWaitsForAnotherWriter(t *testing.T) {
 	defer conn.Close()
 	_, err = conn.ExecContext(ctx, "BEGIN IMMEDIATE")
 	require.NoError(t, err)
+	s.begins.Init()
 	done := make(chan error, 1)
 	go func() {
 		done <- s.Update(ctx, approval.Update{Request: vote(r, "bob", "tok"), TokenID: "tok",
 			Events: []approval.AuditEvent{event(r.ID, approval.EventDecisionApprove, "bob")}})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	s.begins.Wait(t) // the Update is about to begin, while the lock is held
+	select {
+	case err := <-done:
+		t.Fatalf("the Update returned (%v) while another connection held the write lock", err)
+	default:
+	}
 	_, err = conn.ExecContext(ctx, `INSERT INTO used_tokens (token_id, request_id, used_at) VALUES ('other', $1, 0)`, r.ID)
 	require.NoError(t, err)
 	_, err = conn.ExecContext(ctx, "COMMIT")

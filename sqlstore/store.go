@@ -19,6 +19,7 @@ import (
 	"github.com/signoff/approval/internal/pgpipe"
 	"github.com/signoff/approval/internal/sqlitewal"
 	"github.com/signoff/approval/internal/stmtcache"
+	"github.com/signoff/approval/internal/testsignal"
 	"github.com/signoff/approval/internal/wake"
 )
 
@@ -58,6 +59,10 @@ type Store struct {
 	watch   wake.Set
 	listen  *listener
 	channel string
+
+	// begins is sent, for tests, just before a SQLite write transaction
+	// begins (and may wait for the write lock).
+	begins testsignal.Signal[struct{}]
 }
 
 var _ approval.Store = (*Store)(nil)

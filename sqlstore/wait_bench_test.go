@@ -85,7 +85,8 @@ func BenchmarkWaitAcrossStores(b *testing.B) {
 				done := waitAsync(b.Context(), waiting, id)
 				s.awaitGet(b, id)
 				if !c.listen {
-					// Decisions come at any moment of the poll period.
+					// Decisions come at any moment of the poll period:
+					// the sleep is the load measured, not a wait.
 					time.Sleep(rand.N(c.poll))
 				}
 				approve(b, deciding, id)

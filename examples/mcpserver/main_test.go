@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,31 +9,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval/internal/testkit"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // connect connects an MCP client to srv over in-memory transports.
 func connect(t *testing.T, srv *server) *mcp.ClientSession {
@@ -67,7 +49,7 @@ func callText(t *testing.T, cs *mcp.ClientSession, tool string, args map[string]
 // printed links, confirmed on the review pages, approve it; the same call
 // then drops the table, once.
 func TestMCPServer(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	const origin = "http://example.test"
 	srv, err := newServer(context.Background(), out, config{DB: filepath.Join(t.TempDir(), "a.db"), Wait: 100 * time.Millisecond}, origin)
 	require.NoError(t, err)
@@ -140,7 +122,7 @@ func confirm(t *testing.T, h http.Handler, who, link string) {
 // streamable HTTP.
 func TestRunServesHTTP(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, config{DB: filepath.Join(t.TempDir(), "a.db"), Addr: "127.0.0.1:0", Wait: time.Second})

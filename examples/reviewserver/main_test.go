@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -10,37 +9,20 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/signoff/approval/internal/testkit"
 )
-
-// syncBuffer is an io.Writer safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestReviewServer runs the example on a free port: it prints the three
 // approvers' links; two of them, confirmed, approve the request; the queue
 // is closed without -dev-user.
 func TestReviewServer(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, out, config{DB: filepath.Join(t.TempDir(), "a.db"), Addr: "127.0.0.1:0"})
@@ -97,7 +79,7 @@ func TestReviewServer(t *testing.T) {
 
 // TestReviewServerDevUser: -dev-user opens the queue as that reviewer.
 func TestReviewServerDevUser(t *testing.T) {
-	out := &syncBuffer{}
+	out := &testkit.Buffer{}
 	srv, err := setup(context.Background(), out, config{DB: filepath.Join(t.TempDir(), "a.db"), DevUser: "Alice"}, "http://example.test")
 	require.NoError(t, err)
 	defer srv.close()

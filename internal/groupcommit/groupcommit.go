@@ -36,6 +36,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/signoff/approval/internal/testsignal"
 )
 
 // ErrOutcomeUnknown is wrapped by the error of a write whose transaction's
@@ -87,6 +89,10 @@ type Group[T Tx] struct {
 	busy    atomic.Bool
 
 	txns, writes, failed atomic.Int64
+
+	// callerLeft is sent, for tests, how many callers of a transaction
+	// of several are still in it each time one leaves.
+	callerLeft testsignal.Signal[int64]
 }
 
 // New returns a Group whose transactions run through txn. txn runs fn in
@@ -286,9 +292,11 @@ func (g *Group[T]) commit(batch []*op[T]) error {
 	live.Store(int64(len(batch)))
 	for _, o := range batch {
 		stop := context.AfterFunc(o.ctx, func() {
-			if live.Add(-1) == 0 {
+			n := live.Add(-1)
+			if n == 0 {
 				cancel()
 			}
+			g.callerLeft.Signal(n)
 		})
 		defer stop()
 	}

@@ -340,6 +340,7 @@ func TestCallerLeavesRunningTransaction(t *testing.T) {
 func TestTransactionContext(t *testing.T) {
 	t.Parallel()
 	g, _ := newGroup()
+	g.callerLeft.Init()
 	type key struct{}
 	ctx := context.WithValue(t.Context(), key{}, "caller")
 	require.NoError(t, g.Do(ctx, func(ctx context.Context, _ *fakeTx) error {
@@ -366,11 +367,11 @@ func TestTransactionContext(t *testing.T) {
 	tctx := <-txnCtx
 	require.Nil(t, tctx.Value(key{}), "not a caller's context")
 	cancelA()
-	time.Sleep(10 * time.Millisecond)
+	require.Equal(t, int64(1), g.callerLeft.Wait(t), "the group saw A leave")
 	require.NoError(t, tctx.Err(), "one caller left: the transaction goes on for the other")
 	cancelB()
-	require.Eventually(t, func() bool { return tctx.Err() != nil }, 10*time.Second, time.Millisecond,
-		"every caller left: the transaction is abandoned")
+	require.Equal(t, int64(0), g.callerLeft.Wait(t), "the group saw B leave")
+	require.Error(t, tctx.Err(), "every caller left: the transaction is abandoned")
 	close(resume)
 	wg.Wait()
 }

@@ -32,6 +32,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/signoff/approval/internal/testsignal"
+
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
@@ -52,6 +54,10 @@ type Checkpointer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// asked is sent, for tests, the write count at which Committed asked
+	// for a checkpoint, before it returns.
+	asked testsignal.Signal[int64]
 }
 
 // Start opens one connection to the SQLite database named by dsn, a DSN of
@@ -85,6 +91,7 @@ func (c *Checkpointer) Committed(writes int) {
 	if n/Every == (n-int64(writes))/Every {
 		return
 	}
+	c.asked.Signal(n)
 	select {
 	case c.kick <- struct{}{}:
 	default:

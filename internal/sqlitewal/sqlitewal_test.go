@@ -27,6 +27,7 @@ func TestCheckpoints(t *testing.T) {
 	require.NoError(t, err)
 	c, err := Start(dsn)
 	require.NoError(t, err)
+	c.asked.Init() // before any Committed
 	size := func() int64 {
 		fi, err := os.Stat(path)
 		require.NoError(t, err)
@@ -42,18 +43,21 @@ func TestCheckpoints(t *testing.T) {
 	}
 
 	write(Every - 1)
-	time.Sleep(20 * time.Millisecond)
+	require.Empty(t, c.asked.Pending(), "no checkpoint asked for before Every writes")
 	require.Zero(t, c.Checkpoints(), "no checkpoint before Every writes")
 	require.Equal(t, before, size(), "everything is still in the WAL")
 	write(1)
+	require.Equal(t, []int64{Every}, c.asked.Pending(), "the Every-th write asks for a checkpoint")
 	require.Eventually(t, func() bool { return c.Checkpoints() == 1 && size() > before },
 		10*time.Second, time.Millisecond, "no checkpoint copied the WAL into the database file")
 	c.Committed(3 * Every) // many writes at once: one more checkpoint, not three
 	require.Eventually(t, func() bool { return c.Checkpoints() == 2 }, 10*time.Second, time.Millisecond)
 
 	require.NoError(t, c.Close())
-	c.Committed(Every) // a late commit count must not restart anything
-	time.Sleep(20 * time.Millisecond)
+	// A late commit count must not restart anything. Close has waited
+	// for the checkpoint goroutine to end, so nothing can run after it:
+	// the count is final without waiting.
+	c.Committed(Every)
 	require.Equal(t, int64(2), c.Checkpoints())
 	var n int
 	require.NoError(t, w.QueryRow(`SELECT count(*) FROM rows`).Scan(&n))
