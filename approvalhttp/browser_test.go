@@ -85,6 +85,53 @@ func (r *linkRecorder) link(t *testing.T, who string) string {
 	return l
 }
 
+// reviewSite is a gate over memory whose notification links are recorded,
+// served by the handler under /review/ on a test server; /login?as=NAME
+// signs a reviewer in (a cookie the handler's Identity reads).
+type reviewSite struct {
+	srv   *httptest.Server
+	gate  *approval.Gate
+	links *linkRecorder
+}
+
+func newReviewSite(t *testing.T, groups map[string][]string, policies map[string]approval.Policy) *reviewSite {
+	t.Helper()
+	site := &reviewSite{links: &linkRecorder{links: map[string]string{}}}
+	mux := http.NewServeMux()
+	site.srv = httptest.NewServer(mux)
+	t.Cleanup(site.srv.Close)
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	site.gate, err = approval.New(approval.Config{
+		Store:      memstore.New(),
+		SigningKey: priv,
+		BaseURL:    site.srv.URL + "/review",
+		Directory:  approval.StaticDirectory{Groups: groups},
+		Channels:   []approval.Channel{site.links},
+		Logger:     slog.New(slog.DiscardHandler),
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = site.gate.Close(context.Background()) })
+	for name, p := range policies {
+		require.NoError(t, site.gate.SetPolicy(name, p))
+	}
+	h, err := approvalhttp.New(site.gate, approvalhttp.Options{
+		Identity: func(r *http.Request) (string, error) {
+			if c, err := r.Cookie("test-user"); err == nil {
+				return c.Value, nil
+			}
+			return "", nil
+		},
+	})
+	require.NoError(t, err)
+	mux.Handle("/review/", http.StripPrefix("/review", h))
+	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "test-user", Value: r.URL.Query().Get("as"), Path: "/"})
+		_, _ = w.Write([]byte("signed in"))
+	})
+	return site
+}
+
 // TestBrowserApproveFlow drives the review pages in headless Chromium: an
 // approver opens the link from a notification, reviews the request (hashes,
 // diff, hostile text shown as text), approves; a second approver completes
@@ -92,30 +139,14 @@ func (r *linkRecorder) link(t *testing.T, who string) string {
 func TestBrowserApproveFlow(t *testing.T) {
 	ctx := browser(t)
 
-	links := &linkRecorder{links: map[string]string{}}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
-	gate, err := approval.New(approval.Config{
-		Store:      memstore.New(),
-		SigningKey: priv,
-		BaseURL:    srv.URL + "/review",
-		Directory:  approval.StaticDirectory{Groups: map[string][]string{"finance": {"alice", "bob", "carol"}}},
-		Channels:   []approval.Channel{links},
-		Logger:     slog.New(slog.DiscardHandler),
+	site := newReviewSite(t, map[string][]string{"finance": {"alice", "bob", "carol"}}, map[string]approval.Policy{
+		"high_spend": {
+			Match:             approval.CostAtLeast(1000, "USD"),
+			Approvers:         []approval.Approver{approval.Group("finance")},
+			RequiredApprovals: 2,
+		},
 	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = gate.Close(context.Background()) })
-	require.NoError(t, gate.SetPolicy("high_spend", approval.Policy{
-		Match:             approval.CostAtLeast(1000, "USD"),
-		Approvers:         []approval.Approver{approval.Group("finance")},
-		RequiredApprovals: 2,
-	}))
-	h, err := approvalhttp.New(gate, approvalhttp.Options{})
-	require.NoError(t, err)
-	mux.Handle("/review/", http.StripPrefix("/review", h))
+	gate, links := site.gate, site.links
 
 	const hostile = `<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">`
 	res, err := gate.Guard(ctx, approval.Action{

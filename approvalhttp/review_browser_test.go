@@ -2,9 +2,6 @@ package approvalhttp_test
 
 import (
 	"context"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
-	"github.com/signoff/approval/approvalhttp"
-	"github.com/signoff/approval/memstore"
 )
 
 // envScreenshots names a directory to keep the browser tests'
@@ -39,54 +34,24 @@ func TestBrowserReviewerReadsThenDecides(t *testing.T) {
 	}
 	require.NoError(t, os.MkdirAll(shots, 0o755))
 
-	links := &linkRecorder{links: map[string]string{}}
-	mux := http.NewServeMux()
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
-	gate, err := approval.New(approval.Config{
-		Store:      memstore.New(),
-		SigningKey: priv,
-		BaseURL:    srv.URL + "/review",
-		Directory: approval.StaticDirectory{Groups: map[string][]string{
-			"finance": {"alice", "bob", "carol"}, "leads": {"sam"},
-		}},
-		Channels: []approval.Channel{links},
-		Logger:   slog.New(slog.DiscardHandler),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = gate.Close(context.Background()) })
-	require.NoError(t, gate.SetPolicy("high_spend", approval.Policy{
-		Match:             approval.All(approval.Name("wire-transfer"), approval.CostAtLeast(1000, "USD")),
-		Reason:            "transfers of 1,000 USD or more need two finance approvals",
-		Approvers:         []approval.Approver{approval.Group("finance")},
-		RequiredApprovals: 2,
-		Timeout:           24 * time.Hour,
-		Redact:            []string{"iban"},
-	}))
-	require.NoError(t, gate.SetPolicy("vendor_onboarding", approval.Policy{
-		Match: approval.Name("vendor:add"),
-		Chain: []approval.Level{
-			{Name: "Team lead", Approvers: []approval.Approver{approval.Group("leads")}, Require: approval.Threshold(1)},
-			{Name: "Finance", Approvers: []approval.Approver{approval.Group("finance")}, Require: approval.Threshold(1)},
+	site := newReviewSite(t, map[string][]string{"finance": {"alice", "bob", "carol"}, "leads": {"sam"}}, map[string]approval.Policy{
+		"high_spend": {
+			Match:             approval.All(approval.Name("wire-transfer"), approval.CostAtLeast(1000, "USD")),
+			Reason:            "transfers of 1,000 USD or more need two finance approvals",
+			Approvers:         []approval.Approver{approval.Group("finance")},
+			RequiredApprovals: 2,
+			Timeout:           24 * time.Hour,
+			Redact:            []string{"iban"},
 		},
-	}))
-	// The host's sign-in, for the test: /login?as=NAME sets a cookie.
-	h, err := approvalhttp.New(gate, approvalhttp.Options{
-		Identity: func(r *http.Request) (string, error) {
-			if c, err := r.Cookie("test-user"); err == nil {
-				return c.Value, nil
-			}
-			return "", nil
+		"vendor_onboarding": {
+			Match: approval.Name("vendor:add"),
+			Chain: []approval.Level{
+				{Name: "Team lead", Approvers: []approval.Approver{approval.Group("leads")}, Require: approval.Threshold(1)},
+				{Name: "Finance", Approvers: []approval.Approver{approval.Group("finance")}, Require: approval.Threshold(1)},
+			},
 		},
 	})
-	require.NoError(t, err)
-	mux.Handle("/review/", http.StripPrefix("/review", h))
-	mux.HandleFunc("/login", func(w http.ResponseWriter, r *http.Request) {
-		http.SetCookie(w, &http.Cookie{Name: "test-user", Value: r.URL.Query().Get("as"), Path: "/"})
-		_, _ = w.Write([]byte("signed in"))
-	})
+	gate, links, srv := site.gate, site.links, site.srv
 
 	wire, err := gate.Guard(ctx, approval.Action{
 		Name: "wire-transfer", RequestedBy: "dave", Message: "Q4 settlement, invoice 2026-0042",

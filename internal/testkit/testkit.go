@@ -10,6 +10,8 @@ package testkit
 
 import (
 	"bytes"
+	"encoding/base64"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,4 +71,20 @@ func (b *Buffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// Leaks reports whether s holds secret, plainly or in standard base64 at
+// any of the three alignments a secret inside a longer encoded value can
+// take: what a test of redaction must not find in an output.
+func Leaks(s, secret string) bool {
+	if strings.Contains(s, secret) {
+		return true
+	}
+	for pad := range 3 {
+		enc := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("x", pad) + secret))
+		if strings.Contains(s, enc[4:len(enc)-4]) {
+			return true
+		}
+	}
+	return false
 }
