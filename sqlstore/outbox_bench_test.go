@@ -71,8 +71,8 @@ func outboxBenchGate(b *testing.B, s *Store, storeOnly bool, ch approval.Channel
 		b.Fatal(err)
 	}
 	g, err := approval.New(approval.Config{
-		Store: s, SigningKey: priv, Channels: []approval.Channel{ch}, StoreOnly: storeOnly,
-		SendTimeout: 100 * time.Millisecond,
+		Store: s, SigningKey: priv, Channels: []approval.Channel{ch},
+		Delivery: approval.DeliveryConfig{StoreOnly: storeOnly, SendTimeout: 100 * time.Millisecond},
 		Directory: approval.StaticDirectory{Groups: map[string][]string{
 			"finance": {"approver-1", "approver-2", "approver-3"},
 		}},
