@@ -22,7 +22,7 @@ func (discard) Send(context.Context, approval.Notification) error { return nil }
 //   - plain: a gate without channels, which stores no notice (what
 //     BenchmarkGate's guard-create measures);
 //
-//   - outbox: a gate with one channel and Config.StoreOnly, whose Guard
+//   - outbox: a gate with one channel and Config.Delivery.StoreOnly, whose Guard
 //     stores the approval.requested notice in the request's transaction
 //     and delivers nothing: what the outbox costs a process that serves
 //     requests while another delivers;
