@@ -140,10 +140,11 @@ type DeliveryConfig struct {
 	// when its Store does not implement Outbox: at most MemoryLimit
 	// notices waiting for their recipients to be resolved, at most
 	// MemoryLimit deliveries waiting per channel (the ones being sent
-	// included), and the newest MemoryLimit dead letters. A notification
-	// that does not fit is not sent: it is audited as notification.failed
-	// with a reason saying the outbox was full, and logged at Error.
-	// Defaults to 10,000 (DefaultMemoryLimit).
+	// included), and the newest MemoryLimit dead letters. A crash loses
+	// them all; no lease ends in memory, so each attempt sends once. A
+	// notification that does not fit is not sent: it is audited as
+	// notification.failed with a reason saying the outbox was full, and
+	// logged at Error. Defaults to 10,000 (DefaultMemoryLimit).
 	MemoryLimit int
 }
 

@@ -26,7 +26,8 @@ var errUnaudited = errors.New("outcome recorded, audit event not stored")
 // the Outbox contract, kept in the gate's memory in front of the Store, so
 // that one delivery engine serves every store. Its guarantees are those
 // of DeliveryConfig.MemoryLimit: what a Store's outbox keeps across a
-// crash, this loses; it holds at most limit pending notices and limit
+// crash, this loses; a claimed message stays claimed until settled, so
+// each attempt sends once; it holds at most limit pending notices and limit
 // pending deliveries per channel, and audits as notification.failed each
 // one that does not fit or that Close leaves undelivered; it keeps the
 // newest limit dead letters. It is safe for concurrent use.
@@ -130,7 +131,10 @@ func (o *memOutbox) add(m *memMessage) {
 	l[m.ID] = m
 }
 
-// ClaimOutbox implements Outbox.
+// ClaimOutbox implements Outbox. A claim here lasts until its message is
+// settled, whatever q.Lease says: no other process can take a message
+// over, and a lease ended by the clock (a slow send, a clock that jumps)
+// would only send it twice.
 func (o *memOutbox) ClaimOutbox(ctx context.Context, q OutboxClaim) ([]OutboxMessage, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("claim outbox: %w", err)
@@ -139,7 +143,7 @@ func (o *memOutbox) ClaimOutbox(ctx context.Context, q OutboxClaim) ([]OutboxMes
 	defer o.mu.Unlock()
 	var due []*memMessage
 	for _, m := range o.lanes[q.Channel] {
-		if !m.NextAttempt.After(q.Now) && !m.LeaseUntil.After(q.Now) {
+		if m.LeaseOwner == "" && !m.NextAttempt.After(q.Now) {
 			due = append(due, m)
 		}
 	}
