@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/signoff/approval/internal/delivery"
 )
 
 // Channel delivers notifications to people: a webhook, Slack, email, or
@@ -12,29 +14,33 @@ import (
 // Guard or Decide; each outcome is written to the audit trail
 // (notification.sent, notification.failed, notification.dead_lettered).
 //
-// With a Store that implements Outbox (memstore, sqlstore), delivery is
-// durable and at least once: the notices a change causes are stored with
-// the change, each recipient's delivery is retried with backoff (Config.Retry,
-// Config.ChannelRetry; a Send returns a SendError to mark a refusal as
+// Delivery is at least once, from an outbox (the engine is the internal
+// package delivery): the notices a change causes are kept with the change,
+// each recipient's delivery is retried with backoff (Config.Delivery's
+// Retry and ChannelRetry; a Send returns a SendError to mark a refusal as
 // permanent or to pass on a Retry-After) and, after its last attempt,
 // dead-lettered for Gate.ListOutbox and Gate.Redrive. Every attempt
 // carries the same Notification.ID, the key receivers deduplicate on.
-// Each channel runs up to Config.SendConcurrency sends at once, so one
-// recipient whose sends hang does not hold up the others, and memory does
-// not grow with the messages waiting: they wait in the store.
+// Each channel runs up to Delivery.SendConcurrency sends at once, so one
+// recipient whose sends hang does not hold up the others; there is no
+// ordering between notifications.
 //
-// With any other Store, delivery is in process, once, without retries:
-// each channel has its own goroutine and bounded queue
-// (Config.NotifyQueue), a notification that does not fit, or that a gate
-// closed before delivery leaves, is audited as notification.failed and
-// logged, and a crash of the process loses what was queued.
+// With a Store that implements Outbox (memstore, sqlstore), the outbox is
+// the Store's: notices are stored in the change's own atomic step, survive
+// a crash, and memory does not grow with the messages waiting: they wait
+// in the store. With any other Store, the gate keeps the outbox in memory
+// (Delivery.MemoryLimit): the same retries and dead letters while the
+// process lives, a crash loses what it holds, a notification that does
+// not fit, or that a gate closed before delivery leaves, is audited as
+// notification.failed and logged, and its notices are expanded with the
+// request as the change left it.
 //
-// Either way Send gets a context that ends after Config.SendTimeout (30s
-// by default); a Send still running then is abandoned and its attempt
+// Send gets a context that ends after Delivery.SendTimeout (30s by
+// default); a Send still running then is abandoned and its attempt
 // failed. After three sends in a row that ran out of time, the channel is
-// blocked: its notifications wait (outbox) or fail at once (in process)
-// except for one probe a minute (by Config.Now), and a probe that returns
-// in time, with or without an error, unblocks it.
+// blocked: its notifications wait, unattempted, except for one probe a
+// minute (by Config.Now), and a probe that returns in time, with or
+// without an error, unblocks it.
 //
 // A Send or a Name that panics is recovered: the send is audited as
 // failed. Name is called once, by New (a panic there fails New); names
@@ -43,11 +49,9 @@ type Channel interface {
 	// Name identifies the channel in the audit trail ("slack", "email").
 	Name() string
 	// Send delivers n, and should return when ctx ends. A receiver that
-	// needs exactly once should deduplicate on Notification.ID. With an
-	// outbox, Send is called by up to Config.SendConcurrency goroutines at
-	// once; in process, by one goroutine per channel, one notification at
-	// a time. An abandoned Send may still be running when the next
-	// begins.
+	// needs exactly once should deduplicate on Notification.ID. Send is
+	// called by up to Config.Delivery.SendConcurrency goroutines at once.
+	// An abandoned Send may still be running when the next begins.
 	Send(ctx context.Context, n Notification) error
 }
 
@@ -91,11 +95,51 @@ func sendErrorOf(err error) SendError {
 	return SendError{Err: err}
 }
 
-// Delivery defaults (see Config.NotifyQueue and Config.SendTimeout).
+// RetryPolicy says how often, and how far apart, the outbox tries to
+// deliver a message through a channel (DeliveryConfig.Retry and
+// ChannelRetry). It is data: the delivery engine computes the waits. The
+// wait before attempt n+1 is InitialInterval × 2^(n-1), capped at
+// MaxInterval, each randomised by ±50 % (jitter, so that receivers coming
+// back are not met by every sender at once), and never shorter than a
+// receiver's Retry-After (SendError.RetryAfter, itself capped at
+// MaxInterval).
+type RetryPolicy struct {
+	// MaxAttempts bounds the attempts per message; after the last failed
+	// one the message is dead-lettered. Defaults to 8.
+	MaxAttempts int
+	// InitialInterval is the wait after the first failure. Defaults to 5s.
+	InitialInterval time.Duration
+	// MaxInterval caps the wait. Defaults to 1h.
+	MaxInterval time.Duration
+}
+
+// Retry defaults.
 const (
-	DefaultNotifyQueue = 10_000
-	DefaultSendTimeout = 30 * time.Second
+	DefaultMaxAttempts     = 8
+	DefaultInitialInterval = 5 * time.Second
+	DefaultMaxInterval     = time.Hour
 )
+
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = DefaultMaxAttempts
+	}
+	if p.InitialInterval <= 0 {
+		p.InitialInterval = DefaultInitialInterval
+	}
+	if p.MaxInterval <= 0 {
+		p.MaxInterval = DefaultMaxInterval
+	}
+	if p.MaxInterval < p.InitialInterval {
+		p.MaxInterval = p.InitialInterval
+	}
+	return p
+}
+
+// policy is p as the delivery engine's schedule.
+func (p RetryPolicy) policy() delivery.Policy {
+	return delivery.Policy{MaxAttempts: p.MaxAttempts, InitialInterval: p.InitialInterval, MaxInterval: p.MaxInterval}
+}
 
 // NotificationType says why a notification was sent.
 type NotificationType string

@@ -20,36 +20,13 @@ type Config struct {
 	// Audit receives a copy of every audit event after the Store committed
 	// it (the Store's own trail stays the record). Defaults to none.
 	Audit AuditSink
-	// Channels deliver notifications (see Channel for how). Defaults to
-	// none.
+	// Channels deliver notifications (see Channel for how, and Delivery
+	// for the settings of delivery). Defaults to none.
 	Channels []Channel
-	// NotifyQueue bounds each notification queue: the notifications waiting
-	// for their recipients to be resolved, and, per channel, those waiting
-	// to be sent (besides the one being sent). A notification that does
-	// not fit is not sent: it is audited as notification.failed with a
-	// reason saying the queue was full, and logged at Error. Defaults to
-	// 10,000 (DefaultNotifyQueue).
-	NotifyQueue int
-	// SendTimeout bounds one Channel.Send call. A Send still running then
-	// is abandoned and audited as failed; after three such sends in a row
-	// the channel is blocked (see Channel). Defaults to 30s
-	// (DefaultSendTimeout).
-	SendTimeout time.Duration
-	// Retry says how the outbox retries a failed delivery (a Store that
-	// implements Outbox); see RetryPolicy for the defaults. ChannelRetry
-	// overrides it for the channels it names (by Channel.Name).
-	Retry        RetryPolicy
-	ChannelRetry map[string]RetryPolicy
-	// StoreOnly, with a Store that implements Outbox, makes the gate store
-	// the notices of its changes without delivering any: processes that
-	// serve requests write the outbox, and a process whose gate leaves it
-	// false delivers for all of them. Channels must still be set (their
-	// names address the deliveries).
-	StoreOnly bool
-	// SendConcurrency bounds the sends in flight per channel with an
-	// outbox, so that a recipient whose sends hang does not hold up the
-	// channel's others. Defaults to 4.
-	SendConcurrency int
+	// Delivery says how notifications reach the Channels: timeouts,
+	// retries, concurrency, and the in-memory outbox of a Store without
+	// one. Its zero value is the defaults.
+	Delivery DeliveryConfig
 	// SigningKey signs decision tokens. Without it the gate can verify
 	// tokens (VerifyKeys) but not issue them. Links already sent work after
 	// a restart only with the same key: load it from a file
@@ -128,6 +105,72 @@ type Config struct {
 	// newest event is already one. Defaults to 0: only on demand. Needs a
 	// SigningKey.
 	CheckpointInterval time.Duration
+
+	// outboxWatch, set only by this package's tests (see
+	// export_outbox_test.go), sees the in-memory outbox's claims and
+	// settlements, so that a test waits on them instead of sleeping.
+	outboxWatch outboxWatch
+}
+
+// DeliveryConfig configures the delivery of notifications (Config.Delivery):
+// one engine claims each notification from an outbox, sends it, retries it
+// and dead-letters it (see Channel). The outbox is the Store's, when it
+// implements Outbox; otherwise the gate keeps one in memory, bounded by
+// MemoryLimit, which a crash loses. The zero value is the defaults.
+type DeliveryConfig struct {
+	// SendTimeout bounds one Channel.Send call. A Send still running then
+	// is abandoned and its attempt failed; after three such sends in a row
+	// the channel is blocked (see Channel). Defaults to 30s
+	// (DefaultSendTimeout).
+	SendTimeout time.Duration
+	// Retry says how often, and how far apart, a failed delivery is tried
+	// again, and how often a notice whose recipients could not be
+	// resolved is; see RetryPolicy for its defaults.
+	Retry RetryPolicy
+	// ChannelRetry overrides Retry for the channels it names (by
+	// Channel.Name). Defaults to none: every channel retries by Retry.
+	ChannelRetry map[string]RetryPolicy
+	// SendConcurrency bounds the sends in flight per channel, so that a
+	// recipient whose sends hang does not hold up the channel's others.
+	// Defaults to 4 (DefaultSendConcurrency).
+	SendConcurrency int
+	// StoreOnly, with a Store that implements Outbox, makes the gate store
+	// the notices of its changes without delivering any: processes that
+	// serve requests write the outbox, and a process whose gate leaves it
+	// false delivers for all of them. Channels must still be set (their
+	// names address the deliveries). With a Store without Outbox it has no
+	// effect: the in-memory outbox is this gate's alone. Defaults to false.
+	StoreOnly bool
+	// MemoryLimit bounds the in-memory outbox a gate with channels keeps
+	// when its Store does not implement Outbox: at most MemoryLimit
+	// notices waiting for their recipients to be resolved, at most
+	// MemoryLimit deliveries waiting per channel (the ones being sent
+	// included), and the newest MemoryLimit dead letters. A crash loses
+	// them all; no lease ends in memory, so each attempt sends once. A
+	// notification that does not fit is not sent: it is audited as
+	// notification.failed with a reason saying the outbox was full, and
+	// logged at Error. Defaults to 10,000 (DefaultMemoryLimit).
+	MemoryLimit int
+}
+
+// Delivery defaults (see DeliveryConfig).
+const (
+	DefaultSendTimeout     = 30 * time.Second
+	DefaultSendConcurrency = 4
+	DefaultMemoryLimit     = 10_000
+)
+
+func (d DeliveryConfig) withDefaults() DeliveryConfig {
+	if d.SendTimeout == 0 {
+		d.SendTimeout = DefaultSendTimeout
+	}
+	if d.SendConcurrency == 0 {
+		d.SendConcurrency = DefaultSendConcurrency
+	}
+	if d.MemoryLimit == 0 {
+		d.MemoryLimit = DefaultMemoryLimit
+	}
+	return d
 }
 
 // DefaultDenialHold is the default of Config.DenialHold.
@@ -147,8 +190,9 @@ func New(cfg Config) (*Gate, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("approval: %w: Config.Store is nil (use memstore.New() for tests)", ErrInvalidConfig)
 	}
-	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.CheckpointInterval < 0 || cfg.DenyThreshold < 0 || cfg.NotifyQueue < 0 || cfg.SendTimeout < 0 || cfg.SendConcurrency < 0 || cfg.IdempotencyWindow < 0 {
-		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, CheckpointInterval, DenyThreshold, NotifyQueue, SendTimeout, SendConcurrency and IdempotencyWindow must not be negative", ErrInvalidConfig)
+	d := cfg.Delivery
+	if cfg.TokenLeeway < 0 || cfg.PollInterval < 0 || cfg.CheckpointInterval < 0 || cfg.DenyThreshold < 0 || d.SendTimeout < 0 || d.SendConcurrency < 0 || d.MemoryLimit < 0 || cfg.IdempotencyWindow < 0 {
+		return nil, fmt.Errorf("approval: %w: TokenLeeway, PollInterval, CheckpointInterval, DenyThreshold, Delivery.SendTimeout, Delivery.SendConcurrency, Delivery.MemoryLimit and IdempotencyWindow must not be negative", ErrInvalidConfig)
 	}
 	if cfg.TokenLeeway == 0 {
 		cfg.TokenLeeway = DefaultTokenLeeway
@@ -239,20 +283,20 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g.policies.Store(new([]*compiledPolicy))
 	if len(cfg.Channels) > 0 {
-		if cfg.NotifyQueue == 0 {
-			cfg.NotifyQueue = DefaultNotifyQueue
-		}
-		if cfg.SendTimeout == 0 {
-			cfg.SendTimeout = DefaultSendTimeout
-		}
+		d = d.withDefaults()
 		chans, err := nameChannels(g, cfg.Channels)
 		if err != nil {
 			return nil, err
 		}
 		if ob, ok := cfg.Store.(Outbox); ok {
-			g.outbox = newOutboxRunner(g, ob, chans, cfg)
+			g.outbox = ob
 		} else {
-			g.notify = newDispatcher(g, chans, cfg.NotifyQueue, cfg.SendTimeout)
+			g.mem = newMemOutbox(g, d.MemoryLimit)
+			g.mem.watch = cfg.outboxWatch
+			g.outbox = g.mem
+		}
+		if !d.StoreOnly || g.mem != nil {
+			g.engine = startDelivery(g, g.outbox, chans, &d)
 		}
 	}
 	return g, nil

@@ -156,7 +156,6 @@ func (g *Gate) commitDecision(ctx context.Context, op, id string, claims *TokenC
 		err = g.update(ctx, u)
 		switch {
 		case err == nil:
-			g.notifiedAll(ctx, next, notes)
 			return next, nil
 		case errors.Is(err, ErrConflict):
 			continue // another decision landed first; count again

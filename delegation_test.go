@@ -209,7 +209,7 @@ func TestDelegateIsNotified(t *testing.T) {
 	require.False(t, ok)
 }
 
-// inProcessWithDelegations delivers in process (no Outbox) but keeps the
+// inProcessWithDelegations delivers from memory (no Outbox) but keeps the
 // memstore's delegations.
 type inProcessWithDelegations struct {
 	approval.Store

@@ -161,6 +161,17 @@
 // Request.Prior one that implements PriorRuns (memstore and sqlstore both
 // do).
 //
+// # Notifications
+//
+// Config.Channels deliver notifications (package channels: webhook,
+// Slack, email, ...). One engine delivers them from an outbox, at least
+// once, with retries, dead letters (Gate.ListOutbox, Gate.Redrive) and a
+// breaker for channels that hang, configured by Config.Delivery
+// (DeliveryConfig). The outbox is the Store's when it implements Outbox
+// (memstore and sqlstore do: notices are stored with the change and
+// survive a crash); otherwise the gate keeps one in memory, bounded by
+// DeliveryConfig.MemoryLimit, which a crash loses. See Channel.
+//
 // # Audit
 //
 // Every event (request.created, decision.approve, decision.rejected,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/signoff/approval/internal/delivery"
 	"github.com/signoff/approval/internal/wake"
 )
 
@@ -55,44 +56,56 @@ type Gate struct {
 	// breakGlass is a copy of Config.BreakGlass.
 	breakGlass *BreakGlass
 
-	notify  *dispatcher   // in-process delivery, for a store without Outbox
-	outbox  *outboxRunner // durable delivery, for a store with Outbox
-	waiters wake.Set      // local Wait calls, by request ID
+	// outbox keeps the notices of changes: the Store's, or mem. Nil
+	// without channels.
+	outbox Outbox
+	// mem is the in-memory outbox of a Store without one; nil otherwise.
+	mem *memOutbox
+	// engine delivers from outbox; nil without channels or with
+	// DeliveryConfig.StoreOnly.
+	engine  *delivery.Runner[*claimed]
+	waiters wake.Set // local Wait calls, by request ID
 	closed  atomic.Bool
 }
 
 // Close stops notification delivery.
 //
-// With an outbox (see Channel), Close delivers what is due now (each due
-// message is attempted) and returns nil; retries due later stay in the
-// outbox for the next gate on the store. If ctx ends first, Close stops
-// at once and returns an error wrapping ctx's error; nothing is lost: a
-// message claimed and not settled goes to the next claim when its lease
-// ends.
+// Close delivers what is due now (each due message is attempted) and
+// returns nil; retries due later stay in the outbox for the next gate on
+// the store. If ctx ends first, Close stops at once and returns an error
+// wrapping ctx's error; nothing is lost: a message claimed and not
+// settled goes to the next claim when its lease ends.
 //
-// In process, Close takes no new notifications and returns nil once the
-// queued ones are delivered (sent, or failed and audited). If ctx ends
-// first, Close stops delivery at once, audits each notification left
-// undelivered as notification.failed with reason "gate closed before
-// delivery", logs their number, and returns an error wrapping ctx's
-// error; those audit writes get at most one second of their own, so Close
-// returns soon after ctx ends even if a channel never does. A Send still
-// running then is abandoned. Guard and Decide keep working after Close
-// but no longer notify: each notification they would have sent is
-// audited as notification.failed, "gate closed before delivery".
+// With the in-memory outbox of a Store without one (see
+// DeliveryConfig.MemoryLimit), what Close leaves (retries due later, or
+// everything once ctx ended) is lost with the gate: Close audits each of
+// those notifications as notification.failed with reason "gate closed
+// before delivery" and logs their number; those audit writes get at most
+// one second of their own after ctx ended, so Close returns soon after
+// ctx ends even if a channel never does. Guard and Decide keep working
+// after Close but no longer notify: each notification they would have
+// sent is audited the same way.
 //
 // Close is safe to call more than once; only the first call waits.
 func (g *Gate) Close(ctx context.Context) error {
 	if !g.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if g.outbox != nil {
-		return g.outbox.close(ctx)
+	if g.mem != nil {
+		g.mem.closeIntake()
 	}
-	if g.notify == nil {
-		return nil
+	var err error
+	if g.engine != nil {
+		err = g.engine.Close(ctx)
 	}
-	return g.notify.close(ctx)
+	if g.mem != nil {
+		return g.mem.close(ctx, err)
+	}
+	if err != nil {
+		g.log.Error("approval: gate closed before every due notification was delivered; they stay in the outbox", "err", err)
+		return fmt.Errorf("approval: close: due notifications left in the outbox: %w", err)
+	}
+	return nil
 }
 
 func policyRefs(ps []MatchedPolicy) []PolicyRef {
@@ -115,14 +128,25 @@ func newRequestID() string {
 	return string(b[:])
 }
 
-// update writes u through the store, then mirrors its events and wakes
-// local waiters.
+// update writes u through the store, then mirrors its events, wakes
+// local waiters and delivery. The notices of a store without an outbox
+// go to the gate's in-memory one once the write has committed.
 func (g *Gate) update(ctx context.Context, u Update) error {
 	stampHashes(u.Request, u.Events)
+	notices := u.Outbox
+	if g.mem != nil {
+		u.Outbox = nil
+	}
 	if err := g.store.Update(ctx, u); err != nil {
 		return err
 	}
 	g.afterCommit(ctx, u.Events)
+	if len(notices) > 0 {
+		if g.mem != nil {
+			g.mem.push(ctx, u.Request, notices)
+		}
+		g.notified()
+	}
 	if !u.Request.Status.Open() {
 		g.waiters.Wake(u.Request.ID)
 	}

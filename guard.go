@@ -263,8 +263,8 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 		if req.Status.Open() {
 			notice = g.notice(NotifyRequested, req, 0, now)
 		}
-		if notice != nil {
-			stored, created, err = g.outbox.ob.CreateWithOutbox(ctx, req, events, notice)
+		if notice != nil && g.mem == nil {
+			stored, created, err = g.outbox.CreateWithOutbox(ctx, req, events, notice)
 		} else {
 			stored, created, err = g.store.Create(ctx, req, events)
 		}
@@ -274,7 +274,10 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 		switch {
 		case created && req.Status.Open():
 			g.afterCommit(ctx, events)
-			g.notified(ctx, NotifyRequested, req, 0)
+			if g.mem != nil {
+				g.mem.push(ctx, req, notice)
+			}
+			g.notified()
 			return Result{Status: OutcomePending, RequestID: req.ID, Reason: req.Reason}, nil
 		case created:
 			g.afterCommit(ctx, events)

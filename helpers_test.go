@@ -47,11 +47,12 @@ var financeDir = approval.StaticDirectory{
 type dynamicDirectory struct{ approval.Directory }
 
 // plainStore hides every optional capability of the Store it wraps
-// (Outbox among them), so that the gate delivers in process.
+// (Outbox among them), so that the gate delivers from its in-memory
+// outbox.
 type plainStore struct{ approval.Store }
 
-// inProcess is a fixture option: notifications are delivered in process,
-// not through the store's outbox.
+// inProcess is a fixture option: notifications are delivered from the
+// gate's in-memory outbox, not the store's.
 func inProcess(c *approval.Config) { c.Store = plainStore{c.Store} }
 
 func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync/atomic"
-	"time"
 )
 
 // Host code (a Channel, the Directory, the AuditSink) may panic, block or
@@ -108,46 +107,4 @@ func recovered[T any](p *plugin, ctx context.Context, op string, fn func(context
 // abandoned, or returned ctx's deadline error.
 func timedOut(err error) bool {
 	return errors.Is(err, errAbandoned) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// Breaker rule: after blockAfter consecutive calls that ran out of time, a
-// plug-in is blocked; calls to it fail at once, except one probe each
-// probeEvery. A probe that returns in time (with or without an error)
-// unblocks it: blocking is about hanging, and a plug-in that answers,
-// even with an error, holds nobody up.
-const (
-	blockAfter = 3
-	probeEvery = time.Minute
-)
-
-// breaker applies the breaker rule to calls made by one goroutine. The
-// zero value is an unblocked breaker. It is not safe for concurrent use.
-type breaker struct {
-	timeouts  int // consecutive calls that ran out of time
-	blocked   bool
-	nextProbe time.Time
-}
-
-// allow reports whether a call may go ahead at now. When it returns false,
-// until is when the next probe is allowed.
-func (b *breaker) allow(now time.Time) (ok bool, until time.Time) {
-	if !b.blocked || !now.Before(b.nextProbe) {
-		return true, time.Time{}
-	}
-	return false, b.nextProbe
-}
-
-// record notes the outcome of an allowed call at now and reports whether
-// it blocked the plug-in (newly or again, after a failed probe).
-func (b *breaker) record(now time.Time, err error) (blocked bool) {
-	if !timedOut(err) {
-		*b = breaker{}
-		return false
-	}
-	b.timeouts++
-	if b.blocked || b.timeouts >= blockAfter {
-		b.blocked, b.nextProbe = true, now.Add(probeEvery)
-		return true
-	}
-	return false
 }

@@ -139,7 +139,6 @@ func (g *Gate) advance(ctx context.Context, r *Request, now time.Time) (bool, er
 	if err := g.update(ctx, Update{Request: next, Events: pr.events, Outbox: g.notices(next, pr.notes, now)}); err != nil {
 		return false, err
 	}
-	g.notifiedAll(ctx, next, pr.notes)
 	return true, nil
 }
 

@@ -21,7 +21,7 @@ func (r *namedRecorder) Name() string { return r.name }
 
 // stepFixture is a gate whose "release" policy is a flat policy of the
 // team leads (one approval) with the given steps, notifying through two
-// channels, "chat" and "mail", in process.
+// channels, "chat" and "mail", from the gate's in-memory outbox.
 type stepFixture struct {
 	*fixture
 	chat, mail *namedRecorder
@@ -56,7 +56,7 @@ func (sf *stepFixture) tick(d time.Duration) int {
 }
 
 // sent returns "type recipient" of what channel c sent about the request,
-// once in-process delivery has caught up (Close waits for it).
+// once delivery has caught up (Close waits for it).
 func (sf *stepFixture) sent(c *namedRecorder) []string {
 	sf.t.Helper()
 	require.NoError(sf.t, sf.gate.Close(context.Background()))

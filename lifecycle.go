@@ -121,7 +121,6 @@ func (g *Gate) applyTimeout(ctx context.Context, r *Request) (bool, error) {
 	if err := g.update(ctx, Update{Request: next, Events: events, Outbox: g.notice(notice, next, 0, now)}); err != nil {
 		return false, err
 	}
-	g.notified(ctx, notice, next, 0)
 	return true, nil
 }
 
@@ -195,7 +194,6 @@ func (g *Gate) Cancel(ctx context.Context, id, actor, reason string) (*Request, 
 		if err != nil {
 			return nil, fmt.Errorf("approval: cancel %s: %w", id, err)
 		}
-		g.notified(ctx, NotifyResolved, next, 0)
 		return next, nil
 	}
 	return nil, fmt.Errorf("approval: cancel %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)

@@ -5,55 +5,15 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
-	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+
+	"github.com/signoff/approval/internal/delivery"
 )
 
-// Delivery timings that are not configurable.
-const (
-	// resolveTimeout bounds resolving one job's recipients through
-	// Directory.Members.
-	resolveTimeout = 10 * time.Second
-	// auditTimeout bounds one audit write of the dispatcher's, and the
-	// store write of an event a caller's cancellation must not suppress.
-	auditTimeout = 10 * time.Second
-	// closeGrace bounds the work Close does after its context ended:
-	// auditing what was left undelivered.
-	closeGrace = time.Second
-	// auditBatch bounds the events of one audit write.
-	auditBatch = 500
-)
-
-// reasonClosed is the audited reason of a notification Close or a closed
-// gate left undelivered.
-const reasonClosed = "gate closed before delivery"
-
-// dispatcher delivers notifications off the request path, in two stages.
-// A resolver goroutine takes jobs from the intake queue, resolves their
-// recipients (Directory.Members), signs their links and hands each
-// notification to every channel's own queue; one worker goroutine per
-// channel sends them. A channel that hangs so delays only itself. Every
-// queue holds at most limit entries; what does not fit is audited as
-// notification.failed and logged, never dropped silently.
-type dispatcher struct {
-	resolver
-	limit   int           // entries per queue (Config.NotifyQueue)
-	timeout time.Duration // per Send (Config.SendTimeout)
-	workers []*worker
-
-	cancel context.CancelFunc // ends resolver.ctx: Close gave up
-
-	mu      sync.Mutex // guards the fields below and every worker's queue
-	jobs    []notifyJob
-	closing bool // no more intake; goroutines exit once their queue is empty
-	stopped bool // Close gave up: nothing more is taken from any queue
-	wake    chan struct{}
-	done    chan struct{} // closed when the resolver exits
-}
-
+// notifyJob is one notice being expanded.
 type notifyJob struct {
 	typ    NotificationType
 	req    *Request
@@ -64,33 +24,12 @@ type notifyJob struct {
 	delegates map[string]string
 }
 
-// worker sends one channel's notifications, in order.
-type worker struct {
-	d    *dispatcher
-	ch   Channel
-	name string
-	host *plugin
-	brk  breaker // used by the worker goroutine only
-
-	queue   []delivery // guarded by d.mu
-	closing bool       // guarded by d.mu: the resolver has exited
-	wake    chan struct{}
-	done    chan struct{}
-}
-
-// delivery is one notification waiting in a channel's queue.
-type delivery struct {
-	n    Notification
-	refs []PolicyRef // the request's policies, for the audit event
-}
-
-// resolver resolves a notification's recipients and builds it: the part
-// of delivery the in-process dispatcher and the outbox share. It is used
-// by one goroutine at a time.
+// resolver resolves a notification's recipients. It is used by one
+// goroutine at a time.
 type resolver struct {
 	g   *Gate
-	dir breaker
-	ctx context.Context // ends when delivery stops
+	dir delivery.Breaker // the directory's, for notifications
+	ctx context.Context  // ends when delivery stops
 }
 
 // namedChannel is a channel with its Name, asked once, and its host.
@@ -123,340 +62,6 @@ func nameChannels(g *Gate, channels []Channel) ([]namedChannel, error) {
 		out = append(out, namedChannel{ch: c, name: name, host: p})
 	}
 	return out, nil
-}
-
-// newDispatcher starts the delivery goroutines.
-func newDispatcher(g *Gate, channels []namedChannel, limit int, timeout time.Duration) *dispatcher {
-	d := &dispatcher{resolver: resolver{g: g}, limit: limit, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	for _, c := range channels {
-		d.workers = append(d.workers, &worker{d: d, ch: c.ch, name: c.name, host: c.host,
-			wake: make(chan struct{}, 1), done: make(chan struct{})})
-	}
-	d.ctx, d.cancel = context.WithCancel(context.Background())
-	go d.resolve()
-	for _, w := range d.workers {
-		go w.run()
-	}
-	return d
-}
-
-func signal(c chan struct{}) {
-	select {
-	case c <- struct{}{}:
-	default:
-	}
-}
-
-// enqueue queues a notification about r. It copies r, so the caller keeps
-// ownership. It is a no-op on a nil dispatcher (a gate without channels).
-// A job that cannot be queued (the queue is full, or the gate is closed) is
-// audited as notification.failed at once: the store write outlives ctx, so
-// the record is kept; the sink is called with ctx.
-func (d *dispatcher) enqueue(ctx context.Context, job notifyJob) {
-	if d == nil {
-		return
-	}
-	r, typ := job.req, job.typ
-	job.req = r.Clone()
-	var reason string
-	d.mu.Lock()
-	switch {
-	case d.closing:
-		reason = reasonClosed
-	case len(d.jobs) >= d.limit:
-		reason = fmt.Sprintf("notification queue full (%d jobs waiting); not sent", d.limit)
-	default:
-		d.jobs = append(d.jobs, job)
-	}
-	d.mu.Unlock()
-	if reason == "" {
-		signal(d.wake)
-		return
-	}
-	g := d.g
-	g.log.Error("approval: notification not queued", "request", r.ID, "type", typ, "reason", reason)
-	ev := []AuditEvent{{RequestID: r.ID, Type: EventNotificationFailed, Actor: SystemActor, Policies: policyRefs(r.Policies),
-		Reason: string(typ) + ": " + reason, At: normalizeTime(g.now())}}
-	if err := g.record(ctx, ev); err != nil {
-		g.log.Error("approval: cannot audit a notification not queued", "request", r.ID, "err", err)
-	}
-}
-
-// resolve is the resolver goroutine. When it exits it tells the workers
-// that nothing more will come.
-func (d *dispatcher) resolve() {
-	defer close(d.done)
-	defer func() {
-		d.mu.Lock()
-		for _, w := range d.workers {
-			w.closing = true
-		}
-		d.mu.Unlock()
-		for _, w := range d.workers {
-			signal(w.wake)
-		}
-	}()
-	for {
-		job, ok := d.nextJob()
-		if !ok {
-			return
-		}
-		d.resolveJob(job)
-	}
-}
-
-func (d *dispatcher) nextJob() (notifyJob, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for {
-		if d.stopped {
-			return notifyJob{}, false
-		}
-		if len(d.jobs) > 0 {
-			job := d.jobs[0]
-			d.jobs[0] = notifyJob{}
-			d.jobs = d.jobs[1:]
-			return job, true
-		}
-		if d.closing {
-			return notifyJob{}, false
-		}
-		d.mu.Unlock()
-		select {
-		case <-d.wake:
-		case <-d.ctx.Done():
-		}
-		d.mu.Lock()
-	}
-}
-
-// resolveJob resolves one job's recipients, builds their notifications and
-// queues them on every channel, auditing what fails on the way.
-func (d *dispatcher) resolveJob(job notifyJob) {
-	g, r := d.g, job.req
-	now := normalizeTime(g.now())
-	refs := policyRefs(r.Policies)
-	var events []AuditEvent
-	fail := func(reason string) {
-		events = append(events, AuditEvent{RequestID: r.ID, Type: EventNotificationFailed, Actor: SystemActor,
-			Policies: refs, Reason: auditSafe(reason, maxReasonBytes), At: now})
-	}
-	ctx, cancel := context.WithTimeout(d.ctx, resolveTimeout)
-	recipients, err := d.recipients(ctx, &job)
-	cancel()
-	if err != nil {
-		reason := fmt.Sprintf("%s: resolve recipients: %v", job.typ, err)
-		if d.ctx.Err() != nil {
-			reason = fmt.Sprintf("%s: %s (recipients not resolved)", job.typ, reasonClosed)
-		}
-		g.log.Error("approval: cannot resolve notification recipients", "request", r.ID, "err", err)
-		fail(reason)
-	}
-	for _, to := range recipients {
-		n, err := d.build(job, to, now)
-		for _, w := range d.workers {
-			if !job.target.wants(w.name) {
-				continue
-			}
-			// Recipients, channel names and errors come from outside the
-			// gate: auditSafe keeps the event storable as it is hashed.
-			prefix := fmt.Sprintf("%s to %s via %s: ", job.typ, to, w.name)
-			if err != nil {
-				g.log.Error("approval: notification failed", "request", r.ID, "recipient", to, "channel", w.name, "err", err)
-				fail(prefix + err.Error())
-				continue
-			}
-			if reason := w.push(delivery{n: n, refs: refs}); reason != "" {
-				g.log.Error("approval: notification not queued", "request", r.ID, "recipient", to, "channel", w.name, "reason", reason)
-				fail(prefix + reason)
-			}
-		}
-	}
-	d.audit(context.Background(), events)
-}
-
-// push queues dl on w, or returns why it could not.
-func (w *worker) push(dl delivery) (reason string) {
-	d := w.d
-	d.mu.Lock()
-	switch {
-	case d.stopped:
-		reason = reasonClosed
-	case len(w.queue) >= d.limit:
-		reason = fmt.Sprintf("channel queue full (%d notifications waiting); not sent", d.limit)
-	default:
-		w.queue = append(w.queue, dl)
-	}
-	d.mu.Unlock()
-	if reason == "" {
-		signal(w.wake)
-	}
-	return reason
-}
-
-// next takes the next delivery from w's queue, waiting for one. ok is
-// false when the worker should exit; more says whether others wait.
-func (w *worker) next() (dl delivery, more, ok bool) {
-	d := w.d
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for {
-		if d.stopped {
-			return delivery{}, false, false
-		}
-		if len(w.queue) > 0 {
-			dl = w.queue[0]
-			w.queue[0] = delivery{}
-			w.queue = w.queue[1:]
-			return dl, len(w.queue) > 0, true
-		}
-		if w.closing {
-			return delivery{}, false, false
-		}
-		d.mu.Unlock()
-		select {
-		case <-w.wake:
-		case <-d.ctx.Done():
-		}
-		d.mu.Lock()
-	}
-}
-
-// run is the worker goroutine. Each outcome is audited: at once after a
-// real Send, in batches for the sends a blocked channel fails fast.
-func (w *worker) run() {
-	defer close(w.done)
-	var pending []AuditEvent
-	for {
-		dl, more, ok := w.next()
-		if !ok {
-			break
-		}
-		ev, called := w.send(dl)
-		pending = append(pending, ev)
-		if called || !more || len(pending) >= auditBatch {
-			w.d.audit(context.Background(), pending)
-			pending = nil // the store and the sink may keep the slice
-		}
-	}
-	w.d.audit(context.Background(), pending)
-}
-
-// send delivers dl through the channel, unless the channel is blocked, and
-// returns the audit event of the outcome and whether Send was called.
-func (w *worker) send(dl delivery) (AuditEvent, bool) {
-	d, g, n := w.d, w.d.g, dl.n
-	var err error
-	called := false
-	if ok, until := w.brk.allow(g.now()); !ok {
-		err = fmt.Errorf("channel blocked after %d consecutive sends that timed out; next probe at %s",
-			blockAfter, until.UTC().Format(time.RFC3339))
-	} else {
-		called = true
-		ctx, cancel := context.WithTimeout(d.ctx, d.timeout)
-		_, err = callHost(w.host, ctx, "Send", func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, w.ch.Send(ctx, n)
-		})
-		cancel()
-		switch {
-		case err != nil && d.ctx.Err() != nil:
-			err = fmt.Errorf("%s (%w)", reasonClosed, err)
-		case w.brk.record(g.now(), err):
-			g.log.Error("approval: channel blocked: its sends fail at once until a probe returns in time",
-				"channel", w.name, "timeouts", w.brk.timeouts, "next_probe", w.brk.nextProbe, "err", err)
-		}
-	}
-	ev := AuditEvent{RequestID: n.RequestID, Type: EventNotificationSent, Actor: SystemActor, Policies: dl.refs,
-		Reason: fmt.Sprintf("%s to %s via %s", n.Type, n.Recipient, w.name), At: normalizeTime(g.now())}
-	if err != nil {
-		g.log.Error("approval: notification failed", "request", n.RequestID, "recipient", n.Recipient, "channel", w.name, "err", err)
-		ev.Type = EventNotificationFailed
-		ev.Reason += ": " + err.Error()
-	}
-	ev.Reason = auditSafe(ev.Reason, maxReasonBytes)
-	return ev, called
-}
-
-// audit writes the dispatcher's events in batches, each bounded by
-// auditTimeout and by ctx.
-func (d *dispatcher) audit(ctx context.Context, events []AuditEvent) {
-	for len(events) > 0 {
-		batch := events[:min(len(events), auditBatch)]
-		events = events[len(batch):]
-		actx, cancel := context.WithTimeout(ctx, auditTimeout)
-		err := d.g.appendAudit(actx, batch)
-		cancel()
-		if err != nil {
-			d.g.log.Error("approval: cannot audit notification outcomes", "events", len(batch)+len(events),
-				"request", batch[0].RequestID, "err", err)
-			return
-		}
-	}
-}
-
-// close stops intake and waits for the queues to drain, or for ctx to end.
-// Then it stops delivery, audits what was left in the queues, and gives
-// the sends it interrupted closeGrace to audit their outcome.
-func (d *dispatcher) close(ctx context.Context) error {
-	d.mu.Lock()
-	d.closing = true
-	d.mu.Unlock()
-	signal(d.wake)
-	if d.wait(ctx.Done()) {
-		d.cancel()
-		return nil
-	}
-
-	d.mu.Lock()
-	d.stopped = true
-	jobs := d.jobs
-	d.jobs = nil
-	var left []delivery
-	var via []string
-	for _, w := range d.workers {
-		for _, dl := range w.queue {
-			left = append(left, dl)
-			via = append(via, w.name)
-		}
-		w.queue = nil
-	}
-	d.mu.Unlock()
-	d.cancel() // calls in flight return now; their outcome is audited by their goroutine
-
-	now := normalizeTime(d.g.now())
-	events := make([]AuditEvent, 0, len(jobs)+len(left))
-	for _, j := range jobs {
-		events = append(events, AuditEvent{RequestID: j.req.ID, Type: EventNotificationFailed, Actor: SystemActor,
-			Policies: policyRefs(j.req.Policies), Reason: fmt.Sprintf("%s: %s (recipients not resolved)", j.typ, reasonClosed), At: now})
-	}
-	for i, dl := range left {
-		events = append(events, AuditEvent{RequestID: dl.n.RequestID, Type: EventNotificationFailed, Actor: SystemActor,
-			Policies: dl.refs, Reason: auditSafe(fmt.Sprintf("%s to %s via %s: %s", dl.n.Type, dl.n.Recipient, via[i], reasonClosed), maxReasonBytes), At: now})
-	}
-	d.g.log.Error("approval: gate closed before delivery; the undelivered are audited as "+string(EventNotificationFailed),
-		"jobs", len(jobs), "notifications", len(left), "err", ctx.Err())
-	gctx, cancel := context.WithTimeout(context.Background(), closeGrace)
-	defer cancel()
-	d.audit(gctx, events)
-	d.wait(gctx.Done())
-	return fmt.Errorf("approval: close: %d notifications and %d unresolved jobs left undelivered (audited): %w", len(left), len(jobs), ctx.Err())
-}
-
-// wait waits for the resolver and every worker to exit, or for stop. It
-// reports whether they all exited.
-func (d *dispatcher) wait(stop <-chan struct{}) bool {
-	dones := []chan struct{}{d.done}
-	for _, w := range d.workers {
-		dones = append(dones, w.done)
-	}
-	for _, c := range dones {
-		select {
-		case <-c:
-		case <-stop:
-			return false
-		}
-	}
-	return true
 }
 
 // recipients lists who a job notifies, resolving groups and roles now.
@@ -601,28 +206,21 @@ func (d *resolver) members(ctx context.Context, a Approver) ([]string, error) {
 	if g.dir == nil {
 		return nil, fmt.Errorf("approver %s needs a Directory", a)
 	}
-	if ok, until := d.dir.allow(g.now()); !ok {
+	if ok, until := d.dir.Allow(g.now()); !ok {
 		return nil, fmt.Errorf("directory: %s: blocked after %d consecutive calls that timed out; next probe at %s",
-			a, blockAfter, until.UTC().Format(time.RFC3339))
+			a, delivery.BlockAfter, until.UTC().Format(time.RFC3339))
 	}
 	ms, err := callHost(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
 		return g.dir.Members(ctx, a)
 	})
-	if d.ctx.Err() == nil && d.dir.record(g.now(), err) {
+	if d.ctx.Err() == nil && d.dir.Record(g.now(), timedOut(err)) {
 		g.log.Error("approval: directory blocked for notifications until a probe returns in time",
-			"timeouts", d.dir.timeouts, "next_probe", d.dir.nextProbe, "err", err)
+			"timeouts", d.dir.Timeouts(), "next_probe", d.dir.NextProbe(), "err", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory: %s: %w", a, err)
 	}
 	return ms, nil
-}
-
-// build makes the notification for one recipient, with personal approve
-// and deny links when the gate has a BaseURL and a signing key.
-func (d *dispatcher) build(job notifyJob, to string, now time.Time) (Notification, error) {
-	n := d.g.notification(job, to, now)
-	return n, d.g.sign(&n, now)
 }
 
 // notification makes the notification of job for one recipient, without

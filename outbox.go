@@ -1,10 +1,6 @@
 package approval
 
-import (
-	"time"
-
-	cbackoff "github.com/cenkalti/backoff/v5"
-)
+import "time"
 
 // OutboxState is the state of an outbox message. A message delivered (or
 // a notice expanded) leaves the outbox; its record is the audit trail.
@@ -96,61 +92,4 @@ type OutboxQuery struct {
 type OutboxPage struct {
 	Messages []OutboxMessage
 	Next     string
-}
-
-// RetryPolicy says how often, and how far apart, the outbox tries to
-// deliver a message through a channel (Config.Retry, Config.ChannelRetry).
-// The wait before attempt n+1 is InitialInterval × 2^(n-1), capped at
-// MaxInterval, each randomised by ±50 % (jitter, so that receivers coming
-// back are not met by every sender at once), and never shorter than a
-// receiver's Retry-After (SendError.RetryAfter, itself capped at
-// MaxInterval).
-type RetryPolicy struct {
-	// MaxAttempts bounds the attempts per message; after the last failed
-	// one the message is dead-lettered. Defaults to 8.
-	MaxAttempts int
-	// InitialInterval is the wait after the first failure. Defaults to 5s.
-	InitialInterval time.Duration
-	// MaxInterval caps the wait. Defaults to 1h.
-	MaxInterval time.Duration
-}
-
-// Retry defaults.
-const (
-	DefaultMaxAttempts     = 8
-	DefaultInitialInterval = 5 * time.Second
-	DefaultMaxInterval     = time.Hour
-)
-
-func (p RetryPolicy) withDefaults() RetryPolicy {
-	if p.MaxAttempts <= 0 {
-		p.MaxAttempts = DefaultMaxAttempts
-	}
-	if p.InitialInterval <= 0 {
-		p.InitialInterval = DefaultInitialInterval
-	}
-	if p.MaxInterval <= 0 {
-		p.MaxInterval = DefaultMaxInterval
-	}
-	if p.MaxInterval < p.InitialInterval {
-		p.MaxInterval = p.InitialInterval
-	}
-	return p
-}
-
-// wait returns the wait after a failed attempt number attempts (from 1),
-// given the receiver's Retry-After.
-func (p RetryPolicy) wait(attempts int, retryAfter time.Duration) time.Duration {
-	b := &cbackoff.ExponentialBackOff{
-		InitialInterval:     p.InitialInterval,
-		RandomizationFactor: 0.5,
-		Multiplier:          2,
-		MaxInterval:         p.MaxInterval,
-	}
-	b.Reset()
-	var d time.Duration
-	for range min(attempts, 64) {
-		d = b.NextBackOff()
-	}
-	return max(d, min(retryAfter, p.MaxInterval))
 }

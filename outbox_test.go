@@ -64,13 +64,20 @@ func (c *flakyChannel) attempts() map[string][]approval.Notification {
 // outbox, polling often, so that tests drive retries with the clock.
 func outboxFixture(t *testing.T, chans []approval.Channel, mod ...func(*approval.Config)) *fixture {
 	var claims *claimWatch
-	f := newFixture(t, append([]func(*approval.Config){func(c *approval.Config) {
+	mods := append([]func(*approval.Config){func(c *approval.Config) {
 		claims = &claimWatch{Store: c.Store.(*memstore.Store), seen: make(chan struct{}, 1)}
 		c.Store = claims
 		c.Channels = chans
 		c.PollInterval = 5 * time.Millisecond
 		c.BaseURL = "https://approvals.example.com"
-	}}, mod...)...)
+	}}, mod...)
+	mods = append(mods, func(c *approval.Config) {
+		if _, ok := c.Store.(approval.Outbox); !ok {
+			// The gate's in-memory outbox: watch it from inside.
+			approval.WatchMemoryOutbox(c, claims.claimed, claims.settle)
+		}
+	})
+	f := newFixture(t, mods...)
 	f.claims = claims
 	for _, ch := range chans {
 		claims.names = append(claims.names, ch.Name())
@@ -104,29 +111,53 @@ func (s *claimWatch) ClaimOutbox(ctx context.Context, q approval.OutboxClaim) ([
 	s.begun++
 	s.mu.Unlock()
 	msgs, err := s.Store.ClaimOutbox(ctx, q)
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
+	}
+	s.record(seq, q.Channel, ids)
+	return msgs, err
+}
+
+// claimed records a claim of the gate's in-memory outbox, which begins and
+// ends here.
+func (s *claimWatch) claimed(channel string, ids []string) {
+	s.mu.Lock()
+	seq := s.begun
+	s.begun++
+	s.mu.Unlock()
+	s.record(seq, channel, ids)
+}
+
+// record records the end of claim seq of channel, which claimed ids.
+func (s *claimWatch) record(seq int, channel string, ids []string) {
 	s.mu.Lock()
 	if s.ended == nil {
 		s.ended = map[int]claimed{}
 	}
-	s.ended[seq] = claimed{q.Channel, len(msgs)}
+	s.ended[seq] = claimed{channel, len(ids)}
 	if s.held == nil {
 		s.held = map[string]bool{}
 	}
-	for _, m := range msgs {
-		s.held[m.ID] = true
+	for _, id := range ids {
+		s.held[id] = true
 	}
 	s.mu.Unlock()
 	s.ping()
-	return msgs, err
 }
 
 func (s *claimWatch) SettleOutbox(ctx context.Context, st approval.OutboxSettle) error {
 	err := s.Store.SettleOutbox(ctx, st)
+	s.settle(st.ID)
+	return err
+}
+
+// settle records the settlement of message id.
+func (s *claimWatch) settle(id string) {
 	s.mu.Lock()
-	delete(s.held, st.ID)
+	delete(s.held, id)
 	s.mu.Unlock()
 	s.ping()
-	return err
 }
 
 func (s *claimWatch) ping() {
@@ -180,6 +211,14 @@ func (s *claimWatch) next(t *testing.T, channel string) int {
 	}
 }
 
+// outboxKinds are the outboxes a gate delivers from: its Store's
+// (memstore's), or, for a Store without one, the gate's in memory, which
+// keeps the same promises while the process lives.
+var outboxKinds = map[string]func(*approval.Config){
+	"store":  func(*approval.Config) {},
+	"memory": inProcess,
+}
+
 // advanceUntil moves the fake clock a step at a time until cond holds.
 // After each step the delivery goroutines (the one that expands notices
 // and each channel's) look at the outbox and settle what they claimed
@@ -205,33 +244,38 @@ func advanceUntil(t *testing.T, f *fixture, step time.Duration, cond func() bool
 // it gets through; every attempt is audited once.
 func TestOutboxRetriesUntilDelivered(t *testing.T) {
 	t.Parallel()
-	ch := newFlakyChannel("hook", 2, nil)
-	f := outboxFixture(t, []approval.Channel{ch})
-	id := f.pending(transfer(5000)) // alice, bob, carol, dave
+	for name, kind := range outboxKinds {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ch := newFlakyChannel("hook", 2, nil)
+			f := outboxFixture(t, []approval.Channel{ch}, kind)
+			id := f.pending(transfer(5000)) // alice, bob, carol, dave
 
-	advanceUntil(t, f, time.Minute, func() bool { return len(ch.ok) == 4 })
-	require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
+			advanceUntil(t, f, time.Minute, func() bool { return len(ch.ok) == 4 })
+			require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 
-	calls := ch.attempts()
-	require.Len(t, calls, 4, "one ID per recipient and channel")
-	for nid, ns := range calls {
-		require.Len(t, ns, 3, nid)
-		for i, n := range ns {
-			require.Equal(t, nid, n.ID, "a retry carries the same ID")
-			require.Equal(t, i+1, n.Attempt)
-			require.Equal(t, id, n.RequestID)
-			claims, err := f.gate.VerifyToken(tokenOf(t, n.ApproveURL))
-			require.NoError(t, err, "each attempt carries working links")
-			require.Equal(t, n.Recipient, claims.Subject)
-		}
+			calls := ch.attempts()
+			require.Len(t, calls, 4, "one ID per recipient and channel")
+			for nid, ns := range calls {
+				require.Len(t, ns, 3, nid)
+				for i, n := range ns {
+					require.Equal(t, nid, n.ID, "a retry carries the same ID")
+					require.Equal(t, i+1, n.Attempt)
+					require.Equal(t, id, n.RequestID)
+					claims, err := f.gate.VerifyToken(tokenOf(t, n.ApproveURL))
+					require.NoError(t, err, "each attempt carries working links")
+					require.Equal(t, n.Recipient, claims.Subject)
+				}
+			}
+			evs := f.events()
+			require.Equal(t, 8, countReasons(evs, approval.EventNotificationFailed, "; next attempt at "))
+			require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, ": attempt 1 of 8: receiver answered 503"))
+			require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook (attempt 3)"))
+			page, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{})
+			require.NoError(t, err)
+			require.Empty(t, page.Messages, "delivered messages leave the outbox")
+		})
 	}
-	evs := f.events()
-	require.Equal(t, 8, countReasons(evs, approval.EventNotificationFailed, "; next attempt at "))
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, ": attempt 1 of 8: receiver answered 503"))
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook (attempt 3)"))
-	page, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{})
-	require.NoError(t, err)
-	require.Empty(t, page.Messages, "delivered messages leave the outbox")
 }
 
 // TestOutboxDeadLetterAndRedrive: after its last attempt a message is
@@ -239,59 +283,64 @@ func TestOutboxRetriesUntilDelivered(t *testing.T) {
 // Redrive.
 func TestOutboxDeadLetterAndRedrive(t *testing.T) {
 	t.Parallel()
-	ch := newFlakyChannel("hook", 2, nil)
-	f := outboxFixture(t, []approval.Channel{ch}, func(c *approval.Config) {
-		c.ChannelRetry = map[string]approval.RetryPolicy{"hook": {MaxAttempts: 2, InitialInterval: time.Second}}
-	})
-	f.pending(transfer(5000))
+	for name, kind := range outboxKinds {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ch := newFlakyChannel("hook", 2, nil)
+			f := outboxFixture(t, []approval.Channel{ch}, kind, func(c *approval.Config) {
+				c.Delivery.ChannelRetry = map[string]approval.RetryPolicy{"hook": {MaxAttempts: 2, InitialInterval: time.Second}}
+			})
+			f.pending(transfer(5000))
 
-	var dead approval.OutboxPage
-	advanceUntil(t, f, time.Minute, func() bool {
-		var err error
-		dead, err = f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead})
-		require.NoError(t, err)
-		return len(dead.Messages) == 4
-	})
-	for _, m := range dead.Messages {
-		require.Equal(t, 2, m.Attempts)
-		require.Equal(t, "hook", m.Channel)
-		require.Contains(t, m.LastError, "receiver answered 503 (attempt 2)")
+			var dead approval.OutboxPage
+			advanceUntil(t, f, time.Minute, func() bool {
+				var err error
+				dead, err = f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead})
+				require.NoError(t, err)
+				return len(dead.Messages) == 4
+			})
+			for _, m := range dead.Messages {
+				require.Equal(t, 2, m.Attempts)
+				require.Equal(t, "hook", m.Channel)
+				require.Contains(t, m.LastError, "receiver answered 503 (attempt 2)")
+			}
+			evs := f.events()
+			require.Equal(t, 4, countReasons(evs, approval.EventNotificationDeadLettered, ": attempt 2 of 2: receiver answered 503 (attempt 2); dead-lettered (no attempt left)"))
+			require.Empty(t, ch.ok)
+
+			// A page at a time, as an operator would.
+			first, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Limit: 3})
+			require.NoError(t, err)
+			require.Len(t, first.Messages, 3)
+			second, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Cursor: first.Next})
+			require.NoError(t, err)
+			require.Len(t, second.Messages, 1)
+			require.Empty(t, second.Next)
+
+			var ids []string
+			for _, m := range dead.Messages {
+				ids = append(ids, m.ID)
+			}
+			n, err := f.gate.Redrive(f.ctx, "ops-oncall", ids...)
+			require.NoError(t, err)
+			require.Equal(t, 4, n)
+			_, err = f.gate.Redrive(f.ctx, "ops-oncall", ids[0])
+			require.ErrorIs(t, err, approval.ErrNotFound, "no longer a dead letter")
+
+			advanceUntil(t, f, time.Second, func() bool { return len(ch.ok) == 4 })
+			require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
+			evs = f.events()
+			require.Equal(t, 4, countReasons(evs, approval.EventNotificationRedriven, "outbox message "))
+			for _, e := range evs {
+				if e.Type == approval.EventNotificationRedriven {
+					require.Equal(t, "ops-oncall", e.Actor)
+					require.NotEmpty(t, e.RequestID)
+				}
+			}
+			require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook"))
+			require.Zero(t, countReasons(evs, approval.EventNotificationSent, "(attempt"), "a redrive counts attempts from zero")
+		})
 	}
-	evs := f.events()
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationDeadLettered, ": attempt 2 of 2: receiver answered 503 (attempt 2); dead-lettered (no attempt left)"))
-	require.Empty(t, ch.ok)
-
-	// A page at a time, as an operator would.
-	first, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Limit: 3})
-	require.NoError(t, err)
-	require.Len(t, first.Messages, 3)
-	second, err := f.gate.ListOutbox(f.ctx, approval.OutboxQuery{State: approval.OutboxDead, Cursor: first.Next})
-	require.NoError(t, err)
-	require.Len(t, second.Messages, 1)
-	require.Empty(t, second.Next)
-
-	var ids []string
-	for _, m := range dead.Messages {
-		ids = append(ids, m.ID)
-	}
-	n, err := f.gate.Redrive(f.ctx, "ops-oncall", ids...)
-	require.NoError(t, err)
-	require.Equal(t, 4, n)
-	_, err = f.gate.Redrive(f.ctx, "ops-oncall", ids[0])
-	require.ErrorIs(t, err, approval.ErrNotFound, "no longer a dead letter")
-
-	advanceUntil(t, f, time.Second, func() bool { return len(ch.ok) == 4 })
-	require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
-	evs = f.events()
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationRedriven, "outbox message "))
-	for _, e := range evs {
-		if e.Type == approval.EventNotificationRedriven {
-			require.Equal(t, "ops-oncall", e.Actor)
-			require.NotEmpty(t, e.RequestID)
-		}
-	}
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via hook"))
-	require.Zero(t, countReasons(evs, approval.EventNotificationSent, "(attempt"), "a redrive counts attempts from zero")
 }
 
 // TestOutboxPermanentAndRetryAfter: a permanent refusal is dead-lettered
@@ -316,7 +365,7 @@ func TestOutboxPermanentAndRetryAfter(t *testing.T) {
 		t.Parallel()
 		ch := newFlakyChannel("hook", 1, func() error { return approval.RetryAfter(errors.New("429"), 2*time.Hour) })
 		f := outboxFixture(t, []approval.Channel{ch}, func(c *approval.Config) {
-			c.Retry = approval.RetryPolicy{MaxInterval: 3 * time.Hour}
+			c.Delivery.Retry = approval.RetryPolicy{MaxInterval: 3 * time.Hour}
 		})
 		start := f.clock.Now()
 		f.pending(transfer(5000))
@@ -361,7 +410,7 @@ func TestOutboxStuckChannelDelaysNoOther(t *testing.T) {
 	stuck := newStuckChannel("stuck")
 	healthy := newCountChannel("healthy")
 	f := outboxFixture(t, []approval.Channel{stuck, healthy}, func(c *approval.Config) {
-		c.SendTimeout = 250 * time.Millisecond
+		c.Delivery.SendTimeout = 250 * time.Millisecond
 	})
 	t.Cleanup(stuck.unblock)
 	for i := range 50 {

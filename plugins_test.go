@@ -200,8 +200,11 @@ var panicScenarios = map[string]func(t *testing.T){
 		require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 		require.Len(t, healthy.got, 4, "the other channel still delivers")
 		evs := f.events()
-		require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, "via panicky: Send panicked: smtp boom"))
+		require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, "via panicky: attempt 1 of 8: Send panicked: smtp boom"))
 		require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via healthy"))
+		// Their retries, not due yet, are lost with the in-memory outbox,
+		// and audited so.
+		require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, "via panicky: gate closed before delivery"))
 	},
 	"channel Name": func(t *testing.T) {
 		f := newFixture(t)
@@ -218,8 +221,11 @@ var panicScenarios = map[string]func(t *testing.T){
 		f.pending(transfer(5000))
 		require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 		require.Empty(t, rec.got)
-		require.Equal(t, 1, countReasons(f.events(), approval.EventNotificationFailed,
-			"approval.requested: resolve recipients: directory: group:finance: Members panicked: ldap boom"))
+		evs := f.events()
+		require.Equal(t, 1, countReasons(evs, approval.EventNotificationFailed,
+			"approval.requested: attempt 1 of 8: resolve recipients: directory: group:finance: Members panicked: ldap boom"))
+		require.Equal(t, 1, countReasons(evs, approval.EventNotificationFailed,
+			"approval.requested: gate closed before delivery (recipients not resolved)"))
 	},
 	"directory IsMember": func(t *testing.T) {
 		f := newFixture(t, func(c *approval.Config) {
@@ -287,86 +293,101 @@ func TestHostPanicsAreContained(t *testing.T) {
 	}
 }
 
+// TestStuckChannelDelaysNoOther: with the in-memory outbox (a Store
+// without one), a channel whose sends never return is cut by SendTimeout
+// and blocked, the other channel delivers everything, and what the stuck
+// one could not deliver is audited when Close drops it.
 func TestStuckChannelDelaysNoOther(t *testing.T) {
 	t.Parallel()
 	stuck := newStuckChannel("stuck")
 	healthy := newCountChannel("healthy")
 	f := newFixture(t, inProcess, func(c *approval.Config) {
 		c.Channels = []approval.Channel{stuck, healthy}
-		c.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
+		c.Delivery.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
+		c.Delivery.SendConcurrency = 1
 	})
 	t.Cleanup(stuck.unblock)
 	for i := range 50 {
 		f.pending(transfer(float64(2000 + i))) // 4 recipients each
 	}
 	healthy.awaitSent(t, 200, 10*time.Second)
-	require.NoError(t, closeWithin(t, f.gate, 10*time.Second), "every notification was delivered or failed")
+	require.NoError(t, closeWithin(t, f.gate, 10*time.Second), "every due notification was attempted")
 
 	evs := f.events()
 	require.Equal(t, 200, countReasons(evs, approval.EventNotificationSent, "via healthy"))
-	require.Equal(t, 200, countReasons(evs, approval.EventNotificationFailed, "via stuck: "), "each of the stuck channel's is audited")
-	require.Equal(t, 3, countReasons(evs, approval.EventNotificationFailed, "via stuck: Send did not return in time"))
-	require.Equal(t, 197, countReasons(evs, approval.EventNotificationFailed, "via stuck: channel blocked after 3 consecutive sends that timed out"))
+	require.Equal(t, 3, countReasons(evs, approval.EventNotificationFailed, "via stuck: attempt 1 of 8: Send did not return in time"))
 	require.EqualValues(t, 3, stuck.calls.Load(), "a blocked channel is not called until its probe is due")
+	require.Equal(t, 200, countReasons(evs, approval.EventNotificationFailed, "via stuck: gate closed before delivery"),
+		"each of the stuck channel's is audited when Close drops it")
 }
 
+// TestBlockedChannelUnblocksOnProbe: a blocked channel's deliveries wait
+// in the in-memory outbox until its probe is due; the probe gets through
+// and they all go.
 func TestBlockedChannelUnblocksOnProbe(t *testing.T) {
 	t.Parallel()
 	ch := newStuckChannel("flaky")
 	var feed <-chan approval.AuditEvent
 	f := newFixture(t, inProcess, func(c *approval.Config) {
 		c.Channels = []approval.Channel{ch}
-		c.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
+		c.Delivery.SendTimeout = 250 * time.Millisecond // long enough for a healthy send on a busy machine
+		c.Delivery.SendConcurrency = 1
 		feed = auditFeed(c)
 	})
 	t.Cleanup(ch.unblock)
 
 	f.pending(transfer(5000))
-	evs := await(t, feed, 4, notifications)
-	require.Equal(t, 3, countReasons(evs, approval.EventNotificationFailed, "Send did not return in time"))
-	require.Equal(t, 1, countReasons(evs, approval.EventNotificationFailed, "channel blocked"))
-
-	ch.unblock() // the channel answers again, but no probe is due yet
-	f.pending(transfer(5001))
-	evs = await(t, feed, 4, notifications)
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationFailed, "channel blocked"))
+	evs := await(t, feed, 3, notifications)
+	require.Equal(t, 3, countReasons(evs, approval.EventNotificationFailed, "attempt 1 of 8: Send did not return in time"))
 	require.EqualValues(t, 3, ch.calls.Load())
 
+	ch.unblock()              // the channel answers again, but no probe is due yet
+	f.pending(transfer(5001)) // its deliveries wait
 	f.clock.Advance(time.Minute)
+	probe := f.clock.Now()
 	f.pending(transfer(5002))
-	evs = await(t, feed, 4, notifications)
-	require.Equal(t, 4, countReasons(evs, approval.EventNotificationSent, "via flaky"), "the probe got through and unblocked it")
-	require.EqualValues(t, 7, ch.calls.Load())
+	evs = await(t, feed, 12, notifications)
+	require.Equal(t, 12, countReasons(evs, approval.EventNotificationSent, "via flaky"), "the probe got through and unblocked it")
+	require.Equal(t, 3, countReasons(evs, approval.EventNotificationSent, "(attempt 2)"), "the sends that timed out were retried")
+	for _, e := range evs {
+		require.False(t, e.At.Before(probe), "nothing was sent before the probe was due")
+	}
+	require.EqualValues(t, 3+12, ch.calls.Load())
 }
 
-func TestNotifyQueueIsBounded(t *testing.T) {
+// TestMemoryOutboxIsBounded: the in-memory outbox holds at most
+// MemoryLimit notices and MemoryLimit deliveries per channel; each
+// notification that does not fit, or that Close leaves, is audited as
+// notification.failed, none dropped silently.
+func TestMemoryOutboxIsBounded(t *testing.T) {
 	t.Parallel()
-	t.Run("channel queue", func(t *testing.T) {
+	t.Run("channel", func(t *testing.T) {
 		t.Parallel()
 		stuck := newStuckChannel("stuck")
 		var feed <-chan approval.AuditEvent
 		f := newFixture(t, inProcess, func(c *approval.Config) {
 			c.Channels = []approval.Channel{stuck}
-			c.NotifyQueue = 10
+			c.Delivery.MemoryLimit = 10
+			c.Delivery.SendConcurrency = 1
 			feed = auditFeed(c)
 		})
 		t.Cleanup(stuck.unblock)
 		f.pending(transfer(2000))
-		<-stuck.entered // one notification in flight, three queued
+		<-stuck.entered // one notification in flight, three waiting
 		for i := 1; i < 20; i++ {
 			f.pending(transfer(float64(2000 + i)))
 		}
-		// 80 notifications: one in flight, ten queued, the rest overflow:
-		// the channel's queue, or the intake queue (a job of four) if the
-		// resolver fell behind Guard.
-		const channelFull, intakeFull = "channel queue full (10 notifications waiting)", "notification queue full (10 jobs waiting)"
-		await(t, feed, 80-1-10, func(e approval.AuditEvent) int {
+		// 80 notifications: ten kept (the one in flight among them), the
+		// rest overflow: the channel's deliveries, or the notices (of four
+		// each) if expansion fell behind Guard.
+		const channelFull, noticesFull = "outbox full (10 deliveries waiting for stuck); not sent", "outbox full (10 notices waiting); not sent"
+		await(t, feed, 80-10, func(e approval.AuditEvent) int {
 			switch {
 			case e.Type != approval.EventNotificationFailed:
 				return 0
 			case strings.Contains(e.Reason, channelFull):
 				return 1
-			case strings.Contains(e.Reason, intakeFull):
+			case strings.Contains(e.Reason, noticesFull):
 				return 4
 			}
 			return 0
@@ -376,21 +397,21 @@ func TestNotifyQueueIsBounded(t *testing.T) {
 
 		evs := f.events()
 		overflow := countReasons(evs, approval.EventNotificationFailed, channelFull) +
-			4*countReasons(evs, approval.EventNotificationFailed, intakeFull)
-		require.Equal(t, 69, overflow)
+			4*countReasons(evs, approval.EventNotificationFailed, noticesFull)
+		require.Equal(t, 70, overflow)
 		closed := countReasons(evs, approval.EventNotificationFailed, "via stuck: gate closed before delivery")
-		require.Equal(t, 11, closed, "the queue held no more than its bound, besides the one in flight")
+		require.Equal(t, 10, closed, "the outbox held no more than its bound, the one in flight included")
 		require.Equal(t, 80, overflow+closed, "every notification is accounted for")
 		require.Zero(t, countReasons(evs, approval.EventNotificationSent, ""))
 		require.EqualValues(t, 1, stuck.calls.Load())
 	})
-	t.Run("intake queue", func(t *testing.T) {
+	t.Run("notices", func(t *testing.T) {
 		t.Parallel()
 		entered, release := make(chan struct{}, 1), make(chan struct{})
 		rec := newCountChannel("rec")
 		f := newFixture(t, inProcess, func(c *approval.Config) {
 			c.Channels = []approval.Channel{rec}
-			c.NotifyQueue = 5
+			c.Delivery.MemoryLimit = 5
 			c.Directory = hostDirectory{members: func(context.Context) ([]string, error) {
 				select {
 				case entered <- struct{}{}:
@@ -402,30 +423,27 @@ func TestNotifyQueueIsBounded(t *testing.T) {
 		})
 		t.Cleanup(func() { close(release) })
 		// Two named users meet the quorum check before it reaches the
-		// group, so only the resolver asks the directory.
+		// group, so only delivery asks the directory.
 		require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 			Match:             approval.CostAtLeast(1000, "USD"),
 			Approvers:         []approval.Approver{approval.User("alice"), approval.User("bob"), approval.Group("finance")},
 			RequiredApprovals: 2,
 		}))
 		f.pending(transfer(2000))
-		<-entered // the first job holds the resolver
+		<-entered // the first notice holds the expansion
 		for i := 1; i < 12; i++ {
 			f.pending(transfer(float64(2000 + i)))
 		}
-		// Guard audits a job that does not fit before it returns.
-		require.Equal(t, 6, countReasons(f.events(), approval.EventNotificationFailed,
-			"approval.requested: notification queue full (5 jobs waiting); not sent"))
+		// Guard audits a notice that does not fit before it returns.
+		require.Equal(t, 7, countReasons(f.events(), approval.EventNotificationFailed,
+			"approval.requested: outbox full (5 notices waiting); not sent"), "five kept, the one being expanded among them")
 
 		err := closeWithin(t, f.gate, 100*time.Millisecond)
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 		evs := f.events()
-		require.Equal(t, 6, countReasons(evs, approval.EventNotificationFailed,
-			"approval.requested: gate closed before delivery (recipients not resolved)"), "five queued, one in flight")
-		// And the in-flight job's two named users, resolved before the
-		// group that hung, whose notifications the close caught queued.
-		require.Equal(t, 2, countReasons(evs, approval.EventNotificationFailed, "via rec: gate closed before delivery"))
-		require.Equal(t, 12+2, countReasons(evs, approval.EventNotificationFailed, ""))
+		require.Equal(t, 5, countReasons(evs, approval.EventNotificationFailed,
+			"approval.requested: gate closed before delivery (recipients not resolved)"), "four waiting, one being expanded")
+		require.Equal(t, 12, countReasons(evs, approval.EventNotificationFailed, ""), "every notice is accounted for")
 		require.Empty(t, rec.got)
 	})
 }

@@ -178,7 +178,6 @@ func (g *Gate) Recommend(ctx context.Context, id, actor string, rec Recommendati
 		if err != nil {
 			return nil, fmt.Errorf("approval: recommend %s: %w", id, err)
 		}
-		g.notifiedAll(ctx, next, notes)
 		return next, nil
 	}
 	return nil, fmt.Errorf("approval: recommend %s: %w: gave up after %d attempts", id, ErrConflict, maxAttempts)

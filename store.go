@@ -318,8 +318,9 @@ type Delegations interface {
 // With it, notifications survive a crash, are retried with backoff until
 // their channel's attempt limit, and end, if every attempt failed, as dead
 // letters an operator can list (Gate.ListOutbox) and send again
-// (Gate.Redrive). memstore and sqlstore implement it; a store without it
-// keeps in-process delivery (see Channel), which a crash loses.
+// (Gate.Redrive). memstore and sqlstore implement it; for a store without
+// it, a gate with channels keeps an outbox of its own in memory
+// (DeliveryConfig.MemoryLimit), which a crash loses.
 //
 // An outbox holds two kinds of message. A notice (Channel "") says that a
 // notification of Type is due about a request; a worker expands it, once

@@ -121,8 +121,10 @@ func deliveryGate(t testingT, store approval.Store, url, process string, mod fun
 		Store: store, SigningKey: priv, Channels: []approval.Channel{hook},
 		BaseURL:      "https://approvals.example.com",
 		PollInterval: 10 * time.Millisecond,
-		Retry:        approval.RetryPolicy{MaxAttempts: 40, InitialInterval: time.Millisecond, MaxInterval: 20 * time.Millisecond},
-		Logger:       slog.New(slog.DiscardHandler),
+		Delivery: approval.DeliveryConfig{
+			Retry: approval.RetryPolicy{MaxAttempts: 40, InitialInterval: time.Millisecond, MaxInterval: 20 * time.Millisecond},
+		},
+		Logger: slog.New(slog.DiscardHandler),
 	}
 	if mod != nil {
 		mod(&cfg)
@@ -257,7 +259,7 @@ func runChild(role string) {
 	switch role {
 	case "crash":
 		// Deliveries hang, so the process dies holding its claims.
-		g := deliveryGate(t, store, url, "crash", func(c *approval.Config) { c.SendTimeout = time.Hour })
+		g := deliveryGate(t, store, url, "crash", func(c *approval.Config) { c.Delivery.SendTimeout = time.Hour })
 		guardN(t, g, 0, 20)
 		fmt.Println("GUARDED")
 		time.Sleep(time.Hour) // not a wait: the process hangs until killed

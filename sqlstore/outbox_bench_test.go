@@ -22,7 +22,7 @@ func (discard) Send(context.Context, approval.Notification) error { return nil }
 //   - plain: a gate without channels, which stores no notice (what
 //     BenchmarkGate's guard-create measures);
 //
-//   - outbox: a gate with one channel and Config.StoreOnly, whose Guard
+//   - outbox: a gate with one channel and Config.Delivery.StoreOnly, whose Guard
 //     stores the approval.requested notice in the request's transaction
 //     and delivers nothing: what the outbox costs a process that serves
 //     requests while another delivers;
@@ -71,8 +71,8 @@ func outboxBenchGate(b *testing.B, s *Store, storeOnly bool, ch approval.Channel
 		b.Fatal(err)
 	}
 	g, err := approval.New(approval.Config{
-		Store: s, SigningKey: priv, Channels: []approval.Channel{ch}, StoreOnly: storeOnly,
-		SendTimeout: 100 * time.Millisecond,
+		Store: s, SigningKey: priv, Channels: []approval.Channel{ch},
+		Delivery: approval.DeliveryConfig{StoreOnly: storeOnly, SendTimeout: 100 * time.Millisecond},
 		Directory: approval.StaticDirectory{Groups: map[string][]string{
 			"finance": {"approver-1", "approver-2", "approver-3"},
 		}},

@@ -54,7 +54,7 @@ func TestOutboxHungChannelMemoryFlat(t *testing.T) {
 	require.NoError(t, err)
 	g, err := approval.New(approval.Config{
 		Store: s, SigningKey: priv, Channels: []approval.Channel{hang, count},
-		SendTimeout: 100 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+		Delivery: approval.DeliveryConfig{SendTimeout: 100 * time.Millisecond}, PollInterval: 20 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)

@@ -65,8 +65,8 @@ func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519
 		SigningKey: signingKey,
 		// No Channels, so nothing is delivered; StoreOnly says so should
 		// one ever be added.
-		StoreOnly: true,
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Delivery: approval.DeliveryConfig{StoreOnly: true},
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if signingKey == nil {
 		pub, _, err := approval.GenerateKeys()
