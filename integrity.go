@@ -508,24 +508,3 @@ func (g *Gate) accounted(ctx context.Context, r *Request) error {
 	}
 	return serr
 }
-
-// stampHashes binds r's events that need it to r's hashes (see
-// AuditEvent.ActionHash), before they are written with r.
-func stampHashes(r *Request, events []AuditEvent) {
-	for i := range events {
-		e := &events[i]
-		if e.RequestID != r.ID {
-			continue
-		}
-		switch e.Type {
-		case EventRequestCreated:
-			e.ActionHash, e.PayloadHash = r.ActionHash, r.PayloadHash
-		case EventPayloadEdited:
-			if r.Edit != nil {
-				e.ActionHash, e.PayloadHash = r.Edit.ActionHash, r.Edit.PayloadHash
-			}
-		case EventRequestApproved:
-			e.ActionHash, e.PayloadHash = r.boundHashes()
-		}
-	}
-}
