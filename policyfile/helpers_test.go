@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -24,13 +23,7 @@ type fixture struct {
 
 // financeDir lists its groups and roles, so the gate refuses policies
 // naming others.
-var financeDir = approval.StaticDirectory{
-	Groups: map[string][]string{
-		"finance":       {"alice", "bob", "carol", "dave"},
-		"finance-leads": {"erin"},
-	},
-	Roles: map[string][]string{"sre": {"sam"}},
-}
+var financeDir = fx.FinanceDirectory()
 
 // onDemand hides the listing capabilities of the Directory it wraps, as a
 // directory that resolves groups on demand (LDAP) has none: the gate
@@ -62,23 +55,11 @@ func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	for _, m := range mod {
 		m(&cfg)
 	}
-	f.gate = fx.NewGate(t, cfg, map[string]approval.Policy{"high_spend": {
-		Match:             approval.CostAtLeast(1000, "USD"),
-		Approvers:         []approval.Approver{approval.Group("finance")},
-		RequiredApprovals: 2,
-		Timeout:           24 * time.Hour,
-	}})
+	f.gate = fx.NewGate(t, cfg, fx.HighSpend())
 	return f
 }
 
-func transfer(amount float64) approval.Action {
-	return approval.Action{
-		Name:        "wire-transfer",
-		RequestedBy: "user-1",
-		Cost:        &approval.Cost{Amount: amount, Currency: "USD"},
-		Payload:     []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":5000}`),
-	}
-}
+func transfer(amount float64) approval.Action { return fx.Transfer(amount) }
 
 // pending guards a and requires a pending result.
 func (f *fixture) pending(a approval.Action) string {
