@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/signoff/approval/internal/limit"
+
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -45,7 +47,7 @@ const (
 const maxDenialHint = 1 << 10
 
 func (d *Denial) check() error {
-	if d.Code == "" || len(d.Code) > 64 || !isLimitKey(d.Code) {
+	if d.Code == "" || len(d.Code) > 64 || !limit.IsKey(d.Code) {
 		return fmt.Errorf("%w: denial code %q (want 1 to 64 letters, digits, '-', '_' or '.')", ErrInvalidDecision, text.Clip(d.Code, 64))
 	}
 	switch d.Retry {
