@@ -15,7 +15,7 @@ import (
 
 // TestClientModifiedAndConditions: reviewers answer through the JSON API
 // with an edited payload and conditions; the remote agent's Guard gets
-// StatusModified with the edited payload and the signed conditions, and a
+// OutcomeModified with the edited payload and the signed conditions, and a
 // deny's structured reason reaches it too.
 func TestClientModifiedAndConditions(t *testing.T) {
 	t.Parallel()

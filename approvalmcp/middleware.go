@@ -387,7 +387,7 @@ type resultKey struct{}
 // ResultFromContext returns the approval a gated call runs on, from the
 // context the middleware passes to the tool handler: its RequestID,
 // Conditions (run within them), Artifact (the signed evidence), and
-// Payload with approval.StatusModified (the arguments the tool receives).
+// Payload with approval.OutcomeModified (the arguments the tool receives).
 // ok is false for a call that was not gated, or ran below its rule's
 // AutoApproveBelow; a gated call no policy matched has ok and no RequestID.
 func ResultFromContext(ctx context.Context) (res approval.Result, ok bool) {
