@@ -46,8 +46,9 @@ type Action struct {
 
 	// Message tells reviewers what is being asked and why.
 	Message string `json:"message,omitempty"`
-	// RunID and StepID locate the action in a workflow run.
-	RunID  string `json:"run_id,omitempty"`
+	// RunID locates the action in a workflow run (see StepID).
+	RunID string `json:"run_id,omitempty"`
+	// StepID is the step of that run.
 	StepID string `json:"step_id,omitempty"`
 	// Constraints are the limits that will apply if the action is approved
 	// ("max 3 retries", "read-only replica").
@@ -91,8 +92,10 @@ const MaxIdempotencyKeyBytes = 255
 // Cost is a monetary amount. Amount must be finite and not negative;
 // Currency is an ISO 4217 code such as "USD" and may be empty.
 type Cost struct {
-	Amount   float64 `json:"amount"`
-	Currency string  `json:"currency,omitempty"`
+	// Amount is the sum, finite and not negative.
+	Amount float64 `json:"amount"`
+	// Currency is an ISO 4217 code such as "USD"; a cost must name one.
+	Currency string `json:"currency,omitempty"`
 }
 
 // Provenance tells reviewers how a request came to be.
@@ -109,18 +112,27 @@ type Provenance struct {
 
 // FileDiff is one changed file of a code or infrastructure change.
 type FileDiff struct {
-	Path    string `json:"path"`
+	// Path is the file's path after the change.
+	Path string `json:"path"`
+	// OldPath is its path before, when the change renamed it.
 	OldPath string `json:"old_path,omitempty"`
-	Hunks   []Hunk `json:"hunks,omitempty"`
+	// Hunks are the changed parts, in file order.
+	Hunks []Hunk `json:"hunks,omitempty"`
 }
 
 // Hunk is one contiguous change within a file, in unified-diff terms.
 type Hunk struct {
-	OldStart int    `json:"old_start"`
-	OldLines int    `json:"old_lines"`
-	NewStart int    `json:"new_start"`
-	NewLines int    `json:"new_lines"`
-	Body     string `json:"body"`
+	// OldStart is the first line of the hunk in the old file.
+	OldStart int `json:"old_start"`
+	// OldLines is how many lines of the old file it covers.
+	OldLines int `json:"old_lines"`
+	// NewStart is its first line in the new file.
+	NewStart int `json:"new_start"`
+	// NewLines is how many lines of the new file it covers.
+	NewLines int `json:"new_lines"`
+	// Body is the hunk's lines with their unified-diff prefixes (' ', '+',
+	// '-', '\').
+	Body string `json:"body"`
 }
 
 // Limits bound the size of an action. The zero value of a field means the

@@ -38,9 +38,13 @@ const maxArtifactBytes = 1 << 20
 
 // Artifact is a verified approval artifact's content.
 type Artifact struct {
-	Version    int    `json:"v"`
-	KeyID      string `json:"kid"`
-	RequestID  string `json:"request_id"`
+	// Version is the artifact format's, 1.
+	Version int `json:"v"`
+	// KeyID names the key that signed it (KeyID of its public key).
+	KeyID string `json:"kid"`
+	// RequestID is the approved request.
+	RequestID string `json:"request_id"`
+	// ActionHash is the approved action's (Action.Hashes).
 	ActionHash string `json:"action_hash"`
 	// BreakGlass marks an approval on the emergency path
 	// (Gate.BreakGlass), around the policies. Left out when false.
@@ -51,10 +55,13 @@ type Artifact struct {
 	// EditedFrom is, when an approver edited the payload (see
 	// OutcomeModified), the hash of the payload asked for: PayloadHash is
 	// the edited one's. Left out otherwise.
-	EditedFrom  string         `json:"edited_from,omitempty"`
-	PayloadHash string         `json:"payload_hash"`
-	Policies    []PolicyRef    `json:"policies"`
-	Votes       []ArtifactVote `json:"votes"`
+	EditedFrom string `json:"edited_from,omitempty"`
+	// PayloadHash is the approved payload's: the edited one's after an edit.
+	PayloadHash string `json:"payload_hash"`
+	// Policies are the matched policies' names and snapshot hashes.
+	Policies []PolicyRef `json:"policies"`
+	// Votes are the decisions on the request, in order.
+	Votes []ArtifactVote `json:"votes"`
 	// Reason is how the request was approved: "quorum met", "approved on
 	// timeout", a step's or a recommendation's reason.
 	Reason string `json:"reason"`
@@ -62,8 +69,11 @@ type Artifact struct {
 	// how many runs of the action it approves until ExpiresAt: the gate
 	// counts them, and each run's Guard returns this same artifact. Left
 	// out (0) for a single-use approval.
-	Uses      int       `json:"uses,omitempty"`
-	IssuedAt  time.Time `json:"issued_at"`
+	Uses int `json:"uses,omitempty"`
+	// IssuedAt is when the gate signed the artifact.
+	IssuedAt time.Time `json:"issued_at"`
+	// ExpiresAt is when the approval expires unless used:
+	// VerifyArtifact refuses it after.
 	ExpiresAt time.Time `json:"expires_at"`
 	// Signature is the base64url signature over the rest.
 	Signature string `json:"sig"`
@@ -71,11 +81,16 @@ type Artifact struct {
 
 // ArtifactVote is one decision on the approved request.
 type ArtifactVote struct {
-	Approver   string    `json:"approver"`
-	OnBehalfOf string    `json:"on_behalf_of"`
-	Verdict    Verdict   `json:"verdict"`
-	At         time.Time `json:"at"`
-	TokenID    string    `json:"token_id"`
+	// Approver is who decided.
+	Approver string `json:"approver"`
+	// OnBehalfOf names the approver a delegate decided for, if any.
+	OnBehalfOf string `json:"on_behalf_of"`
+	// Verdict is the decision.
+	Verdict Verdict `json:"verdict"`
+	// At is when it was recorded.
+	At time.Time `json:"at"`
+	// TokenID is the single-use token the decision carried.
+	TokenID string `json:"token_id"`
 }
 
 // artifactOf returns the content of r's artifact, unsigned; r must be

@@ -77,9 +77,12 @@ const (
 // the chain (see VerifyAuditChain).
 type AuditEvent struct {
 	// Seq is the event's position in the trail, from 1, without gaps.
-	Seq       int64     `json:"seq"`
-	RequestID string    `json:"request_id,omitempty"`
-	Type      EventType `json:"type"`
+	Seq int64 `json:"seq"`
+	// RequestID is the request the event is about; empty for events about
+	// no request (delegations, checkpoints, sink failures).
+	RequestID string `json:"request_id,omitempty"`
+	// Type says what happened (see the EventType constants).
+	Type EventType `json:"type"`
 	// Actor is who caused the event: a requester, an approver, or "system"
 	// for timeouts and expiry. For a rejected token it is the subject the
 	// token claimed, which may be forged.
@@ -88,8 +91,11 @@ type AuditEvent struct {
 	OnBehalfOf string `json:"on_behalf_of,omitempty"`
 	// Policies are the names and snapshot hashes of the request's policies.
 	Policies []PolicyRef `json:"policies,omitempty"`
-	Verdict  Verdict     `json:"verdict,omitempty"`
-	Reason   string      `json:"reason,omitempty"`
+	// Verdict is a decision event's answer.
+	Verdict Verdict `json:"verdict,omitempty"`
+	// Reason explains the event in words: a decision's reason, why a
+	// request was denied or escalated, an error.
+	Reason string `json:"reason,omitempty"`
 	// Conditions are the limits an approval was given under (a
 	// decision.approve with Decision.Conditions).
 	Conditions []string `json:"conditions,omitempty"`
@@ -97,16 +103,21 @@ type AuditEvent struct {
 	// for), request.payload_edited (the edited ones) and request.approved
 	// (those approved) to the action, so that a request row edited to
 	// another action no longer matches its events (see VerifyAuditTrail).
-	ActionHash  string `json:"action_hash,omitempty"`
+	ActionHash string `json:"action_hash,omitempty"`
+	// PayloadHash is the payload's, beside ActionHash.
 	PayloadHash string `json:"payload_hash,omitempty"`
 	// Checkpoint is the signed head of an audit.checkpoint event (see
 	// Gate.Checkpoint); nil on every other event.
 	Checkpoint *AuditCheckpoint `json:"checkpoint,omitempty"`
 	// At is the event time, in UTC with microsecond precision so that every
 	// store round-trips it exactly.
-	At       time.Time `json:"at"`
-	PrevHash string    `json:"prev_hash"`
-	Hash     string    `json:"hash"`
+	At time.Time `json:"at"`
+	// PrevHash is the Hash of the event before this one; empty for the
+	// first event of a trail.
+	PrevHash string `json:"prev_hash"`
+	// Hash is the SHA-256 of the event's canonical form, PrevHash
+	// included, in lower-case hex (docs/FORMATS.md).
+	Hash string `json:"hash"`
 }
 
 // Clone returns a copy of e that shares no memory with it.
@@ -123,6 +134,8 @@ func (e AuditEvent) Clone() AuditEvent {
 // PolicyRef names a policy snapshot.
 type PolicyRef struct {
 	Name string `json:"name"`
+	// Hash is the SHA-256 of the policy's canonical definition when the
+	// request matched it.
 	Hash string `json:"hash"`
 }
 

@@ -167,9 +167,11 @@ const (
 // Notification is one message to one recipient.
 type Notification struct {
 	// ID is unique per notification; receivers deduplicate on it.
-	ID        string           `json:"id"`
-	Type      NotificationType `json:"type"`
-	RequestID string           `json:"request_id"`
+	ID string `json:"id"`
+	// Type says why it was sent.
+	Type NotificationType `json:"type"`
+	// RequestID is the request it is about.
+	RequestID string `json:"request_id"`
 	// Recipient is the user ID the notification is for.
 	Recipient string `json:"recipient"`
 	// Status is the request's status when the notification was made.
@@ -184,7 +186,8 @@ type Notification struct {
 	Redacted bool `json:"redacted,omitempty"`
 	// ActionHash and PayloadHash are those of Action's real bytes: what
 	// an approval binds.
-	ActionHash  string `json:"action_hash"`
+	ActionHash string `json:"action_hash"`
+	// PayloadHash is the payload's, beside ActionHash.
 	PayloadHash string `json:"payload_hash,omitempty"`
 	// Edit is set when an approver replaced the payload asked for: who
 	// did, the original hashes, and what changed, redacted as Action is.
@@ -202,17 +205,21 @@ type Notification struct {
 	// ran recently, so approving this one runs it again. Channels show it
 	// to the people who decide. Nil when there was none.
 	Prior *PriorRun `json:"prior,omitempty"`
-	// ReviewURL, ApproveURL and DenyURL are set when Config.BaseURL is.
-	// ApproveURL and DenyURL carry one token signed for Recipient alone,
-	// which allows either answer; they open the review page with that
-	// answer preselected rather than deciding on a bare GET, so link
-	// scanners and previews cannot decide, and the page offers both.
-	ReviewURL  string `json:"review_url,omitempty"`
+	// ReviewURL, set when Config.BaseURL is, opens the request's review
+	// page. ApproveURL and DenyURL, set with it for an open request, carry
+	// one token signed for Recipient alone, which allows either answer;
+	// they open the review page with that answer first rather than
+	// deciding on a bare GET, so link scanners and previews cannot decide,
+	// and the page offers both.
+	ReviewURL string `json:"review_url,omitempty"`
+	// ApproveURL opens the review page with Approve first (see ReviewURL).
 	ApproveURL string `json:"approve_url,omitempty"`
-	DenyURL    string `json:"deny_url,omitempty"`
+	// DenyURL opens it with Deny first.
+	DenyURL string `json:"deny_url,omitempty"`
 	// Deadline is when the request times out, if it does.
 	Deadline time.Time `json:"deadline,omitzero"`
-	At       time.Time `json:"at"`
+	// At is when the notification was made.
+	At time.Time `json:"at"`
 	// Attempt counts the deliveries of this notification, from 1; a
 	// retry carries the same ID with a higher Attempt.
 	Attempt int `json:"attempt,omitempty"`

@@ -31,21 +31,25 @@ type Delegation struct {
 	// From lends their authority to To. Both are identities (see
 	// CanonicalID) and must differ.
 	From string `json:"from"`
-	To   string `json:"to"`
-	// NotBefore and NotAfter bound the window, [NotBefore, NotAfter).
-	// NotBefore defaults to the time of Delegate; NotAfter is required.
+	// To is who may decide in From's place.
+	To string `json:"to"`
+	// NotBefore starts the window, [NotBefore, NotAfter). Defaults to the
+	// time of Delegate.
 	NotBefore time.Time `json:"not_before"`
-	NotAfter  time.Time `json:"not_after"`
+	// NotAfter ends the window. Required.
+	NotAfter time.Time `json:"not_after"`
 	// Policies, if set, limits the delegation to requests under these
 	// policy names: To decides only toward them.
 	Policies []string `json:"policies,omitempty"`
 	// Reason is recorded in the audit trail ("parental leave").
 	Reason string `json:"reason,omitempty"`
-	// CreatedBy is who granted it (From, or an administrator);
-	// RevokedBy and RevokedAt are set once it is revoked.
-	CreatedBy string    `json:"created_by"`
+	// CreatedBy is who granted it (From, or an administrator).
+	CreatedBy string `json:"created_by"`
+	// CreatedAt is when it was granted.
 	CreatedAt time.Time `json:"created_at"`
-	RevokedBy string    `json:"revoked_by,omitempty"`
+	// RevokedBy is who revoked it, once revoked.
+	RevokedBy string `json:"revoked_by,omitempty"`
+	// RevokedAt is when it was revoked; zero while it stands.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 

@@ -19,33 +19,47 @@ const (
 // OutboxMessage is one notice or delivery in an Outbox.
 type OutboxMessage struct {
 	// ID is unique. For a delivery it is the Notification's ID.
-	ID        string           `json:"id"`
-	RequestID string           `json:"request_id"`
-	Type      NotificationType `json:"type"`
+	ID string `json:"id"`
+	// RequestID is the request the message is about.
+	RequestID string `json:"request_id"`
+	// Type is the notification's.
+	Type NotificationType `json:"type"`
 	// Level is the escalation level reached, for NotifyEscalated.
 	Level int `json:"level,omitempty"`
 	// Channel is the channel's Name for a delivery, "" for a notice.
-	Channel   string `json:"channel,omitempty"`
+	Channel string `json:"channel,omitempty"`
+	// Recipient is the delivery's user; empty for a notice.
 	Recipient string `json:"recipient,omitempty"`
 	// Body is the delivery's Notification as JSON, without its links.
-	Body        []byte      `json:"body,omitempty"`
-	State       OutboxState `json:"state"`
-	Attempts    int         `json:"attempts"`
-	NextAttempt time.Time   `json:"next_attempt"`
-	LeaseOwner  string      `json:"lease_owner,omitempty"`
-	LeaseUntil  time.Time   `json:"lease_until,omitzero"`
+	Body []byte `json:"body,omitempty"`
+	// State is pending, or dead once retries ran out.
+	State OutboxState `json:"state"`
+	// Attempts counts the attempts made so far.
+	Attempts int `json:"attempts"`
+	// NextAttempt is when the message is next due.
+	NextAttempt time.Time `json:"next_attempt"`
+	// LeaseOwner is the worker that claimed it; empty when unclaimed.
+	LeaseOwner string `json:"lease_owner,omitempty"`
+	// LeaseUntil is when that claim ends unless settled.
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
 	// LastError is the error of the latest failed attempt.
-	LastError string    `json:"last_error,omitempty"`
+	LastError string `json:"last_error,omitempty"`
+	// CreatedAt is when the message was written.
 	CreatedAt time.Time `json:"created_at"`
 }
 
 // OutboxClaim is a lease request; see Outbox.ClaimOutbox.
 type OutboxClaim struct {
-	Owner   string
+	// Owner names the claiming worker; SettleOutbox must give it back.
+	Owner string
+	// Channel is the lane to claim from: a channel's Name, or "" for notices.
 	Channel string
-	Now     time.Time
-	Lease   time.Duration
-	Limit   int
+	// Now is the time a message must be due by.
+	Now time.Time
+	// Lease is how long the claim lasts unless settled.
+	Lease time.Duration
+	// Limit bounds the messages claimed.
+	Limit int
 }
 
 // OutboxOutcome says how SettleOutbox ends an attempt.
@@ -67,11 +81,19 @@ const (
 // OutboxSettle is the outcome of one claimed message; see
 // Outbox.SettleOutbox.
 type OutboxSettle struct {
-	ID, Owner   string
-	Outcome     OutboxOutcome
-	Attempts    int
+	// ID is the claimed message's.
+	ID string
+	// Owner is the claim's (OutboxClaim.Owner): a settle by another owner
+	// is refused.
+	Owner string
+	// Outcome says how the attempt ended.
+	Outcome OutboxOutcome
+	// Attempts is the message's attempt count after this one.
+	Attempts int
+	// NextAttempt is when a retried message is next due.
 	NextAttempt time.Time
-	LastError   string
+	// LastError is the attempt's error, for a retry or a dead letter.
+	LastError string
 	// Add is stored with the outcome: a notice's deliveries.
 	Add []OutboxMessage
 	// Events are appended to the audit trail with the outcome; the store
@@ -81,15 +103,22 @@ type OutboxSettle struct {
 
 // OutboxQuery selects outbox messages. Zero fields do not filter.
 type OutboxQuery struct {
-	State     OutboxState
-	Channel   string
+	// State keeps messages in that state.
+	State OutboxState
+	// Channel keeps one channel's deliveries.
+	Channel string
+	// RequestID keeps one request's messages.
 	RequestID string
-	Cursor    string
-	Limit     int
+	// Cursor continues from an earlier page's Next.
+	Cursor string
+	// Limit bounds the page (see PageSize).
+	Limit int
 }
 
 // OutboxPage is one page of outbox messages.
 type OutboxPage struct {
+	// Messages are the page's messages.
 	Messages []OutboxMessage
-	Next     string
+	// Next is the cursor of the next page; empty on the last.
+	Next string
 }

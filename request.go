@@ -73,13 +73,16 @@ const (
 type Request struct {
 	// ID is the request ID: "req_" followed by a time-ordered UUID, so IDs
 	// sort in creation order.
-	ID     string `json:"id"`
+	ID string `json:"id"`
+	// Status is where the request is in its life.
 	Status Status `json:"status"`
 	// Action is the action as the requester submitted it.
 	Action Action `json:"action"`
 	// ActionHash and PayloadHash bind the request to the exact action (see
 	// Action.Hashes). ActionHash is also the deduplication key.
-	ActionHash  string `json:"action_hash"`
+	ActionHash string `json:"action_hash"`
+	// PayloadHash is the payload's, beside ActionHash; empty for an
+	// action without a payload.
 	PayloadHash string `json:"payload_hash,omitempty"`
 	// Policies are the snapshots of the policies the action matched when the
 	// request was created. Decisions are counted against them, so changing a
@@ -114,7 +117,9 @@ type Request struct {
 	// Reason explains the current status ("quorum met", "denied by bob").
 	Reason string `json:"reason,omitempty"`
 
+	// CreatedAt is when the request was created.
 	CreatedAt time.Time `json:"created_at"`
+	// UpdatedAt is when it last changed.
 	UpdatedAt time.Time `json:"updated_at"`
 	// Deadline is when an open request times out; zero means never.
 	Deadline time.Time `json:"deadline,omitzero"`
@@ -200,9 +205,11 @@ type Vote struct {
 	// Approver is the person who decided (the token's subject).
 	Approver string `json:"approver"`
 	// OnBehalfOf names the approver a delegate acted for, if any.
-	OnBehalfOf string  `json:"on_behalf_of,omitempty"`
-	Verdict    Verdict `json:"verdict"`
-	Reason     string  `json:"reason,omitempty"`
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// Verdict is the answer.
+	Verdict Verdict `json:"verdict"`
+	// Reason is the approver's comment (Decision.Reason).
+	Reason string `json:"reason,omitempty"`
 	// Conditions are the limits an approval was given under
 	// (Decision.Conditions), in normal spelling.
 	Conditions []string `json:"conditions,omitempty"`
@@ -222,7 +229,8 @@ type Vote struct {
 	// parallel groups) of each policy the vote counts toward: those
 	// current when it was cast. Nil when every policy is flat.
 	Counts []VoteCount `json:"counts,omitempty"`
-	At     time.Time   `json:"at"`
+	// At is when the vote was recorded.
+	At time.Time `json:"at"`
 }
 
 // Clone returns a deep copy of r.

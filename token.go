@@ -37,14 +37,23 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // TokenClaims is the verified content of a decision token.
 type TokenClaims struct {
-	Version   int     `json:"v"`
-	KeyID     string  `json:"kid"`
-	TokenID   string  `json:"tid"`
-	RequestID string  `json:"rid"`
-	Subject   string  `json:"sub"`
-	Act       Verdict `json:"act"`
-	IssuedAt  int64   `json:"iat"`
-	ExpiresAt int64   `json:"exp"`
+	// Version is the token format's, 1.
+	Version int `json:"v"`
+	// KeyID names the key that signed the token.
+	KeyID string `json:"kid"`
+	// TokenID identifies the token: a decision records it, so it
+	// decides once.
+	TokenID string `json:"tid"`
+	// RequestID is the request the token decides.
+	RequestID string `json:"rid"`
+	// Subject is the approver the token names (canonical).
+	Subject string `json:"sub"`
+	// Act is the verdict the token allows: approve, deny or both.
+	Act Verdict `json:"act"`
+	// IssuedAt is when it was issued, in Unix seconds.
+	IssuedAt int64 `json:"iat"`
+	// ExpiresAt is when it expires, in Unix seconds.
+	ExpiresAt int64 `json:"exp"`
 }
 
 // Allows reports whether the token permits verdict v.
