@@ -161,13 +161,13 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 		return err
 	}
 	s := OutboxSettle{ID: m.ID, Owner: h.owner, Outcome: OutboxDone}
+	base := g.notification(job, now)
 	for _, to := range recipients {
 		for _, ch := range h.chans {
 			if !job.target.wants(ch.name) {
 				continue
 			}
-			n := g.notification(job, to, now)
-			n.ID = newOutboxID()
+			n := base.forRecipient(&job, to, newOutboxID())
 			body, err := json.Marshal(&n)
 			if err != nil {
 				s.Events = append(s.Events, AuditEvent{RequestID: req.ID, Type: EventNotificationFailed, Actor: SystemActor,

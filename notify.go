@@ -8,8 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/google/uuid"
-
 	"github.com/signoff/approval/internal/delivery"
 )
 
@@ -223,17 +221,21 @@ func (d *resolver) members(ctx context.Context, a Approver) ([]string, error) {
 	return ms, nil
 }
 
-// notification makes the notification of job for one recipient, without
-// links.
-func (g *Gate) notification(job notifyJob, to string, now time.Time) Notification {
+// notification makes the notification of job, without a recipient, an
+// ID or links.
+//
+// It is made once per job and copied per recipient (see forRecipient):
+// redacting the action and diffing an edited payload cost what the
+// payload does, and are the same for every recipient. The copies share
+// its slices and maps, which nothing modifies.
+func (g *Gate) notification(job notifyJob, now time.Time) Notification {
 	r := job.req
 	n := Notification{
-		ID: uuid.NewString(), Type: job.typ, RequestID: r.ID, Recipient: to, Status: r.Status,
+		Type: job.typ, RequestID: r.ID, Status: r.Status,
 		Policies: policyRefs(r.Policies), Reason: r.Reason, Deadline: r.Deadline, At: now,
 	}
 	n.ActionHash, n.PayloadHash = r.boundHashes()
 	n.Note = job.target.Note
-	n.OnBehalfOf = job.delegates[to]
 	if r.Prior != nil {
 		p := *r.Prior
 		n.Prior = &p
@@ -241,6 +243,13 @@ func (g *Gate) notification(job notifyJob, to string, now time.Time) Notificatio
 	keys := r.RedactKeys()
 	n.Action, n.Redacted = r.Approved().Redact(keys)
 	n.Edit = r.EditSummary(keys)
+	return n
+}
+
+// forRecipient returns job's notification n for recipient to, under its
+// own ID.
+func (n Notification) forRecipient(job *notifyJob, to, id string) Notification {
+	n.ID, n.Recipient, n.OnBehalfOf = id, to, job.delegates[to]
 	return n
 }
 
