@@ -690,23 +690,6 @@ func diffView(diff []approval.FileDiff) []fileView {
 	return out
 }
 
-// levelNote says which level each chain of req is on.
-func levelNote(req *approval.Request) string {
-	var parts []string
-	for i := range req.Policies {
-		p := &req.Policies[i]
-		if len(p.Chain) == 0 {
-			continue
-		}
-		if li := p.Progress.Level; li < len(p.Chain) {
-			parts = append(parts, fmt.Sprintf("%s is at %s of %d.", p.Name, levelLabel(&p.Chain[li], li), len(p.Chain)))
-		} else {
-			parts = append(parts, p.Name+" is met.")
-		}
-	}
-	return strings.Join(parts, " ")
-}
-
 func levelLabel(l *approval.Level, i int) string {
 	if l.Name != "" {
 		return fmt.Sprintf("level %d (%s)", i+1, l.Name)
