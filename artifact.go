@@ -303,101 +303,95 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 		return nil, 0, bad(fmt.Sprintf("larger than %d bytes", maxArtifactBytes))
 	}
 	b = bytes.TrimRight(b, " \t\r\n")
-	d := claimDecoder{p: b, ok: true}
+	d := canon.NewReader(b)
 	var a Artifact
 	tm := func(key string) time.Time {
-		d.lit(key)
-		s := d.str()
+		d.Lit(key)
+		s := d.Str()
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil || t.UTC().Format(time.RFC3339Nano) != s {
-			d.ok = false
+			d.Fail()
 		}
 		return t
 	}
-	d.lit(`{"action_hash":`)
-	a.ActionHash = d.str()
-	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"break_glass":true`)) {
-		d.lit(`,"break_glass":true`)
-		a.BreakGlass = true
-	}
-	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"conditions":[`)) {
-		d.lit(`,"conditions":[`)
-		for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+	d.Lit(`{"action_hash":`)
+	a.ActionHash = d.Str()
+	a.BreakGlass = d.Opt(`,"break_glass":true`)
+	if d.Opt(`,"conditions":[`) {
+		for i := 0; d.More(']'); i++ {
 			if i > 0 {
-				d.lit(",")
+				d.Lit(",")
 			}
-			a.Conditions = append(a.Conditions, d.str())
+			a.Conditions = append(a.Conditions, d.Str())
 		}
-		d.lit("]")
-		if d.ok && len(a.Conditions) == 0 {
-			d.ok = false // an empty list is left out, never written
+		d.Lit("]")
+		if len(a.Conditions) == 0 {
+			d.Fail() // an empty list is left out, never written
 		}
 	}
-	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"edited_from":`)) {
-		d.lit(`,"edited_from":`)
-		if a.EditedFrom = d.str(); a.EditedFrom == "" {
-			d.ok = false
+	if d.Opt(`,"edited_from":`) {
+		if a.EditedFrom = d.Str(); a.EditedFrom == "" {
+			d.Fail()
 		}
 	}
 	a.ExpiresAt = tm(`,"expires_at":`)
 	a.IssuedAt = tm(`,"issued_at":`)
-	d.lit(`,"kid":`)
-	a.KeyID = d.str()
-	d.lit(`,"payload_hash":`)
-	a.PayloadHash = d.str()
-	d.lit(`,"policies":[`)
-	for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+	d.Lit(`,"kid":`)
+	a.KeyID = d.Str()
+	d.Lit(`,"payload_hash":`)
+	a.PayloadHash = d.Str()
+	d.Lit(`,"policies":[`)
+	for i := 0; d.More(']'); i++ {
 		if i > 0 {
-			d.lit(",")
+			d.Lit(",")
 		}
 		var p PolicyRef
-		d.lit(`{"hash":`)
-		p.Hash = d.str()
-		d.lit(`,"name":`)
-		p.Name = d.str()
-		d.lit("}")
+		d.Lit(`{"hash":`)
+		p.Hash = d.Str()
+		d.Lit(`,"name":`)
+		p.Name = d.Str()
+		d.Lit("}")
 		a.Policies = append(a.Policies, p)
 	}
-	d.lit(`],"reason":`)
-	a.Reason = d.str()
-	d.lit(`,"request_id":`)
-	a.RequestID = d.str()
-	if d.ok && bytes.HasPrefix(b[d.i:], []byte(`,"uses":`)) {
-		d.lit(`,"uses":`)
-		if a.Uses = int(d.int()); a.Uses < 2 {
-			d.ok = false
+	d.Lit(`],"reason":`)
+	a.Reason = d.Str()
+	d.Lit(`,"request_id":`)
+	a.RequestID = d.Str()
+	if d.Opt(`,"uses":`) {
+		if a.Uses = int(d.Int()); a.Uses < 2 {
+			d.Fail()
 		}
 	}
-	d.lit(`,"v":`)
-	a.Version = int(d.int())
-	if d.ok && a.Version != ArtifactVersion {
+	d.Lit(`,"v":`)
+	a.Version = int(d.Int())
+	if !d.Failed() && a.Version != ArtifactVersion {
 		return nil, 0, bad(fmt.Sprintf("version %d (want %d)", a.Version, ArtifactVersion))
 	}
-	d.lit(`,"votes":[`)
-	for i := 0; d.ok && d.i < len(b) && b[d.i] != ']'; i++ {
+	d.Lit(`,"votes":[`)
+	for i := 0; d.More(']'); i++ {
 		if i > 0 {
-			d.lit(",")
+			d.Lit(",")
 		}
 		var v ArtifactVote
-		d.lit(`{"approver":`)
-		v.Approver = d.str()
+		d.Lit(`{"approver":`)
+		v.Approver = d.Str()
 		v.At = tm(`,"at":`)
-		d.lit(`,"on_behalf_of":`)
-		v.OnBehalfOf = d.str()
-		d.lit(`,"token_id":`)
-		v.TokenID = d.str()
-		d.lit(`,"verdict":`)
-		v.Verdict = Verdict(d.str())
-		d.lit("}")
+		d.Lit(`,"on_behalf_of":`)
+		v.OnBehalfOf = d.Str()
+		d.Lit(`,"token_id":`)
+		v.TokenID = d.Str()
+		d.Lit(`,"verdict":`)
+		v.Verdict = Verdict(d.Str())
+		d.Lit("}")
 		a.Votes = append(a.Votes, v)
 	}
-	d.lit("]")
-	body := d.i
-	d.lit(`,"sig":`)
-	a.Signature = d.str()
-	d.lit("}")
+	d.Lit("]")
+	body := d.Pos()
+	d.Lit(`,"sig":`)
+	a.Signature = d.Str()
+	d.Lit("}")
 	switch {
-	case !d.ok || d.i != len(b):
+	case !d.Done():
 		return nil, 0, bad("not a version 1 artifact in canonical form (fields in order, \"sig\" last, nothing after)")
 	case a.KeyID == "" || a.RequestID == "" || a.ActionHash == "" || a.PayloadHash == "" || a.Signature == "":
 		return nil, 0, bad("a required field is empty")

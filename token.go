@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
 	"github.com/signoff/approval/internal/text"
@@ -241,161 +240,27 @@ func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 
 // decodeClaims parses a payload in the exact form issue writes: canonical
 // JSON (RFC 8785) with these eight members in this order. Anything else is
-// malformed. A strict fixed-form decoder is both smaller as an attack
-// surface and several times faster than encoding/json on the Decide path.
+// malformed.
 func decodeClaims(p []byte, c *TokenClaims) bool {
-	d := claimDecoder{p: p, ok: true}
-	d.lit(`{"act":`)
-	c.Act = Verdict(d.str())
-	d.lit(`,"exp":`)
-	c.ExpiresAt = d.int()
-	d.lit(`,"iat":`)
-	c.IssuedAt = d.int()
-	d.lit(`,"kid":`)
-	c.KeyID = d.str()
-	d.lit(`,"rid":`)
-	c.RequestID = d.str()
-	d.lit(`,"sub":`)
-	c.Subject = d.str()
-	d.lit(`,"tid":`)
-	c.TokenID = d.str()
-	d.lit(`,"v":`)
-	c.Version = int(d.int())
-	d.lit(`}`)
-	return d.ok && d.i == len(p)
-}
-
-type claimDecoder struct {
-	p  []byte
-	i  int
-	ok bool
-}
-
-func (d *claimDecoder) lit(s string) {
-	if !d.ok || len(d.p)-d.i < len(s) || string(d.p[d.i:d.i+len(s)]) != s {
-		d.ok = false
-		return
-	}
-	d.i += len(s)
-}
-
-// str reads a JSON string in the form canon.AppendString writes: the only
-// escapes are \" \\ \b \f \n \r \t, and \u00xx in lower-case hex for the
-// other control characters. Any other escape is another spelling of the same
-// string, and malformed.
-func (d *claimDecoder) str() string {
-	if !d.ok || d.i >= len(d.p) || d.p[d.i] != '"' {
-		d.ok = false
-		return ""
-	}
-	d.i++
-	start, escaped := d.i, false
-	for ; d.i < len(d.p); d.i++ {
-		switch c := d.p[d.i]; {
-		case c == '\\':
-			escaped = true
-			d.i++ // an escaped quote does not end the string
-		case c < 0x20:
-			d.ok = false
-			return ""
-		case c == '"':
-			raw := d.p[start:d.i]
-			d.i++
-			// Escapes are ASCII, so raw is valid UTF-8 exactly when the
-			// string it spells is.
-			if !utf8.Valid(raw) {
-				d.ok = false
-				return ""
-			}
-			if !escaped {
-				return string(raw)
-			}
-			s, ok := unescape(raw)
-			d.ok = ok
-			return s
-		}
-	}
-	d.ok = false
-	return ""
-}
-
-// unescape decodes the body of a JSON string with at least one escape,
-// accepting only canonical escapes (see str).
-func unescape(raw []byte) (string, bool) {
-	var b strings.Builder
-	b.Grow(len(raw))
-	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			b.WriteByte(c)
-			continue
-		}
-		if i++; i == len(raw) {
-			return "", false
-		}
-		switch raw[i] {
-		case '"', '\\':
-			c = raw[i]
-		case 'b':
-			c = '\b'
-		case 'f':
-			c = '\f'
-		case 'n':
-			c = '\n'
-		case 'r':
-			c = '\r'
-		case 't':
-			c = '\t'
-		case 'u':
-			if len(raw)-i < 5 || raw[i+1] != '0' || raw[i+2] != '0' || (raw[i+3] != '0' && raw[i+3] != '1') {
-				return "", false
-			}
-			lo := strings.IndexByte(hexDigits, raw[i+4])
-			if lo < 0 {
-				return "", false
-			}
-			c = (raw[i+3]-'0')<<4 | byte(lo)
-			if c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t' {
-				return "", false // these have a short form
-			}
-			i += 4
-		default:
-			return "", false
-		}
-		b.WriteByte(c)
-	}
-	return b.String(), true
-}
-
-// hexDigits are the digits of a \u escape, lower case as canon writes them.
-const hexDigits = "0123456789abcdef"
-
-// int reads a JSON integer of at most 18 digits in canonical form: no
-// leading zeros, no "-0".
-func (d *claimDecoder) int() int64 {
-	if !d.ok {
-		return 0
-	}
-	neg := d.i < len(d.p) && d.p[d.i] == '-'
-	if neg {
-		d.i++
-	}
-	digits := d.i
-	var n int64
-	for d.i < len(d.p) && d.p[d.i] >= '0' && d.p[d.i] <= '9' {
-		n = n*10 + int64(d.p[d.i]-'0')
-		d.i++
-	}
-	switch l := d.i - digits; {
-	case l == 0 || l > 18:
-	case d.p[digits] == '0' && (l > 1 || neg):
-	case neg:
-		return -n
-	default:
-		return n
-	}
-	d.ok = false
-	return 0
+	d := canon.NewReader(p)
+	d.Lit(`{"act":`)
+	c.Act = Verdict(d.Str())
+	d.Lit(`,"exp":`)
+	c.ExpiresAt = d.Int()
+	d.Lit(`,"iat":`)
+	c.IssuedAt = d.Int()
+	d.Lit(`,"kid":`)
+	c.KeyID = d.Str()
+	d.Lit(`,"rid":`)
+	c.RequestID = d.Str()
+	d.Lit(`,"sub":`)
+	c.Subject = d.Str()
+	d.Lit(`,"tid":`)
+	c.TokenID = d.Str()
+	d.Lit(`,"v":`)
+	c.Version = int(d.Int())
+	d.Lit(`}`)
+	return d.Done()
 }
 
 // IssueToken signs a single-use decision token for approver on request

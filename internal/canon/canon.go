@@ -2,7 +2,8 @@
 // fixed shapes the approval package hashes: actions, policies and audit
 // events. Callers emit object members in sorted key order; this package gets
 // strings, numbers and key ordering exactly right. Arbitrary JSON (payloads)
-// goes through gowebpki/jcs.
+// goes through gowebpki/jcs. Reader reads the fixed shapes back (tokens,
+// artifacts), refusing any spelling but the one written.
 package canon
 
 import (
