@@ -133,6 +133,7 @@ func (e AuditEvent) Clone() AuditEvent {
 
 // PolicyRef names a policy snapshot.
 type PolicyRef struct {
+	// Name is the policy's name.
 	Name string `json:"name"`
 	// Hash is the SHA-256 of the policy's canonical definition when the
 	// request matched it.
@@ -270,7 +271,9 @@ func normalizeTime(t time.Time) time.Time {
 type AuditChainError struct {
 	// Seq is the sequence number of the first bad event, or the number that
 	// was expected where an event is missing.
-	Seq    int64
+	Seq int64
+	// Reason says what is wrong there ("hash does not match the event's
+	// content").
 	Reason string
 }
 

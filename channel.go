@@ -59,6 +59,7 @@ type Channel interface {
 // retries. Any other error is transient: the message is retried with
 // backoff until its channel's attempt limit.
 type SendError struct {
+	// Err is the failure itself, for logs and the audit trail.
 	Err error
 	// Permanent says no retry can succeed (the receiver refused the
 	// message, as an HTTP 4xx other than 408 and 429 does): the message is

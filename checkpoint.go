@@ -31,10 +31,11 @@ const CheckpointContext = "approval-audit-checkpoint-v1"
 // outside the database (AuditHead, an external anchor) and check it with
 // VerifyAuditOptions.Anchors, or the command's verify-audit -expect-head.
 type AuditCheckpoint struct {
-	// Seq and Hash name the event signed: the newest event of the trail
-	// when the checkpoint was made (concurrent appends may come between it
-	// and the checkpoint's own event).
-	Seq  int64  `json:"seq"`
+	// Seq is the sequence number of the event signed: the newest event of
+	// the trail when the checkpoint was made (concurrent appends may come
+	// between it and the checkpoint's own event).
+	Seq int64 `json:"seq"`
+	// Hash is that event's hash.
 	Hash string `json:"hash"`
 	// KeyID names the signing key: KeyID of its public key.
 	KeyID string `json:"kid"`
@@ -98,7 +99,9 @@ func verifyCheckpointSignature(e *AuditEvent, pub ed25519.PublicKey) bool {
 // and re-sealed) does not. The zero AuditHead is the head of an empty
 // trail.
 type AuditHead struct {
-	Seq  int64
+	// Seq is the sequence number of the newest event.
+	Seq int64
+	// Hash is that event's hash (hex SHA-256).
 	Hash string
 }
 

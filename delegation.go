@@ -66,11 +66,15 @@ func (d *Delegation) covers(name string) bool {
 
 // DelegationQuery selects delegations. Zero fields match all.
 type DelegationQuery struct {
-	From, To string
+	// From keeps the delegations of this delegator.
+	From string
+	// To keeps the delegations to this delegate.
+	To string
 	// ActiveAt keeps the delegations active then (see Delegation.Active).
 	ActiveAt time.Time
 	// After starts the listing after this ID (keyset pagination).
 	After string
+	// Limit bounds the delegations returned (see PageSize).
 	Limit int
 }
 

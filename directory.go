@@ -23,8 +23,11 @@ const (
 // Approver names who may decide: one user, or every member of a group or
 // role as the Directory resolves it at decision time.
 type Approver struct {
+	// Kind says what Name names: a user, a group or a role.
 	Kind ApproverKind `json:"kind"`
-	Name string       `json:"name"`
+	// Name is the user's canonical ID (see CanonicalID), or the group's or
+	// role's name as the Directory knows it.
+	Name string `json:"name"`
 }
 
 // User is the single person with the given ID.

@@ -12,7 +12,9 @@ import (
 // RequestID, Reason, and Denial for a person's structured denial). It
 // wraps ErrPending, ErrDenied, ErrTimedOut, ErrCancelled or ErrAlreadyRan.
 type NotApprovedError struct {
+	// Action is the name of the action that did not run.
 	Action string
+	// Result is the gate's answer for it.
 	Result Result
 }
 

@@ -9,13 +9,17 @@ import (
 // PayloadEdit is the payload an approver put in place of the one asked
 // for (Decision.Payload), and the hashes it changes.
 type PayloadEdit struct {
+	// Payload is the approver's payload, the bytes the action runs with.
 	Payload []byte `json:"payload"`
-	// PayloadHash and ActionHash are those of the action with Payload:
-	// what the approval binds.
-	PayloadHash string    `json:"payload_hash"`
-	ActionHash  string    `json:"action_hash"`
-	By          string    `json:"by"`
-	At          time.Time `json:"at"`
+	// PayloadHash is the hash of Payload (see PayloadHash).
+	PayloadHash string `json:"payload_hash"`
+	// ActionHash is the hash of the action with Payload in place of the
+	// original: what the approval binds.
+	ActionHash string `json:"action_hash"`
+	// By is the approver who made the edit.
+	By string `json:"by"`
+	// At is when the edit was recorded.
+	At time.Time `json:"at"`
 }
 
 func (e *PayloadEdit) clone() *PayloadEdit {

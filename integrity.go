@@ -53,8 +53,10 @@ type AuditReport struct {
 // does not account for: a status, vote or edit without the event that the
 // gate writes with it. It wraps ErrAuditChain.
 type AuditStateError struct {
+	// RequestID is the request whose state is not accounted for.
 	RequestID string
-	Status    Status
+	// Status is its stored status.
+	Status Status
 	// Missing names the event the trail lacks ("request.approved",
 	// "decision.approve by alice").
 	Missing string

@@ -126,15 +126,16 @@ type Level struct {
 	// Name labels the level for reviewers and the audit trail ("Team Lead
 	// Review"). Defaults to "level N".
 	Name string `json:"name,omitempty"`
-	// Approvers may decide at this level; Require says how many must
-	// approve.
-	Approvers []Approver  `json:"approvers,omitempty"`
-	Require   Requirement `json:"require"`
+	// Approvers may decide at this level.
+	Approvers []Approver `json:"approvers,omitempty"`
+	// Require says how many of Approvers must approve.
+	Require Requirement `json:"require"`
 	// Groups are parallel groups, instead of Approvers: each is met by its
-	// own requirement, and Logic combines them. A person in several groups
-	// counts in each.
+	// own requirement. A person in several groups counts in each.
 	Groups []ParallelGroup `json:"groups,omitempty"`
-	Logic  GroupLogic      `json:"logic,omitempty"`
+	// Logic says how the groups combine: every one (LogicAnd, the
+	// default) or any one (LogicOr).
+	Logic GroupLogic `json:"logic,omitempty"`
 	// When makes the level conditional: it is skipped (audited) for an
 	// action When does not match. Evaluated once, when the request is
 	// created (an action does not change); a matcher error applies the
@@ -153,9 +154,11 @@ type Level struct {
 // ParallelGroup is one of a level's parallel groups.
 type ParallelGroup struct {
 	// Name labels the group ("engineering"). Required, unique in the level.
-	Name      string      `json:"name"`
-	Approvers []Approver  `json:"approvers"`
-	Require   Requirement `json:"require"`
+	Name string `json:"name"`
+	// Approvers may decide in the group.
+	Approvers []Approver `json:"approvers"`
+	// Require says how many of them must approve for the group to be met.
+	Require Requirement `json:"require"`
 }
 
 // EscalationAction is what an escalation step does.
@@ -198,10 +201,11 @@ const (
 // their order, each once its time has come; a level that is passed before
 // a step is due never runs it.
 type EscalationStep struct {
-	// After is how long after the level opened the step runs; or, with
-	// Before instead, how long before the request's deadline (so a moved
-	// deadline moves the step). One of them is required.
-	After  time.Duration `json:"after,omitempty"`
+	// After is how long after the level opened the step runs. One of
+	// After and Before is required.
+	After time.Duration `json:"after,omitempty"`
+	// Before, instead of After, is how long before the request's deadline
+	// the step runs (so a moved deadline moves the step).
 	Before time.Duration `json:"before,omitempty"`
 	// Action is what the step does. Required.
 	Action EscalationAction `json:"action"`

@@ -21,8 +21,9 @@ type LevelProgress struct {
 	// Added are the approvers escalation steps added to the current level.
 	Added []Approver `json:"added,omitempty"`
 	// Assigned, when Reassigned, replaces the current level's approvers.
-	Assigned   []Approver `json:"assigned,omitempty"`
-	Reassigned bool       `json:"reassigned,omitempty"`
+	Assigned []Approver `json:"assigned,omitempty"`
+	// Reassigned is set once a step reassigned the current level.
+	Reassigned bool `json:"reassigned,omitempty"`
 	// Members are, for a RequireAll level (or each RequireAll group,
 	// by group index; index 0 for a level without groups), the people it
 	// resolved to when it opened. Nil until resolved.
@@ -47,6 +48,7 @@ func (lp LevelProgress) clone() LevelProgress {
 
 // VoteCount says what a vote counts toward in one matched policy.
 type VoteCount struct {
+	// Policy is the matched policy's name.
 	Policy string `json:"policy"`
 	// Level is the policy's level that was current when the vote was cast.
 	Level int `json:"level"`
@@ -374,15 +376,17 @@ func (g *Gate) inUnit(ctx context.Context, p *MatchedPolicy, l *Level, u int, us
 // progress a reviewer is shown ("1 of 2 from group:finance; bob
 // approved"). It is computed from the request alone (Request.Standing).
 type PolicyStanding struct {
+	// Policy is the matched policy's name.
 	Policy string `json:"policy"`
-	// Level is the current level, from 0, and Levels how many the policy
-	// has (1 for a flat policy). Level equals Levels once the policy is
-	// met.
-	Level  int `json:"level"`
+	// Level is the current level, from 0; it equals Levels once the policy
+	// is met.
+	Level int `json:"level"`
+	// Levels is how many levels the policy has (1 for a flat policy).
 	Levels int `json:"levels"`
 	// LevelName is the current level's name, if it has one.
 	LevelName string `json:"level_name,omitempty"`
-	Met       bool   `json:"met"`
+	// Met is set once the policy's every level is met.
+	Met bool `json:"met"`
 	// Refuses is set for a policy that needs no approvals because it
 	// refuses the action (a deny policy).
 	Refuses bool `json:"refuses,omitempty"`
@@ -408,12 +412,14 @@ type UnitStanding struct {
 	// Need is how many approvals the unit needs. For a unit that needs
 	// all (All), it is the number of people it resolved to when the
 	// level opened, 0 while they are not resolved.
-	Need int  `json:"need"`
-	All  bool `json:"all,omitempty"`
+	Need int `json:"need"`
+	// All is set for a unit that needs every one of its people.
+	All bool `json:"all,omitempty"`
 	// ApprovedBy are the people whose approvals count toward the unit, in
 	// vote order.
 	ApprovedBy []string `json:"approved_by,omitempty"`
-	Met        bool     `json:"met"`
+	// Met is set once the unit has its approvals.
+	Met bool `json:"met"`
 }
 
 // Standing returns where each of r's matched policies stands, in policy

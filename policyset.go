@@ -7,7 +7,9 @@ import (
 
 // NamedPolicy is a policy with the name it is registered under.
 type NamedPolicy struct {
-	Name   string
+	// Name is the name the policy is registered under.
+	Name string
+	// Policy is its definition.
 	Policy Policy
 }
 
@@ -30,7 +32,8 @@ func (np NamedPolicy) Validate() error {
 type PolicyError struct {
 	// Name is the refused policy's name.
 	Name string
-	Err  error
+	// Err says why; it wraps ErrInvalidPolicy.
+	Err error
 }
 
 func (e *PolicyError) Error() string {

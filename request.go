@@ -168,12 +168,14 @@ type PriorRun struct {
 
 // MatchedPolicy is the snapshot of one policy a request matched.
 type MatchedPolicy struct {
+	// Name is the policy's name.
 	Name string `json:"name"`
 	// Hash is the SHA-256 of the policy's canonical definition.
 	Hash string `json:"hash"`
-	// Approvers and RequiredApprovals are a flat policy's one level.
-	Approvers         []Approver `json:"approvers,omitempty"`
-	RequiredApprovals int        `json:"required_approvals,omitempty"`
+	// Approvers are a flat policy's approvers, its one level.
+	Approvers []Approver `json:"approvers,omitempty"`
+	// RequiredApprovals is how many of them a flat policy needs.
+	RequiredApprovals int `json:"required_approvals,omitempty"`
 	// Escalation is a flat policy's escalation steps.
 	Escalation []EscalationStep `json:"escalation_steps,omitempty"`
 	// Chain is the policy's levels, when it has a chain (Level.When is not
@@ -191,9 +193,11 @@ type MatchedPolicy struct {
 	// Redact names the payload fields and metadata keys review surfaces
 	// mask (Policy.Redact).
 	Redact []string `json:"redact,omitempty"`
-	// RecommendationApprovesBelow and RecommendationMinConfidence are the
-	// policy's (see Policy).
-	RecommendationApprovesBelow Risk    `json:"recommendation_approves_below,omitempty"`
+	// RecommendationApprovesBelow is the policy's (see Policy): the risk
+	// below which a recommendation to approve passes it.
+	RecommendationApprovesBelow Risk `json:"recommendation_approves_below,omitempty"`
+	// RecommendationMinConfidence is the policy's (see Policy): the least
+	// confidence of such a recommendation.
 	RecommendationMinConfidence float64 `json:"recommendation_min_confidence,omitempty"`
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.

@@ -197,8 +197,10 @@ type DueQuery struct {
 
 // DuePosition is a place in the (DueAt, ID) order of due requests.
 type DuePosition struct {
+	// DueAt is the due time of the last request seen.
 	DueAt time.Time
-	ID    string
+	// ID is its ID, which orders requests due at the same time.
+	ID string
 }
 
 // IsZero reports whether p is the start of the order.
@@ -221,9 +223,10 @@ type RequestQuery struct {
 	// yet, deadline not passed. It is the reviewer's inbox. Gate.List
 	// evaluates it; a Store never sees it (the gate clears it).
 	Awaiting string
-	// CreatedFrom and CreatedTo bound CreatedAt: From inclusive, To exclusive.
+	// CreatedFrom keeps requests created at or after it.
 	CreatedFrom time.Time
-	CreatedTo   time.Time
+	// CreatedTo keeps requests created before it.
+	CreatedTo time.Time
 	// Cursor continues a previous page (RequestPage.Next).
 	Cursor string
 	// Limit bounds the page size. Defaults to 100; stores cap it at 1000.
@@ -232,6 +235,7 @@ type RequestQuery struct {
 
 // RequestPage is one page of requests.
 type RequestPage struct {
+	// Requests are the page's requests, in ascending ID (creation) order.
 	Requests []*Request
 	// Next is the cursor for the next page; empty on the last page.
 	Next string
@@ -246,8 +250,9 @@ type AuditQuery struct {
 	// Type keeps the events of one type (EventBreakGlass, to list the
 	// break-glass approvals).
 	Type EventType
-	// Since and Until bound the event time: Since inclusive, Until exclusive.
+	// Since keeps events at or after it.
 	Since time.Time
+	// Until keeps events before it.
 	Until time.Time
 	// Cursor continues a previous page (AuditPage.Next).
 	Cursor string
@@ -257,6 +262,7 @@ type AuditQuery struct {
 
 // AuditPage is one page of audit events.
 type AuditPage struct {
+	// Events are the page's events, in sequence order.
 	Events []AuditEvent
 	// Next is the cursor for the next page; empty on the last page.
 	Next string

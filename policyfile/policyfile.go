@@ -53,18 +53,23 @@ type MatcherRegistry map[string]func(approval.Action) (bool, error)
 // File is what a policy file holds: its policies, in file order, and its
 // delegations (see approval.Gate.GrantDelegations).
 type File struct {
-	Policies    []approval.NamedPolicy
+	// Policies are the file's policies, in file order.
+	Policies []approval.NamedPolicy
+	// Delegations are the file's delegations, in file order.
 	Delegations []approval.Delegation
 }
 
-// Error locates what is wrong in a policy file: Line and Column (1-based;
-// 0 when the file as a whole is wrong) and Path, the key's path
-// ("policies.deploy.chain[1].required"). Err wraps
-// approval.ErrInvalidPolicy.
+// Error locates what is wrong in a policy file.
 type Error struct {
-	Line, Column int
-	Path         string
-	Err          error
+	// Line is the line of the file, from 1; 0 when the file as a whole is
+	// wrong.
+	Line int
+	// Column is the column on that line, from 1; 0 with Line.
+	Column int
+	// Path is the key's path ("policies.deploy.chain[1].required").
+	Path string
+	// Err says what is wrong; it wraps approval.ErrInvalidPolicy.
+	Err error
 }
 
 func (e *Error) Error() string {

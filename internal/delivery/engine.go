@@ -73,6 +73,7 @@ const (
 
 // Result is the outcome of one attempt, for Handler.Settle.
 type Result struct {
+	// Outcome is what became of the message.
 	Outcome Outcome
 	// Attempt is the attempt's number, from 1; for Postponed, the
 	// attempts made so far.

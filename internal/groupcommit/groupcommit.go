@@ -106,9 +106,10 @@ func New[T Tx](txn func(ctx context.Context, fn Write[T]) error) *Group[T] {
 
 // Stats counts what a Group has done since New.
 type Stats struct {
-	// Transactions is the number of transactions run, and Writes the
-	// number of writes they carried.
-	Transactions, Writes int64
+	// Transactions is the number of transactions run.
+	Transactions int64
+	// Writes is the number of writes they carried.
+	Writes int64
 	// Failed is the number of transactions of several writes that failed
 	// as a whole, whose writes then ran again alone.
 	Failed int64

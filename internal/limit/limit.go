@@ -14,7 +14,9 @@ import (
 
 // Limit is a parsed condition or constraint: KEY OP VALUE.
 type Limit struct {
-	Key  string
+	// Key is what is limited ("amount", "env").
+	Key string
+	// Op is the comparison: "<", "<=", "=", ">=", ">" or "in".
 	Op   string
 	vals []value // one, or the list after "in"
 }

@@ -44,7 +44,9 @@ var errRolledBack = errors.New("transaction rolled back: COMMIT answered ROLLBAC
 
 // Stmt is a statement sent ahead of others.
 type Stmt struct {
-	SQL  string
+	// SQL is the statement's text.
+	SQL string
+	// Args are its arguments.
 	Args []any
 	// What says what the statement does, for its errors ("lock the audit
 	// chain: ...").

@@ -153,9 +153,12 @@ func (w Payload) Bytes(legacy Legacy) ([]byte, error) {
 // which is left empty.
 type Action struct {
 	approval.Action
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadText   *string         `json:"payload_text,omitempty"`
-	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
+	// Payload is the payload when it is JSON, as it is.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// PayloadText is the payload when it is UTF-8 text but not JSON.
+	PayloadText *string `json:"payload_text,omitempty"`
+	// PayloadBase64 is any other payload.
+	PayloadBase64 []byte `json:"payload_base64,omitempty"`
 }
 
 // ShowAction returns a as an output shows it (see Show).
@@ -225,22 +228,29 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // durations (and its levels' and steps') as Duration.
 type MatchedPolicy struct {
 	approval.MatchedPolicy
-	Escalation       []Step   `json:"escalation_steps,omitempty"`
-	Chain            []Level  `json:"chain,omitempty"`
+	// Escalation is MatchedPolicy.Escalation.
+	Escalation []Step `json:"escalation_steps,omitempty"`
+	// Chain is MatchedPolicy.Chain.
+	Chain []Level `json:"chain,omitempty"`
+	// ReminderInterval is MatchedPolicy.ReminderInterval.
 	ReminderInterval Duration `json:"reminder_interval,omitempty"`
 }
 
 // Level is approval.Level in a JSON document.
 type Level struct {
 	approval.Level
-	Timeout    Duration `json:"timeout,omitempty"`
-	Escalation []Step   `json:"escalation,omitempty"`
+	// Timeout is Level.Timeout.
+	Timeout Duration `json:"timeout,omitempty"`
+	// Escalation is Level.Escalation.
+	Escalation []Step `json:"escalation,omitempty"`
 }
 
 // Step is approval.EscalationStep in a JSON document.
 type Step struct {
 	approval.EscalationStep
-	After  Duration `json:"after,omitempty"`
+	// After is EscalationStep.After.
+	After Duration `json:"after,omitempty"`
+	// Before is EscalationStep.Before.
 	Before Duration `json:"before,omitempty"`
 }
 
@@ -318,19 +328,26 @@ func fromSteps(ws []Step) []approval.EscalationStep {
 // fields declared here.
 type Request struct {
 	*approval.Request
-	Action      Action          `json:"action"`
-	Edit        *Edit           `json:"edit,omitempty"`
-	ApprovalTTL Duration        `json:"approval_ttl"`
-	Policies    []MatchedPolicy `json:"policies"`
+	// Action is Request.Action.
+	Action Action `json:"action"`
+	// Edit is Request.Edit.
+	Edit *Edit `json:"edit,omitempty"`
+	// ApprovalTTL is Request.ApprovalTTL.
+	ApprovalTTL Duration `json:"approval_ttl"`
+	// Policies is Request.Policies.
+	Policies []MatchedPolicy `json:"policies"`
 }
 
 // Edit is approval.PayloadEdit in a JSON document, its payload in
 // Payload's form.
 type Edit struct {
 	approval.PayloadEdit
-	Payload       json.RawMessage `json:"payload,omitempty"`
-	PayloadText   *string         `json:"payload_text,omitempty"`
-	PayloadBase64 []byte          `json:"payload_base64,omitempty"`
+	// Payload is the payload when it is JSON, as it is.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// PayloadText is the payload when it is UTF-8 text but not JSON.
+	PayloadText *string `json:"payload_text,omitempty"`
+	// PayloadBase64 is any other payload.
+	PayloadBase64 []byte `json:"payload_base64,omitempty"`
 }
 
 // ShowRequest returns r as an output shows it, unredacted: redact first
