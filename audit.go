@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/host"
 )
 
 // EventType names an audit event.
@@ -391,7 +392,7 @@ func (g *Gate) afterCommit(ctx context.Context, events []AuditEvent) {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, sinkTimeout)
-	_, err := callHost(g.sinkHost, sctx, "Append", func(ctx context.Context) (struct{}, error) {
+	_, err := host.Call(g.sinkHost, sctx, "Append", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, g.sink.Append(ctx, events)
 	})
 	cancel()

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signoff/approval/internal/host"
 )
 
 // Config configures a Gate. Store and a key are required: SigningKey to
@@ -250,8 +252,8 @@ func New(cfg Config) (*Gate, error) {
 			"the links it signs stop working when the process exits (keep the key in a file: approval.LoadOrCreateKeyFile)",
 			"kid", g.keys.signerKID)
 	}
-	g.sinkHost = newPlugin("audit sink", g.log)
-	g.dirHost = newPlugin("directory", g.log)
+	g.sinkHost = host.New("audit sink", g.log)
+	g.dirHost = host.New("directory", g.log)
 	if g.denyAt == 0 {
 		g.denyAt = 1
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/signoff/approval/internal/host"
 	"github.com/signoff/approval/internal/text"
 
 	"github.com/google/uuid"
@@ -107,7 +108,7 @@ func (h *outboxHandler) Attempts(c *claimed) int { return c.m.Attempts }
 // Failure implements delivery.Handler.
 func (h *outboxHandler) Failure(err error) delivery.Failure {
 	se := sendErrorOf(err)
-	return delivery.Failure{Permanent: se.Permanent, RetryAfter: se.RetryAfter, TimedOut: timedOut(err),
+	return delivery.Failure{Permanent: se.Permanent, RetryAfter: se.RetryAfter, TimedOut: host.TimedOut(err),
 		NotSent: errors.As(err, new(notSent))}
 }
 
@@ -195,7 +196,7 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 		return notSent{err}
 	}
 	ch := h.byName[lane]
-	_, err := callHost(ch.host, ctx, "Send", func(ctx context.Context) (struct{}, error) {
+	_, err := host.Call(ch.host, ctx, "Send", func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, ch.ch.Send(ctx, n)
 	})
 	return err

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/signoff/approval/internal/host"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -183,7 +184,7 @@ func (g *Gate) knownApprovers() *knownApprovers {
 	list := func(what string, fn func(context.Context) ([]string, error)) map[string]bool {
 		ctx, cancel := context.WithTimeout(context.Background(), listTimeout)
 		defer cancel()
-		names, err := callHost(g.dirHost, ctx, what, fn)
+		names, err := host.Call(g.dirHost, ctx, what, fn)
 		if err != nil {
 			g.log.Warn("approval: the directory could not list its names; policies are registered without checking the ones they name",
 				"call", what, "err", err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/signoff/approval/internal/host"
 )
 
 // Who may decide a request now: the eligibility Decide, CanDecide and
@@ -77,17 +79,17 @@ func (g *Gate) isApprover(ctx context.Context, as []Approver, user string) (bool
 	return false, nil
 }
 
-// isMember asks the directory whether user belongs to a, through callHost:
+// isMember asks the directory whether user belongs to a, through host.Call:
 // a panic is an error, and a call still running when ctx ends is
 // abandoned. With a ctx that cannot end it calls inline, and the closure
 // stays on the stack: Decide allocates nothing more for it.
 func (g *Gate) isMember(ctx context.Context, a Approver, user string) (bool, error) {
 	if ctx.Done() == nil {
-		return recovered(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
+		return host.Recovered(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
 			return g.dir.IsMember(ctx, a, user)
 		})
 	}
-	return callHost(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
+	return host.Call(g.dirHost, ctx, "IsMember", func(ctx context.Context) (bool, error) {
 		return g.dir.IsMember(ctx, a, user)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/signoff/approval/internal/delivery"
+	"github.com/signoff/approval/internal/host"
 	"github.com/signoff/approval/internal/wake"
 )
 
@@ -21,10 +22,10 @@ import (
 type Gate struct {
 	store    Store
 	sink     AuditSink
-	sinkHost *plugin
+	sinkHost *host.Plugin
 	keys     *keyring
 	dir      Directory
-	dirHost  *plugin
+	dirHost  *host.Plugin
 	// quorumSkip (a time.Time) pauses the quorum check's directory calls
 	// after one ran out of time (quorum.go).
 	quorumSkip atomic.Value

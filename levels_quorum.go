@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/signoff/approval/internal/host"
 )
 
 // A request whose quorum no set of people could meet (five approvals from a
@@ -212,7 +214,7 @@ const quorumCheckTimeout = 2 * time.Second
 // quorumCheckTimeout, not every Guard.
 const quorumPause = time.Minute
 
-// quorumMembers resolves a for the quorum check, through callHost: a panic
+// quorumMembers resolves a for the quorum check, through host.Call: a panic
 // is an error, and a call that outlives quorumCheckTimeout is abandoned.
 // StaticDirectory, which can neither hang nor panic, is called inline.
 func (g *Gate) quorumMembers(ctx context.Context, a Approver) ([]string, error) {
@@ -225,10 +227,10 @@ func (g *Gate) quorumMembers(ctx context.Context, a Approver) ([]string, error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, quorumCheckTimeout)
 	defer cancel()
-	ms, err := callHost(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
+	ms, err := host.Call(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
 		return g.dir.Members(ctx, a)
 	})
-	if err != nil && timedOut(err) {
+	if err != nil && host.TimedOut(err) {
 		g.quorumSkip.Store(now.Add(quorumPause))
 	}
 	return ms, err

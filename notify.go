@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/delivery"
+	"github.com/signoff/approval/internal/host"
 )
 
 // notifyJob is one notice being expanded.
@@ -34,7 +35,7 @@ type resolver struct {
 type namedChannel struct {
 	ch   Channel
 	name string
-	host *plugin
+	host *host.Plugin
 }
 
 // nameChannels asks each channel for its Name once, so that a Name that
@@ -43,8 +44,8 @@ type namedChannel struct {
 func nameChannels(g *Gate, channels []Channel) ([]namedChannel, error) {
 	out := make([]namedChannel, 0, len(channels))
 	for i, c := range channels {
-		p := newPlugin(fmt.Sprintf("Channels[%d]", i), g.log)
-		name, err := recovered(p, context.Background(), "Name", func(context.Context) (string, error) { return c.Name(), nil })
+		p := host.New(fmt.Sprintf("Channels[%d]", i), g.log)
+		name, err := host.Recovered(p, context.Background(), "Name", func(context.Context) (string, error) { return c.Name(), nil })
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Channels[%d]: %w", ErrInvalidConfig, i, err)
 		}
@@ -56,8 +57,7 @@ func nameChannels(g *Gate, channels []Channel) ([]namedChannel, error) {
 				return nil, fmt.Errorf("approval: %w: Channels[%d]: another channel is named %q", ErrInvalidConfig, i, name)
 			}
 		}
-		p.what = fmt.Sprintf("channel %q", name)
-		out = append(out, namedChannel{ch: c, name: name, host: p})
+		out = append(out, namedChannel{ch: c, name: name, host: host.New(fmt.Sprintf("channel %q", name), g.log)})
 	}
 	return out, nil
 }
@@ -194,7 +194,7 @@ func voters(r *Request) []string {
 }
 
 // members resolves one approver to user IDs. The directory is called
-// through callHost and the breaker rule: one that hangs is blocked for
+// through host.Call and the breaker rule: one that hangs is blocked for
 // notifications (not for decisions) until a probe returns in time.
 func (d *resolver) members(ctx context.Context, a Approver) ([]string, error) {
 	if a.Kind == KindUser {
@@ -208,10 +208,10 @@ func (d *resolver) members(ctx context.Context, a Approver) ([]string, error) {
 		return nil, fmt.Errorf("directory: %s: blocked after %d consecutive calls that timed out; next probe at %s",
 			a, delivery.BlockAfter, until.UTC().Format(time.RFC3339))
 	}
-	ms, err := callHost(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
+	ms, err := host.Call(g.dirHost, ctx, "Members", func(ctx context.Context) ([]string, error) {
 		return g.dir.Members(ctx, a)
 	})
-	if d.ctx.Err() == nil && d.dir.Record(g.now(), timedOut(err)) {
+	if d.ctx.Err() == nil && d.dir.Record(g.now(), host.TimedOut(err)) {
 		g.log.Error("approval: directory blocked for notifications until a probe returns in time",
 			"timeouts", d.dir.Timeouts(), "next_probe", d.dir.NextProbe(), "err", err)
 	}
