@@ -14,7 +14,6 @@
 package memstore
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/google/btree"
 
 	"github.com/signoff/approval"
 )
@@ -36,7 +37,8 @@ import (
 // events afterwards. Create, Get, Update, RequestByIdempotencyKey and
 // LastRun run in constant time; List and ListAudit scan from the cursor (ListAudit of one
 // request reads only that request's events, from an index), and ListDue
-// scans the requests that are not terminal.
+// reads the due requests from an index in due-time order: an idle Tick
+// costs one probe of it, however many requests are open.
 type Store struct {
 	mu sync.Mutex
 	// requests holds the stored requests by ID. They are never handed out.
@@ -50,6 +52,9 @@ type Store struct {
 	// action, but an Update may in principle revive a terminal request,
 	// so this is a list.
 	live map[dedupKey][]string
+	// due orders the live requests that have a due time by (DueAt, ID),
+	// for ListDue.
+	due *btree.BTreeG[dueEntry]
 	// held maps an action to the ID of its request with the latest
 	// HoldUntil, for Create's hold check. An entry whose hold has passed is
 	// dropped when Create next finds it.
@@ -91,6 +96,30 @@ type Store struct {
 
 const auditChunk = 1024
 
+// dueEntry is a live request's place in the due order.
+type dueEntry struct {
+	at time.Time
+	id string
+}
+
+func dueLess(a, b dueEntry) bool {
+	if c := a.at.Compare(b.at); c != 0 {
+		return c < 0
+	}
+	return a.id < b.id
+}
+
+// track moves request id in the due order from where old put it (nil for
+// a new request) to where next puts it. s.mu must be held.
+func (s *Store) track(old, next *approval.Request) {
+	if old != nil && !old.Status.Terminal() && !old.DueAt.IsZero() {
+		s.due.Delete(dueEntry{old.DueAt, old.ID})
+	}
+	if !next.Status.Terminal() && !next.DueAt.IsZero() {
+		s.due.ReplaceOrInsert(dueEntry{next.DueAt, next.ID})
+	}
+}
+
 // dedupKey is what Create deduplicates a request by: its ActionHash, or,
 // for a request with an Action.IdempotencyKey, that key alone.
 type dedupKey struct{ hash, idem string }
@@ -117,6 +146,7 @@ func New(opts ...Option) *Store {
 	s := &Store{
 		requests:  make(map[string]*approval.Request),
 		live:      make(map[dedupKey][]string),
+		due:       btree.NewG(32, dueLess),
 		held:      make(map[dedupKey]string),
 		ran:       make(map[string]string),
 		tokens:    make(map[string]struct{}),
@@ -169,6 +199,7 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 	stored := req.Clone()
 	s.requests[stored.ID] = stored
 	s.insertID(stored.ID)
+	s.track(nil, stored)
 	if !stored.Status.Terminal() {
 		k := keyOf(stored)
 		s.live[k] = append(s.live[k], stored.ID)
@@ -321,6 +352,7 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		delete(s.ran, old.ActionHash)
 	}
 	s.requests[id] = next
+	s.track(old, next)
 	if !isLive {
 		s.ended(next)
 	}
@@ -409,27 +441,19 @@ func (s *Store) ListDue(ctx context.Context, q approval.DueQuery) ([]*approval.R
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var due []*approval.Request
-	for _, ids := range s.live {
-		for _, id := range ids {
-			r := s.requests[id]
-			if r.DueAt.IsZero() || r.DueAt.After(now) {
-				continue
-			}
-			if c := r.DueAt.Compare(after.DueAt); !after.IsZero() && (c < 0 || c == 0 && r.ID <= after.ID) {
-				continue
-			}
-			due = append(due, r)
+	next := func(e dueEntry) bool {
+		if e.at.After(now) {
+			return false
 		}
+		if after.IsZero() || dueLess(dueEntry{after.DueAt, after.ID}, e) {
+			due = append(due, s.requests[e.id].Clone())
+		}
+		return len(due) < limit
 	}
-	slices.SortFunc(due, func(a, b *approval.Request) int {
-		if c := a.DueAt.Compare(b.DueAt); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ID, b.ID)
-	})
-	due = due[:min(len(due), limit)]
-	for i, r := range due {
-		due[i] = r.Clone()
+	if after.IsZero() {
+		s.due.Ascend(next)
+	} else {
+		s.due.AscendGreaterOrEqual(dueEntry{after.DueAt, after.ID}, next)
 	}
 	return due, nil
 }

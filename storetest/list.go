@@ -299,8 +299,8 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	})
 
 	// ListDue reflects updates: a request leaves it when it becomes
-	// terminal or its DueAt moves into the future, and joins it when its
-	// DueAt moves into the past.
+	// terminal, its DueAt moves into the future or is cleared, and joins it
+	// when its DueAt moves into the past.
 	t.Run("list due follows updates", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
@@ -321,6 +321,11 @@ func runListTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: at, Limit: 10})
 		require.NoError(t, err)
 		require.Equal(t, ids(rs[2:]), ids(got))
+
+		update(t, s, rs[2].ID, func(r *approval.Request) { r.DueAt = time.Time{} })
+		got, err = s.ListDue(t.Context(), approval.DueQuery{Now: farFuture, Limit: 10})
+		require.NoError(t, err)
+		require.Equal(t, ids(rs[1:2]), ids(got))
 	})
 }
 
