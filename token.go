@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/keyfile"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -79,7 +80,7 @@ func GenerateKeys() (ed25519.PublicKey, ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("approval: generate keys: %w", err)
 	}
-	markEphemeral(priv)
+	keyfile.MarkEphemeral(priv)
 	return pub, priv, nil
 }
 
