@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/ident"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -184,7 +185,7 @@ func (a *Action) normalize(l *Limits) error {
 	if err := checkString("name", a.Name, l.MaxStringBytes); err != nil {
 		return err
 	}
-	name, err := foldName(a.Name)
+	name, err := ident.Name(a.Name)
 	if err != nil {
 		return fmt.Errorf("%w: name %q %v", ErrInvalidAction, text.Clip(a.Name, 64), err)
 	}
@@ -208,7 +209,7 @@ func (a *Action) normalize(l *Limits) error {
 		if a.Cost.Amount < 0 {
 			return fmt.Errorf("%w: cost amount %v is negative", ErrInvalidAction, a.Cost.Amount)
 		}
-		cur, err := foldCurrency(a.Cost.Currency)
+		cur, err := ident.Currency(a.Cost.Currency)
 		if err != nil {
 			return fmt.Errorf("%w: cost: %v (a cost must name its currency)", ErrInvalidAction, err)
 		}
@@ -232,7 +233,7 @@ func (a *Action) normalize(l *Limits) error {
 		if err := checkString("tag", t, l.MaxStringBytes); err != nil {
 			return err
 		}
-		ft, err := foldText(t)
+		ft, err := ident.Fold(t)
 		if err != nil {
 			return fmt.Errorf("%w: tag %q %v", ErrInvalidAction, text.Clip(t, 64), err)
 		}

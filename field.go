@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/ident"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -163,11 +164,11 @@ func (m *fieldMatcher) fold(v any) (any, error) {
 	var err error
 	switch m.field {
 	case "name":
-		s, err = foldName(s)
+		s, err = ident.Name(s)
 	case "requested_by", "provenance.created_by":
 		s, err = CanonicalID(s)
 	case "tags":
-		s, err = foldText(s)
+		s, err = ident.Fold(s)
 	case "cost.currency":
 		s = strings.ToUpper(s)
 	case "risk":

@@ -11,6 +11,7 @@ import (
 	"github.com/gobwas/glob"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/ident"
 )
 
 // Matcher decides whether a policy applies to an action. Matchers are pure:
@@ -85,7 +86,7 @@ func CanonicalMatcher(m Matcher) ([]byte, error) {
 // is folded to lower case too; a pattern that is not printable ASCII
 // without spaces could never match and is refused when the policy is set.
 func Name(pattern string) Matcher {
-	folded, err := foldName(pattern)
+	folded, err := ident.Name(pattern)
 	if err != nil {
 		return &nameMatcher{pattern: pattern, err: fmt.Errorf("name glob %q %v", text.Clip(pattern, 64), err)}
 	}
@@ -157,7 +158,7 @@ func newTagMatcher(mode tagMode, tags []string) *tagMatcher {
 			m.err = errors.New("tag matcher with an empty tag")
 			break
 		}
-		ft, err := foldText(t)
+		ft, err := ident.Fold(t)
 		if err != nil {
 			m.err = fmt.Errorf("tag matcher: tag %q %v", text.Clip(t, 64), err)
 			break
@@ -244,7 +245,7 @@ func CostBetween(min, max float64, currency string) Matcher {
 func newCostMatcher(min, max float64, currency string) *costMatcher {
 	m := &costMatcher{min: min, max: max, currency: currency}
 	if currency != "" {
-		m.currency, m.err = foldCurrency(currency)
+		m.currency, m.err = ident.Currency(currency)
 		if m.err != nil {
 			m.currency = currency
 		}

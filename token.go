@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signoff/approval/internal/canon"
+	"github.com/signoff/approval/internal/keyfile"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -78,7 +79,7 @@ func GenerateKeys() (ed25519.PublicKey, ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("approval: generate keys: %w", err)
 	}
-	markEphemeral(priv)
+	keyfile.MarkEphemeral(priv)
 	return pub, priv, nil
 }
 

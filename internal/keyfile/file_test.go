@@ -1,4 +1,4 @@
-package approval
+package keyfile
 
 import (
 	"io/fs"
@@ -11,7 +11,7 @@ import (
 
 // TestWriteNewFileRefusesToReplace: the last step of creating a key file
 // fails, rather than replace, when a file appeared at the path meanwhile
-// (LoadOrCreateKeyFile then loads that file), and leaves nothing behind.
+// (LoadOrCreate then loads that file), and leaves nothing behind.
 func TestWriteNewFileRefusesToReplace(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
