@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/signoff/approval/internal/redact"
 )
 
 // EditSummary is what a reviewer is shown of an edit (Request.Edit): who
@@ -154,7 +156,7 @@ func (d *differ) encode(v any) json.RawMessage {
 	}
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(d.keys) > 0 {
-		b, _ = redactJSON(b, d.keys)
+		b, _ = redact.JSON(b, d.keys)
 	}
 	return b
 }
@@ -175,7 +177,7 @@ func (d *differ) diff(path string, a, b any, masked bool) {
 			slices.Sort(names)
 			for _, k := range names {
 				p := memberPath(path, k)
-				m := masked || redactedKey(d.keys, k)
+				m := masked || redact.Match(d.keys, k)
 				va, inA := x[k]
 				vb, inB := y[k]
 				switch {
