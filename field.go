@@ -1,16 +1,14 @@
 package approval
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/signoff/approval/internal/canon"
 	"github.com/signoff/approval/internal/ident"
+	"github.com/signoff/approval/internal/scalar"
 	"github.com/signoff/approval/internal/text"
 )
 
@@ -61,38 +59,6 @@ type fieldMatcher struct {
 	err   error
 }
 
-// fieldValue normalises one value given to Field.
-func fieldValue(v any) (any, error) {
-	switch x := v.(type) {
-	case string, bool:
-		return x, nil
-	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return nil, errors.New("value is not a finite number")
-		}
-		return x, nil
-	case float32:
-		return fieldValue(float64(x))
-	case int:
-		return float64(x), nil
-	case int64:
-		return float64(x), nil
-	case int32:
-		return float64(x), nil
-	case uint:
-		return float64(x), nil
-	case uint64:
-		return float64(x), nil
-	case json.Number:
-		f, err := x.Float64()
-		if err != nil {
-			return nil, fmt.Errorf("value %q is not a number", x)
-		}
-		return fieldValue(f)
-	}
-	return nil, fmt.Errorf("value of type %T (want a string, a number or a bool)", v)
-}
-
 func (m *fieldMatcher) init(value any) error {
 	if err := checkFieldName(m.field); err != nil {
 		return err
@@ -123,7 +89,7 @@ func (m *fieldMatcher) init(value any) error {
 			return fmt.Errorf("field %s: in needs a list of at least one value", m.field)
 		}
 		for _, it := range items {
-			v, err := fieldValue(it)
+			v, err := scalar.Of(it)
 			if err != nil {
 				return fmt.Errorf("field %s: %v", m.field, err)
 			}
@@ -136,7 +102,7 @@ func (m *fieldMatcher) init(value any) error {
 	default:
 		return fmt.Errorf("field %s: unknown operator %q (want = != < <= > >= contains in)", m.field, text.Clip(string(m.op), 16))
 	}
-	v, err := fieldValue(value)
+	v, err := scalar.Of(value)
 	if err != nil {
 		return fmt.Errorf("field %s: %v", m.field, err)
 	}
@@ -260,42 +226,7 @@ func (m *fieldMatcher) lookup(a *Action) (any, error) {
 		}
 		return v, nil
 	}
-	path := strings.Split(strings.TrimPrefix(m.field, "payload."), ".")
-	if len(a.Payload) == 0 {
-		return nil, nil
-	}
-	var doc any
-	dec := json.NewDecoder(strings.NewReader(string(a.Payload)))
-	dec.UseNumber()
-	if err := dec.Decode(&doc); err != nil {
-		return nil, errors.New("the payload is not JSON")
-	}
-	for _, k := range path {
-		obj, ok := doc.(map[string]any)
-		if !ok {
-			return nil, nil
-		}
-		if doc, ok = obj[k]; !ok {
-			return nil, nil
-		}
-	}
-	return jsonScalar(doc), nil
-}
-
-// jsonScalar turns decoded JSON numbers into float64, in lists too.
-func jsonScalar(v any) any {
-	switch x := v.(type) {
-	case json.Number:
-		if f, err := x.Float64(); err == nil {
-			return f
-		}
-		return x.String()
-	case []any:
-		for i := range x {
-			x[i] = jsonScalar(x[i])
-		}
-	}
-	return v
+	return scalar.Lookup(a.Payload, strings.Split(strings.TrimPrefix(m.field, "payload."), "."))
 }
 
 func (m *fieldMatcher) Match(a *Action) (bool, error) {
@@ -311,11 +242,11 @@ func (m *fieldMatcher) Match(a *Action) (bool, error) {
 	}
 	switch m.op {
 	case OpEq, OpNe:
-		eq := equalValues(got, m.value)
+		eq := scalar.Equal(got, m.value)
 		return eq == (m.op == OpEq), nil
 	case OpIn:
 		for _, v := range m.list {
-			if equalValues(got, v) {
+			if scalar.Equal(got, v) {
 				return true, nil
 			}
 		}
@@ -323,7 +254,7 @@ func (m *fieldMatcher) Match(a *Action) (bool, error) {
 	case OpContains:
 		switch g := got.(type) {
 		case []any:
-			return slices.ContainsFunc(g, func(x any) bool { return equalValues(x, m.value) }), nil
+			return slices.ContainsFunc(g, func(x any) bool { return scalar.Equal(x, m.value) }), nil
 		case string:
 			s, ok := m.value.(string)
 			if !ok {
@@ -356,54 +287,10 @@ func (m *fieldMatcher) ordered(got any) (float64, float64, error) {
 		return float64(gr), float64(wr), nil
 	}
 	want := m.value.(float64)
-	switch g := got.(type) {
-	case float64:
+	if g, ok := scalar.Number(got); ok {
 		return g, want, nil
-	case string:
-		if f, err := strconv.ParseFloat(g, 64); err == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			return f, want, nil
-		}
 	}
-	return 0, 0, fmt.Errorf("field %s: %s needs a number, the action has %s", m.field, m.op, describe(got))
-}
-
-func describe(v any) string {
-	if s, ok := v.(string); ok {
-		return strconv.Quote(text.Clip(s, 32))
-	}
-	return fmt.Sprintf("a %T", v)
-}
-
-// equalValues compares two scalar values; a number equals a string that
-// parses as the same number (metadata values are strings).
-func equalValues(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		switch y := b.(type) {
-		case string:
-			return x == y
-		case float64:
-			f, err := strconv.ParseFloat(x, 64)
-			return err == nil && f == y
-		case bool:
-			return x == strconv.FormatBool(y)
-		}
-	case float64:
-		switch y := b.(type) {
-		case float64:
-			return x == y
-		case string:
-			return equalValues(y, x)
-		}
-	case bool:
-		switch y := b.(type) {
-		case bool:
-			return x == y
-		case string:
-			return equalValues(y, x)
-		}
-	}
-	return false
+	return 0, 0, fmt.Errorf("field %s: %s needs a number, the action has %s", m.field, m.op, scalar.Describe(got))
 }
 
 func (m *fieldMatcher) appendCanonical(b []byte) ([]byte, error) {
@@ -423,25 +310,11 @@ func (m *fieldMatcher) appendCanonical(b []byte) ([]byte, error) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendScalar(b, v)
+			b = scalar.AppendCanonical(b, v)
 		}
 		b = append(b, ']')
 	} else {
-		b = appendScalar(b, m.value)
+		b = scalar.AppendCanonical(b, m.value)
 	}
 	return append(b, '}', '}'), nil
-}
-
-func appendScalar(b []byte, v any) []byte {
-	switch x := v.(type) {
-	case string:
-		return canon.AppendString(b, x)
-	case bool:
-		return appendBool(b, x)
-	case float64:
-		if out, err := canon.AppendFloat(b, x); err == nil {
-			return out
-		}
-	}
-	return append(b, "null"...) // not reached: Field keeps finite numbers only
 }

@@ -1,12 +1,11 @@
 package approval
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strconv"
 	"time"
+
+	"github.com/signoff/approval/internal/jsondiff"
 )
 
 // EditSummary is what a reviewer is shown of an edit (Request.Edit): who
@@ -76,10 +75,6 @@ type PayloadChange struct {
 // errNotJSONPayload is DiffPayloads' error for a payload that is not JSON.
 var errNotJSONPayload = fmt.Errorf("%w: payload is not JSON", ErrInvalidAction)
 
-// maxDiffChanges bounds the changes DiffPayloads lists; past it, the rest
-// of the document is reported as one change at the deepest common path.
-const maxDiffChanges = 1000
-
 // DiffPayloads returns the differences between two JSON payloads, in
 // document order (object members sorted by name), with the values under
 // any member keys name masked as Action.Redact masks them. Numbers are
@@ -87,152 +82,18 @@ const maxDiffChanges = 1000
 // order and white space are not differences. It returns an error wrapping
 // ErrInvalidAction when either payload is not JSON.
 func DiffPayloads(old, new []byte, keys []string) ([]PayloadChange, error) {
-	a, err := decodeForDiff(old)
+	changes, err := jsondiff.Diff(old, new, keys)
 	if err != nil {
-		return nil, err
-	}
-	b, err := decodeForDiff(new)
-	if err != nil {
-		return nil, err
-	}
-	d := differ{keys: keys}
-	d.diff("", a, b, false)
-	return d.out, nil
-}
-
-func decodeForDiff(p []byte) (any, error) {
-	if len(bytes.TrimSpace(p)) == 0 {
 		return nil, errNotJSONPayload
 	}
-	dec := json.NewDecoder(bytes.NewReader(p))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, errNotJSONPayload
+	if len(changes) == 0 {
+		return nil, nil
 	}
-	if dec.More() {
-		return nil, errNotJSONPayload
+	out := make([]PayloadChange, len(changes))
+	for i, c := range changes {
+		out[i] = PayloadChange{Path: c.Path, Kind: ChangeKind(c.Kind), Old: c.Old, New: c.New, Redacted: c.Redacted}
 	}
-	return v, nil
-}
-
-type differ struct {
-	keys []string
-	out  []PayloadChange
-}
-
-func (d *differ) add(path string, kind ChangeKind, old, new any, masked bool) {
-	if len(d.out) >= maxDiffChanges {
-		return
-	}
-	c := PayloadChange{Path: path, Kind: kind, Redacted: masked}
-	if masked {
-		if kind != ChangeAdded {
-			c.Old = json.RawMessage(`"` + RedactedValue + `"`)
-		}
-		if kind != ChangeRemoved {
-			c.New = json.RawMessage(`"` + RedactedValue + `"`)
-		}
-	} else {
-		if kind != ChangeAdded {
-			c.Old = d.encode(old)
-		}
-		if kind != ChangeRemoved {
-			c.New = d.encode(new)
-		}
-	}
-	d.out = append(d.out, c)
-}
-
-// encode writes v compactly, masking redacted members inside it.
-func (d *differ) encode(v any) json.RawMessage {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // pages and messages escape for their own context
-	if enc.Encode(v) != nil {
-		return json.RawMessage(`null`)
-	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(d.keys) > 0 {
-		b, _ = redactJSON(b, d.keys)
-	}
-	return b
-}
-
-func (d *differ) diff(path string, a, b any, masked bool) {
-	switch x := a.(type) {
-	case map[string]any:
-		if y, ok := b.(map[string]any); ok {
-			names := make([]string, 0, len(x)+len(y))
-			for k := range x {
-				names = append(names, k)
-			}
-			for k := range y {
-				if _, ok := x[k]; !ok {
-					names = append(names, k)
-				}
-			}
-			slices.Sort(names)
-			for _, k := range names {
-				p := memberPath(path, k)
-				m := masked || redactedKey(d.keys, k)
-				va, inA := x[k]
-				vb, inB := y[k]
-				switch {
-				case !inA:
-					d.add(p, ChangeAdded, nil, vb, m)
-				case !inB:
-					d.add(p, ChangeRemoved, va, nil, m)
-				default:
-					d.diff(p, va, vb, m)
-				}
-			}
-			return
-		}
-	case []any:
-		if y, ok := b.([]any); ok {
-			for i := range max(len(x), len(y)) {
-				p := path + "[" + strconv.Itoa(i) + "]"
-				switch {
-				case i >= len(x):
-					d.add(p, ChangeAdded, nil, y[i], masked)
-				case i >= len(y):
-					d.add(p, ChangeRemoved, x[i], nil, masked)
-				default:
-					d.diff(p, x[i], y[i], masked)
-				}
-			}
-			return
-		}
-	case json.Number:
-		if y, ok := b.(json.Number); ok && x == y {
-			return
-		}
-	case string, bool, nil:
-		if a == b {
-			return
-		}
-	}
-	d.add(path, ChangeChanged, a, b, masked)
-}
-
-// memberPath appends object member k to path.
-func memberPath(path, k string) string {
-	plain := k != ""
-	for i, c := range k {
-		if !(c == '_' || c == '-' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && '0' <= c && c <= '9') {
-			plain = false
-			break
-		}
-	}
-	if !plain {
-		q, _ := json.Marshal(k)
-		return path + "[" + string(q) + "]"
-	}
-	if path == "" {
-		return k
-	}
-	return path + "." + k
+	return out, nil
 }
 
 // String describes c on one line: `amount: 100 → 990000`.

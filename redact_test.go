@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/redact"
 )
 
 func TestActionRedact(t *testing.T) {
@@ -151,4 +152,11 @@ func TestRedactKeyFolding(t *testing.T) {
 		red, _ := a.Redact([]string{tc.key})
 		require.Equal(t, tc.masked, strings.Contains(string(red.Payload), approval.RedactedValue), "%q vs %q", tc.key, tc.member)
 	}
+}
+
+// TestRedactedValueIsTheRedactors: the constant the root documents is the
+// one the redactor writes.
+func TestRedactedValueIsTheRedactors(t *testing.T) {
+	t.Parallel()
+	require.Equal(t, approval.RedactedValue, redact.Value)
 }
