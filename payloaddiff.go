@@ -14,11 +14,14 @@ import (
 // that the next approver sees the payload their vote binds and how it
 // differs from the one asked for.
 type EditSummary struct {
-	By string    `json:"by"`
+	// By is the approver who edited the payload.
+	By string `json:"by"`
+	// At is when the edit was recorded.
 	At time.Time `json:"at"`
-	// OriginalActionHash and OriginalPayloadHash are the hashes of the
-	// action as asked for; the approval binds the edited ones.
-	OriginalActionHash  string `json:"original_action_hash"`
+	// OriginalActionHash is the hash of the action as asked for; the
+	// approval binds the edited one.
+	OriginalActionHash string `json:"original_action_hash"`
+	// OriginalPayloadHash is the hash of the payload as asked for.
 	OriginalPayloadHash string `json:"original_payload_hash,omitempty"`
 	// Changes lists the differences between the two payloads when both
 	// are JSON, redacted (see DiffPayloads); nil otherwise.
@@ -60,13 +63,14 @@ type PayloadChange struct {
 	// Path names the value: object members by name, array elements by
 	// index, as in `to`, `lines[2].amount` or `["a.b"]` for a name that
 	// is not a plain identifier. The empty path is the whole document.
-	Path string     `json:"path"`
+	Path string `json:"path"`
+	// Kind says whether the value was added, removed or changed.
 	Kind ChangeKind `json:"kind"`
-	// Old and New are the values, compact JSON; Old is empty for an
-	// added value and New for a removed one. A value under a redacted
-	// name is "[redacted]" on both sides: the change is listed, the
-	// values are not shown.
+	// Old is the value before, compact JSON; empty for an added value. A
+	// value under a redacted name is "[redacted]" on both sides: the
+	// change is listed, the values are not shown.
 	Old json.RawMessage `json:"old,omitempty"`
+	// New is the value after, compact JSON; empty for a removed value.
 	New json.RawMessage `json:"new,omitempty"`
 	// Redacted is set when Old and New are masked.
 	Redacted bool `json:"redacted,omitempty"`

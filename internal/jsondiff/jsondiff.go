@@ -31,11 +31,14 @@ type Change struct {
 	// index, as in `to`, `lines[2].amount` or `["a.b"]` for a name that
 	// is not a plain identifier. The empty path is the whole document.
 	Path string
+	// Kind says whether the value was added, removed or changed.
 	Kind Kind
-	// Old and New are the values, compact JSON; Old is empty for an
-	// added value and New for a removed one. Under a masked name both
-	// are "[redacted]" (redact.Value).
-	Old, New json.RawMessage
+	// Old is the value before, compact JSON; empty for an added value.
+	// Under a masked name it is "[redacted]" (redact.Value).
+	Old json.RawMessage
+	// New is the value after, compact JSON; empty for a removed value;
+	// "[redacted]" under a masked name.
+	New json.RawMessage
 	// Redacted is set when Old and New are masked.
 	Redacted bool
 }
