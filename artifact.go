@@ -303,7 +303,7 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 		return nil, 0, bad(fmt.Sprintf("larger than %d bytes", maxArtifactBytes))
 	}
 	b = bytes.TrimRight(b, " \t\r\n")
-	d := canon.NewReader(b)
+	d := canon.NewReader(string(b))
 	var a Artifact
 	tm := func(key string) time.Time {
 		d.Lit(key)

@@ -200,7 +200,7 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 		b = append(b, ',')
 	}
 	b = canon.AppendKey(b, "at")
-	b = canon.AppendString(b, formatTime(e.At))
+	b = appendTime(b, e.At)
 	if e.Checkpoint != nil {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "checkpoint")
@@ -257,6 +257,14 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 const timeLayout = "2006-01-02T15:04:05.000000Z07:00"
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// appendTime appends t as a canonical JSON string in timeLayout, which
+// has nothing to escape.
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, timeLayout)
+	return append(b, '"')
+}
 
 // normalizeTime returns t in UTC truncated to microseconds, the precision
 // every built-in store keeps.

@@ -169,6 +169,62 @@ func BenchmarkDecide(b *testing.B) {
 	}
 }
 
+// BenchmarkDecideAgainstVerify measures Decide and its yardstick, one
+// ed25519.Verify of a token-sized payload, alternately in one loop, so
+// that the machine's drift (a neighbour's load, the clock's frequency)
+// weighs on both alike. It reports each one's time per operation and
+// their ratio, the figure docs/PERFORMANCE.md holds to at most 1.2.
+func BenchmarkDecideAgainstVerify(b *testing.B) {
+	g := benchGate(b, 3)
+	if err := g.SetPolicy("high_spend", approval.Policy{
+		Match:             approval.CostAtLeast(1000, "USD"),
+		Approvers:         []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 2,
+	}); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	ids := make([]string, b.N)
+	toks := make([]string, b.N)
+	for i := range b.N {
+		res, err := g.Guard(ctx, approval.Action{
+			Name: "wire-transfer", RequestedBy: "user-1",
+			Cost:  &approval.Cost{Amount: 5000, Currency: "USD"},
+			RunID: fmt.Sprint(i),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids[i] = res.RequestID
+		toks[i], err = g.IssueToken(res.RequestID, "approver-1", approval.VerdictApprove, time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	pub, priv, _ := ed25519.GenerateKey(nil)
+	msg := []byte(`{"act":"approve","exp":1772359200,"iat":1772355600,"kid":"AAAAAAAAAAA","rid":"req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b","sub":"approver-1","tid":"AAAAAAAAAAAAAAAAAAAAAA","v":1}`)
+	sig := ed25519.Sign(priv, msg)
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var decide, verify time.Duration
+	for i := range b.N {
+		t0 := time.Now()
+		r, err := g.Decide(ctx, ids[i], approval.Decision{Token: toks[i], Verdict: approval.VerdictApprove})
+		t1 := time.Now()
+		ok := ed25519.Verify(pub, msg, sig)
+		t2 := time.Now()
+		if err != nil || len(r.Votes) != 1 || !ok {
+			b.Fatal(r, err, ok)
+		}
+		decide += t1.Sub(t0)
+		verify += t2.Sub(t1)
+	}
+	b.ReportMetric(float64(decide.Nanoseconds())/float64(b.N), "decide-ns/op")
+	b.ReportMetric(float64(verify.Nanoseconds())/float64(b.N), "verify-ns/op")
+	b.ReportMetric(float64(decide)/float64(verify), "decide/verify")
+}
+
 // BenchmarkEd25519Verify is the yardstick for Decide: one signature check
 // of a payload the size of a token's.
 func BenchmarkEd25519Verify(b *testing.B) {

@@ -75,7 +75,7 @@ func checkpointSigned(at time.Time, c *AuditCheckpoint) []byte {
 	b = append(b, CheckpointContext...)
 	b = append(b, '\n', '{')
 	b = canon.AppendKey(b, "at")
-	b = canon.AppendString(b, formatTime(at))
+	b = appendTime(b, at)
 	b = append(b, ',')
 	b = c.appendHead(b)
 	return append(b, '}')

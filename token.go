@@ -169,7 +169,7 @@ func parseToken(tok string, scratch *[2 * maxTokenLen]byte) (claims TokenClaims,
 	for i := 0; i < len(tok); i++ {
 		// The base64 decoder skips CR and LF; refuse them and anything else
 		// outside the alphabet, so one token has one spelling.
-		if c := tok[i]; !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+		if c := tok[i]; !tokenChar[c] {
 			return claims, nil, nil, fmt.Errorf("%w: character %q outside base64url", ErrTokenMalformed, c)
 		}
 	}
@@ -203,6 +203,14 @@ func parseToken(tok string, scratch *[2 * maxTokenLen]byte) (claims TokenClaims,
 	}
 	return claims, payload, sig, err
 }
+
+// tokenChar holds the bytes of a token: base64url's alphabet and the dot.
+var tokenChar = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.'
+	}
+	return t
+}()
 
 // verify checks a token in the order the contract fixes: form, key and
 // signature, then the times. Request and verdict binding are checked by the
@@ -243,7 +251,7 @@ func (k *keyring) verifyToken(tok string, now time.Time) (TokenClaims, error) {
 // JSON (RFC 8785) with these eight members in this order. Anything else is
 // malformed.
 func decodeClaims(p []byte, c *TokenClaims) bool {
-	d := canon.NewReader(p)
+	d := canon.NewReader(string(p))
 	d.Lit(`{"act":`)
 	c.Act = Verdict(d.Str())
 	d.Lit(`,"exp":`)

@@ -112,6 +112,9 @@ func dueLess(a, b dueEntry) bool {
 // track moves request id in the due order from where old put it (nil for
 // a new request) to where next puts it. s.mu must be held.
 func (s *Store) track(old, next *approval.Request) {
+	if old != nil && old.Status.Terminal() == next.Status.Terminal() && old.DueAt.Equal(next.DueAt) {
+		return // the same place, or none before and after
+	}
 	if old != nil && !old.Status.Terminal() && !old.DueAt.IsZero() {
 		s.due.Delete(dueEntry{old.DueAt, old.ID})
 	}

@@ -15,16 +15,18 @@ import (
 //
 // Its methods record the first failure (Failed); Done reports whether
 // every read succeeded and the input is used up.
+//
+// It reads a string, so that what it returns shares memory with that
+// string and with nothing else: a caller with bytes converts them once
+// (string(b), one allocation) and keeps its buffer to itself.
 type Reader struct {
-	p  []byte
-	s  string // p as a string, made on the first string read
+	p  string
 	i  int
 	ok bool
 }
 
-// NewReader returns a Reader of p. Strings read from it may share memory
-// with one copy of p, made once.
-func NewReader(p []byte) Reader { return Reader{p: p, ok: true} }
+// NewReader returns a Reader of p.
+func NewReader(p string) Reader { return Reader{p: p, ok: true} }
 
 // Done reports whether every read succeeded and nothing is left to read.
 func (d *Reader) Done() bool { return d.ok && d.i == len(d.p) }
@@ -41,7 +43,7 @@ func (d *Reader) Pos() int { return d.i }
 // Opt reads the literal s if the input continues with it (an optional
 // member), and reports whether it did.
 func (d *Reader) Opt(s string) bool {
-	if !d.ok || len(d.p)-d.i < len(s) || string(d.p[d.i:d.i+len(s)]) != s {
+	if !d.ok || len(d.p)-d.i < len(s) || d.p[d.i:d.i+len(s)] != s {
 		return false
 	}
 	d.i += len(s)
@@ -54,7 +56,7 @@ func (d *Reader) More(end byte) bool { return d.ok && d.i < len(d.p) && d.p[d.i]
 
 // Lit reads the literal s (punctuation and keys: `{"act":`, `,"exp":`).
 func (d *Reader) Lit(s string) {
-	if !d.ok || len(d.p)-d.i < len(s) || string(d.p[d.i:d.i+len(s)]) != s {
+	if !d.ok || len(d.p)-d.i < len(s) || d.p[d.i:d.i+len(s)] != s {
 		d.ok = false
 		return
 	}
@@ -64,8 +66,8 @@ func (d *Reader) Lit(s string) {
 // Str reads a string in the form AppendString writes: the only escapes
 // are \" \\ \b \f \n \r \t, and \u00xx in lower-case hex for the other
 // control characters. Any other escape is another spelling of the same
-// string, and malformed. Strings without escapes share one copy of the
-// input: reading several costs one allocation.
+// string, and malformed. A string without escapes is a part of the
+// Reader's input: reading it allocates nothing.
 func (d *Reader) Str() string {
 	if !d.ok || d.i >= len(d.p) || d.p[d.i] != '"' {
 		d.ok = false
@@ -86,19 +88,16 @@ func (d *Reader) Str() string {
 			d.i++
 			// Escapes are ASCII, so raw is valid UTF-8 exactly when the
 			// string it spells is.
-			if !utf8.Valid(raw) {
+			if !utf8.ValidString(raw) {
 				d.ok = false
 				return ""
 			}
-			if escaped {
-				s, ok := unescape(raw)
-				d.ok = ok
-				return s
+			if !escaped {
+				return raw
 			}
-			if d.s == "" {
-				d.s = string(d.p)
-			}
-			return d.s[start : d.i-1]
+			s, ok := unescape(raw)
+			d.ok = ok
+			return s
 		}
 	}
 	d.ok = false
@@ -107,7 +106,7 @@ func (d *Reader) Str() string {
 
 // unescape decodes the body of a string with at least one escape,
 // accepting only canonical escapes (see Str).
-func unescape(raw []byte) (string, bool) {
+func unescape(raw string) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(raw))
 	for i := 0; i < len(raw); i++ {
