@@ -25,14 +25,14 @@ func breakGlassFixture(t *testing.T, second bool) (*fixture, *recorder) {
 }
 
 func (f *fixture) breakGlass(id, who, reason string) (*approval.Request, error) {
-	return f.gate.BreakGlass(f.ctx, id, approval.Decision{Token: f.token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reason: reason})
+	return f.gate.BreakGlass(f.ctx, id, approval.Decision{Token: f.Token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reason: reason})
 }
 
 func TestBreakGlass(t *testing.T) {
 	t.Parallel()
 	f, rec := breakGlassFixture(t, false)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 
 	// Refused without a reason, for a person without the role, and for the
 	// requester; each refusal is audited and changes nothing.
@@ -44,9 +44,9 @@ func TestBreakGlass(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, rejected.Events, 2)
 	require.Equal(t, "alice", rejected.Events[1].Actor)
-	_, err = f.gate.BreakGlass(f.ctx, id, approval.Decision{Token: f.token(id, "sam", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reason: "x"})
+	_, err = f.gate.BreakGlass(f.ctx, id, approval.Decision{Token: f.Token(id, "sam", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reason: "x"})
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
-	require.Empty(t, f.get(id).Votes)
+	require.Empty(t, f.Get(id).Votes)
 
 	r, err := f.breakGlass(id, "sam", "payments are down, INC-4412")
 	require.NoError(t, err)
@@ -91,7 +91,7 @@ func TestBreakGlass(t *testing.T) {
 func TestBreakGlassSecondPerson(t *testing.T) {
 	t.Parallel()
 	f, _ := breakGlassFixture(t, true)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	r, err := f.breakGlass(id, "sam", "payments are down")
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status, "one person opens it")
@@ -109,7 +109,7 @@ func TestBreakGlassSecondPerson(t *testing.T) {
 func TestBreakGlassNotConfigured(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	_, err := f.breakGlass(id, "sam", "outage")
 	require.ErrorIs(t, err, approval.ErrNotEligible)
 	_, err = approval.New(approval.Config{Store: f.store, BreakGlass: &approval.BreakGlass{}})
@@ -119,9 +119,9 @@ func TestBreakGlassNotConfigured(t *testing.T) {
 func TestBreakGlassAfterDeadline(t *testing.T) {
 	t.Parallel()
 	f, _ := breakGlassFixture(t, false)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	f.clock.Advance(25 * time.Hour)
 	_, err := f.breakGlass(id, "sam", "too late")
 	require.ErrorIs(t, err, approval.ErrNotPending)
-	require.Equal(t, approval.StatusTimedOut, f.get(id).Status, "the deadline ruled first")
+	require.Equal(t, approval.StatusTimedOut, f.Get(id).Status, "the deadline ruled first")
 }

@@ -14,29 +14,29 @@ func TestApproveWithConditions(t *testing.T) {
 	f := newFixture(t)
 	a := transfer(5000)
 	a.Constraints = []string{"max_amount <= 5000", "window <= 2h"}
-	id := f.pending(a)
+	id := f.Pending(a)
 
 	// A widening is refused, audited, and changes nothing.
 	_, err := f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove,
+		Token: f.Token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove,
 		Conditions: []string{"max_amount <= 9000"},
 	})
 	require.ErrorIs(t, err, approval.ErrInvalidCondition)
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
-	require.Empty(t, f.get(id).Votes)
+	require.Empty(t, f.Get(id).Votes)
 	ev := f.lastEvent()
 	require.Equal(t, approval.EventDecisionRejected, ev.Type)
 	require.Contains(t, ev.Reason, "widens")
 
 	// Conditions come with an approval only.
 	_, err = f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny,
+		Token: f.Token(id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny,
 		Conditions: []string{"window <= 1h"},
 	})
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
 
 	_, err = f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove,
+		Token: f.Token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove,
 		Conditions: []string{"max_amount <= 2500", "window  <= 30m"},
 	})
 	require.NoError(t, err)
@@ -44,7 +44,7 @@ func TestApproveWithConditions(t *testing.T) {
 	require.Equal(t, approval.EventDecisionApprove, ev.Type)
 	require.Equal(t, []string{"max_amount <= 2500", "window <= 30m"}, ev.Conditions)
 	_, err = f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove,
+		Token: f.Token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove,
 		Conditions: []string{"window <= 30m", "dry_run = false"},
 	})
 	require.NoError(t, err)

@@ -17,15 +17,15 @@ import (
 func TestDecideQuorumApproves(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 
-	r, err := f.decide(id, "alice", approval.VerdictApprove)
+	r, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status)
 	require.Len(t, r.Votes, 1)
 	require.Equal(t, []string{"high_spend"}, r.Votes[0].Policies)
 
-	r, err = f.decide(id, "bob", approval.VerdictApprove)
+	r, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, f.clock.Now().Add(approval.DefaultApprovalTTL), r.ExpiresAt)
@@ -35,9 +35,9 @@ func TestDecideQuorumApproves(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, id, res.RequestID)
-	require.Equal(t, approval.StatusConsumed, f.get(id).Status)
+	require.Equal(t, approval.StatusConsumed, f.Get(id).Status)
 
-	again := f.pending(transfer(5000))
+	again := f.Pending(transfer(5000))
 	require.NotEqual(t, id, again, "a consumed approval must not be reused")
 
 	require.Equal(t, []approval.EventType{
@@ -49,11 +49,11 @@ func TestDecideQuorumApproves(t *testing.T) {
 func TestDecideOneDenyDenies(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	r, err := f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "bob", approval.VerdictBoth), Verdict: approval.VerdictDeny, Reason: "wrong IBAN",
+		Token: f.Token(id, "bob", approval.VerdictBoth), Verdict: approval.VerdictDeny, Reason: "wrong IBAN",
 	})
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusDenied, r.Status)
@@ -66,11 +66,11 @@ func TestDecideOneDenyDenies(t *testing.T) {
 func TestDecideDenyThreshold(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *approval.Config) { c.DenyThreshold = 2 })
-	id := f.pending(transfer(5000))
-	r, err := f.decide(id, "alice", approval.VerdictDeny)
+	id := f.Pending(transfer(5000))
+	r, err := f.Decide(id, "alice", approval.VerdictDeny)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status)
-	r, err = f.decide(id, "bob", approval.VerdictDeny)
+	r, err = f.Decide(id, "bob", approval.VerdictDeny)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusDenied, r.Status)
 }
@@ -101,11 +101,11 @@ func TestDecideRejections(t *testing.T) {
 			return s.id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}
 		}},
 		{"tampered payload", approval.ErrTokenSignature, "mallory", func(s setup) (string, approval.Decision) {
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			return s.id, approval.Decision{Token: tamper(t, tok, `"sub":"bob"`, `"sub":"mallory"`), Verdict: approval.VerdictApprove}
 		}},
 		{"unknown key ID", approval.ErrTokenSignature, "bob", func(s setup) (string, approval.Decision) {
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			kid := approval.KeyID(s.f.priv.Public().(ed25519PublicKey))
 			return s.id, approval.Decision{Token: tamper(t, tok, kid, "AAAAAAAAAAA"), Verdict: approval.VerdictApprove}
 		}},
@@ -116,36 +116,36 @@ func TestDecideRejections(t *testing.T) {
 			return s.id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}
 		}},
 		{"token for another request", approval.ErrTokenRequestMismatch, "bob", func(s setup) (string, approval.Decision) {
-			other := s.f.pending(transfer(7000))
-			return s.id, approval.Decision{Token: s.f.token(other, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove}
+			other := s.f.Pending(transfer(7000))
+			return s.id, approval.Decision{Token: s.f.Token(other, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove}
 		}},
 		{"approve with a deny-only token", approval.ErrTokenVerdictMismatch, "bob", func(s setup) (string, approval.Decision) {
-			return s.id, approval.Decision{Token: s.f.token(s.id, "bob", approval.VerdictDeny), Verdict: approval.VerdictApprove}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "bob", approval.VerdictDeny), Verdict: approval.VerdictApprove}
 		}},
 		{"reused token", approval.ErrTokenUsed, "alice", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: s.f.aliceToken, Verdict: approval.VerdictApprove}
 		}},
 		{"ineligible approver", approval.ErrNotEligible, "mallory", func(s setup) (string, approval.Decision) {
-			return s.id, approval.Decision{Token: s.f.token(s.id, "mallory", approval.VerdictApprove), Verdict: approval.VerdictApprove}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "mallory", approval.VerdictApprove), Verdict: approval.VerdictApprove}
 		}},
 		{"self-approval", approval.ErrSelfApproval, "carol", func(s setup) (string, approval.Decision) {
 			// carol is in finance and asks for her own transfer.
 			a := transfer(9000)
 			a.RequestedBy = "carol"
-			id := s.f.pending(a)
-			return id, approval.Decision{Token: s.f.token(id, "carol", approval.VerdictApprove), Verdict: approval.VerdictApprove}
+			id := s.f.Pending(a)
+			return id, approval.Decision{Token: s.f.Token(id, "carol", approval.VerdictApprove), Verdict: approval.VerdictApprove}
 		}},
 		{"second decision by the same approver", approval.ErrAlreadyDecided, "alice", func(s setup) (string, approval.Decision) {
-			return s.id, approval.Decision{Token: s.f.token(s.id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny}
 		}},
 		{"decision after the request resolved", approval.ErrNotPending, "carol", func(s setup) (string, approval.Decision) {
-			_, err := s.f.decide(s.id, "bob", approval.VerdictApprove)
+			_, err := s.f.Decide(s.id, "bob", approval.VerdictApprove)
 			require.NoError(t, err)
-			return s.id, approval.Decision{Token: s.f.token(s.id, "carol", approval.VerdictApprove), Verdict: approval.VerdictApprove}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "carol", approval.VerdictApprove), Verdict: approval.VerdictApprove}
 		}},
 		{"unknown request ID", approval.ErrNotFound, "bob", func(s setup) (string, approval.Decision) {
 			id := "req_00000000000000000000000000000000"
-			return id, approval.Decision{Token: s.f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove}
+			return id, approval.Decision{Token: s.f.Token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove}
 		}},
 		{"empty token", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: "", Verdict: approval.VerdictApprove}
@@ -154,13 +154,13 @@ func TestDecideRejections(t *testing.T) {
 			return s.id, approval.Decision{Token: "eyJ2IjoxfQ", Verdict: approval.VerdictApprove}
 		}},
 		{"token with three parts", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
-			return s.id, approval.Decision{Token: s.f.token(s.id, "bob", approval.VerdictApprove) + ".x", Verdict: approval.VerdictApprove}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "bob", approval.VerdictApprove) + ".x", Verdict: approval.VerdictApprove}
 		}},
 		{"token that is not base64", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			return s.id, approval.Decision{Token: "!!!.???", Verdict: approval.VerdictApprove}
 		}},
 		{"token with a truncated signature", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			return s.id, approval.Decision{Token: tok[:len(tok)-10], Verdict: approval.VerdictApprove}
 		}},
 		{"token of JSON garbage", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
@@ -169,7 +169,7 @@ func TestDecideRejections(t *testing.T) {
 		{"token with other unused bits in its signature", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
 			// A signature's last base64 character carries 4 unused bits;
 			// flipping one spells the same signature another way.
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 			last := strings.IndexByte(alphabet, tok[len(tok)-1])
 			respelled := tok[:len(tok)-1] + alphabet[last^1:last^1+1]
@@ -178,24 +178,24 @@ func TestDecideRejections(t *testing.T) {
 			return s.id, approval.Decision{Token: respelled, Verdict: approval.VerdictApprove}
 		}},
 		{"token issued in the future", approval.ErrTokenMalformed, "bob", func(s setup) (string, approval.Decision) {
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			s.f.clock.Advance(-5 * time.Minute)
 			return s.id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}
 		}},
 		{"forged token with invalid UTF-8", approval.ErrTokenMalformed, "", func(s setup) (string, approval.Decision) {
-			tok := s.f.token(s.id, "bob", approval.VerdictApprove)
+			tok := s.f.Token(s.id, "bob", approval.VerdictApprove)
 			return s.id, approval.Decision{Token: tamper(t, tok, `"sub":"bob"`, "\"sub\":\"b\xffb\x00\""), Verdict: approval.VerdictApprove}
 		}},
 		{"no verdict", approval.ErrInvalidDecision, "", func(s setup) (string, approval.Decision) {
-			return s.id, approval.Decision{Token: s.f.token(s.id, "bob", approval.VerdictApprove)}
+			return s.id, approval.Decision{Token: s.f.Token(s.id, "bob", approval.VerdictApprove)}
 		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			id := f.pending(transfer(5000))
-			f.aliceToken = f.token(id, "alice", approval.VerdictApprove)
+			id := f.Pending(transfer(5000))
+			f.aliceToken = f.Token(id, "alice", approval.VerdictApprove)
 			_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.aliceToken, Verdict: approval.VerdictApprove})
 			require.NoError(t, err)
 
@@ -235,10 +235,10 @@ func TestDecideConcurrentApprovers(t *testing.T) {
 	f := newFixture(t, func(c *approval.Config) {
 		c.Directory = approval.StaticDirectory{Groups: map[string][]string{"finance": members}}
 	})
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	toks := make([]string, len(members))
 	for i, m := range members {
-		toks[i] = f.token(id, m, approval.VerdictApprove)
+		toks[i] = f.Token(id, m, approval.VerdictApprove)
 	}
 	var (
 		wg         sync.WaitGroup
@@ -263,7 +263,7 @@ func TestDecideConcurrentApprovers(t *testing.T) {
 	wg.Wait()
 	require.EqualValues(t, 2, ok.Load())
 	require.EqualValues(t, 62, closed.Load())
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Len(t, r.Votes, 2)
 	require.NotEqual(t, r.Votes[0].Approver, r.Votes[1].Approver)
@@ -287,15 +287,15 @@ func TestDecideEveryMatchedPolicyNeedsItsQuorum(t *testing.T) {
 	}))
 	a := transfer(5000)
 	a.Tags = []string{"production"}
-	id := f.pending(a)
-	require.Equal(t, []string{"high_spend", "prod"}, f.get(id).PolicyNames())
+	id := f.Pending(a)
+	require.Equal(t, []string{"high_spend", "prod"}, f.Get(id).PolicyNames())
 
-	_, err := f.decide(id, "bob", approval.VerdictApprove) // finance only
+	_, err := f.Decide(id, "bob", approval.VerdictApprove) // finance only
 	require.NoError(t, err)
-	r, err := f.decide(id, "carol", approval.VerdictApprove) // finance quorum met, prod not
+	r, err := f.Decide(id, "carol", approval.VerdictApprove) // finance quorum met, prod not
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status)
-	r, err = f.decide(id, "sam", approval.VerdictApprove) // sre: prod
+	r, err = f.Decide(id, "sam", approval.VerdictApprove) // sre: prod
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -311,23 +311,23 @@ func TestDecideOneApproverCountsForEachPolicy(t *testing.T) {
 		}))
 		a := transfer(5000)
 		a.Tags = []string{"production"}
-		return f, f.pending(a)
+		return f, f.Pending(a)
 	}
 
 	f, id := setup(false)
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err := f.decide(id, "bob", approval.VerdictApprove)
+	r, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status, "alice and bob count for both policies")
 
 	f, id = setup(true)
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err = f.decide(id, "bob", approval.VerdictApprove)
+	r, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status, "three seats need three distinct people")
-	r, err = f.decide(id, "carol", approval.VerdictApprove)
+	r, err = f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -335,8 +335,8 @@ func TestDecideOneApproverCountsForEachPolicy(t *testing.T) {
 func TestDecidePolicySnapshotIsKept(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
-	hash := f.get(id).Policies[0].Hash
+	id := f.Pending(transfer(5000))
+	hash := f.Get(id).Policies[0].Hash
 	// Tighten the live policy: the open request keeps its snapshot.
 	require.NoError(t, f.gate.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
@@ -347,9 +347,9 @@ func TestDecidePolicySnapshotIsKept(t *testing.T) {
 	require.True(t, ok)
 	require.NotEqual(t, hash, newHash)
 
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err := f.decide(id, "bob", approval.VerdictApprove)
+	r, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, hash, r.Policies[0].Hash)
@@ -366,8 +366,8 @@ func TestDecideAllowSelfApproval(t *testing.T) {
 	}))
 	a := transfer(5000)
 	a.RequestedBy = "carol"
-	id := f.pending(a)
-	r, err := f.decide(id, "carol", approval.VerdictApprove)
+	id := f.Pending(a)
+	r, err := f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -385,9 +385,9 @@ func (failingDirectory) Members(context.Context, approval.Approver) ([]string, e
 func TestDecideDirectoryFailureFailsClosed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *approval.Config) { c.Directory = failingDirectory{} })
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.ErrorContains(t, err, "ldap unreachable")
-	require.Empty(t, f.get(id).Votes)
-	require.Equal(t, approval.StatusPending, f.get(id).Status)
+	require.Empty(t, f.Get(id).Votes)
+	require.Equal(t, approval.StatusPending, f.Get(id).Status)
 }

@@ -33,8 +33,8 @@ func TestDelegatedVoteCountsOnce(t *testing.T) {
 	require.Equal(t, "alice", granted.OnBehalfOf)
 	require.Contains(t, granted.Reason, d.ID+": alice delegates to erin from ")
 
-	id := f.pending(transfer(5000))
-	r, err := f.decide(id, "erin", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	r, err := f.Decide(id, "erin", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusPending, r.Status, "one approval of two")
 	require.Equal(t, "erin", r.Votes[0].Approver)
@@ -46,24 +46,24 @@ func TestDelegatedVoteCountsOnce(t *testing.T) {
 
 	// The original and the delegate count once; a second delegation of
 	// the same original gives no second vote.
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrAlreadyDecided)
 	require.ErrorContains(t, err, "erin voted approve at 2026-03-01T09:00:00Z on behalf of alice")
 	f.delegate("alice", "frank")
-	_, err = f.decide(id, "frank", approval.VerdictApprove)
+	_, err = f.Decide(id, "frank", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrAlreadyDecided)
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrAlreadyDecided)
 
-	r, err = f.decide(id, "bob", approval.VerdictApprove)
+	r, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 
 	// The original first: the delegate may not follow.
-	id2 := f.pending(transfer(6000))
-	_, err = f.decide(id2, "alice", approval.VerdictApprove)
+	id2 := f.Pending(transfer(6000))
+	_, err = f.Decide(id2, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id2, "erin", approval.VerdictApprove)
+	_, err = f.Decide(id2, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrAlreadyDecided)
 }
 
@@ -75,23 +75,23 @@ func TestDelegationWindowAndScope(t *testing.T) {
 	require.NoError(t, err)
 	f.delegate("bob", "frank", "other_policy")
 
-	id := f.pending(transfer(5000))
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "before the window")
-	_, err = f.decide(id, "frank", approval.VerdictApprove)
+	_, err = f.Decide(id, "frank", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "outside the scope")
 
 	f.clock.Advance(time.Hour) // at NotBefore: inclusive
-	require.NoError(t, f.gate.CanDecide(f.ctx, f.get(id), "erin"))
+	require.NoError(t, f.gate.CanDecide(f.ctx, f.Get(id), "erin"))
 	f.clock.Advance(time.Hour) // at NotAfter: exclusive
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "after the window")
 
 	// Scoped to the policy: it works.
 	f.delegate("bob", "gina", "high_spend")
-	_, err = f.decide(id, "gina", approval.VerdictDeny)
+	_, err = f.Decide(id, "gina", approval.VerdictDeny)
 	require.NoError(t, err)
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusDenied, r.Status)
 	require.Equal(t, "denied by gina on behalf of bob", r.Reason)
 }
@@ -104,21 +104,21 @@ func TestDelegationSegregation(t *testing.T) {
 	f.delegate("alice", "erin")
 	own := transfer(5000)
 	own.RequestedBy = "erin"
-	id := f.pending(own)
-	_, err := f.decide(id, "erin", approval.VerdictApprove)
+	id := f.Pending(own)
+	_, err := f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrSelfApproval)
 
 	theirs := transfer(7000)
 	theirs.RequestedBy = "alice"
-	id = f.pending(theirs)
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	id = f.Pending(theirs)
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrSelfApproval)
 	require.ErrorContains(t, err, "erin would decide for alice, who requested it")
 
 	agent := transfer(8000)
 	agent.RequestedBy, agent.Initiator = "agent-7", "alice"
-	id = f.pending(agent)
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	id = f.Pending(agent)
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrSelfApproval, "nor for the person an agent acts for")
 	require.Equal(t, approval.EventDecisionRejected, f.lastEvent().Type)
 }
@@ -127,7 +127,7 @@ func TestRevokeDelegation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	d := f.delegate("alice", "erin")
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	f.clock.Advance(time.Minute)
 	rd, err := f.gate.RevokeDelegation(f.ctx, d.ID, "Alice", "back early")
 	require.NoError(t, err)
@@ -136,7 +136,7 @@ func TestRevokeDelegation(t *testing.T) {
 	ev := f.lastEvent()
 	require.Equal(t, approval.EventDelegationRevoked, ev.Type)
 	require.Equal(t, d.ID+": back early", ev.Reason)
-	_, err = f.decide(id, "erin", approval.VerdictApprove)
+	_, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible)
 	_, err = f.gate.RevokeDelegation(f.ctx, d.ID, "alice", "")
 	require.ErrorIs(t, err, approval.ErrConflict)
@@ -193,7 +193,7 @@ func TestDelegateIsNotified(t *testing.T) {
 	})
 	f.delegate("alice", "erin")
 	f.delegate("bob", "frank", "other_policy") // out of scope: not notified
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	require.NoError(t, f.gate.Close(context.Background()))
 	got := map[string]approval.Notification{}
 	for _, n := range rec.sent() {
@@ -234,8 +234,8 @@ func TestDelegateStandsInForAnAllMember(t *testing.T) {
 		Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepReminder}},
 	}}}))
 	f.delegate("bob", "erin")
-	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
-	r, err := f.decide(id, "erin", approval.VerdictApprove)
+	id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	r, err := f.Decide(id, "erin", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, "bob", r.Votes[0].OnBehalfOf)
 
@@ -251,7 +251,7 @@ func TestDelegateStandsInForAnAllMember(t *testing.T) {
 	}
 	require.Equal(t, []string{"alice"}, reminded, "bob's delegate answered for him")
 
-	r, err = f.decide(id, "alice", approval.VerdictApprove)
+	r, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }

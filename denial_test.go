@@ -12,9 +12,9 @@ func TestDenialReachesTheRequester(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	deny := func(d *approval.Denial, v approval.Verdict) error {
-		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictBoth), Verdict: v, Reason: "too much at once", Denial: d})
+		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "alice", approval.VerdictBoth), Verdict: v, Reason: "too much at once", Denial: d})
 		return err
 	}
 	for _, bad := range []*approval.Denial{
@@ -26,11 +26,11 @@ func TestDenialReachesTheRequester(t *testing.T) {
 		require.ErrorIs(t, deny(bad, approval.VerdictDeny), approval.ErrInvalidDecision, bad)
 	}
 	require.ErrorIs(t, deny(&approval.Denial{Code: "too-broad", Retry: approval.RetryChanged}, approval.VerdictApprove), approval.ErrInvalidDecision)
-	require.Empty(t, f.get(id).Votes, "a refused decision records nothing")
+	require.Empty(t, f.Get(id).Votes, "a refused decision records nothing")
 
 	want := &approval.Denial{Code: "too-broad", Retry: approval.RetryChanged, Hint: "split it into transfers under 1000"}
 	require.NoError(t, deny(want, approval.VerdictDeny))
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusDenied, r.Status)
 	require.Equal(t, want, r.Denial())
 	ev := f.events()
@@ -50,5 +50,5 @@ func TestDenialReachesTheRequester(t *testing.T) {
 	require.Equal(t, id, res.RequestID)
 	require.Equal(t, want, res.Denial)
 	res.Denial.Hint = "changed by the caller"
-	require.Equal(t, want.Hint, f.get(id).Denial().Hint, "the caller owns its copy")
+	require.Equal(t, want.Hint, f.Get(id).Denial().Hint, "the caller owns its copy")
 }

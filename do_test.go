@@ -54,9 +54,9 @@ func TestDoReturnsPendingThenRunsOnce(t *testing.T) {
 	notApproved(t, err, approval.ErrPending)
 	require.Equal(t, id, res.RequestID)
 
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 
 	// Other arguments do not ride on this approval.
@@ -94,8 +94,8 @@ func TestDoDenied(t *testing.T) {
 	f := newFixture(t)
 	var r runs
 	a := transfer(5000)
-	id := f.pending(a)
-	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "carol", approval.VerdictDeny), Verdict: approval.VerdictDeny,
+	id := f.Pending(a)
+	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "carol", approval.VerdictDeny), Verdict: approval.VerdictDeny,
 		Reason: "too large", Denial: &approval.Denial{Code: "over_limit", Retry: approval.RetryChanged, Hint: "split it"}})
 	require.NoError(t, err)
 
@@ -148,7 +148,7 @@ func TestDoWaits(t *testing.T) {
 		done := doAsync(f.ctx, f.gate, transfer(5000), wait, r.fn)
 		id := waitForRequest(t, f)
 		for _, who := range []string{"alice", "bob"} {
-			_, err := f.decide(id, who, approval.VerdictApprove)
+			_, err := f.Decide(id, who, approval.VerdictApprove)
 			require.NoError(t, err)
 		}
 		res, err := done()
@@ -156,7 +156,7 @@ func TestDoWaits(t *testing.T) {
 		require.Equal(t, approval.OutcomeApproved, res.Status)
 		require.Equal(t, id, res.RequestID)
 		require.EqualValues(t, 1, r.n.Load())
-		require.Equal(t, approval.StatusConsumed, f.get(id).Status)
+		require.Equal(t, approval.StatusConsumed, f.Get(id).Status)
 	})
 	t.Run("modified", func(t *testing.T) {
 		f := newFixture(t, fastPoll)
@@ -164,9 +164,9 @@ func TestDoWaits(t *testing.T) {
 		done := doAsync(f.ctx, f.gate, transfer(5000), wait, r.fn)
 		id := waitForRequest(t, f)
 		edited := []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":4000}`)
-		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove, Payload: edited})
+		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove, Payload: edited})
 		require.NoError(t, err)
-		_, err = f.decide(id, "bob", approval.VerdictApprove)
+		_, err = f.Decide(id, "bob", approval.VerdictApprove)
 		require.NoError(t, err)
 		res, err := done()
 		require.NoError(t, err)
@@ -179,7 +179,7 @@ func TestDoWaits(t *testing.T) {
 		res, err := approval.Do(f.ctx, f.gate, transfer(5000), approval.DoOptions{Wait: 30 * time.Millisecond}, r.fn)
 		notApproved(t, err, approval.ErrPending)
 		require.NotErrorIs(t, err, approval.ErrTimedOut)
-		require.Equal(t, approval.StatusPending, f.get(res.RequestID).Status)
+		require.Equal(t, approval.StatusPending, f.Get(res.RequestID).Status)
 		require.Zero(t, r.n.Load())
 	})
 	t.Run("request timed out", func(t *testing.T) {
@@ -214,7 +214,7 @@ func TestDoWaits(t *testing.T) {
 		var r runs
 		done := doAsync(f.ctx, f.gate, transfer(5000), wait, r.fn)
 		id := waitForRequest(t, f)
-		_, err := f.decide(id, "carol", approval.VerdictDeny)
+		_, err := f.Decide(id, "carol", approval.VerdictDeny)
 		require.NoError(t, err)
 		_, err = done()
 		notApproved(t, err, approval.ErrDenied)
@@ -238,7 +238,7 @@ func TestDoConcurrentIdenticalCallsRunOncePerApproval(t *testing.T) {
 	}
 	id := waitForRequest(t, f)
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	// One call runs; the others ask again, as one new request.
@@ -246,7 +246,7 @@ func TestDoConcurrentIdenticalCallsRunOncePerApproval(t *testing.T) {
 	second := waitForRequest(t, f)
 	require.NotEqual(t, id, second)
 	for _, who := range []string{"carol", "dave"} {
-		_, err := f.decide(second, who, approval.VerdictApprove)
+		_, err := f.Decide(second, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	require.Eventually(t, func() bool { return r.n.Load() == 2 }, 5*time.Second, time.Millisecond)
@@ -274,7 +274,7 @@ func TestDoConcurrentIdenticalCallsRunOncePerApproval(t *testing.T) {
 
 func TestDoCancelledWaitsLeaveNoGoroutine(t *testing.T) {
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	before := runtime.NumGoroutine()
 	for range 1000 {
 		ctx, cancel := context.WithCancel(f.ctx)

@@ -12,19 +12,19 @@ func TestModifyThenApprove(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	edited := []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":500}`)
 	decide := func(who string, v approval.Verdict, payload []byte) error {
-		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, approval.VerdictBoth), Verdict: v, Payload: payload})
+		_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, who, approval.VerdictBoth), Verdict: v, Payload: payload})
 		return err
 	}
 	require.ErrorIs(t, decide("alice", approval.VerdictDeny, edited), approval.ErrInvalidDecision, "an edit comes with an approval")
 	require.ErrorIs(t, decide("alice", approval.VerdictApprove, a.Payload), approval.ErrInvalidDecision, "an edit changes the payload")
 	require.ErrorIs(t, decide("alice", approval.VerdictApprove, make([]byte, 300<<10)), approval.ErrInvalidDecision, "within the payload limit")
-	require.Nil(t, f.get(id).Edit)
+	require.Nil(t, f.Get(id).Edit)
 
 	require.NoError(t, decide("alice", approval.VerdictApprove, edited))
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, edited, r.Edit.Payload)
 	require.Equal(t, "alice", r.Edit.By)
 	require.Equal(t, approval.PayloadHash(edited), r.Edit.PayloadHash)
@@ -53,7 +53,7 @@ func TestModifyThenApprove(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.PayloadHash(a.Payload), art.EditedFrom)
 	require.Equal(t, approval.PayloadHash(edited), art.PayloadHash)
-	require.Equal(t, run, f.get(id).Approved())
+	require.Equal(t, run, f.Get(id).Approved())
 
 	// Consumed once: the next Guard of the original asks anew.
 	res, err = f.gate.Guard(f.ctx, a)

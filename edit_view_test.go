@@ -35,13 +35,13 @@ func TestNotificationsCarryTheEditedPayload(t *testing.T) {
 			{Name: "controller", Approvers: []approval.Approver{approval.User("carol")}, Require: approval.Threshold(1)},
 		},
 	}))
-	id := f.pending(approval.Action{Name: "pay", RequestedBy: "user-1", Payload: originalPayment})
-	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove),
+	id := f.Pending(approval.Action{Name: "pay", RequestedBy: "user-1", Payload: originalPayment})
+	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "bob", approval.VerdictApprove),
 		Verdict: approval.VerdictApprove, Payload: editedPayment})
 	require.NoError(t, err)
 	require.NoError(t, f.gate.Close(f.ctx)) // drains the notifications
 
-	r := f.get(id)
+	r := f.Get(id)
 	var toCarol *approval.Notification
 	for _, n := range rec.sent() {
 		if n.Recipient == "carol" && n.Type == approval.NotifyRequested {
@@ -73,36 +73,36 @@ func TestDecisionBindsTheActionShown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := transfer(5000)
-	id := f.pending(a)
-	shown := f.get(id).ActionHash // carol opens the page
+	id := f.Pending(a)
+	shown := f.Get(id).ActionHash // carol opens the page
 
-	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove),
+	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "bob", approval.VerdictApprove),
 		Verdict: approval.VerdictApprove, Payload: []byte(`{"to":"EVE","amount":990000}`)})
 	require.NoError(t, err)
 
-	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "carol", approval.VerdictApprove),
+	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "carol", approval.VerdictApprove),
 		Verdict: approval.VerdictApprove, ActionHash: shown})
 	require.ErrorIs(t, err, approval.ErrActionChanged)
 	require.ErrorContains(t, err, "bob edited the payload")
-	r := f.get(id)
+	r := f.Get(id)
 	require.Len(t, r.Votes, 1, "the refused vote changed nothing")
 	require.Equal(t, approval.StatusPending, r.Status)
 	last := f.lastEvent()
 	require.Equal(t, approval.EventDecisionRejected, last.Type)
 	require.Equal(t, "carol", last.Actor)
 
-	r, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "carol", approval.VerdictApprove),
+	r, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "carol", approval.VerdictApprove),
 		Verdict: approval.VerdictApprove, ActionHash: r.Edit.ActionHash})
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 
 	// A deny bound to a stale view is refused the same way.
-	id2 := f.pending(transfer(6000))
-	stale := f.get(id2).ActionHash
-	_, err = f.gate.Decide(f.ctx, id2, approval.Decision{Token: f.token(id2, "dave", approval.VerdictApprove),
+	id2 := f.Pending(transfer(6000))
+	stale := f.Get(id2).ActionHash
+	_, err = f.gate.Decide(f.ctx, id2, approval.Decision{Token: f.Token(id2, "dave", approval.VerdictApprove),
 		Verdict: approval.VerdictApprove, Payload: []byte(`{"amount":1}`)})
 	require.NoError(t, err)
-	_, err = f.gate.Decide(f.ctx, id2, approval.Decision{Token: f.token(id2, "erin", approval.VerdictDeny),
+	_, err = f.gate.Decide(f.ctx, id2, approval.Decision{Token: f.Token(id2, "erin", approval.VerdictDeny),
 		Verdict: approval.VerdictDeny, ActionHash: stale})
 	require.ErrorIs(t, err, approval.ErrActionChanged)
 }
@@ -151,18 +151,18 @@ func TestDiffPayloads(t *testing.T) {
 func TestStanding(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
-	st := f.get(id).Standing()
+	id := f.Pending(transfer(5000))
+	st := f.Get(id).Standing()
 	require.Equal(t, []approval.PolicyStanding{{Policy: "high_spend", Level: 0, Levels: 1, Units: []approval.UnitStanding{
 		{Approvers: []approval.Approver{approval.Group("finance")}, Need: 2}}}}, st)
-	_, err := f.decide(id, "bob", approval.VerdictApprove)
+	_, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
-	st = f.get(id).Standing()
+	st = f.Get(id).Standing()
 	require.Equal(t, []string{"bob"}, st[0].Units[0].ApprovedBy)
 	require.False(t, st[0].Met)
-	_, err = f.decide(id, "carol", approval.VerdictApprove)
+	_, err = f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
-	st = f.get(id).Standing()
+	st = f.Get(id).Standing()
 	require.True(t, st[0].Met)
 	require.Equal(t, 1, st[0].Level, "a met policy is past its last level")
 	require.Nil(t, st[0].Units)

@@ -28,9 +28,9 @@ func TestGuardDefaultPolicy(t *testing.T) {
 	f := newFixture(t, func(c *approval.Config) {
 		c.Default = &approval.Policy{Approvers: []approval.Approver{approval.User("erin")}, RequiredApprovals: 1}
 	})
-	id := f.pending(transfer(10))
-	require.Equal(t, []string{"default"}, f.get(id).PolicyNames())
-	r, err := f.decide(id, "erin", approval.VerdictApprove)
+	id := f.Pending(transfer(10))
+	require.Equal(t, []string{"default"}, f.Get(id).PolicyNames())
+	r, err := f.Decide(id, "erin", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -49,7 +49,7 @@ func TestGuardDenyPolicy(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.Equal(t, "transfers to sanctioned countries are never allowed", res.Reason)
-	r := f.get(res.RequestID)
+	r := f.Get(res.RequestID)
 	require.Equal(t, approval.StatusDenied, r.Status)
 	require.Equal(t, []approval.EventType{approval.EventRequestCreated, approval.EventRequestDenied}, eventTypes(f.events()))
 
@@ -63,7 +63,7 @@ func TestGuardDenyPolicy(t *testing.T) {
 func TestGuardDenyPolicyAddedWhileRequestIsOpen(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	open := f.pending(transfer(5000))
+	open := f.Pending(transfer(5000))
 	require.NoError(t, f.gate.SetPolicy("freeze", approval.Policy{
 		Match: approval.Name("wire-*"), Effect: approval.EffectDeny, Reason: "payments frozen",
 	}))
@@ -71,8 +71,8 @@ func TestGuardDenyPolicyAddedWhileRequestIsOpen(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeDenied, res.Status)
 	require.NotEqual(t, open, res.RequestID)
-	require.Equal(t, approval.StatusDenied, f.get(res.RequestID).Status)
-	require.Equal(t, approval.StatusPending, f.get(open).Status, "the open request is left to its approvers")
+	require.Equal(t, approval.StatusDenied, f.Get(res.RequestID).Status)
+	require.Equal(t, approval.StatusPending, f.Get(open).Status, "the open request is left to its approvers")
 }
 
 func TestGuardInvalidActionStoresNothing(t *testing.T) {
@@ -99,20 +99,20 @@ func TestGuardInvalidActionStoresNothing(t *testing.T) {
 func TestGuardIsIdempotent(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 
 	retry := transfer(5000)
 	retry.Message = "please, it is urgent" // context, not identity
 	retry.Provenance = &approval.Provenance{Source: "sdk"}
-	require.Equal(t, id, f.pending(retry))
+	require.Equal(t, id, f.Pending(retry))
 
 	other := transfer(5000)
 	other.Payload = []byte(`{"to":"FR76 3000 6000 0112 3456 7890 189","amount":5000}`)
-	require.NotEqual(t, id, f.pending(other), "another payload is another action")
+	require.NotEqual(t, id, f.Pending(other), "another payload is another action")
 
 	someoneElse := transfer(5000)
 	someoneElse.RequestedBy = "user-2"
-	require.NotEqual(t, id, f.pending(someoneElse), "another requester is another request")
+	require.NotEqual(t, id, f.Pending(someoneElse), "another requester is another request")
 
 	require.Equal(t, []approval.EventType{
 		approval.EventRequestCreated, approval.EventRequestDeduplicated,
@@ -150,9 +150,9 @@ func TestGuardConcurrentCallsCreateOneRequest(t *testing.T) {
 func TestGuardConsumesApprovalOnce(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	// 16 concurrent retries of the approved action: exactly one runs it.
@@ -182,15 +182,15 @@ func TestGuardConsumesApprovalOnce(t *testing.T) {
 func TestGuardExpiredApprovalStartsOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	f.clock.Advance(approval.DefaultApprovalTTL + time.Second)
-	next := f.pending(transfer(5000))
+	next := f.Pending(transfer(5000))
 	require.NotEqual(t, id, next)
-	require.Equal(t, approval.StatusExpired, f.get(id).Status)
+	require.Equal(t, approval.StatusExpired, f.Get(id).Status)
 }
 
 // A Guard that finds its request past the deadline times it out itself,
@@ -198,14 +198,14 @@ func TestGuardExpiredApprovalStartsOver(t *testing.T) {
 func TestGuardTimedOutRequestStartsOver(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	f.clock.Advance(25 * time.Hour)
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
 	require.Equal(t, approval.Result{Status: approval.OutcomeTimedOut, RequestID: id, Reason: "timed out"}, res)
-	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+	require.Equal(t, approval.StatusTimedOut, f.Get(id).Status)
 	f.clock.Advance(approval.DefaultDenialHold)
-	next := f.pending(transfer(5000))
+	next := f.Pending(transfer(5000))
 	require.NotEqual(t, id, next)
 }
 
@@ -223,8 +223,8 @@ func TestGuardCustomMatcherFailsClosed(t *testing.T) {
 				Approvers:         []approval.Approver{approval.User("erin")},
 				RequiredApprovals: 1,
 			}))
-			id := f.pending(transfer(10)) // below high_spend: only the failing matcher applies
-			r := f.get(id)
+			id := f.Pending(transfer(10)) // below high_spend: only the failing matcher applies
+			r := f.Get(id)
 			require.Equal(t, []string{"fraud"}, r.PolicyNames())
 			require.Contains(t, r.Policies[0].MatchError, "fraud-score")
 			evs := f.events()
@@ -248,7 +248,7 @@ func TestGuardCombinesMatchedPolicies(t *testing.T) {
 	}))
 	a := transfer(5000)
 	a.Tags = []string{"production"}
-	r := f.get(f.pending(a))
+	r := f.Get(f.Pending(a))
 	require.Equal(t, f.clock.Now().Add(time.Hour), r.Deadline, "smallest timeout")
 	require.Equal(t, approval.TimeoutDeny, r.OnTimeout, "most restrictive timeout action")
 	require.True(t, r.SegregateRequester, "segregation if any policy asks")
@@ -270,8 +270,8 @@ func (brokenStore) Update(context.Context, approval.Update) error { return errDi
 func TestGuardFailsClosedOnStoreError(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 
 	broken, err := approval.New(approval.Config{Store: brokenStore{f.store}, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
@@ -284,10 +284,10 @@ func TestGuardFailsClosedOnStoreError(t *testing.T) {
 	require.Equal(t, approval.OutcomeDenied, res.Status)
 
 	// Bob's vote would complete the quorum, but the write fails: not approved.
-	r, err := broken.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove})
+	r, err := broken.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "bob", approval.VerdictApprove), Verdict: approval.VerdictApprove})
 	require.ErrorIs(t, err, errDiskFull)
 	require.Nil(t, r)
-	require.Equal(t, approval.StatusPending, f.get(id).Status)
+	require.Equal(t, approval.StatusPending, f.Get(id).Status)
 }
 
 func TestNewValidatesConfig(t *testing.T) {
@@ -314,9 +314,9 @@ func TestListFiltersAndPages(t *testing.T) {
 	f := newFixture(t)
 	var ids []string
 	for i := range 7 {
-		ids = append(ids, f.pending(transfer(float64(1000+i))))
+		ids = append(ids, f.Pending(transfer(float64(1000+i))))
 	}
-	_, err := f.decide(ids[0], "alice", approval.VerdictDeny)
+	_, err := f.Decide(ids[0], "alice", approval.VerdictDeny)
 	require.NoError(t, err)
 
 	var got []string
@@ -344,7 +344,7 @@ func TestListFiltersAndPages(t *testing.T) {
 func TestRemovePolicy(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	require.True(t, f.gate.RemovePolicy("high_spend"))
 	require.False(t, f.gate.RemovePolicy("high_spend"))
 	_, ok := f.gate.PolicyHash("high_spend")
@@ -356,10 +356,10 @@ func TestRemovePolicy(t *testing.T) {
 
 	// The open request keeps its snapshot and can still be approved.
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
-	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+	require.Equal(t, approval.StatusApproved, f.Get(id).Status)
 }
 
 func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
@@ -379,16 +379,16 @@ func TestAuditSinkMirrorsCommittedEvents(t *testing.T) {
 		return nil
 	})
 	f := newFixture(t, func(c *approval.Config) { c.Audit = sink })
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "mallory", approval.VerdictApprove)
+	_, err = f.Decide(id, "mallory", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible)
 
 	mu.Lock()
 	fail = true
 	mu.Unlock()
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err, "a failing sink does not undo or fail the committed decision")
 
 	mu.Lock()
@@ -416,7 +416,7 @@ func TestIssueTokenRejectsBadInput(t *testing.T) {
 		"bad verdict":    func() error { _, err := f.gate.IssueToken(rid, "bob", "maybe", time.Hour); return err },
 		"zero ttl":       func() error { _, err := f.gate.IssueToken(rid, "bob", approval.VerdictDeny, 0); return err },
 		"cancel without actor": func() error {
-			_, err := f.gate.Cancel(f.ctx, f.pending(transfer(5000)), "", "")
+			_, err := f.gate.Cancel(f.ctx, f.Pending(transfer(5000)), "", "")
 			return err
 		},
 	} {

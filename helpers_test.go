@@ -4,22 +4,21 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
 	fx "github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/internal/testkit"
-	"github.com/signoff/approval/memstore"
 )
 
 // fixture is a gate over a memstore with a finance policy: transfers of
 // 1,000 USD or more need two approvals from the finance group.
 type fixture struct {
+	*fx.Harness
+	// The harness's fields, by the names the tests use.
 	t     *testing.T
 	gate  *approval.Gate
 	store approval.Store
@@ -51,52 +50,11 @@ func inProcess(c *approval.Config) { c.Store = plainStore{c.Store} }
 
 func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
-	f := &fixture{t: t, store: memstore.New(), clock: testkit.NewClock(), priv: priv, ctx: context.Background()}
-	cfg := approval.Config{
-		Store:      f.store,
-		SigningKey: priv,
-		Directory:  financeDir,
-		Now:        f.clock.Now,
-		Logger:     slog.New(slog.DiscardHandler),
-	}
-	for _, m := range mod {
-		m(&cfg)
-	}
-	f.gate = fx.NewGate(t, cfg, fx.HighSpend())
-	return f
+	h := fx.NewHarness(t, mod...)
+	return &fixture{Harness: h, t: t, gate: h.Gate, store: h.Store, clock: h.Clock, priv: h.Key, ctx: h.Ctx}
 }
 
 func transfer(amount float64) approval.Action { return fx.Transfer(amount) }
-
-// pending guards a and requires a pending result.
-func (f *fixture) pending(a approval.Action) string {
-	f.t.Helper()
-	res, err := f.gate.Guard(f.ctx, a)
-	require.NoError(f.t, err)
-	require.Equal(f.t, approval.OutcomePending, res.Status)
-	require.NotEmpty(f.t, res.RequestID)
-	return res.RequestID
-}
-
-func (f *fixture) token(id, who string, v approval.Verdict) string {
-	f.t.Helper()
-	tok, err := f.gate.IssueToken(id, who, v, time.Hour)
-	require.NoError(f.t, err)
-	return tok
-}
-
-func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
-	return fx.Decide(f.gate, id, who, approval.Decision{Verdict: v})
-}
-
-func (f *fixture) get(id string) *approval.Request {
-	f.t.Helper()
-	r, err := f.gate.Get(f.ctx, id)
-	require.NoError(f.t, err)
-	return r
-}
 
 // events returns the whole audit trail, verified.
 func (f *fixture) events() []approval.AuditEvent {

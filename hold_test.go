@@ -16,12 +16,12 @@ func TestDenialIsHeard(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	_, err := f.gate.Decide(f.ctx, id, approval.Decision{
-		Token: f.token(id, "bob", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reason: "unknown payee",
+		Token: f.Token(id, "bob", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reason: "unknown payee",
 	})
 	require.NoError(t, err)
-	require.Equal(t, f.clock.Now().Add(approval.DefaultDenialHold), f.get(id).HoldUntil)
+	require.Equal(t, f.clock.Now().Add(approval.DefaultDenialHold), f.Get(id).HoldUntil)
 
 	for range 3 {
 		f.clock.Advance(10 * time.Minute)
@@ -40,11 +40,11 @@ func TestDenialIsHeard(t *testing.T) {
 	// Another action (another payload) is not held.
 	b := transfer(5000)
 	b.Payload = []byte(`{"to":"elsewhere"}`)
-	require.NotEqual(t, id, f.pending(b))
+	require.NotEqual(t, id, f.Pending(b))
 
 	// When the hold ends, asking again opens a new request.
 	f.clock.Advance(31 * time.Minute)
-	again := f.pending(a)
+	again := f.Pending(a)
 	require.NotEqual(t, id, again)
 }
 
@@ -52,7 +52,7 @@ func TestTimeoutIsHeld(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *approval.Config) { c.DenialHold = 5 * time.Minute })
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	f.clock.Advance(25 * time.Hour)
 	n, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
@@ -62,7 +62,7 @@ func TestTimeoutIsHeld(t *testing.T) {
 	require.Equal(t, approval.OutcomeTimedOut, res.Status)
 	require.Equal(t, id, res.RequestID)
 	f.clock.Advance(5 * time.Minute)
-	require.NotEqual(t, id, f.pending(a), "Config.DenialHold sets the window")
+	require.NotEqual(t, id, f.Pending(a), "Config.DenialHold sets the window")
 }
 
 func TestHoldOnlyForHumanAnswers(t *testing.T) {
@@ -70,19 +70,19 @@ func TestHoldOnlyForHumanAnswers(t *testing.T) {
 	t.Run("disabled", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, func(c *approval.Config) { c.DenialHold = -1 })
-		id := f.pending(transfer(5000))
-		_, err := f.decide(id, "bob", approval.VerdictDeny)
+		id := f.Pending(transfer(5000))
+		_, err := f.Decide(id, "bob", approval.VerdictDeny)
 		require.NoError(t, err)
-		require.True(t, f.get(id).HoldUntil.IsZero())
-		require.NotEqual(t, id, f.pending(transfer(5000)))
+		require.True(t, f.Get(id).HoldUntil.IsZero())
+		require.NotEqual(t, id, f.Pending(transfer(5000)))
 	})
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
-		id := f.pending(transfer(5000))
+		id := f.Pending(transfer(5000))
 		_, err := f.gate.Cancel(f.ctx, id, "user-1", "typo")
 		require.NoError(t, err)
-		require.NotEqual(t, id, f.pending(transfer(5000)), "a cancellation is no one's no")
+		require.NotEqual(t, id, f.Pending(transfer(5000)), "a cancellation is no one's no")
 	})
 	t.Run("timeout approves", func(t *testing.T) {
 		t.Parallel()
@@ -91,7 +91,7 @@ func TestHoldOnlyForHumanAnswers(t *testing.T) {
 			Match: approval.CostAtLeast(1000, "USD"), Approvers: []approval.Approver{approval.Group("finance")},
 			RequiredApprovals: 2, Timeout: time.Hour, OnTimeout: approval.TimeoutApprove,
 		}))
-		id := f.pending(transfer(5000))
+		id := f.Pending(transfer(5000))
 		f.clock.Advance(2 * time.Hour)
 		_, err := f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)

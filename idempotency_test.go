@@ -24,7 +24,7 @@ func payment(key string) approval.Action {
 func (f *fixture) approved(id string) {
 	f.t.Helper()
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(f.t, err)
 	}
 }
@@ -47,13 +47,13 @@ func TestIdempotencyKeyAlreadyRan(t *testing.T) {
 	rec := &recorder{}
 	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
 	a := payment("INSTR-1")
-	id := f.pending(a)
+	id := f.Pending(a)
 	f.approved(id)
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
 	ranAt := f.clock.Now()
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusConsumed, r.Status)
 	require.Equal(t, ranAt.Add(approval.DefaultIdempotencyWindow), r.HoldUntil, "the key is held for the window")
 
@@ -91,9 +91,9 @@ func TestIdempotencyKeyAlreadyRan(t *testing.T) {
 	require.NoError(t, err, "%+v", report)
 
 	f.clock.Advance(approval.DefaultIdempotencyWindow)
-	next := f.pending(a)
+	next := f.Pending(a)
 	require.NotEqual(t, id, next, "after the window the key is free")
-	require.Nil(t, f.get(next).Prior, "and the run is out of the window too")
+	require.Nil(t, f.Get(next).Prior, "and the run is out of the window too")
 	require.NoError(t, f.gate.Close(f.ctx))
 	for _, n := range rec.sent() {
 		require.Contains(t, []string{id, next}, n.RequestID)
@@ -138,7 +138,7 @@ func TestIdempotencyKeyOtherAction(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := payment("INSTR-1")
-	id := f.pending(a)
+	id := f.Pending(a)
 	otherBytes := payment("INSTR-1")
 	otherBytes.Payload = []byte(`{"to":"elsewhere","amount":5000}`)
 	otherRequester := payment("INSTR-1")
@@ -165,7 +165,7 @@ func TestIdempotencyKeyOtherAction(t *testing.T) {
 
 	// Under keys of their own they are actions of their own.
 	otherBytes.IdempotencyKey = "INSTR-2"
-	require.NotEqual(t, id, f.pending(otherBytes))
+	require.NotEqual(t, id, f.Pending(otherBytes))
 }
 
 // TestIdempotencyKeyPending: while the key's request is open, a Guard with
@@ -175,14 +175,14 @@ func TestIdempotencyKeyPending(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	a := payment("INSTR-1")
-	id := f.pending(a)
-	require.Equal(t, id, f.pending(a))
+	id := f.Pending(a)
+	require.Equal(t, id, f.Pending(a))
 	require.Equal(t, approval.EventRequestDeduplicated, f.lastEvent().Type)
 	unkeyed := transfer(5000)
-	plain := f.pending(unkeyed)
+	plain := f.Pending(unkeyed)
 	require.NotEqual(t, id, plain)
-	require.Equal(t, plain, f.pending(unkeyed))
-	require.NotEqual(t, id, f.pending(payment("INSTR-2")))
+	require.Equal(t, plain, f.Pending(unkeyed))
+	require.NotEqual(t, id, f.Pending(payment("INSTR-2")))
 	require.Len(t, f.requests(), 3)
 
 	// The keyless request's approval is not the payment's.
@@ -201,8 +201,8 @@ func TestIdempotencyKeyAfterNoRun(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		a := payment("INSTR-1")
-		id := f.pending(a)
-		_, err := f.decide(id, "bob", approval.VerdictDeny)
+		id := f.Pending(a)
+		_, err := f.Decide(id, "bob", approval.VerdictDeny)
 		require.NoError(t, err)
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err)
@@ -213,28 +213,28 @@ func TestIdempotencyKeyAfterNoRun(t *testing.T) {
 		_, err = f.gate.Guard(f.ctx, other)
 		require.ErrorIs(t, err, approval.ErrInvalidAction, "the key is held by the denial")
 		f.clock.Advance(approval.DefaultDenialHold)
-		require.NotEqual(t, id, f.pending(a))
+		require.NotEqual(t, id, f.Pending(a))
 	})
 	t.Run("cancelled", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		a := payment("INSTR-1")
-		id := f.pending(a)
+		id := f.Pending(a)
 		_, err := f.gate.Cancel(f.ctx, id, "user-1", "wrong account")
 		require.NoError(t, err)
-		require.NotEqual(t, id, f.pending(a))
+		require.NotEqual(t, id, f.Pending(a))
 	})
 	t.Run("expired", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t)
 		a := payment("INSTR-1")
-		id := f.pending(a)
+		id := f.Pending(a)
 		f.approved(id)
 		f.clock.Advance(approval.DefaultApprovalTTL)
 		_, err := f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusExpired, f.get(id).Status)
-		require.NotEqual(t, id, f.pending(a))
+		require.Equal(t, approval.StatusExpired, f.Get(id).Status)
+		require.NotEqual(t, id, f.Pending(a))
 	})
 }
 
@@ -259,7 +259,7 @@ func TestIdempotencyKeyApprovedAtOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeAlreadyRan, again.Status)
 	require.Equal(t, res.RequestID, again.RequestID)
-	r := f.get(res.RequestID)
+	r := f.Get(res.RequestID)
 	require.Equal(t, approval.StatusConsumed, r.Status)
 	require.Equal(t, 1, r.Uses)
 	require.False(t, r.HoldUntil.IsZero())
@@ -287,8 +287,8 @@ func TestIdempotencyKeyNoReuse(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	reusable(t, f)
-	id := f.pending(payment("INSTR-1"))
-	require.True(t, f.get(id).MaxReuse.IsZero())
+	id := f.Pending(payment("INSTR-1"))
+	require.True(t, f.Get(id).MaxReuse.IsZero())
 	_, err := f.approveWith(id, "alice", &approval.Reuse{For: 10 * time.Minute, Uses: 2})
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
 }
@@ -305,7 +305,7 @@ func TestIdempotencyKeyChecks(t *testing.T) {
 		require.ErrorIs(t, err, approval.ErrInvalidAction)
 		require.Equal(t, approval.OutcomeDenied, res.Status)
 	}
-	id := f.pending(payment(strings.Repeat("k", approval.MaxIdempotencyKeyBytes)))
+	id := f.Pending(payment(strings.Repeat("k", approval.MaxIdempotencyKeyBytes)))
 	require.NotEmpty(t, id)
 
 	plain := newFixture(t, inProcess)
@@ -336,8 +336,8 @@ func TestPriorRun(t *testing.T) {
 		c.IdempotencyWindow = 2 * time.Hour
 	})
 	a := transfer(5000)
-	first := f.pending(a)
-	require.Nil(t, f.get(first).Prior)
+	first := f.Pending(a)
+	require.Nil(t, f.Get(first).Prior)
 	f.approved(first)
 	f.clock.Advance(time.Minute)
 	res, err := f.gate.Guard(f.ctx, a)
@@ -346,16 +346,16 @@ func TestPriorRun(t *testing.T) {
 	ranAt := f.clock.Now()
 
 	f.clock.Advance(2*time.Hour - time.Second)
-	second := f.pending(a)
+	second := f.Pending(a)
 	want := &approval.PriorRun{RequestID: first, At: ranAt}
-	require.Equal(t, want, f.get(second).Prior)
+	require.Equal(t, want, f.Get(second).Prior)
 	other := transfer(7000)
-	require.Nil(t, f.get(f.pending(other)).Prior, "another action never ran")
+	require.Nil(t, f.Get(f.Pending(other)).Prior, "another action never ran")
 	_, err = f.gate.Cancel(f.ctx, second, "user-1", "duplicate")
 	require.NoError(t, err)
 	f.clock.Advance(time.Second + time.Microsecond)
-	third := f.pending(a)
-	require.Nil(t, f.get(third).Prior, "the run is out of the window")
+	third := f.Pending(a)
+	require.Nil(t, f.Get(third).Prior, "the run is out of the window")
 
 	require.NoError(t, f.gate.Close(f.ctx))
 	seen := 0

@@ -53,8 +53,8 @@ func TestCurrencySpellings(t *testing.T) {
 		res, err := f.gate.Guard(f.ctx, a)
 		require.NoError(t, err, cur)
 		require.Equal(t, approval.OutcomePending, res.Status, "%q is USD", cur)
-		require.Equal(t, []string{"high_spend"}, f.get(res.RequestID).PolicyNames())
-		require.Equal(t, "USD", f.get(res.RequestID).Action.Cost.Currency, "stored canonical")
+		require.Equal(t, []string{"high_spend"}, f.Get(res.RequestID).PolicyNames())
+		require.Equal(t, "USD", f.Get(res.RequestID).Action.Cost.Currency, "stored canonical")
 		require.Equal(t, cur, a.Cost.Currency, "the caller's action is not modified")
 	}
 	ids := map[string]bool{}
@@ -163,19 +163,19 @@ func TestIdentityVariants(t *testing.T) {
 	})
 	a := transfer(5000)
 	a.RequestedBy = "alice"
-	id := f.pending(a)
+	id := f.Pending(a)
 
 	for _, who := range []string{"Alice", "ALICE", "\uff41lice", "alice"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.ErrorIs(t, err, approval.ErrSelfApproval, who)
 	}
-	_, err := f.decide(id, "bob", approval.VerdictApprove)
+	_, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	for _, who := range []string{"Bob", "BOB", "\uff42\uff4f\uff42", "bo\u0062"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.ErrorIs(t, err, approval.ErrAlreadyDecided, who)
 	}
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusPending, r.Status, "bob and Bob are one approver of two needed")
 	require.Len(t, r.Votes, 1)
 
@@ -186,9 +186,9 @@ func TestIdentityVariants(t *testing.T) {
 		require.ErrorIs(t, err, approval.ErrInvalidIdentity, "%q", who)
 	}
 
-	_, err = f.decide(id, "Carol", approval.VerdictApprove)
+	_, err = f.Decide(id, "Carol", approval.VerdictApprove)
 	require.NoError(t, err)
-	r = f.get(id)
+	r = f.Get(id)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, "carol", r.Votes[1].Approver, "votes are recorded canonically")
 
@@ -224,16 +224,16 @@ func TestNamedUserSpellings(t *testing.T) {
 		Approvers:         []approval.Approver{approval.User("Olga"), approval.User("PETE"), approval.User("quinn")},
 		RequiredApprovals: 2,
 	}))
-	id := f.pending(approval.Action{Name: "restart", RequestedBy: "Quinn"})
-	_, err := f.decide(id, "QUINN", approval.VerdictApprove)
+	id := f.Pending(approval.Action{Name: "restart", RequestedBy: "Quinn"})
+	_, err := f.Decide(id, "QUINN", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrSelfApproval)
-	_, err = f.decide(id, "olga", approval.VerdictApprove)
+	_, err = f.Decide(id, "olga", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "OLGA", approval.VerdictApprove)
+	_, err = f.Decide(id, "OLGA", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrAlreadyDecided)
-	_, err = f.decide(id, "Pete", approval.VerdictApprove)
+	_, err = f.Decide(id, "Pete", approval.VerdictApprove)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+	require.Equal(t, approval.StatusApproved, f.Get(id).Status)
 }
 
 // TestEchoedInputIsBounded: an ID or actor of any size is refused with an
@@ -262,7 +262,7 @@ func TestEchoedInputIsBounded(t *testing.T) {
 		require.Less(t, len(ev.RequestID), 300)
 	}
 
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	for _, actor := range []string{"", "ops\x00", strings.Repeat("o", 5<<20), "ops team"} {
 		_, err := f.gate.Cancel(f.ctx, id, actor, "")
 		require.ErrorIs(t, err, approval.ErrInvalidDecision, "%.20q", actor)
@@ -272,7 +272,7 @@ func TestEchoedInputIsBounded(t *testing.T) {
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
 	_, err = f.gate.Cancel(f.ctx, id, "ops", "bad\x00reason")
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
-	require.Equal(t, approval.StatusPending, f.get(id).Status, "nothing half-written")
+	require.Equal(t, approval.StatusPending, f.Get(id).Status, "nothing half-written")
 	r, err := f.gate.Cancel(f.ctx, id, "Ops", "done")
 	require.NoError(t, err)
 	require.Equal(t, "cancelled by ops: done", r.Reason)

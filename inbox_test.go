@@ -20,22 +20,22 @@ func TestListAwaiting(t *testing.T) {
 	guard := func(by string, amount float64, tags ...string) string {
 		a := transfer(amount)
 		a.RequestedBy, a.Tags = by, tags
-		return f.pending(a)
+		return f.Pending(a)
 	}
 	var want []string
 	want = append(want, guard("user-1", 5000))
 	byBob := guard("bob", 5001) // bob requested it: segregated
 	voted := guard("user-2", 5002)
-	_, err := f.decide(voted, "bob", approval.VerdictApprove)
+	_, err := f.Decide(voted, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	want = append(want, guard("user-3", 5003))
 	denied := guard("user-4", 5004)
-	_, err = f.decide(denied, "carol", approval.VerdictDeny)
+	_, err = f.Decide(denied, "carol", approval.VerdictDeny)
 	require.NoError(t, err)
 	leadsOnly := guard("user-5", 5, "lead-only") // bob is not a lead
 	want = append(want, guard("user-6", 5006))
 	escalatedVote := guard("user-7", 5007)
-	_, err = f.decide(escalatedVote, "carol", approval.VerdictApprove) // carol's vote leaves it open for bob
+	_, err = f.Decide(escalatedVote, "carol", approval.VerdictApprove) // carol's vote leaves it open for bob
 	require.NoError(t, err)
 	want = append(want, escalatedVote)
 	want = append(want, guard("user-8", 5008))
@@ -88,8 +88,8 @@ func TestCanDecide(t *testing.T) {
 	f := newFixture(t)
 	a := transfer(5000)
 	a.RequestedBy = "bob"
-	id := f.pending(a)
-	r := f.get(id)
+	id := f.Pending(a)
+	r := f.Get(id)
 	for who, want := range map[string]error{
 		"Alice": nil, "bob": approval.ErrSelfApproval, "erin": approval.ErrNotEligible, "bob ": approval.ErrInvalidIdentity,
 	} {
@@ -101,20 +101,20 @@ func TestCanDecide(t *testing.T) {
 		require.ErrorIs(t, err, want, who)
 	}
 	for who, want := range map[string]error{"bob": approval.ErrSelfApproval, "erin": approval.ErrNotEligible} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.ErrorIs(t, err, want, "Decide agrees for %s", who)
 	}
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r = f.get(id)
+	r = f.Get(id)
 	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "alice"), approval.ErrAlreadyDecided)
 	require.NoError(t, f.gate.CanDecide(f.ctx, r, "carol"))
 
 	f.clock.Advance(25 * time.Hour) // past the deadline, not yet timed out by Tick
 	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "carol"), approval.ErrNotPending)
-	_, err = f.decide(id, "carol", approval.VerdictApprove)
+	_, err = f.Decide(id, "carol", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotPending)
-	r = f.get(id)
+	r = f.Get(id)
 	require.Equal(t, approval.StatusTimedOut, r.Status)
 	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "carol"), approval.ErrNotPending)
 }

@@ -41,7 +41,7 @@ func newStepFixture(t *testing.T, p approval.Policy) *stepFixture {
 	}
 	p.Match = approval.Name("release:*")
 	require.NoError(t, sf.gate.SetPolicy("release", p))
-	sf.id = sf.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	sf.id = sf.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
 	return sf
 }
 
@@ -85,14 +85,14 @@ func TestStepReminder(t *testing.T) {
 	sf := newStepFixture(t, approval.Policy{Escalation: []approval.EscalationStep{
 		{After: 4 * time.Hour, Action: approval.StepReminder, Channels: []string{"mail"}, Reason: "SLA: 4h"},
 	}})
-	require.Equal(t, sf.clock.Now().Add(4*time.Hour), sf.get(sf.id).DueAt)
-	_, err := sf.decide(sf.id, "tl1", approval.VerdictDeny)
+	require.Equal(t, sf.clock.Now().Add(4*time.Hour), sf.Get(sf.id).DueAt)
+	_, err := sf.Decide(sf.id, "tl1", approval.VerdictDeny)
 	require.NoError(t, err)
 	// A denied request runs no step; start again with one that stays open.
 	sf = newStepFixture(t, approval.Policy{Approvers: role("team_lead"), RequiredApprovals: 2, Escalation: []approval.EscalationStep{
 		{After: 4 * time.Hour, Action: approval.StepReminder, Channels: []string{"mail"}, Reason: "SLA: 4h"},
 	}})
-	_, err = sf.decide(sf.id, "tl1", approval.VerdictApprove)
+	_, err = sf.Decide(sf.id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Zero(t, sf.tick(4*time.Hour-time.Second))
 	require.Equal(t, 1, sf.tick(time.Second))
@@ -118,10 +118,10 @@ func TestStepEscalate(t *testing.T) {
 	sf := newStepFixture(t, approval.Policy{Escalation: []approval.EscalationStep{
 		{After: 8 * time.Hour, Action: approval.StepEscalate, To: role("manager"), Reason: "no answer"},
 	}})
-	_, err := sf.decide(sf.id, "m1", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "m1", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "not before the step")
 	require.Equal(t, 1, sf.tick(8*time.Hour))
-	r := sf.get(sf.id)
+	r := sf.Get(sf.id)
 	require.Equal(t, approval.StatusEscalated, r.Status)
 	require.Equal(t, 1, r.EscalationLevel)
 	require.Equal(t, role("manager"), r.Policies[0].Progress.Added)
@@ -129,7 +129,7 @@ func TestStepEscalate(t *testing.T) {
 	evs := sf.eventsOf(approval.EventRequestEscalated)
 	require.Len(t, evs, 1)
 	require.Equal(t, "policy release: step 1 (escalate after 8h0m0s): no answer; added role:manager", evs[0].Reason)
-	r, err = sf.decide(sf.id, "m1", approval.VerdictApprove)
+	r, err = sf.Decide(sf.id, "m1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, []string{"approval.escalated m1", "approval.escalated m2", "approval.requested tl1", "approval.requested tl2",
@@ -142,10 +142,10 @@ func TestStepEscalateAtAnAllLevel(t *testing.T) {
 	t.Parallel()
 	sf := newStepFixture(t, approval.Policy{Chain: []approval.Level{{Approvers: group("pair"), Require: approval.RequireAll,
 		Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepEscalate, To: role("director")}}}}})
-	_, err := sf.decide(sf.id, "alice", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	sf.tick(time.Hour)
-	r, err := sf.decide(sf.id, "d1", approval.VerdictApprove)
+	r, err := sf.Decide(sf.id, "d1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status, "d1 stands in for bob")
 }
@@ -155,12 +155,12 @@ func TestStepReassign(t *testing.T) {
 	sf := newStepFixture(t, approval.Policy{Approvers: role("team_lead"), RequiredApprovals: 2, Escalation: []approval.EscalationStep{
 		{After: time.Hour, Action: approval.StepReassign, To: role("manager")},
 	}})
-	_, err := sf.decide(sf.id, "tl1", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, 1, sf.tick(time.Hour))
-	_, err = sf.decide(sf.id, "tl2", approval.VerdictApprove)
+	_, err = sf.Decide(sf.id, "tl2", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "the replaced approvers may no longer decide")
-	r, err := sf.decide(sf.id, "m2", approval.VerdictApprove)
+	r, err := sf.Decide(sf.id, "m2", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status, "tl1's vote stays counted")
 	require.Len(t, sf.eventsOf(approval.EventRequestReassigned), 1)
@@ -173,9 +173,9 @@ func TestStepNotify(t *testing.T) {
 		{After: 24 * time.Hour, Action: approval.StepNotify, To: role("director"), Channels: []string{"chat"}, Reason: "executive alert"},
 	}, Timeout: 48 * time.Hour})
 	require.Equal(t, 1, sf.tick(24*time.Hour))
-	r := sf.get(sf.id)
+	r := sf.Get(sf.id)
 	require.Equal(t, approval.StatusPending, r.Status, "approvers unchanged")
-	_, err := sf.decide(sf.id, "d1", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "d1", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "an alerted person does not decide")
 	require.Len(t, sf.eventsOf(approval.EventRequestAlerted), 1)
 	require.Contains(t, sf.sent(sf.chat), "approval.alert d1")
@@ -196,11 +196,11 @@ func TestStepAutoApprove(t *testing.T) {
 		{Approvers: role("team_lead")},
 		{Approvers: role("manager"), Escalation: []approval.EscalationStep{{After: 48 * time.Hour, Action: approval.StepAutoApprove, Reason: "no response within SLA"}}},
 	}, Timeout: 72 * time.Hour})
-	_, err := sf.decide(sf.id, "tl1", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Zero(t, sf.tick(47*time.Hour))
 	require.Equal(t, 1, sf.tick(time.Hour))
-	r := sf.get(sf.id)
+	r := sf.Get(sf.id)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, "every policy met", r.Reason)
 	passed := sf.eventsOf(approval.EventLevelPassed)
@@ -213,12 +213,12 @@ func TestStepAutoApproveLeavesOtherPolicies(t *testing.T) {
 	t.Parallel()
 	sf := newStepFixture(t, approval.Policy{Escalation: []approval.EscalationStep{{After: time.Hour, Action: approval.StepAutoApprove}}})
 	require.NoError(t, sf.gate.SetPolicy("security", approval.Policy{Match: approval.Name("release:*"), Approvers: role("security_team"), RequiredApprovals: 1}))
-	id := sf.pending(approval.Action{Name: "release:api", RequestedBy: "rm"})
+	id := sf.Pending(approval.Action{Name: "release:api", RequestedBy: "rm"})
 	sf.tick(time.Hour)
-	r := sf.get(id)
+	r := sf.Get(id)
 	require.Equal(t, approval.StatusPending, r.Status)
 	require.Equal(t, 1, r.Policies[0].Progress.Level, "release passed")
-	r, err := sf.decide(id, "s1", approval.VerdictApprove)
+	r, err := sf.Decide(id, "s1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -231,7 +231,7 @@ func TestStepAutoDeny(t *testing.T) {
 	}})
 	// Both steps are due by the first Tick: they run in order, once.
 	require.Equal(t, 1, sf.tick(3*time.Hour))
-	r := sf.get(sf.id)
+	r := sf.Get(sf.id)
 	require.Equal(t, approval.StatusDenied, r.Status)
 	require.Equal(t, "denied by an escalation step: policy release: step 2 (auto_deny after 2h0m0s): stale", r.Reason)
 	require.False(t, r.HoldUntil.IsZero(), "held like a person's denial")
@@ -247,7 +247,7 @@ func TestStepAfterLevelTimeoutNeverRuns(t *testing.T) {
 	sf := newStepFixture(t, approval.Policy{Chain: []approval.Level{{Approvers: role("team_lead"), Timeout: time.Hour,
 		Escalation: []approval.EscalationStep{{After: 2 * time.Hour, Action: approval.StepAutoApprove}}}}})
 	sf.tick(3 * time.Hour)
-	r := sf.get(sf.id)
+	r := sf.Get(sf.id)
 	require.Equal(t, approval.StatusTimedOut, r.Status)
 	require.Empty(t, sf.eventsOf(approval.EventLevelPassed))
 }
@@ -261,9 +261,9 @@ func TestStepsCountFromTheLevel(t *testing.T) {
 		{Approvers: role("manager"), Escalation: []approval.EscalationStep{{After: 4 * time.Hour, Action: approval.StepReminder}}},
 	}})
 	sf.clock.Advance(3 * time.Hour)
-	_, err := sf.decide(sf.id, "tl2", approval.VerdictApprove)
+	_, err := sf.Decide(sf.id, "tl2", approval.VerdictApprove)
 	require.NoError(t, err)
-	require.Equal(t, sf.clock.Now().Add(4*time.Hour), sf.get(sf.id).DueAt)
+	require.Equal(t, sf.clock.Now().Add(4*time.Hour), sf.Get(sf.id).DueAt)
 	require.Zero(t, sf.tick(time.Hour))
 	require.Equal(t, 1, sf.tick(3*time.Hour))
 	require.Equal(t, []string{"approval.reminder m1", "approval.reminder m2", "approval.requested m1", "approval.requested m2",
@@ -278,7 +278,7 @@ func TestMoveDeadline(t *testing.T) {
 		{Before: 2 * time.Hour, Action: approval.StepReminder, Reason: "two hours left"},
 	}})
 	start := sf.clock.Now()
-	require.Equal(t, start.Add(8*time.Hour), sf.get(sf.id).DueAt)
+	require.Equal(t, start.Add(8*time.Hour), sf.Get(sf.id).DueAt)
 
 	r, err := sf.gate.MoveDeadline(sf.ctx, sf.id, "Ops-Lead", start.Add(20*time.Hour), "waiting for the vendor")
 	require.NoError(t, err)
@@ -290,7 +290,7 @@ func TestMoveDeadline(t *testing.T) {
 	require.Equal(t, "from 2026-03-01T19:00:00Z to 2026-03-02T05:00:00Z: waiting for the vendor", ev.Reason)
 
 	require.Zero(t, sf.tick(12*time.Hour), "not timed out at the old deadline")
-	require.Equal(t, approval.StatusPending, sf.get(sf.id).Status)
+	require.Equal(t, approval.StatusPending, sf.Get(sf.id).Status)
 	require.Equal(t, 1, sf.tick(6*time.Hour))
 	require.Len(t, sf.eventsOf(approval.EventRequestReminded), 1)
 
@@ -300,7 +300,7 @@ func TestMoveDeadline(t *testing.T) {
 	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "ops-lead", sf.clock.Now().Add(time.Minute), "")
 	require.NoError(t, err)
 	require.Equal(t, 1, sf.tick(time.Minute))
-	require.Equal(t, approval.StatusTimedOut, sf.get(sf.id).Status)
+	require.Equal(t, approval.StatusTimedOut, sf.Get(sf.id).Status)
 
 	_, err = sf.gate.MoveDeadline(sf.ctx, sf.id, "ops-lead", sf.clock.Now().Add(time.Hour), "")
 	require.ErrorIs(t, err, approval.ErrNotPending)

@@ -101,7 +101,7 @@ func TestUnmeetableQuorumDeniedAtOnce(t *testing.T) {
 			require.NotEmpty(t, res.RequestID)
 			require.Contains(t, res.Reason, "quorum cannot be met")
 			require.Contains(t, res.Reason, tt.denied)
-			r := f.get(res.RequestID)
+			r := f.Get(res.RequestID)
 			require.Equal(t, approval.StatusDenied, r.Status)
 			require.Equal(t, res.Reason, r.Reason)
 			evs := f.events()
@@ -126,8 +126,8 @@ func (downDirectory) Members(context.Context, approval.Approver) ([]string, erro
 func TestQuorumCheckDirectoryDown(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *approval.Config) { c.Directory = downDirectory{financeDir} })
-	id := f.pending(transfer(5000))
-	require.Equal(t, approval.StatusPending, f.get(id).Status)
+	id := f.Pending(transfer(5000))
+	require.Equal(t, approval.StatusPending, f.Get(id).Status)
 }
 
 // hangingDirectory's Members answers only when its caller gives up.
@@ -150,14 +150,14 @@ func TestQuorumCheckDirectoryHangs(t *testing.T) {
 	calls := &atomic.Int32{}
 	f := newFixture(t, func(c *approval.Config) { c.Directory = hangingDirectory{financeDir, calls} })
 	start := time.Now()
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	first := time.Since(start)
 	require.GreaterOrEqual(t, first, time.Second, "the check waited for the directory")
 	require.Less(t, first, 10*time.Second, "but not beyond its bound")
-	require.Equal(t, approval.StatusPending, f.get(id).Status)
+	require.Equal(t, approval.StatusPending, f.Get(id).Status)
 	require.Positive(t, calls.Load())
 
 	start = time.Now()
-	f.pending(transfer(5001))
+	f.Pending(transfer(5001))
 	require.Less(t, time.Since(start), time.Second, "the next check skips the hanging directory")
 }

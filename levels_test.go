@@ -138,21 +138,21 @@ func TestChainEvaluation(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, func(c *approval.Config) { c.Directory = newChainDir() })
 			require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: tc.chain}))
-			id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm", Metadata: tc.metadata})
-			r := f.get(id)
+			id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm", Metadata: tc.metadata})
+			r := f.Get(id)
 			require.Equal(t, tc.skipped, r.Policies[0].Skipped)
 			for i, v := range tc.votes {
 				verdict := v.verdict
 				if verdict == "" {
 					verdict = approval.VerdictApprove
 				}
-				_, err := f.decide(id, v.who, verdict)
+				_, err := f.Decide(id, v.who, verdict)
 				if v.err != nil {
 					require.ErrorIs(t, err, v.err, "vote %d by %s", i, v.who)
 				} else {
 					require.NoError(t, err, "vote %d by %s", i, v.who)
 				}
-				r := f.get(id)
+				r := f.Get(id)
 				want := v.status
 				if want == "" {
 					want = approval.StatusPending
@@ -190,10 +190,10 @@ func TestChainAuditsTransitions(t *testing.T) {
 		{Name: "Security Review", Approvers: role("security_team"), When: approval.TagAny("security")},
 		{Name: "Manager Approval", Approvers: role("manager")},
 	}}))
-	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
-	_, err := f.decide(id, "tl1", approval.VerdictApprove)
+	id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	_, err := f.Decide(id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "m2", approval.VerdictApprove)
+	_, err = f.Decide(id, "m2", approval.VerdictApprove)
 	require.NoError(t, err)
 	var got []string
 	for _, e := range f.events() {
@@ -227,7 +227,7 @@ func TestChainNotifiesTheCurrentLevel(t *testing.T) {
 		{Approvers: role("team_lead")},
 		{Approvers: role("manager"), Require: approval.RequireAll},
 	}}))
-	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
 	recipients := func(typ approval.NotificationType) []string {
 		var out []string
 		for _, n := range rec.sent() {
@@ -240,7 +240,7 @@ func TestChainNotifiesTheCurrentLevel(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return len(recipients(approval.NotifyRequested)) == 2 }, 5*time.Second, 5*time.Millisecond)
 	require.Equal(t, []string{"tl1", "tl2"}, recipients(approval.NotifyRequested))
-	_, err := f.decide(id, "tl1", approval.VerdictApprove)
+	_, err := f.Decide(id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return len(recipients(approval.NotifyRequested)) == 4 }, 5*time.Second, 5*time.Millisecond)
 	require.Equal(t, []string{"m1", "m2", "tl1", "tl2"}, recipients(approval.NotifyRequested))
@@ -259,21 +259,21 @@ func TestChainAllMembersFixedWhenTheLevelOpens(t *testing.T) {
 		{Approvers: role("team_lead")},
 		{Approvers: group("pair"), Require: approval.RequireAll},
 	}}))
-	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
 	dir.set("pair", "alice", "bob", "carol")
-	_, err := f.decide(id, "tl1", approval.VerdictApprove)
+	_, err := f.Decide(id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
-	require.Equal(t, [][]string{{"alice", "bob", "carol"}}, f.get(id).Policies[0].Progress.Members, "resolved when level 2 opened")
+	require.Equal(t, [][]string{{"alice", "bob", "carol"}}, f.Get(id).Policies[0].Progress.Members, "resolved when level 2 opened")
 
 	dir.set("pair", "alice", "bob", "dan") // carol leaves, dan joins
-	_, err = f.decide(id, "dan", approval.VerdictApprove)
+	_, err = f.Decide(id, "dan", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible)
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusPending, f.get(id).Status, "carol must still approve")
-	r, err := f.decide(id, "carol", approval.VerdictApprove)
+	require.Equal(t, approval.StatusPending, f.Get(id).Status, "carol must still approve")
+	r, err := f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -306,7 +306,7 @@ func TestChainQuorumShortfall(t *testing.T) {
 		{Logic: approval.LogicOr, Groups: []approval.ParallelGroup{{Name: "a", Approvers: role("nobody")}, {Name: "b", Approvers: role("team_lead")}}},
 		{Approvers: role("nobody"), When: approval.TagAny("never")},
 	}}))
-	f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
 }
 
 // A chain whose every level is skipped needs nobody: Guard approves at
@@ -321,7 +321,7 @@ func TestChainEveryLevelSkipped(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
 	require.Equal(t, "every level skipped", res.Reason)
-	require.Equal(t, approval.StatusConsumed, f.get(res.RequestID).Status)
+	require.Equal(t, approval.StatusConsumed, f.Get(res.RequestID).Status)
 	require.Equal(t, []approval.EventType{approval.EventRequestCreated, approval.EventLevelSkipped,
 		approval.EventRequestApproved, approval.EventApprovalConsumed}, eventTypes(f.events()))
 	// The next Guard of the same action is asked again (nothing is held).
@@ -342,8 +342,8 @@ func TestChainLevelTimeout(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, func(c *approval.Config) { c.Directory = newChainDir() })
 		require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: chain}))
-		id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
-		require.Equal(t, f.clock.Now().Add(time.Hour), f.get(id).DueAt, "due when level 1 times out")
+		id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+		require.Equal(t, f.clock.Now().Add(time.Hour), f.Get(id).DueAt, "due when level 1 times out")
 		f.clock.Advance(59 * time.Minute)
 		n, err := f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)
@@ -352,7 +352,7 @@ func TestChainLevelTimeout(t *testing.T) {
 		n, err = f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)
 		require.Equal(t, 1, n)
-		r := f.get(id)
+		r := f.Get(id)
 		require.Equal(t, approval.StatusTimedOut, r.Status)
 		require.Equal(t, "policy release: level 1 timed out", r.Reason)
 		require.Equal(t, approval.EventRequestTimedOut, f.lastEvent().Type)
@@ -361,21 +361,21 @@ func TestChainLevelTimeout(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, func(c *approval.Config) { c.Directory = newChainDir() })
 		require.NoError(t, f.gate.SetPolicy("release", approval.Policy{Match: approval.Name("release:*"), Chain: chain, OnTimeout: approval.TimeoutApprove}))
-		id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+		id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
 		f.clock.Advance(time.Hour)
 		_, err := f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)
-		r := f.get(id)
+		r := f.Get(id)
 		require.Equal(t, approval.StatusPending, r.Status)
 		require.Equal(t, 1, r.Policies[0].Progress.Level)
 		require.Equal(t, f.clock.Now(), r.Policies[0].Progress.Since)
 		require.Equal(t, f.clock.Now().Add(2*time.Hour), r.DueAt)
-		_, err = f.decide(id, "tl1", approval.VerdictApprove)
+		_, err = f.Decide(id, "tl1", approval.VerdictApprove)
 		require.ErrorIs(t, err, approval.ErrNotEligible, "level 1 is over")
 		f.clock.Advance(2 * time.Hour)
 		_, err = f.gate.Tick(f.ctx, 0)
 		require.NoError(t, err)
-		r = f.get(id)
+		r = f.Get(id)
 		require.Equal(t, approval.StatusApproved, r.Status)
 		var passed []string
 		for _, e := range f.events() {
@@ -398,14 +398,14 @@ func TestChainBesideAFlatPolicy(t *testing.T) {
 		{Approvers: role("team_lead")}, {Approvers: role("manager")},
 	}}))
 	require.NoError(t, f.gate.SetPolicy("sre", approval.Policy{Match: approval.Name("release:*"), Approvers: group("trio"), RequiredApprovals: 1}))
-	id := f.pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
-	_, err := f.decide(id, "tl1", approval.VerdictApprove)
+	id := f.Pending(approval.Action{Name: "release:web", RequestedBy: "rm"})
+	_, err := f.Decide(id, "tl1", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "m1", approval.VerdictApprove)
+	_, err = f.Decide(id, "m1", approval.VerdictApprove)
 	require.NoError(t, err)
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusPending, r.Status, "the flat policy is not met")
-	r, err = f.decide(id, "t2", approval.VerdictApprove)
+	r, err = f.Decide(id, "t2", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, []approval.VoteCount{{Policy: "sre"}}, r.Votes[2].Counts)
@@ -465,15 +465,15 @@ func TestInitiatorIsSegregated(t *testing.T) {
 	f := newFixture(t)
 	a := transfer(5000)
 	a.RequestedBy, a.Initiator = "agent-7", "Alice"
-	id := f.pending(a)
-	r := f.get(id)
+	id := f.Pending(a)
+	r := f.Get(id)
 	require.Equal(t, "alice", r.Action.Initiator, "canonical")
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrSelfApproval)
 	require.ErrorContains(t, err, "alice requested it through agent-7 (the initiator)")
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err = f.decide(id, "carol", approval.VerdictApprove)
+	r, err = f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 
@@ -481,7 +481,7 @@ func TestInitiatorIsSegregated(t *testing.T) {
 	// person is another request.
 	b := a
 	b.Initiator = "bob"
-	other := f.pending(b)
+	other := f.Pending(b)
 	require.NotEqual(t, id, other)
 
 	// Three finance members are left once alice is out: a quorum of four

@@ -24,8 +24,8 @@ func TestTickTimesOutOpenRequests(t *testing.T) {
 		Timeout:           time.Hour,
 		OnTimeout:         approval.TimeoutApprove,
 	}))
-	big := f.pending(transfer(5000))
-	small := f.pending(transfer(50))
+	big := f.Pending(transfer(5000))
+	small := f.Pending(transfer(50))
 
 	n, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
@@ -35,30 +35,30 @@ func TestTickTimesOutOpenRequests(t *testing.T) {
 	n, err = f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	require.Equal(t, approval.StatusApproved, f.get(small).Status, "OnTimeout: Approve")
-	require.Equal(t, approval.StatusPending, f.get(big).Status)
+	require.Equal(t, approval.StatusApproved, f.Get(small).Status, "OnTimeout: Approve")
+	require.Equal(t, approval.StatusPending, f.Get(big).Status)
 
 	f.clock.Advance(23 * time.Hour)
 	n, err = f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
 	require.Equal(t, 2, n, "big times out; small's approval expires")
-	require.Equal(t, approval.StatusTimedOut, f.get(big).Status)
-	require.Equal(t, approval.StatusExpired, f.get(small).Status)
+	require.Equal(t, approval.StatusTimedOut, f.Get(big).Status)
+	require.Equal(t, approval.StatusExpired, f.Get(small).Status)
 
-	_, err = f.decide(big, "alice", approval.VerdictApprove)
+	_, err = f.Decide(big, "alice", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotPending)
 }
 
 func TestDecideAfterDeadlineTimesOut(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	tok, err := f.gate.IssueToken(id, "alice", approval.VerdictApprove, 48*time.Hour)
 	require.NoError(t, err)
 	f.clock.Advance(24 * time.Hour)
 	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
 	require.ErrorIs(t, err, approval.ErrNotPending)
-	require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+	require.Equal(t, approval.StatusTimedOut, f.Get(id).Status)
 }
 
 func TestTickEscalates(t *testing.T) {
@@ -71,22 +71,22 @@ func TestTickEscalates(t *testing.T) {
 		Timeout:           24 * time.Hour,
 		Escalation:        []approval.EscalationStep{{After: 4 * time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("finance-leads")}}},
 	}))
-	id := f.pending(transfer(5000))
-	require.Equal(t, f.clock.Now().Add(4*time.Hour), f.get(id).DueAt)
+	id := f.Pending(transfer(5000))
+	require.Equal(t, f.clock.Now().Add(4*time.Hour), f.Get(id).DueAt)
 
-	_, err := f.decide(id, "erin", approval.VerdictApprove)
+	_, err := f.Decide(id, "erin", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotEligible, "erin is eligible only after escalation")
 
 	f.clock.Advance(4 * time.Hour)
 	n, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, approval.StatusEscalated, r.Status)
 	require.Equal(t, 1, r.EscalationLevel)
 	require.Equal(t, r.Deadline, r.DueAt, "no level left: next due is the deadline")
 
-	r, err = f.decide(id, "erin", approval.VerdictApprove)
+	r, err = f.Decide(id, "erin", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Contains(t, eventTypes(f.events()), approval.EventRequestEscalated)
@@ -95,7 +95,7 @@ func TestTickEscalates(t *testing.T) {
 func TestCancel(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	r, err := f.gate.Cancel(f.ctx, id, "user-1", "typo in amount")
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusCancelled, r.Status)
@@ -103,7 +103,7 @@ func TestCancel(t *testing.T) {
 	require.ErrorIs(t, err, approval.ErrNotPending)
 	_, err = f.gate.Cancel(f.ctx, "req_missing", "user-1", "")
 	require.ErrorIs(t, err, approval.ErrNotFound)
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.ErrorIs(t, err, approval.ErrNotPending)
 	ev := f.lastEvent()
 	require.Equal(t, approval.EventDecisionRejected, ev.Type)
@@ -112,7 +112,7 @@ func TestCancel(t *testing.T) {
 func TestWait(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t, func(c *approval.Config) { c.PollInterval = time.Hour })
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 
 	done := make(chan *approval.Request)
 	go func() {
@@ -123,7 +123,7 @@ func TestWait(t *testing.T) {
 		done <- r
 	}()
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	select {
@@ -135,7 +135,7 @@ func TestWait(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	_, err := f.gate.Wait(ctx, f.pending(transfer(6000)))
+	_, err := f.gate.Wait(ctx, f.Pending(transfer(6000)))
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
@@ -149,7 +149,7 @@ func TestWaitSeesOtherGates(t *testing.T) {
 	})
 	other, err := approval.New(approval.Config{Store: f.store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
 	require.NoError(t, err)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	for len(gs.gets) > 0 { // Guard's
 		<-gs.gets
 	}
@@ -277,7 +277,7 @@ func TestWaitSubscribes(t *testing.T) {
 	})
 	elsewhere, err := approval.New(approval.Config{Store: ns.Store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
 	require.NoError(t, err)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	done := waitAsync(t, f.gate, id)
 	require.Equal(t, id, <-ns.subscribed)
 	require.Equal(t, id, <-ns.gets, "Wait reads the request once it has subscribed")
@@ -314,7 +314,7 @@ func TestWaitPollsBesideNotifier(t *testing.T) {
 	})
 	elsewhere, err := approval.New(approval.Config{Store: ns.Store, SigningKey: f.priv, Directory: financeDir, Now: f.clock.Now})
 	require.NoError(t, err)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	done := waitAsync(t, f.gate, id)
 	require.Equal(t, id, <-ns.subscribed)
 	_, err = elsewhere.Cancel(f.ctx, id, "ops", "")
@@ -342,10 +342,10 @@ func TestTickReminds(t *testing.T) {
 		Timeout:           24 * time.Hour,
 		ReminderInterval:  time.Hour,
 	}))
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	created := f.clock.Now()
-	require.Equal(t, created.Add(time.Hour), f.get(id).DueAt)
-	_, err := f.decide(id, "bob", approval.VerdictApprove)
+	require.Equal(t, created.Add(time.Hour), f.Get(id).DueAt)
+	_, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 
 	reminders := func() []string {
@@ -373,7 +373,7 @@ func TestTickReminds(t *testing.T) {
 	tick(0) // once per interval
 	require.Eventually(t, func() bool { return len(reminders()) == 3 }, 5*time.Second, time.Millisecond)
 	require.Equal(t, []string{"alice", "carol", "dave"}, reminders(), "not bob, who answered, nor the requester")
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, 1, r.Reminders)
 	require.Equal(t, created.Add(2*time.Hour), r.DueAt)
 	var reminded []approval.AuditEvent
@@ -389,14 +389,14 @@ func TestTickReminds(t *testing.T) {
 	f.clock.Advance(3*time.Hour + 30*time.Minute) // 4.5h since creation
 	tick(1)
 	tick(0)
-	r = f.get(id)
+	r = f.Get(id)
 	require.Equal(t, 4, r.Reminders, "missed intervals are caught up")
 	require.Equal(t, created.Add(5*time.Hour), r.DueAt)
 	require.Eventually(t, func() bool { return len(reminders()) == 6 }, 5*time.Second, time.Millisecond)
 
-	_, err = f.decide(id, "carol", approval.VerdictApprove)
+	_, err = f.Decide(id, "carol", approval.VerdictApprove)
 	require.NoError(t, err)
-	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+	require.Equal(t, approval.StatusApproved, f.Get(id).Status)
 	f.clock.Advance(2 * time.Hour)
 	n, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
@@ -452,7 +452,7 @@ func TestTickProgressPastFailures(t *testing.T) {
 	f := newFixture(t, func(c *approval.Config) { c.Store = store })
 	var ids []string
 	for i := range 5 {
-		ids = append(ids, f.pending(transfer(5000+float64(i))))
+		ids = append(ids, f.Pending(transfer(5000+float64(i))))
 	}
 	store.mu.Lock()
 	store.fail[ids[0]], store.fail[ids[1]] = true, true // the first page of two
@@ -469,9 +469,9 @@ func TestTickProgressPastFailures(t *testing.T) {
 	}
 	require.Equal(t, 3, timedOut, "every request that can be updated is reached")
 	for _, id := range ids[2:] {
-		require.Equal(t, approval.StatusTimedOut, f.get(id).Status)
+		require.Equal(t, approval.StatusTimedOut, f.Get(id).Status)
 	}
 	for _, id := range ids[:2] {
-		require.Equal(t, approval.StatusPending, f.get(id).Status)
+		require.Equal(t, approval.StatusPending, f.Get(id).Status)
 	}
 }

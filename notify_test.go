@@ -54,7 +54,7 @@ func TestNotifyRequestedPerApproverWithLinks(t *testing.T) {
 	})
 	a := transfer(5000)
 	a.RequestedBy = "dave" // in finance, so segregated out of the recipients
-	id := f.pending(a)
+	id := f.Pending(a)
 	require.NoError(t, f.gate.Close(context.Background()))
 
 	got := rec.sent()
@@ -103,7 +103,7 @@ func TestNotifyFailureDoesNotFailGuard(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{fail: errors.New("smtp: 451 try later")}
 	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
-	f.pending(transfer(5000))
+	f.Pending(transfer(5000))
 	require.NoError(t, f.gate.Close(context.Background()))
 	var failed []approval.AuditEvent
 	for _, e := range f.events() {
@@ -123,7 +123,7 @@ func TestNotifyFailureTextIsStorable(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{fail: errors.New("smtp: 550 bo\xeete \x00pleine")}
 	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
-	f.pending(transfer(5000))
+	f.Pending(transfer(5000))
 	require.NoError(t, f.gate.Close(context.Background()))
 	failed := 0
 	for _, e := range f.events() {
@@ -144,7 +144,7 @@ func TestNotifySlowChannelDoesNotBlockGuard(t *testing.T) {
 	rec := &recorder{hold: make(chan struct{})}
 	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
 	for i := range 20 {
-		f.pending(transfer(float64(2000 + i)))
+		f.Pending(transfer(float64(2000 + i)))
 	}
 	require.Empty(t, rec.sent(), "the channel is still blocked, yet every Guard returned")
 	close(rec.hold)
@@ -158,8 +158,8 @@ func TestNotifyResolved(t *testing.T) {
 	t.Parallel()
 	rec := &recorder{}
 	f := newFixture(t, func(c *approval.Config) { c.Channels = []approval.Channel{rec} })
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictDeny)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictDeny)
 	require.NoError(t, err)
 	require.NoError(t, f.gate.Close(context.Background()))
 	var to []string
@@ -186,7 +186,7 @@ func TestNotifyEscalatedLevel(t *testing.T) {
 		RequiredApprovals: 1,
 		Escalation:        []approval.EscalationStep{{After: time.Hour, Action: approval.StepEscalate, To: []approval.Approver{approval.Group("finance-leads")}}},
 	}))
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	f.clock.Advance(time.Hour)
 	_, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)

@@ -249,7 +249,7 @@ func TestOutboxRetriesUntilDelivered(t *testing.T) {
 			t.Parallel()
 			ch := newFlakyChannel("hook", 2, nil)
 			f := outboxFixture(t, []approval.Channel{ch}, kind)
-			id := f.pending(transfer(5000)) // alice, bob, carol, dave
+			id := f.Pending(transfer(5000)) // alice, bob, carol, dave
 
 			advanceUntil(t, f, time.Minute, func() bool { return len(ch.ok) == 4 })
 			require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
@@ -290,7 +290,7 @@ func TestOutboxDeadLetterAndRedrive(t *testing.T) {
 			f := outboxFixture(t, []approval.Channel{ch}, kind, func(c *approval.Config) {
 				c.Delivery.ChannelRetry = map[string]approval.RetryPolicy{"hook": {MaxAttempts: 2, InitialInterval: time.Second}}
 			})
-			f.pending(transfer(5000))
+			f.Pending(transfer(5000))
 
 			var dead approval.OutboxPage
 			advanceUntil(t, f, time.Minute, func() bool {
@@ -352,7 +352,7 @@ func TestOutboxPermanentAndRetryAfter(t *testing.T) {
 		t.Parallel()
 		ch := newFlakyChannel("hook", 1, func() error { return approval.Permanent(errors.New("receiver answered 410 Gone")) })
 		f := outboxFixture(t, []approval.Channel{ch})
-		f.pending(transfer(5000))
+		f.Pending(transfer(5000))
 		advanceUntil(t, f, time.Second, func() bool {
 			return countReasons(f.events(), approval.EventNotificationDeadLettered, "dead-lettered (refused for good)") == 4
 		})
@@ -368,7 +368,7 @@ func TestOutboxPermanentAndRetryAfter(t *testing.T) {
 			c.Delivery.Retry = approval.RetryPolicy{MaxInterval: 3 * time.Hour}
 		})
 		start := f.clock.Now()
-		f.pending(transfer(5000))
+		f.Pending(transfer(5000))
 		var pending approval.OutboxPage
 		advanceUntil(t, f, time.Millisecond, func() bool {
 			var err error
@@ -414,7 +414,7 @@ func TestOutboxStuckChannelDelaysNoOther(t *testing.T) {
 	})
 	t.Cleanup(stuck.unblock)
 	for i := range 50 {
-		f.pending(transfer(float64(2000 + i)))
+		f.Pending(transfer(float64(2000 + i)))
 	}
 	healthy.awaitSent(t, 200, 10*time.Second)
 	// Polled: the audit trail is the only report of a cut send, and of a

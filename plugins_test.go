@@ -196,7 +196,7 @@ var panicScenarios = map[string]func(t *testing.T){
 	"channel Send": func(t *testing.T) {
 		healthy := newCountChannel("healthy")
 		f := newFixture(t, inProcess, func(c *approval.Config) { c.Channels = []approval.Channel{panicChannel{}, healthy} })
-		f.pending(transfer(5000))
+		f.Pending(transfer(5000))
 		require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 		require.Len(t, healthy.got, 4, "the other channel still delivers")
 		evs := f.events()
@@ -218,7 +218,7 @@ var panicScenarios = map[string]func(t *testing.T){
 			c.Channels = []approval.Channel{rec}
 			c.Directory = hostDirectory{members: func(context.Context) ([]string, error) { panic("ldap boom") }}
 		})
-		f.pending(transfer(5000))
+		f.Pending(transfer(5000))
 		require.NoError(t, closeWithin(t, f.gate, 10*time.Second))
 		require.Empty(t, rec.got)
 		evs := f.events()
@@ -231,16 +231,16 @@ var panicScenarios = map[string]func(t *testing.T){
 		f := newFixture(t, func(c *approval.Config) {
 			c.Directory = hostDirectory{isMember: func(context.Context) (bool, error) { panic("ldap boom") }}
 		})
-		id := f.pending(transfer(5000))
+		id := f.Pending(transfer(5000))
 		short, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		// A context that cannot end calls the directory inline; one that
 		// can calls it on a goroutine: both must recover.
 		for _, ctx := range []context.Context{context.Background(), short} {
-			_, err := f.gate.Decide(ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove})
+			_, err := f.gate.Decide(ctx, id, approval.Decision{Token: f.Token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove})
 			require.ErrorContains(t, err, "IsMember panicked: ldap boom")
 			require.NotErrorIs(t, err, approval.ErrNotEligible, "an internal error, not a verdict on alice")
-			r := f.get(id)
+			r := f.Get(id)
 			require.Empty(t, r.Votes, "never counted")
 			require.Equal(t, approval.StatusPending, r.Status)
 			last := f.lastEvent()
@@ -257,7 +257,7 @@ var panicScenarios = map[string]func(t *testing.T){
 		require.NoError(t, err)
 		require.Equal(t, approval.OutcomePending, res.Status)
 		require.NotEmpty(t, res.RequestID, "the caller keeps the request ID")
-		r, err := f.decide(res.RequestID, "alice", approval.VerdictApprove)
+		r, err := f.Decide(res.RequestID, "alice", approval.VerdictApprove)
 		require.NoError(t, err)
 		require.Len(t, r.Votes, 1)
 		evs := f.events()
@@ -308,7 +308,7 @@ func TestStuckChannelDelaysNoOther(t *testing.T) {
 	})
 	t.Cleanup(stuck.unblock)
 	for i := range 50 {
-		f.pending(transfer(float64(2000 + i))) // 4 recipients each
+		f.Pending(transfer(float64(2000 + i))) // 4 recipients each
 	}
 	healthy.awaitSent(t, 200, 10*time.Second)
 	require.NoError(t, closeWithin(t, f.gate, 10*time.Second), "every due notification was attempted")
@@ -336,16 +336,16 @@ func TestBlockedChannelUnblocksOnProbe(t *testing.T) {
 	})
 	t.Cleanup(ch.unblock)
 
-	f.pending(transfer(5000))
+	f.Pending(transfer(5000))
 	evs := await(t, feed, 3, notifications)
 	require.Equal(t, 3, countReasons(evs, approval.EventNotificationFailed, "attempt 1 of 8: Send did not return in time"))
 	require.EqualValues(t, 3, ch.calls.Load())
 
 	ch.unblock()              // the channel answers again, but no probe is due yet
-	f.pending(transfer(5001)) // its deliveries wait
+	f.Pending(transfer(5001)) // its deliveries wait
 	f.clock.Advance(time.Minute)
 	probe := f.clock.Now()
-	f.pending(transfer(5002))
+	f.Pending(transfer(5002))
 	evs = await(t, feed, 12, notifications)
 	require.Equal(t, 12, countReasons(evs, approval.EventNotificationSent, "via flaky"), "the probe got through and unblocked it")
 	require.Equal(t, 3, countReasons(evs, approval.EventNotificationSent, "(attempt 2)"), "the sends that timed out were retried")
@@ -372,10 +372,10 @@ func TestMemoryOutboxIsBounded(t *testing.T) {
 			feed = auditFeed(c)
 		})
 		t.Cleanup(stuck.unblock)
-		f.pending(transfer(2000))
+		f.Pending(transfer(2000))
 		<-stuck.entered // one notification in flight, three waiting
 		for i := 1; i < 20; i++ {
-			f.pending(transfer(float64(2000 + i)))
+			f.Pending(transfer(float64(2000 + i)))
 		}
 		// 80 notifications: ten kept (the one in flight among them), the
 		// rest overflow: the channel's deliveries, or the notices (of four
@@ -429,10 +429,10 @@ func TestMemoryOutboxIsBounded(t *testing.T) {
 			Approvers:         []approval.Approver{approval.User("alice"), approval.User("bob"), approval.Group("finance")},
 			RequiredApprovals: 2,
 		}))
-		f.pending(transfer(2000))
+		f.Pending(transfer(2000))
 		<-entered // the first notice holds the expansion
 		for i := 1; i < 12; i++ {
-			f.pending(transfer(float64(2000 + i)))
+			f.Pending(transfer(float64(2000 + i)))
 		}
 		// Guard audits a notice that does not fit before it returns.
 		require.Equal(t, 7, countReasons(f.events(), approval.EventNotificationFailed,
@@ -454,7 +454,7 @@ func TestCloseHonoursItsDeadline(t *testing.T) {
 	f := newFixture(t, inProcess, func(c *approval.Config) { c.Channels = []approval.Channel{stuck} })
 	t.Cleanup(stuck.unblock)
 	for i := range 5 {
-		f.pending(transfer(float64(2000 + i)))
+		f.Pending(transfer(float64(2000 + i)))
 	}
 	<-stuck.entered
 	const deadline = 200 * time.Millisecond
@@ -471,7 +471,7 @@ func TestCloseHonoursItsDeadline(t *testing.T) {
 	require.NoError(t, f.gate.Close(context.Background()), "a second Close returns at once")
 
 	// A closed gate still guards, and audits what it can no longer send.
-	id := f.pending(transfer(3000))
+	id := f.Pending(transfer(3000))
 	last := f.lastEvent()
 	require.Equal(t, approval.EventNotificationFailed, last.Type)
 	require.Equal(t, id, last.RequestID)
@@ -521,10 +521,10 @@ func TestDirectoryCannotHoldADecision(t *testing.T) {
 		}}
 	})
 	t.Cleanup(func() { close(release) })
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	tok := f.token(id, "alice", approval.VerdictApprove)
+	tok := f.Token(id, "alice", approval.VerdictApprove)
 	err, took := within(t, 10*time.Second, "Decide with a hung directory", func() error {
 		_, err := f.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove})
 		return err
@@ -532,7 +532,7 @@ func TestDirectoryCannotHoldADecision(t *testing.T) {
 	require.ErrorContains(t, err, "IsMember did not return in time")
 	require.True(t, errors.Is(err, context.DeadlineExceeded))
 	require.Less(t, took, time.Second)
-	require.Empty(t, f.get(id).Votes, "never counted")
+	require.Empty(t, f.Get(id).Votes, "never counted")
 	last := f.lastEvent()
 	require.Equal(t, approval.EventDecisionRejected, last.Type)
 	require.Contains(t, last.Reason, "IsMember did not return in time")

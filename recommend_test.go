@@ -21,8 +21,8 @@ func TestRecommendationIsNotAVote(t *testing.T) {
 	a := transfer(5000)
 	rec := aiReview(approval.VerdictApprove, 0.99)
 	a.Recommendation = &rec
-	id := f.pending(a)
-	r := f.get(id)
+	id := f.Pending(a)
+	r := f.Get(id)
 	require.Nil(t, r.Action.Recommendation, "kept on the request")
 	require.Len(t, r.Recommendations, 1)
 	require.Equal(t, "risk-reviewer", r.Recommendations[0].By)
@@ -38,9 +38,9 @@ func TestRecommendationIsNotAVote(t *testing.T) {
 	require.Equal(t, approval.EventRequestRecommended, ev.Type)
 	require.Equal(t, "agent-runtime", ev.Actor)
 	require.Equal(t, "risk-reviewer recommends deny (confidence 0.6): tests green, 3 files", ev.Reason)
-	_, err = f.decide(id, "alice", approval.VerdictApprove)
+	_, err = f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err = f.decide(id, "bob", approval.VerdictApprove)
+	r, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Len(t, r.Votes, 2)
@@ -88,7 +88,7 @@ func TestRecommendationAutoApprovesBelowARisk(t *testing.T) {
 					}
 				}
 				require.Contains(t, passed, "policy deploys: passed on the recommendation of risk-reviewer (approve, confidence")
-				require.Empty(t, f.get(res.RequestID).Votes, "no vote was cast")
+				require.Empty(t, f.Get(res.RequestID).Votes, "no vote was cast")
 				return
 			}
 			require.Equal(t, approval.OutcomePending, res.Status)
@@ -101,7 +101,7 @@ func TestRecommendationAutoApprovesBelowARisk(t *testing.T) {
 	// Attached later to a request it qualifies for: approved then.
 	f := newFixture(t)
 	require.NoError(t, f.gate.SetPolicy("deploys", policy))
-	id := f.pending(approval.Action{Name: "deploy:web", RequestedBy: "ci", Risk: approval.RiskLow})
+	id := f.Pending(approval.Action{Name: "deploy:web", RequestedBy: "ci", Risk: approval.RiskLow})
 	r, err := f.gate.Recommend(f.ctx, id, "agent", aiReview(approval.VerdictApprove, 0.97))
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
@@ -120,11 +120,11 @@ func TestRecommendationLeavesOtherPolicies(t *testing.T) {
 	a := approval.Action{Name: "deploy:web", RequestedBy: "ci", Risk: approval.RiskLow}
 	rec := aiReview(approval.VerdictApprove, 1)
 	a.Recommendation = &rec
-	id := f.pending(a)
-	r := f.get(id)
+	id := f.Pending(a)
+	r := f.Get(id)
 	require.Equal(t, 1, r.Policies[0].Progress.Level, "deploys passed")
 	require.Zero(t, r.Policies[1].Progress.Level)
-	r, err := f.decide(id, "sam", approval.VerdictApprove)
+	r, err := f.Decide(id, "sam", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 }
@@ -132,7 +132,7 @@ func TestRecommendationLeavesOtherPolicies(t *testing.T) {
 func TestRecommendationValidation(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	for name, rec := range map[string]approval.Recommendation{
 		"no by":           {Verdict: approval.VerdictApprove},
 		"no verdict":      {By: "x"},

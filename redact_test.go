@@ -120,12 +120,12 @@ func TestNotifyRedacted(t *testing.T) {
 	}))
 	a := transfer(5000)
 	a.Metadata = map[string]string{"Secret": "hunter2", "ticket": "FIN-7"}
-	id := f.pending(a)
+	id := f.Pending(a)
 	require.NoError(t, f.gate.Close(context.Background()))
 
 	got := rec.sent()
 	require.NotEmpty(t, got)
-	req := f.get(id)
+	req := f.Get(id)
 	for _, n := range got {
 		require.True(t, n.Redacted)
 		require.JSONEq(t, `{"to":"[redacted]","amount":5000}`, string(n.Action.Payload))

@@ -61,25 +61,25 @@ func TestPolicyFileReleaseTrain(t *testing.T) {
 	})
 	t.Run("SRE sign-off, and a security lead for critical or AI releases", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain)
-		plain := sf.pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
-		r := sf.get(plain)
+		plain := sf.Pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
+		r := sf.Get(plain)
 		require.Len(t, r.Policies, 1)
 		require.Equal(t, "production-release", r.Policies[0].Name)
 		require.Equal(t, "SRE sign-off required before releasing to production.", r.Reason)
 		for _, md := range []map[string]string{{"priority": "critical"}, {"ai_generated": "true"}} {
-			id := sf.pending(approval.Action{Name: "release:api:production", RequestedBy: "rm", Metadata: md})
-			require.Len(t, sf.get(id).Policies, 2, "%v", md)
-			_, err := sf.decide(id, "sre1", approval.VerdictApprove)
+			id := sf.Pending(approval.Action{Name: "release:api:production", RequestedBy: "rm", Metadata: md})
+			require.Len(t, sf.Get(id).Policies, 2, "%v", md)
+			_, err := sf.Decide(id, "sre1", approval.VerdictApprove)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, sf.get(id).Status)
-			_, err = sf.decide(id, "sec1", approval.VerdictApprove)
+			require.Equal(t, approval.StatusPending, sf.Get(id).Status)
+			_, err = sf.Decide(id, "sec1", approval.VerdictApprove)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusApproved, sf.get(id).Status)
+			require.Equal(t, approval.StatusApproved, sf.Get(id).Status)
 		}
 	})
 	t.Run("chain: team lead, security when critical, all managers, director", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain)
-		id := sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm",
+		id := sf.Pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm",
 			Metadata: map[string]string{"priority": "critical"}, Tags: []string{"security"}})
 		for i, v := range []vote{
 			{who: "m1", err: approval.ErrNotEligible},
@@ -92,13 +92,13 @@ func TestPolicyFileReleaseTrain(t *testing.T) {
 			{who: "m2", level: 3},
 			{who: "d1", status: approval.StatusApproved, level: 4},
 		} {
-			_, err := sf.decide(id, v.who, approval.VerdictApprove)
+			_, err := sf.Decide(id, v.who, approval.VerdictApprove)
 			if v.err != nil {
 				require.ErrorIs(t, err, v.err, "vote %d", i)
 			} else {
 				require.NoError(t, err, "vote %d", i)
 			}
-			r := sf.get(id)
+			r := sf.Get(id)
 			want := v.status
 			if want == "" {
 				want = approval.StatusPending
@@ -123,24 +123,24 @@ func TestPolicyFileReleaseTrain(t *testing.T) {
 		}, trail)
 
 		// Not critical: the security review is skipped.
-		other := sf.pending(approval.Action{Name: "release:api:promote", RequestedBy: "rm", Tags: []string{"security"}})
-		require.Equal(t, []int{1}, sf.get(other).Policies[0].Skipped)
+		other := sf.Pending(approval.Action{Name: "release:api:promote", RequestedBy: "rm", Tags: []string{"security"}})
+		require.Equal(t, []int{1}, sf.Get(other).Policies[0].Skipped)
 	})
 	t.Run("escalation steps of the first level", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain)
-		sf.id = sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
+		sf.id = sf.Pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
 		sf.tick(4 * time.Hour)
 		require.Len(t, sf.eventsOf(approval.EventRequestReminded), 1)
 		sf.tick(4 * time.Hour)
 		require.Len(t, sf.eventsOf(approval.EventRequestEscalated), 1)
 		// Escalated: a manager may decide at the first level now.
-		_, err := sf.decide(sf.id, "m1", approval.VerdictApprove)
+		_, err := sf.Decide(sf.id, "m1", approval.VerdictApprove)
 		require.NoError(t, err)
-		require.Equal(t, 2, sf.get(sf.id).Policies[0].Progress.Level)
+		require.Equal(t, 2, sf.Get(sf.id).Policies[0].Progress.Level)
 	})
 	t.Run("auto-approve after 48h with the SLA reason", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain)
-		sf.id = sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
+		sf.id = sf.Pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
 		sf.tick(24 * time.Hour)
 		alerts := sf.eventsOf(approval.EventRequestAlerted)
 		require.Len(t, alerts, 1)
@@ -150,19 +150,19 @@ func TestPolicyFileReleaseTrain(t *testing.T) {
 		require.NotEmpty(t, passed)
 		require.Contains(t, passed[0].Reason, "Auto-approved due to timeout - no response within SLA")
 		// auto_approve passes the policy: this level and the ones after it.
-		require.Equal(t, approval.StatusApproved, sf.get(sf.id).Status)
+		require.Equal(t, approval.StatusApproved, sf.Get(sf.id).Status)
 	})
 	t.Run("parallel groups, AND", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain)
-		id := sf.pending(approval.Action{Name: "roadmap:q3", RequestedBy: "rm", Tags: []string{"stakeholder-review"}})
+		id := sf.Pending(approval.Action{Name: "roadmap:q3", RequestedBy: "rm", Tags: []string{"stakeholder-review"}})
 		for _, who := range []string{"t1", "p1"} {
-			_, err := sf.decide(id, who, approval.VerdictApprove)
+			_, err := sf.Decide(id, who, approval.VerdictApprove)
 			require.NoError(t, err)
-			require.Equal(t, approval.StatusPending, sf.get(id).Status)
+			require.Equal(t, approval.StatusPending, sf.Get(id).Status)
 		}
-		_, err := sf.decide(id, "p2", approval.VerdictApprove)
+		_, err := sf.Decide(id, "p2", approval.VerdictApprove)
 		require.NoError(t, err)
-		require.Equal(t, approval.StatusApproved, sf.get(id).Status)
+		require.Equal(t, approval.StatusApproved, sf.Get(id).Status)
 	})
 	t.Run("delegation, granted once however often the file is applied", func(t *testing.T) {
 		sf := loadedFixture(t, releaseTrain, withDelegations)
@@ -179,18 +179,18 @@ func TestPolicyFileReleaseTrain(t *testing.T) {
 		require.NoError(t, err)
 		require.Empty(t, again)
 
-		id := sf.pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
-		_, err = sf.decide(id, "tl1", approval.VerdictApprove)
+		id := sf.Pending(approval.Action{Name: "release:web:promote", RequestedBy: "rm"})
+		_, err = sf.Decide(id, "tl1", approval.VerdictApprove)
 		require.NoError(t, err)
-		_, err = sf.decide(id, "m1", approval.VerdictApprove)
+		_, err = sf.Decide(id, "m1", approval.VerdictApprove)
 		require.NoError(t, err)
-		r, err := sf.decide(id, "m3", approval.VerdictApprove) // for m2
+		r, err := sf.Decide(id, "m3", approval.VerdictApprove) // for m2
 		require.NoError(t, err)
 		require.Equal(t, "m2", r.Votes[len(r.Votes)-1].OnBehalfOf)
 		require.Equal(t, 3, r.Policies[0].Progress.Level)
 		// Out of scope: m3 may not stand in for m2 elsewhere.
-		other := sf.pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
-		_, err = sf.decide(other, "m3", approval.VerdictApprove)
+		other := sf.Pending(approval.Action{Name: "release:web:production", RequestedBy: "rm"})
+		_, err = sf.Decide(other, "m3", approval.VerdictApprove)
 		require.ErrorIs(t, err, approval.ErrNotEligible)
 	})
 }

@@ -25,14 +25,14 @@ func reusable(t *testing.T, f *fixture) {
 }
 
 func (f *fixture) approveWith(id, who string, reuse *approval.Reuse) (*approval.Request, error) {
-	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reuse: reuse})
+	return f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, who, approval.VerdictApprove), Verdict: approval.VerdictApprove, Reuse: reuse})
 }
 
 // approvedFor has alice and bob approve a's new request, both granting
 // reuse, and returns its ID.
 func (f *fixture) approvedFor(a approval.Action, reuse approval.Reuse) string {
 	f.t.Helper()
-	id := f.pending(a)
+	id := f.Pending(a)
 	for _, who := range []string{"alice", "bob"} {
 		_, err := f.approveWith(id, who, &reuse)
 		require.NoError(f.t, err)
@@ -44,7 +44,7 @@ func TestReuseWithinTheGrant(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	_, err := f.approveWith(id, "alice", &approval.Reuse{For: 30 * time.Minute, Uses: 3})
 	require.NoError(t, err)
 	r, err := f.approveWith(id, "bob", &approval.Reuse{For: 10 * time.Minute, Uses: 2})
@@ -76,11 +76,11 @@ func TestReuseWithinTheGrant(t *testing.T) {
 		require.Equal(t, approval.EventApprovalConsumed, last.Type)
 		require.True(t, strings.HasSuffix(last.Reason, "(use "+string(rune('0'+use))+" of 2)"), last.Reason)
 	}
-	require.Equal(t, approval.StatusConsumed, f.get(id).Status)
-	require.Equal(t, 2, f.get(id).Uses)
+	require.Equal(t, approval.StatusConsumed, f.Get(id).Status)
+	require.Equal(t, 2, f.Get(id).Uses)
 
 	// Spent: the next Guard asks again.
-	require.NotEqual(t, id, f.pending(a))
+	require.NotEqual(t, id, f.Pending(a))
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
@@ -89,7 +89,7 @@ func TestReuseNeedsEveryApprover(t *testing.T) {
 	f := newFixture(t)
 	reusable(t, f)
 	a := transfer(5000)
-	id := f.pending(a)
+	id := f.Pending(a)
 	_, err := f.approveWith(id, "alice", &approval.Reuse{For: 30 * time.Minute, Uses: 3})
 	require.NoError(t, err)
 	r, err := f.approveWith(id, "bob", nil)
@@ -98,28 +98,28 @@ func TestReuseNeedsEveryApprover(t *testing.T) {
 	res, err := f.gate.Guard(f.ctx, a)
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
-	require.Equal(t, approval.StatusConsumed, f.get(id).Status, "single use")
+	require.Equal(t, approval.StatusConsumed, f.Get(id).Status, "single use")
 }
 
 func TestReuseRefused(t *testing.T) {
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
+	id := f.Pending(transfer(5000))
 	grant := &approval.Reuse{For: 10 * time.Minute, Uses: 2}
 	_, err := f.approveWith(id, "alice", grant)
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
 	require.Contains(t, err.Error(), "allow no reuse")
-	require.Empty(t, f.get(id).Votes)
+	require.Empty(t, f.Get(id).Votes)
 	require.Equal(t, approval.EventDecisionRejected, f.lastEvent().Type)
 
 	reusable(t, f)
-	id = f.pending(transfer(6000))
+	id = f.Pending(transfer(6000))
 	for _, bad := range []approval.Reuse{{For: time.Hour, Uses: 2}, {For: time.Minute, Uses: 4}, {For: time.Minute, Uses: 1}, {Uses: 2}} {
 		_, err := f.approveWith(id, "alice", &bad)
 		require.ErrorIs(t, err, approval.ErrInvalidDecision, "%+v", bad)
 	}
-	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reuse: grant})
+	_, err = f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "alice", approval.VerdictDeny), Verdict: approval.VerdictDeny, Reuse: grant})
 	require.ErrorIs(t, err, approval.ErrInvalidDecision)
-	require.Empty(t, f.get(id).Votes)
+	require.Empty(t, f.Get(id).Votes)
 
 	for _, bad := range []approval.Reuse{{For: time.Minute}, {Uses: 3}, {For: -time.Minute, Uses: 3}, {For: time.Minute, Uses: 1}} {
 		err := f.gate.SetPolicy("other", approval.Policy{Match: approval.Name("x"), Approvers: []approval.Approver{approval.User("a")}, RequiredApprovals: 1, MaxReuse: bad})
@@ -136,8 +136,8 @@ func TestReuseExpires(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
 	f.clock.Advance(11 * time.Minute)
-	require.NotEqual(t, id, f.pending(a))
-	r := f.get(id)
+	require.NotEqual(t, id, f.Pending(a))
+	r := f.Get(id)
 	require.Equal(t, approval.StatusExpired, r.Status)
 	require.Equal(t, 1, r.Uses)
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
@@ -161,7 +161,7 @@ func TestReuseConcurrentGuardsCountEveryUse(t *testing.T) {
 	}
 	wg.Wait()
 	require.EqualValues(t, 3, approved.Load())
-	require.Equal(t, 3, f.get(id).Uses)
+	require.Equal(t, 3, f.Get(id).Uses)
 	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 }
@@ -175,7 +175,7 @@ func TestReuseForgedUsesAreReported(t *testing.T) {
 	require.NoError(t, err)
 	// Uses written back to 0 around the gate, to get the use again: the
 	// trail holds the consumption.
-	r := f.get(id)
+	r := f.Get(id)
 	require.Equal(t, 1, r.Uses)
 	next := r.Clone()
 	next.Version++

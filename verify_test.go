@@ -75,18 +75,18 @@ func newIntegrityFixture(t *testing.T, mod ...func(*approval.Config)) (*fixture,
 	rs := &rewrittenStore{Store: memstore.New()}
 	f := newFixture(t, append([]func(*approval.Config){func(c *approval.Config) { c.Store = rs }}, mod...)...)
 	f.store = rs.Store
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	res, err := f.gate.Guard(f.ctx, transfer(5000))
 	require.NoError(t, err)
 	require.Equal(t, approval.OutcomeApproved, res.Status)
 	denied := transfer(7000)
-	_, err = f.decide(f.pending(denied), "carol", approval.VerdictDeny)
+	_, err = f.Decide(f.Pending(denied), "carol", approval.VerdictDeny)
 	require.NoError(t, err)
-	_, err = f.gate.Cancel(f.ctx, f.pending(transfer(9000)), "user-1", "not needed")
+	_, err = f.gate.Cancel(f.ctx, f.Pending(transfer(9000)), "user-1", "not needed")
 	require.NoError(t, err)
 	return f, rs
 }
@@ -126,7 +126,7 @@ func TestCheckpoint(t *testing.T) {
 	require.Equal(t, h, r.Head)
 
 	// The trail goes on: the anchor still holds.
-	f.pending(transfer(12000))
+	f.Pending(transfer(12000))
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{Anchors: []approval.AuditHead{h}})
 	require.NoError(t, err)
 
@@ -183,7 +183,7 @@ func TestVerifyAuditDetectsAResealedChain(t *testing.T) {
 
 	h, err := f.gate.Checkpoint(f.ctx)
 	require.NoError(t, err)
-	f.pending(transfer(12000))
+	f.Pending(transfer(12000))
 
 	rs.set(edit)
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
@@ -317,8 +317,8 @@ func TestForgedRequestRow(t *testing.T) {
 	// A request written around the gate, straight into the store, as
 	// approved: no event explains it.
 	a := transfer(50000)
-	pendingID := f.pending(a)
-	real := f.get(pendingID)
+	pendingID := f.Pending(a)
+	real := f.Get(pendingID)
 	_, err := f.gate.Cancel(f.ctx, pendingID, "user-1", "make room")
 	require.NoError(t, err)
 	forged := real.Clone()
@@ -341,7 +341,7 @@ func TestForgedRequestRow(t *testing.T) {
 	res, err := f.gate.Guard(f.ctx, a)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
 	require.NotEqual(t, approval.OutcomeApproved, res.Status)
-	require.Equal(t, approval.StatusApproved, f.get(forged.ID).Status, "the forged request was consumed")
+	require.Equal(t, approval.StatusApproved, f.Get(forged.ID).Status, "the forged request was consumed")
 	last := f.lastEvent()
 	require.Equal(t, approval.EventAuditMismatch, last.Type)
 	require.Equal(t, forged.ID, last.RequestID)
@@ -351,8 +351,8 @@ func TestForgedRequestRow(t *testing.T) {
 
 func TestForgedVote(t *testing.T) {
 	f, _ := newIntegrityFixture(t)
-	id := f.pending(transfer(50000))
-	r := f.get(id)
+	id := f.Pending(transfer(50000))
+	r := f.Get(id)
 	next := r.Clone()
 	next.Version++
 	next.Votes = append(next.Votes, approval.Vote{Approver: "mallory", Verdict: approval.VerdictApprove, TokenID: "t", At: r.CreatedAt})
@@ -379,7 +379,7 @@ func TestTickCheckpoints(t *testing.T) {
 	_, err := f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, count())
-	f.pending(transfer(12000))
+	f.Pending(transfer(12000))
 	_, err = f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
 	require.Equal(t, 1, count(), "checkpointed before the interval")
@@ -415,9 +415,9 @@ func TestParseAuditHead(t *testing.T) {
 func TestSwappedActionRow(t *testing.T) {
 	f, _ := newIntegrityFixture(t)
 	asked := transfer(50000)
-	id := f.pending(asked)
+	id := f.Pending(asked)
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	_, err := f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
@@ -427,7 +427,7 @@ func TestSwappedActionRow(t *testing.T) {
 	evil.Payload = []byte(`{"to":"attacker","amount":50000}`)
 	actionHash, payloadHash, err := evil.Hashes()
 	require.NoError(t, err)
-	r := f.get(id)
+	r := f.Get(id)
 	next := r.Clone()
 	next.Version++
 	next.Action.Payload, next.ActionHash, next.PayloadHash = evil.Payload, actionHash, payloadHash
@@ -443,7 +443,7 @@ func TestSwappedActionRow(t *testing.T) {
 	res, err := f.gate.Guard(f.ctx, evil)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
 	require.NotEqual(t, approval.OutcomeApproved, res.Status)
-	require.Equal(t, approval.StatusApproved, f.get(id).Status, "Guard consumed the swapped approval")
+	require.Equal(t, approval.StatusApproved, f.Get(id).Status, "Guard consumed the swapped approval")
 	_, err = f.gate.Artifact(f.ctx, id)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
 }
@@ -453,16 +453,16 @@ func TestSwappedActionRow(t *testing.T) {
 func TestSwappedEditedPayload(t *testing.T) {
 	f, _ := newIntegrityFixture(t)
 	asked := transfer(50000)
-	id := f.pending(asked)
+	id := f.Pending(asked)
 	edited := []byte(`{"to":"DE89 3704 0044 0532 0130 00","amount":40000}`)
-	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove, Payload: edited})
+	_, err := f.gate.Decide(f.ctx, id, approval.Decision{Token: f.Token(id, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove, Payload: edited})
 	require.NoError(t, err)
-	_, err = f.decide(id, "bob", approval.VerdictApprove)
+	_, err = f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	_, err = f.gate.VerifyAuditTrail(f.ctx, approval.VerifyAuditOptions{})
 	require.NoError(t, err)
 
-	r := f.get(id)
+	r := f.Get(id)
 	next := r.Clone()
 	next.Version++
 	next.Edit.Payload = []byte(`{"to":"attacker","amount":40000}`)
@@ -470,7 +470,7 @@ func TestSwappedEditedPayload(t *testing.T) {
 	res, err := f.gate.Guard(f.ctx, asked)
 	require.ErrorIs(t, err, approval.ErrAuditChain)
 	require.Nil(t, res.Payload)
-	require.Equal(t, approval.StatusApproved, f.get(id).Status)
+	require.Equal(t, approval.StatusApproved, f.Get(id).Status)
 }
 
 func TestEventsBindTheHashes(t *testing.T) {
@@ -478,9 +478,9 @@ func TestEventsBindTheHashes(t *testing.T) {
 	a := transfer(5000)
 	actionHash, payloadHash, err := a.Hashes()
 	require.NoError(t, err)
-	id := f.pending(a)
+	id := f.Pending(a)
 	for _, who := range []string{"alice", "bob"} {
-		_, err := f.decide(id, who, approval.VerdictApprove)
+		_, err := f.Decide(id, who, approval.VerdictApprove)
 		require.NoError(t, err)
 	}
 	bound := 0
@@ -503,8 +503,8 @@ func TestEventsBindTheHashes(t *testing.T) {
 func TestVerifyAuditTrailWithoutAGate(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	id := f.Pending(transfer(5000))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
 	h, err := f.gate.Checkpoint(f.ctx)
 	require.NoError(t, err)

@@ -1,25 +1,17 @@
 package policyfile_test
 
 import (
-	"context"
-	"log/slog"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
 	fx "github.com/signoff/approval/internal/fixture"
-	"github.com/signoff/approval/internal/testkit"
-	"github.com/signoff/approval/memstore"
 )
 
-// fixture is a gate over a memstore with a finance policy: transfers of
-// 1,000 USD or more need two approvals from the finance group.
-type fixture struct {
-	t    *testing.T
-	gate *approval.Gate
-	ctx  context.Context
-}
+// fixture is the shared harness: a gate over a memstore with the finance
+// directory and the high_spend policy.
+type fixture = fx.Harness
 
 // financeDir lists its groups and roles, so the gate refuses policies
 // naming others.
@@ -41,50 +33,14 @@ func releaseDir() approval.Directory {
 
 func newFixture(t *testing.T, mod ...func(*approval.Config)) *fixture {
 	t.Helper()
-	_, priv, err := approval.GenerateKeys()
-	require.NoError(t, err)
-	clk := testkit.NewClock()
-	f := &fixture{t: t, ctx: context.Background()}
-	cfg := approval.Config{
-		Store:      memstore.New(),
-		SigningKey: priv,
-		Directory:  financeDir,
-		Now:        clk.Now,
-		Logger:     slog.New(slog.DiscardHandler),
-	}
-	for _, m := range mod {
-		m(&cfg)
-	}
-	f.gate = fx.NewGate(t, cfg, fx.HighSpend())
-	return f
+	return fx.NewHarness(t, mod...)
 }
 
 func transfer(amount float64) approval.Action { return fx.Transfer(amount) }
 
-// pending guards a and requires a pending result.
-func (f *fixture) pending(a approval.Action) string {
-	f.t.Helper()
-	res, err := f.gate.Guard(f.ctx, a)
-	require.NoError(f.t, err)
-	require.Equal(f.t, approval.OutcomePending, res.Status)
-	require.NotEmpty(f.t, res.RequestID)
-	return res.RequestID
-}
-
-func (f *fixture) decide(id, who string, v approval.Verdict) (*approval.Request, error) {
-	return fx.Decide(f.gate, id, who, approval.Decision{Verdict: v})
-}
-
-func (f *fixture) get(id string) *approval.Request {
-	f.t.Helper()
-	r, err := f.gate.Get(f.ctx, id)
-	require.NoError(f.t, err)
-	return r
-}
-
 func mustGuard(t *testing.T, f *fixture, a approval.Action) approval.Result {
 	t.Helper()
-	res, err := f.gate.Guard(f.ctx, a)
+	res, err := f.Gate.Guard(f.Ctx, a)
 	require.NoError(t, err)
 	return res
 }

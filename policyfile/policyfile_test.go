@@ -21,18 +21,18 @@ const releaseTrain = "testdata/policies/release_train.yaml"
 func TestPolicyFileRoundTrip(t *testing.T) {
 	t.Parallel()
 	sf := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir() })
-	require.NoError(t, policyfile.LoadFile(sf.gate, releaseTrain))
+	require.NoError(t, policyfile.LoadFile(sf.Gate, releaseTrain))
 	want := map[string]string{}
-	for _, name := range policyNames(sf.gate) {
-		want[name], _ = sf.gate.PolicyHash(name)
+	for _, name := range policyNames(sf.Gate) {
+		want[name], _ = sf.Gate.PolicyHash(name)
 	}
 	var buf bytes.Buffer
-	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: sf.gate.Policies()}))
+	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: sf.Gate.Policies()}))
 
 	other := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir() })
-	require.NoError(t, policyfile.Load(other.gate, bytes.NewReader(buf.Bytes())), buf.String())
+	require.NoError(t, policyfile.Load(other.Gate, bytes.NewReader(buf.Bytes())), buf.String())
 	for name, h := range want {
-		got, ok := other.gate.PolicyHash(name)
+		got, ok := other.Gate.PolicyHash(name)
 		require.True(t, ok, name)
 		require.Equal(t, h, got, "policy %s:\n%s", name, buf.String())
 	}
@@ -66,14 +66,14 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 			}},
 		}}},
 	}
-	require.NoError(t, g.gate.ReplacePolicies(ps))
+	require.NoError(t, g.Gate.ReplacePolicies(ps))
 	buf.Reset()
 	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: ps}))
 	h := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg })
-	require.NoError(t, policyfile.Load(h.gate, &buf))
+	require.NoError(t, policyfile.Load(h.Gate, &buf))
 	for _, p := range ps {
-		a, _ := g.gate.PolicyHash(p.Name)
-		b, ok := h.gate.PolicyHash(p.Name)
+		a, _ := g.Gate.PolicyHash(p.Name)
+		b, ok := h.Gate.PolicyHash(p.Name)
 		require.True(t, ok)
 		require.Equal(t, a, b, p.Name)
 	}
@@ -82,7 +82,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 func TestPolicyFileJSON(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(`{
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(`{
   "version": 1,
   "policies": {
     "big-transfer": {
@@ -93,9 +93,9 @@ func TestPolicyFileJSON(t *testing.T) {
     }
   }
 }`)))
-	require.Equal(t, []string{"big-transfer"}, policyNames(f.gate))
-	id := f.pending(transfer(20000))
-	require.Equal(t, "big-transfer", f.get(id).Policies[0].Name)
+	require.Equal(t, []string{"big-transfer"}, policyNames(f.Gate))
+	id := f.Pending(transfer(20000))
+	require.Equal(t, "big-transfer", f.Get(id).Policies[0].Name)
 	require.Equal(t, approval.OutcomeApproved, mustGuard(t, f, transfer(50)).Status)
 }
 
@@ -135,20 +135,20 @@ func TestPolicyFileErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t)
-			err := policyfile.Load(f.gate, strings.NewReader(tc.file))
+			err := policyfile.Load(f.Gate, strings.NewReader(tc.file))
 			require.Error(t, err)
 			require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 			var pe *policyfile.Error
 			require.True(t, errors.As(err, &pe), "%T", err)
 			require.Contains(t, err.Error(), tc.want)
 			require.Equal(t, tc.line, pe.Line, err.Error())
-			require.Equal(t, []string{"high_spend"}, policyNames(f.gate), "nothing registered")
+			require.Equal(t, []string{"high_spend"}, policyNames(f.Gate), "nothing registered")
 		})
 	}
 	t.Run("too large", func(t *testing.T) {
 		f := newFixture(t)
 		big := ok + "    reason: " + strings.Repeat("x", policyfile.MaxBytes) + "\n"
-		err := policyfile.Load(f.gate, strings.NewReader(big))
+		err := policyfile.Load(f.Gate, strings.NewReader(big))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 		require.Contains(t, err.Error(), "larger than")
 	})
@@ -163,7 +163,7 @@ func TestPolicyFileErrors(t *testing.T) {
 	})
 	t.Run("a missing file", func(t *testing.T) {
 		f := newFixture(t)
-		err := policyfile.LoadFile(f.gate, "testdata/policies/nope.yaml")
+		err := policyfile.LoadFile(f.Gate, "testdata/policies/nope.yaml")
 		require.ErrorIs(t, err, os.ErrNotExist)
 	})
 }
@@ -173,17 +173,17 @@ func TestPolicyFileErrors(t *testing.T) {
 func TestPolicyFileReplaceKeepsSnapshots(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.pending(transfer(5000)) // high_spend: two of finance
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(
+	id := f.Pending(transfer(5000)) // high_spend: two of finance
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(
 		"policies:\n  small:\n    match: {cost: {at_least: 1, currency: usd}}\n    approvers: [user:erin]\n    required_approvals: 1\n")))
-	require.Equal(t, []string{"small"}, policyNames(f.gate))
-	_, err := f.decide(id, "alice", approval.VerdictApprove)
+	require.Equal(t, []string{"small"}, policyNames(f.Gate))
+	_, err := f.Decide(id, "alice", approval.VerdictApprove)
 	require.NoError(t, err)
-	r, err := f.decide(id, "bob", approval.VerdictApprove)
+	r, err := f.Decide(id, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusApproved, r.Status)
 	require.Equal(t, "high_spend", r.Policies[0].Name)
-	require.Equal(t, "small", f.get(f.pending(transfer(7000))).Policies[0].Name)
+	require.Equal(t, "small", f.Get(f.Pending(transfer(7000))).Policies[0].Name)
 }
 
 // TestPolicyFileNamingUnknownApprover: Load refuses a file with a
@@ -205,7 +205,7 @@ policies:
       - name: sign-off
         approvers: [role:sre, group:release-managers]
 `
-	err := policyfile.Load(f.gate, strings.NewReader(file))
+	err := policyfile.Load(f.Gate, strings.NewReader(file))
 	require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 	var pfe *policyfile.Error
 	require.ErrorAs(t, err, &pfe)
@@ -214,20 +214,20 @@ policies:
 	require.Contains(t, err.Error(), `Chain[1].Approvers[1] names group "release-managers", which the directory does not know`)
 	names := func() []string {
 		var out []string
-		for _, p := range f.gate.Policies() {
+		for _, p := range f.Gate.Policies() {
 			out = append(out, p.Name)
 		}
 		return out
 	}
 	require.Equal(t, []string{"high_spend"}, names(), "nothing in the file is registered")
 
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(strings.Replace(file, "release-managers", "finance-leads", 1))))
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(strings.Replace(file, "release-managers", "finance-leads", 1))))
 	require.Equal(t, []string{"release", "small"}, names())
 }
 
 func TestPolicyFileMaxReuse(t *testing.T) {
 	f := newFixture(t)
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(`
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(`
 version: 1
 policies:
   deploys:
@@ -237,14 +237,14 @@ policies:
     max_reuse: {for: 30m, uses: 5}
 `)))
 	var got approval.Policy
-	for _, p := range f.gate.Policies() {
+	for _, p := range f.Gate.Policies() {
 		if p.Name == "deploys" {
 			got = p.Policy
 		}
 	}
 	require.Equal(t, approval.Reuse{For: 30 * time.Minute, Uses: 5}, got.MaxReuse)
 	for _, bad := range []string{"{for: 30m}", "{uses: 5}", "{for: 30m, uses: 1}", "{for: 30m, uses: 5, count: 2}"} {
-		err := policyfile.Load(f.gate, strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: "+bad+"\n"))
+		err := policyfile.Load(f.Gate, strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: "+bad+"\n"))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
 	}
 }
@@ -266,7 +266,7 @@ func TestLoadLocatesGateErrors(t *testing.T) {
 		want string
 	}{
 		{"no directory", bare, `policies.grouped: approval: policy "grouped": invalid policy: approver group:finance needs Config.Directory`},
-		{"unknown group", newFixture(t).gate, `policies.grouped: approval: policy "grouped": invalid policy: Approvers[1] names group "nobody", which the directory does not know`},
+		{"unknown group", newFixture(t).Gate, `policies.grouped: approval: policy "grouped": invalid policy: Approvers[1] names group "nobody", which the directory does not know`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := policyNames(tc.gate)
@@ -298,8 +298,8 @@ func TestLoadDoesNotGrantDelegations(t *testing.T) {
 	f := newFixture(t)
 	const file = "policies:\n  p:\n    match: {name: a}\n    approvers: [group:finance]\n    required_approvals: 1\n" +
 		"delegations:\n  - {from: alice, to: erin, not_after: 2027-01-01, policies: [p], reason: leave}\n"
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(file)))
-	ds, err := f.gate.ListDelegations(f.ctx, approval.DelegationQuery{From: "alice"})
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(file)))
+	ds, err := f.Gate.ListDelegations(f.Ctx, approval.DelegationQuery{From: "alice"})
 	require.NoError(t, err)
 	require.Empty(t, ds)
 
@@ -307,7 +307,7 @@ func TestLoadDoesNotGrantDelegations(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []approval.Delegation{{From: "alice", To: "erin", NotAfter: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 		Policies: []string{"p"}, Reason: "leave"}}, pf.Delegations)
-	got, err := f.gate.GrantDelegations(f.ctx, "admin", pf.Delegations)
+	got, err := f.Gate.GrantDelegations(f.Ctx, "admin", pf.Delegations)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 }
@@ -329,7 +329,7 @@ func TestParseCustomMatchers(t *testing.T) {
 	require.True(t, ok)
 
 	f := newFixture(t, func(c *approval.Config) { c.Matchers = policyfile.MatcherRegistry{"weekend": weekend} })
-	require.NoError(t, policyfile.Load(f.gate, strings.NewReader(file)))
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(file)))
 	res := mustGuard(t, f, approval.Action{Name: "x", RequestedBy: "u", Metadata: map[string]string{"day": "sat"}})
 	require.Equal(t, approval.OutcomeDenied, res.Status)
 }
@@ -373,10 +373,10 @@ func TestLoadFile(t *testing.T) {
 	f := newFixture(t)
 	path := filepath.Join(t.TempDir(), "policies.yaml")
 	require.NoError(t, os.WriteFile(path, []byte("version: 2\npolicies: {}\n"), 0o600))
-	err := policyfile.LoadFile(f.gate, path)
+	err := policyfile.LoadFile(f.Gate, path)
 	require.ErrorIs(t, err, approval.ErrInvalidPolicy)
 	require.True(t, strings.HasPrefix(err.Error(), path+": approval: policy file: line 1, column 10: version:"), err.Error())
 	require.NoError(t, os.WriteFile(path, []byte("version: 1\npolicies: {}\n"), 0o600))
-	require.NoError(t, policyfile.LoadFile(f.gate, path))
-	require.Empty(t, policyNames(f.gate), "an empty file removes every policy")
+	require.NoError(t, policyfile.LoadFile(f.Gate, path))
+	require.Empty(t, policyNames(f.Gate), "an empty file removes every policy")
 }
