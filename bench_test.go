@@ -128,11 +128,10 @@ func benchGuardCreate(b *testing.B, g *approval.Gate) {
 	}
 }
 
-// BenchmarkDecide: one approval on a pending request in memstore, token
-// verification included. Every iteration uses a fresh token on a fresh
-// request, all prepared before the timer starts.
-func BenchmarkDecide(b *testing.B) {
-	g := benchGate(b, 3)
+// decideSetup makes a gate with a two-approval policy, b.N pending
+// requests and a token for each, for the Decide benchmarks.
+func decideSetup(b *testing.B) (g *approval.Gate, ids, toks []string) {
+	g = benchGate(b, 3)
 	if err := g.SetPolicy("high_spend", approval.Policy{
 		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
@@ -141,8 +140,8 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	ctx := context.Background()
-	ids := make([]string, b.N)
-	toks := make([]string, b.N)
+	ids = make([]string, b.N)
+	toks = make([]string, b.N)
 	for i := range b.N {
 		res, err := g.Guard(ctx, approval.Action{
 			Name: "wire-transfer", RequestedBy: "user-1",
@@ -158,6 +157,15 @@ func BenchmarkDecide(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	return g, ids, toks
+}
+
+// BenchmarkDecide: one approval on a pending request in memstore, token
+// verification included. Every iteration uses a fresh token on a fresh
+// request, all prepared before the timer starts.
+func BenchmarkDecide(b *testing.B) {
+	g, ids, toks := decideSetup(b)
+	ctx := context.Background()
 	runtime.GC()
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -175,32 +183,8 @@ func BenchmarkDecide(b *testing.B) {
 // weighs on both alike. It reports each one's time per operation and
 // their ratio, the figure docs/PERFORMANCE.md holds to at most 1.2.
 func BenchmarkDecideAgainstVerify(b *testing.B) {
-	g := benchGate(b, 3)
-	if err := g.SetPolicy("high_spend", approval.Policy{
-		Match:             approval.CostAtLeast(1000, "USD"),
-		Approvers:         []approval.Approver{approval.Group("finance")},
-		RequiredApprovals: 2,
-	}); err != nil {
-		b.Fatal(err)
-	}
+	g, ids, toks := decideSetup(b)
 	ctx := context.Background()
-	ids := make([]string, b.N)
-	toks := make([]string, b.N)
-	for i := range b.N {
-		res, err := g.Guard(ctx, approval.Action{
-			Name: "wire-transfer", RequestedBy: "user-1",
-			Cost:  &approval.Cost{Amount: 5000, Currency: "USD"},
-			RunID: fmt.Sprint(i),
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		ids[i] = res.RequestID
-		toks[i], err = g.IssueToken(res.RequestID, "approver-1", approval.VerdictApprove, time.Hour)
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
 	pub, priv, _ := ed25519.GenerateKey(nil)
 	msg := []byte(`{"act":"approve","exp":1772359200,"iat":1772355600,"kid":"AAAAAAAAAAA","rid":"req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b","sub":"approver-1","tid":"AAAAAAAAAAAAAAAAAAAAAA","v":1}`)
 	sig := ed25519.Sign(priv, msg)
