@@ -229,22 +229,35 @@ func (g *Gate) activeDelegations(ctx context.Context, who string, from bool, now
 	return ds.ListDelegations(ctx, q)
 }
 
-// delegated finds a delegation through which who may decide r now, when
-// who may not in their own right: the first (in From order) whose original
-// may decide r at its current levels, within scope. It returns the
-// original, the policies and counts of the vote, or "" if none applies.
-// The error is the store's or the directory's.
-func (g *Gate) delegated(ctx context.Context, r *Request, who string, now time.Time) (string, []string, []VoteCount, error) {
+// delegationsTo lists the delegations to who active at now, in the order
+// delegated tries them: by From, then ID.
+func (g *Gate) delegationsTo(ctx context.Context, who string, now time.Time) ([]Delegation, error) {
 	ds, err := g.activeDelegations(ctx, who, false, now)
-	if err != nil || len(ds) == 0 {
-		return "", nil, nil, err
-	}
 	slices.SortFunc(ds, func(a, b Delegation) int {
 		if a.From != b.From {
 			return cmpString(a.From, b.From)
 		}
 		return cmpString(a.ID, b.ID)
 	})
+	return ds, err
+}
+
+// delegated finds a delegation through which who may decide r now, when
+// who may not in their own right: the first (in From order) whose original
+// may decide r at its current levels, within scope. It returns the
+// original, the policies and counts of the vote, or "" if none applies.
+// held, if not nil, holds who's delegations (delegationsTo), read once for
+// many requests. The error is the store's or the directory's.
+func (g *Gate) delegated(ctx context.Context, r *Request, who string, now time.Time, held *[]Delegation) (string, []string, []VoteCount, error) {
+	var ds []Delegation
+	if held != nil {
+		ds = *held
+	} else {
+		var err error
+		if ds, err = g.delegationsTo(ctx, who, now); err != nil {
+			return "", nil, nil, err
+		}
+	}
 	for i := range ds {
 		d := &ds[i]
 		names, counts, err := g.eligiblePolicies(ctx, r, d.From)

@@ -101,6 +101,12 @@ func (g *Gate) isMember(ctx context.Context, a Approver, user string) (bool, err
 // any other error is the Directory's, wrapping errResolveApprovers. Decide,
 // CanDecide and the inbox all ask it, so they cannot disagree.
 func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.Time) (decidableAs, error) {
+	return g.decidableWith(ctx, r, who, now, nil)
+}
+
+// decidableWith is decidable with who's delegations already read (see
+// delegated), or nil to read them if needed.
+func (g *Gate) decidableWith(ctx context.Context, r *Request, who string, now time.Time, held *[]Delegation) (decidableAs, error) {
 	if !r.Status.Open() {
 		return decidableAs{}, fmt.Errorf("%w: request is %s", ErrNotPending, r.Status)
 	}
@@ -123,7 +129,7 @@ func (g *Gate) decidable(ctx context.Context, r *Request, who string, now time.T
 	}
 	if len(as.policies) == 0 {
 		// Not in their own right: perhaps on someone's behalf.
-		as.onBehalfOf, as.policies, as.counts, err = g.delegated(ctx, r, who, now)
+		as.onBehalfOf, as.policies, as.counts, err = g.delegated(ctx, r, who, now, held)
 		if err != nil {
 			return decidableAs{}, fmt.Errorf("%w: delegations: %w", errResolveApprovers, err)
 		}

@@ -133,6 +133,7 @@ func newRequestID() string {
 // local waiters and delivery. The notices of a store without an outbox
 // go to the gate's in-memory one once the write has committed.
 func (g *Gate) update(ctx context.Context, u Update) error {
+	g.refreshDeciders(ctx, u.Request)
 	stampHashes(u.Request, u.Events)
 	notices := u.Outbox
 	if g.mem != nil {

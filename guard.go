@@ -249,6 +249,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 // Guard of an approved request consumes it. When Create returns a request
 // for the same action instead, that request answers.
 func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, now time.Time) (Result, error) {
+	g.refreshDeciders(ctx, req)
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
 			return Result{}, err

@@ -8,18 +8,75 @@ import (
 	"time"
 )
 
-// maxInboxScan bounds the requests one Awaiting page examines, so that a
-// person eligible for little in a large queue gets short pages quickly
-// rather than one slow full scan.
+// maxInboxScan bounds the requests one Awaiting page examines on a store
+// without the Inbox capability, so that a person eligible for little in a
+// large queue gets short pages quickly rather than one slow full scan.
 const maxInboxScan = 2000
 
 // listAwaiting is Gate.List with q.Awaiting set: the open requests that
-// person may decide and has not. Eligibility needs the Directory, so the
-// store lists the open requests and the gate filters them. Each store page
-// is consumed whole (the gate asks for no more than the page still needs),
-// so the store's own cursor continues the listing exactly; after
-// maxInboxScan requests the page is returned short, with a Next.
+// person may decide and has not. On a store with the Inbox capability it
+// reads one page of the index of Request.Deciders, for the person and
+// those who delegated to them (their delegations read once), and checks
+// each request as Decide would; otherwise it scans (scanAwaiting). Either
+// way a page may hold fewer than the limit and still have a Next.
 func (g *Gate) listAwaiting(ctx context.Context, q RequestQuery) (RequestPage, error) {
+	ib, ok := g.store.(Inbox)
+	if !ok {
+		return g.scanAwaiting(ctx, q)
+	}
+	who, now := q.Awaiting, g.now()
+	ds, err := g.delegationsTo(ctx, who, now)
+	if err != nil {
+		return RequestPage{}, fmt.Errorf("delegations: %w", err)
+	}
+	people := []string{who}
+	for _, d := range ds {
+		people = append(people, d.From)
+	}
+	slices.Sort(people)
+	if people = slices.Compact(people); len(people) > MaxInboxPeople {
+		return g.scanAwaiting(ctx, q)
+	}
+	sp, err := ib.ListInbox(ctx, InboxQuery{People: people, Cursor: q.Cursor, Limit: q.Limit})
+	if err != nil {
+		return RequestPage{}, err
+	}
+	page := RequestPage{Next: sp.Next}
+	for _, r := range sp.Requests {
+		if !q.keeps(r) {
+			continue
+		}
+		ok, err := g.awaits(ctx, r, who, now, &ds)
+		if err != nil {
+			return RequestPage{}, err
+		}
+		if ok {
+			page.Requests = append(page.Requests, r)
+		}
+	}
+	return page, nil
+}
+
+// keeps reports whether r passes q's filters other than Awaiting.
+func (q *RequestQuery) keeps(r *Request) bool {
+	switch {
+	case len(q.Status) > 0 && !slices.Contains(q.Status, r.Status),
+		q.Policy != "" && !slices.ContainsFunc(r.Policies, func(p MatchedPolicy) bool { return p.Name == q.Policy }),
+		q.RequestedBy != "" && r.Action.RequestedBy != q.RequestedBy,
+		q.Approver != "" && !slices.ContainsFunc(r.Votes, func(v Vote) bool { return v.Approver == q.Approver }),
+		!q.CreatedFrom.IsZero() && r.CreatedAt.Before(q.CreatedFrom),
+		!q.CreatedTo.IsZero() && !r.CreatedAt.Before(q.CreatedTo):
+		return false
+	}
+	return true
+}
+
+// scanAwaiting is listAwaiting on a store without the Inbox capability:
+// the store lists the open requests and the gate filters them. Each store
+// page is consumed whole (the gate asks for no more than the page still
+// needs), so the store's own cursor continues the listing exactly; after
+// maxInboxScan requests the page is returned short, with a Next.
+func (g *Gate) scanAwaiting(ctx context.Context, q RequestQuery) (RequestPage, error) {
 	who := q.Awaiting
 	limit := PageSize(q.Limit)
 	open := []Status{StatusPending, StatusEscalated}
@@ -40,7 +97,7 @@ func (g *Gate) listAwaiting(ctx context.Context, q RequestQuery) (RequestPage, e
 			return RequestPage{}, err
 		}
 		for _, r := range sp.Requests {
-			ok, err := g.awaits(ctx, r, who, now)
+			ok, err := g.awaits(ctx, r, who, now, nil)
 			if err != nil {
 				return RequestPage{}, err
 			}
@@ -58,16 +115,83 @@ func (g *Gate) listAwaiting(ctx context.Context, q RequestQuery) (RequestPage, e
 }
 
 // awaits reports whether r waits for who's decision: whether who may
-// decide it now. A Directory failure is returned, failing the listing.
-func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time) (bool, error) {
+// decide it now. held, if not nil, holds who's delegations. A Directory
+// failure is returned, failing the listing.
+func (g *Gate) awaits(ctx context.Context, r *Request, who string, now time.Time, held *[]Delegation) (bool, error) {
 	if !r.Status.Open() {
 		return false, nil // skip the Directory for what the store let through
 	}
-	_, err := g.decidable(ctx, r, who, now)
+	_, err := g.decidableWith(ctx, r, who, now, held)
 	if err != nil && errors.Is(err, errResolveApprovers) {
 		return false, err
 	}
 	return err == nil, nil
+}
+
+// refreshDeciders sets r.Deciders before r is written: the people of each
+// current level, resolved through the Directory for a level that opened
+// or changed since the last write (the only Directory calls it makes),
+// less the voters and a segregated requester. A level whose people the
+// Directory cannot resolve now is left out of the index until the next
+// write (logged): the inbox misses the request for its people meanwhile,
+// while Decide, which asks the Directory itself, is not affected.
+func (g *Gate) refreshDeciders(ctx context.Context, r *Request) {
+	if !r.Status.Open() {
+		r.Deciders = nil
+		return
+	}
+	for i := range r.Policies {
+		if err := g.resolvePeople(ctx, r, i); err != nil {
+			g.log.Warn("approval: could not resolve who may decide a level; it joins the inbox at the request's next change",
+				"request", r.ID, "policy", r.Policies[i].Name, "err", err)
+		}
+	}
+	r.Deciders = deciders(r)
+}
+
+// resolvePeople records the people of policy pi's current level
+// (LevelProgress.People) if they are not recorded yet.
+func (g *Gate) resolvePeople(ctx context.Context, r *Request, pi int) error {
+	p := &r.Policies[pi]
+	if p.Progress.People != nil {
+		return nil
+	}
+	if _, _, ok := p.currentLevel(); !ok {
+		return nil
+	}
+	var people []string
+	for _, as := range currentApprovers(p) {
+		var err error
+		if people, err = g.eligiblePeopleOf(ctx, r, as, 0, people); err != nil {
+			return err
+		}
+	}
+	slices.Sort(people)
+	if people == nil {
+		people = []string{} // resolved: nobody
+	}
+	p.Progress.People = people
+	return nil
+}
+
+// deciders computes Request.Deciders from r alone.
+func deciders(r *Request) []string {
+	var out []string
+	for i := range r.Policies {
+		p := &r.Policies[i]
+		if _, _, ok := p.currentLevel(); ok {
+			out = append(out, p.Progress.People...)
+		}
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	return slices.DeleteFunc(out, func(id string) bool {
+		if r.SegregateRequester && r.isRequester(id) {
+			return true
+		}
+		_, voted := r.decidedBy(id)
+		return voted
+	})
 }
 
 // CanDecide reports whether who may decide r now: nil if a decision by who

@@ -231,7 +231,7 @@ func (pr *progress) step(pi int, l *Level, li int, s EscalationStep) {
 		pr.notes = append(pr.notes, note{typ: NotifyReminder, target: target})
 	case StepEscalate:
 		p.Progress.Added = append(p.Progress.Added, s.To...)
-		p.Progress.Widened = true
+		p.Progress.Widened, p.Progress.People = true, nil
 		r.EscalationLevel++
 		r.Status = StatusEscalated
 		target.Approvers = s.To
@@ -239,7 +239,7 @@ func (pr *progress) step(pi int, l *Level, li int, s EscalationStep) {
 		pr.notes = append(pr.notes, note{typ: NotifyEscalated, level: r.EscalationLevel, target: target})
 	case StepReassign:
 		p.Progress.Assigned = append([]Approver(nil), s.To...)
-		p.Progress.Reassigned, p.Progress.Added, p.Progress.Widened = true, nil, true
+		p.Progress.Reassigned, p.Progress.Added, p.Progress.Widened, p.Progress.People = true, nil, true, nil
 		if len(l.Groups) == 0 && l.Require.IsAll() {
 			p.Progress.Members = nil
 			if err := pr.g.resolveMembers(pr.ctx, r, pi); err != nil {

@@ -31,11 +31,18 @@ type LevelProgress struct {
 	// Widened is set once a step escalated or reassigned the level: a
 	// RequireAll unit then needs as many approvals as it has members.
 	Widened bool `json:"widened,omitempty"`
+	// People are who may decide at the current level, as its approvers
+	// resolved (named users, the members of its groups and roles, those
+	// steps added) when it opened or a step changed them: canonical IDs,
+	// sorted. They make up Request.Deciders, the inbox's index; Decide
+	// asks the Directory itself. Nil until resolved.
+	People []string `json:"people,omitempty"`
 }
 
 func (lp LevelProgress) clone() LevelProgress {
 	lp.Added = slices.Clone(lp.Added)
 	lp.Assigned = slices.Clone(lp.Assigned)
+	lp.People = slices.Clone(lp.People)
 	if lp.Members != nil {
 		ms := make([][]string, len(lp.Members))
 		for i, m := range lp.Members {

@@ -152,6 +152,14 @@ type Request struct {
 	// PriorRuns).
 	Prior *PriorRun `json:"prior,omitempty"`
 
+	// Deciders are who may decide the open request and have not: the
+	// people of its policies' current levels (LevelProgress.People), less
+	// those who voted (or were voted for) and a segregated requester;
+	// sorted, nil once it is not open. The gate sets it on every write;
+	// stores with the Inbox capability index it. Delegates are not in it:
+	// the inbox reads a person's delegations when it lists.
+	Deciders []string `json:"deciders,omitempty"`
+
 	// Version increases by one on every update; stores use it for
 	// compare-and-set. A new request has Version 1.
 	Version int64 `json:"version"`
@@ -244,6 +252,7 @@ func (r *Request) Clone() *Request {
 	}
 	c := *r
 	c.Action = r.Action.clone()
+	c.Deciders = slices.Clone(r.Deciders)
 	c.Edit = r.Edit.clone()
 	if r.Prior != nil {
 		p := *r.Prior

@@ -221,7 +221,11 @@ type RequestQuery struct {
 	// eligible under at least one matched policy (groups and roles
 	// resolved through the Directory), not a segregated requester, no vote
 	// yet, deadline not passed. It is the reviewer's inbox. Gate.List
-	// evaluates it; a Store never sees it (the gate clears it).
+	// evaluates it; a Store never sees it (the gate clears it). On a Store
+	// with the Inbox capability the candidates are the requests whose
+	// Deciders name the person or someone who delegated to them (people
+	// resolved when a level opened), each checked again as Decide would;
+	// without it, the open requests are scanned.
 	Awaiting string
 	// CreatedFrom keeps requests created at or after it.
 	CreatedFrom time.Time
@@ -295,6 +299,38 @@ type AuditTail interface {
 	// and false if the trail is empty.
 	LastAuditEvent(ctx context.Context) (AuditEvent, bool, error)
 }
+
+// Inbox is an optional Store capability, found by type assertion: an
+// index of Request.Deciders, so that a reviewer's inbox (Gate.List with
+// RequestQuery.Awaiting) reads one page of it instead of scanning the open
+// requests and asking the Directory about each. A Store that implements
+// it keeps the index in step with every Create and Update, in the same
+// atomic write. memstore and sqlstore implement it; storetest.Run checks
+// it. Without it the gate scans (see RequestQuery.Awaiting).
+type Inbox interface {
+	// ListInbox returns the requests whose Deciders hold any of q.People,
+	// each once, in ascending ID order after q.Cursor, at most
+	// PageSize(q.Limit) of them, and the cursor of the next page (empty on
+	// the last).
+	ListInbox(ctx context.Context, q InboxQuery) (RequestPage, error)
+}
+
+// InboxQuery selects a page of an Inbox.
+type InboxQuery struct {
+	// People are canonical IDs: the reviewer, and those who delegated to
+	// them. At most MaxInboxPeople.
+	People []string
+	// Cursor continues a previous page (RequestPage.Next): the ID of the
+	// last request of that page.
+	Cursor string
+	// Limit bounds the page size (see PageSize).
+	Limit int
+}
+
+// MaxInboxPeople bounds InboxQuery.People: a reviewer and up to 99 people
+// who delegated to them. A reviewer holding more delegations is served by
+// the scan.
+const MaxInboxPeople = 100
 
 // Delegations is an optional Store capability, found by type assertion:
 // durable delegations (see Delegation). memstore and sqlstore implement

@@ -32,7 +32,8 @@ import (
 // for concurrent use.
 //
 // It implements approval.Outbox, approval.Delegations, approval.AuditTail,
-// approval.PrunedAudit, approval.IdempotencyKeys and approval.PriorRuns. Every method copies what
+// approval.PrunedAudit, approval.IdempotencyKeys, approval.PriorRuns and
+// approval.Inbox (an index of Request.Deciders by person). Every method copies what
 // it receives and what it returns, so callers may modify requests and
 // events afterwards. Create, Get, Update, RequestByIdempotencyKey and
 // LastRun run in constant time; List and ListAudit scan from the cursor (ListAudit of one
@@ -55,6 +56,9 @@ type Store struct {
 	// due orders the live requests that have a due time by (DueAt, ID),
 	// for ListDue.
 	due *btree.BTreeG[dueEntry]
+	// inbox holds, by person, the IDs of the requests whose Deciders
+	// name them, in order, for ListInbox.
+	inbox map[string]*btree.BTreeG[string]
 	// held maps an action to the ID of its request with the latest
 	// HoldUntil, for Create's hold check. An entry whose hold has passed is
 	// dropped when Create next finds it.
@@ -96,6 +100,76 @@ type Store struct {
 
 const auditChunk = 1024
 
+// file moves request id in the inbox from the people gone to the people
+// now (both sorted). s.mu must be held.
+func (s *Store) file(id string, gone, now []string) {
+	if !slices.IsSorted(gone) {
+		gone = slices.Sorted(slices.Values(gone))
+	}
+	if !slices.IsSorted(now) {
+		now = slices.Sorted(slices.Values(now))
+	}
+	for _, p := range gone {
+		if _, keep := slices.BinarySearch(now, p); keep {
+			continue
+		}
+		if t := s.inbox[p]; t != nil {
+			t.Delete(id)
+			if t.Len() == 0 {
+				delete(s.inbox, p)
+			}
+		}
+	}
+	for _, p := range now {
+		if _, had := slices.BinarySearch(gone, p); had {
+			continue
+		}
+		t := s.inbox[p]
+		if t == nil {
+			t = btree.NewG(32, func(a, b string) bool { return a < b })
+			s.inbox[p] = t
+		}
+		t.ReplaceOrInsert(id)
+	}
+}
+
+// ListInbox implements approval.Inbox.
+func (s *Store) ListInbox(ctx context.Context, q approval.InboxQuery) (approval.RequestPage, error) {
+	if err := ctx.Err(); err != nil {
+		return approval.RequestPage{}, fmt.Errorf("memstore: list inbox: %w", err)
+	}
+	limit := approval.PageSize(q.Limit)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for _, p := range q.People {
+		t := s.inbox[p]
+		if t == nil {
+			continue
+		}
+		n := 0
+		t.AscendGreaterOrEqual(q.Cursor, func(id string) bool {
+			if id == q.Cursor {
+				return true
+			}
+			ids = append(ids, id)
+			n++
+			return n <= limit
+		})
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var page approval.RequestPage
+	if len(ids) > limit {
+		ids = ids[:limit]
+		page.Next = ids[limit-1]
+	}
+	for _, id := range ids {
+		page.Requests = append(page.Requests, s.requests[id].Clone())
+	}
+	return page, nil
+}
+
 // dueEntry is a live request's place in the due order.
 type dueEntry struct {
 	at time.Time
@@ -109,9 +183,14 @@ func dueLess(a, b dueEntry) bool {
 	return a.id < b.id
 }
 
-// track moves request id in the due order from where old put it (nil for
-// a new request) to where next puts it. s.mu must be held.
+// track moves request id in the due order and the inbox from where old
+// put it (nil for a new request) to where next puts it. s.mu must be held.
 func (s *Store) track(old, next *approval.Request) {
+	var gone []string
+	if old != nil {
+		gone = old.Deciders
+	}
+	s.file(next.ID, gone, next.Deciders)
 	if old != nil && old.Status.Terminal() == next.Status.Terminal() && old.DueAt.Equal(next.DueAt) {
 		return // the same place, or none before and after
 	}
@@ -140,6 +219,7 @@ var (
 	_ approval.PrunedAudit     = (*Store)(nil)
 	_ approval.IdempotencyKeys = (*Store)(nil)
 	_ approval.PriorRuns       = (*Store)(nil)
+	_ approval.Inbox           = (*Store)(nil)
 )
 
 // New returns an empty Store. By default it drops a request
@@ -150,6 +230,7 @@ func New(opts ...Option) *Store {
 		requests:  make(map[string]*approval.Request),
 		live:      make(map[dedupKey][]string),
 		due:       btree.NewG(32, dueLess),
+		inbox:     make(map[string]*btree.BTreeG[string]),
 		held:      make(map[dedupKey]string),
 		ran:       make(map[string]string),
 		tokens:    make(map[string]struct{}),

@@ -79,25 +79,29 @@ type indexed struct {
 	Votes []struct {
 		Approver string `json:"approver"`
 	} `json:"votes"`
+	Deciders []string `json:"deciders"`
 }
 
-// indexedNames decodes the policy and voter names of a stored body.
-func indexedNames(body []byte) (policies, voters []string, err error) {
+// indexedNames decodes the names the side tables mirror of a stored body:
+// its policies', its voters' and its deciders'.
+func indexedNames(body []byte) (requestNames, error) {
 	var x indexed
 	if err := json.Unmarshal(body, &x); err != nil {
-		return nil, nil, fmt.Errorf("decode stored request: %w", err)
+		return requestNames{}, fmt.Errorf("decode stored request: %w", err)
 	}
+	var n requestNames
 	for _, p := range x.Policies {
-		if !slices.Contains(policies, p.Name) {
-			policies = append(policies, p.Name)
+		if !slices.Contains(n.policies, p.Name) {
+			n.policies = append(n.policies, p.Name)
 		}
 	}
 	for _, v := range x.Votes {
-		if !slices.Contains(voters, v.Approver) {
-			voters = append(voters, v.Approver)
+		if !slices.Contains(n.voters, v.Approver) {
+			n.voters = append(n.voters, v.Approver)
 		}
 	}
-	return policies, voters, nil
+	n.deciders = x.Deciders
+	return n, nil
 }
 
 // decodeEvent decodes an audit body column.

@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/signoff/approval"
@@ -9,8 +10,8 @@ import (
 // maxCachedNames bounds the requests a nameCache remembers.
 const maxCachedNames = 4096
 
-// nameCache remembers the policy and voter names (what the side tables
-// mirror) and the status of the latest version of recently read or
+// nameCache remembers the policy, voter and decider names (what the side
+// tables mirror) and the status of the latest version of recently read or
 // written requests, so that Update can diff the side tables, and tell a
 // write that resolves the request, without reading and decoding the
 // stored body. A version of a request never changes once written (Update
@@ -26,14 +27,14 @@ type nameCache struct {
 }
 
 type requestNames struct {
-	version          int64
-	status           approval.Status
-	policies, voters []string
+	version                    int64
+	status                     approval.Status
+	policies, voters, deciders []string
 }
 
 // put remembers the names of r at r.Version.
 func (c *nameCache) put(r *approval.Request) {
-	n := requestNames{version: r.Version, status: r.Status, policies: policyNames(r), voters: voterNames(r)}
+	n := requestNames{version: r.Version, status: r.Status, policies: policyNames(r), voters: voterNames(r), deciders: slices.Clone(r.Deciders)}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {

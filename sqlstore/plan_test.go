@@ -89,3 +89,34 @@ func TestListDuePlan(t *testing.T) {
 		}
 	})
 }
+
+// TestInboxPlan: on a fresh database, never analyzed, an inbox page reads
+// a range of request_deciders' primary key for each person and the
+// requests by theirs: no scan of requests, whatever they hold, and no sort
+// of more than the people's pages.
+func TestInboxPlan(t *testing.T) {
+	t.Parallel()
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		s := open(t, newDSN(t))
+		for i := range 50 {
+			r := newRequest()
+			if i%2 == 0 {
+				r.Deciders = []string{"bob", "carol"}
+			}
+			_, _, err := s.Create(t.Context(), r, []approval.AuditEvent{event(r.ID, approval.EventRequestCreated, "alice")})
+			require.NoError(t, err)
+		}
+		for _, people := range [][]any{{"bob"}, {"bob", "carol", "dave"}} {
+			args := append([]any{"req_", 101}, people...)
+			plan := strings.Join(explain(t, s.dialect, s.r, s.dialect.inboxQuery(len(people)), args...), "\n")
+			if s.dialect == SQLite {
+				require.Equal(t, len(people), strings.Count(plan, "SEARCH request_deciders USING PRIMARY KEY (person=? AND request_id>?)"), "%d people:\n%s", len(people), plan)
+				require.Contains(t, plan, "SEARCH r USING INDEX sqlite_autoindex_requests_1 (id=?)", "%d people:\n%s", len(people), plan)
+				continue
+			}
+			require.Equal(t, len(people), strings.Count(plan, "Index Only Scan using request_deciders_pkey on request_deciders"), "%d people:\n%s", len(people), plan)
+			require.Contains(t, plan, "Index Scan using requests_pkey on requests", "%d people:\n%s", len(people), plan)
+			require.NotContains(t, plan, "Seq Scan", "%d people:\n%s", len(people), plan)
+		}
+	})
+}

@@ -156,6 +156,8 @@ func pgInsert(action string) string {
     INSERT INTO request_policies (request_id, policy) SELECT id, unnest($12::text[]) FROM ins
 ), approvers AS (
     INSERT INTO request_approvers (request_id, approver) SELECT id, unnest($14::text[]) FROM ins
+), deciders AS (
+    INSERT INTO request_deciders (request_id, person) SELECT id, unnest($15::text[]) FROM ins
 )
 SELECT count(*) FROM ins`
 }
@@ -179,7 +181,7 @@ func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow) (b
 	keyed := row.req.Action.IdempotencyKey != ""
 	if s.dialect == Postgres {
 		var n int64
-		args := append(s.requestArgs(row), policyNames(row.req), !row.req.Status.Terminal(), voterNames(row.req))
+		args := append(s.requestArgs(row), policyNames(row.req), !row.req.Status.Terminal(), voterNames(row.req), row.req.Deciders)
 		insert := pgInsertRequest
 		if keyed {
 			insert = pgInsertKeyedRequest
@@ -200,6 +202,9 @@ func (s *Store) insertRequest(ctx context.Context, q querier, row requestRow) (b
 		return false, err
 	}
 	if err := s.syncNames(ctx, q, policiesTable, row.req.ID, nil, policyNames(row.req)); err != nil {
+		return false, err
+	}
+	if err := s.syncNames(ctx, q, decidersTable, row.req.ID, nil, row.req.Deciders); err != nil {
 		return false, err
 	}
 	return true, s.syncNames(ctx, q, approversTable, row.req.ID, nil, voterNames(row.req))
@@ -326,9 +331,8 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, tokenID string, usedAt time.Time) (requestWrite, error) {
 	id, prev := row.req.ID, row.req.Version-1
 	known, cached := s.names.get(id, prev)
-	policies, voters := known.policies, known.voters
 	if cached && s.dialect == Postgres {
-		w := s.newRequestWrite(nil, row, tokenID, usedAt, policies, voters)
+		w := s.newRequestWrite(nil, row, tokenID, usedAt, known)
 		w.resolves = resolves(known.status, row.req.Status)
 		return w, nil
 	}
@@ -353,11 +357,11 @@ func (s *Store) planUpdate(ctx context.Context, q querier, row requestRow, token
 		return requestWrite{}, fmt.Errorf("stored version %d, update to %d: %w", old.version, row.req.Version, approval.ErrConflict)
 	}
 	if !cached {
-		if policies, voters, err = indexedNames(body); err != nil {
+		if known, err = indexedNames(body); err != nil {
 			return requestWrite{}, err
 		}
 	}
-	w := s.newRequestWrite(&old, row, tokenID, usedAt, policies, voters)
+	w := s.newRequestWrite(&old, row, tokenID, usedAt, known)
 	w.resolves = resolves(approval.Status(old.status), row.req.Status)
 	return w, nil
 }

@@ -36,8 +36,9 @@ type requestWrite struct {
 	// tokenID is recorded as used at usedAt, unless empty.
 	tokenID string
 	usedAt  any
-	// policies and voters are the side-table rows to delete and insert.
-	policies, voters nameDiff
+	// policies, voters and deciders are the side-table rows to delete and
+	// insert.
+	policies, voters, deciders nameDiff
 	// expect, if set, makes the UPDATE compare the stored version with
 	// *expect itself, for a row that was not read and locked first.
 	expect *int64
@@ -50,18 +51,31 @@ type requestWrite struct {
 type nameDiff struct{ gone, added []string }
 
 func diffNames(old, names []string) nameDiff {
-	var d nameDiff
-	for _, n := range old {
-		if !slices.Contains(names, n) {
-			d.gone = append(d.gone, n)
+	return nameDiff{gone: missing(old, names), added: missing(names, old)}
+}
+
+// missing returns the names of a that b lacks, looking them up in a set
+// when b is long (the people of a large group's level).
+func missing(a, b []string) []string {
+	var out []string
+	if len(b) <= 16 {
+		for _, n := range a {
+			if !slices.Contains(b, n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	set := make(map[string]struct{}, len(b))
+	for _, n := range b {
+		set[n] = struct{}{}
+	}
+	for _, n := range a {
+		if _, ok := set[n]; !ok {
+			out = append(out, n)
 		}
 	}
-	for _, n := range names {
-		if !slices.Contains(old, n) {
-			d.added = append(d.added, n)
-		}
-	}
-	return d
+	return out
 }
 
 // newRequestWrite compares the stored row with the new one, given the
@@ -71,7 +85,7 @@ func diffNames(old, names []string) nameDiff {
 // that leaves a request pending writes the table row alone. With old nil
 // (the row was not read) it names every column, and the UPDATE compares
 // the version itself.
-func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, usedAt time.Time, oldPolicies, oldVoters []string) requestWrite {
+func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, usedAt time.Time, names requestNames) requestWrite {
 	r := row.req
 	w := requestWrite{args: []any{r.ID}, tokenID: tokenID, usedAt: s.dialect.timeValue(usedAt)}
 	col := func(name string, v any) {
@@ -108,8 +122,9 @@ func (s *Store) newRequestWrite(old *storedRow, row requestRow, tokenID string, 
 	col("updated_at", s.dialect.timeValue(r.UpdatedAt))
 	col("version", r.Version)
 	col("body", string(row.body))
-	w.policies = diffNames(oldPolicies, policyNames(r))
-	w.voters = diffNames(oldVoters, voterNames(r))
+	w.policies = diffNames(names.policies, policyNames(r))
+	w.voters = diffNames(names.voters, voterNames(r))
+	w.deciders = diffNames(names.deciders, r.Deciders)
 	return w
 }
 
@@ -154,6 +169,9 @@ ON CONFLICT DO NOTHING`, w.tokenID, id, w.usedAt)
 	if err := s.syncNames(ctx, q, policiesTable, id, w.policies.gone, w.policies.added); err != nil {
 		return false, err
 	}
+	if err := s.syncNames(ctx, q, decidersTable, id, w.deciders.gone, w.deciders.added); err != nil {
+		return false, err
+	}
 	return true, s.syncNames(ctx, q, approversTable, id, w.voters.gone, w.voters.added)
 }
 
@@ -176,7 +194,7 @@ func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w
 	for _, t := range []struct {
 		table sideTable
 		diff  nameDiff
-	}{{policiesTable, w.policies}, {approversTable, w.voters}} {
+	}{{policiesTable, w.policies}, {approversTable, w.voters}, {decidersTable, w.deciders}} {
 		if len(t.diff.gone) > 0 {
 			fmt.Fprintf(&b, ", %s_gone AS (DELETE FROM %s WHERE request_id = $1 AND %s = ANY(%s::text[]))",
 				t.table.name, t.table.name, t.table.column, arg(t.diff.gone))
@@ -203,13 +221,15 @@ func (s *Store) pgUpdateRequest(ctx context.Context, q querier, update string, w
 }
 
 // sideTable is one of the tables that index requests by a name: the
-// policies a request matched (List's Policy filter) and the people who
-// voted on it (List's Approver filter).
+// policies a request matched (List's Policy filter), the people who voted
+// on it (List's Approver filter) and those who may decide it (the inbox,
+// ListInbox).
 type sideTable struct{ name, column string }
 
 var (
 	policiesTable  = sideTable{"request_policies", "policy"}
 	approversTable = sideTable{"request_approvers", "approver"}
+	decidersTable  = sideTable{"request_deciders", "person"}
 )
 
 // syncNames deletes the gone and inserts the added names of request id in

@@ -39,10 +39,13 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runOutboxTests(t, newStore)
 	runDelegationTests(t, newStore)
 	runIdempotencyTests(t, newStore)
-	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
+	runInboxTests(t, newStore)
+	pair := func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
-	})
+	}
+	runGateTests(t, pair)
+	runInboxGateTests(t, pair)
 }
 
 // oddText are strings no caller should rely on a store holding: one not
@@ -137,7 +140,8 @@ func fullRequest() *approval.Request {
 		},
 		Skipped: []int{2},
 		Progress: approval.LevelProgress{Level: 1, Since: at.Add(time.Minute), Steps: 0,
-			Members: [][]string{nil, {"pat", "quinn"}}, Assigned: []approval.Approver{approval.User("dana")}, Reassigned: true},
+			Members: [][]string{nil, {"pat", "quinn"}}, Assigned: []approval.Approver{approval.User("dana")}, Reassigned: true,
+			People: []string{"dana", "pat", "quinn"}},
 	})
 	r.Votes = []approval.Vote{{
 		Approver:   "bob",
@@ -177,6 +181,7 @@ func fullRequest() *approval.Request {
 	r.Reminders = 2
 	r.HoldUntil = at.Add(3 * time.Hour) // round trip only: the gate sets it as a request ends
 	r.Prior = &approval.PriorRun{RequestID: newID(), At: at.Add(-time.Hour)}
+	r.Deciders = []string{"dana", "pat", "quinn"}
 	return r
 }
 
