@@ -219,3 +219,81 @@ func (g *Gate) CanDecide(ctx context.Context, r *Request, who string) error {
 	}
 	return nil
 }
+
+// RefreshInbox records who may decide each open request that has no
+// record of it yet: requests opened before the inbox was indexed (before
+// version 0.4.0), and those whose level's people the Directory could not
+// resolve when it opened. Until then such a request is missing from the
+// inboxes of a Store with the Inbox capability (Decide is not affected).
+// Run it once after upgrading a store that holds open requests; it reads
+// every open request and writes those it records, and returns how many.
+// A request that changes meanwhile is recorded by that change.
+func (g *Gate) RefreshInbox(ctx context.Context) (int, error) {
+	q := RequestQuery{Status: []Status{StatusPending, StatusEscalated}, Limit: MaxPageSize}
+	n := 0
+	for {
+		page, err := g.store.List(ctx, q)
+		if err != nil {
+			return n, fmt.Errorf("approval: refresh inbox: %w", err)
+		}
+		for _, r := range page.Requests {
+			if !unresolvedPeople(r) {
+				continue
+			}
+			done, err := g.refreshRequest(ctx, r.ID)
+			if err != nil {
+				return n, fmt.Errorf("approval: refresh inbox: %s: %w", r.ID, err)
+			}
+			if done {
+				n++
+			}
+		}
+		if page.Next == "" {
+			return n, nil
+		}
+		q.Cursor = page.Next
+	}
+}
+
+// unresolvedPeople reports whether a current level of open request r has
+// no People recorded.
+func unresolvedPeople(r *Request) bool {
+	if !r.Status.Open() {
+		return false
+	}
+	for i := range r.Policies {
+		p := &r.Policies[i]
+		if _, _, ok := p.currentLevel(); ok && p.Progress.People == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshRequest writes request id again, its Deciders recorded, if it
+// still needs it; it reports whether it wrote.
+func (g *Gate) refreshRequest(ctx context.Context, id string) (bool, error) {
+	for attempt := range maxAttempts {
+		if err := backoff(ctx, attempt); err != nil {
+			return false, err
+		}
+		r, err := g.store.Get(ctx, id)
+		if err != nil || !unresolvedPeople(r) {
+			return false, ignoreNotFound(err)
+		}
+		r.Version++
+		err = g.update(ctx, Update{Request: r})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		return err == nil && !unresolvedPeople(r), err
+	}
+	return false, fmt.Errorf("%w: gave up after %d attempts", ErrConflict, maxAttempts)
+}
+
+func ignoreNotFound(err error) error {
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}

@@ -118,3 +118,39 @@ func TestCanDecide(t *testing.T) {
 	require.Equal(t, approval.StatusTimedOut, r.Status)
 	require.ErrorIs(t, f.gate.CanDecide(f.ctx, r, "carol"), approval.ErrNotPending)
 }
+
+// TestRefreshInbox: a request stored without a record of who may decide
+// it (opened before the inbox was indexed) is missing from inboxes until
+// RefreshInbox records it; a second run finds nothing to do.
+func TestRefreshInbox(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.Pending(transfer(5000))
+	kept := f.Pending(transfer(6000))
+	awaiting := func(who string) []string {
+		page, err := f.gate.List(f.ctx, approval.RequestQuery{Awaiting: who})
+		require.NoError(t, err)
+		var ids []string
+		for _, r := range page.Requests {
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	require.ElementsMatch(t, []string{id, kept}, awaiting("bob"))
+
+	old := f.Get(id)
+	require.Equal(t, []string{"alice", "bob", "carol", "dave"}, old.Deciders)
+	old.Deciders, old.Policies[0].Progress.People = nil, nil
+	old.Version++
+	require.NoError(t, f.store.Update(f.ctx, approval.Update{Request: old}))
+	require.Equal(t, []string{kept}, awaiting("bob"), "not indexed")
+
+	n, err := f.gate.RefreshInbox(f.ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	require.ElementsMatch(t, []string{id, kept}, awaiting("bob"))
+	require.Equal(t, []string{"alice", "bob", "carol", "dave"}, f.Get(id).Deciders)
+	n, err = f.gate.RefreshInbox(f.ctx)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}

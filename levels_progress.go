@@ -42,7 +42,7 @@ type LevelProgress struct {
 func (lp LevelProgress) clone() LevelProgress {
 	lp.Added = slices.Clone(lp.Added)
 	lp.Assigned = slices.Clone(lp.Assigned)
-	lp.People = slices.Clone(lp.People)
+	// People are copied by Request.Clone, into one array with Deciders.
 	if lp.Members != nil {
 		ms := make([][]string, len(lp.Members))
 		for i, m := range lp.Members {

@@ -252,7 +252,13 @@ func (r *Request) Clone() *Request {
 	}
 	c := *r
 	c.Action = r.Action.clone()
-	c.Deciders = slices.Clone(r.Deciders)
+	// Deciders and the levels' People share one new array.
+	n := len(r.Deciders)
+	for i := range r.Policies {
+		n += len(r.Policies[i].Progress.People)
+	}
+	names := make([]string, 0, n)
+	c.Deciders = copyInto(&names, r.Deciders)
 	c.Edit = r.Edit.clone()
 	if r.Prior != nil {
 		p := *r.Prior
@@ -268,6 +274,7 @@ func (r *Request) Clone() *Request {
 		p.Chain = cloneChain(p.Chain)
 		p.Skipped = slices.Clone(p.Skipped)
 		p.Progress = p.Progress.clone()
+		p.Progress.People = copyInto(&names, p.Progress.People)
 		c.Policies[i] = p
 	}
 	if r.Recommendations != nil {
@@ -296,6 +303,19 @@ func (r *Request) Clone() *Request {
 		}
 	}
 	return &c
+}
+
+// copyInto appends s to *buf, whose capacity holds it, and returns the
+// copy, its capacity cut so that an append to it cannot reach the next. A
+// nil s stays nil and an empty one empty: a level's People resolved to
+// nobody are not unresolved.
+func copyInto(buf *[]string, s []string) []string {
+	if s == nil {
+		return nil
+	}
+	start := len(*buf)
+	*buf = append(*buf, s...)
+	return (*buf)[start:len(*buf):len(*buf)]
 }
 
 // PolicyNames returns the names of the matched policies.
