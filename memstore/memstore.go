@@ -36,8 +36,9 @@ import (
 // approval.Inbox (an index of Request.Deciders by person). Every method copies what
 // it receives and what it returns, so callers may modify requests and
 // events afterwards. Create, Get, Update, RequestByIdempotencyKey and
-// LastRun run in constant time; List and ListAudit scan from the cursor (ListAudit of one
-// request reads only that request's events, from an index), and ListDue
+// LastRun run in constant time; List and ListAudit scan from the cursor (List
+// of open statuses only the open requests, ListAudit of one request only
+// that request's events, from indexes), and ListDue
 // reads the due requests from an index in due-time order: an idle Tick
 // costs one probe of it, however many requests are open.
 type Store struct {
@@ -59,6 +60,10 @@ type Store struct {
 	// inbox holds, by person, the IDs of the requests whose Deciders
 	// name them, in order, for ListInbox.
 	inbox map[string]*btree.BTreeG[string]
+	// open holds the IDs of the requests that are not terminal, in
+	// order, so that List of open statuses walks them alone, not the
+	// requests that ended.
+	open *btree.BTreeG[string]
 	// held maps an action to the ID of its request with the latest
 	// HoldUntil, for Create's hold check. An entry whose hold has passed is
 	// dropped when Create next finds it.
@@ -191,6 +196,12 @@ func (s *Store) track(old, next *approval.Request) {
 		gone = old.Deciders
 	}
 	s.file(next.ID, gone, next.Deciders)
+	switch {
+	case next.Status.Terminal() && (old == nil || !old.Status.Terminal()):
+		s.open.Delete(next.ID)
+	case !next.Status.Terminal() && (old == nil || old.Status.Terminal()):
+		s.open.ReplaceOrInsert(next.ID)
+	}
 	if old != nil && old.Status.Terminal() == next.Status.Terminal() && old.DueAt.Equal(next.DueAt) {
 		return // the same place, or none before and after
 	}
@@ -231,6 +242,7 @@ func New(opts ...Option) *Store {
 		live:      make(map[dedupKey][]string),
 		due:       btree.NewG(32, dueLess),
 		inbox:     make(map[string]*btree.BTreeG[string]),
+		open:      btree.NewG(32, func(a, b string) bool { return a < b }),
 		held:      make(map[dedupKey]string),
 		ran:       make(map[string]string),
 		tokens:    make(map[string]struct{}),
@@ -478,17 +490,28 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 		}
 	}
 	var page approval.RequestPage
-	for _, id := range s.ids[start:] {
+	add := func(id string) bool {
 		r, ok := s.requests[id]
 		if !ok || !matchRequest(r, &q) {
-			continue
+			return true
 		}
 		if len(page.Requests) == limit {
 			// A further match exists, so this is not the last page.
 			page.Next = page.Requests[limit-1].ID
-			break
+			return false
 		}
 		page.Requests = append(page.Requests, r.Clone())
+		return true
+	}
+	if len(q.Status) > 0 && !slices.ContainsFunc(q.Status, approval.Status.Terminal) {
+		// Open statuses only: walk the open requests, not those that ended.
+		s.open.AscendGreaterOrEqual(q.Cursor, func(id string) bool { return id == q.Cursor || add(id) })
+		return page, nil
+	}
+	for _, id := range s.ids[start:] {
+		if !add(id) {
+			break
+		}
 	}
 	return page, nil
 }
