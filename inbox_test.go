@@ -1,12 +1,14 @@
 package approval_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
 )
 
 // TestListAwaiting: the inbox lists the open requests a person may decide
@@ -153,4 +155,63 @@ func TestRefreshInbox(t *testing.T) {
 	n, err = f.gate.RefreshInbox(f.ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// countingStore counts the store calls an inbox page makes.
+type countingStore struct {
+	*memstore.Store
+	calls map[string]int
+}
+
+func (s *countingStore) List(ctx context.Context, q approval.RequestQuery) (approval.RequestPage, error) {
+	s.calls["List"]++
+	return s.Store.List(ctx, q)
+}
+
+func (s *countingStore) ListInbox(ctx context.Context, q approval.InboxQuery) (approval.RequestPage, error) {
+	s.calls["ListInbox"]++
+	return s.Store.ListInbox(ctx, q)
+}
+
+func (s *countingStore) ListDelegations(ctx context.Context, q approval.DelegationQuery) ([]approval.Delegation, error) {
+	s.calls["ListDelegations"]++
+	return s.Store.ListDelegations(ctx, q)
+}
+
+func (s *countingStore) Get(ctx context.Context, id string) (*approval.Request, error) {
+	s.calls["Get"]++
+	return s.Store.Get(ctx, id)
+}
+
+// TestInboxRoundTrips: an inbox page costs the same two store calls (the
+// reviewer's delegations, one page of the index) however many open
+// requests the store holds and however many of them the reviewer may
+// decide, directly or for someone who delegated to them.
+func TestInboxRoundTrips(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{10, 400} {
+		cs := &countingStore{Store: memstore.New(), calls: map[string]int{}}
+		f := newFixture(t, func(c *approval.Config) { c.Store = cs })
+		for i := range n {
+			a := transfer(5000 + float64(i))
+			if i%7 == 0 {
+				a.Tags = []string{"lead-only"}
+			}
+			f.Pending(a)
+		}
+		_, err := f.gate.Delegate(f.ctx, "admin", approval.Delegation{From: "carol", To: "zoe", Reason: "away",
+			NotBefore: f.clock.Now().Add(-time.Hour), NotAfter: f.clock.Now().Add(time.Hour)})
+		require.NoError(t, err)
+		for _, who := range []string{"bob", "zoe", "erin"} {
+			clear(cs.calls)
+			page, err := f.gate.List(f.ctx, approval.RequestQuery{Awaiting: who, Limit: 50})
+			require.NoError(t, err)
+			require.Equal(t, map[string]int{"ListDelegations": 1, "ListInbox": 1}, cs.calls, "%s at n=%d", who, n)
+			if who == "erin" {
+				require.Empty(t, page.Requests)
+			} else {
+				require.Len(t, page.Requests, min(n, 50), "%s at n=%d", who, n)
+			}
+		}
+	}
 }
