@@ -161,6 +161,15 @@
 // Request.Prior one that implements PriorRuns (memstore and sqlstore both
 // do).
 //
+// # The reviewer's inbox
+//
+// Gate.List with RequestQuery.Awaiting lists the open requests a person
+// may decide and has not. The gate records who may decide each request as
+// its levels open (LevelProgress.People, Request.Deciders); a store that
+// implements Inbox indexes them, so a page is one indexed read, checked as
+// Decide would. Gate.RefreshInbox records them for requests stored before
+// they were kept. Without Inbox the gate scans the open requests.
+//
 // # Notifications
 //
 // Config.Channels deliver notifications (package channels: webhook,
