@@ -220,6 +220,36 @@ func (g *Gate) CanDecide(ctx context.Context, r *Request, who string) error {
 	return nil
 }
 
+// CanDecideEach is CanDecide for each of rs, with who's delegations read
+// once for all of them rather than once for each: a page of requests
+// marked with whether the reader may decide each. The errors are in rs's
+// order, nil where who may decide.
+func (g *Gate) CanDecideEach(ctx context.Context, rs []*Request, who string) []error {
+	errs := make([]error, len(rs))
+	who, err := CanonicalID(who)
+	if err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("approval: can decide: %w", err)
+		}
+		return errs
+	}
+	now := g.now()
+	var held *[]Delegation
+	if ds, err := g.delegationsTo(ctx, who, now); err == nil {
+		held = &ds
+	} // else each check reads them, and reports the failure
+	for i, r := range rs {
+		_, err := g.decidableWith(ctx, r, who, now, held)
+		if errors.Is(err, errTimedOut) {
+			err = fmt.Errorf("%w: timed out", ErrNotPending)
+		}
+		if err != nil {
+			errs[i] = fmt.Errorf("approval: can decide %s: %w", r.ID, err)
+		}
+	}
+	return errs
+}
+
 // RefreshInbox records who may decide each open request that has no
 // record of it yet: requests opened before the inbox was indexed (before
 // version 0.4.0), and those whose level's people the Directory could not

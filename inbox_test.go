@@ -215,3 +215,42 @@ func TestInboxRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// TestCanDecideEach: CanDecideEach answers as CanDecide does, request by
+// request, with the reader's delegations read once for the whole page.
+func TestCanDecideEach(t *testing.T) {
+	t.Parallel()
+	cs := &countingStore{Store: memstore.New(), calls: map[string]int{}}
+	f := newFixture(t, func(c *approval.Config) { c.Store = cs })
+	var rs []*approval.Request
+	for i := range 6 {
+		a := transfer(5000 + float64(i))
+		if i == 1 {
+			a.RequestedBy = "bob" // segregated
+		}
+		id := f.Pending(a)
+		if i == 2 {
+			_, err := f.Decide(id, "bob", approval.VerdictApprove)
+			require.NoError(t, err)
+		}
+		rs = append(rs, f.Get(id))
+	}
+	_, err := f.gate.Delegate(f.ctx, "admin", approval.Delegation{From: "carol", To: "zoe", Reason: "away",
+		NotBefore: f.clock.Now().Add(-time.Hour), NotAfter: f.clock.Now().Add(time.Hour)})
+	require.NoError(t, err)
+	for _, who := range []string{"bob", "zoe", "erin", "not an id\x00"} {
+		clear(cs.calls)
+		each := f.gate.CanDecideEach(f.ctx, rs, who)
+		if who != "not an id\x00" {
+			require.Equal(t, 1, cs.calls["ListDelegations"], who)
+		}
+		require.Len(t, each, len(rs))
+		for i, r := range rs {
+			one := f.gate.CanDecide(f.ctx, r, who)
+			require.Equal(t, one == nil, each[i] == nil, "%s on request %d: %v / %v", who, i, one, each[i])
+			if one != nil {
+				require.Equal(t, one.Error(), each[i].Error())
+			}
+		}
+	}
+}

@@ -320,6 +320,16 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		v.NextURL = v.Base + "approvals?" + nv.Encode()
 	}
 	v.Rows = make([]rowView, len(reqs))
+	var open []*approval.Request
+	for _, req := range reqs {
+		if req.Status.Open() {
+			open = append(open, req)
+		}
+	}
+	mine := map[*approval.Request]bool{}
+	for i, err := range h.gate.CanDecideEach(ctx, open, who) {
+		mine[open[i]] = err == nil
+	}
 	for i, req := range reqs {
 		rv := rowView{ID: req.ID, URL: v.Base + "approvals/" + req.ID, Status: req.Status, StatusLabel: statusLabel(req.Status),
 			Name: req.Action.Name, RequestedBy: req.Action.RequestedBy, Message: text.Clip(req.Action.Message, 140),
@@ -327,7 +337,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 			Edited: req.Edit != nil, Prior: req.Prior != nil}
 		if req.Status.Open() {
 			rv.Progress = progressShort(req)
-			rv.Mine = h.gate.CanDecide(ctx, req, who) == nil
+			rv.Mine = mine[req]
 		}
 		rv.Created, rv.CreatedISO = fmtTime(req.CreatedAt)
 		if req.Status.Open() {
