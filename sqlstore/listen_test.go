@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,9 +24,19 @@ const promptly = 200 * time.Millisecond
 type observed struct {
 	*Store
 	gets chan string
+	// missed counts the reads awaitGet took from gets while it waited
+	// for another request's, for a later awaitGet of theirs.
+	missed *readCounts
 }
 
-func observe(s *Store) observed { return observed{Store: s, gets: make(chan string, 64)} }
+type readCounts struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func observe(s *Store) observed {
+	return observed{Store: s, gets: make(chan string, 64), missed: &readCounts{n: map[string]int{}}}
+}
 
 func (o observed) Get(ctx context.Context, id string) (*approval.Request, error) {
 	r, err := o.Store.Get(ctx, id)
@@ -36,9 +47,17 @@ func (o observed) Get(ctx context.Context, id string) (*approval.Request, error)
 	return r, err
 }
 
-// awaitGet waits for o to read request id.
+// awaitGet waits for o to read request id, or returns at once if it read
+// it while an earlier awaitGet waited for another request.
 func (o observed) awaitGet(t testing.TB, id string) {
 	t.Helper()
+	o.missed.mu.Lock()
+	if o.missed.n[id] > 0 {
+		o.missed.n[id]--
+		o.missed.mu.Unlock()
+		return
+	}
+	o.missed.mu.Unlock()
 	deadline := time.After(10 * time.Second)
 	for {
 		select {
@@ -46,6 +65,9 @@ func (o observed) awaitGet(t testing.TB, id string) {
 			if got == id {
 				return
 			}
+			o.missed.mu.Lock()
+			o.missed.n[got]++
+			o.missed.mu.Unlock()
 		case <-deadline:
 			t.Fatalf("request %s was not read", id)
 		}
