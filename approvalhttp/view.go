@@ -615,7 +615,9 @@ func fmtDuration(d time.Duration) string {
 
 // payload returns what the page shows of the payload orig, given red,
 // its form after redaction: JSON pretty-printed, text as text, and for
-// binary, or for non-JSON hidden by redaction, only the size.
+// binary, or for non-JSON hidden by redaction, only the size. Of a long
+// payload it shows the first maxDisplay bytes (backed off to the start of
+// a character), and pretty-prints no more than that.
 func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
 	v := payloadView{Size: len(orig)}
 	var text string
@@ -626,13 +628,14 @@ func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
 	case len(red) == 0:
 		v.Kind = "hidden"
 		return v
-	case redacting || json.Valid(red): // Redact keeps only JSON when redacting
+	case redacting || json.Valid(red):
+		// red is valid JSON: checked here, or made by Action.Redact,
+		// which redacts only a payload it checked and hides any other.
+		// indentPrefix prints it as json.Indent would, up to a byte past
+		// what is shown.
 		buf := getBuf()
-		if json.Indent(buf, red, "", "  ") == nil {
-			text = buf.String()
-		} else {
-			text = string(red)
-		}
+		buf.Grow(min(h.maxDisplay, 2*len(red)) + 64)
+		text = string(indentPrefix(buf.AvailableBuffer(), red, h.maxDisplay))
 		putBuf(buf)
 		v.Kind = "json"
 	case utf8.Valid(red):

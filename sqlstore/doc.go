@@ -29,10 +29,10 @@
 // must use pgx's stdlib driver, SQLite's modernc.org/sqlite, with a DSN
 // such as SQLiteDSN builds. Call Migrate once before using it.
 //
-// The options are Synchronous and BusyTimeout (SQLite), MaxConns (the
-// pools Open makes), Listen (PostgreSQL notifications: see Waiting) and
-// GroupCommit (see Group commit); each option's documentation gives its
-// default. An invalid option fails Open with an error saying how to fix it.
+// The options are Synchronous, BusyTimeout and AutoCheckpoint (SQLite),
+// MaxConns (the pools Open makes), Listen (PostgreSQL notifications: see
+// Waiting) and GroupCommit (see Group commit); each option's documentation
+// gives its default. An invalid option fails Open with an error saying how to fix it.
 //
 // # Durability
 //

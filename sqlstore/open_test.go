@@ -1,6 +1,7 @@
 package sqlstore
 
 import (
+	"database/sql"
 	"testing"
 	"time"
 
@@ -58,6 +59,8 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorContains(t, err, "negative")
 	_, err = Open(ctx, sqliteDSN(t), MaxConns(-1))
 	require.ErrorContains(t, err, "negative")
+	_, err = Open(ctx, sqliteDSN(t), AutoCheckpoint(-1))
+	require.ErrorContains(t, err, "negative")
 	_, err = Open(ctx, "/nonexistent-dir/sub/approval.db")
 	require.ErrorContains(t, err, "does not exist (create it first)")
 	_, err = Open(ctx, "postgres://nobody@127.0.0.1:1/nothing?connect_timeout=2")
@@ -87,6 +90,26 @@ func TestSynchronousFull(t *testing.T) {
 	var fk int
 	require.NoError(t, s.w.QueryRowContext(t.Context(), "PRAGMA foreign_keys").Scan(&fk))
 	require.Equal(t, 1, fk)
+}
+
+// TestAutoCheckpoint: the writer of a SQLite Store lets the WAL grow to
+// 10,000 pages before a commit checkpoints it, or to what AutoCheckpoint
+// says (0 being the default); SQLiteDSN carries the setting to a pool of
+// the caller's.
+func TestAutoCheckpoint(t *testing.T) {
+	t.Parallel()
+	pages := func(db *sql.DB) int {
+		var n int
+		require.NoError(t, db.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&n))
+		return n
+	}
+	require.Equal(t, 10000, pages(open(t, sqliteDSN(t)).w))
+	require.Equal(t, 10000, pages(open(t, sqliteDSN(t), AutoCheckpoint(0)).w))
+	require.Equal(t, 500, pages(open(t, sqliteDSN(t), AutoCheckpoint(500)).w))
+	db, err := sqlOpen(SQLite, SQLiteDSN(sqliteDSN(t), AutoCheckpoint(2000)))
+	require.NoError(t, err)
+	defer db.Close()
+	require.Equal(t, 2000, pages(db))
 }
 
 func TestDialectOf(t *testing.T) {

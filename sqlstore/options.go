@@ -34,10 +34,15 @@ type config struct {
 	maxConns    int
 	// noListen is Listen(false), noGroup GroupCommit(false).
 	noListen, noGroup bool
+	// checkpointPages is AutoCheckpoint's.
+	checkpointPages int
 }
 
+// defaultCheckpointPages is AutoCheckpoint's default.
+const defaultCheckpointPages = 10_000
+
 func defaultConfig() config {
-	return config{sync: SyncNormal, busyTimeout: 5 * time.Second}
+	return config{sync: SyncNormal, busyTimeout: 5 * time.Second, checkpointPages: defaultCheckpointPages}
 }
 
 func (c *config) validate() error {
@@ -51,6 +56,9 @@ func (c *config) validate() error {
 	}
 	if c.maxConns < 0 {
 		return fmt.Errorf("sqlstore: MaxConns(%d) is negative: use 0 for the default or a positive number", c.maxConns)
+	}
+	if c.checkpointPages < 0 {
+		return fmt.Errorf("sqlstore: AutoCheckpoint(%d) is negative: use 0 for the default or a number of pages such as 10000", c.checkpointPages)
 	}
 	return nil
 }
@@ -97,6 +105,30 @@ func Listen(on bool) Option { return func(c *config) { c.noListen = !on } }
 // way. Defaults to true.
 func GroupCommit(on bool) Option { return func(c *config) { c.noGroup = !on } }
 
+// AutoCheckpoint sets how large, in pages, a SQLite database's
+// write-ahead log may grow before a commit copies it into the database
+// file itself (SQLite's wal_autocheckpoint; a page is 4 KiB unless the
+// file says otherwise). The Store copies the log in the background (see
+// docs/PERFORMANCE.md), but only that commit, with every other write
+// waiting, starts the log afresh, and it first syncs the database file: a
+// sync that takes longer the more scattered the pages the copies wrote,
+// so longer as the file grows. A larger log pays for that less often, and
+// each time for the pages written since, a page written many times (the
+// end of an index) once. It costs disk (the log's file keeps the largest
+// size it reached) and, after a crash, the time to read the log back.
+// With a million requests stored, Guard took 1.6 times as long as on an
+// empty file at SQLite's 1,000 pages, 1.2 to 1.35 times at 10,000.
+// Defaults to 10,000 pages (about 40 MiB); 0 is the default. PostgreSQL
+// ignores it. SQLiteDSN applies it to a pool of your own.
+func AutoCheckpoint(pages int) Option {
+	return func(c *config) {
+		c.checkpointPages = pages
+		if pages == 0 {
+			c.checkpointPages = defaultCheckpointPages
+		}
+	}
+}
+
 func (c *config) poolSize(d Dialect) int {
 	switch {
 	case c.maxConns > 0:
@@ -110,8 +142,8 @@ func (c *config) poolSize(d Dialect) int {
 // SQLiteDSN returns the modernc.org/sqlite data source name Open uses for
 // the database file at path (a path or a file: URI, possibly with
 // parameters of its own): WAL journal, foreign keys on, and the
-// synchronous mode and busy timeout of opts. Use it to open a pool of your
-// own for OpenDB.
+// synchronous mode, busy timeout and automatic checkpoint of opts. Use it
+// to open a pool of your own for OpenDB.
 func SQLiteDSN(path string, opts ...Option) string {
 	c := defaultConfig()
 	for _, o := range opts {
@@ -145,6 +177,8 @@ func (c *config) sqliteDSN(path string, readOnly bool) string {
 	add("temp_store(MEMORY)")
 	if readOnly {
 		add("query_only(1)")
+	} else {
+		add("wal_autocheckpoint(" + strconv.Itoa(c.checkpointPages) + ")")
 	}
 	return b.String()
 }

@@ -10,20 +10,25 @@
 // reported, since the backstop makes them harmless).
 //
 // It exists because SQLite's automatic checkpoint runs inside the commit
-// that makes the WAL reach 1,000 pages, on the writer's connection: that
-// commit then also syncs the WAL, copies every page the WAL holds into the
-// database file and syncs that, while every other write waits for the one
-// writer. A write that touches many b-trees fills the WAL every 80 or so
-// writes, and that work was about a fifth of a write's time (see
-// docs/PERFORMANCE.md). SQLite lets one checkpoint run beside a write
-// transaction, so a checkpoint on another connection does the same work
-// beside the writer instead of inside it.
+// that makes the WAL reach its wal_autocheckpoint size (1,000 pages unless
+// the connection says otherwise; sqlstore's writer says 10,000), on the
+// writer's connection: that commit then also syncs the WAL, copies every
+// page the WAL holds into the database file and syncs that, while every
+// other write waits for the one writer. At 1,000 pages a write that
+// touches many b-trees filled the WAL every 80 or so writes, and that work
+// was about a fifth of a write's time (see docs/PERFORMANCE.md). SQLite
+// lets one checkpoint run beside a write transaction, so a checkpoint on
+// another connection does the same work beside the writer instead of
+// inside it.
 //
 // Under a steady stream of writes the backstop still runs: SQLite starts
-// the WAL afresh only once a checkpoint has copied all of it, and a
-// passive checkpoint seldom does while writes keep landing. The automatic
-// checkpoint then finds most pages already copied, so it costs a commit
-// little more than its two syncs, about once every 1,000 pages.
+// the WAL afresh only once a checkpoint has copied all of it and synced
+// the database file, and a passive checkpoint seldom finishes while writes
+// keep landing. The automatic checkpoint then finds most pages already
+// copied, but it still syncs the database file, which waits for every page
+// the checkpoints copied since the last sync: on a large file, whose pages
+// lie far apart, that sync costs the commit milliseconds, which is why the
+// WAL is allowed to grow well past what one checkpoint here copies.
 package sqlitewal
 
 import (
@@ -38,8 +43,8 @@ import (
 )
 
 // Every is how many writes start a checkpoint. A write of 5 to 15 pages
-// then checkpoints every few hundred pages: before SQLite's automatic
-// checkpoint (at 1,000 pages) would run inside a commit.
+// then checkpoints every few hundred pages: well before SQLite's automatic
+// checkpoint would run inside a commit.
 const Every = 64
 
 // A Checkpointer checkpoints one SQLite database in the background. Create
