@@ -41,19 +41,19 @@ func loadMemory(ctx context.Context, st *memstore.Store, g *generator) error {
 // schemaVersion is the version of sqlstore's schema whose tables loadSQL
 // writes. A new migration may add a column or a table that every request
 // needs: check what it adds, write it in loadSQL, then raise this.
-const schemaVersion = 5
+const schemaVersion = 6
 
 // batchStories is how many requests loadSQL writes per transaction.
 const batchStories = 4000
 
 // rows are the rows of one of loadSQL's transactions, table by table.
 type rows struct {
-	requests, policies, approvers, tokens, events [][]any
-	stories                                       int
+	requests, policies, approvers, deciders, tokens, events [][]any
+	stories                                                 int
 }
 
 func (r *rows) reset() {
-	r.requests, r.policies, r.approvers, r.tokens, r.events = r.requests[:0], r.policies[:0], r.approvers[:0], r.tokens[:0], r.events[:0]
+	r.requests, r.policies, r.approvers, r.deciders, r.tokens, r.events = r.requests[:0], r.policies[:0], r.approvers[:0], r.deciders[:0], r.tokens[:0], r.events[:0]
 	r.stories = 0
 }
 
@@ -68,6 +68,7 @@ var tables = []struct {
 		func(r *rows) [][]any { return r.requests }},
 	{"request_policies", []string{"request_id", "policy"}, func(r *rows) [][]any { return r.policies }},
 	{"request_approvers", []string{"request_id", "approver"}, func(r *rows) [][]any { return r.approvers }},
+	{"request_deciders", []string{"request_id", "person"}, func(r *rows) [][]any { return r.deciders }},
 	{"used_tokens", []string{"token_id", "request_id", "used_at"}, func(r *rows) [][]any { return r.tokens }},
 	{"audit_events", []string{"seq", "request_id", "type", "actor", "at", "prev_hash", "hash", "body"}, func(r *rows) [][]any { return r.events }},
 }
@@ -139,6 +140,9 @@ func loadSQL(ctx context.Context, db *sql.DB, postgres bool, g *generator) error
 					names = append(names, v.Approver)
 					batch.approvers = append(batch.approvers, []any{r.ID, v.Approver})
 				}
+			}
+			for _, p := range r.Deciders {
+				batch.deciders = append(batch.deciders, []any{r.ID, p})
 			}
 			for _, t := range s.tokens {
 				batch.tokens = append(batch.tokens, []any{t.id, r.ID, timeOf(t.at)})
