@@ -493,3 +493,15 @@ func stampHashes(r *Request, events []AuditEvent) {
 		}
 	}
 }
+
+// hashIs reports whether hash is the hex SHA-256 of canonical, without
+// making a string of it.
+func hashIs(canonical []byte, hash string) bool {
+	if len(hash) != 2*sha256.Size {
+		return false
+	}
+	sum := sha256.Sum256(canonical)
+	var h [2 * sha256.Size]byte
+	hex.Encode(h[:], sum[:])
+	return string(h[:]) == hash
+}
