@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runOutboxTests(t, newStore)
 	runDelegationTests(t, newStore)
 	runIdempotencyTests(t, newStore)
+	runAuditStreamTests(t, newStore)
 	runGateTests(t, func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
