@@ -196,8 +196,13 @@
 // rewrite needs the private key too; VerifyAuditTrail verifies a store's
 // trail, its checkpoints with the public keys given, heads kept outside
 // the database, and every stored request against the events that explain
-// it, with no Gate at all. docs/FORMATS.md gives the exact bytes hashed
-// and signed, with test vectors.
+// it, with no Gate at all: in one pass over the trail and one over the
+// requests, with memory that does not grow with the trail's length
+// (through the optional AuditStream capability, without pages). From a
+// head an earlier run verified (VerifyAuditOptions.From), it checks only
+// what came since, for nightly runs; VerifyAuditOptions.Progress reports
+// how far it has read. docs/FORMATS.md gives the exact bytes hashed and
+// signed, with test vectors.
 //
 // # Configuration
 //

@@ -411,3 +411,90 @@ type Outbox interface {
 	// ID.
 	RedriveOutbox(ctx context.Context, id string, now time.Time, event *AuditEvent) error
 }
+
+// AuditStream is an optional Store capability, found by type assertion: a
+// store that reads its audit trail as one stream, without pages, and of
+// its requests only the part the trail accounts for (AuditedRequest), so
+// that VerifyAuditTrail reads and decodes each row once and holds no page
+// of them. Without it, VerifyAuditTrail reads through ListAudit and List.
+// memstore and sqlstore implement it; storetest.Run checks it.
+type AuditStream interface {
+	// StreamAudit calls fn with each event of the trail whose Seq is after
+	// after, in ascending Seq order, to the end of the trail (an event
+	// appended while it runs may or may not be included), or until fn
+	// returns an error, which it returns unchanged.
+	// A store that dropped the start of its trail (PrunedAudit) begins
+	// with its first kept event when after is before it.
+	//
+	// The event is fn's to read while fn runs, and no longer: the store
+	// may reuse it, and its slices, for the next event. fn must not modify
+	// it; Clone it to keep it (its strings may be kept as they are).
+	// StreamAudit never waits for fn while it holds a lock or a connection
+	// the store's other methods need, so fn may call them.
+	//
+	// A stored event that cannot be read fails StreamAudit as it fails
+	// ListAudit (sqlstore's *AuditChainError for a row whose columns
+	// disagree with its sealed body), after fn has been called with every
+	// event before it.
+	StreamAudit(ctx context.Context, after int64, fn func(*AuditEvent) error) error
+
+	// AuditedRequests returns the stored requests whose ID sorts after
+	// q.After and whose CreatedAt is not before q.CreatedFrom, at most
+	// PageSize(q.Limit) of them, in ascending ID order, as List orders
+	// them, each as the part of it that its audit events account for
+	// (Request.Audited). It returns fewer than PageSize(q.Limit) only when
+	// no more requests match.
+	AuditedRequests(ctx context.Context, q AuditedRequestQuery) ([]AuditedRequest, error)
+}
+
+// AuditedRequestQuery selects the requests of AuditStream.AuditedRequests.
+type AuditedRequestQuery struct {
+	// After continues a listing: only requests whose ID sorts after it are
+	// returned. Empty: from the first request.
+	After string
+	// CreatedFrom keeps requests created at or after it; zero keeps all.
+	CreatedFrom time.Time
+	// Limit bounds the page size, as RequestQuery.Limit does.
+	Limit int
+}
+
+// AuditedRequest is the part of a stored request that its audit events
+// account for (see VerifyAuditTrail): its ID and status, the hashes its
+// events bind, its uses and who voted how. Request.Audited makes one from
+// a whole request; AuditStream.AuditedRequests reads it without decoding
+// the rest.
+type AuditedRequest struct {
+	// ID is the request's ID.
+	ID string
+	// Status is its status.
+	Status Status
+	// CreatedAt is when it was created.
+	CreatedAt time.Time
+	// ActionHash is its Request.ActionHash, which request.created binds.
+	ActionHash string
+	// PayloadHash is its Request.PayloadHash, beside ActionHash.
+	PayloadHash string
+	// Edited is set when an approver edited the payload (Request.Edit is
+	// not nil): request.payload_edited and request.approved then bind
+	// EditActionHash and EditPayloadHash.
+	Edited bool
+	// EditActionHash is Request.Edit.ActionHash; empty unless Edited.
+	EditActionHash string
+	// EditPayloadHash is Request.Edit.PayloadHash; empty unless Edited.
+	EditPayloadHash string
+	// Uses is Request.Uses: how many Guards consumed the approval.
+	Uses int
+	// Votes are the request's votes, in order; nil for none.
+	Votes []AuditedVote
+}
+
+// AuditedVote is the part of a Vote that its audit event accounts for.
+type AuditedVote struct {
+	// Approver is Vote.Approver: who decided.
+	Approver string
+	// Verdict is the vote's verdict.
+	Verdict Verdict
+	// BreakGlass is set for a break-glass approval (Gate.BreakGlass),
+	// whose event is request.break_glass.
+	BreakGlass bool
+}

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +15,9 @@ type VerifyAuditOptions struct {
 	// Anchors are heads kept outside the store (Checkpoint's results, or
 	// the Head of an earlier report). The trail must still hold each one's
 	// event, with the same hash: a trail that now ends before it was
-	// truncated, and one whose event has another hash was rewritten.
+	// truncated, and one whose event has another hash was rewritten. With
+	// From, an anchor before From.Seq is ErrInvalidConfig: only a run from
+	// the start of the trail can check it.
 	Anchors []AuditHead
 	// Keys are the public keys whose checkpoints verify. Gate's
 	// VerifyAuditTrail adds the gate's own (SigningKey and VerifyKeys);
@@ -27,14 +28,43 @@ type VerifyAuditOptions struct {
 	// of failing: for a verifier that holds no keys. Its link to the chain
 	// is still checked; only its signature is not.
 	AllowUnknownKeys bool
+	// From makes the run incremental: it starts at an event that an
+	// earlier run verified (that run's AuditReport.Head or LastCheckpoint,
+	// or an anchor kept outside the store) instead of at the start of the
+	// trail. The trail must still hold that event, with From.Hash as its
+	// hash and its content unchanged; the chain is verified from it to
+	// the end. See VerifyAuditTrail for what such a run does not check.
+	// The zero AuditHead verifies the whole trail; a From that is not a
+	// well-formed head (a Seq from 1 and a hex SHA-256) is ErrInvalidHead.
+	From AuditHead
+	// Progress, if not nil, is called with how far the verification has
+	// read: at most four times a second while the trail is read, and once
+	// when it has been read. It is called on VerifyAuditTrail's goroutine
+	// and should return at once.
+	Progress func(AuditProgress)
 }
+
+// AuditProgress is how far a VerifyAuditTrail has read (see
+// VerifyAuditOptions.Progress).
+type AuditProgress struct {
+	// Events is how many events have been verified so far.
+	Events int64
+	// Seq is the sequence number of the last of them.
+	Seq int64
+}
+
+// progressInterval is the least time between two calls of
+// VerifyAuditOptions.Progress while the trail is read.
+var progressInterval = 250 * time.Millisecond
 
 // AuditReport is what VerifyAuditTrail verified.
 type AuditReport struct {
 	// Events is how many events were verified: the whole trail (or, for a
-	// store that prunes its trail, the kept part) as it was read.
+	// store that prunes its trail, the kept part; for an incremental run,
+	// the part from VerifyAuditOptions.From on) as it was read.
 	Events int64
-	// Head is the newest event verified; zero for an empty trail.
+	// Head is the newest event verified; zero for an empty trail. Keep it
+	// outside the store: the next run's From or one of its Anchors.
 	Head AuditHead
 	// Checkpoints is how many checkpoint signatures verified.
 	Checkpoints int64
@@ -42,7 +72,7 @@ type AuditReport struct {
 	// unknown to the verifier (with VerifyAuditOptions.AllowUnknownKeys).
 	UnverifiedCheckpoints int64
 	// LastCheckpoint is the head of the newest checkpoint event; zero if
-	// the trail has none.
+	// the trail has none (or, in an incremental run, none from From on).
 	LastCheckpoint AuditHead
 	// Requests is how many stored requests were checked against the
 	// events that explain their state.
@@ -87,8 +117,9 @@ func (g *Gate) VerifyAuditTrail(ctx context.Context, opts VerifyAuditOptions) (A
 	return VerifyAuditTrail(ctx, g.store, opts)
 }
 
-// VerifyAuditTrail reads the whole audit trail of store, page by page, and
-// verifies, with no Gate and no private key:
+// VerifyAuditTrail reads the whole audit trail of store, in one pass, and
+// its requests, in another beside it, and verifies, with no Gate and no
+// private key:
 //
 //   - its hash chain from the first event (or, for a store that prunes its
 //     trail, see PrunedAudit, from the first kept event, which must
@@ -113,10 +144,38 @@ func (g *Gate) VerifyAuditTrail(ctx context.Context, opts VerifyAuditOptions) (A
 // events (sqlstore's) fails the read with an *AuditChainError too. A key
 // of the wrong size is ErrInvalidKey.
 //
-// The requests are read first, then the trail: a request that changes
-// meanwhile was explained by events already committed. Memory grows with
-// the number of stored requests (their expected events), not with the
-// trail. VerifyAuditChain checks the chain of events already in hand.
+// The requests are read in ID order, which is the order they were
+// created in, as the trail reaches them: a request is read before the
+// first of its events is checked, and is checked off as its events go
+// by, and forgotten at the last of those it needs. The requests created
+// while the trail was read are read once it has been, and then the events
+// appended meanwhile: each request is checked as it was read, against
+// every event committed before. Memory grows with the requests open at
+// once over the trail's history (read, and waiting for an event further
+// on), plus one page of requests read ahead (MaxPageSize), the heads of
+// the last 4,096 events (for the checkpoints) and what the store reads at
+// once; not with the trail's length, nor with the stored requests. A
+// request whose ID sorts ahead of its creation (a gate whose clock runs
+// ahead of the others') makes the requests between read early. A store
+// that does not list requests in byte order of their IDs (a collation
+// other than byte order, and IDs that are not the gate's) is read again
+// with every request first, memory then growing with the stored
+// requests. A store that implements AuditStream is read without pages,
+// and of each request only the part the trail accounts for is decoded.
+//
+// With opts.From, the run is incremental: it checks the chain, the
+// checkpoints and the anchors from the event From names on, and the
+// requests created after that event's time, against the events from it
+// on. It does not check the events before From (the chain may have been
+// rewritten there; From's own PrevHash is taken on trust), nor whether a
+// checkpoint after From signed an event before it with the hash that
+// event has (its signature is still verified), nor the requests created
+// at or before From's event: their events may lie before it, so a row
+// forged with an old creation time, or an old request edited since, is
+// found only by a run from the start. A store that does not implement
+// AuditStream is still read from the start of its trail (its cursors
+// cannot start elsewhere); only the verification starts at From.
+// VerifyAuditChain checks the chain of events already in hand.
 func VerifyAuditTrail(ctx context.Context, store Store, opts VerifyAuditOptions) (AuditReport, error) {
 	if store == nil {
 		return AuditReport{}, fmt.Errorf("approval: verify audit: %w: the store is nil", ErrInvalidConfig)
@@ -128,14 +187,35 @@ func VerifyAuditTrail(ctx context.Context, store Store, opts VerifyAuditOptions)
 		}
 		keys[KeyID(pub)] = pub
 	}
-	// A store that prunes may drop the start of the trail while it is
-	// read: then start over, a few times at most.
+	if f := opts.From; f != (AuditHead{}) {
+		if f.Seq < 1 || !isHexHash(f.Hash) {
+			return AuditReport{}, fmt.Errorf("approval: verify audit: From: %w %d:%.80q: want a sequence number from 1 and 64 lowercase hex digits", ErrInvalidHead, f.Seq, f.Hash)
+		}
+		for _, a := range opts.Anchors {
+			if a.Seq < f.Seq {
+				return AuditReport{}, fmt.Errorf("approval: verify audit: %w: anchor %d is before From (seq %d): only a run from the start of the trail checks it", ErrInvalidConfig, a.Seq, f.Seq)
+			}
+		}
+	}
+	v, err := verify(ctx, store, &opts, keys)
+	return v.report, err
+}
+
+// verify runs verifiers until one finishes.
+func verify(ctx context.Context, store Store, opts *VerifyAuditOptions, keys map[string]ed25519.PublicKey) (*verifier, error) {
+	requestsFirst := false
 	for attempt := 0; ; attempt++ {
-		v := &verifier{store: store, opts: &opts, keys: keys}
+		v := &verifier{store: store, opts: opts, keys: keys, requestsFirst: requestsFirst}
 		err := v.run(ctx)
+		if errors.Is(err, errUnordered) && !requestsFirst {
+			requestsFirst = true
+			continue
+		}
+		// A store that prunes may drop the start of the trail while it
+		// is read: then start over, a few times at most.
 		var moved errAnchorMoved
 		if !errors.As(err, &moved) || attempt == 3 {
-			return v.report, err
+			return v, err
 		}
 	}
 }
@@ -143,6 +223,11 @@ func VerifyAuditTrail(ctx context.Context, store Store, opts VerifyAuditOptions)
 // errAnchorMoved is the verifier's error when a PrunedAudit store pruned
 // the events it was about to read.
 type errAnchorMoved struct{ *AuditChainError }
+
+// errUnordered is the verifier's error when the store lists requests in
+// another order than their IDs' bytes: the run starts over, reading every
+// request first.
+var errUnordered = errors.New("approval: verify audit: the store does not list requests in byte order of their IDs")
 
 // checkpointWindow is how far back a checkpoint may sign: the event it
 // names must be among the checkpointWindow events before it. The gate
@@ -157,18 +242,30 @@ type verifier struct {
 	keys   map[string]ed25519.PublicKey
 	report AuditReport
 
-	start   int64     // the first event's sequence number (after a prune)
-	firstAt time.Time // and its time
-	recent  [checkpointWindow]AuditHead
-	expect  *expectations
+	// The trail: where it is read from, the first sequence number
+	// verified (after a prune, or From), the hash the first event
+	// continues from (a pruned store's anchor), the first event's time,
+	// and the heads of the latest events, for the checkpoints.
+	trail    trailReader
+	start    int64
+	anchor   string
+	firstAt  time.Time
+	recent   [checkpointWindow]AuditHead
+	buf      []byte
+	progress time.Time
+
+	// The requests: where they are read from, the last ID read, whether
+	// all were, and what the trail still owes the requests read.
+	requestsFirst bool
+	requests      requestReader
+	lastID        string
+	someRead      bool
+	listed        bool
+	owed          map[string]*owed
+	owedPeak      int // the most requests in owed at once
 }
 
 func (v *verifier) run(ctx context.Context) error {
-	var (
-		last   *AuditEvent
-		q      = AuditQuery{Limit: MaxPageSize}
-		anchor string
-	)
 	v.start = 1
 	pruned, prunes := v.store.(PrunedAudit)
 	if prunes {
@@ -176,68 +273,83 @@ func (v *verifier) run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("approval: verify audit: %w", err)
 		}
-		v.start, anchor = seq+1, hash
+		v.start, v.anchor = seq+1, hash
 	}
-	exp, err := expectationsOf(ctx, v.store)
-	if err != nil {
-		return fmt.Errorf("approval: verify audit: %w", err)
+	if f := v.opts.From.Seq; f > 0 {
+		if f < v.start {
+			return &AuditChainError{Seq: f, Reason: fmt.Sprintf("the verification cannot start there: the store pruned its trail before seq %d", v.start)}
+		}
+		v.start = f
 	}
-	v.expect, v.report.Requests = exp, exp.requests
-	for {
-		page, err := v.store.ListAudit(ctx, q)
-		if err != nil {
-			return fmt.Errorf("approval: verify audit: %w", err)
-		}
-		evs := page.Events
-		if last != nil {
-			evs = append([]AuditEvent{*last}, evs...)
-		} else if len(evs) > 0 && (evs[0].Seq != v.start || evs[0].PrevHash != anchor) {
-			err := &AuditChainError{Seq: v.start, Reason: fmt.Sprintf("trail starts at seq %d", evs[0].Seq)}
-			if evs[0].Seq == v.start {
-				err.Reason = "the first kept event does not continue from the store's anchor"
-			}
-			if prunes && evs[0].Seq > v.start {
-				if seq, _, aerr := pruned.AuditAnchor(ctx); aerr == nil && seq+1 > v.start {
-					return errAnchorMoved{err}
-				}
-			}
-			return err
-		}
-		if err := VerifyAuditChain(evs); err != nil {
-			return err
-		}
-		for i := range page.Events {
-			if err := v.event(&page.Events[i]); err != nil {
-				return err
-			}
-		}
-		v.report.Events += int64(len(page.Events))
-		if len(page.Events) > 0 {
-			e := page.Events[len(page.Events)-1]
-			last = &e
-		}
-		if page.Next == "" {
-			break
-		}
-		q.Cursor = page.Next
+	v.owed = make(map[string]*owed)
+	if s, ok := v.store.(AuditStream); ok {
+		v.trail = &streamedTrail{s: s, after: v.start - 1}
+	} else {
+		v.trail = &pagedTrail{s: v.store}
+	}
+	if v.opts.Progress != nil {
+		v.progress = time.Now()
+	}
+	if err := v.trail.read(ctx, v.event); err != nil {
+		return readErr(err)
+	}
+	if v.report.Events == 0 && v.opts.From.Seq > 0 {
+		return &AuditChainError{Seq: v.opts.From.Seq, Reason: fmt.Sprintf("the trail was truncated: the verification starts at seq %d, which the trail no longer holds", v.opts.From.Seq)}
+	}
+	// Every request not read yet (created while the trail was read, or
+	// with no event at all), then the events appended meanwhile: those
+	// that explain the requests just read.
+	if err := v.readRequests(ctx, "", true); err != nil {
+		return readErr(err)
+	}
+	if err := v.trail.read(ctx, v.event); err != nil {
+		return readErr(err)
+	}
+	if v.opts.Progress != nil {
+		v.opts.Progress(AuditProgress{Events: v.report.Events, Seq: v.report.Head.Seq})
 	}
 	if err := v.anchorsReached(); err != nil {
 		return err
 	}
-	if prunes && v.start > 1 {
-		// The events of requests made before the kept part may be gone.
-		v.expect.forgetBefore(v.firstAt)
-	}
-	return v.expect.missing()
+	return v.missing()
 }
 
-// event checks one event whose place in the chain is verified.
-func (v *verifier) event(e *AuditEvent) error {
-	if v.report.Events == 0 && v.firstAt.IsZero() {
-		v.firstAt = e.At
+// readErr is err, from reading the store, as the verification returns
+// it: its own findings as they are, the store's errors with context.
+func readErr(err error) error {
+	switch err.(type) {
+	case *AuditChainError, *AuditStateError, errAnchorMoved:
+		return err
+	}
+	if err == errUnordered {
+		return err
+	}
+	return fmt.Errorf("approval: verify audit: %w", err)
+}
+
+// event verifies one event of the trail, the next in sequence order.
+func (v *verifier) event(ctx context.Context, e *AuditEvent) error {
+	if v.report.Events == 0 && e.Seq < v.opts.From.Seq {
+		// A trail read through ListAudit is read from its start.
+		return nil
+	}
+	if v.report.Events == 0 {
+		if err := v.first(ctx, e); err != nil {
+			return err
+		}
+	} else if prev := v.report.Head; e.Seq != prev.Seq+1 {
+		// A gap names the first missing number; an event out of place (a
+		// reordering or duplicate) names that event.
+		return &AuditChainError{Seq: min(prev.Seq+1, e.Seq), Reason: fmt.Sprintf("expected seq %d, found %d", prev.Seq+1, e.Seq)}
+	} else if e.PrevHash != prev.Hash {
+		return &AuditChainError{Seq: e.Seq, Reason: "prev_hash does not match the previous event's hash"}
+	}
+	if !v.hashes(e) {
+		return &AuditChainError{Seq: e.Seq, Reason: "hash does not match the event's content"}
 	}
 	v.recent[e.Seq%checkpointWindow] = AuditHead{Seq: e.Seq, Hash: e.Hash}
 	v.report.Head = AuditHead{Seq: e.Seq, Hash: e.Hash}
+	v.report.Events++
 	for _, a := range v.opts.Anchors {
 		if a.Seq == e.Seq && a.Hash != e.Hash {
 			return &AuditChainError{Seq: e.Seq, Reason: fmt.Sprintf("the trail was rewritten: the event has hash %s, the anchor kept outside the store has %s", e.Hash, a.Hash)}
@@ -251,8 +363,58 @@ func (v *verifier) event(e *AuditEvent) error {
 			return err
 		}
 	}
-	v.expect.saw(e)
+	if e.RequestID != "" && accountsFor(e.Type) {
+		if !v.listed && (!v.someRead || e.RequestID > v.lastID) {
+			if err := v.readRequests(ctx, e.RequestID, false); err != nil {
+				return err
+			}
+		}
+		if o := v.owed[e.RequestID]; o != nil && o.saw(e) {
+			delete(v.owed, e.RequestID)
+		}
+	}
+	if v.opts.Progress != nil && v.report.Events%1024 == 0 {
+		if now := time.Now(); now.Sub(v.progress) >= progressInterval {
+			v.progress = now
+			v.opts.Progress(AuditProgress{Events: v.report.Events, Seq: e.Seq})
+		}
+	}
 	return nil
+}
+
+// first checks that the first event read is where the verification
+// starts, and reads every request first if the run must.
+func (v *verifier) first(ctx context.Context, e *AuditEvent) error {
+	if f := v.opts.From; f.Seq > 0 {
+		switch {
+		case e.Seq != f.Seq:
+			return &AuditChainError{Seq: f.Seq, Reason: fmt.Sprintf("the trail no longer holds seq %d, where the verification starts: it continues with seq %d", f.Seq, e.Seq)}
+		case e.Hash != f.Hash:
+			return &AuditChainError{Seq: e.Seq, Reason: fmt.Sprintf("the trail was rewritten: the event has hash %s, the head verified before has %s", e.Hash, f.Hash)}
+		}
+	} else if e.Seq != v.start || e.PrevHash != v.anchor {
+		err := &AuditChainError{Seq: v.start, Reason: fmt.Sprintf("trail starts at seq %d", e.Seq)}
+		if e.Seq == v.start {
+			err.Reason = "the first kept event does not continue from the store's anchor"
+		}
+		if pruned, ok := v.store.(PrunedAudit); ok && e.Seq > v.start {
+			if seq, _, aerr := pruned.AuditAnchor(ctx); aerr == nil && seq+1 > v.start {
+				return errAnchorMoved{err}
+			}
+		}
+		return err
+	}
+	v.firstAt = e.At
+	if v.requestsFirst {
+		return v.readRequests(ctx, "", true)
+	}
+	return nil
+}
+
+// hashes reports whether e's hash is the hash of its content.
+func (v *verifier) hashes(e *AuditEvent) bool {
+	v.buf = e.appendCanonical(v.buf[:0])
+	return hashIs(v.buf, e.Hash)
 }
 
 // checkpoint checks checkpoint event e: that it signs an event of the
@@ -274,8 +436,9 @@ func (v *verifier) checkpoint(e *AuditEvent) error {
 			return &AuditChainError{Seq: c.Seq, Reason: fmt.Sprintf("the event's hash is not the one checkpoint %d signed: the chain was re-sealed", e.Seq)}
 		}
 	}
-	// An event before the kept part of a pruned trail cannot be compared:
-	// the signature still binds the checkpoint to what it signed.
+	// An event before the verified part of the trail (pruned, or before
+	// From) cannot be compared: the signature still binds the checkpoint
+	// to what it signed.
 	pub, ok := v.keys[c.KeyID]
 	switch {
 	case !ok && v.opts.AllowUnknownKeys:
@@ -309,76 +472,216 @@ func (v *verifier) anchorsReached() error {
 	return nil
 }
 
-// expectations are the events the stored requests need, counted down as
-// the trail is read.
-type expectations struct {
-	need     map[expectKey]*expected
-	requests int64
+// readRequests reads requests, in ID order, until it has read the one
+// with ID through (or one after it), or every request if all.
+func (v *verifier) readRequests(ctx context.Context, through string, all bool) error {
+	if v.requests == nil {
+		var from time.Time
+		if v.start > 1 {
+			// The requests created before the verified part of the
+			// trail are not checked: leave them unread.
+			from = v.firstAt
+		}
+		if s, ok := v.store.(AuditStream); ok {
+			v.requests = &streamedRequests{s: s, q: AuditedRequestQuery{CreatedFrom: from, Limit: MaxPageSize}}
+		} else {
+			v.requests = &listedRequests{s: v.store, q: RequestQuery{CreatedFrom: from, Limit: MaxPageSize}}
+		}
+	}
+	for !v.listed && (all || !v.someRead || v.lastID < through) {
+		page, last, err := v.requests.next(ctx)
+		if err != nil {
+			return fmt.Errorf("list requests: %w", err)
+		}
+		for i := range page {
+			r := &page[i]
+			if v.someRead && r.ID <= v.lastID && !v.requestsFirst {
+				return errUnordered
+			}
+			v.lastID, v.someRead = r.ID, true
+			v.owe(r)
+		}
+		v.listed = last
+	}
+	return nil
 }
 
-// expectKey names an event a request needs: of a type, and for a vote's
-// event, by an actor.
-type expectKey struct {
-	id    string
+// requestReader reads the stored requests, a page at a time, in ID order.
+type requestReader interface {
+	// next returns the next page, and whether it is the last.
+	next(ctx context.Context) ([]AuditedRequest, bool, error)
+}
+
+// streamedRequests reads through AuditStream.AuditedRequests.
+type streamedRequests struct {
+	s AuditStream
+	q AuditedRequestQuery
+}
+
+func (r *streamedRequests) next(ctx context.Context) ([]AuditedRequest, bool, error) {
+	page, err := r.s.AuditedRequests(ctx, r.q)
+	if err != nil {
+		return nil, false, err
+	}
+	if n := len(page); n > 0 {
+		r.q.After = page[n-1].ID
+	}
+	return page, len(page) < PageSize(r.q.Limit), nil
+}
+
+// listedRequests reads through Store.List.
+type listedRequests struct {
+	s Store
+	q RequestQuery
+}
+
+func (r *listedRequests) next(ctx context.Context) ([]AuditedRequest, bool, error) {
+	page, err := r.s.List(ctx, r.q)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]AuditedRequest, len(page.Requests))
+	for i, req := range page.Requests {
+		out[i] = req.Audited()
+	}
+	r.q.Cursor = page.Next
+	return out, page.Next == "", nil
+}
+
+// trailReader reads the trail in sequence order, a part at a time: each
+// read goes on from the event the previous one ended with, to the end
+// of the trail as it is then.
+type trailReader interface {
+	read(ctx context.Context, fn func(context.Context, *AuditEvent) error) error
+}
+
+// streamedTrail reads through AuditStream.StreamAudit.
+type streamedTrail struct {
+	s     AuditStream
+	after int64
+}
+
+func (t *streamedTrail) read(ctx context.Context, fn func(context.Context, *AuditEvent) error) error {
+	return t.s.StreamAudit(ctx, t.after, func(e *AuditEvent) error {
+		t.after = e.Seq
+		return fn(ctx, e)
+	})
+}
+
+// pagedTrail reads through ListAudit, whose cursors begin at the start
+// of the trail. It reads the last page again for the next read, and
+// passes over the events it read before.
+type pagedTrail struct {
+	s      Store
+	cursor string
+	seen   int64 // how many events of the last page were read
+}
+
+func (t *pagedTrail) read(ctx context.Context, fn func(context.Context, *AuditEvent) error) error {
+	for {
+		page, err := t.s.ListAudit(ctx, AuditQuery{Cursor: t.cursor, Limit: MaxPageSize})
+		if err != nil {
+			return err
+		}
+		for i := t.seen; i < int64(len(page.Events)); i++ {
+			if err := fn(ctx, &page.Events[i]); err != nil {
+				return err
+			}
+		}
+		if page.Next == "" {
+			t.seen = max(t.seen, int64(len(page.Events)))
+			return nil
+		}
+		t.cursor, t.seen = page.Next, 0
+	}
+}
+
+// accountsFor reports whether events of type t explain a request's state
+// (see VerifyAuditTrail).
+func accountsFor(t EventType) bool {
+	switch t {
+	case EventRequestCreated, EventRequestApproved, EventApprovalConsumed, EventApprovalExpired,
+		EventRequestDenied, EventRequestCancelled, EventRequestTimedOut, EventPayloadEdited,
+		EventDecisionApprove, EventDecisionDeny, EventBreakGlass:
+		return true
+	}
+	return false
+}
+
+// owed is what the trail still owes one request: the events its state
+// needs and the trail has not shown yet.
+type owed struct {
+	status Status
+	needs  []need
+	left   int // the sum of the needs' n
+}
+
+// need is an event a request needs: of a type and, for a vote's event,
+// by an actor; n of them.
+type need struct {
 	typ   EventType
 	actor string
-}
-
-type expected struct {
-	n       int
-	status  Status
-	created time.Time
+	n     int
 	// actionHash and payloadHash, when set, are the hashes the event
 	// must bind; wrongHash records that one came with others.
 	actionHash, payloadHash string
 	wrongHash               bool
 }
 
-// expectations reads every stored request and lists the events that
-// must explain its state.
-func expectationsOf(ctx context.Context, store Store) (*expectations, error) {
-	x := &expectations{need: make(map[expectKey]*expected)}
-	q := RequestQuery{Limit: MaxPageSize}
-	for {
-		page, err := store.List(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("list requests: %w", err)
-		}
-		for _, r := range page.Requests {
-			x.add(r)
-		}
-		if page.Next == "" {
-			return x, nil
-		}
-		q.Cursor = page.Next
+// Audited returns the part of r that its audit events account for.
+func (r *Request) Audited() AuditedRequest {
+	a := AuditedRequest{
+		ID: r.ID, Status: r.Status, CreatedAt: r.CreatedAt,
+		ActionHash: r.ActionHash, PayloadHash: r.PayloadHash, Uses: r.Uses,
 	}
+	if r.Edit != nil {
+		a.Edited, a.EditActionHash, a.EditPayloadHash = true, r.Edit.ActionHash, r.Edit.PayloadHash
+	}
+	if len(r.Votes) > 0 {
+		a.Votes = make([]AuditedVote, len(r.Votes))
+		for i, vote := range r.Votes {
+			a.Votes[i] = AuditedVote{Approver: vote.Approver, Verdict: vote.Verdict, BreakGlass: vote.BreakGlass}
+		}
+	}
+	return a
 }
 
-// add lists the events r's state needs.
-func (x *expectations) add(r *Request) {
-	x.requests++
-	need := func(typ EventType, actor string) *expected {
-		k := expectKey{id: r.ID, typ: typ, actor: actor}
-		if e := x.need[k]; e != nil {
-			e.n++
-			return e
+// owe lists the events r's state needs, unless r was created before the
+// verified part of the trail.
+func (v *verifier) owe(r *AuditedRequest) {
+	if v.start > 1 && !v.firstAt.IsZero() && !r.CreatedAt.After(v.firstAt) {
+		// Its events may be in the part of the trail a store pruned, or
+		// before From.
+		return
+	}
+	v.report.Requests++
+	o := &owed{status: r.Status, needs: make([]need, 0, 4+len(r.Votes))}
+	add := func(typ EventType, actor string) *need {
+		o.left++
+		for i := range o.needs {
+			if n := &o.needs[i]; n.typ == typ && n.actor == actor {
+				n.n++
+				return n
+			}
 		}
-		e := &expected{n: 1, status: r.Status, created: r.CreatedAt}
-		x.need[k] = e
-		return e
+		o.needs = append(o.needs, need{typ: typ, actor: actor, n: 1})
+		return &o.needs[len(o.needs)-1]
 	}
 	bound := func(typ EventType, actionHash, payloadHash string) {
-		e := need(typ, "")
-		e.actionHash, e.payloadHash = actionHash, payloadHash
+		n := add(typ, "")
+		n.actionHash, n.payloadHash = actionHash, payloadHash
 	}
 	bound(EventRequestCreated, r.ActionHash, r.PayloadHash)
 	approved := func() {
-		a, p := r.boundHashes()
+		a, p := r.ActionHash, r.PayloadHash
+		if r.Edited {
+			a, p = r.EditActionHash, r.EditPayloadHash
+		}
 		bound(EventRequestApproved, a, p)
 	}
 	uses := func(n int) {
 		for range n {
-			need(EventApprovalConsumed, "")
+			add(EventApprovalConsumed, "")
 		}
 	}
 	switch r.Status {
@@ -391,57 +694,60 @@ func (x *expectations) add(r *Request) {
 	case StatusExpired:
 		approved()
 		uses(r.Uses)
-		need(EventApprovalExpired, "")
+		add(EventApprovalExpired, "")
 	case StatusDenied:
-		need(EventRequestDenied, "")
+		add(EventRequestDenied, "")
 	case StatusCancelled:
-		need(EventRequestCancelled, "")
+		add(EventRequestCancelled, "")
 	case StatusTimedOut:
-		need(EventRequestTimedOut, "")
+		add(EventRequestTimedOut, "")
 	}
-	if r.Edit != nil {
-		bound(EventPayloadEdited, r.Edit.ActionHash, r.Edit.PayloadHash)
+	if r.Edited {
+		bound(EventPayloadEdited, r.EditActionHash, r.EditPayloadHash)
 	}
-	for _, v := range r.Votes {
+	for _, vote := range r.Votes {
 		switch {
-		case v.BreakGlass:
-			need(EventBreakGlass, v.Approver)
-		case v.Verdict == VerdictDeny:
-			need(EventDecisionDeny, v.Approver)
+		case vote.BreakGlass:
+			add(EventBreakGlass, vote.Approver)
+		case vote.Verdict == VerdictDeny:
+			add(EventDecisionDeny, vote.Approver)
 		default:
-			need(EventDecisionApprove, v.Approver)
+			add(EventDecisionApprove, vote.Approver)
 		}
 	}
+	v.owed[r.ID] = o
+	v.owedPeak = max(v.owedPeak, len(v.owed))
 }
 
-// saw counts e toward the requests that need it.
-func (x *expectations) saw(e *AuditEvent) {
-	if e.RequestID == "" || len(x.need) == 0 {
-		return
-	}
-	if n := x.need[expectKey{id: e.RequestID, typ: e.Type}]; n != nil && n.n > 0 {
+// saw counts e toward the events o needs, and reports whether it needs
+// no more.
+func (o *owed) saw(e *AuditEvent) bool {
+	if n := o.find(e.Type, ""); n != nil && n.n > 0 {
 		if n.actionHash == e.ActionHash && n.payloadHash == e.PayloadHash {
 			n.n--
+			o.left--
 		} else {
 			n.wrongHash = true
 		}
 	}
 	switch e.Type {
 	case EventDecisionApprove, EventDecisionDeny, EventBreakGlass:
-		if n := x.need[expectKey{id: e.RequestID, typ: e.Type, actor: e.Actor}]; n != nil && n.n > 0 {
+		if n := o.find(e.Type, e.Actor); n != nil && n.n > 0 {
 			n.n--
+			o.left--
 		}
 	}
+	return o.left == 0
 }
 
-// forgetBefore drops the needs of requests created at or before t: their
-// events may be in the part of the trail a store pruned.
-func (x *expectations) forgetBefore(t time.Time) {
-	for k, e := range x.need {
-		if !e.created.After(t) {
-			delete(x.need, k)
+// find returns o's need of an event of type typ by actor, or nil.
+func (o *owed) find(typ EventType, actor string) *need {
+	for i := range o.needs {
+		if n := &o.needs[i]; n.typ == typ && n.actor == actor {
+			return n
 		}
 	}
+	return nil
 }
 
 // expectRank orders a request's missing events by how much they tell: no
@@ -458,25 +764,32 @@ func expectRank(t EventType) int {
 
 // missing returns an *AuditStateError for the first request (by ID) that
 // needs an event the trail did not have, or nil.
-func (x *expectations) missing() error {
-	var keys []expectKey
-	for k, e := range x.need {
-		if e.n > 0 {
-			keys = append(keys, k)
+func (v *verifier) missing() error {
+	var (
+		firstID string
+		first   *need
+		status  Status
+	)
+	for id, o := range v.owed {
+		for i := range o.needs {
+			n := &o.needs[i]
+			if n.n == 0 {
+				continue
+			}
+			if first == nil || cmp.Or(strings.Compare(id, firstID), cmp.Compare(expectRank(n.typ), expectRank(first.typ)),
+				strings.Compare(string(n.typ), string(first.typ)), strings.Compare(n.actor, first.actor)) < 0 {
+				firstID, first, status = id, n, o.status
+			}
 		}
 	}
-	if len(keys) == 0 {
+	if first == nil {
 		return nil
 	}
-	k := slices.MinFunc(keys, func(a, b expectKey) int {
-		return cmp.Or(strings.Compare(a.id, b.id), cmp.Compare(expectRank(a.typ), expectRank(b.typ)),
-			strings.Compare(string(a.typ), string(b.typ)), strings.Compare(a.actor, b.actor))
-	})
-	what := string(k.typ)
-	if k.actor != "" {
-		what += " by " + k.actor
+	what := string(first.typ)
+	if first.actor != "" {
+		what += " by " + first.actor
 	}
-	return &AuditStateError{RequestID: k.id, Status: x.need[k].status, Missing: what, WrongHashes: x.need[k].wrongHash}
+	return &AuditStateError{RequestID: firstID, Status: status, Missing: what, WrongHashes: first.wrongHash}
 }
 
 // accounted checks that the trail holds the request.approved event of

@@ -241,38 +241,59 @@ const eventColumns = "seq, request_id, type, actor, at, prev_hash, hash, body"
 // it finds any such edit; a filtered query finds those it returns.
 func scanEvent(rows interface{ Scan(...any) error }) (approval.AuditEvent, error) {
 	var (
-		seq                 int64
-		requestID, actor    sql.NullString
-		typ, prevHash, hash string
-		at                  time.Time
-		body                []byte
+		row eventRow
+		e   approval.AuditEvent
 	)
-	if err := rows.Scan(&seq, &requestID, &typ, &actor, timeColumn{&at}, &prevHash, &hash, &body); err != nil {
-		return approval.AuditEvent{}, err
+	if err := row.scan(rows); err != nil {
+		return e, err
 	}
-	e, err := decodeEvent(body)
-	if err != nil {
-		return approval.AuditEvent{}, fmt.Errorf("event %d: %w", seq, err)
+	err := row.decode(&e)
+	return e, err
+}
+
+// eventRow is an audit_events row as read, before its body is decoded.
+type eventRow struct {
+	seq                       int64
+	requestID, actor          sql.NullString
+	typ, prevHash, hash, body string
+	at                        time.Time
+}
+
+// scan reads the eventColumns of a row.
+func (r *eventRow) scan(rows interface{ Scan(...any) error }) error {
+	return rows.Scan(r.dest()...)
+}
+
+// dest returns what a row's eventColumns scan into: r's fields.
+func (r *eventRow) dest() []any {
+	return []any{&r.seq, &r.requestID, &r.typ, &r.actor, timeColumn{&r.at}, &r.prevHash, &r.hash, &r.body}
+}
+
+// decode decodes the row's body into e and checks the columns against it
+// (see scanEvent).
+func (r *eventRow) decode(e *approval.AuditEvent) error {
+	if err := decodeEvent(r.body, e); err != nil {
+		return fmt.Errorf("event %d: %w", r.seq, err)
 	}
 	var bad string
 	switch {
-	case e.Seq != seq:
+	case e.Seq != r.seq:
 		bad = "seq"
-	case e.RequestID != requestID.String:
+	case e.RequestID != r.requestID.String:
 		bad = "request_id"
-	case string(e.Type) != typ:
+	case string(e.Type) != r.typ:
 		bad = "type"
-	case e.Actor != actor.String:
+	case e.Actor != r.actor.String:
 		bad = "actor"
-	case !e.At.Equal(at):
+	case !e.At.Equal(r.at):
 		bad = "at"
-	case e.PrevHash != prevHash:
+	case e.PrevHash != r.prevHash:
 		bad = "prev_hash"
-	case e.Hash != hash:
+	case e.Hash != r.hash:
 		bad = "hash"
 	}
 	if bad != "" {
-		return approval.AuditEvent{}, &approval.AuditChainError{Seq: seq, Reason: "column " + bad + " does not match the sealed event: the row was edited"}
+		return &approval.AuditChainError{Seq: r.seq, Reason: "column " + bad + " does not match the sealed event: the row was edited"}
 	}
-	return e, nil
+	return nil
 }

@@ -104,11 +104,29 @@ func indexedNames(body []byte) (requestNames, error) {
 	return n, nil
 }
 
-// decodeEvent decodes an audit body column.
-func decodeEvent(body []byte) (approval.AuditEvent, error) {
-	var e approval.AuditEvent
-	if err := json.Unmarshal(body, &e); err != nil {
-		return e, fmt.Errorf("decode stored audit event: %w", err)
+// decodeEvent decodes an audit body column into e.
+func decodeEvent(body string, e *approval.AuditEvent) error {
+	*e = approval.AuditEvent{}
+	if readEvent(body, e) {
+		return nil
 	}
-	return e, nil
+	*e = approval.AuditEvent{}
+	if err := json.Unmarshal([]byte(body), e); err != nil {
+		return fmt.Errorf("decode stored audit event: %w", err)
+	}
+	return nil
+}
+
+// decodeAudited decodes the part of a request body column that its audit
+// events account for.
+func decodeAudited(body string) (approval.AuditedRequest, error) {
+	var a approval.AuditedRequest
+	if readAudited(body, &a) {
+		return a, nil
+	}
+	r, err := decodeRequest([]byte(body))
+	if err != nil {
+		return approval.AuditedRequest{}, err
+	}
+	return r.Audited(), nil
 }

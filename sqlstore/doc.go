@@ -8,9 +8,10 @@
 //	gate, err := approval.New(approval.Config{Store: store, ...})
 //
 // A Store implements approval.Store, and the optional approval.Outbox,
-// approval.Delegations, approval.AuditTail, approval.ResolutionNotifier,
-// approval.IdempotencyKeys and approval.PriorRuns; it passes the storetest
-// conformance suite on both databases.
+// approval.Delegations, approval.AuditTail, approval.AuditStream,
+// approval.ResolutionNotifier, approval.IdempotencyKeys and
+// approval.PriorRuns; it passes the storetest conformance suite on both
+// databases.
 //
 // # Opening
 //

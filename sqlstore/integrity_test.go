@@ -298,3 +298,43 @@ func TestSwappedActionRow(t *testing.T) {
 		require.Equal(t, approval.StatusApproved, stored.Status, "Guard consumed the swapped approval")
 	})
 }
+
+// TestAuditIncremental: a run from a head verified before reads the trail
+// from it on (StreamAudit) and the requests made since (AuditedRequests),
+// and finds what a run from the start finds there; a rewrite that reaches
+// back before it changes its hash.
+func TestAuditIncremental(t *testing.T) {
+	eachBackend(t, func(t *testing.T, newDSN func(testing.TB) string) {
+		g, s, _ := integrityGate(t, newDSN)
+		ctx := t.Context()
+		rep, err := g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+		require.NoError(t, err)
+		from := rep.Head
+		res, err := g.Guard(ctx, approval.Action{Name: "deploy:cache", RequestedBy: "ci"})
+		require.NoError(t, err)
+		require.Equal(t, approval.OutcomePending, res.Status)
+
+		rep, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{From: from})
+		require.NoError(t, err)
+		last, _, err := s.LastAuditEvent(ctx)
+		require.NoError(t, err)
+		require.Equal(t, last.Seq-from.Seq+1, rep.Events)
+		require.EqualValues(t, 1, rep.Requests, "the request made since")
+
+		var seq int64
+		require.NoError(t, s.r.QueryRow(`SELECT seq FROM audit_events WHERE request_id = $1 ORDER BY seq LIMIT 1`, res.RequestID).Scan(&seq))
+		require.Greater(t, seq, from.Seq)
+		_, err = s.w.Exec(`UPDATE audit_events SET request_id = NULL WHERE seq = $1`, seq)
+		require.NoError(t, err)
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{From: from})
+		requireChainError(t, err, seq, "column request_id does not match the sealed event")
+		_, err = s.w.Exec(`UPDATE audit_events SET request_id = $1 WHERE seq = $2`, res.RequestID, seq)
+		require.NoError(t, err)
+
+		resealFrom(t, s, 2, func(e *approval.AuditEvent) { e.Reason = "nothing to see" })
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{})
+		require.NoError(t, err, "a re-sealed chain without checkpoints verifies from the start")
+		_, err = g.VerifyAuditTrail(ctx, approval.VerifyAuditOptions{From: from})
+		requireChainError(t, err, from.Seq, "rewritten")
+	})
+}

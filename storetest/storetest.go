@@ -40,6 +40,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runDelegationTests(t, newStore)
 	runIdempotencyTests(t, newStore)
 	runInboxTests(t, newStore)
+	runAuditStreamTests(t, newStore)
 	pair := func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s

@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -318,6 +320,45 @@ func testVerifyAudit(t *testing.T, d dialect) {
 			require.Equal(t, want, r.stderr, "verify-audit %s", args)
 		}
 	})
+	t.Run("from", func(t *testing.T) {
+		t.Parallel()
+		s := d.seedNew(t)
+		from, _ := verifyAuditOK(t, s.dsn)
+		cp := checkpoint(t, s.dsn, priv)
+		fromLine := fmt.Sprintf("from seq %d: the events before it, and the requests made before it, were not checked in this run\n", from.Seq)
+
+		r := cli(t, "verify-audit", "-db", s.dsn, "-key", pub, "-from", from.String(), "-expect-head", cp.String())
+		requireExit(t, r, exitOK)
+		require.Contains(t, r.stdout, fmt.Sprintf("verified %d events; head %s\n", cp.Seq-from.Seq+1, strings.Replace(cp.String(), ":", " ", 1)))
+		require.Contains(t, r.stdout, "checkpoints: 1 verified, last "+cp.String()+"\n")
+		require.Contains(t, r.stdout, "requests: 0 checked against the trail\n")
+		require.Contains(t, r.stdout, fromLine)
+		require.Empty(t, r.stderr, "no progress line when stderr is not a terminal")
+
+		r = cli(t, "verify-audit", "-db", s.dsn, "-from", fmt.Sprintf("%d:%064x", from.Seq, 1))
+		requireExit(t, r, exitFailed)
+		require.Equal(t, fmt.Sprintf("approval: audit chain broken at seq %d: the trail was rewritten: the event has hash %s, the head verified before has %064x\n", from.Seq, from.Hash, 1), r.stderr)
+		r = cli(t, "verify-audit", "-db", s.dsn, "-from", "12")
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, `invalid value "12" for flag -from`)
+		r = cli(t, "verify-audit", "-db", s.dsn, "-from", cp.String(), "-expect-head", from.String())
+		requireExit(t, r, exitUsage)
+		require.Contains(t, r.stderr, fmt.Sprintf("-expect-head %d is before -from %d", from.Seq, cp.Seq))
+
+		// An edit before the start is not this run's to find; one after is.
+		_, err := s.db.Exec(d.dropUpdateTrigger)
+		require.NoError(t, err)
+		_, err = s.db.Exec(d.setReason, 2)
+		require.NoError(t, err)
+		r = cli(t, "verify-audit", "-db", s.dsn, "-from", from.String())
+		requireExit(t, r, exitOK)
+		requireExit(t, cli(t, "verify-audit", "-db", s.dsn), exitFailed)
+		_, err = s.db.Exec(d.setReason, from.Seq+1)
+		require.NoError(t, err)
+		r = cli(t, "verify-audit", "-db", s.dsn, "-from", from.String())
+		requireExit(t, r, exitFailed)
+		require.Equal(t, fmt.Sprintf("approval: audit chain broken at seq %d: hash does not match the event's content\n", from.Seq+1), r.stderr)
+	})
 	t.Run("re-sealed without checkpoints", func(t *testing.T) {
 		t.Parallel()
 		// The attacker also deletes the checkpoint, which it cannot
@@ -480,3 +521,36 @@ func TestVerifyAuditNoDatabase(t *testing.T) {
 // postgresDSN returns a DSN for a schema of the test's own, or skips
 // (fails when APPROVAL_REQUIRE_POSTGRES=1, as in CI).
 func postgresDSN(t *testing.T) string { return pgtest.DSN(t) }
+
+// TestProgressLine: the progress verify-audit shows on a terminal, one
+// line written over, and blanked at the end.
+func TestProgressLine(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	p := &progressLine{w: &b, start: start, total: 1_000_000}
+	p.show(start, approval.AuditProgress{})
+	p.show(start.Add(2*time.Second), approval.AuditProgress{Events: 300_000, Seq: 300_000})
+	p.show(start.Add(6*time.Second), approval.AuditProgress{Events: 1_000_000, Seq: 1_000_000})
+	p.clear()
+	p.clear()
+	lines := []string{
+		"verify-audit: 0 of 1,000,000 events verified",
+		"verify-audit: 300,000 of 1,000,000 events verified, 150,000/s, about 5s left",
+		"verify-audit: 1,000,000 of 1,000,000 events verified, 166,666/s",
+	}
+	want := "\r" + lines[0] + "\r" + lines[1] + "\r" + lines[2] + strings.Repeat(" ", len(lines[1])-len(lines[2])) +
+		"\r" + strings.Repeat(" ", len(lines[2])) + "\r"
+	require.Equal(t, want, b.String())
+
+	b.Reset()
+	p = &progressLine{w: &b, start: start}
+	p.show(start.Add(time.Second), approval.AuditProgress{Events: 1234, Seq: 2000})
+	require.Equal(t, "\rverify-audit: 1,234 events verified, 1,234/s", b.String())
+	var nothing *progressLine
+	nothing.clear()
+
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234"} {
+		require.Equal(t, want, thousands(n))
+	}
+}

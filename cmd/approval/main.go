@@ -7,7 +7,7 @@
 //
 //	approval keygen -out key.pem [-pub key.pub.pem]
 //	approval verify-artifact -artifact art.json -action action.json -key key.pub.pem [-key ...] [-at RFC3339]
-//	approval verify-audit -db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...]
+//	approval verify-audit -db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...] [-from SEQ:HASH]
 //	approval checkpoint -db DSN -key key.pem
 //	approval list -db DSN [-status pending,escalated] [-limit 50]
 //	approval show -db DSN ID
@@ -28,7 +28,10 @@
 // keep that head outside the database. verify-audit, with the public key
 // and the kept heads, then fails for a trail edited, re-sealed (its hashes
 // recomputed after an edit), truncated or rewritten since, and for a
-// stored request the trail does not account for.
+// stored request the trail does not account for. On a terminal it shows
+// its progress on stderr. A nightly run can start from the head the last
+// run printed (-from), checking the events since and the requests made
+// since; a run from the start checks the rest.
 //
 // Exit status: 0 when the command succeeded; 1 when a verification failed
 // or what was asked for does not exist; 2 for a usage error or an input
@@ -68,7 +71,7 @@ func init() {
 	commands = []command{
 		{"keygen", "-out key.pem [-pub key.pub.pem]", "write a new Ed25519 signing key and its public key", runKeygen},
 		{"verify-artifact", "-artifact art.json -action action.json -key key.pub.pem [-key ...] [-at RFC3339]", "verify an approval artifact against the action about to run", runVerifyArtifact},
-		{"verify-audit", "-db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...]", "verify a store's audit trail: hash chain, checkpoints, saved heads, requests", runVerifyAudit},
+		{"verify-audit", "-db DSN [-key key.pub.pem ...] [-expect-head SEQ:HASH ...] [-from SEQ:HASH]", "verify a store's audit trail: hash chain, checkpoints, saved heads, requests", runVerifyAudit},
 		{"checkpoint", "-db DSN -key key.pem", "sign the head of a store's audit trail, and print it to keep elsewhere", runCheckpoint},
 		{"list", "-db DSN [-status pending,...] [-limit 50]", "list requests, oldest first", runList},
 		{"show", "-db DSN ID", "print one request and its audit events as JSON", runShow},

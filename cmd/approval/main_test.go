@@ -82,6 +82,7 @@ func TestHelp(t *testing.T) {
 	r = cli(t, "help", "verify-audit")
 	requireExit(t, r, exitOK)
 	require.Contains(t, r.stdout, "-expect-head")
+	require.Contains(t, r.stdout, "-from")
 	require.Contains(t, r.stdout, "-key")
 	r = cli(t, "help", "checkpoint")
 	requireExit(t, r, exitOK)

@@ -22,6 +22,11 @@ const hexDigits = "0123456789abcdef"
 // valid UTF-8 (callers validate input first).
 func AppendString(b []byte, s string) []byte {
 	b = append(b, '"')
+	if !needsEscape(s) {
+		// Most strings (hashes, IDs, names) have nothing to escape.
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -51,6 +56,29 @@ func AppendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// needsEscape reports whether s has a byte AppendString escapes: a
+// control character, '"' or '\\'. It looks at eight bytes at a time.
+func needsEscape(s string) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// A byte below 0x20 borrows and keeps its high bit clear in x; a
+		// quote or backslash is a zero byte once xored with its own.
+		q, bs := x^('"'*ones), x^('\\'*ones)
+		if (x-0x20*ones)&^x&highs != 0 || (q-ones)&^q&highs != 0 || (bs-ones)&^bs&highs != 0 {
+			return true
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendKey appends a member name and the colon that follows it.

@@ -92,6 +92,24 @@ func TestCanonAppendStringEscapes(t *testing.T) {
 	}
 }
 
+// TestCanonNeedsEscape: the eight-bytes-at-a-time check finds every byte
+// that is escaped, wherever it is, whatever is around it.
+func TestCanonNeedsEscape(t *testing.T) {
+	t.Parallel()
+	for n := range 40 {
+		for _, around := range []byte{'a', ' ', '!', '#', '[', ']', 0x7f, 0x80, 0xff} {
+			b := []byte(strings.Repeat(string(around), n+1))
+			require.False(t, needsEscape(string(b)), "%q", b)
+			for c := range 256 {
+				b[n] = byte(c)
+				want := c < 0x20 || c == '"' || c == '\\'
+				require.Equal(t, want, needsEscape(string(b)), "%q", b)
+			}
+		}
+	}
+	require.False(t, needsEscape(""))
+}
+
 func FuzzCanonAppendString(f *testing.F) {
 	for _, s := range trickyStrings() {
 		f.Add(s)
