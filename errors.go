@@ -16,7 +16,9 @@ var (
 	ErrInvalidIdentity = errors.New("invalid identity")
 	// ErrInvalidPolicy: the policy definition failed validation; it was not registered.
 	ErrInvalidPolicy = errors.New("invalid policy")
-	// ErrInvalidConfig: Config failed validation in New.
+	// ErrInvalidConfig: Config failed validation in New, or
+	// VerifyAuditTrail's arguments did (a nil store, an anchor before
+	// VerifyAuditOptions.From).
 	ErrInvalidConfig = errors.New("invalid config")
 	// ErrInvalidKey: a key to encode or decode (EncodePrivateKeyPEM,
 	// DecodePrivateKeyPEM, LoadOrCreateKeyFile...) is not a well-formed
