@@ -116,8 +116,9 @@ func GroupCommit(on bool) Option { return func(c *config) { c.noGroup = !on } }
 // each time for the pages written since, a page written many times (the
 // end of an index) once. It costs disk (the log's file keeps the largest
 // size it reached) and, after a crash, the time to read the log back.
-// With a million requests stored, Guard took 1.6 times as long as on an
-// empty file at SQLite's 1,000 pages, 1.2 to 1.35 times at 10,000.
+// With a million requests stored, Guard took 1.41 times as long as on an
+// empty file at SQLite's 1,000 pages and 1.26 times at 10,000 (medians;
+// see docs/PERFORMANCE.md).
 // Defaults to 10,000 pages (about 40 MiB); 0 is the default. PostgreSQL
 // ignores it. SQLiteDSN applies it to a pool of your own.
 func AutoCheckpoint(pages int) Option {

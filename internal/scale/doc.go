@@ -34,6 +34,8 @@
 // events as they happen, in transactions of a few thousand requests, into
 // the tables of the schema version the loader knows (it refuses any
 // other). PostgreSQL's tables are then vacuumed and analyzed, as a
-// long-lived database's are; SQLite's are not analyzed, as sqlstore never
-// does.
+// long-lived database's are, and checkpointed (an empty store is left
+// never analyzed, as a new database is); SQLite's are not analyzed, as
+// sqlstore never does, and the file is synced before the store opens it,
+// so that no measurement waits for the load's writes to reach the disk.
 package scale
