@@ -41,28 +41,7 @@ func (s *Store) ListInbox(ctx context.Context, q approval.InboxQuery) (approval.
 	if err != nil {
 		return approval.RequestPage{}, fail(ctx, op, err)
 	}
-	defer rows.Close()
-	var page approval.RequestPage
-	for rows.Next() {
-		var body []byte
-		if err := rows.Scan(&body); err != nil {
-			return approval.RequestPage{}, fail(ctx, op, err)
-		}
-		if len(page.Requests) == limit {
-			// A further request exists, so this is not the last page.
-			page.Next = page.Requests[limit-1].ID
-			break
-		}
-		r, err := decodeRequest(body)
-		if err != nil {
-			return approval.RequestPage{}, fail(ctx, op, err)
-		}
-		page.Requests = append(page.Requests, r)
-	}
-	if err := rows.Err(); err != nil {
-		return approval.RequestPage{}, fail(ctx, op, err)
-	}
-	return page, nil
+	return scanPage(ctx, op, rows, limit)
 }
 
 // inboxQuery is ListInbox's query for n people: $1 is the cursor, $2 the
@@ -82,9 +61,9 @@ func (d Dialect) inboxQuery(n int) string {
         WHERE person = $%d AND request_id > $1 ORDER BY request_id LIMIT $2) p%d`, i+3, i)
 	}
 	if d == Postgres {
-		return "SELECT r.body FROM (" + ids.String() + `) ids
+		return "SELECT ids.request_id, r.body FROM (" + ids.String() + `) ids
 CROSS JOIN LATERAL (SELECT body FROM requests WHERE id = ids.request_id OFFSET 0) r
 ORDER BY ids.request_id LIMIT $2`
 	}
-	return "SELECT r.body FROM requests r WHERE r.id IN (" + ids.String() + ")\nORDER BY r.id LIMIT $2"
+	return "SELECT r.id, r.body FROM requests r WHERE r.id IN (" + ids.String() + ")\nORDER BY r.id LIMIT $2"
 }

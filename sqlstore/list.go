@@ -76,6 +76,12 @@ func (s *Store) List(ctx context.Context, q approval.RequestQuery) (approval.Req
 	if err != nil {
 		return approval.RequestPage{}, fail(ctx, op, err)
 	}
+	return scanPage(ctx, op, rows, limit)
+}
+
+// scanPage decodes a page of (id, body) rows, queried with a limit one
+// more than the page's: a further row means the page has a Next.
+func scanPage(ctx context.Context, op string, rows *sql.Rows, limit int) (approval.RequestPage, error) {
 	defer rows.Close()
 	var page approval.RequestPage
 	for rows.Next() {
