@@ -32,8 +32,9 @@ import (
 // for concurrent use.
 //
 // It implements approval.Outbox, approval.Delegations, approval.AuditTail,
-// approval.PrunedAudit, approval.IdempotencyKeys, approval.PriorRuns and
-// approval.Inbox (an index of Request.Deciders by person). Every method copies what
+// approval.PrunedAudit, approval.IdempotencyKeys, approval.PriorRuns,
+// approval.AuditStream and approval.Inbox (an index of Request.Deciders by
+// person). Every method copies what
 // it receives and what it returns, so callers may modify requests and
 // events afterwards. Create, Get, Update, RequestByIdempotencyKey and
 // LastRun run in constant time; List and ListAudit scan from the cursor (List

@@ -137,7 +137,7 @@ func (s *Store) ListDue(ctx context.Context, q approval.DueQuery) ([]*approval.R
 		after = true
 		args = append(args, s.dialect.timeValue(s.dialect.clamp(utcMicro(q.After.DueAt))), q.After.ID)
 	}
-	rows, err := s.r.QueryContext(ctx, s.dialect.listDueQuery(after), args...)
+	rows, err := s.readRows(ctx, s.dialect.listDueQuery(after), args...)
 	if err != nil {
 		return nil, fail(ctx, op, err)
 	}

@@ -207,3 +207,13 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) *sql.Row
 	}
 	return s.r.QueryRowContext(ctx, query, args...)
 }
+
+// readRows is readRow for a query of several rows.
+func (s *Store) readRows(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s.reads != nil {
+		if st := s.reads.Prepared(ctx, query); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+	}
+	return s.r.QueryContext(ctx, query, args...)
+}

@@ -209,8 +209,9 @@ func pingSQLite(ctx context.Context, db *sql.DB, timeout time.Duration) error {
 // leaves it open. It does not run Migrate: call it once before use. The
 // driver must be pgx's stdlib for Postgres, or modernc.org/sqlite for
 // SQLite, whose DSN should enable WAL, foreign keys and a busy timeout
-// (SQLiteDSN builds one); Synchronous, BusyTimeout and MaxConns are not
-// applied to a caller's pool. The store takes SQLite's write lock with
+// (SQLiteDSN builds one); Synchronous, BusyTimeout, AutoCheckpoint and
+// MaxConns are not applied to a caller's pool (set the first three in the
+// DSN: _pragma=synchronous(...), busy_timeout(...), wal_autocheckpoint(...)). The store takes SQLite's write lock with
 // BEGIN IMMEDIATE itself, whatever the DSN's _txlock; it keeps no prepared
 // statements on a caller's SQLite pool and leaves its checkpoints to
 // SQLite's automatic ones. A PostgreSQL pool must be pgx's stdlib: the
