@@ -291,6 +291,9 @@ func New(cfg Config) (*Gate, error) {
 		if err != nil {
 			return nil, err
 		}
+		for _, c := range chans {
+			g.chanNames = append(g.chanNames, c.name)
+		}
 		if ob, ok := cfg.Store.(Outbox); ok {
 			g.outbox = ob
 		} else {

@@ -66,7 +66,11 @@ type Gate struct {
 	// DeliveryConfig.StoreOnly.
 	engine  *delivery.Runner[*claimed]
 	waiters wake.Set // local Wait calls, by request ID
-	closed  atomic.Bool
+	// chanNames are the channels' names, for Stats.
+	chanNames []string
+	// verified is the last successful VerifyAuditTrail (Stats.Verified).
+	verified atomic.Pointer[VerifiedHead]
+	closed   atomic.Bool
 }
 
 // Close stops notification delivery.

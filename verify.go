@@ -112,7 +112,11 @@ func (g *Gate) VerifyAuditTrail(ctx context.Context, opts VerifyAuditOptions) (A
 		keys = append(keys, pub)
 	}
 	opts.Keys = append(keys, opts.Keys...)
-	return VerifyAuditTrail(ctx, g.store, opts)
+	rep, err := VerifyAuditTrail(ctx, g.store, opts)
+	if err == nil {
+		g.verified.Store(&VerifiedHead{Head: rep.Head, Events: rep.Events, At: g.now()})
+	}
+	return rep, err
 }
 
 // VerifyAuditTrail reads the whole audit trail of store, in one pass, and

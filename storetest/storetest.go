@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runIdempotencyTests(t, newStore)
 	runInboxTests(t, newStore)
 	runAuditStreamTests(t, newStore)
+	runStatsTests(t, newStore)
 	pair := func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
