@@ -224,6 +224,10 @@ type Notification struct {
 	// Attempt counts the deliveries of this notification, from 1; a
 	// retry carries the same ID with a higher Attempt.
 	Attempt int `json:"attempt,omitempty"`
+	// TraceParent is the request's trace context (Request.TraceParent),
+	// for a channel that propagates it (a traceparent header); empty
+	// without one.
+	TraceParent string `json:"trace_parent,omitempty"`
 }
 
 // ReviewPath is the path, below Config.BaseURL, of a request's review page:

@@ -1,6 +1,7 @@
 package approval
 
 import (
+	"cmp"
 	"crypto/ed25519"
 	"fmt"
 	"log/slog"
@@ -108,6 +109,14 @@ type Config struct {
 	// newest event is already one. Defaults to 0: only on demand. Needs a
 	// SigningKey.
 	CheckpointInterval time.Duration
+	// Observer hears what the gate does, for metrics and traces (see
+	// Observer; approvalotel.New returns one on OpenTelemetry). Defaults to
+	// none.
+	Observer Observer
+	// ObserverQueue bounds the observations waiting for the Observer:
+	// beyond it they are dropped and counted (see Observer). Defaults to
+	// DefaultObserverQueue.
+	ObserverQueue int
 
 	// outboxWatch, set only by this package's tests (see
 	// export_outbox_test.go), sees the in-memory outbox's claims and
@@ -285,6 +294,12 @@ func New(cfg Config) (*Gate, error) {
 		g.def = cp
 	}
 	g.policies.Store(new([]*compiledPolicy))
+	if cfg.Observer != nil {
+		if cfg.ObserverQueue < 0 {
+			return nil, fmt.Errorf("approval: %w: Config.ObserverQueue is negative (%d): use 0 for the default", ErrInvalidConfig, cfg.ObserverQueue)
+		}
+		g.obs = newObserver(cfg.Observer, cmp.Or(cfg.ObserverQueue, DefaultObserverQueue), g.log)
+	}
 	if len(cfg.Channels) > 0 {
 		d = d.withDefaults()
 		chans, err := nameChannels(g, cfg.Channels)

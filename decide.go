@@ -86,6 +86,33 @@ const maxReasonBytes = 4 << 10
 //
 // It returns the request as it stands after the decision.
 func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, error) {
+	if g.obs == nil {
+		return g.decide(ctx, id, d)
+	}
+	start := time.Now()
+	r, err := g.decide(ctx, id, d)
+	g.obs.observe(ctx, decideObservation(start, id, r, err))
+	return r, err
+}
+
+// decideObservation is the ObserveDecide of a Decide of request id that
+// began at start and returned r and err.
+func decideObservation(start time.Time, id string, r *Request, err error) Observation {
+	o := Observation{Kind: ObserveDecide, Start: start, Duration: time.Since(start), RequestID: id, Err: err}
+	switch {
+	case err == nil:
+		o.Outcome, o.Policies, o.TraceParent = ObservedAccepted, policyNames(r.Policies), r.TraceParent
+	default:
+		if o.Class = rejectClass(err); o.Class == "other" {
+			o.Outcome = ObservedError
+		} else {
+			o.Outcome = ObservedRejected
+		}
+	}
+	return o
+}
+
+func (g *Gate) decide(ctx context.Context, id string, d Decision) (*Request, error) {
 	if len(id) > maxEchoBytes {
 		// No gate issues such an ID, so no token matches it: echo a part.
 		id = text.Clip(id, maxEchoBytes)

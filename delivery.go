@@ -60,6 +60,10 @@ type outboxHandler struct {
 type claimed struct {
 	m    OutboxMessage
 	refs []PolicyRef
+	// trace and sent are the notification's TraceParent and when its
+	// attempt began, for the Observer.
+	trace string
+	sent  time.Time
 }
 
 // startDelivery starts the engine over ob for chans.
@@ -190,7 +194,10 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 	if err := json.Unmarshal(c.m.Body, &n); err != nil {
 		return notSent{err}
 	}
-	c.refs = n.Policies
+	c.refs, c.trace = n.Policies, n.TraceParent
+	if h.g.obs != nil {
+		c.sent = time.Now()
+	}
 	n.Attempt = attempt
 	if err := h.g.sign(&n, normalizeTime(h.g.now())); err != nil {
 		return notSent{err}
@@ -256,6 +263,21 @@ func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 	ev.Reason = auditSafe(ev.Reason, maxReasonBytes)
 	s.Events = []AuditEvent{ev}
 	h.settle(s)
+	if g.obs != nil && lane != "" {
+		start, took := c.sent, time.Since(c.sent)
+		if start.IsZero() { // refused before it was sent
+			start, took = time.Now(), 0
+		}
+		o := Observation{Kind: ObserveDelivery, Start: start, Duration: took, RequestID: m.RequestID,
+			Channel: lane, Attempt: r.Attempt, Policies: refNames(c.refs), TraceParent: c.trace, Outcome: ObservedFailed, Err: r.Err}
+		switch s.Outcome {
+		case OutboxDone:
+			o.Outcome = ObservedDelivered
+		case OutboxDeadLetter:
+			o.Outcome = ObservedDeadLetter
+		}
+		g.obs.observe(context.Background(), o)
+	}
 }
 
 // settle records s, with its events mirrored to the audit sink. A lost

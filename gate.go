@@ -66,6 +66,8 @@ type Gate struct {
 	// DeliveryConfig.StoreOnly.
 	engine  *delivery.Runner[*claimed]
 	waiters wake.Set // local Wait calls, by request ID
+	// obs runs Config.Observer; nil without one.
+	obs *observer
 	// chanNames are the channels' names, for Stats.
 	chanNames []string
 	// verified is the last successful VerifyAuditTrail (Stats.Verified).
@@ -91,10 +93,17 @@ type Gate struct {
 // after Close but no longer notify: each notification they would have
 // sent is audited the same way.
 //
+// With a Config.Observer, Close then waits (until ctx ends) for the
+// Observer to have heard every observation made before it.
+//
 // Close is safe to call more than once; only the first call waits.
 func (g *Gate) Close(ctx context.Context) error {
 	if !g.closed.CompareAndSwap(false, true) {
 		return nil
+	}
+	if g.obs != nil {
+		// Last: the deliveries Close makes are observed too.
+		defer g.obs.close(ctx)
 	}
 	if g.mem != nil {
 		g.mem.closeIntake()
@@ -147,6 +156,7 @@ func (g *Gate) update(ctx context.Context, u Update) error {
 		return err
 	}
 	g.afterCommit(ctx, u.Events)
+	g.observeCommit(ctx, u.Request, u.Events)
 	if len(notices) > 0 {
 		if g.mem != nil {
 			g.mem.push(ctx, u.Request, notices)

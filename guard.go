@@ -133,6 +133,24 @@ type Result struct {
 //
 // Guard fails closed: on any error it returns StatusDenied with the error.
 func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
+	if g.obs == nil {
+		return g.guard(ctx, a, nil)
+	}
+	start := time.Now()
+	var policies []string
+	res, err := g.guard(ctx, a, &policies)
+	o := Observation{Kind: ObserveGuard, Start: start, Duration: time.Since(start), RequestID: res.RequestID,
+		Policies: policies, Outcome: string(res.Status), Err: err}
+	if err != nil {
+		o.Outcome = ObservedError
+	}
+	g.obs.observe(ctx, o)
+	return res, err
+}
+
+// guard is Guard; if policies is not nil, it is set to the names of the
+// policies that matched.
+func (g *Gate) guard(ctx context.Context, a Action, policies *[]string) (Result, error) {
 	if err := a.normalize(&g.limits); err != nil {
 		return Result{Status: OutcomeDenied}, fmt.Errorf("approval: guard %q: %w", text.Clip(a.Name, 64), err)
 	}
@@ -142,6 +160,9 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 			return Result{Status: OutcomeApproved, Reason: ReasonNoPolicyMatched}, nil
 		}
 		m.policies, m.errs = []*compiledPolicy{g.def}, []string{""}
+	}
+	if policies != nil {
+		*policies = m.names()
 	}
 	res, err := g.guardSlow(ctx, &a, &m)
 	if err != nil {
@@ -181,6 +202,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	}
 	now := normalizeTime(g.now())
 	req := g.newRequest(a, m, actionHash, payloadHash, now)
+	req.TraceParent = g.obs.traceParent(ctx)
 	if a.IdempotencyKey != "" {
 		// The key's outcome comes first: an action that ran under it is not
 		// evaluated, refused or asked for again.
@@ -275,6 +297,7 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 		switch {
 		case created && req.Status.Open():
 			g.afterCommit(ctx, events)
+			g.observeCommit(ctx, req, events)
 			if g.mem != nil {
 				g.mem.push(ctx, req, notice)
 			}
@@ -282,6 +305,7 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 			return Result{Status: OutcomePending, RequestID: req.ID, Reason: req.Reason}, nil
 		case created:
 			g.afterCommit(ctx, events)
+			g.observeCommit(ctx, req, events)
 			stored = req
 		case req.Action.IdempotencyKey != "":
 			res, done, err := g.keyed(ctx, req, stored)
@@ -526,6 +550,7 @@ func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEv
 		return Result{}, errors.New("store did not record a consumed request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
+	g.observeCommit(ctx, req, events)
 	return Result{Status: OutcomeApproved, RequestID: req.ID, Reason: req.Reason, Artifact: g.signArtifact(req)}, nil
 }
 
@@ -561,6 +586,7 @@ func (g *Gate) denyAtOnce(ctx context.Context, req *Request, reason, audited str
 		return Result{}, errors.New("store did not record a denied request beside a live one (see Store.Create)")
 	}
 	g.afterCommit(ctx, events)
+	g.observeCommit(ctx, req, events)
 	return Result{Status: OutcomeDenied, RequestID: req.ID, Reason: reason}, nil
 }
 

@@ -19,6 +19,16 @@ import (
 // compare-and-set, so a request is timed out or expired once, and each
 // escalation step runs once.
 func (g *Gate) Tick(ctx context.Context, limit int) (int, error) {
+	if g.obs == nil {
+		return g.tick(ctx, limit)
+	}
+	start := time.Now()
+	n, err := g.tick(ctx, limit)
+	g.obs.observe(ctx, Observation{Kind: ObserveTick, Start: start, Duration: time.Since(start), Count: n, Err: err})
+	return n, err
+}
+
+func (g *Gate) tick(ctx context.Context, limit int) (int, error) {
 	if limit <= 0 {
 		limit = DefaultPageSize
 	}
@@ -279,6 +289,20 @@ func fmtDeadline(t time.Time) string {
 // Config.PollInterval. Wait does not time requests out by itself: run
 // Tick or Run for that.
 func (g *Gate) Wait(ctx context.Context, id string) (*Request, error) {
+	if g.obs == nil {
+		return g.wait(ctx, id)
+	}
+	start := time.Now()
+	r, err := g.wait(ctx, id)
+	o := Observation{Kind: ObserveWait, Start: start, Duration: time.Since(start), RequestID: id, Outcome: ObservedError, Err: err}
+	if err == nil {
+		o.Outcome, o.Policies, o.TraceParent = string(r.Status), policyNames(r.Policies), r.TraceParent
+	}
+	g.obs.observe(ctx, o)
+	return r, err
+}
+
+func (g *Gate) wait(ctx context.Context, id string) (*Request, error) {
 	if err := checkRequestID(id); err != nil {
 		return nil, fmt.Errorf("approval: wait: %w", err)
 	}

@@ -236,6 +236,7 @@ func (g *Gate) notification(job notifyJob, now time.Time) Notification {
 	}
 	n.ActionHash, n.PayloadHash = r.boundHashes()
 	n.Note = job.target.Note
+	n.TraceParent = r.TraceParent
 	if r.Prior != nil {
 		p := *r.Prior
 		n.Prior = &p

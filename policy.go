@@ -390,6 +390,26 @@ type match struct {
 	denyErr  string
 }
 
+// names returns the names of the matched policies, the deny policy's
+// first; nil if none matched.
+func (m *match) names() []string {
+	n := len(m.policies)
+	if m.deny != nil {
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, 0, n)
+	if m.deny != nil {
+		out = append(out, m.deny.name)
+	}
+	for _, p := range m.policies {
+		out = append(out, p.name)
+	}
+	return out
+}
+
 // evaluate runs every policy's matcher on a. It allocates nothing when no
 // policy matches. A matcher error applies the policy (fail closed).
 func evaluate(policies []*compiledPolicy, a *Action) match {

@@ -160,6 +160,12 @@ type Request struct {
 	// the inbox reads a person's delegations when it lists.
 	Deciders []string `json:"deciders,omitempty"`
 
+	// TraceParent is the W3C trace context of the Guard that created the
+	// request (a traceparent header value), given by a TraceObserver;
+	// empty without one. Observations of what happens to the request later
+	// carry it, so that one approval is one trace across processes.
+	TraceParent string `json:"trace_parent,omitempty"`
+
 	// Version increases by one on every update; stores use it for
 	// compare-and-set. A new request has Version 1.
 	Version int64 `json:"version"`

@@ -184,6 +184,7 @@ func fullRequest() *approval.Request {
 	r.HoldUntil = at.Add(3 * time.Hour) // round trip only: the gate sets it as a request ends
 	r.Prior = &approval.PriorRun{RequestID: newID(), At: at.Add(-time.Hour)}
 	r.Deciders = []string{"dana", "pat", "quinn"}
+	r.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	return r
 }
 
