@@ -54,6 +54,9 @@ func TestObserverHearsTheGate(t *testing.T) {
 		c.Observer = obs
 		c.Channels = []approval.Channel{ch}
 		c.Delivery.Retry = approval.RetryPolicy{MaxAttempts: 3, InitialInterval: time.Millisecond, MaxInterval: time.Millisecond}
+		// Claims outlast the four minutes the clock moves on below, so no
+		// attempt in flight is claimed again (at least once, not twice).
+		c.Delivery.SendTimeout = time.Hour
 	})
 
 	res, err := f.gate.Guard(f.ctx, approval.Action{Name: "deploy", RequestedBy: "user-1"})
@@ -79,7 +82,9 @@ func TestObserverHearsTheGate(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for !allRetried(ch, 4+1) {
 		require.True(t, time.Now().Before(deadline), "the retries never came")
-		f.clock.Advance(time.Second)
+		// A millisecond at a time: far inside the claims' leases, so no
+		// first attempt is claimed twice.
+		f.clock.Advance(time.Millisecond)
 		time.Sleep(2 * time.Millisecond)
 	}
 	require.NoError(t, f.gate.Close(context.Background()), "Close waits for the observer")
