@@ -13,6 +13,7 @@
 //	approval show -db DSN ID
 //	approval outbox -db DSN [-dead] [-limit 100]
 //	approval redrive -db DSN -actor NAME [ID ...]
+//	approval decide [-approve|-deny] [-reason TEXT] [-yes] LINK
 //
 // Run "approval help COMMAND" for a command's flags.
 //
@@ -77,6 +78,7 @@ func init() {
 		{"show", "-db DSN ID", "print one request and its audit events as JSON", runShow},
 		{"outbox", "-db DSN [-dead] [-limit 100]", "list the notification outbox", runOutbox},
 		{"redrive", "-db DSN -actor NAME [ID ...]", "send dead-lettered notifications again (all of them without IDs)", runRedrive},
+		{"decide", "[-approve|-deny] [-reason TEXT] [-yes] LINK", "decide a request from a terminal, with the link a notification gave you", runDecide},
 	}
 }
 
@@ -142,6 +144,16 @@ func (c *command) flagSet(w io.Writer) *flag.FlagSet {
 
 // commandDoc holds the longer help of the commands that need one.
 var commandDoc = map[string]string{
+	"decide": `LINK is the approve or deny link a notification gave you
+(https://.../approvals/ID?verdict=approve&token=...). decide reads the request
+through the server's API with the link's token, shows it (the action, who
+asks and why, the payload the vote binds, its action hash), asks "approve ...
+as shown above? [y/N]" unless -yes, and posts the decision with the action
+hash it showed: if the request changed since (an approver edited its
+payload), the server refuses the vote and nothing is counted. The token is
+yours alone and works once: decide never makes a token, so it can decide only
+as the person the link was sent to. Exits 0 once the server recorded the
+vote, 1 if it refused or you did not confirm, 2 for a malformed link.`,
 	"verify-artifact": `Exits 0 and prints the approval when the artifact verifies; exits 1 with the
 reason when it does not (malformed, unknown key, bad signature, expired,
 another action or payload). A -key may be a public key (PKIX PEM) or a
