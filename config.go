@@ -149,9 +149,11 @@ type DeliveryConfig struct {
 	// StoreOnly, with a Store that implements Outbox, makes the gate store
 	// the notices of its changes without delivering any: processes that
 	// serve requests write the outbox, and a process whose gate leaves it
-	// false delivers for all of them. Channels must still be set (their
-	// names address the deliveries). With a Store without Outbox it has no
-	// effect: the in-memory outbox is this gate's alone. Defaults to false.
+	// false delivers for all of them, through its own Channels (a notice
+	// names no channel: the delivering gate resolves its recipients and
+	// channels), so a storing gate may have none. With a Store without
+	// Outbox it has no effect: the in-memory outbox is this gate's alone.
+	// Defaults to false.
 	StoreOnly bool
 	// MemoryLimit bounds the in-memory outbox a gate with channels keeps
 	// when its Store does not implement Outbox: at most MemoryLimit
@@ -299,6 +301,12 @@ func New(cfg Config) (*Gate, error) {
 			return nil, fmt.Errorf("approval: %w: Config.ObserverQueue is negative (%d): use 0 for the default", ErrInvalidConfig, cfg.ObserverQueue)
 		}
 		g.obs = newObserver(cfg.Observer, cmp.Or(cfg.ObserverQueue, DefaultObserverQueue), g.log)
+	}
+	if ob, ok := cfg.Store.(Outbox); ok && len(cfg.Channels) == 0 && d.StoreOnly {
+		// A process that only writes (a CLI, a job) stores the notices of
+		// its changes for the gates that deliver; a notice names no
+		// channel, so it needs none.
+		g.outbox = ob
 	}
 	if len(cfg.Channels) > 0 {
 		d = d.withDefaults()

@@ -13,6 +13,7 @@
 //	approval show -db DSN ID
 //	approval outbox -db DSN [-dead] [-limit 100]
 //	approval redrive -db DSN -actor NAME [ID ...]
+//	approval cancel -db DSN -actor NAME -reason TEXT ID
 //	approval decide [-approve|-deny] [-reason TEXT] [-yes] LINK
 //
 // Run "approval help COMMAND" for a command's flags.
@@ -22,7 +23,7 @@
 // libpq key=value string), as sqlstore.Open takes it. The command never
 // creates a database nor migrates its schema: it opens the store with
 // sqlstore.OpenDB, which leaves the schema alone, and the commands other
-// than checkpoint and redrive open it read-only.
+// than checkpoint, redrive and cancel open it read-only.
 //
 // An audit trail is checked in two steps: checkpoint, run now and then
 // with the gate's private key, signs the head of the trail and prints it;
@@ -78,6 +79,7 @@ func init() {
 		{"show", "-db DSN ID", "print one request and its audit events as JSON", runShow},
 		{"outbox", "-db DSN [-dead] [-limit 100]", "list the notification outbox", runOutbox},
 		{"redrive", "-db DSN -actor NAME [ID ...]", "send dead-lettered notifications again (all of them without IDs)", runRedrive},
+		{"cancel", "-db DSN -actor NAME -reason TEXT ID", "end an open or approved request as an operator, audited with the actor", runCancel},
 		{"decide", "[-approve|-deny] [-reason TEXT] [-yes] LINK", "decide a request from a terminal, with the link a notification gave you", runDecide},
 	}
 }
@@ -144,6 +146,11 @@ func (c *command) flagSet(w io.Writer) *flag.FlagSet {
 
 // commandDoc holds the longer help of the commands that need one.
 var commandDoc = map[string]string{
+	"cancel": `Ends a request that is open or approved and not yet used: it becomes
+cancelled, audited as request.cancelled with -actor and -reason. Its approvers
+and requester are told through the outbox: a gate that delivers from the store
+sends the notices, and its Wait callers wake. Exits 1 if no request has the ID
+or it has already ended.`,
 	"decide": `LINK is the approve or deny link a notification gave you
 (https://.../approvals/ID?verdict=approve&token=...). decide reads the request
 through the server's API with the link's token, shows it (the action, who

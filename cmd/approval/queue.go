@@ -201,6 +201,38 @@ func runRedrive(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// runCancel is "approval cancel": an operator ends a request, audited as
+// request.cancelled with the actor named.
+func runCancel(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
+	dsn := dbFlag(fs)
+	actor := fs.String("actor", "", "who cancels, `NAME` as the audit trail records it")
+	reason := fs.String("reason", "", "why, as the audit trail records it")
+	if code := parse(fs, args); code >= 0 {
+		return code
+	}
+	if missing := required(fs, "db", "actor", "reason"); missing != "" {
+		return usageError(fs, "-%s is required", missing)
+	}
+	if fs.NArg() != 1 {
+		return usageError(fs, "want exactly one request ID")
+	}
+	ctx := context.Background()
+	g, closeGate, err := openGate(ctx, *dsn, true, nil)
+	if err != nil {
+		return fail(stderr, exitUsage, fmt.Errorf("cancel: %s", bare(err)))
+	}
+	defer closeGate()
+	r, err := g.Cancel(ctx, fs.Arg(0), *actor, *reason)
+	switch {
+	case errors.Is(err, approval.ErrNotFound), errors.Is(err, approval.ErrNotPending):
+		return fail(stderr, exitFailed, err)
+	case err != nil: // a bad -actor or -reason (ErrInvalidDecision) or the store
+		return fail(stderr, exitUsage, err)
+	}
+	fmt.Fprintf(stdout, "cancelled %s (%s)\n", r.ID, r.Action.Name)
+	return exitOK
+}
+
 // listOutbox returns up to limit messages matching q (all of them if
 // limit < 0), and whether there are more.
 func listOutbox(ctx context.Context, g *approval.Gate, q approval.OutboxQuery, limit int) ([]approval.OutboxMessage, bool, error) {

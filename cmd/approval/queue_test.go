@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -180,4 +182,75 @@ func deadLetters(t *testing.T, path string) []string {
 		ids = append(ids, m.ID)
 	}
 	return ids
+}
+
+func TestCancel(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "approval.db")
+	s := seed(t, path)
+
+	t.Run("usage", func(t *testing.T) {
+		requireExit(t, cli(t, "cancel", "-db", path, "-reason", "x", s.pending), exitUsage)
+		requireExit(t, cli(t, "cancel", "-db", path, "-actor", "ops", s.pending), exitUsage)
+		requireExit(t, cli(t, "cancel", "-db", path, "-actor", "ops", "-reason", "x"), exitUsage)
+		requireExit(t, cli(t, "cancel", "-db", path, "-actor", "   ", "-reason", "x", s.pending), exitUsage)
+	})
+	t.Run("unknown ID", func(t *testing.T) {
+		r := cli(t, "cancel", "-db", path, "-actor", "ops", "-reason", "x", "req_0123456789abcdef0123456789abcdef")
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "not found")
+	})
+	t.Run("cancels, audited, with its notices stored for the delivering gate", func(t *testing.T) {
+		r := cli(t, "cancel", "-db", path, "-actor", "ops", "-reason", "superseded by INC-42", s.pending)
+		requireExit(t, r, exitOK)
+		require.Equal(t, "cancelled "+s.pending+" (wire-transfer)\n", r.stdout)
+
+		st, err := sqlstore.Open(t.Context(), path)
+		require.NoError(t, err)
+		defer st.Close()
+		req, err := st.Get(t.Context(), s.pending)
+		require.NoError(t, err)
+		require.Equal(t, approval.StatusCancelled, req.Status)
+		page, err := st.ListAudit(t.Context(), approval.AuditQuery{RequestID: s.pending, Type: approval.EventRequestCancelled})
+		require.NoError(t, err)
+		require.Len(t, page.Events, 1)
+		require.Equal(t, "ops", page.Events[0].Actor)
+		require.Equal(t, "superseded by INC-42", page.Events[0].Reason)
+		notices, err := st.ListOutbox(t.Context(), approval.OutboxQuery{RequestID: s.pending, State: approval.OutboxPending})
+		require.NoError(t, err)
+		require.Len(t, notices.Messages, 1, "the resolution's notice waits for a gate that delivers")
+		require.Equal(t, approval.NotifyResolved, notices.Messages[0].Type)
+
+		// A gate that delivers from the store sends it.
+		sent := make(chan approval.Notification, 16)
+		_, priv, err := approval.GenerateKeys()
+		require.NoError(t, err)
+		g, err := approval.New(approval.Config{Store: st, SigningKey: priv, Directory: finance,
+			Channels: []approval.Channel{sendTo(sent)}, Logger: slog.New(slog.DiscardHandler)})
+		require.NoError(t, err)
+		defer g.Close(context.Background())
+		select {
+		case n := <-sent:
+			require.Equal(t, approval.NotifyResolved, n.Type)
+			require.Equal(t, s.pending, n.RequestID)
+			require.Equal(t, approval.StatusCancelled, n.Status)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no gate delivered the cancellation")
+		}
+		verifyAuditOK(t, path)
+
+		r = cli(t, "cancel", "-db", path, "-actor", "ops", "-reason", "again", s.pending)
+		requireExit(t, r, exitFailed)
+		require.Contains(t, r.stderr, "not pending")
+	})
+}
+
+// sendTo is a channel that hands every notification to c.
+type sendTo chan approval.Notification
+
+func (sendTo) Name() string { return "record" }
+
+func (c sendTo) Send(_ context.Context, n approval.Notification) error {
+	c <- n
+	return nil
 }

@@ -63,8 +63,8 @@ func openGate(ctx context.Context, dsn string, writable bool, signingKey ed25519
 	cfg := approval.Config{
 		Store:      s,
 		SigningKey: signingKey,
-		// No Channels, so nothing is delivered; StoreOnly says so should
-		// one ever be added.
+		// No Channels and StoreOnly: the notices of a change (a cancel)
+		// go to the store's outbox, for the gates that deliver.
 		Delivery: approval.DeliveryConfig{StoreOnly: true},
 		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
