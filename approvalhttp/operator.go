@@ -19,9 +19,13 @@ import (
 // Gate.Stats; and the two things an operator does about it, redriving a
 // dead letter and verifying the trail now.
 
-// maxErrorDisplay bounds a delivery error shown in a table cell; the
-// whole error is one click away.
-const maxErrorDisplay = 120
+// maxErrorDisplay and maxDeadErrorDisplay bound a delivery error shown in
+// the channels' table and in a dead letter's row; the whole error is one
+// click away.
+const (
+	maxErrorDisplay     = 120
+	maxDeadErrorDisplay = 60
+)
 
 // errNotOperator answers a signed-in reviewer Options.Operator does not
 // name.
@@ -105,28 +109,29 @@ func (h *handler) operatorPage(w http.ResponseWriter, r *http.Request) {
 		v.Audit.Failed = &failureView{By: by, Message: msg}
 		v.Audit.Failed.At, v.Audit.Failed.AtISO = fmtTime(at)
 	}
-	v.Flash, v.FlashError = flash(r.URL.Query(), &h.verifyFailed)
+	v.Flash, v.FlashError, v.FlashIn = flash(r.URL.Query(), &h.verifyFailed)
 	h.render(w, r, http.StatusOK, operatorTmpl, v)
 }
 
 // flash says what the operator's last action did, from the query of the
-// redirect after it: only numbers and an outbox ID travel there, each
-// checked, and every sentence is the handler's own.
-func flash(q url.Values, vf *verifyFailure) (msg string, failed bool) {
+// redirect after it, and in which section of the page (the one the
+// redirect's fragment shows): only numbers and an outbox ID travel there,
+// each checked, and every sentence is the handler's own.
+func flash(q url.Values, vf *verifyFailure) (msg string, failed bool, in string) {
 	id := q.Get("id")
 	if !isOutboxID(id) {
 		id = ""
 	}
 	switch {
 	case q.Get("redriven") == "1" && id != "":
-		return "Message " + id + " was redriven: it is pending again, due now, with a fresh count of attempts.", false
+		return "Message " + id + " was redriven: it is pending again, due now, with a fresh count of attempts.", false, "dead-letters"
 	case q.Get("redrive") == "not_found":
-		return "Nothing was redriven: " + orThat(id, "the message") + " is not a dead letter (redriven or delivered already, or unknown).", true
+		return "Nothing was redriven: " + orThat(id, "the message") + " is not a dead letter (redriven or delivered already, or unknown).", true, "dead-letters"
 	case q.Get("verified") != "":
 		events, err1 := strconv.ParseInt(q.Get("verified"), 10, 64)
 		seq, err2 := strconv.ParseInt(q.Get("seq"), 10, 64)
 		if err1 != nil || err2 != nil || events < 0 || seq < 0 {
-			return "", false
+			return "", false, ""
 		}
 		what := "the whole trail"
 		if q.Get("from") != "" {
@@ -134,14 +139,14 @@ func flash(q url.Values, vf *verifyFailure) (msg string, failed bool) {
 				what = "from seq " + strconv.FormatInt(from, 10)
 			}
 		}
-		return "The audit trail verified: " + plural(int(events), "event") + ", " + what + " to seq " + strconv.FormatInt(seq, 10) + ".", false
+		return "The audit trail verified: " + plural(int(events), "event") + ", " + what + " to seq " + strconv.FormatInt(seq, 10) + ".", false, "audit"
 	case q.Get("verify") == "failed":
 		if _, _, m := vf.get(); m != "" {
-			return "The audit trail did not verify: " + m, true
+			return "The audit trail did not verify: " + m, true, "audit"
 		}
-		return "The audit trail did not verify; the server logged the cause.", true
+		return "The audit trail did not verify; the server logged the cause.", true, "audit"
 	}
-	return "", false
+	return "", false, ""
 }
 
 func orThat(s, alt string) string {

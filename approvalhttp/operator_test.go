@@ -303,7 +303,7 @@ func TestOperatorPageShowsStats(t *testing.T) {
 	require.Len(t, w.dead, 2)
 	for _, m := range w.dead {
 		require.Contains(t, page, `<tr id="dead-`+m.ID+`" data-channel="pager">`)
-		require.Contains(t, page, `<a href="./approvals/`+w.restart+`"><code>`+w.restart+`</code></a>`)
+		require.Contains(t, page, `<a href="./approvals/`+w.restart+`"><code class="id">`+w.restart+`</code></a>`)
 		require.Contains(t, page, `<input type="hidden" name="id" value="`+m.ID+`"><button type="submit" id="redrive-`+m.ID+`">Redrive</button>`)
 	}
 	require.Contains(t, page, `<form method="post" action="./operator/redrive" class="inline">`)

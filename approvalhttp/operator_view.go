@@ -18,6 +18,7 @@ type operatorView struct {
 	At, AtISO    string
 	Flash        string
 	FlashError   bool
+	FlashIn      string // the section it is about: dead-letters or audit
 
 	Open      []openView
 	Decisions []decisionView
@@ -125,7 +126,7 @@ func operatorPageView(st approval.Stats, base, who string) *operatorView {
 			Day: timesOf(d.Day), Week: timesOf(d.Week), Chart: chartOf(d)})
 	}
 	for _, c := range st.Channels {
-		cv := channelView{Channel: c.Channel, Pending: c.Pending, Retrying: c.Retrying, Dead: c.Dead, Error: cutError(c.LastError)}
+		cv := channelView{Channel: c.Channel, Pending: c.Pending, Retrying: c.Retrying, Dead: c.Dead, Error: cutError(c.LastError, maxErrorDisplay)}
 		if !c.OldestPending.IsZero() {
 			cv.Lag = fmtAge(st.At.Sub(c.OldestPending))
 			cv.OldestPending, cv.OldestISO = fmtTime(c.OldestPending)
@@ -154,7 +155,7 @@ func deadViews(msgs []approval.OutboxMessage, base string) []deadView {
 	out := make([]deadView, len(msgs))
 	for i, m := range msgs {
 		d := deadView{ID: m.ID, Channel: m.Channel, Recipient: m.Recipient, RequestID: m.RequestID,
-			Attempts: m.Attempts, Error: cutError(m.LastError)}
+			Attempts: m.Attempts, Error: cutError(m.LastError, maxDeadErrorDisplay)}
 		if d.Channel == "" {
 			d.Channel = "(notice)"
 		}
@@ -267,7 +268,7 @@ func fmtAge(d time.Duration) string {
 	return fmt.Sprintf("%ds", secs)
 }
 
-func cutError(s string) errorText {
-	short := text.Clip(s, maxErrorDisplay)
+func cutError(s string, n int) errorText {
+	short := text.Clip(s, n)
 	return errorText{Short: short, Full: s, Cut: short != s}
 }
