@@ -104,8 +104,8 @@ type handler struct {
 // New returns the handler serving gate's review pages and JSON API (see the
 // package documentation for the routes). It reports an error, and no
 // handler, if gate is nil or an option is invalid: a TrustedOrigins entry
-// that is not an origin, an empty Redact name, a negative size. The
-// handler is safe for concurrent use.
+// that is not an origin, an empty Redact name, a negative size, an
+// Operator without Identity. The handler is safe for concurrent use.
 func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 	if gate == nil {
 		return nil, errors.New("approvalhttp: New: gate is nil")

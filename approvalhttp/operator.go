@@ -32,6 +32,9 @@ const (
 var errNotOperator = &httpError{http.StatusForbidden, "forbidden", "Forbidden",
 	"this page is for operators only (the host names them with Options.Operator)"}
 
+var errNoOutbox = &httpError{http.StatusNotImplemented, "unsupported", "Not supported by this server",
+	"this gate has no outbox: there is nothing to redrive"}
+
 // verifyFailure is the last failed "Verify now" of this handler: the
 // redirect after it carries only that it failed, so that a crafted link
 // cannot put words on the page.
@@ -97,7 +100,7 @@ func (h *handler) operatorPage(w http.ResponseWriter, r *http.Request) {
 	v := operatorPageView(st, base(r), who)
 	dead, err := h.gate.ListOutbox(ctx, approval.OutboxQuery{State: approval.OutboxDead})
 	switch {
-	case errors.Is(err, approval.ErrUnsupported):
+	case errors.Is(err, errors.ErrUnsupported), errors.Is(err, approval.ErrUnsupported):
 		v.DeadNote = "This gate has no outbox: nothing is dead-lettered."
 	case err != nil:
 		h.errorPage(w, r, err)
@@ -211,6 +214,11 @@ func (h *handler) redriveForm(w http.ResponseWriter, r *http.Request) {
 	switch _, err := h.gate.Redrive(r.Context(), who, id); {
 	case errors.Is(err, approval.ErrNotFound):
 		q.Set("redrive", "not_found")
+	case errors.Is(err, errors.ErrUnsupported):
+		// Gate.Redrive's "no outbox" wraps the standard library's
+		// sentinel, which the error table does not know.
+		h.errorPage(w, r, errNoOutbox)
+		return
 	case err != nil:
 		h.errorPage(w, r, err)
 		return

@@ -513,3 +513,81 @@ func TestOperatorVerify(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, now.Head, failed.Verified.Head, "a failed run verifies nothing")
 }
+
+// bareStore is a Store with none of the optional capabilities (no
+// OperatorStats, no Outbox, no AuditTail, no AuditStream), whose reads
+// fail on demand.
+type bareStore struct {
+	approval.Store
+	mu                  sync.Mutex
+	failList, failTrail bool
+}
+
+func (s *bareStore) set(list, trail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failList, s.failTrail = list, trail
+}
+
+func (s *bareStore) List(ctx context.Context, q approval.RequestQuery) (approval.RequestPage, error) {
+	s.mu.Lock()
+	fail := s.failList
+	s.mu.Unlock()
+	if fail {
+		return approval.RequestPage{}, errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	}
+	return s.Store.List(ctx, q)
+}
+
+// ListAudit fails, when failTrail is set, for a read of the whole trail
+// (a verification's), not for Stats' reads of one event type.
+func (s *bareStore) ListAudit(ctx context.Context, q approval.AuditQuery) (approval.AuditPage, error) {
+	s.mu.Lock()
+	fail := s.failTrail && q.Type == "" && q.RequestID == ""
+	s.mu.Unlock()
+	if fail {
+		return approval.AuditPage{}, errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	}
+	return s.Store.ListAudit(ctx, q)
+}
+
+// TestOperatorPageStoreFailures: on a store without the optional
+// capabilities the page still shows what Stats finds, and says there is
+// no outbox; a store that fails is a 500 without its words, and a
+// verification it breaks says the cause was logged.
+func TestOperatorPageStoreFailures(t *testing.T) {
+	t.Parallel()
+	store := &bareStore{Store: memstore.New()}
+	f := newFixture(t, fixtureOpt{
+		cfg: func(c *approval.Config) { c.Store = store },
+		opts: func(o *approvalhttp.Options) {
+			o.Operator = func(_ *http.Request, who string) bool { return who == operatorID }
+		},
+	})
+	f.pending(transfer(5000))
+	_, err := f.gate.Stats(f.ctx)
+	require.NoError(t, err)
+	page := f.get("/operator", operatorID).html(t, http.StatusOK)
+	require.Equal(t, "1", cell(t, page, "open", "data-policy", "high_spend", "count"))
+	require.Contains(t, page, "This gate has no outbox: nothing is dead-lettered.")
+	require.Contains(t, page, `<span id="head-seq" class="sub">empty trail</span>`, "without AuditTail, Stats has no head")
+
+	store.set(true, false)
+	for _, path := range []string{"/operator", "/operator?redriven=1"} {
+		page = f.get(path, operatorID).html(t, http.StatusInternalServerError)
+		require.Equal(t, "internal", attr(page, "message", "data-code"))
+		require.NotContains(t, page, "10.0.0.7")
+	}
+	require.NotContains(t, f.get("/api/stats", operatorID).problem(t, http.StatusInternalServerError, "internal").Detail, "10.0.0.7")
+	r := f.postForm("/operator/verify", operatorID, nil)
+	require.Equal(t, "internal", attr(r.html(t, http.StatusInternalServerError), "message", "data-code"), "no Stats, no verification")
+
+	store.set(false, true)
+	r = f.postForm("/operator/verify", operatorID, nil)
+	require.Equal(t, "../operator?verify=failed#audit", r.Header.Get("Location"))
+	page = f.get("/operator?verify=failed", operatorID).html(t, http.StatusOK)
+	require.Contains(t, page, "The audit trail did not verify: the verification could not run; the server logged the cause.")
+	require.NotContains(t, page, "10.0.0.7")
+	r = f.postForm("/operator/redrive", operatorID, url.Values{"id": {"0190b6c1-0000-7000-8000-000000000000"}})
+	require.Equal(t, "unsupported", attr(r.html(t, http.StatusNotImplemented), "message", "data-code"), "no outbox to redrive from")
+}
