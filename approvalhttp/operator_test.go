@@ -407,11 +407,16 @@ func TestOperatorRedrive(t *testing.T) {
 		"Sec-Fetch-Site cross-site": {"Sec-Fetch-Site": {"cross-site"}},
 		"Origin elsewhere":          {"Origin": {"https://evil.example"}},
 	} {
-		r := f.do(req{method: http.MethodPost, path: "/operator/redrive", user: operatorID, body: url.Values{"id": {id}}.Encode(),
-			ctype: "application/x-www-form-urlencoded", header: hd})
-		require.Equal(t, "cross_origin", attr(r.html(t, http.StatusForbidden), "message", "data-code"), name)
+		for _, path := range []string{"/operator/redrive", "/operator/verify"} {
+			r := f.do(req{method: http.MethodPost, path: path, user: operatorID, body: url.Values{"id": {id}}.Encode(),
+				ctype: "application/x-www-form-urlencoded", header: hd})
+			require.Equal(t, "cross_origin", attr(r.html(t, http.StatusForbidden), "message", "data-code"), "%s %s", name, path)
+		}
 	}
 	require.Empty(t, f.auditEvents(approval.EventNotificationRedriven))
+	st, err := f.gate.Stats(f.ctx)
+	require.NoError(t, err)
+	require.Zero(t, st.Verified, "nothing verified")
 
 	r := f.postForm("/operator/redrive", operatorID, url.Values{"id": {id}})
 	require.Equal(t, http.StatusSeeOther, r.StatusCode, r.text())
