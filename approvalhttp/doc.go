@@ -1,6 +1,6 @@
 // Package approvalhttp serves an approval.Gate over HTTP: the review page
-// that notification links open, the reviewers' queue, and a JSON API for
-// remote callers and tools; and Client, which gates actions through that
+// that notification links open, the reviewers' queue, the operators'
+// page, and a JSON API for remote callers and tools; and Client, which gates actions through that
 // API from another process. It uses the standard library only, and works
 // without JavaScript.
 //
@@ -28,6 +28,9 @@
 //	GET  /approvals                   the queue: open requests first, filters, pages
 //	GET  /approvals/{id}              the review page; with ?verdict=&token= a link's confirmation page
 //	POST /approvals/{id}/decide       the decision form (verdict, reason, token): the page, or 303 to it
+//	GET  /operator                    the operator page (Options.Operator): stats, dead letters, audit trail
+//	POST /operator/redrive            redrive one dead letter (id), then 303 to the operator page
+//	POST /operator/verify             verify the audit trail now, then 303 to the operator page
 //	GET  /assets/style.css            the stylesheet (embedded)
 //	POST /api/approvals               Guard an action for the authenticated caller
 //	GET  /api/approvals               list: status, policy, requested_by, awaiting, cursor, limit
@@ -38,6 +41,7 @@
 //	GET  /api/approvals/{id}/wait     long poll: the request once it is decided, or as it stands
 //	                                  after ?timeout= (default 25s, cut to Options.MaxWait)
 //	GET  /api/approvals/{id}/artifact the signed artifact of an approved (or consumed) request
+//	GET  /api/stats                   approval.Gate.Stats, for an operator (Options.Operator)
 //
 // # Identity
 //
@@ -182,6 +186,73 @@
 // 50 to a page, filtered by status, policy, requester and "awaiting me".
 // Each later page says how many requests arrived since the first page was
 // shown, with a link back to it that keeps the filters.
+//
+// # Operator page
+//
+// GET /operator is the page to open when approvals seem stuck. It is for
+// the reviewers Options.Operator names (an operator is a reviewer
+// Options.Identity names, so Operator needs Identity); anyone else signed
+// in gets 403 "forbidden", and nobody signed in 401. Without
+// Options.Operator nobody is an operator. Its numbers come from one
+// approval.Gate.Stats, taken when the page is shown (reload for fresh
+// ones):
+//
+//   - Pending requests by policy (Stats.Open): how many open requests
+//     each policy matched, and how long the oldest has waited ("3h 12m")
+//     and since when; each policy links to the queue filtered to its open
+//     requests.
+//   - The audit trail: its head (Stats.Head) and newest checkpoint
+//     (Stats.LastCheckpoint, with its age), each hash shortened with the
+//     whole one a click away, and this gate's last successful
+//     verification (Stats.Verified: its head, its events, when; or "not
+//     verified since this process started"), with how many events were
+//     appended since. Verify now (POST /operator/verify) runs
+//     approval.Gate.VerifyAuditTrail from that head (the whole trail if
+//     there is none), bounded by the request, and redirects (303) back
+//     to say how many events verified, up to which seq, or why the trail
+//     did not verify (the gate's message for a broken chain or a request
+//     the trail does not account for; a store's own failure is logged).
+//   - Channels (Stats.Channels): each channel's pending messages, the age
+//     of the oldest (the delivery lag), how many are being retried, its
+//     dead letters, and its newest error, cut to 120 bytes with the whole
+//     of it a click away.
+//   - Dead letters: the first page of approval.Gate.ListOutbox with State
+//     approval.OutboxDead (ID, channel and recipient, the request, linked
+//     to its review page, attempts, last error, creation time), each with
+//     a Redrive button (POST /operator/redrive, field id) that calls
+//     approval.Gate.Redrive as the operator, so notification.redriven names
+//     them, and redirects (303) back to say the message is pending again,
+//     or that the ID names no dead letter (nothing changes then).
+//   - Time to decision by policy (Stats.Decisions): over the last 24 hours
+//     and the last 7 days, how many requests were resolved, p50 and p90
+//     of the time from creation to resolution, and the outcomes
+//     (approved, denied, timed out, cancelled); and, per day over the 7
+//     days, oldest first (PolicyDecisions.Daily), an inline SVG chart
+//     drawn by html/template from numbers only: a light bar to each day's
+//     p90 and a dark one to its p50, on the scale of the week's largest
+//     p90, with the numbers in its title and aria-label for a screen
+//     reader.
+//
+// The redirects after Redrive and Verify now carry only the outcome (a
+// checked outbox ID, numbers, or that verification failed, whose reason
+// the handler keeps), so a crafted link cannot put words on the page.
+// The forms are protected like every state-changing request (see
+// Security), and refused (403) to anyone who is not an operator. GET
+// /api/stats answers the same Stats as JSON to an operator (401 or 403
+// otherwise): {"at", "open": [{"policy", "count", "oldest"}], "decisions":
+// [{"policy", "day", "week", "daily"}] (each {"count", "approved",
+// "denied", "timed_out", "cancelled", "p50", "p90"}, durations as
+// strings), "channels": [{"channel", "pending", "oldest_pending",
+// "retrying", "dead", "last_error"}], "head": {"seq", "hash"},
+// "last_checkpoint" and "verified"} (see docs/FORMATS.md).
+//
+// Stable element IDs of the operator page: open (rows data-policy, cells
+// .count and .age), audit, head-seq, checkpoint, verified (data-seq),
+// behind, verify-failed, verify-now, channel-health (rows data-channel,
+// cells .pending, .lag, .retrying, .dead, .last-error), dead (rows
+// dead-{id}, buttons redrive-{id}), decision-times (rows data-policy,
+// cells .day-count, .day-p50, .day-p90, .week-count, .week-p50,
+// .week-p90, .outcomes), flash (data-error).
 //
 // # Security
 //

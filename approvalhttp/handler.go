@@ -31,6 +31,14 @@ type Options struct {
 	// minutes) wherever the gate finds them eligible. Defaults to nil:
 	// requests are read only through a link's token.
 	Identity func(*http.Request) (string, error)
+	// Operator says whether who, the reviewer Options.Identity names for
+	// r, is an operator: one who may open the operator page (GET
+	// /operator, the gate's Stats and its dead letters), redrive a dead
+	// letter and verify the audit trail from it, and read GET /api/stats.
+	// It needs Identity. It may be called concurrently; one that panics
+	// names nobody. Defaults to nil: nobody is an operator (the page and
+	// /api/stats answer 403).
+	Operator func(r *http.Request, who string) bool
 	// Redact names payload fields (JSON object keys, at any depth) and
 	// metadata keys to mask on every request, beside each matched policy's
 	// Policy.Redact. Names compare case-insensitively. Defaults to none.
@@ -81,6 +89,8 @@ type handler struct {
 	gate         *approval.Gate
 	authenticate func(*http.Request) (string, error)
 	identity     func(*http.Request) (string, error)
+	isOperator   func(*http.Request, string) bool
+	verifyFailed verifyFailure // the last "Verify now" that failed
 	redact       []string
 	maxBody      int64
 	maxDisplay   int
@@ -94,11 +104,14 @@ type handler struct {
 // New returns the handler serving gate's review pages and JSON API (see the
 // package documentation for the routes). It reports an error, and no
 // handler, if gate is nil or an option is invalid: a TrustedOrigins entry
-// that is not an origin, an empty Redact name, a negative size. The
-// handler is safe for concurrent use.
+// that is not an origin, an empty Redact name, a negative size, an
+// Operator without Identity. The handler is safe for concurrent use.
 func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 	if gate == nil {
 		return nil, errors.New("approvalhttp: New: gate is nil")
+	}
+	if opts.Operator != nil && opts.Identity == nil {
+		return nil, errors.New("approvalhttp: New: Options.Operator needs Options.Identity (operators are reviewers it names)")
 	}
 	if opts.MaxBodyBytes < 0 || opts.MaxPayloadDisplayBytes < 0 || opts.MaxWait < 0 {
 		return nil, errors.New("approvalhttp: New: MaxBodyBytes, MaxPayloadDisplayBytes and MaxWait must not be negative")
@@ -112,6 +125,7 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 		gate:         gate,
 		authenticate: opts.Authenticate,
 		identity:     opts.Identity,
+		isOperator:   opts.Operator,
 		redact:       append([]string(nil), opts.Redact...),
 		maxBody:      opts.MaxBodyBytes,
 		maxDisplay:   opts.MaxPayloadDisplayBytes,
@@ -167,6 +181,10 @@ func (h *handler) routes() {
 	})
 	m.HandleFunc("GET /approvals/{id}", h.reviewPage)
 	m.HandleFunc("POST /approvals/{id}/decide", h.decideForm)
+	m.HandleFunc("GET /operator", h.operatorPage)
+	m.HandleFunc("POST /operator/redrive", h.redriveForm)
+	m.HandleFunc("POST /operator/verify", h.verifyForm)
+	m.HandleFunc("GET /api/stats", h.apiStats)
 	m.HandleFunc("GET /assets/{name}", h.serveAsset)
 	m.HandleFunc("/", h.notFound)
 }

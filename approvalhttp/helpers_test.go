@@ -48,6 +48,7 @@ type fixture struct {
 	gate   *approval.Gate
 	pub    ed25519.PublicKey // of the gate's SigningKey
 	clock  *testkit.Clock    // shared by the gate and the handler
+	h      http.Handler      // the handler srv serves
 	srv    *httptest.Server
 	client *http.Client
 }
@@ -100,9 +101,9 @@ func newFixture(t *testing.T, mods ...fixtureOpt) *fixture {
 	require.NoError(t, f.gate.SetPolicy("sanctioned", approval.Policy{
 		Match: approval.TagAny("sanctioned"), Effect: approval.EffectDeny, Reason: "sanctioned destination",
 	}))
-	h, err := approvalhttp.New(f.gate, opts)
+	f.h, err = approvalhttp.New(f.gate, opts)
 	require.NoError(t, err)
-	f.srv = httptest.NewServer(h)
+	f.srv = httptest.NewServer(f.h)
 	t.Cleanup(f.srv.Close)
 	f.client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return f

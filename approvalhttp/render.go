@@ -19,10 +19,11 @@ var styleCSS []byte
 // only executes its template into a pooled buffer. Every page is an
 // html/template, so every value is escaped for the context it lands in.
 var (
-	queueTmpl  = parsePage("templates/queue.html")
-	errorTmpl  = parsePage("templates/error.html")
-	reviewTmpl = parsePage("templates/review.html")
-	styleETag  = func() string {
+	queueTmpl    = parsePage("templates/queue.html")
+	errorTmpl    = parsePage("templates/error.html")
+	reviewTmpl   = parsePage("templates/review.html")
+	operatorTmpl = parsePage("templates/operator.html")
+	styleETag    = func() string {
 		sum := sha256.Sum256(styleCSS)
 		return `"` + hex.EncodeToString(sum[:8]) + `"`
 	}()
