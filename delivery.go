@@ -392,7 +392,7 @@ func (g *Gate) outboxOf() (Outbox, bool) {
 func (g *Gate) ListOutbox(ctx context.Context, q OutboxQuery) (OutboxPage, error) {
 	ob, ok := g.outboxOf()
 	if !ok {
-		return OutboxPage{}, fmt.Errorf("approval: list outbox: %w: the store has no outbox", errors.ErrUnsupported)
+		return OutboxPage{}, fmt.Errorf("approval: list outbox: %w: the store has no outbox", ErrUnsupported)
 	}
 	page, err := ob.ListOutbox(ctx, q)
 	if err != nil {
@@ -409,7 +409,7 @@ func (g *Gate) ListOutbox(ctx context.Context, q OutboxQuery) (OutboxPage, error
 func (g *Gate) Redrive(ctx context.Context, actor string, ids ...string) (int, error) {
 	ob, ok := g.outboxOf()
 	if !ok {
-		return 0, fmt.Errorf("approval: redrive: %w: the store has no outbox", errors.ErrUnsupported)
+		return 0, fmt.Errorf("approval: redrive: %w: the store has no outbox", ErrUnsupported)
 	}
 	actor, err := CanonicalID(actor)
 	if err != nil {

@@ -81,7 +81,8 @@ var (
 	// ErrClosed: the gate has been closed.
 	ErrClosed = errors.New("gate closed")
 	// ErrUnsupported is returned by gate methods that need a Store
-	// capability the store does not have (Delegations, IdempotencyKeys).
+	// capability the store does not have (Delegations, IdempotencyKeys,
+	// an Outbox for ListOutbox and Redrive).
 	ErrUnsupported = errors.New("not supported by the store")
 
 	// Artifact errors: VerifyArtifact returns one of them (wrapped).

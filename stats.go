@@ -148,7 +148,7 @@ const statsScanLimit = 100_000
 // Stats returns the numbers an operator watches (see Stats). On a Store
 // with OperatorStats (memstore and sqlstore) it runs a few indexed
 // queries; otherwise it pages through the store, and fails with an error
-// wrapping errors.ErrUnsupported once a list passes 100,000 items.
+// wrapping ErrUnsupported once a list passes 100,000 items.
 func (g *Gate) Stats(ctx context.Context) (Stats, error) {
 	now := g.now()
 	st := Stats{At: now}
@@ -326,7 +326,7 @@ func (g *Gate) statsAudit(ctx context.Context, st *Stats) error {
 const checkpointLookback = 31 * 24 * time.Hour
 
 // errStatsScan is the failure of a Stats over a store too large to page.
-var errStatsScan = fmt.Errorf("the store lacks approval.OperatorStats and holds more than %d items to read: %w", statsScanLimit, errors.ErrUnsupported)
+var errStatsScan = fmt.Errorf("the store lacks approval.OperatorStats and holds more than %d items to read: %w", statsScanLimit, ErrUnsupported)
 
 // openByPolicy is OpenByPolicy over Store.List.
 func (g *Gate) openByPolicy(ctx context.Context) ([]PolicyOpen, error) {

@@ -100,7 +100,7 @@ func (h *handler) operatorPage(w http.ResponseWriter, r *http.Request) {
 	v := operatorPageView(st, base(r), who)
 	dead, err := h.gate.ListOutbox(ctx, approval.OutboxQuery{State: approval.OutboxDead})
 	switch {
-	case errors.Is(err, errors.ErrUnsupported), errors.Is(err, approval.ErrUnsupported):
+	case errors.Is(err, approval.ErrUnsupported):
 		v.DeadNote = "This gate has no outbox: nothing is dead-lettered."
 	case err != nil:
 		h.errorPage(w, r, err)
@@ -214,9 +214,7 @@ func (h *handler) redriveForm(w http.ResponseWriter, r *http.Request) {
 	switch _, err := h.gate.Redrive(r.Context(), who, id); {
 	case errors.Is(err, approval.ErrNotFound):
 		q.Set("redrive", "not_found")
-	case errors.Is(err, errors.ErrUnsupported):
-		// Gate.Redrive's "no outbox" wraps the standard library's
-		// sentinel, which the error table does not know.
+	case errors.Is(err, approval.ErrUnsupported):
 		h.errorPage(w, r, errNoOutbox)
 		return
 	case err != nil:
