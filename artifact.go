@@ -91,6 +91,10 @@ type ArtifactVote struct {
 	At time.Time `json:"at"`
 	// TokenID is the single-use token the decision carried.
 	TokenID string `json:"token_id"`
+	// Passkey is the approver's passkey assertion of the vote, with the
+	// credential's public key (see PasskeyProof); VerifyArtifact checks
+	// it. Left out for a vote without one.
+	Passkey *PasskeyProof `json:"passkey,omitempty"`
 }
 
 // artifactOf returns the content of r's artifact, unsigned; r must be
@@ -108,7 +112,8 @@ func artifactOf(r *Request, kid string) *Artifact {
 		IssuedAt: r.ResolvedAt.UTC(), ExpiresAt: r.ExpiresAt.UTC(),
 	}
 	for i, v := range r.Votes {
-		a.Votes[i] = ArtifactVote{Approver: v.Approver, OnBehalfOf: v.OnBehalfOf, Verdict: v.Verdict, At: v.At.UTC(), TokenID: v.TokenID}
+		a.Votes[i] = ArtifactVote{Approver: v.Approver, OnBehalfOf: v.OnBehalfOf, Verdict: v.Verdict, At: v.At.UTC(), TokenID: v.TokenID,
+			Passkey: v.Passkey.clone()}
 	}
 	return a
 }
@@ -189,6 +194,11 @@ func (a *Artifact) signedBytes() []byte {
 		b = canon.AppendKey(b, "on_behalf_of")
 		b = canon.AppendString(b, v.OnBehalfOf)
 		b = append(b, ',')
+		if v.Passkey != nil {
+			b = canon.AppendKey(b, "passkey")
+			b = v.Passkey.appendCanonical(b)
+			b = append(b, ',')
+		}
 		b = canon.AppendKey(b, "token_id")
 		b = canon.AppendString(b, v.TokenID)
 		b = append(b, ',')
@@ -288,7 +298,46 @@ func VerifyArtifactAt(artifact []byte, action Action, keys []ed25519.PublicKey, 
 	if actionHash != a.ActionHash {
 		return nil, fmt.Errorf("approval: verify artifact %s: %w", a.RequestID, ErrArtifactActionMismatch)
 	}
+	for _, v := range a.Votes {
+		if v.Passkey == nil {
+			continue
+		}
+		// The gate checked the origin; offline, the relying party (in the
+		// authenticator data) and the signature are what can be checked.
+		challenge := PasskeyChallenge(a.RequestID, a.ActionHash, a.PayloadHash, v.Verdict, v.TokenID)
+		if err := VerifyPasskeyProof(v.Passkey, challenge, nil); err != nil {
+			return nil, fmt.Errorf("approval: verify artifact %s: %w: %s's vote: %w", a.RequestID, ErrArtifactSignature, v.Approver, err)
+		}
+	}
 	return a, nil
+}
+
+// readPasskeyProof reads a vote's passkey object in the form
+// PasskeyProof.appendCanonical writes.
+func readPasskeyProof(d *canon.Reader) *PasskeyProof {
+	enc := base64.RawURLEncoding
+	bytesOf := func(key string) []byte {
+		d.Lit(key)
+		s := d.Str()
+		b, err := enc.DecodeString(s)
+		if err != nil || enc.EncodeToString(b) != s {
+			d.Fail()
+		}
+		return b
+	}
+	p := &PasskeyProof{}
+	d.Lit(`{"alg":`)
+	p.Algorithm = int(d.Int())
+	p.AuthenticatorData = bytesOf(`,"authenticator_data":`)
+	p.ClientDataJSON = bytesOf(`,"client_data_json":`)
+	d.Lit(`,"credential_id":`)
+	p.CredentialID = d.Str()
+	p.PublicKey = bytesOf(`,"public_key":`)
+	d.Lit(`,"rp_id":`)
+	p.RPID = d.Str()
+	p.Signature = bytesOf(`,"signature":`)
+	d.Lit("}")
+	return p
 }
 
 // parseArtifact decodes an artifact in the one form signArtifact writes
@@ -378,6 +427,9 @@ func parseArtifact(b []byte) (*Artifact, int, error) {
 		v.At = tm(`,"at":`)
 		d.Lit(`,"on_behalf_of":`)
 		v.OnBehalfOf = d.Str()
+		if d.Opt(`,"passkey":`) {
+			v.Passkey = readPasskeyProof(&d)
+		}
 		d.Lit(`,"token_id":`)
 		v.TokenID = d.Str()
 		d.Lit(`,"verdict":`)

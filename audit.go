@@ -107,6 +107,10 @@ type AuditEvent struct {
 	ActionHash string `json:"action_hash,omitempty"`
 	// PayloadHash is the payload's, beside ActionHash.
 	PayloadHash string `json:"payload_hash,omitempty"`
+	// Passkey is, on a decision confirmed with a passkey, the digest of
+	// the vote's assertion (PasskeyProof.Digest): the vote's
+	// Vote.Passkey, bound into the chain.
+	Passkey string `json:"passkey,omitempty"`
 	// Checkpoint is the signed head of an audit.checkpoint event (see
 	// Gate.Checkpoint); nil on every other event.
 	Checkpoint *AuditCheckpoint `json:"checkpoint,omitempty"`
@@ -215,6 +219,11 @@ func (e *AuditEvent) appendCanonical(b []byte) []byte {
 		b = append(b, ',')
 		b = canon.AppendKey(b, "on_behalf_of")
 		b = canon.AppendString(b, e.OnBehalfOf)
+	}
+	if e.Passkey != "" {
+		b = append(b, ',')
+		b = canon.AppendKey(b, "passkey")
+		b = canon.AppendString(b, e.Passkey)
 	}
 	if e.PayloadHash != "" {
 		b = append(b, ',')

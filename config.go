@@ -109,6 +109,10 @@ type Config struct {
 	// newest event is already one. Defaults to 0: only on demand. Needs a
 	// SigningKey.
 	CheckpointInterval time.Duration
+	// Passkeys is the WebAuthn relying party whose passkey assertions the
+	// gate verifies, for policies with RequirePasskey (see Passkey).
+	// Defaults to none: such policies are refused.
+	Passkeys PasskeyConfig
 	// Observer hears what the gate does, for metrics and traces (see
 	// Observer; approvalotel.New returns one on OpenTelemetry). Defaults to
 	// none.
@@ -278,6 +282,10 @@ func New(cfg Config) (*Gate, error) {
 	if g.poll == 0 {
 		g.poll = time.Second
 	}
+	if err := cfg.Passkeys.check(); err != nil {
+		return nil, fmt.Errorf("approval: %w", err)
+	}
+	g.passkeys = PasskeyConfig{RPID: cfg.Passkeys.RPID, Origins: slices.Clone(cfg.Passkeys.Origins)}
 	if cfg.Default != nil {
 		def := *cfg.Default
 		if def.Match == nil {
@@ -289,6 +297,9 @@ func New(cfg Config) (*Gate, error) {
 		cp, err := compilePolicy("default", def, g.dir != nil)
 		if err == nil {
 			err = g.knownApprovers().check(&cp.def)
+		}
+		if err == nil {
+			err = g.checkPasskeyPolicy(&cp.def)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Config.Default: %w", ErrInvalidConfig, err)

@@ -56,6 +56,13 @@ type Decision struct {
 	// votes: none unless every approver grants some. Audited with the
 	// vote.
 	Reuse *Reuse
+	// Passkey is the approver's WebAuthn assertion of the vote's
+	// challenge (PasskeyChallenge), required to approve under a policy
+	// with RequirePasskey: the gate verifies it with the passkey the
+	// approver registered (Gate.RegisterPasskey) before it counts the
+	// vote, which keeps it (Vote.Passkey). One given where none is
+	// required is verified and kept all the same. Nil: none.
+	Passkey *PasskeyAssertion
 }
 
 // maxReasonBytes bounds Decision.Reason.
@@ -297,10 +304,18 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 		edited = &ev
 	}
 
+	// After the decision's own edit: the assertion binds the hashes the
+	// vote binds.
+	proof, err := g.checkPasskey(ctx, req, sub, c, &d)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+
 	next := req
 	next.Votes = append(next.Votes, Vote{
 		Approver: sub, OnBehalfOf: as.onBehalfOf, Verdict: d.Verdict, Reason: d.Reason,
 		Conditions: conds, Denial: cloneDenial(d.Denial), Reuse: reuse, TokenID: c.TokenID, Policies: as.policies, Counts: counts, At: now,
+		Passkey: proof,
 	})
 	next.Version++
 	next.UpdatedAt = now
@@ -320,7 +335,11 @@ func (g *Gate) applyDecision(ctx context.Context, req *Request, c *TokenClaims, 
 	if edited != nil {
 		events = append(events, *edited)
 	}
-	events = append(events, AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: reason, Conditions: conds, At: now})
+	vote := AuditEvent{RequestID: req.ID, Type: typ, Actor: sub, OnBehalfOf: as.onBehalfOf, Policies: refs, Verdict: d.Verdict, Reason: reason, Conditions: conds, At: now}
+	if proof != nil {
+		vote.Passkey = proof.Digest()
+	}
+	events = append(events, vote)
 	var opened []int
 	if d.Verdict == VerdictApprove && counts != nil {
 		var moved []AuditEvent
@@ -434,7 +453,7 @@ func isDecisionError(err error) bool {
 	for _, s := range []error{
 		ErrInvalidDecision, ErrTokenMalformed, ErrTokenSignature, ErrTokenExpired,
 		ErrTokenRequestMismatch, ErrTokenVerdictMismatch, ErrTokenUsed, ErrNotFound,
-		ErrNotPending, ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided, ErrActionChanged,
+		ErrNotPending, ErrNotEligible, ErrSelfApproval, ErrAlreadyDecided, ErrActionChanged, ErrPasskey,
 	} {
 		if errors.Is(err, s) {
 			return true

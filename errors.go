@@ -127,4 +127,8 @@ var (
 	// let run. To run the operation again, give it a new key, and so a new
 	// request and a new approval.
 	ErrAlreadyRan = errors.New("action already ran")
+	// ErrPasskey: a decision's passkey assertion is missing where a
+	// policy requires one (Policy.RequirePasskey), or does not verify;
+	// or a passkey cannot be registered.
+	ErrPasskey = errors.New("passkey")
 )

@@ -66,6 +66,8 @@ type Gate struct {
 	// DeliveryConfig.StoreOnly.
 	engine  *delivery.Runner[*claimed]
 	waiters wake.Set // local Wait calls, by request ID
+	// passkeys is a copy of Config.Passkeys.
+	passkeys PasskeyConfig
 	// obs runs Config.Observer; nil without one.
 	obs *observer
 	// chanNames are the channels' names, for Stats.

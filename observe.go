@@ -127,7 +127,7 @@ type Observation struct {
 	// Class is why a decision was rejected, as one word: "token_expired",
 	// "token_used", "token_invalid", "token_mismatch", "not_eligible",
 	// "self_approval", "already_decided", "not_pending", "action_changed",
-	// "invalid", "not_found", "directory" or "other".
+	// "invalid", "not_found", "passkey", "directory" or "other".
 	Class string
 	// Channel is a delivery's channel.
 	Channel string
@@ -371,4 +371,5 @@ var rejectClasses = []struct {
 	{ErrInvalidDecision, "invalid"},
 	{ErrInvalidCondition, "invalid"},
 	{ErrNotFound, "not_found"},
+	{ErrPasskey, "passkey"},
 }

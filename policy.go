@@ -128,6 +128,12 @@ type Policy struct {
 	// Reuse and Decision.Reuse). Defaults to none: every approval is
 	// single-use. Where several policies match, the narrowest applies.
 	MaxReuse Reuse
+	// RequirePasskey makes each approval confirmed with the approver's
+	// registered passkey (see Passkey, Decision.Passkey): an approval
+	// without a valid assertion is refused (ErrPasskey) and audited. It
+	// needs Config.Passkeys and a Store with Passkeys. Denials need none.
+	// Defaults to false.
+	RequirePasskey bool
 }
 
 // Defaults applied to policies.
@@ -187,6 +193,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 
 		RecommendationApprovesBelow: p.RecommendationApprovesBelow,
 		RecommendationMinConfidence: p.RecommendationMinConfidence,
+		RequirePasskey:              p.RequirePasskey,
 	}
 	if len(p.Chain) > 0 {
 		// The snapshot keeps no matcher: Skipped records what When said.
@@ -364,6 +371,11 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 		b = canon.AppendString(b, p.ReminderInterval.String())
 		b = append(b, ',')
 	}
+	if p.RequirePasskey {
+		// Written only when set, like reminder_interval.
+		b = canon.AppendKey(b, "require_passkey")
+		b = append(b, "true,"...)
+	}
 	b = canon.AppendKey(b, "required_approvals")
 	b = canon.AppendInt(b, int64(p.RequiredApprovals))
 	b = append(b, ',')
@@ -448,6 +460,9 @@ func (g *Gate) SetPolicy(name string, def Policy) error {
 	if err := g.knownApprovers().check(&cp.def); err != nil {
 		return &PolicyError{Name: name, Err: err}
 	}
+	if err := g.checkPasskeyPolicy(&cp.def); err != nil {
+		return &PolicyError{Name: name, Err: err}
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	old := *g.policies.Load()
@@ -492,4 +507,16 @@ func (g *Gate) PolicyHash(name string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// checkPasskeyPolicy refuses a policy with RequirePasskey on a gate that
+// cannot verify passkeys.
+func (g *Gate) checkPasskeyPolicy(p *Policy) error {
+	if !p.RequirePasskey {
+		return nil
+	}
+	if _, ok := g.store.(Passkeys); !ok || !g.passkeys.enabled() {
+		return fmt.Errorf("%w: RequirePasskey needs Config.Passkeys and a Store with Passkeys (memstore and sqlstore have them)", ErrInvalidPolicy)
+	}
+	return nil
 }

@@ -62,6 +62,9 @@ func (g *Gate) ReplacePolicies(ps []NamedPolicy) error {
 		if err := known.check(&cp.def); err != nil {
 			return &PolicyError{Name: np.Name, Err: err}
 		}
+		if err := g.checkPasskeyPolicy(&cp.def); err != nil {
+			return &PolicyError{Name: np.Name, Err: err}
+		}
 		cps = append(cps, cp)
 	}
 	g.mu.Lock()

@@ -216,6 +216,8 @@ type MatchedPolicy struct {
 	// MatchError is set when the policy applies because its matcher failed
 	// (fail closed) rather than because it matched.
 	MatchError string `json:"match_error,omitempty"`
+	// RequirePasskey is the policy's (Policy.RequirePasskey).
+	RequirePasskey bool `json:"require_passkey,omitempty"`
 }
 
 // Vote is one recorded decision.
@@ -249,6 +251,10 @@ type Vote struct {
 	Counts []VoteCount `json:"counts,omitempty"`
 	// At is when the vote was recorded.
 	At time.Time `json:"at"`
+	// Passkey is the approver's verified passkey assertion of the vote
+	// (Decision.Passkey), with the credential it verified against; nil
+	// without one.
+	Passkey *PasskeyProof `json:"passkey,omitempty"`
 }
 
 // Clone returns a deep copy of r.
@@ -295,6 +301,7 @@ func (r *Request) Clone() *Request {
 			v.Policies = slices.Clone(v.Policies)
 			v.Conditions = slices.Clone(v.Conditions)
 			v.Denial = cloneDenial(v.Denial)
+			v.Passkey = v.Passkey.clone()
 			if v.Reuse != nil {
 				r := *v.Reuse
 				v.Reuse = &r

@@ -33,8 +33,8 @@ import (
 //
 // It implements approval.Outbox, approval.Delegations, approval.AuditTail,
 // approval.PrunedAudit, approval.IdempotencyKeys, approval.PriorRuns,
-// approval.AuditStream and approval.Inbox (an index of Request.Deciders by
-// person). Every method copies what
+// approval.AuditStream, approval.OperatorStats, approval.Passkeys and
+// approval.Inbox (an index of Request.Deciders by person). Every method copies what
 // it receives and what it returns, so callers may modify requests and
 // events afterwards. Create, Get, Update, RequestByIdempotencyKey and
 // LastRun run in constant time; List and ListAudit scan from the cursor (List
@@ -90,6 +90,10 @@ type Store struct {
 	outbox map[string]*approval.OutboxMessage
 	// delegations holds every delegation by ID (delegation.go).
 	delegations map[string]*approval.Delegation
+	// passkeys holds every passkey by credential ID, and passkeyOrder
+	// their IDs in the order they were registered (passkey.go).
+	passkeys     map[string]*approval.Passkey
+	passkeyOrder []string
 
 	// Retention (retention.go). clock is the latest request time seen;
 	// drops are the terminal requests by the time they may go.

@@ -87,6 +87,9 @@ func policyNode(p *approval.Policy) (*yaml.Node, error) {
 	if p.AllowSelfApproval {
 		add("allow_self_approval", boolNode(true))
 	}
+	if p.RequirePasskey {
+		add("require_passkey", boolNode(true))
+	}
 	if len(p.Escalation) > 0 {
 		add("escalation", stepsNode(p.Escalation))
 	}

@@ -39,7 +39,8 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 
 	// From Go, every kind of field and matcher.
 	reg := policyfile.MatcherRegistry{"weekend": func(a approval.Action) (bool, error) { return a.Metadata["day"] == "sat", nil }}
-	g := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg })
+	passkeys := approval.PasskeyConfig{RPID: "ops.example.com", Origins: []string{"https://ops.example.com"}}
+	g := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg; c.Passkeys = passkeys })
 	ps := []approval.NamedPolicy{
 		{Name: "everything", Policy: approval.Policy{
 			Match: approval.All(approval.Name("Deploy:*"), approval.Not(approval.TagNone("prod", "eu")),
@@ -54,7 +55,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 			},
 			Redact: []string{"iban"}, ReminderInterval: 30 * time.Second, ApprovalTTL: 2 * time.Hour,
 			RecommendationApprovesBelow: approval.RiskMedium, RecommendationMinConfidence: 0.8,
-			MaxReuse: approval.Reuse{For: 15 * time.Minute, Uses: 4},
+			MaxReuse: approval.Reuse{For: 15 * time.Minute, Uses: 4}, RequirePasskey: true,
 		}},
 		{Name: "deny", Policy: approval.Policy{Match: approval.Name("drop:*"), Effect: approval.EffectDeny, Reason: "never"}},
 		{Name: "chain", Policy: approval.Policy{Match: approval.Name("x"), Chain: []approval.Level{
@@ -69,7 +70,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 	require.NoError(t, g.Gate.ReplacePolicies(ps))
 	buf.Reset()
 	require.NoError(t, policyfile.Encode(&buf, &policyfile.File{Policies: ps}))
-	h := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg })
+	h := newFixture(t, func(c *approval.Config) { c.Directory = releaseDir(); c.Matchers = reg; c.Passkeys = passkeys })
 	require.NoError(t, policyfile.Load(h.Gate, &buf))
 	for _, p := range ps {
 		a, _ := g.Gate.PolicyHash(p.Name)

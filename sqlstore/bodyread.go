@@ -580,6 +580,8 @@ func readEvent(body string, e *approval.AuditEvent) bool {
 			bit, e.PrevHash = 1<<13, r.str()
 		case "hash":
 			bit, e.Hash = 1<<14, r.str()
+		case "passkey":
+			bit, e.Passkey = 1<<15, r.str()
 		default:
 			// Another spelling of a field's name, or a field added to
 			// AuditEvent and not read here: encoding/json reads it.

@@ -23,6 +23,7 @@ func bodyEvents() []approval.AuditEvent {
 		Conditions:  []string{"amount <= 100", ""},
 		ActionHash:  strings.Repeat("c", 64),
 		PayloadHash: strings.Repeat("d", 64),
+		Passkey:     strings.Repeat("9", 64),
 		Checkpoint:  &approval.AuditCheckpoint{Seq: 41, Hash: strings.Repeat("e", 64), KeyID: "kid", Signature: "c2ln"},
 		At:          at, PrevHash: strings.Repeat("f", 64), Hash: strings.Repeat("1", 64),
 	}

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runInboxTests(t, newStore)
 	runAuditStreamTests(t, newStore)
 	runStatsTests(t, newStore)
+	runPasskeyTests(t, newStore)
 	pair := func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
@@ -122,6 +123,7 @@ func fullRequest() *approval.Request {
 		ReminderInterval: time.Hour,
 		Redact:           []string{"iban", "api_key"},
 		MatchError:       "custom matcher: boom",
+		RequirePasskey:   true,
 
 		RecommendationApprovesBelow: approval.RiskHigh,
 		RecommendationMinConfidence: 0.8,
@@ -159,6 +161,11 @@ func fullRequest() *approval.Request {
 		Counts: []approval.VoteCount{{Policy: "high_spend"}, {Policy: "prod_deploys"},
 			{Policy: "release_train", Level: 1, Groups: []int{0, 1}}},
 		At: at.Add(time.Minute),
+		Passkey: &approval.PasskeyProof{
+			PasskeyAssertion: approval.PasskeyAssertion{CredentialID: "Y3JlZGVudGlhbA", AuthenticatorData: []byte("authenticator data"),
+				ClientDataJSON: []byte(`{"type":"webauthn.get"}`), Signature: []byte("signature")},
+			Algorithm: approval.PasskeyES256, PublicKey: []byte("public key"), RPID: "ops.example.com",
+		},
 	}}
 	r.Recommendations = []approval.Recommendation{{By: "risk-reviewer", Verdict: approval.VerdictApprove, Summary: "low blast radius",
 		Confidence: 0.87, Context: map[string]string{"ci": "https://ci.example.com/7"}, At: at.Add(30 * time.Second)}}

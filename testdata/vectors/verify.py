@@ -201,7 +201,7 @@ def before(a, b):
 def event_canonical(e):
     obj = {"seq": e["seq"], "type": e["type"], "at": six_digits(e["at"]), "prev_hash": e["prev_hash"]}
     for k in ("request_id", "actor", "on_behalf_of", "policies", "verdict", "reason", "conditions",
-              "action_hash", "payload_hash", "checkpoint"):
+              "action_hash", "payload_hash", "passkey", "checkpoint"):
         if e.get(k):
             obj[k] = e[k]
     return jcs(obj)
