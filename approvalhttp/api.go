@@ -315,8 +315,14 @@ func (h *handler) apiDecide(verdict approval.Verdict) http.HandlerFunc {
 			h.problem(w, r, err)
 			return
 		}
+		pk, err := body.Passkey.assertion()
+		if err != nil {
+			h.problem(w, r, err)
+			return
+		}
 		d := approval.Decision{Token: body.Token, Verdict: verdict, Reason: body.Reason,
-			Conditions: body.Conditions, Payload: payload, Denial: body.Denial, Reuse: body.Reuse, ActionHash: body.ActionHash}
+			Conditions: body.Conditions, Payload: payload, Denial: body.Denial, Reuse: body.Reuse, ActionHash: body.ActionHash,
+			Passkey: pk}
 		req, err := h.decide(r, r.PathValue("id"), d)
 		if err != nil {
 			h.problem(w, r, err)

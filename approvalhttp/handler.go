@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/go-webauthn/webauthn/webauthn"
+
 	"github.com/signoff/approval"
 )
 
@@ -99,6 +101,10 @@ type handler struct {
 	log          *slog.Logger
 	mux          *http.ServeMux
 	next         http.Handler // mux behind cross-origin protection
+	// wa is the WebAuthn relying party of the gate's Config.Passkeys; nil
+	// when it takes none. ceremonies are its registrations in progress.
+	wa         *webauthn.WebAuthn
+	ceremonies ceremonies
 }
 
 // New returns the handler serving gate's review pages and JSON API (see the
@@ -148,6 +154,11 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 	if h.log == nil {
 		h.log = slog.Default()
 	}
+	wa, err := newWebAuthn(gate)
+	if err != nil {
+		return nil, fmt.Errorf("approvalhttp: New: the gate's Config.Passkeys: %w", err)
+	}
+	h.wa = wa
 	cop := http.NewCrossOriginProtection()
 	for _, o := range opts.TrustedOrigins {
 		if err := cop.AddTrustedOrigin(o); err != nil {
@@ -185,6 +196,11 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /operator/redrive", h.redriveForm)
 	m.HandleFunc("POST /operator/verify", h.verifyForm)
 	m.HandleFunc("GET /api/stats", h.apiStats)
+	m.HandleFunc("GET /passkeys", h.passkeysPage)
+	m.HandleFunc("POST /passkeys/register", h.beginRegistration)
+	m.HandleFunc("POST /passkeys/register/{ceremony}", h.finishRegistration)
+	m.HandleFunc("POST /passkeys/revoke/{id}", h.revokePasskeyForm)
+	m.HandleFunc("POST /approvals/{id}/passkey", h.beginStepUp)
 	m.HandleFunc("GET /assets/{name}", h.serveAsset)
 	m.HandleFunc("/", h.notFound)
 }

@@ -15,6 +15,7 @@ import (
 // only reads fields.
 type operatorView struct {
 	Base, Viewer string
+	Script       bool // never
 	At, AtISO    string
 	Flash        string
 	FlashError   bool

@@ -95,6 +95,10 @@ func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, 
 			{string(approval.RetryLater), "Later, as it is", false},
 			{string(approval.RetryNever), "Never", false},
 		}
+		if h.wa != nil && f.Approve && requiresPasskey(req) {
+			f.Passkey = rv.Base + "approvals/" + id + "/passkey"
+			rv.Script = true
+		}
 		rv.Form = f
 	} else if !voted {
 		rv.NoForm, rv.NoFormCode = whyNot(code, v.id, req), code
@@ -110,6 +114,9 @@ func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, 
 			at, _ := fmtTime(own.At)
 			rv.NoForm, rv.NoFormCode = "You ("+v.id+") gave your "+what+" at "+at+".", "already_decided"
 		}
+	}
+	if rv.Script {
+		w.Header().Set("Content-Security-Policy", cspScript)
 	}
 	h.render(w, r, http.StatusOK, reviewTmpl, rv)
 }
@@ -178,6 +185,12 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 	// since, the decision is refused (approval.ErrActionChanged) rather
 	// than approving bytes this reviewer never saw.
 	d := approval.Decision{Token: tok, Verdict: verdict, Reason: r.PostForm.Get("reason"), ActionHash: r.PostForm.Get("action_hash")}
+	pk, err := formPasskey(r.PostForm)
+	if err != nil {
+		h.errorPage(w, r, err)
+		return
+	}
+	d.Passkey = pk
 	if code := strings.TrimSpace(r.PostForm.Get("denial_code")); code != "" && verdict == approval.VerdictDeny {
 		d.Denial = &approval.Denial{Code: code, Retry: approval.Retry(r.PostForm.Get("denial_retry")),
 			Hint: strings.TrimSpace(r.PostForm.Get("denial_hint"))}
@@ -206,6 +219,7 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 
 type queueView struct {
 	Base, Viewer        string
+	Script              bool // never
 	Rows                []rowView
 	StatusOptions       []option
 	Policy, RequestedBy string

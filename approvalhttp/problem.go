@@ -105,6 +105,7 @@ var errorClasses = [...]errorClass{
 	{approval.ErrNotPending, http.StatusConflict, "not_pending", "Request no longer open"},
 	{approval.ErrAlreadyDecided, http.StatusConflict, "already_decided", "Already decided"},
 	{approval.ErrActionChanged, http.StatusConflict, "action_changed", "The action changed since it was shown"},
+	{approval.ErrPasskey, http.StatusForbidden, "passkey", "Passkey confirmation missing or invalid"},
 	{approval.ErrConflict, http.StatusConflict, "conflict", "Concurrent update conflict"},
 	{approval.ErrInvalidIdentity, http.StatusUnprocessableEntity, "invalid_identity", "Invalid identity"},
 	{approval.ErrInvalidAction, http.StatusUnprocessableEntity, "invalid_action", "Invalid action"},

@@ -15,6 +15,9 @@ var templateFS embed.FS
 //go:embed assets/style.css
 var styleCSS []byte
 
+//go:embed assets/passkey.js
+var passkeyJS []byte
+
 // The page templates are parsed once, when the package loads; a page
 // only executes its template into a pooled buffer. Every page is an
 // html/template, so every value is escaped for the context it lands in.
@@ -23,10 +26,9 @@ var (
 	errorTmpl    = parsePage("templates/error.html")
 	reviewTmpl   = parsePage("templates/review.html")
 	operatorTmpl = parsePage("templates/operator.html")
-	styleETag    = func() string {
-		sum := sha256.Sum256(styleCSS)
-		return `"` + hex.EncodeToString(sum[:8]) + `"`
-	}()
+	passkeysTmpl = parsePage("templates/passkeys.html")
+	styleETag    = etag(styleCSS)
+	passkeyETag  = etag(passkeyJS)
 )
 
 // pageFuncs are the templates' only functions.
@@ -65,25 +67,38 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, t *
 // serveAsset is GET /assets/{name}: the embedded stylesheet, cacheable
 // (it carries no request data).
 func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request) {
-	if r.PathValue("name") != "style.css" {
+	var body []byte
+	var tag, typ string
+	switch r.PathValue("name") {
+	case "style.css":
+		body, tag, typ = styleCSS, styleETag, "text/css; charset=utf-8"
+	case "passkey.js":
+		body, tag, typ = passkeyJS, passkeyETag, "text/javascript; charset=utf-8"
+	default:
 		h.fail(w, r, errNoRoute)
 		return
 	}
 	hd := w.Header()
 	hd.Set("Cache-Control", "public, max-age=3600")
-	hd.Set("ETag", styleETag)
-	hd.Set("Content-Type", "text/css; charset=utf-8")
-	if r.Header.Get("If-None-Match") == styleETag {
+	hd.Set("ETag", tag)
+	hd.Set("Content-Type", typ)
+	if r.Header.Get("If-None-Match") == tag {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
-	hd.Set("Content-Length", strconv.Itoa(len(styleCSS)))
-	_, _ = w.Write(styleCSS)
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write(body)
+}
+
+func etag(b []byte) string {
+	sum := sha256.Sum256(b)
+	return `"` + hex.EncodeToString(sum[:8]) + `"`
 }
 
 // errorView is the data of the error and message page.
 type errorView struct {
 	Base, Viewer string
+	Script       bool // never: an error page runs no script
 	Status       int
 	Title        string
 	Detail       string

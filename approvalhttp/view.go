@@ -19,6 +19,8 @@ import (
 
 type reviewView struct {
 	Base, Viewer string
+	// Script loads passkey.js (an approval with a passkey).
+	Script bool
 	ID           string
 	Status       approval.Status
 	StatusLabel  string
@@ -160,6 +162,19 @@ type formView struct {
 	Chosen approval.Verdict
 	// Retries are the choices of a denial's retry advice.
 	Retries []option
+	// Passkey is, for an approval that needs the approver's passkey
+	// (Policy.RequirePasskey), where the page gets its challenge.
+	Passkey string
+}
+
+// requiresPasskey reports whether an approval of r needs a passkey.
+func requiresPasskey(r *approval.Request) bool {
+	for _, p := range r.Policies {
+		if p.RequirePasskey {
+			return true
+		}
+	}
+	return false
 }
 
 // statusLabels tell the statuses apart at a glance, terminal ones included.

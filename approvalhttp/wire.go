@@ -170,6 +170,10 @@ type decideBody struct {
 	// action is refused (409 action_changed). Optional; a client that
 	// shows a person the request should send it.
 	ActionHash string `json:"action_hash,omitempty"`
+	// Passkey is the approver's WebAuthn assertion of the vote's challenge
+	// (approval.Decision.Passkey), its bytes in base64url: required to
+	// approve under a policy with RequirePasskey.
+	Passkey *passkeyJSON `json:"passkey,omitempty"`
 }
 
 // payload returns the edited payload b carries, nil for none.
