@@ -126,7 +126,7 @@ func TestBrowserSignIn(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = gate.Close(context.Background()) })
 	require.NoError(t, gate.SetPolicy("high_spend", approval.Policy{
-		Match:     approval.CostAtLeast(1000, "USD"),
+		Match:             approval.CostAtLeast(1000, "USD"),
 		Approvers:         []approval.Approver{approval.Group("finance")},
 		RequiredApprovals: 1,
 	}))
