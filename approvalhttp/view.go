@@ -18,6 +18,7 @@ import (
 // the templates only read fields.
 
 type reviewView struct {
+	pageChrome
 	Base, Viewer string
 	ID           string
 	Status       approval.Status

@@ -151,7 +151,12 @@ func TestBrowserSignIn(t *testing.T) {
 		Logger:          slog.New(slog.DiscardHandler),
 	})
 	require.NoError(t, err)
-	h, err := approvalhttp.New(gate, approvalhttp.Options{Identity: o.Identity, Logger: slog.New(slog.DiscardHandler)})
+	h, err := approvalhttp.New(gate, approvalhttp.Options{
+		Identity: o.Identity,
+		SignIn:   o.LoginURL(""),
+		SignOut:  o.LogoutURL(),
+		Logger:   slog.New(slog.DiscardHandler),
+	})
 	require.NoError(t, err)
 	mux.Handle("/auth/", o)
 	mux.Handle("/review/", o.RequireLogin(http.StripPrefix("/review", h)))
@@ -262,10 +267,12 @@ func TestBrowserSignIn(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(shots, "signin-2-approved.png"), shot, 0o644))
 
-	// 4. She signs out.
+	// 4. She signs out, from the link beside her name.
+	require.Equal(t, "alice@example.com", text("#viewer"))
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(app.URL+"/auth/logout"),
+		chromedp.Click(chromedp.CSS("#sign-out-link")),
 		chromedp.WaitVisible(chromedp.CSS("#sign-out"))))
+	require.Equal(t, app.URL+"/auth/logout", location())
 	require.Equal(t, "You are signed in as alice@example.com.", text("#message"))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("#sign-out")),
