@@ -10,9 +10,13 @@ import (
 // Proxy reads the reviewer from a header set by a trusted authenticating
 // reverse proxy, for hosts behind one, in place of OIDC:
 //
-//   - oauth2-proxy (--set-xauthrequest, or --pass-user-headers with
-//     --upstream) sends X-Forwarded-Email, X-Forwarded-User,
-//     X-Forwarded-Preferred-Username and X-Forwarded-Groups (comma-separated).
+//   - oauth2-proxy, as the reverse proxy (--upstream, with
+//     --pass-user-headers, its default), sends X-Forwarded-Email,
+//     X-Forwarded-User, X-Forwarded-Preferred-Username and
+//     X-Forwarded-Groups (comma-separated). Behind nginx auth_request, with
+//     --set-xauthrequest, it answers X-Auth-Request-Email and the like,
+//     which nginx forwards under the name it is told (auth_request_set,
+//     proxy_set_header X-Forwarded-Email).
 //   - Pomerium sends X-Pomerium-Jwt-Assertion, a signed JWT, and with
 //     jwt_claims_headers the claims as headers of their own
 //     (jwt_claims_headers: {X-Pomerium-Claim-Email: email}).
