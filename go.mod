@@ -21,7 +21,7 @@ require (
 	github.com/zitadel/oidc/v3 v3.52.0
 	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/oauth2 v0.38.0
-	golang.org/x/text v0.44.0
+	golang.org/x/text v0.43.0
 	modernc.org/sqlite v1.60.1
 )
 
