@@ -273,6 +273,9 @@ func TestBrowserSignIn(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#sign-out-link")),
 		chromedp.WaitVisible(chromedp.CSS("#sign-out"))))
 	require.Equal(t, app.URL+"/auth/logout", location())
+	shot, err = chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(shots, "signin-3-sign-out.png"), shot, 0o644))
 	require.Equal(t, "You are signed in as alice@example.com.", text("#message"))
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS("#sign-out")),

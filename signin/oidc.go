@@ -377,7 +377,7 @@ func (o *OIDC) logoutPage(w http.ResponseWriter, r *http.Request) {
 		o.page(w, http.StatusOK, page{Title: "Signed out", Message: "You are not signed in.", Link: o.LoginURL(""), LinkText: "Sign in"})
 		return
 	}
-	o.page(w, http.StatusOK, page{Title: "Sign out", Message: "You are signed in as " + s.Approver + ".", SignOut: true})
+	o.page(w, http.StatusOK, page{Title: "Sign out", Message: "You are signed in as " + s.Approver + ".", SignOut: true, Back: o.cfg.Home})
 }
 
 // logout ends the session (behind cross-origin protection) and sends the

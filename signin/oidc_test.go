@@ -444,6 +444,7 @@ func TestLogout(t *testing.T) {
 	html := body(page)
 	require.Contains(t, html, "You are signed in as alice@example.com.")
 	require.Contains(t, html, `<form method="post" action="logout"`)
+	require.Contains(t, html, `<a id="back" href="/review/approvals?awaiting=me">`)
 	require.Contains(t, page.Header.Get("Content-Security-Policy"), "form-action 'self'")
 	require.Nil(t, cookie(t, page, "approval_session"), "a GET signs nobody out")
 
@@ -622,4 +623,21 @@ func TestConfig(t *testing.T) {
 	c.RedirectURL, c.InsecureCookies = "http://127.0.0.1:8080/auth/callback", true
 	_, err = signin.New(context.Background(), c)
 	require.NoError(t, err, "http on loopback for development")
+}
+
+// TestTooManyGroups: groups that would not fit in a cookie refuse the
+// sign-in, saying why, rather than set a cookie the browser drops.
+func TestTooManyGroups(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	resp := e.signIn("", func(id, _ map[string]any) {
+		var groups []string
+		for i := range 200 {
+			groups = append(groups, strings.Repeat("g", 20)+string(rune('a'+i%26)))
+		}
+		id["groups"] = groups
+	})
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Contains(t, body(resp), "would not fit in a cookie")
+	require.Nil(t, cookie(t, resp, "approval_session"))
 }

@@ -11,6 +11,7 @@ type page struct {
 	Title, Message string
 	Link, LinkText string
 	SignOut        bool
+	Back           string // a link back to Config.Home
 }
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
@@ -22,6 +23,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 {{with .Message}}<p id="message">{{.}}</p>{{end}}
 {{if .SignOut}}<form method="post" action="logout" id="logout-form"><button type="submit" id="sign-out">Sign out</button></form>{{end}}
 {{with .Link}}<p><a id="sign-in" href="{{.}}">{{$.LinkText}}</a></p>{{end}}
+{{with .Back}}<p><a id="back" href="{{.}}">Back to approvals</a></p>{{end}}
 </main>
 </body>
 </html>
