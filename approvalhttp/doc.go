@@ -68,6 +68,13 @@
 // that is not a valid identity (approval.CanonicalID) leaves the request
 // unauthenticated; never someone else.
 //
+// Package signin provides Identity for reviewers who sign in with an
+// OpenID Connect provider, or through an authenticating proxy.
+// Options.SignIn names the host's sign-in page, which a 401 page links to;
+// Options.SignOut its sign-out page, which the header of every page links
+// to beside the signed-in reviewer's name (element IDs sign-in-link,
+// sign-out-link).
+//
 // POST /api/approvals needs Options.Authenticate; without it the route
 // answers 404. The authenticated caller is the requester
 // (Action.RequestedBy): a body requested_by that names anyone else is

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,6 +46,14 @@ type Options struct {
 	// metadata keys to mask on every request, beside each matched policy's
 	// Policy.Redact. Names compare case-insensitively. Defaults to none.
 	Redact []string
+	// SignIn is the URL of the host's sign-in page ("/auth/login", see
+	// package signin): a 401 page links to it. Defaults to "": no link.
+	SignIn string
+	// SignOut is the URL of the host's sign-out page ("/auth/logout"): the
+	// header of every page links to it beside the signed-in reviewer's
+	// name. Sign-out itself should be a POST from that page. Defaults to
+	// "": no link.
+	SignOut string
 	// TrustedOrigins are origins ("https://admin.example.com") whose
 	// cross-origin browser requests may still change state (see
 	// http.CrossOriginProtection.AddTrustedOrigin). Defaults to none: only
@@ -92,6 +101,8 @@ type handler struct {
 	authenticate func(*http.Request) (string, error)
 	identity     func(*http.Request) (string, error)
 	isOperator   func(*http.Request, string) bool
+	signIn       string        // Options.SignIn
+	signOut      string        // Options.SignOut
 	verifyFailed verifyFailure // the last "Verify now" that failed
 	redact       []string
 	maxBody      int64
@@ -127,7 +138,14 @@ func New(gate *approval.Gate, opts Options) (http.Handler, error) {
 			return nil, fmt.Errorf("approvalhttp: New: Redact name %q is empty or not UTF-8", k)
 		}
 	}
+	for _, u := range [...]string{opts.SignIn, opts.SignOut} {
+		if u != "" && !pageURL(u) {
+			return nil, fmt.Errorf("approvalhttp: New: SignIn or SignOut %q is neither a path (\"/auth/login\") nor an http(s) URL", u)
+		}
+	}
 	h := &handler{
+		signIn:       opts.SignIn,
+		signOut:      opts.SignOut,
 		gate:         gate,
 		authenticate: opts.Authenticate,
 		identity:     opts.Identity,
@@ -288,6 +306,19 @@ func (h *handler) call(what string, f func(*http.Request) (string, error), r *ht
 // reviewer returns the canonical ID Options.Identity names for r, or "".
 func (h *handler) reviewer(r *http.Request) string {
 	return h.call("Options.Identity", h.identity, r)
+}
+
+// pageURL reports whether u may be linked to as the host's sign-in or
+// sign-out page: a path on this site, or an http(s) URL.
+func pageURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil || strings.ContainsAny(u, "\\\x00\t\r\n") {
+		return false
+	}
+	if p.IsAbs() {
+		return (p.Scheme == "https" || p.Scheme == "http") && p.Host != ""
+	}
+	return strings.HasPrefix(u, "/") && !strings.HasPrefix(u, "//") && p.Host == ""
 }
 
 // isRequestID reports whether id has the form of the IDs the gate issues

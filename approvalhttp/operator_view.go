@@ -14,6 +14,7 @@ import (
 // preformatted here, the chart's geometry included, so that the template
 // only reads fields.
 type operatorView struct {
+	pageChrome
 	Base, Viewer string
 	Script       bool // never
 	At, AtISO    string
@@ -113,7 +114,7 @@ type failureView struct {
 
 // operatorPageView turns st into the page's data.
 func operatorPageView(st approval.Stats, base, who string) *operatorView {
-	v := &operatorView{Base: base, Viewer: who,
+	v := &operatorView{pageChrome: pageChrome{Session: true}, Base: base, Viewer: who,
 		RedriveAction: base + "operator/redrive", VerifyAction: base + "operator/verify"}
 	v.At, v.AtISO = fmtTime(st.At)
 	for _, o := range st.Open {

@@ -72,7 +72,7 @@ func (h *handler) showReview(w http.ResponseWriter, r *http.Request, id string, 
 	}
 	rv := h.review(req, page.Events, h.keysFor(req), h.now())
 	rv.HistoryMore = page.Next != ""
-	rv.Base, rv.Viewer = base(r), v.id
+	rv.Base, rv.Viewer, rv.Session = base(r), v.id, signedIn != ""
 	if rv.Prior != nil {
 		rv.Prior.URL = rv.Base + "approvals/" + rv.Prior.RequestID
 	}
@@ -218,6 +218,7 @@ func (h *handler) decideForm(w http.ResponseWriter, r *http.Request) {
 }
 
 type queueView struct {
+	pageChrome
 	Base, Viewer        string
 	Script              bool // never
 	Rows                []rowView
@@ -298,7 +299,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, err)
 		return
 	}
-	v := &queueView{Base: base(r), Viewer: who, Policy: q.Policy, RequestedBy: q.RequestedBy, Awaiting: q.Awaiting != "", Paged: cursor != ""}
+	v := &queueView{pageChrome: pageChrome{Session: true}, Base: base(r), Viewer: who, Policy: q.Policy, RequestedBy: q.RequestedBy, Awaiting: q.Awaiting != "", Paged: cursor != ""}
 	v.StatusOptions = append(v.StatusOptions, option{"", "All (open first)", status == ""}, option{"open", "Open", status == "open"})
 	for _, s := range queueStatuses {
 		v.StatusOptions = append(v.StatusOptions, option{string(s), statusLabel(s), status == string(s)})

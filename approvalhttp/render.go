@@ -50,6 +50,9 @@ func parsePage(name string) *template.Template {
 // render executes t with data into a pooled buffer and writes it with
 // status; a template error is a 500, logged, before anything is written.
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, t *template.Template, data any) {
+	if c, ok := data.(interface{ chrome() *pageChrome }); ok {
+		c.chrome().SignIn, c.chrome().SignOut = h.signIn, h.signOut
+	}
 	buf := getBuf()
 	defer putBuf(buf)
 	if err := t.ExecuteTemplate(buf, "layout", data); err != nil {
@@ -95,8 +98,20 @@ func etag(b []byte) string {
 	return `"` + hex.EncodeToString(sum[:8]) + `"`
 }
 
+// pageChrome is what every page's layout shows besides its content:
+// the host's sign-in and sign-out pages (Options.SignIn, Options.SignOut),
+// which render fills, and whether the viewer is signed in (a session, not
+// only a link's token), which the page sets.
+type pageChrome struct {
+	SignIn, SignOut string
+	Session         bool
+}
+
+func (c *pageChrome) chrome() *pageChrome { return c }
+
 // errorView is the data of the error and message page.
 type errorView struct {
+	pageChrome
 	Base, Viewer string
 	Script       bool // never: an error page runs no script
 	Status       int

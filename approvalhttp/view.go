@@ -18,9 +18,10 @@ import (
 // the templates only read fields.
 
 type reviewView struct {
+	pageChrome
 	Base, Viewer string
 	// Script loads passkey.js (an approval with a passkey).
-	Script bool
+	Script       bool
 	ID           string
 	Status       approval.Status
 	StatusLabel  string
