@@ -21,6 +21,8 @@ type scenario struct {
 
 	// caller is the span the Guard of a was called in.
 	caller trace.SpanContext
+	// reviewer is the span, of a trace of its own, alice decided a in.
+	reviewer trace.SpanContext
 	// a is a high_spend transfer guarded inside caller, rejected twice
 	// (a person not eligible, an expired token) and approved after 4
 	// minutes; b an ops_deploy guarded without a span, timed out by a Tick
@@ -96,7 +98,10 @@ func runScenario(t *testing.T) *scenario {
 	h.Clock.Advance(4 * time.Minute)
 	_, err = h.Gate.Decide(h.Ctx, s.a, approval.Decision{Token: s.token, Verdict: approval.VerdictApprove})
 	require.ErrorIs(t, err, approval.ErrTokenExpired)
-	_, err = h.Decide(s.a, "alice", approval.VerdictApprove)
+	ctx, span = tracer.Start(h.Ctx, "reviewer")
+	s.reviewer = span.SpanContext()
+	_, err = h.Gate.Decide(ctx, s.a, approval.Decision{Token: h.Token(s.a, "alice", approval.VerdictApprove), Verdict: approval.VerdictApprove})
+	span.End()
 	require.NoError(t, err)
 	r, err := h.Decide(s.a, "bob", approval.VerdictApprove)
 	require.NoError(t, err)
