@@ -23,6 +23,7 @@ import (
 type telemetry struct {
 	obs    *approvalotel.Observer
 	tp     *sdktrace.TracerProvider
+	mp     *sdkmetric.MeterProvider
 	spans  *tracetest.SpanRecorder
 	reader *sdkmetric.ManualReader
 }
@@ -31,13 +32,13 @@ func newTelemetry(t *testing.T) *telemetry {
 	t.Helper()
 	tel := &telemetry{spans: tracetest.NewSpanRecorder(), reader: sdkmetric.NewManualReader()}
 	tel.tp = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(tel.spans))
-	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(tel.reader))
+	tel.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(tel.reader))
 	t.Cleanup(func() {
 		_ = tel.tp.Shutdown(context.Background())
-		_ = mp.Shutdown(context.Background())
+		_ = tel.mp.Shutdown(context.Background())
 	})
 	var err error
-	tel.obs, err = approvalotel.New(approvalotel.Options{TracerProvider: tel.tp, MeterProvider: mp})
+	tel.obs, err = approvalotel.New(approvalotel.Options{TracerProvider: tel.tp, MeterProvider: tel.mp})
 	require.NoError(t, err)
 	return tel
 }
