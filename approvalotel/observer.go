@@ -49,6 +49,9 @@ type Observer struct {
 	guardOpts map[guardKey]*measureOpts
 	// attrs caches the measurement options of the other observations.
 	attrs attrCache
+	// onePolicy caches the approval.policies span attribute of each
+	// policy matched alone.
+	onePolicy sync.Map // string → attribute.KeyValue
 	// created remembers the trace context of requests created by a Guard
 	// whose context had no span, so that the Guard's own span joins the
 	// request's trace (see Observer.TraceParent).

@@ -2,6 +2,7 @@ package approvalotel
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -106,11 +107,16 @@ func (o *Observer) span(ctx context.Context, ob *approval.Observation, name stri
 // spanAt records ob as a span from start to end, placed as parentOf says.
 func (o *Observer) spanAt(ctx context.Context, ob *approval.Observation, name string, kind trace.SpanKind, start, end time.Time) {
 	parent, links := parentOf(ctx, ob.TraceParent)
-	opts := []trace.SpanStartOption{trace.WithTimestamp(start), trace.WithSpanKind(kind), trace.WithAttributes(spanAttributes(ob)...)}
+	// The span copies its start options: the attributes' slice is reused.
+	kvs := attrPool.Get().(*[]attribute.KeyValue)
+	*kvs = o.spanAttributes((*kvs)[:0], ob)
+	opts := []trace.SpanStartOption{trace.WithTimestamp(start), trace.WithSpanKind(kind), trace.WithAttributes(*kvs...)}
 	if links != nil {
 		opts = append(opts, trace.WithLinks(links...))
 	}
 	_, span := o.tracer.Start(parent, name, opts...)
+	clear(*kvs)
+	attrPool.Put(kvs)
 	if failed(ob) {
 		class := errorType(ob)
 		span.SetAttributes(keyErrorType.String(class))
@@ -133,15 +139,16 @@ func failed(ob *approval.Observation) bool {
 	return false
 }
 
-// spanAttributes returns the attributes of ob's span: IDs, names and
-// outcomes, never a payload, a token, a reason or an error's text.
-func spanAttributes(ob *approval.Observation) []attribute.KeyValue {
-	kvs := make([]attribute.KeyValue, 0, 6)
+var attrPool = sync.Pool{New: func() any { return new([]attribute.KeyValue) }}
+
+// spanAttributes appends the attributes of ob's span to kvs: IDs, names
+// and outcomes, never a payload, a token, a reason or an error's text.
+func (o *Observer) spanAttributes(kvs []attribute.KeyValue, ob *approval.Observation) []attribute.KeyValue {
 	if ob.RequestID != "" {
 		kvs = append(kvs, keyRequestID.String(ob.RequestID))
 	}
 	if len(ob.Policies) > 0 {
-		kvs = append(kvs, keyPolicies.StringSlice(ob.Policies))
+		kvs = append(kvs, o.policies(ob.Policies))
 	}
 	if ob.Outcome != "" {
 		kvs = append(kvs, keyOutcome.String(ob.Outcome))
@@ -157,4 +164,22 @@ func spanAttributes(ob *approval.Observation) []attribute.KeyValue {
 		kvs = append(kvs, keyCount.Int(ob.Count))
 	}
 	return kvs
+}
+
+// policies returns the approval.policies attribute of ps. A request
+// matches one policy more often than not: that attribute is made once
+// per policy.
+func (o *Observer) policies(ps []string) attribute.KeyValue {
+	if len(ps) != 1 {
+		return keyPolicies.StringSlice(ps)
+	}
+	if kv, ok := o.onePolicy.Load(ps[0]); ok {
+		return kv.(attribute.KeyValue)
+	}
+	kv := keyPolicies.StringSlice(ps)
+	if o.attrs.n.Load() < maxCachedSets {
+		o.onePolicy.Store(ps[0], kv)
+		o.attrs.n.Add(1)
+	}
+	return kv
 }
