@@ -20,8 +20,9 @@ import (
 // The benchmarks behind docs/PERFORMANCE.md's "Observability overhead":
 // each runs a gate without an observer (off) and one with an Observer on
 // the SDK (on: spans batched to an exporter that drops them, metrics
-// kept for a ManualReader) alternately in one loop, so that the
-// machine's drift weighs on both alike, and reports each side's time per
+// kept for a ManualReader) alternately in one loop, which of the two
+// first alternating too, so that the machine's drift weighs on both
+// alike, and reports each side's time per
 // operation and their ratio:
 //
 //	go test -run '^$' -bench . -benchmem -count 5 ./approvalotel
@@ -117,6 +118,23 @@ func newPair(b *testing.B, setup func(*approval.Gate)) pair {
 	return p
 }
 
+// alternate runs op on each gate, timing each into off and on; the
+// first of the two alternates with i, so that neither side always runs
+// on caches the other warmed.
+func (p pair) alternate(i int, off, on *time.Duration, op func(*approval.Gate)) {
+	first, second, dFirst, dSecond := p.off, p.on, off, on
+	if i&1 == 1 {
+		first, second, dFirst, dSecond = p.on, p.off, on, off
+	}
+	t0 := time.Now()
+	op(first)
+	t1 := time.Now()
+	op(second)
+	t2 := time.Now()
+	*dFirst += t1.Sub(t0)
+	*dSecond += t2.Sub(t1)
+}
+
 // report reports each side's time per operation, their ratio, and the
 // observations the gate dropped (which would flatter the figure), once
 // the observed gate is closed.
@@ -154,16 +172,11 @@ func BenchmarkGuardCreate(b *testing.B) {
 	b.ResetTimer()
 	var off, on time.Duration
 	for i := range b.N {
-		t0 := time.Now()
-		r1, err1 := p.off.Guard(ctx, actions[i])
-		t1 := time.Now()
-		r2, err2 := p.on.Guard(ctx, actions[i])
-		t2 := time.Now()
-		if err1 != nil || err2 != nil || r1.Status != approval.OutcomePending || r2.Status != approval.OutcomePending {
-			b.Fatal(r1, err1, r2, err2)
-		}
-		off += t1.Sub(t0)
-		on += t2.Sub(t1)
+		p.alternate(i, &off, &on, func(g *approval.Gate) {
+			if res, err := g.Guard(ctx, actions[i]); err != nil || res.Status != approval.OutcomePending {
+				b.Fatal(res, err)
+			}
+		})
 	}
 	p.report(b, off, on)
 }
@@ -205,16 +218,15 @@ func BenchmarkDecide(b *testing.B) {
 	b.ResetTimer()
 	var off, on time.Duration
 	for i := range b.N {
-		t0 := time.Now()
-		r1, err1 := p.off.Decide(ctx, offIDs[i], approval.Decision{Token: offToks[i], Verdict: approval.VerdictApprove})
-		t1 := time.Now()
-		r2, err2 := p.on.Decide(ctx, onIDs[i], approval.Decision{Token: onToks[i], Verdict: approval.VerdictApprove})
-		t2 := time.Now()
-		if err1 != nil || err2 != nil || len(r1.Votes) != 1 || len(r2.Votes) != 1 {
-			b.Fatal(r1, err1, r2, err2)
-		}
-		off += t1.Sub(t0)
-		on += t2.Sub(t1)
+		p.alternate(i, &off, &on, func(g *approval.Gate) {
+			id, tok := offIDs[i], offToks[i]
+			if g == p.on {
+				id, tok = onIDs[i], onToks[i]
+			}
+			if r, err := g.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}); err != nil || len(r.Votes) != 1 {
+				b.Fatal(r, err)
+			}
+		})
 	}
 	p.report(b, off, on)
 }
@@ -245,17 +257,12 @@ func BenchmarkGuardNoMatch(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	var off, on time.Duration
-	for range b.N {
-		t0 := time.Now()
-		r1, err1 := p.off.Guard(ctx, noMatchAction)
-		t1 := time.Now()
-		r2, err2 := p.on.Guard(ctx, noMatchAction)
-		t2 := time.Now()
-		if err1 != nil || err2 != nil || r1.Status != approval.OutcomeApproved || r2.Status != approval.OutcomeApproved {
-			b.Fatal(r1, err1, r2, err2)
-		}
-		off += t1.Sub(t0)
-		on += t2.Sub(t1)
+	for i := range b.N {
+		p.alternate(i, &off, &on, func(g *approval.Gate) {
+			if res, err := g.Guard(ctx, noMatchAction); err != nil || res.Status != approval.OutcomeApproved {
+				b.Fatal(res, err)
+			}
+		})
 	}
 	p.report(b, off, on)
 }
