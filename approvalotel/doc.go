@@ -17,21 +17,21 @@
 // request ID, a payload, a token, a reason or an error's text: request
 // IDs are on spans only.
 //
-//	name                               instrument          unit           attributes
-//	approval.guard.duration            histogram           s              approval.outcome, approval.policy.matched
-//	approval.request.created           counter             {request}      approval.policy, approval.outcome
-//	approval.request.resolved          counter             {request}      approval.policy, approval.outcome
-//	approval.request.duration          histogram           s              approval.policy, approval.outcome
-//	approval.request.open              observable gauge    {request}      approval.policy
-//	approval.decisions                 counter             {decision}     approval.outcome, approval.decision.rejection
-//	approval.notification.attempts     counter             {attempt}      approval.channel, approval.outcome
-//	approval.notification.duration     histogram           s              approval.channel, approval.outcome
-//	approval.notification.dead_lettered counter            {message}      approval.channel
-//	approval.outbox.pending            observable gauge    {message}      approval.channel
-//	approval.outbox.dead               observable gauge    {message}      approval.channel
-//	approval.outbox.oldest_age         observable gauge    s              approval.channel
-//	approval.tick.duration             histogram           s              (none)
-//	approval.observer.dropped          counter             {observation}  (none)
+//	name                                 instrument        unit           attributes
+//	approval.guard.duration              histogram         s              approval.outcome, approval.policy.matched
+//	approval.request.created             counter           {request}      approval.policy, approval.outcome
+//	approval.request.resolved            counter           {request}      approval.policy, approval.outcome
+//	approval.request.duration            histogram         s              approval.policy, approval.outcome
+//	approval.request.open                observable gauge  {request}      approval.policy
+//	approval.decisions                   counter           {decision}     approval.outcome, approval.decision.rejection
+//	approval.notification.attempts       counter           {attempt}      approval.channel, approval.outcome
+//	approval.notification.duration       histogram         s              approval.channel, approval.outcome
+//	approval.notification.dead_lettered  counter           {message}      approval.channel
+//	approval.outbox.pending              observable gauge  {message}      approval.channel
+//	approval.outbox.dead                 observable gauge  {message}      approval.channel
+//	approval.outbox.oldest_age           observable gauge  s              approval.channel
+//	approval.tick.duration               histogram         s              (none)
+//	approval.observer.dropped            counter           {observation}  (none)
 //
 // approval.guard.duration's outcome is the Result status, or "error";
 // approval.policy.matched is false for a Guard no policy matched (approved
