@@ -37,8 +37,8 @@ type Options struct {
 
 // Observer records what gates do as OpenTelemetry metrics and spans: it is
 // an approval.TraceObserver, for approval.Config.Observer. Make one with
-// New; it is safe for concurrent use, and one Observer may serve several
-// gates.
+// New (the zero value is not usable); it is safe for concurrent use, and
+// one Observer may serve several gates.
 type Observer struct {
 	tracer       trace.Tracer
 	statsTimeout time.Duration
