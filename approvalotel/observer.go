@@ -1,0 +1,259 @@
+package approvalotel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/signoff/approval"
+)
+
+// ScopeName is the instrumentation scope of the tracer and meter an
+// Observer uses.
+const ScopeName = "github.com/signoff/approval/approvalotel"
+
+// DefaultStatsTimeout is the default Options.StatsTimeout.
+const DefaultStatsTimeout = 5 * time.Second
+
+// Options configures an Observer. The zero value uses the global
+// providers.
+type Options struct {
+	// TracerProvider makes the spans. Defaults to otel.GetTracerProvider().
+	TracerProvider trace.TracerProvider
+	// MeterProvider makes the instruments. Defaults to
+	// otel.GetMeterProvider().
+	MeterProvider metric.MeterProvider
+	// StatsTimeout bounds the Gate.Stats that each collection of the
+	// observable gauges runs (see Observer.ObserveGate). Defaults to
+	// DefaultStatsTimeout.
+	StatsTimeout time.Duration
+}
+
+// Observer records what gates do as OpenTelemetry metrics and spans: it is
+// an approval.TraceObserver, for approval.Config.Observer. Make one with
+// New (the zero value is not usable); it is safe for concurrent use, and
+// one Observer may serve several gates.
+type Observer struct {
+	tracer       trace.Tracer
+	statsTimeout time.Duration
+	ins          instruments
+
+	// guardOpts are the measurement options of every Guard outcome a gate
+	// returns, built once so that recording a Guard allocates nothing.
+	guardOpts map[guardKey]*measureOpts
+	// attrs caches the measurement options of the other observations.
+	attrs attrCache
+	// onePolicy caches the approval.policies span attribute of each
+	// policy matched alone.
+	onePolicy sync.Map // string → attribute.KeyValue
+	// created remembers the trace context of requests created by a Guard
+	// whose context had no span, so that the Guard's own span joins the
+	// request's trace (see Observer.TraceParent).
+	created createdRing
+}
+
+var _ approval.TraceObserver = (*Observer)(nil)
+
+// New returns an Observer on the providers opts names. It fails only if
+// the MeterProvider refuses an instrument.
+func New(opts Options) (*Observer, error) {
+	if opts.StatsTimeout < 0 {
+		return nil, fmt.Errorf("approvalotel: New: Options.StatsTimeout is negative (%s): use 0 for the default", opts.StatsTimeout)
+	}
+	tp := opts.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	mp := opts.MeterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	o := &Observer{
+		tracer:       tp.Tracer(ScopeName),
+		statsTimeout: opts.StatsTimeout,
+	}
+	if o.statsTimeout == 0 {
+		o.statsTimeout = DefaultStatsTimeout
+	}
+	var err error
+	if o.ins, err = newInstruments(mp.Meter(ScopeName)); err != nil {
+		return nil, fmt.Errorf("approvalotel: New: %w", err)
+	}
+	o.guardOpts = guardOptions()
+	return o, nil
+}
+
+// Observe records ob as metrics and, for what concerns a request, a span
+// (see the package doc). The gate calls it; ctx is the observed call's.
+func (o *Observer) Observe(ctx context.Context, ob approval.Observation) {
+	switch ob.Kind {
+	case approval.ObserveGuard:
+		o.guard(ctx, &ob)
+	case approval.ObserveCreated:
+		o.createdRequest(ctx, &ob)
+	case approval.ObserveResolved:
+		o.resolved(ctx, &ob)
+	case approval.ObserveDecide:
+		o.decide(ctx, &ob)
+	case approval.ObserveWait:
+		o.wait(ctx, &ob)
+	case approval.ObserveTick:
+		o.tick(ctx, &ob)
+	case approval.ObserveDelivery:
+		o.delivery(ctx, &ob)
+	case approval.ObserveDropped:
+		o.ins.dropped.Add(ctx, int64(ob.Count))
+	}
+}
+
+func (o *Observer) guard(ctx context.Context, ob *approval.Observation) {
+	matched := len(ob.Policies) > 0
+	m := o.guardOpts[guardKey{ob.Outcome, matched}]
+	if m == nil {
+		m = o.attrs.get(attrKey{kind: approval.ObserveGuard, outcome: ob.Outcome, matched: matched})
+	}
+	o.ins.guardDuration.Record(ctx, ob.Duration.Seconds(), m.record...)
+	if !matched && ob.RequestID == "" && ob.Err == nil {
+		return // no policy matched: nothing to trace
+	}
+	parent := ctx
+	if !trace.SpanContextFromContext(ctx).IsValid() && ob.RequestID != "" {
+		if tp := o.created.lookup(ob.RequestID); tp != "" {
+			parent, _ = withRemoteParent(ctx, tp)
+		}
+	}
+	o.span(parent, ob, spanGuard, trace.SpanKindInternal)
+}
+
+func (o *Observer) createdRequest(ctx context.Context, ob *approval.Observation) {
+	o.perPolicy(ob, func(m *measureOpts) { o.ins.created.Add(ctx, 1, m.add...) })
+	if ob.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
+		o.created.remember(ob.RequestID, ob.TraceParent)
+	}
+}
+
+func (o *Observer) resolved(ctx context.Context, ob *approval.Observation) {
+	secs := ob.Duration.Seconds()
+	o.perPolicy(ob, func(m *measureOpts) {
+		o.ins.resolved.Add(ctx, 1, m.add...)
+		o.ins.requestDuration.Record(ctx, secs, m.record...)
+	})
+	if ob.TraceParent == "" {
+		return // no trace to mark the resolution in
+	}
+	// An instant in the approval's trace: when it was resolved.
+	at := time.Now()
+	o.spanAt(ctx, ob, spanResolved, trace.SpanKindInternal, at, at)
+}
+
+func (o *Observer) decide(ctx context.Context, ob *approval.Observation) {
+	o.ins.decisions.Add(ctx, 1, o.attrs.get(attrKey{kind: approval.ObserveDecide, outcome: ob.Outcome, class: ob.Class}).add...)
+	o.span(ctx, ob, spanDecide, trace.SpanKindInternal)
+}
+
+func (o *Observer) wait(ctx context.Context, ob *approval.Observation) {
+	o.span(ctx, ob, spanWait, trace.SpanKindInternal)
+}
+
+func (o *Observer) tick(ctx context.Context, ob *approval.Observation) {
+	o.ins.tickDuration.Record(ctx, ob.Duration.Seconds())
+	// A gate's Run ticks every second: a trace of each idle Tick would
+	// bury the ones that did something.
+	if ob.Count > 0 || ob.Err != nil || trace.SpanContextFromContext(ctx).IsValid() {
+		o.span(ctx, ob, spanTick, trace.SpanKindInternal)
+	}
+}
+
+func (o *Observer) delivery(ctx context.Context, ob *approval.Observation) {
+	m := o.attrs.get(attrKey{kind: approval.ObserveDelivery, outcome: ob.Outcome, channel: ob.Channel})
+	o.ins.attempts.Add(ctx, 1, m.add...)
+	o.ins.deliveryDuration.Record(ctx, ob.Duration.Seconds(), m.record...)
+	if ob.Outcome == approval.ObservedDeadLetter {
+		o.ins.deadLettered.Add(ctx, 1, o.attrs.get(deadLetterKey(ob.Channel)).add...)
+	}
+	o.span(ctx, ob, spanDelivery, trace.SpanKindClient)
+}
+
+// perPolicy calls fn with the measurement options of ob's outcome under
+// each of its policies: a request that matched several policies counts
+// once under each. A request with none counts once, without a policy.
+func (o *Observer) perPolicy(ob *approval.Observation, fn func(*measureOpts)) {
+	if len(ob.Policies) == 0 {
+		fn(o.attrs.get(attrKey{kind: ob.Kind, outcome: ob.Outcome, noPolicy: true}))
+		return
+	}
+	for _, p := range ob.Policies {
+		fn(o.attrs.get(attrKey{kind: ob.Kind, outcome: ob.Outcome, policy: p}))
+	}
+}
+
+// errorType names the class of an observation's error for error.type:
+// a fixed word, never the error's text, which may hold what a person
+// typed or a channel's answer.
+func errorType(ob *approval.Observation) string {
+	if ob.Class != "" {
+		return ob.Class
+	}
+	err := ob.Err
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	for _, c := range errorClasses {
+		if errors.Is(err, c.err) {
+			return c.class
+		}
+	}
+	if ob.Kind == approval.ObserveDelivery {
+		return "channel"
+	}
+	return "other"
+}
+
+var errorClasses = []struct {
+	err   error
+	class string
+}{
+	{approval.ErrInvalidAction, "invalid_action"},
+	{approval.ErrInvalidIdentity, "invalid_identity"},
+	{approval.ErrNotFound, "not_found"},
+	{approval.ErrConflict, "conflict"},
+	{approval.ErrClosed, "closed"},
+	{approval.ErrUnsupported, "unsupported"},
+}
+
+// createdRing remembers the trace contexts of the last requests created
+// without a span in the Guard's context, for the Guard's span, which the
+// gate observes just after the creation.
+type createdRing struct {
+	mu   sync.Mutex
+	next int
+	ids  [32]string
+	tps  [32]string
+}
+
+func (r *createdRing) remember(id, tp string) {
+	r.mu.Lock()
+	r.ids[r.next], r.tps[r.next] = id, tp
+	r.next = (r.next + 1) % len(r.ids)
+	r.mu.Unlock()
+}
+
+func (r *createdRing) lookup(id string) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, v := range r.ids {
+		if v == id {
+			return r.tps[i]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package approvalotel_test
+
+const raceEnabled = true

@@ -1,0 +1,185 @@
+package approvalotel
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/signoff/approval"
+)
+
+// The span names (see the package doc).
+const (
+	spanRequest  = "approval.request"
+	spanGuard    = "approval.guard"
+	spanDecide   = "approval.decide"
+	spanWait     = "approval.wait"
+	spanTick     = "approval.tick"
+	spanDelivery = "approval.delivery"
+	spanResolved = "approval.resolved"
+)
+
+// TraceParent returns the traceparent a request created by a Guard with
+// ctx is stored with: that of ctx's span when ctx has a valid one, so
+// that the approval continues the caller's trace; otherwise that of a new
+// root span, approval.request, started and ended at once, so that the
+// approval is a trace of its own with a real root. It returns "" when the
+// TracerProvider records nothing (the global no-op provider). A
+// tracestate is not kept.
+func (o *Observer) TraceParent(ctx context.Context) string {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		var span trace.Span
+		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal))
+		span.End()
+	}
+	var c traceCarrier
+	propagation.TraceContext{}.Inject(ctx, &c)
+	return c.traceparent
+}
+
+// traceCarrier carries one traceparent header, without a map.
+type traceCarrier struct{ traceparent string }
+
+const traceparentHeader = "traceparent"
+
+func (c *traceCarrier) Get(key string) string {
+	if key == traceparentHeader {
+		return c.traceparent
+	}
+	return ""
+}
+
+func (c *traceCarrier) Set(key, value string) {
+	if key == traceparentHeader {
+		c.traceparent = value
+	}
+}
+
+func (c *traceCarrier) Keys() []string { return []string{traceparentHeader} }
+
+// withRemoteParent returns ctx with the span context tp holds as its
+// remote parent, and that span context; ctx and an invalid span context
+// if tp is not a valid traceparent.
+func withRemoteParent(ctx context.Context, tp string) (context.Context, trace.SpanContext) {
+	pctx := propagation.TraceContext{}.Extract(ctx, &traceCarrier{tp})
+	sc := trace.SpanContextFromContext(pctx)
+	if !sc.IsValid() || !sc.IsRemote() {
+		return ctx, trace.SpanContext{}
+	}
+	return pctx, sc
+}
+
+// parentOf returns the context to start the span of an observation made
+// with ctx under the stored trace context tp, and the links of the span:
+//
+//   - without tp, the span is a child of ctx's span, or a root;
+//   - with tp and a span in ctx of the same trace, it is a child of ctx's
+//     span, the closer of the two;
+//   - with tp and a span in ctx of another trace (a reviewer's HTTP
+//     request), it is a child of tp's span, in the approval's trace, with
+//     a link to ctx's span;
+//   - with tp and no span in ctx (a delivery), it is a child of tp's span.
+func parentOf(ctx context.Context, tp string) (context.Context, []trace.Link) {
+	if tp == "" {
+		return ctx, nil
+	}
+	caller := trace.SpanContextFromContext(ctx)
+	pctx, stored := withRemoteParent(ctx, tp)
+	switch {
+	case !stored.IsValid(), caller.IsValid() && caller.TraceID() == stored.TraceID():
+		return ctx, nil
+	case caller.IsValid():
+		return pctx, []trace.Link{{SpanContext: caller}}
+	}
+	return pctx, nil
+}
+
+// span records ob as a span from its Start for its Duration.
+func (o *Observer) span(ctx context.Context, ob *approval.Observation, name string, kind trace.SpanKind) {
+	o.spanAt(ctx, ob, name, kind, ob.Start, ob.Start.Add(ob.Duration))
+}
+
+// spanAt records ob as a span from start to end, placed as parentOf says.
+func (o *Observer) spanAt(ctx context.Context, ob *approval.Observation, name string, kind trace.SpanKind, start, end time.Time) {
+	parent, links := parentOf(ctx, ob.TraceParent)
+	// The span copies its start options: the attributes' slice is reused.
+	kvs := attrPool.Get().(*[]attribute.KeyValue)
+	*kvs = o.spanAttributes((*kvs)[:0], ob)
+	opts := []trace.SpanStartOption{trace.WithTimestamp(start), trace.WithSpanKind(kind), trace.WithAttributes(*kvs...)}
+	if links != nil {
+		opts = append(opts, trace.WithLinks(links...))
+	}
+	_, span := o.tracer.Start(parent, name, opts...)
+	clear(*kvs)
+	attrPool.Put(kvs)
+	if failed(ob) {
+		class := errorType(ob)
+		span.SetAttributes(keyErrorType.String(class))
+		// The class, never the error's text: that may hold a reason a
+		// person typed or what a channel's receiver answered.
+		span.SetStatus(codes.Error, class)
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// failed reports whether ob describes a call that failed or was refused.
+func failed(ob *approval.Observation) bool {
+	if ob.Err != nil {
+		return true
+	}
+	switch ob.Outcome {
+	case approval.ObservedError, approval.ObservedRejected, approval.ObservedFailed, approval.ObservedDeadLetter:
+		return true
+	}
+	return false
+}
+
+var attrPool = sync.Pool{New: func() any { return new([]attribute.KeyValue) }}
+
+// spanAttributes appends the attributes of ob's span to kvs: IDs, names
+// and outcomes, never a payload, a token, a reason or an error's text.
+func (o *Observer) spanAttributes(kvs []attribute.KeyValue, ob *approval.Observation) []attribute.KeyValue {
+	if ob.RequestID != "" {
+		kvs = append(kvs, keyRequestID.String(ob.RequestID))
+	}
+	if len(ob.Policies) > 0 {
+		kvs = append(kvs, o.policies(ob.Policies))
+	}
+	if ob.Outcome != "" {
+		kvs = append(kvs, keyOutcome.String(ob.Outcome))
+	}
+	switch ob.Kind {
+	case approval.ObserveDecide:
+		if ob.Class != "" {
+			kvs = append(kvs, keyRejection.String(ob.Class))
+		}
+	case approval.ObserveDelivery:
+		kvs = append(kvs, keyChannel.String(ob.Channel), keyAttempt.Int(ob.Attempt))
+	case approval.ObserveTick:
+		kvs = append(kvs, keyCount.Int(ob.Count))
+	}
+	return kvs
+}
+
+// policies returns the approval.policies attribute of ps. A request
+// matches one policy more often than not: that attribute is made once
+// per policy.
+func (o *Observer) policies(ps []string) attribute.KeyValue {
+	if len(ps) != 1 {
+		return keyPolicies.StringSlice(ps)
+	}
+	if kv, ok := o.onePolicy.Load(ps[0]); ok {
+		return kv.(attribute.KeyValue)
+	}
+	kv := keyPolicies.StringSlice(ps)
+	if o.attrs.n.Load() < maxCachedSets {
+		o.onePolicy.Store(ps[0], kv)
+		o.attrs.n.Add(1)
+	}
+	return kv
+}
