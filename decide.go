@@ -94,21 +94,30 @@ const maxReasonBytes = 4 << 10
 // It returns the request as it stands after the decision.
 func (g *Gate) Decide(ctx context.Context, id string, d Decision) (*Request, error) {
 	if g.obs == nil {
-		return g.decide(ctx, id, d)
+		return g.decide(ctx, id, d, nil)
 	}
 	start := time.Now()
-	r, err := g.decide(ctx, id, d)
-	g.obs.observe(ctx, decideObservation(start, id, r, err))
+	var read decideNote
+	r, err := g.decide(ctx, id, d, &read)
+	g.obs.observe(ctx, decideObservation(start, id, &read, err))
 	return r, err
 }
 
+// decideNote is what a Decide read of its request, for the observation.
+type decideNote struct {
+	trace    string
+	policies []MatchedPolicy
+}
+
 // decideObservation is the ObserveDecide of a Decide of request id that
-// began at start and returned r and err.
-func decideObservation(start time.Time, id string, r *Request, err error) Observation {
-	o := Observation{Kind: ObserveDecide, Start: start, Duration: time.Since(start), RequestID: id, Err: err}
+// began at start, read what read holds (nothing if it read no request)
+// and returned err.
+func decideObservation(start time.Time, id string, read *decideNote, err error) Observation {
+	o := Observation{Kind: ObserveDecide, Start: start, Duration: time.Since(start), RequestID: id, Err: err,
+		Policies: policyNames(read.policies), TraceParent: read.trace}
 	switch {
 	case err == nil:
-		o.Outcome, o.Policies, o.TraceParent = ObservedAccepted, policyNames(r.Policies), r.TraceParent
+		o.Outcome = ObservedAccepted
 	default:
 		if o.Class = rejectClass(err); o.Class == "other" {
 			o.Outcome = ObservedError
@@ -119,7 +128,9 @@ func decideObservation(start time.Time, id string, r *Request, err error) Observ
 	return o
 }
 
-func (g *Gate) decide(ctx context.Context, id string, d Decision) (*Request, error) {
+// decide is Decide; read, if not nil, notes the request as the decision
+// read it, for the observation.
+func (g *Gate) decide(ctx context.Context, id string, d Decision, read *decideNote) (*Request, error) {
 	if len(id) > maxEchoBytes {
 		// No gate issues such an ID, so no token matches it: echo a part.
 		id = text.Clip(id, maxEchoBytes)
@@ -130,6 +141,11 @@ func (g *Gate) decide(ctx context.Context, id string, d Decision) (*Request, err
 		return nil, g.reject(ctx, id, claims.Subject, d.Verdict, err)
 	}
 	return g.commitDecision(ctx, "decide", id, &claims, d.Verdict, func(req *Request) (*Request, []AuditEvent, []note, error) {
+		if read != nil {
+			// Only the policies' names are read later, and those never
+			// change.
+			read.trace, read.policies = req.TraceParent, req.Policies
+		}
 		next, events, opened, err := g.applyDecision(ctx, req, &claims, d, normalizeTime(now))
 		if err != nil {
 			return nil, nil, nil, err

@@ -136,11 +136,20 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	if g.obs == nil {
 		return g.guard(ctx, a, nil)
 	}
-	start := time.Now()
-	var policies []string
-	res, err := g.guard(ctx, a, &policies)
+	var note guardNote
+	res, err := g.guard(ctx, a, &note)
+	if note.unmatched && err == nil {
+		// The hot path of every ungated action: counted, not timed or
+		// handed over one by one (see ObserveUnmatched).
+		g.obs.unmatched.Add(1)
+		return res, nil
+	}
+	start := note.start
+	if start.IsZero() { // an invalid action: refused before any policy ran
+		start = time.Now()
+	}
 	o := Observation{Kind: ObserveGuard, Start: start, Duration: time.Since(start), RequestID: res.RequestID,
-		Policies: policies, Outcome: string(res.Status), Err: err}
+		Policies: note.policies, TraceParent: note.trace, Outcome: string(res.Status), Err: err}
 	if err != nil {
 		o.Outcome = ObservedError
 	}
@@ -148,23 +157,45 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 	return res, err
 }
 
-// guard is Guard; if policies is not nil, it is set to the names of the
-// policies that matched.
-func (g *Gate) guard(ctx context.Context, a Action, policies *[]string) (Result, error) {
+// guardNote is what a Guard tells its observation, when there is an
+// Observer.
+type guardNote struct {
+	// start is when the Guard had matched a policy: its span begins
+	// there (the matchers' few hundred nanoseconds before are left out,
+	// so that a Guard no policy matched reads no clock).
+	start     time.Time
+	unmatched bool     // no policy matched
+	policies  []string // the names of the policies that matched
+	trace     string   // the answering request's TraceParent
+}
+
+// answered notes r as the request that answers the Guard; n may be nil.
+func (n *guardNote) answered(r *Request) {
+	if n != nil {
+		n.trace = r.TraceParent
+	}
+}
+
+// guard is Guard; note, if not nil, is filled for the Guard's
+// observation.
+func (g *Gate) guard(ctx context.Context, a Action, note *guardNote) (Result, error) {
 	if err := a.normalize(&g.limits); err != nil {
 		return Result{Status: OutcomeDenied}, fmt.Errorf("approval: guard %q: %w", text.Clip(a.Name, 64), err)
 	}
 	m := evaluate(*g.policies.Load(), &a)
 	if m.deny == nil && len(m.policies) == 0 {
 		if g.def == nil {
+			if note != nil {
+				note.unmatched = true
+			}
 			return Result{Status: OutcomeApproved, Reason: ReasonNoPolicyMatched}, nil
 		}
 		m.policies, m.errs = []*compiledPolicy{g.def}, []string{""}
 	}
-	if policies != nil {
-		*policies = m.names()
+	if note != nil {
+		note.start, note.policies = time.Now(), m.names()
 	}
-	res, err := g.guardSlow(ctx, &a, &m)
+	res, err := g.guardSlow(ctx, &a, &m, note)
 	if err != nil {
 		return Result{Status: OutcomeDenied, RequestID: res.RequestID}, fmt.Errorf("approval: guard %q: %w", text.Clip(a.Name, 64), err)
 	}
@@ -195,7 +226,7 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, error) {
+func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match, note *guardNote) (Result, error) {
 	actionHash, payloadHash, err := a.hashes()
 	if err != nil {
 		return Result{}, err
@@ -203,10 +234,11 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 	now := normalizeTime(g.now())
 	req := g.newRequest(a, m, actionHash, payloadHash, now)
 	req.TraceParent = g.obs.traceParent(ctx)
+	note.answered(req)
 	if a.IdempotencyKey != "" {
 		// The key's outcome comes first: an action that ran under it is not
 		// evaluated, refused or asked for again.
-		if res, done, err := g.byKey(ctx, req, now); err != nil || done {
+		if res, done, err := g.byKey(ctx, req, now, note); err != nil || done {
 			return res, err
 		}
 	}
@@ -236,7 +268,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		events = append(events, recommendationEvent(req, a.RequestedBy, &r))
 		events = append(events, applyRecommendation(req, &r, now)...)
 		if allMet(req) {
-			return g.approveAtOnce(ctx, req, events, "approved on the recommendation of "+r.By)
+			return g.approveAtOnce(ctx, req, events, "approved on the recommendation of "+r.By, note)
 		}
 	}
 	for i, msg := range m.errs {
@@ -250,7 +282,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 		}
 	}
 	if allMet(req) {
-		return g.approveAtOnce(ctx, req, events, "every level skipped")
+		return g.approveAtOnce(ctx, req, events, "every level skipped", note)
 	}
 	if g.runs != nil {
 		run, found, err := g.runs.LastRun(ctx, req.ActionHash, now.Add(-g.idemWindow))
@@ -262,7 +294,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 			req.Prior = &p
 		}
 	}
-	return g.create(ctx, req, events, now)
+	return g.create(ctx, req, events, now, note)
 }
 
 // create stores req, a new request, with events and answers the Guard:
@@ -270,7 +302,7 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match) (Result, erro
 // (an action with an IdempotencyKey, see approveAtOnce), consumed as the
 // Guard of an approved request consumes it. When Create returns a request
 // for the same action instead, that request answers.
-func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, now time.Time) (Result, error) {
+func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, now time.Time, note *guardNote) (Result, error) {
 	g.refreshDeciders(ctx, req)
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
@@ -308,11 +340,12 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 			g.observeCommit(ctx, req, events)
 			stored = req
 		case req.Action.IdempotencyKey != "":
-			res, done, err := g.keyed(ctx, req, stored)
+			res, done, err := g.keyed(ctx, req, stored, note)
 			if err != nil || done {
 				return res, err
 			}
 		}
+		note.answered(stored)
 		res, done, err := g.existing(ctx, stored)
 		if err != nil || done {
 			return res, err
@@ -325,7 +358,7 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 
 // byKey answers a Guard of an action with an IdempotencyKey from the
 // request holding the key, if there is one (see keyed).
-func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time) (Result, bool, error) {
+func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time, note *guardNote) (Result, bool, error) {
 	if g.idemKeys == nil {
 		return Result{}, true, fmt.Errorf("%w: Action.IdempotencyKey needs a Store that implements approval.IdempotencyKeys (memstore and sqlstore do)", ErrUnsupported)
 	}
@@ -336,14 +369,15 @@ func (g *Gate) byKey(ctx context.Context, req *Request, now time.Time) (Result, 
 	if err != nil {
 		return Result{}, true, fmt.Errorf("look up idempotency key %q: %w", text.Clip(req.Action.IdempotencyKey, maxEchoBytes), err)
 	}
-	return g.keyed(ctx, req, r)
+	return g.keyed(ctx, req, r, note)
 }
 
 // keyed answers a Guard of req's action, which has an IdempotencyKey, from
 // r, the request holding the key: ErrInvalidAction if r is another action,
 // r's outcome if its approval was consumed. done is false when r is open,
 // approved or held, for existing to answer from.
-func (g *Gate) keyed(ctx context.Context, req, r *Request) (Result, bool, error) {
+func (g *Gate) keyed(ctx context.Context, req, r *Request, note *guardNote) (Result, bool, error) {
+	note.answered(r)
 	key := text.Clip(req.Action.IdempotencyKey, maxEchoBytes)
 	if r.ActionHash != req.ActionHash {
 		return Result{}, true, fmt.Errorf("%w: idempotency key %q belongs to request %s, for another action (a new operation needs a new key)",
@@ -528,7 +562,7 @@ func (g *Gate) openChains(ctx context.Context, req *Request, m *match, now time.
 // An action with an IdempotencyKey is stored approved instead, and then
 // consumed as any approval is: the store keeps one live request per key,
 // so of two such Guards of one key only one runs the action.
-func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent, reason string) (Result, error) {
+func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEvent, reason string, note *guardNote) (Result, error) {
 	now := req.CreatedAt
 	req.approve(now, reason)
 	req.Deadline = time.Time{}
@@ -536,7 +570,7 @@ func (g *Gate) approveAtOnce(ctx context.Context, req *Request, events []AuditEv
 	events = append(events,
 		AuditEvent{RequestID: req.ID, Type: EventRequestApproved, Actor: SystemActor, Policies: refs, Reason: req.Reason, At: now})
 	if req.Action.IdempotencyKey != "" {
-		return g.create(ctx, req, events, now)
+		return g.create(ctx, req, events, now, note)
 	}
 	req.Status, req.DueAt = StatusConsumed, time.Time{}
 	events = append(events,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,9 +48,11 @@ type TraceObserver interface {
 type ObservationKind uint8
 
 const (
-	// ObserveGuard is one Guard call: Start, Duration, Outcome (a Result
-	// status, or "error"), RequestID (if a request answered), Policies
-	// (the matched ones; none when no policy matched), Err.
+	// ObserveGuard is one Guard call that matched a policy (or failed):
+	// Start, Duration, Outcome (a Result status, or "error"), RequestID
+	// (if a request answered), Policies (the matched ones), TraceParent
+	// (of the request that answered), Err. A Guard no policy matched is
+	// counted in ObserveUnmatched instead.
 	ObserveGuard ObservationKind = iota + 1
 	// ObserveCreated is a request stored: RequestID, Policies,
 	// TraceParent, Outcome (its status: pending, or approved or denied as
@@ -80,12 +83,18 @@ const (
 	// ObserveDropped says Count observations were dropped because the
 	// Observer fell behind (see Observer).
 	ObserveDropped
+	// ObserveUnmatched says Count Guards matched no policy (and were
+	// approved at once) since the last ObserveUnmatched: the hot path of
+	// every ungated action is counted, not timed nor observed one by
+	// one. It comes about once a second while there are some, and at
+	// Close.
+	ObserveUnmatched
 )
 
-var kindNames = [...]string{"", "guard", "created", "resolved", "decide", "wait", "tick", "delivery", "dropped"}
+var kindNames = [...]string{"", "guard", "created", "resolved", "decide", "wait", "tick", "delivery", "dropped", "unmatched"}
 
 // String returns the kind's name: "guard", "created", "resolved",
-// "decide", "wait", "tick", "delivery" or "dropped".
+// "decide", "wait", "tick", "delivery", "dropped" or "unmatched".
 func (k ObservationKind) String() string {
 	if int(k) < len(kindNames) && k > 0 {
 		return kindNames[k]
@@ -133,8 +142,8 @@ type Observation struct {
 	Channel string
 	// Attempt is a delivery's attempt number, from 1.
 	Attempt int
-	// Count is how many requests a Tick moved on, or how many
-	// observations were dropped.
+	// Count is how many requests a Tick moved on, how many observations
+	// were dropped, or how many Guards matched no policy.
 	Count int
 	// Err is the error the call returned, if any.
 	Err error
@@ -152,7 +161,10 @@ type observer struct {
 	// dropped counts observations dropped since the last ObserveDropped.
 	mu      sync.Mutex
 	dropped int
-	quit    chan struct{} // closed by close
+	// unmatched counts the Guards no policy matched, for the next
+	// ObserveUnmatched.
+	unmatched atomic.Uint64
+	quit      chan struct{} // closed by close
 	done    chan struct{} // closed when run returns
 	stop    sync.Once
 }
@@ -186,21 +198,62 @@ func (o *observer) observe(ctx context.Context, ob Observation) {
 	}
 }
 
+// observeBatch is how long run lets observations gather before it takes
+// them, once it has been woken.
+const observeBatch = time.Millisecond
+
+// unmatchedEvery is how often run reports the Guards no policy matched.
+const unmatchedEvery = time.Second
+
 // run calls the Observer with each queued observation until close.
 func (o *observer) run() {
 	defer close(o.done)
+	tick := time.NewTicker(unmatchedEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case item := <-o.q:
 			o.deliver(item)
+			// Then take the rest in batches: while the goroutine sleeps
+			// the gate's calls queue without waking it (a wake-up costs
+			// the caller a system call), and it parks again only once a
+			// batch found the queue empty.
+			for {
+				time.Sleep(observeBatch)
+				n := len(o.q)
+				if n == 0 {
+					break
+				}
+				for range n {
+					o.deliver(<-o.q)
+				}
+			}
+		case <-tick.C:
+			o.flushCounts()
 		case <-o.quit:
 			// Deliver what was queued before close; what is queued after
 			// (Guard works after Close) waits in the queue for nobody.
 			for range len(o.q) {
 				o.deliver(<-o.q)
 			}
+			o.flushCounts()
 			return
 		}
+	}
+}
+
+// flushCounts reports the counted Guards and, once the queue has room,
+// the dropped observations.
+func (o *observer) flushCounts() {
+	if n := o.unmatched.Swap(0); n > 0 {
+		o.call(context.Background(), Observation{Kind: ObserveUnmatched, Count: int(n)})
+	}
+	o.mu.Lock()
+	n := o.dropped
+	o.dropped = 0
+	o.mu.Unlock()
+	if n > 0 {
+		o.call(context.Background(), Observation{Kind: ObserveDropped, Count: n})
 	}
 }
 
@@ -208,7 +261,7 @@ func (o *observer) deliver(item observed) {
 	o.call(item.ctx, item.o)
 	o.mu.Lock()
 	n := o.dropped
-	if n > 0 && len(o.q) < cap(o.q)/2 {
+	if n > 0 && len(o.q) <= cap(o.q)/2 {
 		o.dropped = 0
 	} else {
 		n = 0

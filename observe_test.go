@@ -89,18 +89,17 @@ func TestObserverHearsTheGate(t *testing.T) {
 	}
 	require.NoError(t, f.gate.Close(context.Background()), "Close waits for the observer")
 
+	unmatched := obs.of(approval.ObserveUnmatched)
+	require.Len(t, unmatched, 1, "the Guard no policy matched is counted, and reported at Close")
+	require.Equal(t, 1, unmatched[0].Count)
 	guards := obs.of(approval.ObserveGuard)
-	require.Len(t, guards, 2)
-	require.Equal(t, string(approval.OutcomeApproved), guards[0].Outcome)
-	require.Empty(t, guards[0].Policies, "no policy matched")
-	require.Empty(t, guards[0].RequestID)
-	require.Equal(t, string(approval.OutcomePending), guards[1].Outcome)
-	require.Equal(t, []string{"high_spend"}, guards[1].Policies)
-	require.Equal(t, id, guards[1].RequestID)
-	for _, g := range guards {
-		require.False(t, g.Start.IsZero())
-		require.Positive(t, g.Duration)
-	}
+	require.Len(t, guards, 1)
+	require.Equal(t, string(approval.OutcomePending), guards[0].Outcome)
+	require.Equal(t, []string{"high_spend"}, guards[0].Policies)
+	require.Equal(t, id, guards[0].RequestID)
+	require.Equal(t, traceParent, guards[0].TraceParent)
+	require.False(t, guards[0].Start.IsZero())
+	require.Positive(t, guards[0].Duration)
 
 	created := obs.of(approval.ObserveCreated)
 	require.Len(t, created, 1)
@@ -112,6 +111,8 @@ func TestObserverHearsTheGate(t *testing.T) {
 	require.Equal(t, approval.ObservedRejected, decides[0].Outcome)
 	require.Equal(t, "not_eligible", decides[0].Class)
 	require.ErrorIs(t, decides[0].Err, approval.ErrNotEligible)
+	require.Equal(t, traceParent, decides[0].TraceParent, "a refusal after the request was read joins its trace")
+	require.Equal(t, []string{"high_spend"}, decides[0].Policies)
 	for _, d := range decides[1:] {
 		require.Equal(t, approval.ObservedAccepted, d.Outcome)
 		require.Empty(t, d.Class)
@@ -197,7 +198,7 @@ func TestObserverIsIsolated(t *testing.T) {
 		id := f.Pending(transfer(5000))
 		<-obs.entered // the observer is now stuck in its first Observe
 		for i := range 20 {
-			_, err := f.gate.Guard(ctx, approval.Action{Name: "deploy", RequestedBy: "user-1", Payload: []byte{'1' + byte(i%9)}})
+			_, err := f.gate.Guard(ctx, transfer(float64(2000+i)))
 			require.NoError(t, err)
 		}
 		_, err := f.Decide(id, "alice", approval.VerdictApprove)
@@ -217,10 +218,10 @@ func TestObserverIsIsolated(t *testing.T) {
 				dropped += o.Count
 			}
 		}
-		// 1 Guard, 20 Guards, 2 Decides, 2 creations and resolutions...: at
-		// most the queue and the one in hand were kept.
+		// 21 Guards and 21 creations, 2 Decides, 1 resolution: at most the
+		// queue and the one in hand were kept.
 		require.Positive(t, dropped)
-		require.Equal(t, len(obs.seen)-countKind(obs.seen, approval.ObserveDropped)+dropped, 1+1+20+2+1,
+		require.Equal(t, 21+21+2+1, len(obs.seen)-countKind(obs.seen, approval.ObserveDropped)+dropped,
 			"every observation was heard or counted dropped")
 	})
 

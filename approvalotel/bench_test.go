@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -150,35 +152,50 @@ func (p pair) report(b *testing.B, off, on time.Duration) {
 }
 
 // BenchmarkGuardCreate: a matching policy; every iteration creates a new
-// request on each gate.
+// request on each gate. traced-caller calls Guard in the context of a
+// caller's span (as a host that uses OpenTelemetry does: an HTTP handler
+// under otelhttp, a job with its span), so the request joins that trace;
+// untraced-caller calls it without, so the observer starts the
+// approval.request root span of the new trace on the Guard's goroutine.
 func BenchmarkGuardCreate(b *testing.B) {
-	p := newPair(b, func(g *approval.Gate) {
-		if err := g.SetPolicy("high_spend", highSpend); err != nil {
-			b.Fatal(err)
-		}
-	})
-	actions := make([]approval.Action, b.N)
-	for i := range actions {
-		actions[i] = approval.Action{
-			Name: "wire-transfer", RequestedBy: "user-1",
-			Cost:    &approval.Cost{Amount: 5000, Currency: "USD"},
-			Tags:    []string{"payments", "eu"},
-			Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i),
-		}
-	}
-	ctx := context.Background()
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var off, on time.Duration
-	for i := range b.N {
-		p.alternate(i, &off, &on, func(g *approval.Gate) {
-			if res, err := g.Guard(ctx, actions[i]); err != nil || res.Status != approval.OutcomePending {
-				b.Fatal(res, err)
+	caller := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+		SpanID:  trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: trace.FlagsSampled, Remote: true,
+	}))
+	for _, bc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"traced-caller", caller}, {"untraced-caller", context.Background()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			p := newPair(b, func(g *approval.Gate) {
+				if err := g.SetPolicy("high_spend", highSpend); err != nil {
+					b.Fatal(err)
+				}
+			})
+			actions := make([]approval.Action, b.N)
+			for i := range actions {
+				actions[i] = approval.Action{
+					Name: "wire-transfer", RequestedBy: "user-1",
+					Cost:    &approval.Cost{Amount: 5000, Currency: "USD"},
+					Tags:    []string{"payments", "eu"},
+					Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i),
+				}
 			}
+			ctx := bc.ctx
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var off, on time.Duration
+			for i := range b.N {
+				p.alternate(i, &off, &on, func(g *approval.Gate) {
+					if res, err := g.Guard(ctx, actions[i]); err != nil || res.Status != approval.OutcomePending {
+						b.Fatal(res, err)
+					}
+				})
+			}
+			p.report(b, off, on)
 		})
 	}
-	p.report(b, off, on)
 }
 
 // decideSetup guards n requests on g, and issues a token for each.

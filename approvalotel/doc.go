@@ -19,6 +19,7 @@
 //
 //	name                                 instrument        unit           attributes
 //	approval.guard.duration              histogram         s              approval.outcome, approval.policy.matched
+//	approval.guard.unmatched             counter           {call}         (none)
 //	approval.request.created             counter           {request}      approval.policy, approval.outcome
 //	approval.request.resolved            counter           {request}      approval.policy, approval.outcome
 //	approval.request.duration            histogram         s              approval.policy, approval.outcome
@@ -34,8 +35,12 @@
 //	approval.observer.dropped            counter           {observation}  (none)
 //
 // approval.guard.duration's outcome is the Result status, or "error";
-// approval.policy.matched is false for a Guard no policy matched (approved
-// at once, or by Config.Default). Its buckets run from 10µs to 5s.
+// approval.policy.matched is false for a Guard that failed before any
+// policy was evaluated (an invalid action). Its buckets run from 10µs to
+// 5s. A Guard no policy matched (approved at once) is the hot path of
+// every ungated action: the gate counts it and reports the count about
+// once a second (approval.ObserveUnmatched), so it is in
+// approval.guard.unmatched and not timed.
 //
 // approval.request.created counts requests stored, with their status as
 // they were created (pending; approved or denied when no person is

@@ -54,6 +54,7 @@ type instruments struct {
 	deadLettered     metric.Int64Counter
 	tickDuration     metric.Float64Histogram
 	dropped          metric.Int64Counter
+	unmatched        metric.Int64Counter
 
 	// The observable gauges, fed by Observer.ObserveGate.
 	open       metric.Int64ObservableGauge
@@ -91,6 +92,7 @@ func newInstruments(m metric.Meter) (instruments, error) {
 	in.deadLettered = counter("approval.notification.dead_lettered", "Notifications given up on: dead letters made.", "{message}")
 	in.tickDuration = hist("approval.tick.duration", "Duration of Tick calls.", tickBuckets)
 	in.dropped = counter("approval.observer.dropped", "Observations dropped because the observer fell behind.", "{observation}")
+	in.unmatched = counter("approval.guard.unmatched", "Guards no policy matched, approved at once: counted, not timed.", "{call}")
 	in.open = gauge("approval.request.open", "Open requests (pending or escalated), under each policy they matched.", "{request}")
 	in.outboxPend = gauge("approval.outbox.pending", "Notifications waiting for an attempt.", "{message}")
 	in.outboxDead = gauge("approval.outbox.dead", "Dead letters: notifications given up on and not redriven.", "{message}")

@@ -52,10 +52,9 @@ type Observer struct {
 	// onePolicy caches the approval.policies span attribute of each
 	// policy matched alone.
 	onePolicy sync.Map // string → attribute.KeyValue
-	// created remembers the trace context of requests created by a Guard
-	// whose context had no span, so that the Guard's own span joins the
-	// request's trace (see Observer.TraceParent).
-	created createdRing
+	// roots are the approval.request spans TraceParent started, for the
+	// observer's goroutine to end.
+	roots rootSpans
 }
 
 var _ approval.TraceObserver = (*Observer)(nil)
@@ -92,6 +91,7 @@ func New(opts Options) (*Observer, error) {
 // Observe records ob as metrics and, for what concerns a request, a span
 // (see the package doc). The gate calls it; ctx is the observed call's.
 func (o *Observer) Observe(ctx context.Context, ob approval.Observation) {
+	o.roots.endAll()
 	switch ob.Kind {
 	case approval.ObserveGuard:
 		o.guard(ctx, &ob)
@@ -109,6 +109,8 @@ func (o *Observer) Observe(ctx context.Context, ob approval.Observation) {
 		o.delivery(ctx, &ob)
 	case approval.ObserveDropped:
 		o.ins.dropped.Add(ctx, int64(ob.Count))
+	case approval.ObserveUnmatched:
+		o.ins.unmatched.Add(ctx, int64(ob.Count))
 	}
 }
 
@@ -123,19 +125,18 @@ func (o *Observer) guard(ctx context.Context, ob *approval.Observation) {
 		return // no policy matched: nothing to trace
 	}
 	parent := ctx
-	if !trace.SpanContextFromContext(ctx).IsValid() && ob.RequestID != "" {
-		if tp := o.created.lookup(ob.RequestID); tp != "" {
-			parent, _ = withRemoteParent(ctx, tp)
-		}
+	if !trace.SpanContextFromContext(ctx).IsValid() && ob.TraceParent != "" {
+		// A caller without a span: the Guard joins the trace of the
+		// request that answered it (the approval.request root of a new
+		// one, or an earlier request's trace for the Guard that consumes
+		// its approval).
+		parent, _ = withRemoteParent(ctx, ob.TraceParent)
 	}
 	o.span(parent, ob, spanGuard, trace.SpanKindInternal)
 }
 
 func (o *Observer) createdRequest(ctx context.Context, ob *approval.Observation) {
 	o.perPolicy(ob, func(m *measureOpts) { o.ins.created.Add(ctx, 1, m.add...) })
-	if ob.TraceParent != "" && !trace.SpanContextFromContext(ctx).IsValid() {
-		o.created.remember(ob.RequestID, ob.TraceParent)
-	}
 }
 
 func (o *Observer) resolved(ctx context.Context, ob *approval.Observation) {
@@ -230,30 +231,46 @@ var errorClasses = []struct {
 	{approval.ErrUnsupported, "unsupported"},
 }
 
-// createdRing remembers the trace contexts of the last requests created
-// without a span in the Guard's context, for the Guard's span, which the
-// gate observes just after the creation.
-type createdRing struct {
-	mu   sync.Mutex
-	next int
-	ids  [32]string
-	tps  [32]string
+// rootSpans holds the approval.request root spans TraceParent started on
+// the Guards' goroutines, until the observer's goroutine ends them, at
+// their start time: each is an instant, the approval's root.
+type rootSpans struct {
+	mu    sync.Mutex
+	spans []rootSpan
 }
 
-func (r *createdRing) remember(id, tp string) {
-	r.mu.Lock()
-	r.ids[r.next], r.tps[r.next] = id, tp
-	r.next = (r.next + 1) % len(r.ids)
-	r.mu.Unlock()
+type rootSpan struct {
+	span  trace.Span
+	start time.Time
 }
 
-func (r *createdRing) lookup(id string) string {
+// maxRootSpans bounds the spans waiting: beyond it, add ends its span at
+// once.
+const maxRootSpans = 4096
+
+func (r *rootSpans) add(span trace.Span, start time.Time) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for i, v := range r.ids {
-		if v == id {
-			return r.tps[i]
-		}
+	if len(r.spans) < maxRootSpans {
+		r.spans = append(r.spans, rootSpan{span, start})
+		span = nil
 	}
-	return ""
+	r.mu.Unlock()
+	if span != nil {
+		span.End(trace.WithTimestamp(start))
+	}
+}
+
+// endAll ends every span waiting.
+func (r *rootSpans) endAll() {
+	r.mu.Lock()
+	if len(r.spans) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	spans := r.spans
+	r.spans = make([]rootSpan, 0, cap(spans))
+	r.mu.Unlock()
+	for _, s := range spans {
+		s.span.End(trace.WithTimestamp(s.start))
+	}
 }

@@ -56,8 +56,12 @@ func TestTraceParent(t *testing.T) {
 	require.Len(t, tel.spans.Ended(), 1, "no root is started inside a span")
 
 	tp := tel.obs.TraceParent(context.Background())
+	require.Empty(t, tel.named("approval.request"), "the root is ended on the observer's goroutine, not the Guard's")
+	// The Guard's own observation, which follows on that goroutine.
+	tel.obs.Observe(context.Background(), approval.Observation{Kind: approval.ObserveGuard, Outcome: "pending", Policies: []string{"p"}, TraceParent: tp})
 	roots := tel.named("approval.request")
 	require.Len(t, roots, 1)
+	require.Equal(t, roots[0].StartTime(), roots[0].EndTime(), "an instant")
 	rc := roots[0].SpanContext()
 	require.Equal(t, "00-"+rc.TraceID().String()+"-"+rc.SpanID().String()+"-01", tp)
 	require.NotEqual(t, sc.TraceID(), rc.TraceID())

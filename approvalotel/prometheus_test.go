@@ -75,7 +75,10 @@ func TestPrometheus(t *testing.T) {
 		require.Equal(t, 1e-5, b[0].GetUpperBound())
 		require.Equal(t, 5.0, b[17].GetUpperBound())
 	}
-	require.Equal(t, map[string]uint64{"approved/false": 3, "pending/true": 2}, byOutcome)
+	require.Equal(t, map[string]uint64{"pending/true": 2}, byOutcome)
+	unmatched := families["approval_guard_unmatched_total"]
+	require.NotNil(t, unmatched, "families: %v", keys(families))
+	require.Equal(t, 3.0, unmatched.Metric[0].GetCounter().GetValue(), "Guards no policy matched")
 
 	open := families["approval_request_open"]
 	require.NotNil(t, open, "families: %v", keys(families))

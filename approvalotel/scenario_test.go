@@ -176,9 +176,10 @@ func TestMetrics(t *testing.T) {
 	ms := s.tel.collect(t)
 
 	require.Equal(t, map[string]hist{
-		attrs(kOutcome("approved"), kMatched(false)): {Count: 1},
-		attrs(kOutcome("pending"), kMatched(true)):   {Count: 3},
+		attrs(kOutcome("pending"), kMatched(true)): {Count: 3},
 	}, zeroSums(histograms(t, ms, "approval.guard.duration")))
+	require.Equal(t, map[string]int64{attrs(): 1}, counts(t, ms, "approval.guard.unmatched"),
+		"the Guard no policy matched is counted, not timed")
 
 	require.Equal(t, map[string]int64{
 		attrs(kPolicy("high_spend"), kOutcome("pending")): 2,

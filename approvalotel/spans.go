@@ -31,11 +31,17 @@ const (
 // approval is a trace of its own with a real root. It returns "" when the
 // TracerProvider records nothing (the global no-op provider). A
 // tracestate is not kept.
+//
+// The root span is started here, on the Guard's goroutine, and ended at
+// its start time on the observer's (see roots), where ending it hands it
+// to the span processor: so the Guard does not wait for that.
 func (o *Observer) TraceParent(ctx context.Context) string {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
+		start := time.Now()
 		var span trace.Span
-		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal))
-		span.End()
+		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithTimestamp(start))
+		o.roots.add(span, start)
 	}
 	var c traceCarrier
 	propagation.TraceContext{}.Inject(ctx, &c)
