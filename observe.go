@@ -165,8 +165,8 @@ type observer struct {
 	// ObserveUnmatched.
 	unmatched atomic.Uint64
 	quit      chan struct{} // closed by close
-	done    chan struct{} // closed when run returns
-	stop    sync.Once
+	done      chan struct{} // closed when run returns
+	stop      sync.Once
 }
 
 type observed struct {
