@@ -124,6 +124,7 @@ func (u passkeyUser) WebAuthnCredentials() []webauthn.Credential { return u.cred
 
 // passkeysView is the data of the passkeys page.
 type passkeysView struct {
+	pageChrome
 	Base, Viewer string
 	Script       bool
 	Passkeys     []passkeyRow
@@ -143,7 +144,7 @@ func (h *handler) passkeysPage(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, errUnauthenticated)
 		return
 	}
-	v := &passkeysView{Base: base(r), Viewer: who, Enabled: h.wa != nil, Script: h.wa != nil}
+	v := &passkeysView{pageChrome: pageChrome{Session: true}, Base: base(r), Viewer: who, Enabled: h.wa != nil, Script: h.wa != nil}
 	if h.wa != nil {
 		ps, err := h.gate.ListPasskeys(r.Context(), who)
 		if err != nil {
@@ -226,7 +227,7 @@ func (h *handler) beginRegistration(w http.ResponseWriter, r *http.Request) {
 		h.problem(w, r, &httpError{http.StatusServiceUnavailable, "busy", "Busy", err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusOK, "application/json", map[string]any{"ceremony": id, "options": creation.Response})
+	writeJSON(w, http.StatusOK, "application/json", map[string]any{"ceremony": id, "options": creation})
 }
 
 // finishRegistration is POST /passkeys/register/{ceremony}: the browser's

@@ -144,6 +144,8 @@ type recView struct {
 type voteView struct {
 	Approver, OnBehalfOf, Reason, Policies, At, AtISO, Denial string
 	Verdict                                                   approval.Verdict
+	// Passkey names the passkey the vote was confirmed with, if any.
+	Passkey string
 }
 
 type eventView struct {
@@ -372,6 +374,9 @@ func (h *handler) review(req *approval.Request, events []approval.AuditEvent, ke
 			Policies: strings.Join(vt.Policies, ", ")}
 		if vt.Denial != nil {
 			vv.Denial = vt.Denial.String()
+		}
+		if vt.Passkey != nil {
+			vv.Passkey = vt.Passkey.CredentialID
 		}
 		vv.At, vv.AtISO = fmtTime(vt.At)
 		v.Votes[i] = vv
