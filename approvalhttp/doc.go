@@ -31,11 +31,18 @@
 //	GET  /operator                    the operator page (Options.Operator): stats, dead letters, audit trail
 //	POST /operator/redrive            redrive one dead letter (id), then 303 to the operator page
 //	POST /operator/verify             verify the audit trail now, then 303 to the operator page
+//	POST /approvals/{id}/passkey      the passkey challenge of an approval ({"token"?, "action_hash"}):
+//	                                  the token (the link's, or one minted for the signed-in reviewer)
+//	GET  /passkeys                    the signed-in reviewer's passkeys, and the form adding one
+//	POST /passkeys/register           begin a registration: the options of navigator.credentials.create
+//	POST /passkeys/register/{c}       finish it with the browser's attestation (go-webauthn checks it)
+//	POST /passkeys/revoke/{id}        revoke one of the reviewer's passkeys, then 303 to /passkeys
 //	GET  /assets/style.css            the stylesheet (embedded)
+//	GET  /assets/passkey.js           the passkey ceremonies' script (embedded), for the pages that need it
 //	POST /api/approvals               Guard an action for the authenticated caller
 //	GET  /api/approvals               list: status, policy, requested_by, awaiting, cursor, limit
 //	GET  /api/approvals/{id}          one request, redacted, with the viewer's eligibility
-//	POST /api/approvals/{id}/approve  decide, body {"token": "...", "reason": "..."}
+//	POST /api/approvals/{id}/approve  decide, body {"token": "...", "reason": "...", "passkey"?: {...}}
 //	POST /api/approvals/{id}/deny     likewise
 //	GET  /api/approvals/{id}/audit    the request's audit events, paged (cursor, limit)
 //	GET  /api/approvals/{id}/wait     long poll: the request once it is decided, or as it stands
@@ -274,7 +281,10 @@
 // 'none'; base-uri 'none', Referrer-Policy: no-referrer (tokens travel in
 // link URLs), X-Frame-Options: DENY and X-Content-Type-Options: nosniff;
 // everything but the stylesheet is Cache-Control: no-store. The pages have
-// no script and no inline style. Every value from a request renders as
+// no script and no inline style, except the two that run a passkey
+// ceremony (the passkeys page, and the review page of a request whose
+// policy requires a passkey), which load assets/passkey.js and add
+// script-src 'self'; connect-src 'self' to that policy, nothing more. Every value from a request renders as
 // text: every page is an html/template (go:embed, one layout), so each
 // value is escaped for the context it lands in. The handler logs only
 // internal errors and identity failures, with the method and the path,
