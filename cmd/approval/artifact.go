@@ -2,6 +2,8 @@ package main
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -100,6 +102,11 @@ func printArtifact(w io.Writer, a *approval.Artifact) {
 			who += " for " + v.OnBehalfOf
 		}
 		fmt.Fprintf(w, "vote    %s %s at %s\n", v.Verdict, who, v.At.UTC().Format(time.RFC3339Nano))
+		if p := v.Passkey; p != nil {
+			// VerifyArtifact checked it: this key signed this vote's challenge.
+			sum := sha256.Sum256(p.PublicKey)
+			fmt.Fprintf(w, "        confirmed with passkey %s for %s, key sha256:%s\n", p.CredentialID, p.RPID, hex.EncodeToString(sum[:]))
+		}
 	}
 	fmt.Fprintf(w, "issued  %s\nexpires %s\n", a.IssuedAt.UTC().Format(time.RFC3339Nano), a.ExpiresAt.UTC().Format(time.RFC3339Nano))
 }

@@ -1,14 +1,23 @@
 package main
 
 import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/testkit"
+	"github.com/signoff/approval/memstore"
 )
 
 func TestKeygen(t *testing.T) {
@@ -190,4 +199,53 @@ func TestVerifyArtifact(t *testing.T) {
 			require.True(t, strings.HasPrefix(r.stderr, "approval"), "%s: %s", name, r.stderr)
 		}
 	})
+}
+
+// TestVerifyArtifactPasskey: an artifact whose vote a passkey confirmed
+// verifies offline with the gate's key alone, and says so.
+func TestVerifyArtifactPasskey(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	g, err := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv, Logger: slog.New(slog.DiscardHandler),
+		Passkeys: approval.PasskeyConfig{RPID: "ops.example.com", Origins: []string{"https://ops.example.com"}}})
+	require.NoError(t, err)
+	defer g.Close(context.Background())
+	require.NoError(t, g.SetPolicy("payments", approval.Policy{Match: approval.Name("wire-transfer"),
+		Approvers: []approval.Approver{approval.User("alice")}, RequiredApprovals: 1, RequirePasskey: true}))
+	auth := testkit.NewAuthenticator("ops.example.com", "https://ops.example.com")
+	_, err = g.RegisterPasskey(ctx, "alice", approval.Passkey{ID: auth.CredentialID(), Owner: "alice",
+		Algorithm: approval.PasskeyES256, PublicKey: auth.PublicKey(), RPID: "ops.example.com"})
+	require.NoError(t, err)
+	action := approval.Action{Name: "wire-transfer", RequestedBy: "dave", Payload: []byte(`{"amount":5000}`)}
+	res, err := g.Guard(ctx, action)
+	require.NoError(t, err)
+	tok, err := g.IssueToken(res.RequestID, "alice", approval.VerdictApprove, time.Hour)
+	require.NoError(t, err)
+	claims, err := g.VerifyToken(tok)
+	require.NoError(t, err)
+	r, err := g.Get(ctx, res.RequestID)
+	require.NoError(t, err)
+	ad, cd, sig := auth.Assert(approval.PasskeyChallenge(r.ID, r.ActionHash, r.PayloadHash, approval.VerdictApprove, claims.TokenID))
+	_, err = g.Decide(ctx, r.ID, approval.Decision{Token: tok, Verdict: approval.VerdictApprove,
+		Passkey: &approval.PasskeyAssertion{CredentialID: auth.CredentialID(), AuthenticatorData: ad, ClientDataJSON: cd, Signature: sig}})
+	require.NoError(t, err)
+	art, err := g.Artifact(ctx, r.ID)
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, b, 0o600))
+		return p
+	}
+	pub, err := approval.EncodePublicKeyPEM(priv.Public().(ed25519.PublicKey))
+	require.NoError(t, err)
+	actionJSON, err := json.Marshal(action)
+	require.NoError(t, err)
+	out := cli(t, "verify-artifact", "-artifact", write("art.json", art), "-action", write("action.json", actionJSON), "-key", write("key.pub.pem", pub))
+	requireExit(t, out, exitOK)
+	sum := sha256.Sum256(auth.PublicKey())
+	require.Contains(t, out.stdout, "confirmed with passkey "+auth.CredentialID()+" for ops.example.com, key sha256:"+hex.EncodeToString(sum[:]))
 }
