@@ -49,6 +49,7 @@
 //	                                  after ?timeout= (default 25s, cut to Options.MaxWait)
 //	GET  /api/approvals/{id}/artifact the signed artifact of an approved (or consumed) request
 //	GET  /api/stats                   approval.Gate.Stats, for an operator (Options.Operator)
+//	POST /api/approvals/{id}/cancel   cancel, for an operator, body {"reason": "..."}: audited with the operator
 //
 // # Identity
 //

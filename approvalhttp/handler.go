@@ -214,6 +214,7 @@ func (h *handler) routes() {
 	m.HandleFunc("POST /operator/redrive", h.redriveForm)
 	m.HandleFunc("POST /operator/verify", h.verifyForm)
 	m.HandleFunc("GET /api/stats", h.apiStats)
+	m.HandleFunc("POST /api/approvals/{id}/cancel", h.apiCancel)
 	m.HandleFunc("GET /passkeys", h.passkeysPage)
 	m.HandleFunc("POST /passkeys/register", h.beginRegistration)
 	m.HandleFunc("POST /passkeys/register/{ceremony}", h.finishRegistration)

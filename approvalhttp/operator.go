@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -286,6 +287,40 @@ func (h *handler) apiStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, "application/json", toStatsJSON(st))
+}
+
+// apiCancel is POST /api/approvals/{id}/cancel, body {"reason": "..."}:
+// an operator (Options.Operator) ends a request, audited as
+// request.cancelled with the operator as its actor (never a name from the
+// body). It answers the request's state after it.
+func (h *handler) apiCancel(w http.ResponseWriter, r *http.Request) {
+	who, err := h.operator(r)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	var body struct {
+		Reason string `json:"reason"`
+	}
+	if err := decodeJSON(w, r, &body, maxDecideBodyBytes, true); err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	if strings.TrimSpace(body.Reason) == "" {
+		h.problem(w, r, errMalformed("reason is required: the audit trail says why the request was cancelled"))
+		return
+	}
+	id := r.PathValue("id")
+	if !isRequestID(id) {
+		h.problem(w, r, errNoRequest)
+		return
+	}
+	req, err := h.gate.Cancel(r.Context(), id, who, body.Reason)
+	if err != nil {
+		h.problem(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, "application/json", &decideResult{RequestID: req.ID, Status: req.Status, Reason: req.Reason})
 }
 
 // statsJSON is the answer of GET /api/stats: approval.Stats with the

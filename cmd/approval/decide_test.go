@@ -171,3 +171,49 @@ func httptestMux(h http.Handler) http.Handler {
 	mux.Handle("/review/", http.StripPrefix("/review", h))
 	return mux
 }
+
+// TestCancelThroughServer: approval cancel -url cancels through a served
+// handler's API, as the operator the server names from the credentials
+// sent; someone the server does not name an operator changes nothing.
+func TestCancelThroughServer(t *testing.T) {
+	_, priv, err := approval.GenerateKeys()
+	require.NoError(t, err)
+	g, err := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = g.Close(context.Background()) })
+	require.NoError(t, g.SetPolicy("payments", approval.Policy{Match: approval.Name("wire-transfer"),
+		Approvers: []approval.Approver{approval.User("alice")}, RequiredApprovals: 1}))
+	bearer := map[string]string{"Bearer ops-key": "olivia", "Bearer dev-key": "dave"}
+	h, err := approvalhttp.New(g, approvalhttp.Options{
+		Identity: func(r *http.Request) (string, error) { return bearer[r.Header.Get("Authorization")], nil },
+		Operator: func(_ *http.Request, who string) bool { return who == "olivia" },
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(httptestMux(h))
+	t.Cleanup(srv.Close)
+	id := guardTransfer(t, g, `{"amount":9}`, "")
+
+	r := cliInput(t, "", "cancel", "-url", srv.URL+"/review", "-header", "Authorization: Bearer dev-key", "-reason", "not mine to cancel", id)
+	requireExit(t, r, exitFailed)
+	require.Contains(t, r.stderr, "403")
+	r = cliInput(t, "", "cancel", "-url", srv.URL+"/review", "-reason", "no credentials", id)
+	requireExit(t, r, exitFailed)
+	require.Contains(t, r.stderr, "401")
+	req, err := g.Get(t.Context(), id)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusPending, req.Status)
+
+	requireExit(t, cliInput(t, "", "cancel", "-url", srv.URL+"/review", "-actor", "olivia", "-reason", "x", id), exitUsage)
+	r = cliInput(t, "", "cancel", "-url", srv.URL+"/review", "-header", "Authorization: Bearer ops-key", "-reason", "superseded by INC-42", id)
+	requireExit(t, r, exitOK)
+	require.Equal(t, "cancelled "+id+" (now cancelled)\n", r.stdout)
+	page, err := g.ListAudit(t.Context(), approval.AuditQuery{RequestID: id, Type: approval.EventRequestCancelled})
+	require.NoError(t, err)
+	require.Len(t, page.Events, 1)
+	require.Equal(t, "olivia", page.Events[0].Actor, "the operator the server named, not a name the command gave")
+	require.Equal(t, "superseded by INC-42", page.Events[0].Reason)
+
+	r = cliInput(t, "", "cancel", "-url", srv.URL+"/review", "-header", "Authorization: Bearer ops-key", "-reason", "again", id)
+	requireExit(t, r, exitFailed)
+	require.Contains(t, r.stderr, "409")
+}

@@ -13,7 +13,7 @@
 //	approval show -db DSN ID
 //	approval outbox -db DSN [-dead] [-limit 100]
 //	approval redrive -db DSN -actor NAME [ID ...]
-//	approval cancel -db DSN -actor NAME -reason TEXT ID
+//	approval cancel (-url URL [-header 'Name: value'] | -db DSN -actor NAME) -reason TEXT ID
 //	approval decide [-approve|-deny] [-reason TEXT] [-yes] LINK
 //
 // Run "approval help COMMAND" for a command's flags.
@@ -79,7 +79,7 @@ func init() {
 		{"show", "-db DSN ID", "print one request and its audit events as JSON", runShow},
 		{"outbox", "-db DSN [-dead] [-limit 100]", "list the notification outbox", runOutbox},
 		{"redrive", "-db DSN -actor NAME [ID ...]", "send dead-lettered notifications again (all of them without IDs)", runRedrive},
-		{"cancel", "-db DSN -actor NAME -reason TEXT ID", "end an open or approved request as an operator, audited with the actor", runCancel},
+		{"cancel", "(-url URL [-header 'Name: value'] | -db DSN -actor NAME) -reason TEXT ID", "end an open or approved request as an operator, audited with the operator", runCancel},
 		{"decide", "[-approve|-deny] [-reason TEXT] [-yes] LINK", "decide a request from a terminal, with the link a notification gave you", runDecide},
 	}
 }
@@ -147,10 +147,16 @@ func (c *command) flagSet(w io.Writer) *flag.FlagSet {
 // commandDoc holds the longer help of the commands that need one.
 var commandDoc = map[string]string{
 	"cancel": `Ends a request that is open or approved and not yet used: it becomes
-cancelled, audited as request.cancelled with -actor and -reason. Its approvers
-and requester are told through the outbox: a gate that delivers from the store
-sends the notices, and its Wait callers wake. Exits 1 if no request has the ID
-or it has already ended.`,
+cancelled, audited as request.cancelled with the operator and -reason.
+
+With -url, through the review pages' API (POST /api/approvals/ID/cancel): the
+server names the operator from the credentials the -header flags carry (its
+Options.Identity, and Options.Operator must name them an operator); the command
+cannot name anyone. With -db, on the store itself, as -actor: for whoever
+holds the database's credentials. Either way its approvers and requester are
+told through the outbox (a gate that delivers sends the notices) and its Wait
+callers wake. Exits 1 if the server refused, no request has the ID or it has
+already ended.`,
 	"decide": `LINK is the approve or deny link a notification gave you
 (https://.../approvals/ID?verdict=approve&token=...). decide reads the request
 through the server's API with the link's token, shows it (the action, who

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -202,19 +205,33 @@ func runRedrive(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 }
 
 // runCancel is "approval cancel": an operator ends a request, audited as
-// request.cancelled with the actor named.
+// request.cancelled with the actor named: through a served handler's API
+// (-url), where the server names the operator from the credentials sent
+// (-header), or on the store (-db), where -actor names them.
 func runCancel(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 	dsn := dbFlag(fs)
-	actor := fs.String("actor", "", "who cancels, `NAME` as the audit trail records it")
+	server := fs.String("url", "", "the review pages' `URL` (https://ops.example.com/review): cancel through its API, as the operator its credentials name")
+	var headers listFlag
+	fs.Var(&headers, "header", "a `Name: value` header to send with -url (the operator's credentials); repeatable")
+	actor := fs.String("actor", "", "with -db: who cancels, `NAME` as the audit trail records it")
 	reason := fs.String("reason", "", "why, as the audit trail records it")
 	if code := parse(fs, args); code >= 0 {
 		return code
 	}
-	if missing := required(fs, "db", "actor", "reason"); missing != "" {
-		return usageError(fs, "-%s is required", missing)
-	}
-	if fs.NArg() != 1 {
+	switch {
+	case (*dsn == "") == (*server == ""):
+		return usageError(fs, "give -db or -url, not both")
+	case *reason == "":
+		return usageError(fs, "-reason is required")
+	case *dsn != "" && *actor == "":
+		return usageError(fs, "-actor is required with -db")
+	case *server != "" && *actor != "":
+		return usageError(fs, "-actor goes with -db: through -url the server names the operator from the credentials")
+	case fs.NArg() != 1:
 		return usageError(fs, "want exactly one request ID")
+	}
+	if *server != "" {
+		return cancelRemote(*server, headers, fs.Arg(0), *reason, stdout, stderr)
 	}
 	ctx := context.Background()
 	g, closeGate, err := openGate(ctx, *dsn, true, nil)
@@ -230,6 +247,38 @@ func runCancel(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, exitUsage, err)
 	}
 	fmt.Fprintf(stdout, "cancelled %s (%s)\n", r.ID, r.Action.Name)
+	return exitOK
+}
+
+// cancelRemote cancels request id through the API of the handler served
+// at base.
+func cancelRemote(base string, headers []string, id, reason string, stdout, stderr io.Writer) int {
+	u, err := url.Parse(strings.TrimSpace(base))
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fail(stderr, exitUsage, errors.New("cancel: -url must be the http(s) address of the review pages"))
+	}
+	body, err := json.Marshal(map[string]string{"reason": reason})
+	if err != nil {
+		return fail(stderr, exitUsage, err)
+	}
+	req, err := http.NewRequest(http.MethodPost, u.JoinPath("api", "approvals", id, "cancel").String(), bytes.NewReader(body))
+	if err != nil {
+		return fail(stderr, exitUsage, fmt.Errorf("cancel: %w", err))
+	}
+	req.Header.Set("Content-Type", "application/json")
+	for _, h := range headers {
+		name, value, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return fail(stderr, exitUsage, fmt.Errorf("cancel: -header %q is not Name: value", h))
+		}
+		req.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	hc := &http.Client{Timeout: decideTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var out decided
+	if err := exchange(hc, req, &out); err != nil {
+		return fail(stderr, exitFailed, fmt.Errorf("cancel %s: %w", id, err))
+	}
+	fmt.Fprintf(stdout, "cancelled %s (now %s)\n", out.RequestID, out.Status)
 	return exitOK
 }
 
