@@ -48,9 +48,15 @@ type Config struct {
 	// GroupsClaim names the claim holding the person's groups (a list of
 	// strings, or one string): "groups" for Okta, Keycloak, Dex, Azure AD
 	// (its group object IDs). They are kept in the session
-	// (Session.Groups); the gate's Directory remains the source of group
-	// membership. Defaults to "": no groups are kept.
+	// (Session.Groups), and fed to Groups. Defaults to "": no groups are
+	// kept.
 	GroupsClaim string
+	// Groups, with GroupsClaim, learns each sign-in's groups: a
+	// GroupDirectory the gate's Config.Directory can be (see
+	// GroupDirectory for what claims can and cannot tell a gate).
+	// Defaults to nil: the gate's Directory is the only source of group
+	// membership.
+	Groups *GroupDirectory
 	// SessionKeys sign the session and sign-in cookies with HMAC-SHA256;
 	// each is at least 32 random bytes. The first signs; every one
 	// verifies, so a key is rotated in by putting it first and rotated out
@@ -122,6 +128,8 @@ func (c *Config) withDefaults() (base string, err error) {
 		return "", errors.New("signin: Config.SessionKeys is empty (give at least one key of 32 random bytes)")
 	case c.SessionLifetime < 0:
 		return "", errors.New("signin: Config.SessionLifetime is negative")
+	case c.Groups != nil && c.GroupsClaim == "":
+		return "", errors.New("signin: Config.Groups needs Config.GroupsClaim (the claim that names the groups)")
 	}
 	for i, k := range c.SessionKeys {
 		if len(k) < MinKeyBytes {

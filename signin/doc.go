@@ -96,11 +96,13 @@
 //
 // With Config.GroupsClaim, the groups the provider sends at sign-in are
 // kept in the session (Session.Groups), for the host's own use (an
-// Operator check, say). They do not feed approval.Directory: a Directory
-// answers who is in a group, for everyone, including approvers who have
-// not signed in since (or ever), which a person's claims at their last
-// sign-in cannot answer. The gate's Directory remains the source of group
-// membership.
+// Operator check, say), and, with Config.Groups, learned by a
+// GroupDirectory, which the gate can use as its approval.Directory (with
+// the host's own directory as its Base). Claims answer only for people
+// who signed in recently: a Directory is asked who is in a group, for
+// everyone, including approvers who have not signed in since (or ever),
+// so a group whose members must be notified before they sign in needs a
+// Base that knows them (see GroupDirectory).
 //
 // # Behind a proxy
 //

@@ -288,6 +288,9 @@ func (o *OIDC) complete(w http.ResponseWriter, r *http.Request) (string, error) 
 	s := session{Approver: who, Issued: now.Unix(), Expires: now.Add(o.cfg.SessionLifetime).Unix()}
 	if o.cfg.GroupsClaim != "" {
 		s.Groups = claims.Strings(o.cfg.GroupsClaim)
+		if o.cfg.Groups != nil {
+			o.cfg.Groups.Learn(who, s.Groups)
+		}
 	}
 	v, err := o.codec.seal(purposeSession, s)
 	if err != nil {
