@@ -37,10 +37,11 @@ const (
 // to the span processor: so the Guard does not wait for that.
 func (o *Observer) TraceParent(ctx context.Context) string {
 	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// ctx has no span, so the span is a root; internal is the default
+		// kind. The start time is given, for the end to match it.
 		start := time.Now()
 		var span trace.Span
-		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithTimestamp(start))
+		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithTimestamp(start))
 		o.roots.add(span, start)
 	}
 	var c traceCarrier
