@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sort"
 	"time"
@@ -424,61 +425,67 @@ func (g *Gate) outboxByChannel(ctx context.Context) ([]ChannelHealth, error) {
 	if !ok {
 		return nil, nil
 	}
-	by := map[string]*ChannelHealth{}
-	last := map[string]OutboxMessage{}
+	var msgs []OutboxMessage
 	for _, state := range []OutboxState{OutboxPending, OutboxDead} {
 		q := OutboxQuery{State: state, Limit: MaxPageSize}
-		for n := 0; ; {
+		for {
 			page, err := ob.ListOutbox(ctx, q)
 			if err != nil {
 				return nil, err
 			}
-			for _, m := range page.Messages {
-				h := by[m.Channel]
-				if h == nil {
-					h = &ChannelHealth{Channel: m.Channel}
-					by[m.Channel] = h
-				}
-				addToHealth(h, m, last)
-			}
-			if n += len(page.Messages); page.Next == "" {
+			msgs = append(msgs, page.Messages...)
+			if page.Next == "" {
 				break
-			} else if n >= statsScanLimit {
+			} else if len(msgs) >= statsScanLimit {
 				return nil, errStatsScan
 			}
 			q.Cursor = page.Next
+		}
+	}
+	return ChannelHealths(slices.Values(msgs)), nil
+}
+
+// ChannelHealths summarises outbox messages (pending ones and dead
+// letters) by channel, in channel name order, as
+// OperatorStats.OutboxByChannel answers: for a store that walks its
+// messages (memstore does), and for Gate.Stats over a store without
+// OperatorStats. LastError is the newest pending message's error, else the
+// newest dead letter's.
+func ChannelHealths(msgs iter.Seq[OutboxMessage]) []ChannelHealth {
+	by := map[string]*ChannelHealth{}
+	last := map[string]OutboxMessage{} // the message whose error LastError is
+	for m := range msgs {
+		h := by[m.Channel]
+		if h == nil {
+			h = &ChannelHealth{Channel: m.Channel}
+			by[m.Channel] = h
+		}
+		pending := m.State == OutboxPending
+		if pending {
+			h.Pending++
+			if h.OldestPending.IsZero() || m.CreatedAt.Before(h.OldestPending) {
+				h.OldestPending = m.CreatedAt
+			}
+			if m.Attempts > 0 {
+				h.Retrying++
+			}
+		} else {
+			h.Dead++
+		}
+		if m.LastError == "" {
+			continue
+		}
+		l, ok := last[m.Channel]
+		lp := l.State == OutboxPending
+		if !ok || (pending && !lp) || (pending == lp && m.CreatedAt.After(l.CreatedAt)) {
+			last[m.Channel] = m
+			h.LastError = m.LastError
 		}
 	}
 	out := make([]ChannelHealth, 0, len(by))
 	for _, h := range by {
 		out = append(out, *h)
 	}
-	return out, nil
-}
-
-// addToHealth counts one outbox message into h. last holds, by channel,
-// the message whose error h.LastError is: a pending message's error wins
-// over a dead letter's, then the newest.
-func addToHealth(h *ChannelHealth, m OutboxMessage, last map[string]OutboxMessage) {
-	pending := m.State == OutboxPending
-	if pending {
-		h.Pending++
-		if h.OldestPending.IsZero() || m.CreatedAt.Before(h.OldestPending) {
-			h.OldestPending = m.CreatedAt
-		}
-		if m.Attempts > 0 {
-			h.Retrying++
-		}
-	} else {
-		h.Dead++
-	}
-	if m.LastError == "" {
-		return
-	}
-	l, ok := last[m.Channel]
-	lp := l.State == OutboxPending
-	if !ok || (pending && !lp) || (pending == lp && m.CreatedAt.After(l.CreatedAt)) {
-		last[m.Channel] = m
-		h.LastError = m.LastError
-	}
+	slices.SortFunc(out, func(a, b ChannelHealth) int { return compareStrings(a.Channel, b.Channel) })
+	return out
 }

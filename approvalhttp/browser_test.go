@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,42 +17,15 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalhttp"
+	"github.com/signoff/approval/internal/browsertest"
 	"github.com/signoff/approval/memstore"
 )
 
-// envRequireBrowser turns the browser test's skip into a failure (CI sets it).
-const envRequireBrowser = "APPROVAL_REQUIRE_BROWSER"
-
-// browser starts headless Chromium for t, or skips without one.
+// browser starts headless Chromium for t, or skips without one (see
+// internal/browsertest).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv(envRequireBrowser) == "1" {
-			t.Fatalf("%s=1 but no chromium on PATH (apt-get install chromium)", envRequireBrowser)
-		}
-		t.Skip("browser test skipped: no chromium on PATH (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 2000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancelTimeout)
-	require.NoError(t, chromedp.Do(ctx), "start chromium")
-	return ctx
+	return browsertest.Start(t, 1280, 2000)
 }
 
 // linkRecorder is a channel keeping each recipient's approve link.

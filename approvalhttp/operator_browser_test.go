@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/browsertest"
 )
 
 // TestBrowserOperatorPage: the on-call operator opens the operator page
@@ -22,11 +23,7 @@ import (
 func TestBrowserOperatorPage(t *testing.T) {
 	ctx := browser(t)
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)))
-	shots := os.Getenv(envScreenshots)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
+	shots := browsertest.ScreenshotDir(t)
 
 	f, w := newOpsFixture(t)
 	mux := http.NewServeMux()

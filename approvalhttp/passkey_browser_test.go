@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalhttp"
+	"github.com/signoff/approval/internal/browsertest"
 	"github.com/signoff/approval/memstore"
 )
 
@@ -35,11 +34,7 @@ import (
 func TestBrowserPasskeyStepUp(t *testing.T) {
 	ctx := browser(t)
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)))
-	shots := os.Getenv(envScreenshots)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
+	shots := browsertest.ScreenshotDir(t)
 
 	// WebAuthn wants a secure context and a domain for its relying party:
 	// http://localhost is both.
@@ -84,12 +79,7 @@ func TestBrowserPasskeyStepUp(t *testing.T) {
 		HasResidentKey: true, HasUserVerification: true, IsUserVerified: true, AutomaticPresenceSimulation: true,
 	}})
 	require.NoError(t, err)
-	shot := func(name string) {
-		t.Helper()
-		b, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
-		require.NoError(t, err)
-		require.NoError(t, os.WriteFile(filepath.Join(shots, name), b, 0o644))
-	}
+	shot := func(name string) { t.Helper(); browsertest.Screenshot(t, ctx, shots, name) }
 	text := func(sel string) string {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))

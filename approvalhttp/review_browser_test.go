@@ -12,12 +12,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/browsertest"
 )
-
-// envScreenshots names a directory to keep the browser tests'
-// screenshots in (a temporary one otherwise), to look at them as a
-// reviewer would.
-const envScreenshots = "APPROVAL_SCREENSHOT_DIR"
 
 // TestBrowserReviewerReadsThenDecides drives the pages a finance reviewer
 // uses in a 1280x800 Chromium window: an approve link, the signed-in
@@ -28,11 +24,7 @@ const envScreenshots = "APPROVAL_SCREENSHOT_DIR"
 func TestBrowserReviewerReadsThenDecides(t *testing.T) {
 	ctx := browser(t)
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)))
-	shots := os.Getenv(envScreenshots)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
+	shots := browsertest.ScreenshotDir(t)
 
 	site := newReviewSite(t, map[string][]string{"finance": {"alice", "bob", "carol"}, "leads": {"sam"}}, map[string]approval.Policy{
 		"high_spend": {

@@ -106,46 +106,11 @@ func (s *Store) OutboxByChannel(ctx context.Context) ([]approval.ChannelHealth, 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memstore: outbox by channel: %w", err)
 	}
-	type errAt struct {
-		pending bool
-		at      time.Time
-	}
-	by := map[string]*approval.ChannelHealth{}
-	last := map[string]errAt{}
 	s.mu.Lock()
+	msgs := make([]approval.OutboxMessage, 0, len(s.outbox))
 	for _, m := range s.outbox {
-		h := by[m.Channel]
-		if h == nil {
-			h = &approval.ChannelHealth{Channel: m.Channel}
-			by[m.Channel] = h
-		}
-		pending := m.State == approval.OutboxPending
-		if pending {
-			h.Pending++
-			if h.OldestPending.IsZero() || m.CreatedAt.Before(h.OldestPending) {
-				h.OldestPending = m.CreatedAt
-			}
-			if m.Attempts > 0 {
-				h.Retrying++
-			}
-		} else {
-			h.Dead++
-		}
-		if m.LastError == "" {
-			continue
-		}
-		// A pending message's error wins over a dead letter's, then the
-		// newest.
-		if l, ok := last[m.Channel]; !ok || (pending && !l.pending) || (pending == l.pending && m.CreatedAt.After(l.at)) {
-			last[m.Channel] = errAt{pending: pending, at: m.CreatedAt}
-			h.LastError = m.LastError
-		}
+		msgs = append(msgs, *m)
 	}
 	s.mu.Unlock()
-	out := make([]approval.ChannelHealth, 0, len(by))
-	for _, h := range by {
-		out = append(out, *h)
-	}
-	slices.SortFunc(out, func(a, b approval.ChannelHealth) int { return strings.Compare(a.Channel, b.Channel) })
-	return out, nil
+	return approval.ChannelHealths(slices.Values(msgs)), nil
 }

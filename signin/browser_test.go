@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,48 +21,16 @@ import (
 
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalhttp"
+	"github.com/signoff/approval/internal/browsertest"
 	"github.com/signoff/approval/memstore"
 	"github.com/signoff/approval/signin"
 )
 
-// The browser tests' switches, as in approvalhttp: APPROVAL_REQUIRE_BROWSER=1
-// turns a missing browser into a failure; APPROVAL_SCREENSHOT_DIR keeps
-// the screenshots.
-const (
-	envRequireBrowser = "APPROVAL_REQUIRE_BROWSER"
-	envScreenshots    = "APPROVAL_SCREENSHOT_DIR"
-)
-
-// browser starts headless Chromium for t, or skips without one.
+// browser starts headless Chromium for t, or skips without one (see
+// internal/browsertest).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := ""
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			path = p
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv(envRequireBrowser) == "1" {
-			t.Fatalf("%s=1 but no chromium on PATH (apt-get install chromium)", envRequireBrowser)
-		}
-		t.Skip("browser test skipped: no chromium on PATH (apt-get install chromium)")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.NoSandbox, // CI runs as root
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 800),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancelTimeout)
-	require.NoError(t, chromedp.Do(ctx), "start chromium")
-	return ctx
+	return browsertest.Start(t, 1280, 800)
 }
 
 // users is the provider's user store: alice, with a verified address.
@@ -103,11 +70,7 @@ func provider(t *testing.T, appURL string) *httptest.Server {
 // themselves, signs out, and is asked to sign in again.
 func TestBrowserSignIn(t *testing.T) {
 	ctx := browser(t)
-	shots := os.Getenv(envScreenshots)
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	require.NoError(t, os.MkdirAll(shots, 0o755))
+	shots := browsertest.ScreenshotDir(t)
 
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
