@@ -5,9 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/signoff/approval/internal/relay"
 )
 
 // Observer hears what a gate does, for metrics and traces
@@ -152,26 +153,16 @@ type Observation struct {
 // DefaultObserverQueue is the default Config.ObserverQueue.
 const DefaultObserverQueue = 4096
 
-// observer runs an Observer on a goroutine of its own (see Observer).
+// observer runs an Observer on a goroutine of its own (see Observer),
+// through an internal/relay.
 type observer struct {
 	obs   Observer
 	trace TraceObserver // obs, if it is one
-	q     chan observed
 	log   logger
-	// dropped counts observations dropped since the last ObserveDropped.
-	mu      sync.Mutex
-	dropped int
+	relay *relay.Relay[Observation]
 	// unmatched counts the Guards no policy matched, for the next
 	// ObserveUnmatched.
 	unmatched atomic.Uint64
-	quit      chan struct{} // closed by close
-	done      chan struct{} // closed when run returns
-	stop      sync.Once
-}
-
-type observed struct {
-	ctx context.Context
-	o   Observation
 }
 
 // logger is the part of slog.Logger the observer uses.
@@ -179,98 +170,26 @@ type logger interface {
 	Error(msg string, args ...any)
 }
 
+// unmatchedEvery is how often the observer reports the Guards no policy
+// matched, and the observations it dropped.
+const unmatchedEvery = time.Second
+
 func newObserver(obs Observer, queue int, log logger) *observer {
-	o := &observer{obs: obs, q: make(chan observed, queue), log: log, quit: make(chan struct{}), done: make(chan struct{})}
+	o := &observer{obs: obs, log: log}
 	o.trace, _ = obs.(TraceObserver)
-	go o.run()
+	o.relay = relay.New(queue, o.call,
+		func(n int) { o.call(context.Background(), Observation{Kind: ObserveDropped, Count: n}) },
+		func() {
+			if n := o.unmatched.Swap(0); n > 0 {
+				o.call(context.Background(), Observation{Kind: ObserveUnmatched, Count: int(n)})
+			}
+		}, unmatchedEvery)
 	return o
 }
 
-// observe queues o, or counts it dropped if the queue is full. It never
+// observe queues ob, or counts it dropped if the queue is full. It never
 // blocks.
-func (o *observer) observe(ctx context.Context, ob Observation) {
-	select {
-	case o.q <- observed{ctx, ob}:
-	default:
-		o.mu.Lock()
-		o.dropped++
-		o.mu.Unlock()
-	}
-}
-
-// observeBatch is how long run lets observations gather before it takes
-// them, once it has been woken.
-const observeBatch = time.Millisecond
-
-// unmatchedEvery is how often run reports the Guards no policy matched.
-const unmatchedEvery = time.Second
-
-// run calls the Observer with each queued observation until close.
-func (o *observer) run() {
-	defer close(o.done)
-	tick := time.NewTicker(unmatchedEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case item := <-o.q:
-			o.deliver(item)
-			// Then take the rest in batches: while the goroutine sleeps
-			// the gate's calls queue without waking it (a wake-up costs
-			// the caller a system call), and it parks again only once a
-			// batch found the queue empty.
-			for {
-				time.Sleep(observeBatch)
-				n := len(o.q)
-				if n == 0 {
-					break
-				}
-				for range n {
-					o.deliver(<-o.q)
-				}
-			}
-		case <-tick.C:
-			o.flushCounts()
-		case <-o.quit:
-			// Deliver what was queued before close; what is queued after
-			// (Guard works after Close) waits in the queue for nobody.
-			for range len(o.q) {
-				o.deliver(<-o.q)
-			}
-			o.flushCounts()
-			return
-		}
-	}
-}
-
-// flushCounts reports the counted Guards and, once the queue has room,
-// the dropped observations.
-func (o *observer) flushCounts() {
-	if n := o.unmatched.Swap(0); n > 0 {
-		o.call(context.Background(), Observation{Kind: ObserveUnmatched, Count: int(n)})
-	}
-	o.mu.Lock()
-	n := o.dropped
-	o.dropped = 0
-	o.mu.Unlock()
-	if n > 0 {
-		o.call(context.Background(), Observation{Kind: ObserveDropped, Count: n})
-	}
-}
-
-func (o *observer) deliver(item observed) {
-	o.call(item.ctx, item.o)
-	o.mu.Lock()
-	n := o.dropped
-	if n > 0 && len(o.q) <= cap(o.q)/2 {
-		o.dropped = 0
-	} else {
-		n = 0
-	}
-	o.mu.Unlock()
-	if n > 0 {
-		o.call(context.Background(), Observation{Kind: ObserveDropped, Count: n})
-	}
-}
+func (o *observer) observe(ctx context.Context, ob Observation) { o.relay.Put(ctx, ob) }
 
 // call runs Observe, recovering a panic.
 func (o *observer) call(ctx context.Context, ob Observation) {
@@ -282,15 +201,9 @@ func (o *observer) call(ctx context.Context, ob Observation) {
 	o.obs.Observe(ctx, ob)
 }
 
-// close stops the goroutine once the queued observations are delivered,
-// or when ctx ends.
-func (o *observer) close(ctx context.Context) {
-	o.stop.Do(func() { close(o.quit) })
-	select {
-	case <-o.done:
-	case <-ctx.Done():
-	}
-}
+// close stops the observer's goroutine once the observations queued are
+// delivered, or when ctx ends.
+func (o *observer) close(ctx context.Context) { o.relay.Close(ctx) }
 
 // traceParent asks a TraceObserver for a new request's trace context.
 func (o *observer) traceParent(ctx context.Context) (tp string) {

@@ -2,21 +2,15 @@ package approval
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"github.com/signoff/approval/internal/assertion"
 	"github.com/signoff/approval/internal/canon"
 )
 
@@ -38,9 +32,9 @@ import (
 // COSE algorithm identifiers of the passkeys the gate verifies (RFC 9053,
 // the IANA COSE Algorithms registry).
 const (
-	PasskeyES256 = -7   // ECDSA with SHA-256 on P-256
-	PasskeyEdDSA = -8   // Ed25519
-	PasskeyRS256 = -257 // RSASSA-PKCS1-v1_5 with SHA-256, 2048 bits or more
+	PasskeyES256 = assertion.ES256 // -7: ECDSA with SHA-256 on P-256
+	PasskeyEdDSA = assertion.EdDSA // -8: Ed25519
+	PasskeyRS256 = assertion.RS256 // -257: RSASSA-PKCS1-v1_5 with SHA-256, 2048 bits or more
 )
 
 // PasskeyChallengeContext prefixes the bytes a passkey challenge hashes.
@@ -178,92 +172,18 @@ func PasskeyChallenge(requestID, actionHash, payloadHash string, verdict Verdict
 	return sum[:]
 }
 
-// clientData is the part of a WebAuthn CollectedClientData the gate
-// checks.
-type clientData struct {
-	Type        string `json:"type"`
-	Challenge   string `json:"challenge"`
-	Origin      string `json:"origin"`
-	CrossOrigin bool   `json:"crossOrigin"`
-}
-
-// WebAuthn authenticator data flags (WebAuthn Level 3, 6.1).
-const (
-	flagUserPresent  = 0x01
-	flagUserVerified = 0x04
-)
-
 // VerifyPasskeyProof checks p: that it answers challenge (its client data
 // is a webauthn.get of exactly that challenge, from one of origins when
 // origins is not empty, not cross-origin), for p.RPID (the authenticator
 // data's RP ID hash), with the user present and verified, signed by
 // p.PublicKey. Every failure wraps ErrPasskey.
 func VerifyPasskeyProof(p *PasskeyProof, challenge []byte, origins []string) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrPasskey, fmt.Sprintf(format, a...))
-	}
-	var cd clientData
-	if err := json.Unmarshal(p.ClientDataJSON, &cd); err != nil {
-		return bad("client data is not JSON")
-	}
-	switch {
-	case cd.Type != "webauthn.get":
-		return bad("client data type %q (want webauthn.get)", clip(cd.Type))
-	case cd.Challenge != base64.RawURLEncoding.EncodeToString(challenge):
-		return bad("the assertion answers another challenge: another request, verdict, token or payload")
-	case cd.CrossOrigin:
-		return bad("a cross-origin assertion")
-	case len(origins) > 0 && !slices.Contains(origins, cd.Origin):
-		return bad("origin %q is not one of the gate's", clip(cd.Origin))
-	}
-	ad := p.AuthenticatorData
-	if len(ad) < 37 {
-		return bad("authenticator data of %d bytes", len(ad))
-	}
-	if rp := sha256.Sum256([]byte(p.RPID)); string(ad[:32]) != string(rp[:]) {
-		return bad("the assertion is for another relying party")
-	}
-	if ad[32]&flagUserPresent == 0 || ad[32]&flagUserVerified == 0 {
-		return bad("the authenticator did not verify the user (user present and verified are required)")
-	}
-	cdHash := sha256.Sum256(p.ClientDataJSON)
-	signed := make([]byte, 0, len(ad)+len(cdHash))
-	signed = append(append(signed, ad...), cdHash[:]...)
-	pub, err := x509.ParsePKIXPublicKey(p.PublicKey)
+	err := assertion.Verify(&assertion.Assertion{Algorithm: p.Algorithm, PublicKey: p.PublicKey, RPID: p.RPID,
+		AuthenticatorData: p.AuthenticatorData, ClientDataJSON: p.ClientDataJSON, Signature: p.Signature}, challenge, origins)
 	if err != nil {
-		return bad("unreadable public key")
-	}
-	ok := false
-	switch p.Algorithm {
-	case PasskeyES256:
-		k, isEC := pub.(*ecdsa.PublicKey)
-		if isEC && k.Curve == elliptic.P256() {
-			sum := sha256.Sum256(signed)
-			ok = ecdsa.VerifyASN1(k, sum[:], p.Signature)
-		}
-	case PasskeyEdDSA:
-		k, isEd := pub.(ed25519.PublicKey)
-		ok = isEd && ed25519.Verify(k, signed, p.Signature)
-	case PasskeyRS256:
-		k, isRSA := pub.(*rsa.PublicKey)
-		if isRSA && k.N.BitLen() >= 2048 {
-			sum := sha256.Sum256(signed)
-			ok = rsa.VerifyPKCS1v15(k, crypto.SHA256, sum[:], p.Signature) == nil
-		}
-	default:
-		return bad("algorithm %d is not ES256, EdDSA or RS256", p.Algorithm)
-	}
-	if !ok {
-		return bad("the signature does not verify with the registered key")
+		return fmt.Errorf("%w: %v", ErrPasskey, err)
 	}
 	return nil
-}
-
-func clip(s string) string {
-	if len(s) > 64 {
-		return s[:64]
-	}
-	return s
 }
 
 // appendCanonical writes p as the artifact and the audit digest hold it:
@@ -475,27 +395,12 @@ func checkPasskeyKey(p *Passkey, rpID string) error {
 		return fmt.Errorf("%w: %v", ErrPasskey, err)
 	}
 	if p.RPID != rpID {
-		return fmt.Errorf("%w: registered for %q, the gate's relying party is %q", ErrPasskey, clip(p.RPID), rpID)
+		return fmt.Errorf("%w: registered for %.64q, the gate's relying party is %q", ErrPasskey, p.RPID, rpID)
 	}
-	pub, err := x509.ParsePKIXPublicKey(p.PublicKey)
-	if err != nil {
-		return fmt.Errorf("%w: unreadable public key: %v", ErrPasskey, err)
+	if err := assertion.CheckKey(p.Algorithm, p.PublicKey); err != nil {
+		return fmt.Errorf("%w: %v", ErrPasskey, err)
 	}
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		if p.Algorithm == PasskeyES256 && k.Curve == elliptic.P256() {
-			return nil
-		}
-	case ed25519.PublicKey:
-		if p.Algorithm == PasskeyEdDSA {
-			return nil
-		}
-	case *rsa.PublicKey:
-		if p.Algorithm == PasskeyRS256 && k.N.BitLen() >= 2048 {
-			return nil
-		}
-	}
-	return fmt.Errorf("%w: a %T key with algorithm %d (want ES256 on P-256, EdDSA, or RS256 of 2048 bits or more)", ErrPasskey, pub, p.Algorithm)
+	return nil
 }
 
 func algName(alg int) string {
