@@ -26,9 +26,9 @@ import (
 // action hash, so an approval of a tool "Bash" is never one of "bash".
 const MetadataTool = "agent.tool"
 
-// DefaultMaxWait is Options.MaxWait's default: well within the 30 seconds
-// the README's settings give the hook, and Claude Code's own default
-// timeout for an http hook.
+// DefaultMaxWait is Options.MaxWait's default: within the 30-second
+// timeout the README's settings give the hook (Claude Code's own default
+// for an http hook is far longer, 10 minutes).
 const DefaultMaxWait = 25 * time.Second
 
 // MaxBodyBytes bounds a hook request's body. A tool input larger than the
