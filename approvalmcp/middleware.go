@@ -94,6 +94,18 @@ type Rule struct {
 	// Tags label the action (approval.TagAny and the like match them).
 	// Each must be a valid tag (see approval.CanonicalID). Defaults to none.
 	Tags []string
+	// ConfirmAtClient asks the person at the client (Options.ClientApprover
+	// names them) to approve or deny a call whose request is pending,
+	// through the client (MCP elicitation), before the call answers as Mode
+	// says. The answer is that person's vote, with every check of
+	// approval.Gate.Decide: they must be an approver the policies name, and
+	// requester segregation holds unless the policy has AllowSelfApproval.
+	// A client that cannot elicit, or a person who declines, leaves the
+	// request pending. Meant for setups where the person at the client is
+	// the approver; see "Confirming at the client" in the package doc for
+	// what the answer proves. Needs Options.ClientApprover. Defaults to
+	// false: nobody is asked through the client.
+	ConfirmAtClient bool
 }
 
 // Options configure Middleware.
@@ -120,6 +132,15 @@ type Options struct {
 	// request, for pending results: with approvalhttp mounted under
 	// BASE, BASE + approval.ReviewPath + id. Defaults to nil: no URL.
 	ReviewURL func(requestID string) string
+	// ClientApprover names the person at the client of a call, whose
+	// answer counts as their vote with Rule.ConfirmAtClient: an approver
+	// ID as the gate's policies and Directory know it (approval.CanonicalID).
+	// "" asks nobody; an error (or a panic) is logged and asks nobody.
+	// Derive it from what the transport authenticated (req.Extra.TokenInfo
+	// behind the SDK's bearer-token middleware), never from what the
+	// client says about itself: whoever holds the session answers as this
+	// person. Required if a rule has ConfirmAtClient; defaults to nil.
+	ClientApprover func(ctx context.Context, req *mcp.CallToolRequest) (string, error)
 	// Logger receives the failures a call fails closed on (a store error,
 	// a panic in a hook). Defaults to slog.Default().
 	Logger *slog.Logger
@@ -137,6 +158,7 @@ type gated struct {
 	gate      *approval.Gate
 	rules     []rule
 	identity  func(context.Context, *mcp.CallToolRequest) (string, string, error)
+	approver  func(context.Context, *mcp.CallToolRequest) (string, error)
 	reviewURL func(string) string
 	log       *slog.Logger
 }
@@ -163,7 +185,7 @@ func compile(opts Options) (*gated, error) {
 	if len(opts.Rules) == 0 {
 		return nil, fmt.Errorf("approvalmcp: %w: Options.Rules is empty, so no call would be gated (Tools: \"*\" gates every tool)", approval.ErrInvalidConfig)
 	}
-	g := &gated{gate: opts.Gate, identity: opts.Identity, reviewURL: opts.ReviewURL, log: opts.Logger}
+	g := &gated{gate: opts.Gate, identity: opts.Identity, approver: opts.ClientApprover, reviewURL: opts.ReviewURL, log: opts.Logger}
 	if g.identity == nil {
 		g.identity = defaultIdentity
 	}
@@ -174,6 +196,9 @@ func compile(opts Options) (*gated, error) {
 		cr, err := compileRule(r)
 		if err != nil {
 			return nil, fmt.Errorf("approvalmcp: %w: Rules[%d]: %w", approval.ErrInvalidConfig, i, err)
+		}
+		if r.ConfirmAtClient && g.approver == nil {
+			return nil, fmt.Errorf("approvalmcp: %w: Rules[%d]: ConfirmAtClient needs Options.ClientApprover, to name the person at the client", approval.ErrInvalidConfig, i)
 		}
 		g.rules = append(g.rules, cr)
 	}
@@ -330,13 +355,31 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 		Message:     fmt.Sprintf("%s calls the MCP tool %s", by, text.Cut(tool, 256)),
 		Provenance:  &approval.Provenance{Source: "mcp", CreatedBy: client, SourceID: session},
 	}
-	var (
-		ran    bool
-		out    mcp.Result
-		outErr error
-	)
-	res, err := approval.Do(ctx, g.gate, a, approval.DoOptions{Wait: rl.waitFor()}, func(ctx context.Context, res approval.Result) error {
-		call := r
+	c := &gatedCall{next: next, method: method, r: r}
+	if rl.ConfirmAtClient {
+		return g.confirm(ctx, c, rl, a)
+	}
+	res, err := g.run(ctx, c, a, rl.waitFor())
+	return g.respond(ctx, c, res, err)
+}
+
+// gatedCall is one gated tools/call on its way to the tool.
+type gatedCall struct {
+	next   mcp.MethodHandler
+	method string
+	// r is the call as the tool receives it (without this package's
+	// input response, when it asked the client).
+	r *mcp.CallToolRequest
+	// ran is set once the tool ran, with its result in out and outErr.
+	ran    bool
+	out    mcp.Result
+	outErr error
+}
+
+// run runs c through approval.Do, waiting up to wait for people.
+func (g *gated) run(ctx context.Context, c *gatedCall, a approval.Action, wait time.Duration) (approval.Result, error) {
+	return approval.Do(ctx, g.gate, a, approval.DoOptions{Wait: wait}, func(ctx context.Context, res approval.Result) error {
+		call := c.r
 		if res.Status == approval.OutcomeModified {
 			if len(bytes.TrimSpace(res.Payload)) == 0 {
 				return fmt.Errorf("%w: they are empty", errBadEdit)
@@ -344,18 +387,23 @@ func (g *gated) guard(ctx context.Context, next mcp.MethodHandler, method string
 			if err := checkArgs(res.Payload); err != nil {
 				return fmt.Errorf("%w: %w", errBadEdit, err)
 			}
-			p := *r.Params
+			p := *c.r.Params
 			p.Arguments = json.RawMessage(res.Payload)
-			c := *r
-			c.Params = &p
-			call = &c
+			cr := *c.r
+			cr.Params = &p
+			call = &cr
 		}
-		ran = true
-		out, outErr = next(context.WithValue(ctx, resultKey{}, res), method, call)
+		c.ran = true
+		c.out, c.outErr = c.next(context.WithValue(ctx, resultKey{}, res), c.method, call)
 		return nil
 	})
-	if ran {
-		return decorate(tool, out, res), outErr
+}
+
+// respond is the answer to c, once run returned res and err.
+func (g *gated) respond(ctx context.Context, c *gatedCall, res approval.Result, err error) (mcp.Result, error) {
+	tool := c.r.Params.Name
+	if c.ran {
+		return decorate(tool, c.out, res), c.outErr
 	}
 	if na := (*approval.NotApprovedError)(nil); errors.As(err, &na) {
 		if errors.Is(err, approval.ErrPending) {
