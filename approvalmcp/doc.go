@@ -91,6 +91,57 @@
 //     (mcp.CallToolResult.GetError). If the client's context ends first,
 //     the call returns its error as a protocol error.
 //
+// # Confirming at the client
+//
+// In a single-user setup the person at the client (an IDE, a desktop
+// assistant) is often the one who should approve. A rule with
+// ConfirmAtClient asks them through the client, with MCP elicitation,
+// instead of leaving the call for reviewers: once a call's request is
+// pending, the client shows a form with the tool's name, the arguments
+// exactly as the vote binds them (compact JSON, with control and format
+// characters such as bidirectional overrides escaped), who requests it,
+// the request ID and the action hash, and a choice of approve or deny
+// with an optional reason. With protocol 2026-07-28 and later the
+// question goes in the call's result (an input-required result under
+// ConfirmKey; the client retries the call with the answer, and the SDK's
+// client does so by itself unless its multi-round-trip support is
+// disabled); with earlier protocols the middleware sends the client an
+// elicitation request (ServerSession.Elicit) within the call.
+//
+// The answer is the vote of the person Options.ClientApprover names, cast
+// with Gate.Decide on the action hash shown, so every check applies: they
+// must be an approver the policies name, a vote on a request a reviewer
+// has edited since is refused (approval.ErrActionChanged), and requester
+// segregation holds. The agent's user is usually both the action's
+// Initiator (Options.Identity) and the person at the client, so the
+// policy needs AllowSelfApproval for the vote to count; without it the
+// gate refuses the vote (ErrSelfApproval, audited as decision.rejected)
+// and the request stays pending for others. A refused vote is logged,
+// not shown to the model. The vote's Reason, kept on the request and in
+// the decision's audit event, begins with ClientVoteReason, the client's
+// name and the session ID. The signed artifact carries the vote (the
+// approver and the token) but not its reason. Approve: the vote may
+// complete the quorum, and the tool runs. Deny: the request is denied.
+// Decline, cancel, a form without a choice, a client that did not
+// declare form elicitation, a ClientApprover that names nobody or fails,
+// arguments longer than 8 KiB to show, or a person who already voted on
+// the request: nobody is asked or nothing is counted, and the call
+// answers as its Mode says (pending, or Block's wait for the reviewers).
+//
+// What this proves, and what it does not: the answer proves that
+// whoever held this MCP session was shown these exact arguments and this
+// hash, and answered; the session is the identity. It is not a second
+// person's review, the way a reviewer's approval is: whoever controls
+// the client or the session (the person, or anything that drives the
+// client or holds its credentials) can answer, so it is no stronger than
+// the way the session is authenticated, and ClientApprover must derive
+// the person from that authentication, never from what the client says.
+// The RequestState of a question is not signed: it names the request and
+// hash the answer is for, and a client that changed it could only have
+// its answer refused or counted on this call's own request. Use policies that need
+// a reviewer besides the person at the client where one person's word is
+// not enough.
+//
 // # Limits
 //
 // A tool that declares an output schema gets the pending result above in
@@ -104,5 +155,8 @@
 // mid-call (an input-required result, protocol 2026-07-28 and later) is
 // gated again when the client retries the call with its answers; with
 // earlier protocol versions the SDK fulfils the input inside the gated
-// call.
+// call. The question of ConfirmAtClient is a result of a type of this
+// package's (it marks itself input-required, which the SDK does only for
+// a tool handler's result): receiving middleware added after this one
+// sees it as an mcp.Result that is not an *mcp.CallToolResult.
 package approvalmcp
