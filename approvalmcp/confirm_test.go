@@ -191,6 +191,8 @@ func TestConfirmAtClientApproves(t *testing.T) {
 			// The artifact the tool ran on carries her vote.
 			run := ts.last(t, "drop_table")
 			require.True(t, run.approved)
+			require.Empty(t, run.state, "the question's state is not the tool's")
+			require.Empty(t, run.responses, "nor the answer")
 			art, err := approval.VerifyArtifact(run.res.Artifact, req.Action, []ed25519.PublicKey{pub})
 			require.NoError(t, err)
 			require.Len(t, art.Votes, 1)
@@ -301,15 +303,22 @@ func TestConfirmAtClientMultiRoundTripDisabled(t *testing.T) {
 	require.Equal(t, req.ID, pendingID(t, unclear))
 	require.Empty(t, requests(t, g)[0].Votes)
 
-	// Approved: the tool runs, once.
+	// Approved: the tool runs, once, with the input meant for it but not
+	// the question's.
 	done, err := cs.CallTool(context.Background(), &mcp.CallToolParams{
 		Name: "drop_table", Arguments: args, RequestState: res.RequestState,
-		InputResponses: mcp.InputResponseMap{approvalmcp.ConfirmKey: &mcp.ElicitResult{Action: "accept", Content: approves}},
+		InputResponses: mcp.InputResponseMap{
+			approvalmcp.ConfirmKey: &mcp.ElicitResult{Action: "accept", Content: approves},
+			"tool-question":        &mcp.ElicitResult{Action: "decline"},
+		},
 	})
 	require.NoError(t, err)
 	require.False(t, done.IsError, text(done))
 	require.Equal(t, "drop_table ran\n", text(done))
 	require.EqualValues(t, 1, ts.n("drop_table"))
+	run := ts.last(t, "drop_table")
+	require.Empty(t, run.state)
+	require.Equal(t, []string{"tool-question"}, run.responses)
 	got, err := g.Get(context.Background(), req.ID)
 	require.NoError(t, err)
 	require.Equal(t, approval.StatusConsumed, got.Status)

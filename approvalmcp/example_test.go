@@ -2,8 +2,10 @@ package approvalmcp_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -102,4 +104,76 @@ func Example() {
 	// 1st call: pending error: false
 	// 2nd call: dropped users
 	// 3rd call: pending
+}
+
+// One developer and their assistant: dana approves her assistant's
+// drop_table calls herself, in a form her MCP client shows.
+func ExampleRule_confirmAtClient() {
+	ctx := context.Background()
+	_, priv, err := approval.GenerateKeys()
+	if err != nil {
+		log.Fatal(err)
+	}
+	gate, err := approval.New(approval.Config{Store: memstore.New(), SigningKey: priv})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer gate.Close(ctx)
+	err = gate.SetPolicy("drop", approval.Policy{
+		Match:             approval.Name(approvalmcp.ActionPrefix + "drop_*"),
+		Approvers:         []approval.Approver{approval.User("dana")},
+		RequiredApprovals: 1,
+		// dana is the call's initiator and its approver.
+		AllowSelfApproval: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	server := mcp.NewServer(&mcp.Implementation{Name: "db", Version: "1"}, nil)
+	server.AddTool(&mcp.Tool{Name: "drop_table", InputSchema: json.RawMessage(`{"type":"object"}`)},
+		func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "dropped"}}}, nil
+		})
+	mw, err := approvalmcp.Middleware(approvalmcp.Options{
+		Gate:  gate,
+		Rules: []approvalmcp.Rule{{Tools: "drop_*", ConfirmAtClient: true}},
+		// In a real server both come from the session's authentication.
+		Identity: func(context.Context, *mcp.CallToolRequest) (string, string, error) {
+			return "assistant", "dana", nil
+		},
+		ClientApprover: func(context.Context, *mcp.CallToolRequest) (string, error) { return "dana", nil },
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	server.AddReceivingMiddleware(mw)
+
+	// dana's client shows her the question; she approves.
+	client := mcp.NewClient(&mcp.Implementation{Name: "ide", Version: "1"}, &mcp.ClientOptions{
+		ElicitationHandler: func(_ context.Context, req *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+			for _, line := range strings.Split(req.Params.Message, "\n")[2:4] {
+				fmt.Println("asked:", line)
+			}
+			return &mcp.ElicitResult{Action: "accept", Content: map[string]any{"decision": "approve"}}, nil
+		},
+	})
+	ct, st := mcp.NewInMemoryTransports()
+	if _, err := server.Connect(ctx, st, nil); err != nil {
+		log.Fatal(err)
+	}
+	session, err := client.Connect(ctx, ct, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer session.Close()
+	res, err := session.CallTool(ctx, &mcp.CallToolParams{Name: "drop_table", Arguments: map[string]any{"table": "users"}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("result:", res.Content[0].(*mcp.TextContent).Text)
+	// Output:
+	// asked: Tool: drop_table
+	// asked: Arguments: {"table":"users"}
+	// result: dropped
 }

@@ -49,6 +49,10 @@ type call struct {
 	args     json.RawMessage
 	res      approval.Result
 	approved bool // ResultFromContext's ok
+	// state and responses are the call's RequestState and the keys of its
+	// InputResponses, as the tool received them.
+	state     string
+	responses []string
 }
 
 // tools counts and records the runs of the test server's tools.
@@ -98,7 +102,11 @@ func newServer(t testing.TB, opts approvalmcp.Options) (*mcp.Server, *tools) {
 			ts.runs[name].Add(1)
 			res, ok := approvalmcp.ResultFromContext(ctx)
 			ts.mu.Lock()
-			ts.calls[name] = append(ts.calls[name], call{args: append(json.RawMessage(nil), req.Params.Arguments...), res: res, approved: ok})
+			c := call{args: append(json.RawMessage(nil), req.Params.Arguments...), res: res, approved: ok, state: req.Params.RequestState}
+			for k := range req.Params.InputResponses {
+				c.responses = append(c.responses, k)
+			}
+			ts.calls[name] = append(ts.calls[name], c)
 			ts.mu.Unlock()
 			return &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: name + " ran"}}}, nil
 		})
