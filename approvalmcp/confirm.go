@@ -28,7 +28,7 @@ const ClientVoteReason = "answered at the MCP client"
 // in the retried call's InputResponses.
 const ConfirmKey = MetaKey + "/confirm"
 
-// confirmState begins the RequestState of the question, followed by the
+// confirmStatePrefix begins the RequestState of the question, followed by the
 // JSON of a confirmState.
 const confirmStatePrefix = ConfirmKey + " "
 
