@@ -234,3 +234,62 @@ func TestApproveInvalidAction(t *testing.T) {
 	require.True(t, app.NonRetryable())
 	require.Empty(t, f.all())
 }
+
+// An approval that expired unused before the workflow saw it (the signal
+// was lost, and the poll came after the approval's TTL) is asked for
+// again: the key is free after an expiry.
+func TestApproveAsksAgainAfterExpiry(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, lostSignals{})
+	var first, second string
+	f.env.RegisterDelayedCallback(func() {
+		first = f.pending().ID
+		f.decide(first, "alice", approval.VerdictApprove, nil)
+		f.decide(first, "bob", approval.VerdictApprove, nil)
+		f.clock.Add(2 * time.Hour) // past the approval's TTL of 1h
+		n, err := f.gate.Tick(context.Background(), 0)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	}, 10*time.Minute)
+	f.env.RegisterDelayedCallback(func() {
+		second = f.pending().ID
+		f.decide(second, "alice", approval.VerdictApprove, nil)
+		f.decide(second, "carol", approval.VerdictApprove, nil)
+	}, 3*time.Hour)
+	out := f.run(f.env, wire("5000"), approvaltemporal.Options{PollInterval: 2 * time.Hour})
+
+	require.Equal(t, approval.OutcomeApproved, out.Result.Status)
+	require.NotEqual(t, first, second)
+	require.Equal(t, second, out.Result.RequestID)
+	require.Equal(t, 4*time.Hour, out.Waited, "read at 2h (expired, asked again), then at 4h")
+	r, err := f.gate.Get(context.Background(), first)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusExpired, r.Status)
+	require.Len(t, f.ran(), 1)
+	require.Equal(t, second, f.ran()[0].RequestID)
+}
+
+// A reviewer's edited payload comes back as OutcomeModified, and the
+// action runs with it.
+func TestApproveModified(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	edited := []byte(`{"amount":4000,"to":"ACME"}`)
+	f.env.RegisterDelayedCallback(func() {
+		id := f.pending().ID
+		tok, err := f.gate.IssueToken(id, "alice", approval.VerdictApprove, time.Hour)
+		require.NoError(t, err)
+		_, err = f.gate.Decide(context.Background(), id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove, Payload: edited})
+		require.NoError(t, err)
+		f.decide(id, "bob", approval.VerdictApprove, nil)
+		f.deliver(f.env, "wf-1", id, "approved")
+	}, time.Minute)
+	out := f.run(f.env, wire("5000"), signalled)
+
+	require.Equal(t, approval.OutcomeModified, out.Result.Status)
+	require.JSONEq(t, string(edited), string(out.Result.Payload))
+	ran := f.ran()
+	require.Len(t, ran, 1)
+	require.Equal(t, approval.OutcomeModified, ran[0].Status)
+	require.JSONEq(t, string(edited), string(ran[0].Payload))
+}
