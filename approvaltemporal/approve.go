@@ -55,8 +55,9 @@ type Options struct {
 	// it passes, Approve cancels the request and returns
 	// approval.OutcomeTimedOut. It is the workflow's own limit, beside the
 	// policy's Timeout, which the gate's Tick applies (and which Approve
-	// reports as approval.OutcomeTimedOut too). Zero waits as long as the
-	// request is open.
+	// reports as approval.OutcomeTimedOut too). An approval the workflow
+	// has not read yet when it passes is cancelled too. Zero waits as
+	// long as the request is open.
 	Timeout time.Duration
 	// PollInterval is how often the waiting workflow reads the request's
 	// status through an activity, in case the Notifier's signal never
@@ -161,7 +162,7 @@ func Approve(ctx workflow.Context, a approval.Action, opts Options) (Result, err
 		sel.AddReceive(signals, func(c workflow.ReceiveChannel, _ bool) {
 			var s Signal
 			c.Receive(ctx, &s)
-			// A signal for an earlier step's request is left unread.
+			// A late signal for an earlier step's request is ignored.
 			mustRead = s.RequestID == res.RequestID
 		})
 		sel.AddFuture(pollTimer, func(workflow.Future) { mustRead, pollTimer = true, nil })
@@ -177,12 +178,13 @@ func Approve(ctx workflow.Context, a approval.Action, opts Options) (Result, err
 			_, _ = cancel(dctx, res.RequestID, "the workflow was cancelled")
 			return res, ctx.Err()
 		case timedOut:
-			r, err := cancel(actx, res.RequestID, fmt.Sprintf("no decision within the workflow's timeout of %s", opts.Timeout))
+			reason := fmt.Sprintf("no decision within the workflow's timeout of %s", opts.Timeout)
+			r, err := cancel(actx, res.RequestID, reason)
 			if err != nil {
 				return res, err
 			}
-			if r.Status == approval.OutcomeCancelled {
-				r.Status, r.Reason = approval.OutcomeTimedOut, "no decision within the workflow's timeout of "+opts.Timeout.String()
+			if r.Status == approval.OutcomeCancelled || r.Status == outcomeExpired {
+				r.Status, r.Reason = approval.OutcomeTimedOut, reason
 			}
 			r.Action = a
 			return r, nil

@@ -293,3 +293,25 @@ func TestApproveModified(t *testing.T) {
 	require.Equal(t, approval.OutcomeModified, ran[0].Status)
 	require.JSONEq(t, string(edited), string(ran[0].Payload))
 }
+
+// When the workflow's timeout passes after a decision it has not heard
+// of, the decision stands: the request is not cancelled, and its outcome
+// is returned.
+func TestApproveWorkflowTimeoutAfterDenial(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, lostSignals{})
+	var id string
+	f.env.RegisterDelayedCallback(func() {
+		id = f.pending().ID
+		f.decide(id, "carol", approval.VerdictDeny, &approval.Denial{Code: "unsafe", Retry: approval.RetryNever})
+	}, 5*time.Minute)
+	out := f.run(f.env, wire("100"), approvaltemporal.Options{Timeout: 10 * time.Minute, PollInterval: time.Hour})
+
+	require.Equal(t, approval.OutcomeDenied, out.Result.Status)
+	require.Equal(t, id, out.Result.RequestID)
+	require.Equal(t, "unsafe", out.Result.Denial.Code)
+	require.Equal(t, 10*time.Minute, out.Waited)
+	r, err := f.gate.Get(context.Background(), id)
+	require.NoError(t, err)
+	require.Equal(t, approval.StatusDenied, r.Status)
+}
