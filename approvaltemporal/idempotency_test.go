@@ -159,3 +159,31 @@ func TestBindLongWorkflowID(t *testing.T) {
 	require.NotEqual(t, a.IdempotencyKey, b.IdempotencyKey)
 	require.Equal(t, string(long), a.Metadata[approvaltemporal.MetadataWorkflowID])
 }
+
+// A policy that approves the action as it is created (its only level
+// does not apply): Approve's Guard consumes the approval, says so, and
+// the transfer runs on its first attempt.
+func TestApproveApprovedAtOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	require.NoError(t, f.gate.SetPolicy("small-refunds", approval.Policy{
+		Match: approval.Name("refund"),
+		Chain: []approval.Level{{
+			Name: "lead", Approvers: []approval.Approver{approval.Group("finance")}, Require: approval.Threshold(1),
+			When: approval.CostAtLeast(1000, "USD"),
+		}},
+	}))
+	a := wire("10")
+	a.Name, a.Cost = "refund", &approval.Cost{Amount: 10, Currency: "USD"}
+	out := f.run(f.env, a, signalled)
+
+	require.Equal(t, approval.OutcomeApproved, out.Result.Status)
+	require.NotEmpty(t, out.Result.RequestID)
+	require.True(t, out.Result.Consumed)
+	require.Equal(t, time.Duration(0), out.Waited)
+	ran := f.ran()
+	require.Len(t, ran, 1)
+	require.Equal(t, out.Result.RequestID, ran[0].RequestID)
+	require.NotEmpty(t, ran[0].Artifact)
+	require.Len(t, f.all(), 1)
+}
