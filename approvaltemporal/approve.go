@@ -39,7 +39,7 @@ const (
 
 // Defaults of Options.
 const (
-	DefaultPollInterval    = time.Minute
+	DefaultPollInterval    = 15 * time.Minute
 	DefaultActivityTimeout = 30 * time.Second
 )
 
@@ -62,7 +62,10 @@ type Options struct {
 	// PollInterval is how often the waiting workflow reads the request's
 	// status through an activity, in case the Notifier's signal never
 	// came (its process crashed between the store's commit and the
-	// signal, or no Notifier heard the resolution). Defaults to 1m.
+	// signal, or no Notifier heard the resolution). Each poll adds about
+	// eight events to the workflow's history (a timer, an activity, a
+	// workflow task), and Temporal bounds a history at 51,200 events: a
+	// wait of 30 days at the default is some 23,000. Defaults to 15m.
 	PollInterval time.Duration
 	// ActivityOptions are the options of Approve's activities (Guard,
 	// Status, Cancel): each is a short store round trip. Zero

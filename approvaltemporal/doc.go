@@ -105,7 +105,7 @@
 // Signals are durable once Temporal accepted them: a worker that is down
 // gets them when it comes back. If the Notifier's process crashed between
 // the store's commit and the signal, or could not reach Temporal, the
-// workflow's poll catches it: every Options.PollInterval (default 1m) of
+// workflow's poll catches it: every Options.PollInterval (default 15m) of
 // workflow time, a timer fires and the workflow reads the request's status
 // in a cheap activity.
 //
