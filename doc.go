@@ -223,8 +223,12 @@
 // artifacts, the audit trail, and the Store, Channel and Directory
 // contracts. Around it: memstore and sqlstore (stores) and storetest (their
 // conformance suite); policyfile (YAML and JSON policy files);
-// approvalhttp (review pages, the reviewers' queue, the JSON API and its
-// Client); channels (webhook, Slack, email); approvalmcp (MCP tool-call
-// gating); cmd/approval (the command line). docs/ARCHITECTURE.md draws
-// them and the path of one Guard and one Decide.
+// approvalhttp (review pages, the reviewers' queue, the operator page, the
+// passkey pages, the JSON API and its Client); signin (reviewers' sign-in
+// with OpenID Connect, or from a trusted proxy); channels (webhook, Slack,
+// email); approvalmcp (MCP tool-call gating); agenthooks (coding agents'
+// permission hooks); approvaltemporal (an approval step for Temporal
+// workflows); approvalotel (metrics and traces on OpenTelemetry, through
+// Config.Observer); cmd/approval (the command line). docs/ARCHITECTURE.md
+// draws them and the path of one Guard and one Decide.
 package approval
