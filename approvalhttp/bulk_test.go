@@ -384,3 +384,28 @@ func TestBulkAPI(t *testing.T) {
 	}
 	require.Len(t, tokens, 10)
 }
+
+// TestBulkPasskey: an approval that needs the approver's passkey is
+// refused up front (it is given on the request's own page); a denial,
+// which needs none, is recorded.
+func TestBulkPasskey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOpt{cfg: func(c *approval.Config) {
+		c.Passkeys = approval.PasskeyConfig{RPID: "localhost", Origins: []string{"http://localhost"}}
+	}})
+	require.NoError(t, f.gate.SetPolicy("signed", approval.Policy{
+		Match: approval.Name("signed-pay"), Approvers: []approval.Approver{approval.Group("finance")},
+		RequiredApprovals: 1, RequirePasskey: true,
+	}))
+	id := f.pending(approval.Action{Name: "signed-pay", RequestedBy: "user-1", Payload: []byte(`{"n":1}`)})
+	form := url.Values{"verdict": {"approve"}, "id": {id}, "action_hash": {f.request(id).ActionHash}}
+	page := f.postForm("/approvals/bulk/decide", "alice", form).html(t, http.StatusConflict)
+	require.Equal(t, "not_decidable", attr(page, "message", "data-code"))
+	require.Equal(t, "passkey", attr(page, "refused-"+id, "data-code"))
+	require.Empty(t, f.request(id).Votes)
+
+	form.Set("verdict", "deny")
+	page = f.postForm("/approvals/bulk/decide", "alice", form).html(t, http.StatusOK)
+	require.Equal(t, "recorded", attr(page, "result-"+id, "data-status"))
+	require.Equal(t, approval.StatusDenied, f.request(id).Status)
+}
