@@ -28,6 +28,8 @@
 //	GET  /approvals                   the queue: open requests first, filters, pages
 //	GET  /approvals/{id}              the review page; with ?verdict=&token= a link's confirmation page
 //	POST /approvals/{id}/decide       the decision form (verdict, reason, token): the page, or 303 to it
+//	POST /approvals/bulk              the queue's selection (verdict, reason, id...): its confirmation page
+//	POST /approvals/bulk/decide       the confirmation (verdict, reason, id and action_hash...): a vote on each, the results
 //	GET  /operator                    the operator page (Options.Operator): stats, dead letters, audit trail
 //	POST /operator/redrive            redrive one dead letter (id), then 303 to the operator page
 //	POST /operator/verify             verify the audit trail now, then 303 to the operator page
@@ -44,6 +46,8 @@
 //	GET  /api/approvals/{id}          one request, redacted, with the viewer's eligibility
 //	POST /api/approvals/{id}/approve  decide, body {"token": "...", "reason": "...", "passkey"?: {...}}
 //	POST /api/approvals/{id}/deny     likewise
+//	POST /api/approvals/bulk          decide several as the signed-in reviewer, body {"verdict", "reason",
+//	                                  "requests": [{"id", "action_hash"}]}: per request results
 //	GET  /api/approvals/{id}/audit    the request's audit events, paged (cursor, limit)
 //	GET  /api/approvals/{id}/wait     long poll: the request once it is decided, or as it stands
 //	                                  after ?timeout= (default 25s, cut to Options.MaxWait)
@@ -202,6 +206,45 @@
 // Each later page says how many requests arrived since the first page was
 // shown, with a link back to it that keeps the filters.
 //
+// # Deciding many at once
+//
+// On the queue, each row the signed-in reviewer may decide now
+// (approval.Gate.CanDecideEach) has a checkbox, inside one form with
+// Approve selected and Deny selected buttons and an optional reason. Its
+// POST (/approvals/bulk) decides nothing: it shows a confirmation page
+// listing, for each selected request, its name, requester, policies,
+// amount, payload (cut at 2 KiB; the edited one once edited) and the
+// action hash a vote binds, with one button. That button's POST
+// (/approvals/bulk/decide) carries each ID with the action hash shown;
+// the selection is checked again, then each request is decided by a
+// Decide of its own, with a token minted for the reviewer alone (as for a
+// decision on one request) and Decision.ActionHash set to the hash shown,
+// so every check and audit event applies to each vote, and a payload
+// edited since the confirmation refuses that vote (action_changed) and no
+// other. The results page lists each request as recorded or refused, with
+// the problem's title and detail. A reload of it decides nothing more.
+//
+// A selection is refused whole, nothing decided, when it is empty, has
+// more than MaxBulk requests, names one twice or one that does not exist
+// (422 invalid_selection); when the requests' sets of matched policy
+// names are not all the same set (422 mixed_policies: requests decided
+// at once answer to the same rules and approvers); or when the reviewer
+// may not decide one of them now, or an approval of one needs a passkey,
+// which is given on the request's own page (409 not_decidable). The page
+// lists the requests concerned and why. POST /api/approvals/bulk does the
+// same for the signed-in reviewer (no token is taken), requires each
+// request's action_hash, and answers the per-request results, or the
+// refusal as a problem object with the requests concerned in "requests"
+// (docs/FORMATS.md). Both routes are state-changing requests, protected
+// as every other (see Security).
+//
+// Stable element IDs of the bulk pages: on the queue, bulk-form, bulk-bar,
+// bulk-reason, bulk-approve, bulk-deny, pick-{id}; on the confirmation,
+// bulk-confirm-form, bulk-items, item-{id}, payload-{id}, reason,
+// bulk-confirm; on the results, bulk-summary (data-recorded,
+// data-refused), bulk-results, result-{id} (data-status, data-code); on a
+// refusal, message (data-code), refused-{id} (data-code).
+//
 // # Operator page
 //
 // GET /operator is the page to open when approvals seem stuck. It is for
@@ -321,11 +364,13 @@
 //	        not_eligible, self_approval, forbidden, cross_origin
 //	404     not_found (unknown or malformed request ID, unknown route)
 //	405     method_not_allowed (with Allow)
-//	409     not_pending, already_decided, conflict, no_artifact
+//	409     not_pending, already_decided, action_changed, conflict, no_artifact,
+//	        not_decidable
 //	413     body_too_large
 //	415     unsupported_media_type (an API body that is not JSON)
 //	422     invalid_action, invalid_decision, invalid_identity,
-//	        invalid_cursor, invalid_query, requested_by_mismatch
+//	        invalid_cursor, invalid_query, requested_by_mismatch,
+//	        invalid_selection, mixed_policies
 //	500     internal
 //	501     unsupported (an artifact from a gate without a SigningKey)
 package approvalhttp

@@ -225,8 +225,12 @@ type queueView struct {
 	StatusOptions       []option
 	Policy, RequestedBy string
 	Awaiting, Paged     bool
-	NextURL, FirstURL   string
-	NewCount            string
+	// Bulk is set when the viewer may decide a row now: the rows are then
+	// a form that selects several (POST /approvals/bulk).
+	Bulk              bool
+	MaxBulk           int
+	NextURL, FirstURL string
+	NewCount          string
 }
 
 type option struct {
@@ -299,7 +303,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		h.errorPage(w, r, err)
 		return
 	}
-	v := &queueView{pageChrome: pageChrome{Session: true}, Base: base(r), Viewer: who, Policy: q.Policy, RequestedBy: q.RequestedBy, Awaiting: q.Awaiting != "", Paged: cursor != ""}
+	v := &queueView{pageChrome: pageChrome{Session: true}, MaxBulk: MaxBulk, Base: base(r), Viewer: who, Policy: q.Policy, RequestedBy: q.RequestedBy, Awaiting: q.Awaiting != "", Paged: cursor != ""}
 	v.StatusOptions = append(v.StatusOptions, option{"", "All (open first)", status == ""}, option{"open", "Open", status == "open"})
 	for _, s := range queueStatuses {
 		v.StatusOptions = append(v.StatusOptions, option{string(s), statusLabel(s), status == string(s)})
@@ -353,6 +357,7 @@ func (h *handler) queuePage(w http.ResponseWriter, r *http.Request) {
 		if req.Status.Open() {
 			rv.Progress = progressShort(req)
 			rv.Mine = mine[req]
+			v.Bulk = v.Bulk || rv.Mine
 		}
 		rv.Created, rv.CreatedISO = fmtTime(req.CreatedAt)
 		if req.Status.Open() {

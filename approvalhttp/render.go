@@ -24,7 +24,8 @@ var passkeyJS []byte
 var (
 	queueTmpl    = parsePage("templates/queue.html")
 	errorTmpl    = parsePage("templates/error.html")
-	reviewTmpl   = parsePage("templates/review.html")
+	reviewTmpl   = parsePage("templates/review.html", "templates/payload.html")
+	bulkTmpl     = parsePage("templates/bulk.html", "templates/payload.html")
 	operatorTmpl = parsePage("templates/operator.html")
 	passkeysTmpl = parsePage("templates/passkeys.html")
 	styleETag    = etag(styleCSS)
@@ -43,8 +44,8 @@ var pageFuncs = template.FuncMap{
 	},
 }
 
-func parsePage(name string) *template.Template {
-	return template.Must(template.New("layout").Funcs(pageFuncs).ParseFS(templateFS, "templates/layout.html", name))
+func parsePage(names ...string) *template.Template {
+	return template.Must(template.New("layout").Funcs(pageFuncs).ParseFS(templateFS, append([]string{"templates/layout.html"}, names...)...))
 }
 
 // render executes t with data into a pooled buffer and writes it with

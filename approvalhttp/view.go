@@ -640,6 +640,11 @@ func fmtDuration(d time.Duration) string {
 // payload it shows the first maxDisplay bytes (backed off to the start of
 // a character), and pretty-prints no more than that.
 func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
+	return payloadCut(orig, red, redacting, h.maxDisplay)
+}
+
+// payloadCut is payload with maxDisplay given.
+func payloadCut(orig, red []byte, redacting bool, maxDisplay int) payloadView {
 	v := payloadView{Size: len(orig)}
 	var text string
 	switch {
@@ -655,8 +660,8 @@ func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
 		// indentPrefix prints it as json.Indent would, up to a byte past
 		// what is shown.
 		buf := getBuf()
-		buf.Grow(min(h.maxDisplay, 2*len(red)) + 64)
-		text = string(indentPrefix(buf.AvailableBuffer(), red, h.maxDisplay))
+		buf.Grow(min(maxDisplay, 2*len(red)) + 64)
+		text = string(indentPrefix(buf.AvailableBuffer(), red, maxDisplay))
 		putBuf(buf)
 		v.Kind = "json"
 	case utf8.Valid(red):
@@ -665,8 +670,8 @@ func (h *handler) payload(orig, red []byte, redacting bool) payloadView {
 		v.Kind = "binary"
 		return v
 	}
-	if len(text) > h.maxDisplay {
-		cut := h.maxDisplay
+	if len(text) > maxDisplay {
+		cut := maxDisplay
 		for cut > 0 && !utf8.RuneStart(text[cut]) {
 			cut--
 		}
