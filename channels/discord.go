@@ -498,8 +498,9 @@ func discordCustomID(prefix, id, actionHash string) (string, bool) {
 }
 
 // parseDiscordCustomID reads a decision button's custom_id: the verdict,
-// the request ID and the action hash shown ("" for none). ok is false for
-// a custom_id that is not a decision button's.
+// the request ID ("" when the custom_id is malformed) and the action hash
+// shown ("" for none). ok is false for a custom_id that is not a decision
+// button's.
 func parseDiscordCustomID(s string) (v approval.Verdict, id, shown string, ok bool) {
 	var rest string
 	switch {
@@ -516,7 +517,7 @@ func parseDiscordCustomID(s string) (v approval.Verdict, id, shown string, ok bo
 		if err != nil || len(raw) == 0 {
 			// A hash that does not decode binds nothing: never decide
 			// without the check the button asked for.
-			return v, id, "invalid", true
+			return v, "", "", true
 		}
 		shown = hex.EncodeToString(raw)
 	}
