@@ -160,7 +160,6 @@ type (
 		Type      string     `json:"type"` // "RichTextBlock"
 		Inlines   []teamsRun `json:"inlines"`
 		Separator bool       `json:"separator,omitempty"`
-		Spacing   string     `json:"spacing,omitempty"`
 	}
 	teamsRun struct {
 		Type     string `json:"type"` // "TextRun"

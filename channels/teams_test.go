@@ -50,7 +50,6 @@ type (
 		Body    []struct {
 			Type      string     `json:"type"`
 			Separator bool       `json:"separator"`
-			Spacing   string     `json:"spacing"`
 			Inlines   []teamsRun `json:"inlines"`
 		} `json:"body"`
 		Actions []struct {
@@ -139,6 +138,30 @@ func validateCard(t *testing.T, body []byte) cardReport {
 	require.Equal(t, "message", rep.Type)
 	require.Equal(t, "application/vnd.microsoft.card.adaptive", rep.ContentType)
 	return rep
+}
+
+// The validator reports what is wrong with a card: an element type the
+// library does not know, a value outside an enumeration, a required
+// property missing. (validateCard requires that it reports nothing.)
+func TestAdaptiveCardsValidatorReportsErrors(t *testing.T) {
+	t.Parallel()
+	node := adaptiveCardsOrSkip(t)
+	broken := []byte(`{"type":"message","attachments":[{"contentType":"application/vnd.microsoft.card.adaptive","content":
+		{"type":"AdaptiveCard","version":"1.4","body":[{"type":"Bogus"},{"type":"TextBlock","text":"x","size":"Huge"}],
+		 "actions":[{"type":"Action.OpenUrl","title":"Approve"}]}}]}`)
+	var rep cardReport
+	require.NoError(t, json.Unmarshal(runNode(t, node, teamsNodeDir, "validate.js", broken), &rep))
+	var msgs []string
+	for _, e := range rep.Events {
+		msgs = append(msgs, e.Message)
+	}
+	for _, e := range rep.Failures {
+		msgs = append(msgs, e.Message)
+	}
+	joined := strings.Join(msgs, "\n")
+	require.Contains(t, joined, `Unknown element type "Bogus"`)
+	require.Contains(t, joined, `Invalid value "Huge" for property "size"`)
+	require.Contains(t, joined, `Property "url" must be set`)
 }
 
 // teamsServer stands in for a Workflows webhook: it answers every POST
@@ -322,7 +345,7 @@ func TestTeamsCutsToFit(t *testing.T) {
 	require.True(t, strings.HasPrefix(payload, shown), "a prefix of the payload")
 	require.Contains(t, label, " "+strconv.Itoa(len([]rune(shown)))+" of ")
 	require.Contains(t, lines, "Request: req_0195a1b2c3d47e8f9a0b1c2d3e4f5a6b", "the facts stay")
-	validateCard(t, body)
+	first := body
 
 	// Text longer than the card's bounds, in four-byte characters: cut,
 	// marked, and the whole still fits.
@@ -334,6 +357,7 @@ func TestTeamsCutsToFit(t *testing.T) {
 	lines = decodeTeams(t, body).lines()
 	require.Contains(t, lines, "Some text is cut short here (…); the review page shows all of it.")
 	require.True(t, strings.HasSuffix(lines[0], "…"))
+	validateCard(t, first)
 	validateCard(t, body)
 }
 
