@@ -17,6 +17,12 @@
 //     Interactivity Request URL, so that the buttons can decide in Slack.
 //   - Email (email.go): each notification as a plain-text and HTML email,
 //     over SMTP with STARTTLS.
+//   - Teams (teams.go): an Adaptive Card to a Microsoft Teams Workflows
+//     webhook, whose Approve, Deny and Review buttons open the review page.
+//   - Discord (discord.go): an embed with Approve, Deny and Review buttons
+//     through an application's Discord webhook. DiscordInteractions
+//     (discordinteractions.go) serves the application's Interactions
+//     Endpoint URL, so that the buttons decide in Discord.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its
 // context ends.
@@ -30,14 +36,58 @@
 // with approval.RetryAfter (capped at MaxRetryAfter). A retry carries the
 // same Notification.ID: the webhook sends it as Idempotency-Key, so that a
 // receiver can drop the duplicates of a delivery whose answer was lost.
-// Slack's incoming webhooks take no such key: a retried message may appear
-// twice.
+// Slack's incoming webhooks, Teams' and Discord's take no such key: a
+// retried message may appear twice.
+//
+// # Links in shared channels
+//
+// The gate sends one notification per recipient, each with that
+// recipient's approve and deny links: bearer tokens that decide as the
+// recipient, whoever opens them. A Slack, Teams or Discord webhook posts
+// every one to a channel that others read, so these adapters never put
+// those links on a message unless told that the place is the recipient's
+// alone (SlackConfig.LinkButtons). Their buttons either open the review
+// page (Notification.ReviewURL), which decides as the reviewer signed in
+// there, or send the click to an endpoint of this package
+// (NewSlackInteractions, DiscordInteractions), which verifies the
+// platform's signature, maps the user who clicked to an approver through
+// a host function, mints a token for that approver alone and calls
+// Gate.Decide with it and the action hash the message showed, so every
+// check of a decision applies and the audit trail names the approver and
+// the platform's user.
+//
+// # Teams
+//
+// Create a workflow in Teams (Workflows app: the "Post to a channel when
+// a webhook request is received" template, or a flow whose trigger is
+// "When a Teams webhook request is received" followed by "Post card in a
+// chat or channel" with the attachments' content as the card), copy its
+// HTTP POST URL into TeamsConfig.WebhookURL, and set
+// approval.Config.BaseURL so that the card's buttons reach the review
+// page. The card is Adaptive Card 1.4 within MaxTeamsMessageBytes
+// (Teams refuses a message over 28 KB): the payload is cut first, and the
+// card says how much it shows.
+//
+// # Discord
+//
+// In the Developer Portal, create an application; copy its Public Key
+// into DiscordInteractionsConfig.PublicKey, serve DiscordInteractions over
+// https and enter its address as the Interactions Endpoint URL (Discord
+// sends a signed PING, and later invalid signatures, to check it). Create
+// the channel's webhook with the application's bot (POST
+// /channels/{channel.id}/webhooks with the bot token): Discord delivers
+// interactive buttons only from a webhook its application owns. Give its
+// URL to DiscordConfig.WebhookURL. DiscordInteractionsConfig.UserID maps a
+// Discord user ID to an approver ID, from links the host has verified.
+// The handler answers each click at once with an ephemeral message (type
+// 4): Discord waits 3 seconds, and a decision is a store write.
 //
 // # Secrets in errors
 //
 // The errors of Send are written to the audit trail and the log. Those of
-// the webhook and Slack name the receiver by scheme and host only (a Slack
-// webhook URL, or a query string, is itself a credential), never carry a
+// the webhook, Slack, Teams and Discord name the receiver by scheme and
+// host only (a Slack, Teams or Discord webhook URL, or a query string, is
+// itself a credential), never carry a
 // signing secret, and quote at most a short, sanitised part of the
 // receiver's answer.
 //
