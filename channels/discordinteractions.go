@@ -128,6 +128,8 @@ type DiscordInteractions struct {
 	maxAge time.Duration
 	log    *slog.Logger
 
+	chat chatDecider
+
 	mu   sync.Mutex
 	seen map[string]time.Time // interaction ID: until when it is kept
 }
@@ -149,6 +151,11 @@ func NewDiscordInteractions(cfg DiscordInteractionsConfig) (*DiscordInteractions
 	}
 	h := &DiscordInteractions{key: ed25519.PublicKey(key), gate: cfg.Gate, userID: cfg.UserID,
 		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger, seen: map[string]time.Time{}}
+	h.chat = chatDecider{gate: cfg.Gate, channel: "discord", config: "DiscordInteractionsConfig", ttl: discordTokenTTL,
+		escape: func(s string, max int) string { return discordEsc(s, max, false) },
+		named: func(name, id string) string {
+			return "**" + discordEsc(name, discordNameMax, false) + "** (`" + discordCode(id, 64) + "`)"
+		}}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -334,35 +341,7 @@ func (h *DiscordInteractions) decide(ctx context.Context, discordUser, guild, id
 		log.Warn("channels: discord user is not linked to an approver; nothing decided", "err", err)
 		return "Your Discord account is not linked to an approver, so nothing was decided. Use the review page, or ask an administrator to link your account."
 	}
-	log = log.With("approver", approver)
-	tok, err := h.gate.IssueToken(id, approver, v, discordTokenTTL)
-	if err != nil {
-		if errors.Is(err, approval.ErrInvalidIdentity) {
-			log.Error("channels: DiscordInteractionsConfig.UserID returned an ID that is not a valid identity; nothing decided", "err", err)
-			return "Your Discord account is not linked to a valid approver, so nothing was decided. Ask an administrator to check the link."
-		}
-		if errors.Is(err, approval.ErrInvalidDecision) {
-			return "This message names no request this server knows, so nothing was decided."
-		}
-		log.Error("channels: cannot mint a decision token for a discord click", "err", err)
-		return discordInternalError
-	}
-	req, err := h.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: discordReason(discordUser, guild), ActionHash: shown})
-	if err != nil {
-		return h.refusal(ctx, log, id, err)
-	}
-	log.Info("channels: decision via discord", "status", req.Status)
-	what := "**" + discordEsc(req.Action.Name, discordNameMax, false) + "** (`" + discordCode(req.ID, 64) + "`)"
-	switch {
-	case v == approval.VerdictApprove && req.Status == approval.StatusApproved:
-		return "You approved " + what + ". The request is approved."
-	case v == approval.VerdictApprove:
-		return "Your approval of " + what + " is recorded. The request waits for further approvals."
-	case req.Status == approval.StatusDenied:
-		return "You denied " + what + ". The request is denied."
-	default:
-		return "Your denial of " + what + " is recorded. The request stays open until enough approvers deny it."
-	}
+	return h.chat.decide(ctx, log, id, approver, v, discordReason(discordUser, guild), shown)
 }
 
 // discordReason is the decision's reason in the audit trail: the channel,
@@ -373,38 +352,6 @@ func discordReason(user, guild string) string {
 		r += ", guild " + text.Cut(guild, 64)
 	}
 	return r + ")"
-}
-
-const discordInternalError = "The decision could not be recorded because of a server error. Try again, or use the review page."
-
-// refusal tells the user why the gate refused their decision. The gate's
-// error text stays in the log: it may name internals.
-func (h *DiscordInteractions) refusal(ctx context.Context, log *slog.Logger, id string, err error) string {
-	switch {
-	case errors.Is(err, approval.ErrSelfApproval):
-		log.Info("channels: discord decision refused", "err", err)
-		return "You requested this action, so you cannot decide it. Nothing was recorded."
-	case errors.Is(err, approval.ErrNotEligible):
-		log.Info("channels: discord decision refused", "err", err)
-		return "You are not an approver of this request, so nothing was recorded."
-	case errors.Is(err, approval.ErrAlreadyDecided):
-		log.Info("channels: discord decision refused", "err", err)
-		return "You have already decided this request; your earlier answer stands."
-	case errors.Is(err, approval.ErrActionChanged):
-		log.Info("channels: discord decision refused", "err", err)
-		return "Another approver edited the payload since this message was sent, so nothing was recorded. Open the review page to see what you would approve."
-	case errors.Is(err, approval.ErrNotPending):
-		log.Info("channels: discord decision refused", "err", err)
-		if req, gerr := h.gate.Get(ctx, id); gerr == nil {
-			return "This request is no longer open for decisions (it is " + discordEsc(string(req.Status), 40, false) + "), so nothing was recorded."
-		}
-		return "This request is no longer open for decisions, so nothing was recorded."
-	case errors.Is(err, approval.ErrNotFound):
-		log.Info("channels: discord decision refused", "err", err)
-		return "This request no longer exists, so nothing was decided."
-	}
-	log.Error("channels: discord decision failed", "err", err)
-	return discordInternalError
 }
 
 // approver calls the host's UserID, bounded and with panics recovered.

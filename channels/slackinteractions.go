@@ -131,6 +131,8 @@ func NewSlackInteractions(cfg SlackInteractionsConfig) (http.Handler, error) {
 	}
 	h := &slackInteractions{secret: []byte(cfg.SigningSecret), gate: cfg.Gate, userID: cfg.UserID,
 		now: cfg.Now, maxAge: cfg.MaxAge, log: cfg.Logger, hosts: cfg.ResponseHosts}
+	h.chat = chatDecider{gate: cfg.Gate, channel: "slack", config: "SlackInteractionsConfig", ttl: slackTokenTTL, escape: esc,
+		named: func(name, id string) string { return "*" + esc(name, slackNameMax) + "* (`" + esc(id, 64) + "`)" }}
 	if cfg.Client != nil {
 		h.client = *cfg.Client
 	}
@@ -159,6 +161,7 @@ type slackInteractions struct {
 	log    *slog.Logger
 	client http.Client
 	hosts  []string
+	chat   chatDecider
 }
 
 // slackInteraction is the part of an interaction payload the handler
@@ -274,35 +277,7 @@ func (h *slackInteractions) decide(ctx context.Context, slackUser, slackTeam, va
 		log.Warn("channels: slack user is not mapped to an approver; nothing decided", "err", err)
 		return "Your Slack account is not linked to an approver, so nothing was decided. Use the review page, or ask an administrator to link your account."
 	}
-	log = log.With("approver", approver)
-	tok, err := h.gate.IssueToken(id, approver, v, slackTokenTTL)
-	if err != nil {
-		if errors.Is(err, approval.ErrInvalidIdentity) {
-			log.Error("channels: SlackInteractionsConfig.UserID returned an ID that is not a valid identity; nothing decided", "err", err)
-			return "Your Slack account is not linked to a valid approver, so nothing was decided. Ask an administrator to check the link."
-		}
-		if errors.Is(err, approval.ErrInvalidDecision) {
-			return "This message names no request this server knows, so nothing was decided."
-		}
-		log.Error("channels: cannot mint a decision token for a slack click", "err", err)
-		return slackInternalError
-	}
-	req, err := h.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: slackReason(slackUser, slackTeam), ActionHash: shown})
-	if err != nil {
-		return h.refusal(ctx, log, id, err)
-	}
-	log.Info("channels: decision via slack", "status", req.Status)
-	what := "*" + esc(req.Action.Name, slackNameMax) + "* (`" + esc(req.ID, 64) + "`)"
-	switch {
-	case v == approval.VerdictApprove && req.Status == approval.StatusApproved:
-		return "You approved " + what + ". The request is approved."
-	case v == approval.VerdictApprove:
-		return "Your approval of " + what + " is recorded. The request waits for further approvals."
-	case req.Status == approval.StatusDenied:
-		return "You denied " + what + ". The request is denied."
-	default:
-		return "Your denial of " + what + " is recorded. The request stays open until enough approvers deny it."
-	}
+	return h.chat.decide(ctx, log, id, approver, v, slackReason(slackUser, slackTeam), shown)
 }
 
 // slackReason is the decision's reason in the audit trail: the channel,
@@ -313,39 +288,6 @@ func slackReason(user, team string) string {
 		r += ", team " + text.Cut(team, 64)
 	}
 	return r + ")"
-}
-
-const slackInternalError = "The decision could not be recorded because of a server error. Try again, or use the review page."
-
-// refusal tells the user why the gate refused their decision. The gate's
-// error text stays in the log: it may name internals.
-func (h *slackInteractions) refusal(ctx context.Context, log *slog.Logger, id string, err error) string {
-	switch {
-	case errors.Is(err, approval.ErrSelfApproval):
-		log.Info("channels: slack decision refused", "err", err)
-		return "You requested this action, so you cannot decide it. Nothing was recorded."
-	case errors.Is(err, approval.ErrNotEligible):
-		log.Info("channels: slack decision refused", "err", err)
-		return "You are not an approver of this request, so nothing was recorded."
-	case errors.Is(err, approval.ErrAlreadyDecided):
-		log.Info("channels: slack decision refused", "err", err)
-		return "You have already decided this request; your earlier answer stands."
-	case errors.Is(err, approval.ErrActionChanged):
-		log.Info("channels: slack decision refused", "err", err)
-		return "Another approver edited the payload since this message was sent, so nothing was recorded. Open the review page to see what you would approve."
-	case errors.Is(err, approval.ErrNotPending):
-		log.Info("channels: slack decision refused", "err", err)
-		text := "This request is no longer open for decisions, so nothing was recorded."
-		if req, gerr := h.gate.Get(ctx, id); gerr == nil {
-			text = "This request is no longer open for decisions (it is " + esc(string(req.Status), 40) + "), so nothing was recorded."
-		}
-		return text
-	case errors.Is(err, approval.ErrNotFound):
-		log.Info("channels: slack decision refused", "err", err)
-		return "This request no longer exists, so nothing was decided."
-	}
-	log.Error("channels: slack decision failed", "err", err)
-	return slackInternalError
 }
 
 // approver calls the host's UserID, bounded and with panics recovered.
