@@ -326,7 +326,7 @@ func (g *Gate) RegisterPasskey(ctx context.Context, actor string, p Passkey) (*P
 	p.CreatedAt, p.RevokedAt, p.RevokedBy = normalizeTime(g.now()), time.Time{}, ""
 	p.PublicKey = slices.Clone(p.PublicKey)
 	ev := []AuditEvent{{Type: EventPasskeyRegistered, Actor: owner, At: p.CreatedAt,
-		Reason: auditSafe(fmt.Sprintf("passkey %s (%s, %s) for %s", p.ID, algName(p.Algorithm), p.Name, p.RPID), maxReasonBytes)}}
+		Reason: auditSafe(fmt.Sprintf("passkey %s (%s, %s) for %s", p.ID, PasskeyAlgorithmName(p.Algorithm), p.Name, p.RPID), maxReasonBytes)}}
 	if err := pks.CreatePasskey(ctx, &p, ev); err != nil {
 		return nil, fmt.Errorf("approval: register passkey: %w", err)
 	}
@@ -403,7 +403,9 @@ func checkPasskeyKey(p *Passkey, rpID string) error {
 	return nil
 }
 
-func algName(alg int) string {
+// PasskeyAlgorithmName returns the name of a COSE algorithm a passkey
+// uses: "ES256", "EdDSA" or "RS256", or its number for another.
+func PasskeyAlgorithmName(alg int) string {
 	switch alg {
 	case PasskeyES256:
 		return "ES256"

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
-	"sort"
+	"strings"
 	"time"
 )
 
@@ -191,7 +191,7 @@ func (g *Gate) Stats(ctx context.Context) (Stats, error) {
 	for policy, rs := range times {
 		st.Decisions = append(st.Decisions, summarise(policy, *rs))
 	}
-	slices.SortFunc(st.Decisions, func(a, b PolicyDecisions) int { return compareStrings(a.Policy, b.Policy) })
+	slices.SortFunc(st.Decisions, func(a, b PolicyDecisions) int { return strings.Compare(a.Policy, b.Policy) })
 	if _, ok := g.store.(Outbox); native && ok {
 		st.Channels, err = os.OutboxByChannel(ctx)
 	} else {
@@ -270,16 +270,6 @@ func percentiles(t *DecisionTimes, ds []time.Duration) {
 	t.P50, t.P90 = rank(50), rank(90)
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // withOwnChannels adds a zero row for each of the gate's channels the
 // outbox holds nothing for, so an operator sees every channel.
 func (g *Gate) withOwnChannels(hs []ChannelHealth) []ChannelHealth {
@@ -288,7 +278,7 @@ func (g *Gate) withOwnChannels(hs []ChannelHealth) []ChannelHealth {
 			hs = append(hs, ChannelHealth{Channel: name})
 		}
 	}
-	slices.SortFunc(hs, func(a, b ChannelHealth) int { return compareStrings(a.Channel, b.Channel) })
+	slices.SortFunc(hs, func(a, b ChannelHealth) int { return strings.Compare(a.Channel, b.Channel) })
 	return hs
 }
 
@@ -362,7 +352,7 @@ func (g *Gate) openByPolicy(ctx context.Context) ([]PolicyOpen, error) {
 	for _, o := range by {
 		out = append(out, *o)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Policy < out[j].Policy })
+	slices.SortFunc(out, func(a, b PolicyOpen) int { return strings.Compare(a.Policy, b.Policy) })
 	return out, nil
 }
 
@@ -486,6 +476,6 @@ func ChannelHealths(msgs iter.Seq[OutboxMessage]) []ChannelHealth {
 	for _, h := range by {
 		out = append(out, *h)
 	}
-	slices.SortFunc(out, func(a, b ChannelHealth) int { return compareStrings(a.Channel, b.Channel) })
+	slices.SortFunc(out, func(a, b ChannelHealth) int { return strings.Compare(a.Channel, b.Channel) })
 	return out
 }

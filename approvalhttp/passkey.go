@@ -152,7 +152,7 @@ func (h *handler) passkeysPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, p := range ps {
-			row := passkeyRow{ID: p.ID, Name: p.Name, Alg: algLabel(p.Algorithm)}
+			row := passkeyRow{ID: p.ID, Name: p.Name, Alg: approval.PasskeyAlgorithmName(p.Algorithm)}
 			row.Created, row.CreatedISO = fmtTime(p.CreatedAt)
 			if !p.RevokedAt.IsZero() {
 				row.Revoked, _ = fmtTime(p.RevokedAt)
@@ -168,18 +168,6 @@ func (h *handler) passkeysPage(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Security-Policy", cspScript)
 	h.render(w, r, http.StatusOK, passkeysTmpl, v)
-}
-
-func algLabel(alg int) string {
-	switch alg {
-	case approval.PasskeyES256:
-		return "ES256"
-	case approval.PasskeyEdDSA:
-		return "EdDSA"
-	case approval.PasskeyRS256:
-		return "RS256"
-	}
-	return fmt.Sprint(alg)
 }
 
 // beginRegistration is POST /passkeys/register: the options of
