@@ -1,5 +1,0 @@
-//go:build race
-
-package approvalotel_test
-
-const raceEnabled = true
