@@ -249,6 +249,7 @@ func New(cfg Config) (*Gate, error) {
 	}
 	g.idemKeys, _ = cfg.Store.(IdempotencyKeys)
 	g.runs, _ = cfg.Store.(PriorRuns)
+	g.asks, _ = cfg.Store.(AskLimits)
 	if cfg.BreakGlass != nil {
 		if err := cfg.BreakGlass.validate(); err != nil {
 			return nil, fmt.Errorf("approval: %w", err)
@@ -299,7 +300,7 @@ func New(cfg Config) (*Gate, error) {
 			err = g.knownApprovers().check(&cp.def)
 		}
 		if err == nil {
-			err = g.checkPasskeyPolicy(&cp.def)
+			err = g.checkStoreFor(&cp.def)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("approval: %w: Config.Default: %w", ErrInvalidConfig, err)

@@ -2,6 +2,7 @@ package approval
 
 import (
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/signoff/approval/internal/limit"
@@ -25,6 +26,10 @@ type Denial struct {
 	// Hint tells the requester what would be approved instead ("limit it
 	// to the staging database"). Optional.
 	Hint string `json:"hint,omitempty"`
+	// RetryAt, with RetryLater, is the earliest time asking again can
+	// help, when it is known (a rate limit's next free slot, see
+	// AskLimit). Zero: not known.
+	RetryAt time.Time `json:"retry_at,omitzero"`
 }
 
 // Retry is a denial's advice on asking again.
@@ -55,6 +60,9 @@ func (d *Denial) check() error {
 	default:
 		return fmt.Errorf("%w: denial retry %q (want never, changed or later)", ErrInvalidDecision, text.Clip(string(d.Retry), 32))
 	}
+	if !d.RetryAt.IsZero() && d.Retry != RetryLater {
+		return fmt.Errorf("%w: denial retry_at needs retry later", ErrInvalidDecision)
+	}
 	if len(d.Hint) > maxDenialHint || !utf8.ValidString(d.Hint) {
 		return fmt.Errorf("%w: denial hint must be valid UTF-8 of at most %d bytes", ErrInvalidDecision, maxDenialHint)
 	}
@@ -64,6 +72,9 @@ func (d *Denial) check() error {
 // String is the denial as the audit trail writes it.
 func (d *Denial) String() string {
 	s := "code " + d.Code + ", retry " + string(d.Retry)
+	if !d.RetryAt.IsZero() {
+		s += " at " + d.RetryAt.UTC().Format(time.RFC3339)
+	}
 	if d.Hint != "" {
 		s += ", hint: " + d.Hint
 	}

@@ -101,7 +101,10 @@
 // Do runs a function once its action is approved, at most once per
 // approval, waiting up to a bound: the Guard, Wait, Guard loop an agent
 // runtime would otherwise write. Package approvalmcp gates the tool calls
-// of an MCP server built on the official Go SDK.
+// of an MCP server built on the official Go SDK. Policy.Limit (AskLimit)
+// bounds how often one agent, or the person behind it, may ask: beyond it
+// Guard answers denied with a Denial saying when to ask again, and the
+// reviewers hear nothing of it.
 //
 // # Artifacts
 //

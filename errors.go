@@ -84,6 +84,11 @@ var (
 	// capability the store does not have (Delegations, IdempotencyKeys,
 	// an Outbox for ListOutbox and Redrive).
 	ErrUnsupported = errors.New("not supported by the store")
+	// ErrAskLimited: a new request would exceed a policy's Limit on
+	// asking (see AskLimit). A Store's CreateLimited returns it, wrapped
+	// in an *AskLimitError; Guard answers such a request denied, with no
+	// error.
+	ErrAskLimited = errors.New("asked beyond the limit")
 
 	// Artifact errors: VerifyArtifact returns one of them (wrapped).
 

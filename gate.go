@@ -42,6 +42,8 @@ type Gate struct {
 	// capabilities, nil if it has none.
 	idemKeys IdempotencyKeys
 	runs     PriorRuns
+	// asks is the Store's AskLimits, nil without.
+	asks AskLimits
 
 	tickMu    sync.Mutex
 	tickAfter DuePosition // where the next Tick's ListDue starts

@@ -303,6 +303,12 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match, note *guardNo
 // for the same action instead, that request answers.
 func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, now time.Time, note *guardNote) (Result, error) {
 	g.refreshDeciders(ctx, req)
+	var limits []AskCheck
+	if req.Status.Open() {
+		if limits = req.AskChecks(); limits != nil && g.asks == nil {
+			return Result{}, fmt.Errorf("%w: a policy's Limit needs a Store with AskLimits", ErrUnsupported)
+		}
+	}
 	for attempt := range maxAttempts {
 		if err := backoff(ctx, attempt); err != nil {
 			return Result{}, err
@@ -317,10 +323,20 @@ func (g *Gate) create(ctx context.Context, req *Request, events []AuditEvent, no
 		if req.Status.Open() {
 			notice = g.notice(NotifyRequested, req, 0, now)
 		}
-		if notice != nil && g.mem == nil {
+		switch {
+		case limits != nil:
+			msgs := notice
+			if g.mem != nil {
+				msgs = nil
+			}
+			stored, created, err = g.asks.CreateLimited(ctx, req, events, msgs, limits)
+		case notice != nil && g.mem == nil:
 			stored, created, err = g.outbox.CreateWithOutbox(ctx, req, events, notice)
-		} else {
+		default:
 			stored, created, err = g.store.Create(ctx, req, events)
+		}
+		if lerr := (*AskLimitError)(nil); errors.As(err, &lerr) {
+			return g.askLimited(ctx, req, lerr, now)
 		}
 		if err != nil {
 			return Result{}, err

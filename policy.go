@@ -134,6 +134,11 @@ type Policy struct {
 	// needs Config.Passkeys and a Store with Passkeys. Denials need none.
 	// Defaults to false.
 	RequirePasskey bool
+	// Limit, if set, limits how often each requester and each initiator
+	// may ask under this policy: open requests at once, and new ones per
+	// period (see AskLimit). It needs a Store with AskLimits. Defaults to
+	// nil: no limit.
+	Limit *AskLimit
 }
 
 // Defaults applied to policies.
@@ -195,6 +200,10 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		RecommendationMinConfidence: p.RecommendationMinConfidence,
 		RequirePasskey:              p.RequirePasskey,
 	}
+	if p.Limit != nil {
+		l := *p.Limit
+		cp.def.Limit, cp.snapshot.Limit = &l, &l
+	}
 	if len(p.Chain) > 0 {
 		// The snapshot keeps no matcher: Skipped records what When said.
 		cp.snapshot.Chain = cloneChain(p.Chain)
@@ -235,6 +244,14 @@ func validatePolicy(name string, p *Policy, haveDirectory bool) error {
 	}
 	if math.IsNaN(p.RecommendationMinConfidence) || p.RecommendationMinConfidence < 0 || p.RecommendationMinConfidence > 1 {
 		return bad("RecommendationMinConfidence %v is not between 0 and 1", p.RecommendationMinConfidence)
+	}
+	if p.Limit != nil {
+		if p.Effect == EffectDeny {
+			return bad("a deny policy asks nobody: Limit has nothing to limit")
+		}
+		if err := p.Limit.check(); err != nil {
+			return bad("%v", err)
+		}
 	}
 	if p.Effect == EffectDeny {
 		return nil
@@ -316,6 +333,24 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = canon.AppendKey(b, "escalation")
 	b = appendStepsCanonical(b, p.Escalation)
 	b = append(b, ',')
+	if l := p.Limit; l != nil {
+		// Written only when set, like reminder_interval; as given, before
+		// defaults, in the spelling of Go's durations.
+		b = canon.AppendKey(b, "limit")
+		b = append(b, '{')
+		b = canon.AppendKey(b, "burst")
+		b = canon.AppendInt(b, int64(l.Burst))
+		b = append(b, ',')
+		b = canon.AppendKey(b, "max_open")
+		b = canon.AppendInt(b, int64(l.MaxOpen))
+		b = append(b, ',')
+		b = canon.AppendKey(b, "per")
+		b = canon.AppendString(b, l.Per.String())
+		b = append(b, ',')
+		b = canon.AppendKey(b, "rate")
+		b = canon.AppendInt(b, int64(l.Rate))
+		b = append(b, '}', ',')
+	}
 	b = canon.AppendKey(b, "match")
 	if b, err = p.Match.appendCanonical(b); err != nil {
 		return b, err
@@ -460,7 +495,7 @@ func (g *Gate) SetPolicy(name string, def Policy) error {
 	if err := g.knownApprovers().check(&cp.def); err != nil {
 		return &PolicyError{Name: name, Err: err}
 	}
-	if err := g.checkPasskeyPolicy(&cp.def); err != nil {
+	if err := g.checkStoreFor(&cp.def); err != nil {
 		return &PolicyError{Name: name, Err: err}
 	}
 	g.mu.Lock()
@@ -509,9 +544,12 @@ func (g *Gate) PolicyHash(name string) (string, bool) {
 	return "", false
 }
 
-// checkPasskeyPolicy refuses a policy with RequirePasskey on a gate that
-// cannot verify passkeys.
-func (g *Gate) checkPasskeyPolicy(p *Policy) error {
+// checkStoreFor refuses a policy that needs what the gate cannot do:
+// RequirePasskey without passkeys, a Limit without a store that keeps it.
+func (g *Gate) checkStoreFor(p *Policy) error {
+	if err := g.checkLimitPolicy(p); err != nil {
+		return err
+	}
 	if !p.RequirePasskey {
 		return nil
 	}

@@ -62,7 +62,7 @@ func (g *Gate) ReplacePolicies(ps []NamedPolicy) error {
 		if err := known.check(&cp.def); err != nil {
 			return &PolicyError{Name: np.Name, Err: err}
 		}
-		if err := g.checkPasskeyPolicy(&cp.def); err != nil {
+		if err := g.checkStoreFor(&cp.def); err != nil {
 			return &PolicyError{Name: np.Name, Err: err}
 		}
 		cps = append(cps, cp)

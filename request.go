@@ -218,6 +218,8 @@ type MatchedPolicy struct {
 	MatchError string `json:"match_error,omitempty"`
 	// RequirePasskey is the policy's (Policy.RequirePasskey).
 	RequirePasskey bool `json:"require_passkey,omitempty"`
+	// Limit is the policy's (Policy.Limit), as given.
+	Limit *AskLimit `json:"limit,omitempty"`
 }
 
 // Vote is one recorded decision.
@@ -287,6 +289,10 @@ func (r *Request) Clone() *Request {
 		p.Skipped = slices.Clone(p.Skipped)
 		p.Progress = p.Progress.clone()
 		p.Progress.People = copyInto(&names, p.Progress.People)
+		if p.Limit != nil {
+			l := *p.Limit
+			p.Limit = &l
+		}
 		c.Policies[i] = p
 	}
 	if r.Recommendations != nil {

@@ -412,6 +412,44 @@ type Outbox interface {
 	RedriveOutbox(ctx context.Context, id string, now time.Time, event *AuditEvent) error
 }
 
+// AskLimits is an optional Store capability, found by type assertion:
+// the state of the limits on asking (Policy.Limit, see AskLimit), kept
+// with the requests so that every gate sharing the store enforces one
+// limit. A policy with a Limit needs it (SetPolicy refuses one
+// otherwise). memstore and sqlstore implement it.
+//
+// Each AskCheck has a key (AskCheck.Key) under which the store keeps the
+// requests counted open (for MaxOpen), the rate's theoretical arrival
+// time (for Rate, see AskCheck.Take) and the end of its refusal audit
+// window. Requests stop counting open in the Update that makes them not
+// open (Status.Open), for a request that Request.CountsOpen: a store with
+// AskLimits does so in that Update's atomic step.
+//
+// storetest.Run checks an AskLimits against this contract.
+type AskLimits interface {
+	// CreateLimited is CreateWithOutbox (for a store without an Outbox,
+	// Create, and msgs is nil) with limits. Deduplication comes first and
+	// is never limited: if an existing request answers, it is returned as
+	// Create returns it, and the limits are neither checked nor taken.
+	// Otherwise, in the same atomic step as the insert, for each check in
+	// order: if Limit.MaxOpen is set and that many requests counted open
+	// under its key are open, or if Take refuses at req.CreatedAt, the
+	// store writes nothing and returns an *AskLimitError (wrapping
+	// ErrAskLimited) for the first check that refused. If every check
+	// allows, it stores req, events and msgs, counts req open under each
+	// key with MaxOpen, and stores each rate's new arrival time.
+	// Concurrent CreateLimited calls, from any number of processes, never
+	// admit more than a limit allows.
+	CreateLimited(ctx context.Context, req *Request, events []AuditEvent, msgs []OutboxMessage, limits []AskCheck) (*Request, bool, error)
+
+	// RecordAskRefusal appends events (sealing them in place) and ends
+	// key's audit window at until, atomically, if key's window ended by
+	// now (or it has none); otherwise it writes nothing. It reports
+	// whether it wrote. Concurrent calls for one key in one window write
+	// once.
+	RecordAskRefusal(ctx context.Context, key string, now, until time.Time, events []AuditEvent) (bool, error)
+}
+
 // AuditStream is an optional Store capability, found by type assertion: a
 // store that reads its audit trail as one stream, without pages, and of
 // its requests only the part the trail accounts for (AuditedRequest), so

@@ -94,6 +94,10 @@ type Store struct {
 	// their IDs in the order they were registered (passkey.go).
 	passkeys     map[string]*approval.Passkey
 	passkeyOrder []string
+	// asks holds the limits on asking by AskCheck key, and askKeys the
+	// keys each request counts open under (asklimit.go).
+	asks    map[string]*askState
+	askKeys map[string][]string
 
 	// Retention (retention.go). clock is the latest request time seen;
 	// drops are the terminal requests by the time they may go.
@@ -267,16 +271,16 @@ func New(opts ...Option) *Store {
 // retried Create returns the request the first attempt stored, with
 // created == false, not ErrConflict.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
-	return s.create(ctx, req, events, nil)
+	return s.createWith(ctx, req, events, nil, nil)
 }
 
 // CreateWithOutbox implements approval.Outbox: Create, and msgs stored
 // under the same lock if req is.
 func (s *Store) CreateWithOutbox(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
-	return s.create(ctx, req, events, msgs)
+	return s.createWith(ctx, req, events, msgs, nil)
 }
 
-func (s *Store) create(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
+func (s *Store) createWith(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage, limits []approval.AskCheck) (*approval.Request, bool, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("memstore: create: %w", err)
 	}
@@ -295,6 +299,9 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, approval.ErrConflict)
 	}
 	if err := s.checkNew(msgs); err != nil {
+		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, err)
+	}
+	if err := s.admit(req, limits); err != nil {
 		return nil, false, fmt.Errorf("memstore: create %s: %w", req.ID, err)
 	}
 	stored := req.Clone()
@@ -451,6 +458,9 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 	}
 	if s.ran[old.ActionHash] == id && (next.Status != approval.StatusConsumed || old.ActionHash != next.ActionHash) {
 		delete(s.ran, old.ActionHash)
+	}
+	if old.Status.Open() && !next.Status.Open() && len(s.askKeys[id]) > 0 {
+		s.release(id, next.UpdatedAt)
 	}
 	s.requests[id] = next
 	s.track(old, next)

@@ -143,13 +143,18 @@ func (d *decoder) policy(n *yaml.Node, path string) (approval.Policy, error) {
 	var p approval.Policy
 	m, err := fields(n, path, "match", "effect", "reason", "approvers", "required_approvals", "chain",
 		"timeout", "on_timeout", "allow_self_approval", "escalation", "redact", "reminder_interval",
-		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence", "max_reuse", "require_passkey")
+		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence", "max_reuse", "require_passkey", "limit")
 	if err != nil {
 		return p, err
 	}
 	at := func(k string) string { return path + "." + k }
 	if v := m["max_reuse"]; v != nil {
 		if p.MaxReuse, err = reuseValue(v, at("max_reuse")); err != nil {
+			return p, err
+		}
+	}
+	if v := m["limit"]; v != nil {
+		if p.Limit, err = askLimitValue(v, at("limit")); err != nil {
 			return p, err
 		}
 	}
@@ -307,6 +312,33 @@ func (d *decoder) delegations(n *yaml.Node, policies map[string]*yaml.Node) ([]a
 		out = append(out, dl)
 	}
 	return out, nil
+}
+
+// askLimitValue reads a policy's limit: {max_open: N, rate: N, per:
+// DURATION, burst: N}, each optional (the gate checks that one of max_open
+// and rate is set).
+func askLimitValue(n *yaml.Node, path string) (*approval.AskLimit, error) {
+	m, err := fields(n, path, "max_open", "rate", "per", "burst")
+	if err != nil {
+		return nil, err
+	}
+	var l approval.AskLimit
+	for _, f := range []struct {
+		key string
+		dst *int
+	}{{"max_open", &l.MaxOpen}, {"rate", &l.Rate}, {"burst", &l.Burst}} {
+		if v := m[f.key]; v != nil {
+			if *f.dst, err = intValue(v, path+"."+f.key); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v := m["per"]; v != nil {
+		if l.Per, err = durationValue(v, path+".per"); err != nil {
+			return nil, err
+		}
+	}
+	return &l, nil
 }
 
 // reuseValue reads a policy's max_reuse: {for: DURATION, uses: N}, both

@@ -113,6 +113,21 @@ func policyNode(p *approval.Policy) (*yaml.Node, error) {
 			strNode("for"), durationNode(p.MaxReuse.For), strNode("uses"), intNode(p.MaxReuse.Uses),
 		}})
 	}
+	if l := p.Limit; l != nil {
+		ln := &yaml.Node{Kind: yaml.MappingNode}
+		for _, f := range []struct {
+			key string
+			v   int
+		}{{"max_open", l.MaxOpen}, {"rate", l.Rate}, {"burst", l.Burst}} {
+			if f.v != 0 {
+				ln.Content = append(ln.Content, strNode(f.key), intNode(f.v))
+			}
+		}
+		if l.Per != 0 {
+			ln.Content = append(ln.Content, strNode("per"), durationNode(l.Per))
+		}
+		add("limit", ln)
+	}
 	return n, nil
 }
 

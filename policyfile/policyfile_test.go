@@ -56,6 +56,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 			Redact: []string{"iban"}, ReminderInterval: 30 * time.Second, ApprovalTTL: 2 * time.Hour,
 			RecommendationApprovesBelow: approval.RiskMedium, RecommendationMinConfidence: 0.8,
 			MaxReuse: approval.Reuse{For: 15 * time.Minute, Uses: 4}, RequirePasskey: true,
+			Limit: &approval.AskLimit{MaxOpen: 3, Rate: 10, Per: 30 * time.Minute, Burst: 4},
 		}},
 		{Name: "deny", Policy: approval.Policy{Match: approval.Name("drop:*"), Effect: approval.EffectDeny, Reason: "never"}},
 		{Name: "chain", Policy: approval.Policy{Match: approval.Name("x"), Chain: []approval.Level{
@@ -246,6 +247,30 @@ policies:
 	require.Equal(t, approval.Reuse{For: 30 * time.Minute, Uses: 5}, got.MaxReuse)
 	for _, bad := range []string{"{for: 30m}", "{uses: 5}", "{for: 30m, uses: 1}", "{for: 30m, uses: 5, count: 2}"} {
 		err := policyfile.Load(f.Gate, strings.NewReader("version: 1\npolicies:\n  deploys:\n    match: {name: \"deploy:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    max_reuse: "+bad+"\n"))
+		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
+	}
+}
+
+func TestPolicyFileLimit(t *testing.T) {
+	f := newFixture(t)
+	require.NoError(t, policyfile.Load(f.Gate, strings.NewReader(`
+version: 1
+policies:
+  agent-tools:
+    match: {name: "tool:*"}
+    approvers: [user:alice]
+    required_approvals: 1
+    limit: {max_open: 5, rate: 20, per: 1h}
+`)))
+	var got approval.Policy
+	for _, p := range f.Gate.Policies() {
+		if p.Name == "agent-tools" {
+			got = p.Policy
+		}
+	}
+	require.Equal(t, &approval.AskLimit{MaxOpen: 5, Rate: 20, Per: time.Hour}, got.Limit)
+	for _, bad := range []string{"{}", "{max_open: -1}", "{burst: 3}", "{rate: 5, per: 10ms}", "{max_open: 2, every: 1h}", "5"} {
+		err := policyfile.Load(f.Gate, strings.NewReader("version: 1\npolicies:\n  t:\n    match: {name: \"tool:*\"}\n    approvers: [user:alice]\n    required_approvals: 1\n    limit: "+bad+"\n"))
 		require.ErrorIs(t, err, approval.ErrInvalidPolicy, bad)
 	}
 }

@@ -150,7 +150,7 @@ func collectOutbox(rows *sql.Rows, limit int) ([]approval.OutboxMessage, error) 
 // CreateWithOutbox implements approval.Outbox: Create, with msgs stored in
 // its transaction if it creates req.
 func (s *Store) CreateWithOutbox(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
-	return s.create(ctx, req, events, msgs)
+	return s.create(ctx, req, events, msgs, nil)
 }
 
 // ClaimOutbox implements approval.Outbox.

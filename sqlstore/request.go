@@ -29,10 +29,10 @@ const maxCreateAttempts = 16
 // request is a copy of req with its times in UTC at microsecond precision,
 // which is how it is stored.
 func (s *Store) Create(ctx context.Context, req *approval.Request, events []approval.AuditEvent) (*approval.Request, bool, error) {
-	return s.create(ctx, req, events, nil)
+	return s.create(ctx, req, events, nil, nil)
 }
 
-func (s *Store) create(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage) (*approval.Request, bool, error) {
+func (s *Store) create(ctx context.Context, req *approval.Request, events []approval.AuditEvent, msgs []approval.OutboxMessage, limits []approval.AskCheck) (*approval.Request, bool, error) {
 	if req == nil {
 		return nil, false, errors.New("sqlstore: create: nil request")
 	}
@@ -56,6 +56,9 @@ func (s *Store) create(ctx context.Context, req *approval.Request, events []appr
 				return err
 			}
 			if inserted {
+				if err := s.admit(ctx, q, row.req, limits); err != nil {
+					return err
+				}
 				if sealed, err = s.appendEvents(ctx, q, events); err != nil {
 					return err
 				}
@@ -305,6 +308,11 @@ func (s *Store) Update(ctx context.Context, u approval.Update) error {
 		}
 		if err := s.insertOutbox(ctx, q, u.Outbox); err != nil {
 			return err
+		}
+		if !row.req.Status.Open() && row.req.CountsOpen() {
+			if err := releaseOpen(ctx, q, id); err != nil {
+				return err
+			}
 		}
 		resolved = w.resolves
 		if resolved {

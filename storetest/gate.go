@@ -26,6 +26,7 @@ func RunShared(t *testing.T, newStores func(t *testing.T) (approval.Store, appro
 	t.Helper()
 	runGateTests(t, newStores)
 	runSharedOutboxTests(t, newStores)
+	runAskLimitGateTests(t, newStores)
 }
 
 // runGateTests drives real gates over the stores: the behaviours users rely

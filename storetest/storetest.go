@@ -43,12 +43,14 @@ func Run(t *testing.T, newStore func(t *testing.T) approval.Store) {
 	runAuditStreamTests(t, newStore)
 	runStatsTests(t, newStore)
 	runPasskeyTests(t, newStore)
+	runAskLimitTests(t, newStore)
 	pair := func(t *testing.T) (approval.Store, approval.Store) {
 		s := newStore(t)
 		return s, s
 	}
 	runGateTests(t, pair)
 	runInboxGateTests(t, pair)
+	runAskLimitGateTests(t, pair)
 }
 
 // oddText are strings no caller should rely on a store holding: one not
@@ -124,6 +126,7 @@ func fullRequest() *approval.Request {
 		Redact:           []string{"iban", "api_key"},
 		MatchError:       "custom matcher: boom",
 		RequirePasskey:   true,
+		Limit:            &approval.AskLimit{MaxOpen: 3, Rate: 10, Per: 90 * time.Minute, Burst: 4},
 
 		RecommendationApprovesBelow: approval.RiskHigh,
 		RecommendationMinConfidence: 0.8,

@@ -234,6 +234,15 @@ type MatchedPolicy struct {
 	Chain []Level `json:"chain,omitempty"`
 	// ReminderInterval is MatchedPolicy.ReminderInterval.
 	ReminderInterval Duration `json:"reminder_interval,omitempty"`
+	// Limit is MatchedPolicy.Limit.
+	Limit *AskLimit `json:"limit,omitempty"`
+}
+
+// AskLimit is approval.AskLimit in a JSON document.
+type AskLimit struct {
+	approval.AskLimit
+	// Per is AskLimit.Per.
+	Per Duration `json:"per,omitempty"`
 }
 
 // Level is approval.Level in a JSON document.
@@ -262,6 +271,9 @@ func Policies(ps []approval.MatchedPolicy) []MatchedPolicy {
 	out := make([]MatchedPolicy, len(ps))
 	for i, p := range ps {
 		out[i] = MatchedPolicy{MatchedPolicy: p, Escalation: steps(p.Escalation), ReminderInterval: Duration(p.ReminderInterval)}
+		if p.Limit != nil {
+			out[i].Limit = &AskLimit{AskLimit: *p.Limit, Per: Duration(p.Limit.Per)}
+		}
 		if p.Chain != nil {
 			out[i].Chain = make([]Level, len(p.Chain))
 			for j, l := range p.Chain {
@@ -292,6 +304,12 @@ func FromPolicies(ps []MatchedPolicy) []approval.MatchedPolicy {
 	for i, w := range ps {
 		p := w.MatchedPolicy
 		p.ReminderInterval = time.Duration(w.ReminderInterval)
+		p.Limit = nil
+		if w.Limit != nil {
+			l := w.Limit.AskLimit
+			l.Per = time.Duration(w.Limit.Per)
+			p.Limit = &l
+		}
 		p.Escalation = fromSteps(w.Escalation)
 		p.Chain = nil
 		if w.Chain != nil {
