@@ -89,15 +89,16 @@ func (f *slackFollower) init(max int) {
 }
 
 // slot returns the budget of response_url raw, first seen at now if it is
-// new. Budgets older than Slack's window are dropped, at most once a
-// minute, so memory holds 30 minutes of clicks.
+// new. Budgets twice as old as Slack's window are dropped, at most once a
+// minute, so memory holds an hour of clicks; a response_url that old is
+// refused by Slack, and a click carrying it by MaxAge.
 func (f *slackFollower) slot(raw string, now time.Time) *slackSlot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if now.Sub(f.pruned) >= time.Minute || now.Before(f.pruned) {
 		f.pruned = now
 		for k, s := range f.slots {
-			if now.Sub(s.first) >= slackResponseWindow {
+			if now.Sub(s.first) >= 2*slackResponseWindow {
 				delete(f.slots, k) // a holder keeps its pointer: the budget stays spent
 			}
 		}
@@ -301,8 +302,11 @@ func (h *SlackInteractions) run(key, id string, fl *slackFollow) {
 		}
 		// Resolved, or out of time: the outcome, if there is one now.
 		ctx, cancel = context.WithTimeout(f.ctx, slackClickTimeout)
-		h.redraw(ctx, u, slot, id, true)
+		open := h.redraw(ctx, u, slot, id, true)
 		cancel()
+		if open {
+			h.log.Info("channels: slack message no longer followed: its deadline or its response_url's window passed", "request", id)
+		}
 		return
 	}
 }
