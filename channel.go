@@ -217,6 +217,15 @@ type Notification struct {
 	ApproveURL string `json:"approve_url,omitempty"`
 	// DenyURL opens it with Deny first.
 	DenyURL string `json:"deny_url,omitempty"`
+	// Progress is where each matched policy stood when the notification
+	// was made (Request.Standing): its level, and per level or parallel
+	// group the approvals counted, the approvals needed and who gave them.
+	// It is information for the reader: a vote binds ActionHash, never
+	// the progress shown. Nil for a request of no policies.
+	Progress []PolicyStanding `json:"progress,omitempty"`
+	// Votes are the votes cast so far, approvals and denials, in the
+	// order they were recorded. Nil before the first.
+	Votes []VoteSummary `json:"votes,omitempty"`
 	// Deadline is when the request times out, if it does.
 	Deadline time.Time `json:"deadline,omitzero"`
 	// At is when the notification was made.
@@ -228,6 +237,20 @@ type Notification struct {
 	// for a channel that propagates it (a traceparent header); empty
 	// without one.
 	TraceParent string `json:"trace_parent,omitempty"`
+}
+
+// VoteSummary is one vote as a notification shows it: who cast it, for
+// whom, and the answer. The vote's comment, conditions and token stay on
+// the request.
+type VoteSummary struct {
+	// Approver is the person who decided.
+	Approver string `json:"approver"`
+	// OnBehalfOf names the approver a delegate acted for, if any.
+	OnBehalfOf string `json:"on_behalf_of,omitempty"`
+	// Verdict is the answer.
+	Verdict Verdict `json:"verdict"`
+	// At is when the vote was recorded.
+	At time.Time `json:"at"`
 }
 
 // ReviewPath is the path, below Config.BaseURL, of a request's review page:

@@ -244,6 +244,38 @@ func (g *Gate) notification(job notifyJob, now time.Time) Notification {
 	keys := r.RedactKeys()
 	n.Action, n.Redacted = r.Approved().Redact(keys)
 	n.Edit = r.EditSummary(keys)
+	if len(r.Policies) > 0 {
+		n.Progress = r.Standing()
+	}
+	n.Votes = voteSummaries(r.Votes)
+	return n
+}
+
+// voteSummaries are vs as a notification shows them; nil for none.
+func voteSummaries(vs []Vote) []VoteSummary {
+	if len(vs) == 0 {
+		return nil
+	}
+	out := make([]VoteSummary, len(vs))
+	for i, v := range vs {
+		out[i] = VoteSummary{Approver: v.Approver, OnBehalfOf: v.OnBehalfOf, Verdict: v.Verdict, At: v.At}
+	}
+	return out
+}
+
+// NotificationFor returns the notification of type typ the gate would
+// make about r now, for no one in particular: no ID, no Recipient and no
+// approve or deny links (those carry a token signed for one recipient),
+// with the review link when Config.BaseURL is set. Its Action is redacted
+// as r's matched policies say, its hashes are those a vote on r binds,
+// and Progress and Votes are r's as it is. A channel uses it to redraw a
+// message it posted once the request moved on (see
+// channels.SlackInteractions). r is not modified.
+func (g *Gate) NotificationFor(r *Request, typ NotificationType) Notification {
+	n := g.notification(notifyJob{typ: typ, req: r}, normalizeTime(g.now()))
+	if g.baseURL != "" {
+		n.ReviewURL = g.baseURL + ReviewPath + url.PathEscape(r.ID)
+	}
 	return n
 }
 

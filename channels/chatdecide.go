@@ -30,36 +30,37 @@ type chatDecider struct {
 const chatInternalError = "The decision could not be recorded because of a server error. Try again, or use the review page."
 
 // decide records approver's verdict v on request id, bound to the action
-// hash shown, with reason, and returns what to tell them.
-func (c chatDecider) decide(ctx context.Context, log *slog.Logger, id, approver string, v approval.Verdict, reason, shown string) string {
+// hash shown, with reason, and returns what to tell them and whether the
+// vote was recorded.
+func (c chatDecider) decide(ctx context.Context, log *slog.Logger, id, approver string, v approval.Verdict, reason, shown string) (string, bool) {
 	log = log.With("approver", approver)
 	tok, err := c.gate.IssueToken(id, approver, v, c.ttl)
 	if err != nil {
 		if errors.Is(err, approval.ErrInvalidIdentity) {
 			log.Error("channels: "+c.config+".UserID returned an ID that is not a valid identity; nothing decided", "err", err)
-			return "Your account is not linked to a valid approver, so nothing was decided. Ask an administrator to check the link."
+			return "Your account is not linked to a valid approver, so nothing was decided. Ask an administrator to check the link.", false
 		}
 		if errors.Is(err, approval.ErrInvalidDecision) {
-			return "This message names no request this server knows, so nothing was decided."
+			return "This message names no request this server knows, so nothing was decided.", false
 		}
 		log.Error("channels: cannot mint a decision token for a "+c.channel+" click", "err", err)
-		return chatInternalError
+		return chatInternalError, false
 	}
 	req, err := c.gate.Decide(ctx, id, approval.Decision{Token: tok, Verdict: v, Reason: reason, ActionHash: shown})
 	if err != nil {
-		return c.refusal(ctx, log, id, err)
+		return c.refusal(ctx, log, id, err), false
 	}
 	log.Info("channels: decision via "+c.channel, "status", req.Status)
 	what := c.named(req.Action.Name, req.ID)
 	switch {
 	case v == approval.VerdictApprove && req.Status == approval.StatusApproved:
-		return "You approved " + what + ". The request is approved."
+		return "You approved " + what + ". The request is approved.", true
 	case v == approval.VerdictApprove:
-		return "Your approval of " + what + " is recorded. The request waits for further approvals."
+		return "Your approval of " + what + " is recorded. The request waits for further approvals.", true
 	case req.Status == approval.StatusDenied:
-		return "You denied " + what + ". The request is denied."
+		return "You denied " + what + ". The request is denied.", true
 	default:
-		return "Your denial of " + what + " is recorded. The request stays open until enough approvers deny it."
+		return "Your denial of " + what + " is recorded. The request stays open until enough approvers deny it.", true
 	}
 }
 

@@ -408,6 +408,14 @@ func discordMessageOf(n approval.Notification) discordMessage {
 		names = append(names, p.Name)
 	}
 	add("Policies", strings.Join(names, ", "), false)
+	if lines := voteLines(n, nil); len(lines) > 0 {
+		b.field("Votes", discordEsc(strings.Join(lines, "\n"), b.room("Votes"), true), false)
+	}
+	if len(n.Votes) > 0 || n.Status.Open() {
+		if lines := progressLines(n); len(lines) > 0 {
+			b.field("Progress", discordEsc(strings.Join(lines, "\n"), b.room("Progress"), true), false)
+		}
+	}
 	if hash != "" {
 		b.reserved("Action hash", hash, true)
 	}

@@ -341,7 +341,8 @@ func (h *DiscordInteractions) decide(ctx context.Context, discordUser, guild, id
 		log.Warn("channels: discord user is not linked to an approver; nothing decided", "err", err)
 		return "Your Discord account is not linked to an approver, so nothing was decided. Use the review page, or ask an administrator to link your account."
 	}
-	return h.chat.decide(ctx, log, id, approver, v, discordReason(discordUser, guild), shown)
+	text, _ := h.chat.decide(ctx, log, id, approver, v, discordReason(discordUser, guild), shown)
+	return text
 }
 
 // discordReason is the decision's reason in the audit trail: the channel,

@@ -13,8 +13,10 @@
 //     read it with DecodeWebhook.
 //   - Slack (slack.go): a Block Kit message to a Slack incoming webhook,
 //     with Approve, Deny and Review buttons while the request is open.
-//     NewSlackInteractions (slackinteractions.go) serves the Slack app's
-//     Interactivity Request URL, so that the buttons can decide in Slack.
+//     SlackInteractions (slackinteractions.go) serves the Slack app's
+//     Interactivity Request URL, so that the buttons can decide in Slack,
+//     and redraws the message clicked with who decided and the outcome
+//     through the interaction's response_url (slackfollow.go).
 //   - Email (email.go): each notification as a plain-text and HTML email,
 //     over SMTP with STARTTLS.
 //   - Teams (teams.go): an Adaptive Card to a Microsoft Teams Workflows
@@ -23,6 +25,10 @@
 //     through an application's Discord webhook. DiscordInteractions
 //     (discordinteractions.go) serves the application's Interactions
 //     Endpoint URL, so that the buttons decide in Discord.
+//
+// The Slack, Teams, Discord and email messages show who has voted and
+// where each matched policy stands (Notification.Votes and Progress):
+// information for the reader, never part of what a vote binds.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its
 // context ends.
@@ -49,7 +55,7 @@
 // alone (SlackConfig.LinkButtons). Their buttons either open the review
 // page (Notification.ReviewURL), which decides as the reviewer signed in
 // there, or send the click to an endpoint of this package
-// (NewSlackInteractions, DiscordInteractions), which verifies the
+// (SlackInteractions, DiscordInteractions), which verifies the
 // platform's signature, maps the user who clicked to an approver through
 // a host function, mints a token for that approver alone and calls
 // Gate.Decide with it and the action hash the message showed, so every

@@ -309,6 +309,10 @@ func newEmailView(n *approval.Notification) *emailView {
 	if !n.Deadline.IsZero() && n.Status.Open() {
 		add("Deadline", false, n.Deadline.UTC().Format("Mon, 02 Jan 2006 15:04 MST"))
 	}
+	add("Votes", false, voteLines(*n, nil)...)
+	if len(n.Votes) > 0 || n.Status.Open() {
+		add("Progress", false, progressLines(*n)...)
+	}
 	policies := make([]string, len(n.Policies))
 	for i, p := range n.Policies {
 		policies[i] = strings.TrimSpace(p.Name + " " + p.Hash)

@@ -140,7 +140,7 @@ func (s *Slack) Name() string { return s.name }
 // Send implements approval.Channel: it posts n's message and classifies
 // Slack's answer (see Slack). It returns when ctx ends.
 func (s *Slack) Send(ctx context.Context, n approval.Notification) error {
-	body, err := json.Marshal(slackMessage(n, s.interactive, s.links))
+	body, err := json.Marshal(slackMessage(n, slackView{interactive: s.interactive, links: s.links}))
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: slack: encode notification %s: %w", n.ID, err))
 	}
@@ -267,8 +267,18 @@ func unitLen(s string) int {
 	return n
 }
 
-// slackMessage builds the message for n.
-func slackMessage(n approval.Notification, interactive, links bool) slackPayload {
+// slackView says how a message is drawn: which buttons it has, and how
+// the votes it lists were cast.
+type slackView struct {
+	interactive, links bool
+	// via names the way approver's vote was cast ("Slack"), or "" to say
+	// nothing; nil for a notification as sent.
+	via func(approver string) string
+}
+
+// slackMessage builds the message for n: the one Send posts, and the one
+// NewSlackInteractions redraws after a click.
+func slackMessage(n approval.Notification, view slackView) slackPayload {
 	a := n.Action
 	name := a.Name
 	if name == "" {
@@ -310,11 +320,14 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 		}
 		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwnText(clipMarkup(text, slackSectionMax))})
 	}
+	if text := slackProgress(n, view.via); text != "" {
+		blocks = append(blocks, slackBlock{Type: "section", Text: mrkdwnText(text)})
+	}
 	if fields := slackFields(n, n.Status.Open()); len(fields) > 0 {
 		blocks = append(blocks, slackBlock{Type: "section", Fields: fields})
 	}
 	blocks = append(blocks, slackBlock{Type: "context", Elements: slackContext(n)})
-	if buttons := slackButtons(n, open, interactive, links); len(buttons) > 0 {
+	if buttons := slackButtons(n, open, view.interactive, view.links); len(buttons) > 0 {
 		blocks = append(blocks, slackBlock{Type: "actions", Elements: buttons})
 	}
 	fallback := esc(label+": "+name+" requested by "+a.RequestedBy, slackFallbackMax-50)
@@ -322,6 +335,26 @@ func slackMessage(n approval.Notification, interactive, links bool) slackPayload
 		fallback += " (" + esc(n.RequestID, 45) + ")"
 	}
 	return slackPayload{Text: fallback, Blocks: blocks}
+}
+
+// slackProgress is the section saying who has voted and where each
+// policy stands ("Approved by alice via Slack", "deploys: 1 of 2
+// approvals (alice)"); "" before anything is counted.
+func slackProgress(n approval.Notification, via func(string) string) string {
+	var text string
+	for _, l := range voteLines(n, via) {
+		text += "\n" + esc(l, 300)
+	}
+	if lines := progressLines(n); len(lines) > 0 && (len(n.Votes) > 0 || n.Status.Open()) {
+		text += "\n*Progress*"
+		for _, l := range lines {
+			text += "\n• " + esc(l, 500)
+		}
+	}
+	if text == "" {
+		return ""
+	}
+	return clipMarkup(text[1:], slackSectionMax)
 }
 
 // clipMarkup bounds text that mixes markup and escaped text whose last

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -42,8 +43,19 @@ type slackApp struct {
 	// hooks stands in for hooks.slack.com: the handler's client reaches it
 	// for every response_url on that host.
 	hooks   *httptest.Server
-	posted  chan []byte  // what the handler posted to a response_url
-	hookErr atomic.Int32 // when set, hooks answers with this status
+	posted  chan hookPost // what the handler posted to a response_url
+	hookErr atomic.Int32  // when set, hooks answers with this status
+	h       *channels.SlackInteractions
+	// posts are those read from posted, in order; seen of them have been
+	// looked at by ephemeral.
+	posts []hookPost
+	seen  int
+}
+
+// hookPost is one post to a response_url: its path and body.
+type hookPost struct {
+	path string
+	body []byte
 }
 
 var slackUsers = map[string]string{"U_ALICE": "alice", "U_BOB": "bob", "U_CAROL": "carol", "U_MALLORY": "mallory",
@@ -67,7 +79,7 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 		gate = newFixtureGate(t)
 	}
 	app := &slackApp{t: t, gate: gate, now: time.Now().Truncate(time.Second), logs: &testkit.Buffer{},
-		posted: make(chan []byte, 16)}
+		posted: make(chan hookPost, 256)}
 	app.hooks = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(r.Body)
 		if r.Method != http.MethodPost || !strings.HasPrefix(r.URL.Path, "/actions/") || err != nil ||
@@ -79,7 +91,7 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 			http.Error(w, "no_service", int(code))
 			return
 		}
-		app.posted <- body
+		app.posted <- hookPost{r.URL.Path, body}
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(app.hooks.Close)
@@ -96,9 +108,51 @@ func newSlackApp(t *testing.T, gate *approval.Gate, mod ...func(*channels.SlackI
 	}
 	h, err := channels.NewSlackInteractions(cfg)
 	require.NoError(t, err)
+	app.h = h
 	app.srv = httptest.NewServer(h)
-	t.Cleanup(app.srv.Close)
+	t.Cleanup(func() {
+		app.srv.Close()
+		require.NoError(t, h.Close(context.Background()))
+	})
 	return app
+}
+
+// drain reads what has been posted so far into a.posts.
+func (a *slackApp) drain() {
+	for {
+		select {
+		case p := <-a.posted:
+			a.posts = append(a.posts, p)
+		default:
+			return
+		}
+	}
+}
+
+// postsTo returns the posts to response_url path so far, once there are
+// at least n: it waits for the handler's followers, failing the test
+// after 10 seconds.
+func (a *slackApp) postsTo(path string, n int) [][]byte {
+	a.t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		a.drain()
+		var out [][]byte
+		for _, p := range a.posts {
+			if p.path == path {
+				out = append(out, p.body)
+			}
+		}
+		if len(out) >= n {
+			return out
+		}
+		select {
+		case p := <-a.posted:
+			a.posts = append(a.posts, p)
+		case <-timeout:
+			a.t.Fatalf("%d posts to %s, want %d; log:\n%s", len(out), path, n, a.logs.String())
+		}
+	}
 }
 
 // hooksClient reaches srv for every address, as if it served Slack's
@@ -113,15 +167,26 @@ func hooksClient(srv *httptest.Server) *http.Client {
 	return &http.Client{Transport: tr}
 }
 
-// clickBody is the form Slack posts when user clicks a button.
+// responseURLs numbers the response_urls of clickBody: Slack gives each
+// interaction its own.
+var responseURLs atomic.Int64
+
+// clickBody is the form Slack posts when user clicks a button, with a
+// response_url of its own.
 func clickBody(user, actionID, value string) []byte {
+	return clickBodyURL(user, actionID, value, fmt.Sprintf("https://hooks.slack.com/actions/T_ACME/%d/abc", responseURLs.Add(1)))
+}
+
+// clickBodyURL is clickBody with the given response_url.
+func clickBodyURL(user, actionID, value, responseURL string) []byte {
 	payload := map[string]any{
 		"type":         "block_actions",
 		"user":         map[string]any{"id": user, "username": "someone", "team_id": "T_ACME"},
 		"team":         map[string]any{"id": "T_ACME", "domain": "acme"},
 		"api_app_id":   "A123",
 		"container":    map[string]any{"type": "message", "message_ts": "1700000000.000100"},
-		"response_url": "https://hooks.slack.com/actions/T_ACME/1/abc",
+		"channel":      map[string]any{"id": "C_APPROVALS", "name": "approvals"},
+		"response_url": responseURL,
 		"trigger_id":   "1.2.3",
 		"actions": []map[string]any{{
 			"type": "button", "action_id": actionID, "block_id": "b1", "value": value,
@@ -182,12 +247,20 @@ func (a *slackApp) ephemeral(status int, body []byte) string {
 	require.Equal(a.t, http.StatusOK, status, "%s", body)
 	if len(body) == 0 {
 		// The handler posts before it ends the answer, so the post has
-		// arrived by the time the answer has been read.
-		select {
-		case body = <-a.posted:
-		default:
-			a.t.Fatalf("nothing was posted to the response_url; log:\n%s", a.logs.String())
+		// arrived by the time the answer has been read. Redraws of the
+		// message (replace_original) may be among the posts.
+		a.drain()
+		var found [][]byte
+		for _, p := range a.posts[a.seen:] {
+			if bytes.Contains(p.body, []byte(`"response_type":"ephemeral"`)) {
+				found = append(found, p.body)
+			}
 		}
+		a.seen = len(a.posts)
+		if len(found) != 1 {
+			a.t.Fatalf("%d ephemeral posts to the response_url, want 1; log:\n%s", len(found), a.logs.String())
+		}
+		body = found[0]
 	}
 	var msg struct {
 		ResponseType    string `json:"response_type"`
@@ -544,13 +617,12 @@ func TestSlackResponseURL(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			id := guardAction(t, app.gate, "pair:url-"+strings.ReplaceAll(name, " ", "-"), "ci")
-			body := bytes.Replace(clickBody("U_ALICE", channels.SlackActionApprove, id),
-				[]byte(url.QueryEscape(`"https://hooks.slack.com/actions/T_ACME/1/abc"`)),
-				[]byte(url.QueryEscape(`"`+raw+`"`)), 1)
+			body := clickBodyURL("U_ALICE", channels.SlackActionApprove, id, raw)
 			status, got := app.signed(body)
 			require.NotEmpty(t, got, "answered in the body")
 			require.Contains(t, app.ephemeral(status, got), "is recorded")
-			require.Empty(t, app.posted)
+			app.drain()
+			require.Empty(t, app.posts, "nothing posted, nothing redrawn")
 		})
 	}
 	require.Contains(t, app.logs.String(), "slack response_url refused; answering in the body")

@@ -257,6 +257,26 @@ func (b *teamsCardBuilder) fact(label, value string, max int) {
 	b.add(run(label+": ", "Bolder"), run(b.plain(value, max, false), ""))
 }
 
+// progress adds who has voted and where each policy stands, when there
+// is anything to say.
+func (b *teamsCardBuilder) progress(n approval.Notification) {
+	votes := voteLines(n, nil)
+	var lines []string
+	if len(n.Votes) > 0 || n.Status.Open() {
+		lines = progressLines(n)
+	}
+	if len(votes) == 0 && len(lines) == 0 {
+		return
+	}
+	b.add(run("Progress", "Bolder")).Separator = true
+	for _, l := range votes {
+		b.add(run(b.plain(l, teamsFieldMax, false), ""))
+	}
+	for _, l := range lines {
+		b.add(run("• ", ""), run(b.plain(l, teamsFieldMax, false), ""))
+	}
+}
+
 func run(s, weight string) teamsRun { return teamsRun{Type: "TextRun", Text: s, Weight: weight} }
 
 // teamsBuild builds n's message with the payload's first l.payload
@@ -329,6 +349,7 @@ func teamsBuild(n approval.Notification, payload []rune, l teamsLimits) teamsPay
 	if len(b.blocks) > first {
 		b.blocks[first].Separator = true
 	}
+	b.progress(n)
 	if len(payload) > 0 {
 		shown := min(l.payload, len(payload))
 		label := "Payload:"
