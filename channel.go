@@ -163,7 +163,19 @@ const (
 	// NotifyTimedOut goes to the requester and the approvers when a request
 	// times out.
 	NotifyTimedOut NotificationType = "approval.timed_out"
+	// NotifyDigest gathers, for one recipient and channel, the asks
+	// (NotifyRequested, NotifyReminder, NotifyEscalated) that waited for
+	// the end of their digest window (DeliveryConfig.DigestWindow) into one
+	// message: Notification.Digest holds each, with its own links. Its
+	// RequestID, Action and hashes are empty: each item has its own.
+	NotifyDigest NotificationType = "approval.digest"
 )
+
+// Digestible reports whether a notification of type t asks its recipient
+// to decide, and may therefore wait in a digest.
+func (t NotificationType) Digestible() bool {
+	return t == NotifyRequested || t == NotifyReminder || t == NotifyEscalated
+}
 
 // Notification is one message to one recipient.
 type Notification struct {
@@ -226,6 +238,14 @@ type Notification struct {
 	// Votes are the votes cast so far, approvals and denials, in the
 	// order they were recorded. Nil before the first.
 	Votes []VoteSummary `json:"votes,omitempty"`
+	// Urgent is set when a matched policy is urgent (Policy.Urgent): the
+	// notification was sent at once, never held for a digest.
+	Urgent bool `json:"urgent,omitempty"`
+	// Digest, with NotifyDigest, holds the notifications gathered, oldest
+	// first: each a whole notification for the same recipient, with its
+	// own request, action, hashes, status as the digest was sent, and
+	// links. Nil otherwise.
+	Digest []Notification `json:"digest,omitempty"`
 	// Deadline is when the request times out, if it does.
 	Deadline time.Time `json:"deadline,omitzero"`
 	// At is when the notification was made.

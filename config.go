@@ -169,6 +169,18 @@ type DeliveryConfig struct {
 	// notification.failed with a reason saying the outbox was full, and
 	// logged at Error. Defaults to 10,000 (DefaultMemoryLimit).
 	MemoryLimit int
+	// DigestWindow, if set, returns the digest window of recipient on
+	// channel (Channel.Name): the asks to that person through that channel
+	// (NotifyRequested, NotifyReminder, NotifyEscalated) wait for the end
+	// of the window, and those due together go as one NotifyDigest message
+	// (one alone goes as itself). Windows are aligned to the clock (a
+	// 15-minute window ends at :00, :15, :30 and :45), so a person gets at
+	// most one digest per window and channel. The asks wait in the outbox,
+	// so a restart loses none. An urgent policy's asks (Policy.Urgent)
+	// never wait, nor do alerts and outcomes. Return 0 for no digest. It is
+	// called off the request path, once per delivery and claim; a panic is
+	// recovered and means no digest. Defaults to nil: no digests.
+	DigestWindow func(channel, recipient string) time.Duration
 }
 
 // Delivery defaults (see DeliveryConfig).

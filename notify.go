@@ -248,6 +248,9 @@ func (g *Gate) notification(job notifyJob, now time.Time) Notification {
 		n.Progress = r.Standing()
 	}
 	n.Votes = voteSummaries(r.Votes)
+	for i := range r.Policies {
+		n.Urgent = n.Urgent || r.Policies[i].Urgent
+	}
 	return n
 }
 

@@ -139,6 +139,10 @@ type Policy struct {
 	// period (see AskLimit). It needs a Store with AskLimits. Defaults to
 	// nil: no limit.
 	Limit *AskLimit
+	// Urgent sends this policy's asks at once, never held for a digest
+	// (DeliveryConfig.DigestWindow), and marks its notifications
+	// (Notification.Urgent). Defaults to false.
+	Urgent bool
 }
 
 // Defaults applied to policies.
@@ -199,6 +203,7 @@ func compilePolicy(name string, p Policy, haveDirectory bool) (*compiledPolicy, 
 		RecommendationApprovesBelow: p.RecommendationApprovesBelow,
 		RecommendationMinConfidence: p.RecommendationMinConfidence,
 		RequirePasskey:              p.RequirePasskey,
+		Urgent:                      p.Urgent,
 	}
 	if p.Limit != nil {
 		l := *p.Limit
@@ -416,6 +421,12 @@ func appendPolicyCanonical(b []byte, name string, p *Policy) ([]byte, error) {
 	b = append(b, ',')
 	b = canon.AppendKey(b, "timeout")
 	b = canon.AppendString(b, p.Timeout.String())
+	if p.Urgent {
+		// Written only when set, like reminder_interval.
+		b = append(b, ',')
+		b = canon.AppendKey(b, "urgent")
+		b = append(b, "true"...)
+	}
 	return append(b, '}'), nil
 }
 

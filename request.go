@@ -220,6 +220,8 @@ type MatchedPolicy struct {
 	RequirePasskey bool `json:"require_passkey,omitempty"`
 	// Limit is the policy's (Policy.Limit), as given.
 	Limit *AskLimit `json:"limit,omitempty"`
+	// Urgent is the policy's (Policy.Urgent).
+	Urgent bool `json:"urgent,omitempty"`
 }
 
 // Vote is one recorded decision.

@@ -143,7 +143,7 @@ func (d *decoder) policy(n *yaml.Node, path string) (approval.Policy, error) {
 	var p approval.Policy
 	m, err := fields(n, path, "match", "effect", "reason", "approvers", "required_approvals", "chain",
 		"timeout", "on_timeout", "allow_self_approval", "escalation", "redact", "reminder_interval",
-		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence", "max_reuse", "require_passkey", "limit")
+		"approval_ttl", "recommendation_approves_below", "recommendation_min_confidence", "max_reuse", "require_passkey", "limit", "urgent")
 	if err != nil {
 		return p, err
 	}
@@ -215,6 +215,11 @@ func (d *decoder) policy(n *yaml.Node, path string) (approval.Policy, error) {
 	}
 	if v := m["allow_self_approval"]; v != nil {
 		if p.AllowSelfApproval, err = boolValue(v, at("allow_self_approval")); err != nil {
+			return p, err
+		}
+	}
+	if v := m["urgent"]; v != nil {
+		if p.Urgent, err = boolValue(v, at("urgent")); err != nil {
 			return p, err
 		}
 	}

@@ -90,6 +90,9 @@ func policyNode(p *approval.Policy) (*yaml.Node, error) {
 	if p.RequirePasskey {
 		add("require_passkey", boolNode(true))
 	}
+	if p.Urgent {
+		add("urgent", boolNode(true))
+	}
 	if len(p.Escalation) > 0 {
 		add("escalation", stepsNode(p.Escalation))
 	}

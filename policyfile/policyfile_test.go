@@ -56,7 +56,7 @@ func TestPolicyFileRoundTrip(t *testing.T) {
 			Redact: []string{"iban"}, ReminderInterval: 30 * time.Second, ApprovalTTL: 2 * time.Hour,
 			RecommendationApprovesBelow: approval.RiskMedium, RecommendationMinConfidence: 0.8,
 			MaxReuse: approval.Reuse{For: 15 * time.Minute, Uses: 4}, RequirePasskey: true,
-			Limit: &approval.AskLimit{MaxOpen: 3, Rate: 10, Per: 30 * time.Minute, Burst: 4},
+			Limit: &approval.AskLimit{MaxOpen: 3, Rate: 10, Per: 30 * time.Minute, Burst: 4}, Urgent: true,
 		}},
 		{Name: "deny", Policy: approval.Policy{Match: approval.Name("drop:*"), Effect: approval.EffectDeny, Reason: "never"}},
 		{Name: "chain", Policy: approval.Policy{Match: approval.Name("x"), Chain: []approval.Level{
