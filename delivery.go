@@ -54,6 +54,7 @@ type outboxHandler struct {
 	owner    string // this gate's lease owner ID
 	chans    []namedChannel
 	byName   map[string]*namedChannel
+	digests  *digester // nil without DeliveryConfig.DigestWindow
 }
 
 // claimed is one claimed message, with the policies its events name.
@@ -64,12 +65,18 @@ type claimed struct {
 	// attempt began, for the Observer.
 	trace string
 	sent  time.Time
+	// members, for a digest, are the deliveries it gathers (m is the one
+	// with the most attempts); nil for a message sent alone.
+	members []OutboxMessage
 }
 
 // startDelivery starts the engine over ob for chans.
 func startDelivery(g *Gate, ob Outbox, chans []namedChannel, cfg *DeliveryConfig) *delivery.Runner[*claimed] {
 	h := &outboxHandler{resolver: resolver{g: g}, ob: ob, owner: "gate-" + uuid.NewString(), chans: chans,
 		byName: make(map[string]*namedChannel, len(chans))}
+	if cfg.DigestWindow != nil {
+		h.digests = &digester{window: cfg.DigestWindow, host: host.New("Delivery.DigestWindow", g.log)}
+	}
 	ecfg := delivery.Config{
 		Notices:     cfg.Retry.withDefaults().policy(),
 		Lease:       cfg.SendTimeout + leaseSlack,
@@ -98,6 +105,9 @@ func (h *outboxHandler) Claim(ctx context.Context, lane string, limit int, lease
 		Lease: lease, Limit: limit})
 	if err != nil && ctx.Err() == nil {
 		h.g.log.Error("approval: cannot claim outbox messages", "channel", lane, "err", err)
+	}
+	if h.digests != nil && lane != "" {
+		return h.gather(ctx, lane, msgs, lease)
 	}
 	out := make([]*claimed, len(msgs))
 	for i := range msgs {
@@ -180,7 +190,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 				continue
 			}
 			s.Add = append(s.Add, OutboxMessage{ID: n.ID, RequestID: req.ID, Type: m.Type, Level: m.Level, Channel: ch.name,
-				Recipient: to, Body: body, State: OutboxPending, NextAttempt: now, CreatedAt: now})
+				Recipient: to, Body: body, State: OutboxPending, NextAttempt: h.digests.due(m.Type, n.Urgent, ch.name, to, now), CreatedAt: now})
 		}
 	}
 	h.settle(s)
@@ -190,6 +200,12 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 // Send implements delivery.Handler: it signs the delivery's links for
 // this attempt and sends it through its channel.
 func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attempt int) error {
+	if c.members != nil {
+		if h.g.obs != nil {
+			c.sent = time.Now()
+		}
+		return h.sendDigest(ctx, h.byName[lane], c, attempt)
+	}
 	var n Notification
 	if err := json.Unmarshal(c.m.Body, &n); err != nil {
 		return notSent{err}
@@ -212,22 +228,69 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 // Settle implements delivery.Handler: it records the outcome of an
 // attempt with its audit event.
 func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
+	var outcome OutboxOutcome
+	if c.members == nil {
+		outcome = h.settleMessage(lane, &c.m, c.refs, r, 0)
+	} else {
+		// Each member is its own delivery, with the digest's outcome.
+		for i := range c.members {
+			m := &c.members[i]
+			outcome = h.settleMessage(lane, m, digestRefs(m), r, len(c.members))
+		}
+	}
 	g, m := h.g, c.m
+	if r.Outcome == delivery.Postponed {
+		return
+	}
+	if g.obs != nil && lane != "" {
+		start, took := c.sent, time.Since(c.sent)
+		if start.IsZero() { // refused before it was sent
+			start, took = time.Now(), 0
+		}
+		o := Observation{Kind: ObserveDelivery, Start: start, Duration: took, RequestID: m.RequestID,
+			Channel: lane, Attempt: r.Attempt, Policies: refNames(c.refs), TraceParent: c.trace, Outcome: ObservedFailed, Err: r.Err}
+		switch outcome {
+		case OutboxDone:
+			o.Outcome = ObservedDelivered
+		case OutboxDeadLetter:
+			o.Outcome = ObservedDeadLetter
+		}
+		g.obs.observe(context.Background(), o)
+	}
+}
+
+// digestRefs are the policies a digest member's notification names.
+func digestRefs(m *OutboxMessage) []PolicyRef {
+	var n struct {
+		Policies []PolicyRef `json:"policies"`
+	}
+	_ = json.Unmarshal(m.Body, &n) // unreadable: sent nothing, audited without them
+	return n.Policies
+}
+
+// settleMessage records the outcome of an attempt at m, one delivery or
+// one of the inDigest members of a digest, with its audit event, and
+// returns how it was settled.
+func (h *outboxHandler) settleMessage(lane string, m *OutboxMessage, refs []PolicyRef, r delivery.Result, inDigest int) OutboxOutcome {
+	g := h.g
 	s := OutboxSettle{ID: m.ID, Owner: h.owner, Attempts: r.Attempt}
 	if r.Outcome == delivery.Postponed {
 		// Not an attempt: postponed to the channel's next probe, unaudited.
 		s.Outcome, s.NextAttempt, s.LastError = OutboxRetry, r.NextAttempt, m.LastError
 		h.settle(s)
-		return
+		return s.Outcome
 	}
 	now := normalizeTime(g.now())
 	what := string(m.Type)
 	if lane != "" {
 		what = fmt.Sprintf("%s to %s via %s", m.Type, m.Recipient, lane)
+		if inDigest > 0 {
+			what += fmt.Sprintf(" (in a digest of %d)", inDigest)
+		}
 	} else {
 		g.log.Error("approval: cannot resolve notification recipients", "request", m.RequestID, "type", m.Type, "err", r.Err)
 	}
-	ev := AuditEvent{RequestID: m.RequestID, Actor: SystemActor, Policies: c.refs, At: now}
+	ev := AuditEvent{RequestID: m.RequestID, Actor: SystemActor, Policies: refs, At: now}
 	switch r.Outcome {
 	case delivery.Done:
 		s.Outcome = OutboxDone
@@ -263,21 +326,7 @@ func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 	ev.Reason = auditSafe(ev.Reason, maxReasonBytes)
 	s.Events = []AuditEvent{ev}
 	h.settle(s)
-	if g.obs != nil && lane != "" {
-		start, took := c.sent, time.Since(c.sent)
-		if start.IsZero() { // refused before it was sent
-			start, took = time.Now(), 0
-		}
-		o := Observation{Kind: ObserveDelivery, Start: start, Duration: took, RequestID: m.RequestID,
-			Channel: lane, Attempt: r.Attempt, Policies: refNames(c.refs), TraceParent: c.trace, Outcome: ObservedFailed, Err: r.Err}
-		switch s.Outcome {
-		case OutboxDone:
-			o.Outcome = ObservedDelivered
-		case OutboxDeadLetter:
-			o.Outcome = ObservedDeadLetter
-		}
-		g.obs.observe(context.Background(), o)
-	}
+	return s.Outcome
 }
 
 // settle records s, with its events mirrored to the audit sink. A lost

@@ -152,7 +152,7 @@ func (o *memOutbox) ClaimOutbox(ctx context.Context, q OutboxClaim) ([]OutboxMes
 	defer o.mu.Unlock()
 	var due []*memMessage
 	for _, m := range o.lanes[q.Channel] {
-		if m.LeaseOwner == "" && !m.NextAttempt.After(q.Now) {
+		if m.LeaseOwner == "" && !m.NextAttempt.After(q.Now) && (q.Recipient == "" || m.Recipient == q.Recipient) {
 			due = append(due, m)
 		}
 	}

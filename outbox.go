@@ -54,6 +54,9 @@ type OutboxClaim struct {
 	Owner string
 	// Channel is the lane to claim from: a channel's Name, or "" for notices.
 	Channel string
+	// Recipient, if not empty, claims only the deliveries to that person
+	// (the gate gathers a digest with it).
+	Recipient string
 	// Now is the time a message must be due by.
 	Now time.Time
 	// Lease is how long the claim lasts unless settled.

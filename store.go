@@ -385,7 +385,8 @@ type Outbox interface {
 	CreateWithOutbox(ctx context.Context, req *Request, events []AuditEvent, msgs []OutboxMessage) (*Request, bool, error)
 
 	// ClaimOutbox leases up to PageSize(q.Limit) pending messages of
-	// q.Channel ("" for notices) whose NextAttempt is not after q.Now and
+	// q.Channel ("" for notices), of q.Recipient alone when it is not
+	// empty, whose NextAttempt is not after q.Now and
 	// whose lease, if any, has ended, oldest NextAttempt first: it sets
 	// their LeaseOwner to q.Owner and LeaseUntil to q.Now + q.Lease and
 	// returns them.

@@ -61,7 +61,8 @@ func (s *Store) ClaimOutbox(ctx context.Context, q approval.OutboxClaim) ([]appr
 	defer s.mu.Unlock()
 	var due []*approval.OutboxMessage
 	for _, m := range s.outbox {
-		if m.State == approval.OutboxPending && m.Channel == q.Channel && !m.NextAttempt.After(q.Now) && !m.LeaseUntil.After(q.Now) {
+		if m.State == approval.OutboxPending && m.Channel == q.Channel && !m.NextAttempt.After(q.Now) && !m.LeaseUntil.After(q.Now) &&
+			(q.Recipient == "" || m.Recipient == q.Recipient) {
 			due = append(due, m)
 		}
 	}

@@ -165,12 +165,20 @@ func (s *Store) ClaimOutbox(ctx context.Context, c approval.OutboxClaim) ([]appr
 	if s.dialect == Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	args := []any{c.Owner, until, c.Channel, now, limit}
+	recipient := ""
+	if c.Recipient != "" {
+		if !s.dialect.canHold(c.Recipient) {
+			return nil, nil
+		}
+		recipient, args = " AND recipient = $6", append(args, c.Recipient)
+	}
 	query := `UPDATE outbox SET lease_owner = $1, lease_until = $2
 WHERE id IN (SELECT id FROM outbox
-    WHERE state = 'pending' AND channel = $3 AND next_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)
+    WHERE state = 'pending' AND channel = $3 AND next_at <= $4 AND (lease_until IS NULL OR lease_until <= $4)` + recipient + `
     ORDER BY next_at, id LIMIT $5` + lock + `)
 RETURNING ` + s.outboxSelect()
-	rows, err := s.w.QueryContext(ctx, query, c.Owner, until, c.Channel, now, limit)
+	rows, err := s.w.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fail(ctx, op, s.wrapBusy(err))
 	}

@@ -124,6 +124,30 @@ func runOutboxTests(t *testing.T, newStore func(t *testing.T) approval.Store) {
 		require.ElementsMatch(t, []string{later.ID, other.ID}, msgIDs(left.Messages))
 	})
 
+	// A claim for one recipient leases that person's due deliveries of the
+	// channel alone.
+	t.Run("outbox claim by recipient", func(t *testing.T) {
+		t.Parallel()
+		ob := outbox(t)
+		ctx := t.Context()
+		at := now()
+		r := newRequest()
+		a1, a2, b, later := newDelivery(r, "hook", at.Add(-2*time.Second)), newDelivery(r, "hook", at.Add(-time.Second)),
+			newDelivery(r, "hook", at), newDelivery(r, "hook", at.Add(time.Hour))
+		b.Recipient = "bob"
+		_, _, err := ob.CreateWithOutbox(ctx, r, nil, []approval.OutboxMessage{a1, a2, b, later})
+		require.NoError(t, err)
+		got, err := ob.ClaimOutbox(ctx, approval.OutboxClaim{Owner: "w1", Channel: "hook", Recipient: "alice", Now: at, Lease: time.Minute})
+		require.NoError(t, err)
+		require.Equal(t, []string{a1.ID, a2.ID}, msgIDs(got))
+		got, err = ob.ClaimOutbox(ctx, approval.OutboxClaim{Owner: "w1", Channel: "hook", Recipient: "carol", Now: at, Lease: time.Minute})
+		require.NoError(t, err)
+		require.Empty(t, got)
+		got, err = ob.ClaimOutbox(ctx, approval.OutboxClaim{Owner: "w1", Channel: "hook", Now: at, Lease: time.Minute})
+		require.NoError(t, err)
+		require.Equal(t, []string{b.ID}, msgIDs(got))
+	})
+
 	// Retry keeps a message pending until its next attempt; a dead letter
 	// is never claimed, is listed, and Redrive makes it pending again; a
 	// notice settled done is replaced by its deliveries; the events of a
