@@ -64,6 +64,9 @@ type claimed struct {
 	// attempt began, for the Observer.
 	trace string
 	sent  time.Time
+	// as is the type a Pager's attempt was sent as, when not the
+	// message's (see Pager).
+	as NotificationType
 }
 
 // startDelivery starts the engine over ob for chans.
@@ -161,7 +164,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 			return fmt.Errorf("decode the notice's target: %w", err)
 		}
 	}
-	recipients, err := h.recipients(rctx, &job)
+	recipients, err := h.recipientsFor(rctx, &job)
 	if err != nil {
 		return err
 	}
@@ -169,7 +172,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 	base := g.notification(job, now)
 	for _, to := range recipients {
 		for _, ch := range h.chans {
-			if !job.target.wants(ch.name) {
+			if ch.pager || !job.target.wants(ch.name) {
 				continue
 			}
 			n := base.forRecipient(&job, to, newOutboxID())
@@ -183,6 +186,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 				Recipient: to, Body: body, State: OutboxPending, NextAttempt: now, CreatedAt: now})
 		}
 	}
+	h.addPages(&s, &job, base, c.refs, now)
 	h.settle(s)
 	return nil
 }
@@ -199,6 +203,9 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 		c.sent = time.Now()
 	}
 	n.Attempt = attempt
+	if err := h.pageCurrent(ctx, lane, c, &n); err != nil {
+		return notSent{err}
+	}
 	if err := h.g.sign(&n, normalizeTime(h.g.now())); err != nil {
 		return notSent{err}
 	}
@@ -224,6 +231,12 @@ func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 	what := string(m.Type)
 	if lane != "" {
 		what = fmt.Sprintf("%s to %s via %s", m.Type, m.Recipient, lane)
+		if m.Recipient == "" { // a Pager's
+			what = fmt.Sprintf("%s via %s", m.Type, lane)
+		}
+		if c.as != "" {
+			what += fmt.Sprintf(" (sent as %s: the request was resolved first)", c.as)
+		}
 	} else {
 		g.log.Error("approval: cannot resolve notification recipients", "request", m.RequestID, "type", m.Type, "err", r.Err)
 	}
