@@ -23,6 +23,9 @@
 //     through an application's Discord webhook. DiscordInteractions
 //     (discordinteractions.go) serves the application's Interactions
 //     Endpoint URL, so that the buttons decide in Discord.
+//   - PagerDuty (pagerduty.go): an approval.Pager that raises one PagerDuty
+//     alert per request through the Events API v2 when an escalation step
+//     names it, and resolves it when the request is resolved.
 //
 // Every adapter is safe for concurrent use, and its Send returns when its
 // context ends.
