@@ -510,3 +510,50 @@ func TestPagerDutyLatePageResolves(t *testing.T) {
 		return false
 	}, 10*time.Second, 5*time.Millisecond, "%v", auditOf(t, gate, id))
 }
+
+// TestPagerDutyBreakGlass shows a Pager named in BreakGlass.SecurityChannels
+// raising one alert of its own per break-glass, which the request's
+// resolution does not resolve, and no page for the other notices.
+func TestPagerDutyBreakGlass(t *testing.T) {
+	t.Parallel()
+	pdr := newPDReceiver(t)
+	chat := &recorder{}
+	gate := newFixtureGate(t, func(c *approval.Config) {
+		c.Channels = []approval.Channel{chat, pdr.channel(t)}
+		c.BreakGlass = &approval.BreakGlass{Approvers: []approval.Approver{approval.User("erin")},
+			Security: []approval.Approver{approval.User("sec")}, SecurityChannels: []string{"chat", "pagerduty"}}
+	})
+	id := guardDeploy(t, gate)
+	tok, err := gate.IssueToken(id, "erin", approval.VerdictApprove, time.Hour)
+	require.NoError(t, err)
+	_, err = gate.BreakGlass(context.Background(), id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove, Reason: "outage"})
+	require.NoError(t, err)
+	pdr.wait(t, 1)
+	ev := pdr.all()[0]
+	require.Equal(t, "trigger", ev["event_action"])
+	require.Equal(t, "approval/"+id+"/break-glass", ev["dedup_key"])
+	require.Contains(t, ev["payload"].(map[string]any)["summary"], "break-glass by erin: outage")
+	// Chat tells security and the approvers; the resolution reaches chat
+	// and not PagerDuty (no escalation step names it).
+	require.Eventually(t, func() bool {
+		chat.mu.Lock()
+		defer chat.mu.Unlock()
+		return slices.ContainsFunc(chat.ns, func(n approval.Notification) bool {
+			return n.Type == approval.NotifyAlert && n.Recipient == "sec"
+		}) && slices.ContainsFunc(chat.ns, func(n approval.Notification) bool { return n.Type == approval.NotifyResolved })
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool {
+		n := 0
+		for _, ev := range auditOf(t, gate, id) {
+			if ev.Type == approval.EventNotificationSent {
+				n++
+			}
+		}
+		page, err := gate.ListOutbox(context.Background(), approval.OutboxQuery{RequestID: id})
+		require.NoError(t, err)
+		chat.mu.Lock()
+		defer chat.mu.Unlock()
+		return n == len(chat.ns)+1 && len(page.Messages) == 0 // every notice expanded and delivered
+	}, 10*time.Second, 5*time.Millisecond)
+	require.Len(t, pdr.all(), 1)
+}
