@@ -25,8 +25,9 @@ type BreakGlass struct {
 	// Security are told of every break-glass besides the request's
 	// approvers. Defaults to none.
 	Security []Approver
-	// SecurityChannels names the gate's channels that tell Security.
-	// Defaults to all of them.
+	// SecurityChannels names the gate's channels that tell Security; a
+	// Pager named here raises one alert per break-glass (see Pager).
+	// Defaults to all of them but the Pagers.
 	SecurityChannels []string
 	// AllowRequester lets the requester break the glass on their own
 	// request. Off by default: segregation applies as it does to votes.
@@ -139,7 +140,7 @@ func (g *Gate) applyBreakGlass(ctx context.Context, req *Request, c *TokenClaims
 		audit = "break-glass opened by " + sub + ", a second person must confirm: " + d.Reason
 	}
 	events := []AuditEvent{{RequestID: req.ID, Type: EventBreakGlass, Actor: sub, Policies: refs, Verdict: VerdictApprove, Reason: audit, At: now}}
-	alert := noticeTarget{Approvers: allApprovers(next), Note: "BREAK-GLASS: " + audit}
+	alert := noticeTarget{Approvers: allApprovers(next), Note: breakGlassNote + audit}
 	notes := []note{{typ: NotifyAlert, target: alert}}
 	if len(bg.Security) > 0 {
 		notes = append(notes, note{typ: NotifyAlert, target: noticeTarget{Approvers: slices.Clone(bg.Security), Channels: slices.Clone(bg.SecurityChannels), Note: alert.Note}})

@@ -55,6 +55,48 @@ type Channel interface {
 	Send(ctx context.Context, n Notification) error
 }
 
+// Pager is a Channel that speaks of requests rather than to people: a
+// paging or incident service, such as channels.PagerDuty, whose one alert
+// per request is routed by the service to whoever is on call. A Pager is
+// not part of a request's ordinary fan-out: the notices that go to
+// approvers, the requester and voters never reach it, and a list of
+// channels that defaults to "every channel" (EscalationStep.Channels,
+// BreakGlass.SecurityChannels) means every channel but the Pagers. It
+// gets a notification only
+//
+//   - when an escalation step (StepNotify, StepEscalate, StepReassign or
+//     StepReminder) names it in EscalationStep.Channels, or a break-glass
+//     alert in BreakGlass.SecurityChannels: one notification per notice,
+//     of the notice's type, however many people the step names;
+//   - when the request is resolved (NotifyResolved) or times out
+//     (NotifyTimedOut), if an escalation step of any of its matched
+//     policies, at any level, names it: one notification, whether or not
+//     the step ran. The request's policy snapshot decides, so the answer
+//     is the same on every gate and after a restart; the Pager must
+//     therefore take a resolution of something it never raised as a
+//     no-op (PagerDuty drops a resolve whose alert is not open).
+//
+// A Pager's notification has no Recipient, OnBehalfOf, ApproveURL or
+// DenyURL: it is shared by whoever the service pages, and a decision
+// link is a bearer token. ReviewURL is set as for anyone.
+//
+// There is no ordering between notifications, so a page held back by
+// retries could otherwise reach the service after the request's
+// resolution and stay open for good. Before each attempt of a
+// notification that asks (any type but NotifyResolved and
+// NotifyTimedOut) made while the request was open, the gate reads the
+// request again; if it has been resolved since, the attempt carries the
+// resolution instead (Type NotifyResolved or NotifyTimedOut, with the
+// request's Status and Reason), which the audit trail says. A break-glass
+// alert (NotifyAlert whose Note begins "BREAK-GLASS: ") is sent as it is:
+// it reports something that happened, not a question.
+type Pager interface {
+	Channel
+	// PagesRequests marks the channel as a Pager. The gate never calls
+	// it.
+	PagesRequests()
+}
+
 // SendError is an error a Channel's Send may return (or wrap) to steer
 // retries. Any other error is transient: the message is retried with
 // backoff until its channel's attempt limit.
@@ -185,7 +227,8 @@ type Notification struct {
 	Type NotificationType `json:"type"`
 	// RequestID is the request it is about.
 	RequestID string `json:"request_id"`
-	// Recipient is the user ID the notification is for.
+	// Recipient is the user ID the notification is for; empty for a
+	// Pager's (see Pager).
 	Recipient string `json:"recipient"`
 	// Status is the request's status when the notification was made.
 	Status Status `json:"status"`

@@ -68,6 +68,9 @@ type claimed struct {
 	// members, for a digest, are the deliveries it gathers (m is the one
 	// with the most attempts); nil for a message sent alone.
 	members []OutboxMessage
+	// as is the type a Pager's attempt was sent as, when not the
+	// message's (see Pager).
+	as NotificationType
 }
 
 // startDelivery starts the engine over ob for chans.
@@ -171,7 +174,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 			return fmt.Errorf("decode the notice's target: %w", err)
 		}
 	}
-	recipients, err := h.recipients(rctx, &job)
+	recipients, err := h.recipientsFor(rctx, &job)
 	if err != nil {
 		return err
 	}
@@ -179,7 +182,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 	base := g.notification(job, now)
 	for _, to := range recipients {
 		for _, ch := range h.chans {
-			if !job.target.wants(ch.name) {
+			if ch.pager || !job.target.wants(ch.name) {
 				continue
 			}
 			n := base.forRecipient(&job, to, newOutboxID())
@@ -193,6 +196,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 				Recipient: to, Body: body, State: OutboxPending, NextAttempt: h.digests.due(m.Type, n.Urgent, ch.name, to, now), CreatedAt: now})
 		}
 	}
+	h.addPages(&s, &job, base, c.refs, now)
 	h.settle(s)
 	return nil
 }
@@ -215,6 +219,9 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 		c.sent = time.Now()
 	}
 	n.Attempt = attempt
+	if err := h.pageCurrent(ctx, lane, c, &n); err != nil {
+		return notSent{err}
+	}
 	if err := h.g.sign(&n, normalizeTime(h.g.now())); err != nil {
 		return notSent{err}
 	}
@@ -230,12 +237,12 @@ func (h *outboxHandler) Send(ctx context.Context, lane string, c *claimed, attem
 func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 	var outcome OutboxOutcome
 	if c.members == nil {
-		outcome = h.settleMessage(lane, &c.m, c.refs, r, 0)
+		outcome = h.settleMessage(lane, &c.m, c.refs, r, 0, c.as)
 	} else {
 		// Each member is its own delivery, with the digest's outcome.
 		for i := range c.members {
 			m := &c.members[i]
-			outcome = h.settleMessage(lane, m, digestRefs(m), r, len(c.members))
+			outcome = h.settleMessage(lane, m, digestRefs(m), r, len(c.members), "")
 		}
 	}
 	g, m := h.g, c.m
@@ -271,7 +278,7 @@ func digestRefs(m *OutboxMessage) []PolicyRef {
 // settleMessage records the outcome of an attempt at m, one delivery or
 // one of the inDigest members of a digest, with its audit event, and
 // returns how it was settled.
-func (h *outboxHandler) settleMessage(lane string, m *OutboxMessage, refs []PolicyRef, r delivery.Result, inDigest int) OutboxOutcome {
+func (h *outboxHandler) settleMessage(lane string, m *OutboxMessage, refs []PolicyRef, r delivery.Result, inDigest int, as NotificationType) OutboxOutcome {
 	g := h.g
 	s := OutboxSettle{ID: m.ID, Owner: h.owner, Attempts: r.Attempt}
 	if r.Outcome == delivery.Postponed {
@@ -284,6 +291,12 @@ func (h *outboxHandler) settleMessage(lane string, m *OutboxMessage, refs []Poli
 	what := string(m.Type)
 	if lane != "" {
 		what = fmt.Sprintf("%s to %s via %s", m.Type, m.Recipient, lane)
+		if m.Recipient == "" { // a Pager's
+			what = fmt.Sprintf("%s via %s", m.Type, lane)
+		}
+		if as != "" {
+			what += fmt.Sprintf(" (sent as %s: the request was resolved first)", as)
+		}
 		if inDigest > 0 {
 			what += fmt.Sprintf(" (in a digest of %d)", inDigest)
 		}

@@ -184,6 +184,11 @@
 // survive a crash); otherwise the gate keeps one in memory, bounded by
 // DeliveryConfig.MemoryLimit, which a crash loses. See Channel.
 //
+// A Pager (channels.PagerDuty) is a channel about requests rather than to
+// people: only an escalation step that names it pages it, once, and the
+// request's resolution resolves the page. Package oncall resolves a Role to
+// whoever is on call for a PagerDuty schedule, at decision time.
+//
 // # Audit
 //
 // Every event (request.created, decision.approve, decision.rejected,

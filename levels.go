@@ -213,7 +213,8 @@ type EscalationStep struct {
 	// StepNotify alerts. Required for those; refused for the others.
 	To []Approver `json:"to,omitempty"`
 	// Channels restricts the step's notifications to the named channels
-	// (Channel.Name). Defaults to every channel.
+	// (Channel.Name). Defaults to every channel but the Pagers: a Pager
+	// gets a step's notice, once, only when named here (see Pager).
 	Channels []string `json:"channels,omitempty"`
 	// Reason is recorded in the audit trail and shown to the notified.
 	Reason string `json:"reason,omitempty"`

@@ -33,9 +33,10 @@ type resolver struct {
 
 // namedChannel is a channel with its Name, asked once, and its host.
 type namedChannel struct {
-	ch   Channel
-	name string
-	host *host.Plugin
+	ch    Channel
+	name  string
+	host  *host.Plugin
+	pager bool // ch is a Pager
 }
 
 // nameChannels asks each channel for its Name once, so that a Name that
@@ -57,7 +58,8 @@ func nameChannels(g *Gate, channels []Channel) ([]namedChannel, error) {
 				return nil, fmt.Errorf("approval: %w: Channels[%d]: another channel is named %q", ErrInvalidConfig, i, name)
 			}
 		}
-		out = append(out, namedChannel{ch: c, name: name, host: host.New(fmt.Sprintf("channel %q", name), g.log)})
+		_, pager := c.(Pager)
+		out = append(out, namedChannel{ch: c, name: name, host: host.New(fmt.Sprintf("channel %q", name), g.log), pager: pager})
 	}
 	return out, nil
 }
@@ -300,8 +302,8 @@ func (g *Gate) sign(n *Notification, now time.Time) error {
 		return nil
 	}
 	n.ReviewURL = g.baseURL + ReviewPath + url.PathEscape(n.RequestID)
-	if !n.Status.Open() || g.keys.signer == nil || n.Type == NotifyAlert {
-		return nil
+	if !n.Status.Open() || g.keys.signer == nil || n.Type == NotifyAlert || n.Recipient == "" {
+		return nil // a Pager's notification has no recipient to sign for
 	}
 	ttl := DefaultTimeout
 	if !n.Deadline.IsZero() {

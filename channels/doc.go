@@ -25,6 +25,9 @@
 //     through an application's Discord webhook. DiscordInteractions
 //     (discordinteractions.go) serves the application's Interactions
 //     Endpoint URL, so that the buttons decide in Discord.
+//   - PagerDuty (pagerduty.go): an approval.Pager that raises one PagerDuty
+//     alert per request through the Events API v2 when an escalation step
+//     names it, and resolves it when the request is resolved.
 //
 // The Slack, Teams, Discord and email messages show who has voted and
 // where each matched policy stands (Notification.Votes and Progress):
