@@ -193,7 +193,7 @@ func (h *outboxHandler) expand(ctx context.Context, c *claimed) error {
 				continue
 			}
 			s.Add = append(s.Add, OutboxMessage{ID: n.ID, RequestID: req.ID, Type: m.Type, Level: m.Level, Channel: ch.name,
-				Recipient: to, Body: body, State: OutboxPending, NextAttempt: h.digests.due(m.Type, n.Urgent, ch.name, to, now), CreatedAt: now})
+				Recipient: to, Body: body, State: OutboxPending, NextAttempt: h.digests.due(m.Type, n.Urgent, ch.name, to, m.CreatedAt, now), CreatedAt: now})
 		}
 	}
 	h.addPages(&s, &job, base, c.refs, now)

@@ -34,10 +34,14 @@ type digester struct {
 }
 
 // due returns when a delivery of type typ to recipient through channel,
-// made at now, is due: the end of its digest window, or now.
-func (d *digester) due(typ NotificationType, urgent bool, channel, recipient string, now time.Time) time.Time {
+// asked for at asked (its notice's creation) and made at now, is due: the
+// end of the digest window asked falls in, or now if that has passed
+// (the notice waited for its recipients), or now without a window.
+func (d *digester) due(typ NotificationType, urgent bool, channel, recipient string, asked, now time.Time) time.Time {
 	if w := d.windowOf(typ, urgent, channel, recipient); w > 0 {
-		return now.Truncate(w).Add(w)
+		if end := asked.Truncate(w).Add(w); end.After(now) {
+			return end
+		}
 	}
 	return now
 }
@@ -59,7 +63,7 @@ func (d *digester) windowOf(typ NotificationType, urgent bool, channel, recipien
 
 // mayWait reports whether claimed delivery m may go in a digest.
 func (d *digester) mayWait(m *OutboxMessage) bool {
-	if d == nil || m.Channel == "" || !m.Type.Digestible() {
+	if d == nil || m.Channel == "" || m.Recipient == "" || !m.Type.Digestible() { // a notice, a Pager's, or not an ask
 		return false
 	}
 	var head struct {
