@@ -127,6 +127,7 @@ func fullRequest() *approval.Request {
 		MatchError:       "custom matcher: boom",
 		RequirePasskey:   true,
 		Limit:            &approval.AskLimit{MaxOpen: 3, Rate: 10, Per: 90 * time.Minute, Burst: 4},
+		Urgent:           true,
 
 		RecommendationApprovesBelow: approval.RiskHigh,
 		RecommendationMinConfidence: 0.8,
@@ -157,7 +158,7 @@ func fullRequest() *approval.Request {
 		Reason:     "looks fine",
 		Conditions: []string{"max_lines_changed <= 200", "window <= 30m"},
 		BreakGlass: true,
-		Denial:     &approval.Denial{Code: "too-broad", Retry: approval.RetryChanged, Hint: "only staging"},
+		Denial:     &approval.Denial{Code: "too-broad", Retry: approval.RetryLater, Hint: "only staging", RetryAt: at.Add(3 * time.Hour)},
 		Reuse:      &approval.Reuse{For: 30 * time.Minute, Uses: 5},
 		TokenID:    "tok_" + randomHex(),
 		Policies:   []string{"high_spend", "prod_deploys", "release_train"},
