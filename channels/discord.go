@@ -113,6 +113,15 @@ type DiscordConfig struct {
 // (see the package doc). Webhooks take no idempotency key: a retried
 // message may appear twice.
 //
+// A digest (approval.NotifyDigest) is one message whose embeds (up to
+// 10) list one line per request: its action as a link to its review page,
+// the urgent ones marked, and, as far as Discord's 6000 characters across
+// a message's embeds allow for every request, the requester, reason and
+// deadline; fifty requests whose review links are of the usual length
+// (BaseURL, "/approvals/" and the ID) fit with their names. Beyond, the
+// last line says how many more there are and links the queue. A digest
+// has an "Open your queue" button, never Approve or Deny.
+//
 // Create a Discord with NewDiscord; the zero value is not usable. It is
 // safe for concurrent use.
 type Discord struct {
@@ -143,7 +152,13 @@ func (d *Discord) Name() string { return d.name }
 // Send implements approval.Channel: it posts n's message and classifies
 // Discord's answer (see Discord). It returns when ctx ends.
 func (d *Discord) Send(ctx context.Context, n approval.Notification) error {
-	body, err := json.Marshal(discordMessageOf(n))
+	var msg discordMessage
+	if n.Type == approval.NotifyDigest {
+		msg = discordDigestOf(n)
+	} else {
+		msg = discordMessageOf(n)
+	}
+	body, err := json.Marshal(msg)
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: discord: encode notification %s: %w", n.ID, err))
 	}
@@ -177,7 +192,7 @@ type (
 		Parse []string `json:"parse"` // empty: no mention notifies anyone
 	}
 	discordEmbed struct {
-		Title       string         `json:"title"`
+		Title       string         `json:"title,omitempty"` // a digest's embeds after the first have none
 		Description string         `json:"description,omitempty"`
 		URL         string         `json:"url,omitempty"`
 		Color       int            `json:"color"`
@@ -323,7 +338,7 @@ func discordMessageOf(n approval.Notification) discordMessage {
 		name = "(unnamed action)"
 	}
 	open := isOpenType(n.Type) && n.Status.Open()
-	label := slackLabel(n)
+	label := askLabel(n)
 
 	title := label + ": " + discordEsc(name, min(discordNameMax, discordTitleMax-unitLen(label+": ")), false)
 	desc := "Requested by **" + discordEsc(a.RequestedBy, discordWhoMax, false) + "**"

@@ -36,6 +36,28 @@
 // Every adapter is safe for concurrent use, and its Send returns when its
 // context ends.
 //
+// # Digests
+//
+// With approval.DeliveryConfig.DigestWindow, the asks to one person
+// through one channel wait for the end of a window and go as one
+// approval.NotifyDigest notification, Notification.Digest holding each
+// (digest.go shares what every renderer needs). The webhook posts it as
+// it is, each item a whole notification in "digest". Slack, Teams and
+// Discord post one message headed "N requests await you" with one line
+// per request, its name linked to its review page and marked urgent,
+// reminder or escalated; a digest is a summary and carries no Approve or
+// Deny button, and, posted where others read, no recipient's token.
+// Requests decided before the digest went are counted, and listed last.
+// Fifty requests fit within each platform's documented limits (Slack:
+// 50 blocks and 3000 characters a section; Teams: 28 KB; Discord: 6000
+// characters across the embeds, where fifty leave room for each name and
+// link only); past that, the message says how many more there are and
+// links the reviewers' queue (approval.Config.BaseURL + "/approvals").
+// Email sends one message to the recipient alone, "N requests await your
+// approval", with each request's own approve, deny and review links.
+// Asks of an urgent policy (Notification.Urgent) never wait; their
+// messages say "Urgent".
+//
 // # Retries
 //
 // Send tells the gate whether a retry can help, through approval.SendError:

@@ -83,6 +83,13 @@ type EmailConfig struct {
 // Notification.ID, so a retry carries the same one, and so do the
 // Idempotency-Key and X-Approval-Notification-ID headers.
 //
+// A digest (approval.NotifyDigest) is one message, "7 requests await
+// your approval", whose parts list every request gathered, numbered, with
+// its markers (urgent, reminder, escalated), requester, reason, deadline
+// and request ID, and the same links as a single request's message:
+// approve and deny while it is open, and review. It has no References or
+// X-Approval-Request header: it is about many requests.
+//
 // Create an Email with NewEmail; the zero value is not usable. It is safe
 // for concurrent use.
 type Email struct {
@@ -150,7 +157,11 @@ func (e *Email) Name() string { return e.cfg.Name }
 // it in one SMTP transaction. It returns when ctx ends: the connection's
 // deadline follows ctx.
 func (e *Email) Send(ctx context.Context, n approval.Notification) error {
-	if err := checkNotification(&n); err != nil {
+	check := checkNotification
+	if n.Type == approval.NotifyDigest {
+		check = checkDigest
+	}
+	if err := check(&n); err != nil {
 		return approval.Permanent(fmt.Errorf("channels: email: notification %q: %w", n.ID, err))
 	}
 	to, err := e.recipient(ctx, n.Recipient)

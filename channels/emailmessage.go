@@ -27,7 +27,17 @@ import (
 // and a multipart/alternative body whose parts are quoted-printable.
 // n has passed checkNotification.
 func (e *Email) compose(n approval.Notification, to *mail.Address) ([]byte, error) {
-	v := newEmailView(&n)
+	var subject string
+	var writeText, writeHTML func(io.Writer) error
+	if n.Type == approval.NotifyDigest {
+		v := newEmailDigestView(&n)
+		subject, writeText = v.Subject, v.writeText
+		writeHTML = func(w io.Writer) error { return emailDigestHTML.Execute(w, v) }
+	} else {
+		v := newEmailView(&n)
+		subject, writeText = v.Subject, v.writeText
+		writeHTML = func(w io.Writer) error { return emailHTML.Execute(w, v) }
+	}
 
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
@@ -35,8 +45,8 @@ func (e *Email) compose(n approval.Notification, to *mail.Address) ([]byte, erro
 		ctype string
 		write func(io.Writer) error
 	}{
-		{"text/plain; charset=utf-8", v.writeText},
-		{"text/html; charset=utf-8", func(w io.Writer) error { return emailHTML.Execute(w, v) }},
+		{"text/plain; charset=utf-8", writeText},
+		{"text/html; charset=utf-8", writeHTML},
 	} {
 		pw, err := mw.CreatePart(textproto.MIMEHeader{"Content-Type": {p.ctype}, "Content-Transfer-Encoding": {"quoted-printable"}})
 		if err != nil {
@@ -58,15 +68,19 @@ func (e *Email) compose(n approval.Notification, to *mail.Address) ([]byte, erro
 	header := func(name, value string) { writeMailHeader(&b, name, value) }
 	header("From", e.from.String())
 	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("utf-8", v.Subject))
+	header("Subject", mime.QEncoding.Encode("utf-8", subject))
 	header("Date", e.cfg.Now().Format(time.RFC1123Z))
 	header("Message-ID", "<"+n.ID+"@"+e.cfg.Hostname+">")
-	// Mail clients thread every message about one request together.
-	header("References", "<"+n.RequestID+"@"+e.cfg.Hostname+">")
+	if n.RequestID != "" { // a digest is about many requests, and threads with none
+		// Mail clients thread every message about one request together.
+		header("References", "<"+n.RequestID+"@"+e.cfg.Hostname+">")
+	}
 	header("MIME-Version", "1.0")
 	header("Content-Type", mime.FormatMediaType("multipart/alternative", map[string]string{"boundary": mw.Boundary()}))
 	header("Auto-Submitted", "auto-generated") // RFC 3834: no auto-replies
-	header("X-Approval-Request", n.RequestID)
+	if n.RequestID != "" {
+		header("X-Approval-Request", n.RequestID)
+	}
 	header("X-Approval-Type", mime.QEncoding.Encode("utf-8", mailLine(string(n.Type))))
 	header("X-Approval-Notification-ID", n.ID)
 	header("Idempotency-Key", n.ID)
@@ -238,6 +252,9 @@ func newEmailView(n *approval.Notification) *emailView {
 		v.Headline, v.Lead = "Timed out", "This request timed out before enough approvers decided."
 	default:
 		v.Headline = "Approval request"
+	}
+	if n.Urgent && isOpenType(n.Type) && n.Status.Open() {
+		v.Headline = "Urgent: " + v.Headline
 	}
 	v.Subject = "[" + v.Headline + "] " + v.Name
 	if first, _, _ := strings.Cut(v.Message, "\n"); first != "" {

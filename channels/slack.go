@@ -112,6 +112,18 @@ type SlackConfig struct {
 // package doc). Incoming webhooks take no idempotency key: a retry whose
 // earlier attempt did reach Slack posts the message twice.
 //
+// A digest (approval.NotifyDigest) is one message: a header ("7
+// requests await you"), then one line per request, several to a section
+// (its markers, urgent, reminder or escalated, its action linked to its
+// review page, the requester, the reason and the deadline), and a button
+// to the reviewers' queue; no Approve or Deny button and no recipient's
+// link, whatever the configuration says. Within Slack's limits (50
+// blocks, 3000 characters a section) 50 requests fit, at the longest
+// text shown; beyond what fits, the message says how many more there are
+// and links the queue.
+// The ask of an urgent policy (Notification.Urgent) has "Urgent:" in its
+// header.
+//
 // Create a Slack with NewSlack; the zero value is not usable. It is safe
 // for concurrent use.
 type Slack struct {
@@ -140,7 +152,13 @@ func (s *Slack) Name() string { return s.name }
 // Send implements approval.Channel: it posts n's message and classifies
 // Slack's answer (see Slack). It returns when ctx ends.
 func (s *Slack) Send(ctx context.Context, n approval.Notification) error {
-	body, err := json.Marshal(slackMessage(n, slackView{interactive: s.interactive, links: s.links}))
+	var msg slackPayload
+	if n.Type == approval.NotifyDigest {
+		msg = slackDigest(n)
+	} else {
+		msg = slackMessage(n, slackView{interactive: s.interactive, links: s.links})
+	}
+	body, err := json.Marshal(msg)
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: slack: encode notification %s: %w", n.ID, err))
 	}
@@ -285,7 +303,7 @@ func slackMessage(n approval.Notification, view slackView) slackPayload {
 		name = "(unnamed action)"
 	}
 	open := isOpenType(n.Type) && n.Status.Open()
-	label := slackLabel(n)
+	label := askLabel(n)
 
 	summary := "*" + esc(name, slackNameMax) + "* requested by *" + esc(a.RequestedBy, slackWhoMax) + "*"
 	if !n.Status.Open() && n.Reason != "" {

@@ -102,6 +102,13 @@ func strictJSON(t *testing.T, raw []byte, v any) {
 // form, and that mrkdwn carries no control sequence but a date.
 func decodeBlockKit(t *testing.T, body []byte) *blockKitMessage {
 	t.Helper()
+	return decodeBlockKitLinks(t, body, nil)
+}
+
+// decodeBlockKitLinks is decodeBlockKit for a message whose mrkdwn may
+// link to the URLs in links, and to no other.
+func decodeBlockKitLinks(t *testing.T, body []byte, links map[string]bool) *blockKitMessage {
+	t.Helper()
 	d := &blockKitMessage{}
 	strictJSON(t, body, &d.bkMessage)
 	require.NotEmpty(t, d.Text, "a message has a fallback text")
@@ -188,7 +195,7 @@ func decodeBlockKit(t *testing.T, body []byte) *blockKitMessage {
 		}
 	}
 	for _, m := range d.mrkdwn {
-		requireEscaped(t, m)
+		requireEscapedLinks(t, m, links)
 	}
 	return d
 }
@@ -197,7 +204,23 @@ func decodeBlockKit(t *testing.T, body []byte) *blockKitMessage {
 // < a date: no mention, link or broken entity can come from the text.
 func requireEscaped(t *testing.T, m string) {
 	t.Helper()
+	requireEscapedLinks(t, m, nil)
+}
+
+// requireEscapedLinks is requireEscaped allowing links (<url|label>) to
+// the URLs in links, each with an escaped label.
+func requireEscapedLinks(t *testing.T, m string, links map[string]bool) {
+	t.Helper()
 	for i := range len(m) {
+		if m[i] == '<' && !strings.HasPrefix(m[i:], "<!date^") && links != nil {
+			end := strings.IndexByte(m[i:], '>')
+			require.Positive(t, end, "an unclosed link at %d in %q", i, m)
+			target, label, ok := strings.Cut(m[i+1:i+end], "|")
+			require.True(t, ok, "a link without a label at %d in %q", i, m)
+			require.True(t, links[strings.ReplaceAll(target, "&amp;", "&")], "a link to %q in %q", target, m)
+			require.NotContains(t, label, "<")
+			continue
+		}
 		switch m[i] {
 		case '&':
 			rest := m[i:]

@@ -90,6 +90,14 @@ type TeamsConfig struct {
 // a permanent error; other answers are classified as the package doc says.
 // Teams takes no idempotency key: a retried message may appear twice.
 //
+// A digest (approval.NotifyDigest) is one card: the headline ("7
+// requests await you"), then one line per request whose action name opens
+// its review page (a TextRun's selectAction, Action.OpenUrl), with its
+// markers (urgent, reminder, escalated), requester, reason and deadline,
+// and an "Open your queue" button. Its text is cut before any request is
+// left off; within MaxTeamsMessageBytes 50 requests fit; beyond, the
+// card says how many more there are and links the queue.
+//
 // Create a Teams with NewTeams; the zero value is not usable. It is safe
 // for concurrent use.
 type Teams struct {
@@ -116,7 +124,13 @@ func (t *Teams) Name() string { return t.name }
 // Send implements approval.Channel: it posts n's card and classifies the
 // answer (see Teams). It returns when ctx ends.
 func (t *Teams) Send(ctx context.Context, n approval.Notification) error {
-	body, err := teamsMessage(n)
+	var body []byte
+	var err error
+	if n.Type == approval.NotifyDigest {
+		body, err = teamsDigestMessage(n)
+	} else {
+		body, err = teamsMessage(n)
+	}
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: teams: encode notification %s: %w", n.ID, err))
 	}
@@ -169,6 +183,13 @@ type (
 		Color    string `json:"color,omitempty"`
 		FontType string `json:"fontType,omitempty"`
 		IsSubtle bool   `json:"isSubtle,omitempty"`
+		// SelectAction makes the run a link (Adaptive Cards 1.2 and
+		// later): a digest's item names open their review pages.
+		SelectAction *teamsOpenURL `json:"selectAction,omitempty"`
+	}
+	teamsOpenURL struct {
+		Type string `json:"type"` // "Action.OpenUrl"
+		URL  string `json:"url"`
 	}
 	teamsAction struct {
 		Type  string `json:"type"` // "Action.OpenUrl"
@@ -290,8 +311,11 @@ func teamsBuild(n approval.Notification, payload []rune, l teamsLimits) teamsPay
 	}
 	open := isOpenType(n.Type) && n.Status.Open()
 
-	head := run(slackLabel(n)+": "+b.plain(name, teamsNameMax, false), "Bolder")
+	head := run(askLabel(n)+": "+b.plain(name, teamsNameMax, false), "Bolder")
 	head.Size = "Large"
+	if n.Urgent && open {
+		head.Color = "Attention"
+	}
 	b.add(head)
 	b.add(run("Requested by ", ""), run(b.plain(a.RequestedBy, teamsWhoMax, false), "Bolder"))
 	if !n.Status.Open() && n.Reason != "" {

@@ -67,6 +67,11 @@ type (
 		Color    string `json:"color"`
 		FontType string `json:"fontType"`
 		IsSubtle bool   `json:"isSubtle"`
+		// SelectAction links the run (a digest's item names).
+		SelectAction *struct {
+			Type string `json:"type"`
+			URL  string `json:"url"`
+		} `json:"selectAction"`
 	}
 )
 

@@ -88,7 +88,9 @@ type WebhookConfig struct {
 // The body is the approval.Notification's JSON, with its action redacted
 // as the gate built it, and its payload as JSON when it is JSON
 // ("payload"), else as text ("payload_text") or base64
-// ("payload_base64"); docs/FORMATS.md has the schema. DecodeWebhook reads
+// ("payload_base64"); docs/FORMATS.md has the schema. A digest
+// (approval.NotifyDigest) carries its items in "digest", each a whole
+// notification in the same form, with its own links. DecodeWebhook reads
 // it back into a Notification. A 2xx answer is a delivery. A 5xx, a 408, a 429 or
 // a network error is transient, and a Retry-After is honoured; any other
 // 4xx, or a 3xx (redirects are not followed), is permanent (see the
@@ -200,7 +202,7 @@ func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
 		// The gate's IDs are UUIDs; anything else cannot be the key.
 		return approval.Permanent(fmt.Errorf("channels: webhook: notification ID %q cannot be an %s", text.Cut(n.ID, 64), HeaderIdempotencyKey))
 	}
-	body, err := json.Marshal(webhookBody{Notification: n, Action: wire.ShowAction(n.Action)})
+	body, err := json.Marshal(newWebhookBody(n))
 	if err != nil {
 		return approval.Permanent(fmt.Errorf("channels: webhook: encode notification %s: %w", n.ID, err))
 	}
@@ -214,30 +216,62 @@ func (w *Webhook) Send(ctx context.Context, n approval.Notification) error {
 
 // webhookBody is the body of a webhook POST: the Notification's JSON,
 // with the action in the outputs' form (its payload as JSON, text or
-// base64).
+// base64), and so is each item of a digest.
 type webhookBody struct {
 	approval.Notification
-	Action wire.Action `json:"action"`
+	Action wire.Action   `json:"action"`
+	Digest []webhookBody `json:"digest,omitempty"`
+}
+
+// newWebhookBody is n's body.
+func newWebhookBody(n approval.Notification) webhookBody {
+	b := webhookBody{Notification: n, Action: wire.ShowAction(n.Action)}
+	if len(n.Digest) > 0 {
+		b.Digest = make([]webhookBody, len(n.Digest))
+		for i, it := range n.Digest {
+			b.Digest[i] = newWebhookBody(it)
+		}
+	}
+	return b
+}
+
+// notification is the Notification b carries, its actions' payloads in
+// bytes again (see DecodeWebhook).
+func (b webhookBody) notification() (approval.Notification, error) {
+	a, err := b.Action.Decode(wire.StringIsBase64)
+	if err != nil {
+		return approval.Notification{}, err
+	}
+	n := b.Notification
+	n.Action = a
+	n.Digest = nil
+	if len(b.Digest) > 0 {
+		n.Digest = make([]approval.Notification, len(b.Digest))
+		for i, it := range b.Digest {
+			if n.Digest[i], err = it.notification(); err != nil {
+				return approval.Notification{}, fmt.Errorf("digest item %d: %w", i+1, err)
+			}
+		}
+	}
+	return n, nil
 }
 
 // DecodeWebhook reads the body of a webhook POST, once Verify or
 // VerifyRequest has checked it, into the Notification it carries, the
 // action's payload in bytes again: a JSON payload as the body holds it
 // (compacted: its payload hash is the same), text and base64 as the
-// bytes they spell. It reads the bodies of earlier versions too, whose
-// payload was a base64 string in "payload". A body that is not a
-// notification is ErrMalformedBody.
+// bytes they spell, and so are a digest's items'. It reads the bodies of
+// earlier versions too, whose payload was a base64 string in "payload".
+// A body that is not a notification is ErrMalformedBody.
 func DecodeWebhook(body []byte) (approval.Notification, error) {
 	var b webhookBody
 	if err := json.Unmarshal(body, &b); err != nil {
 		return approval.Notification{}, fmt.Errorf("channels: decode webhook: %w: %w", ErrMalformedBody, err)
 	}
-	a, err := b.Action.Decode(wire.StringIsBase64)
+	n, err := b.notification()
 	if err != nil {
 		return approval.Notification{}, fmt.Errorf("channels: decode webhook: %w: %w", ErrMalformedBody, err)
 	}
-	n := b.Notification
-	n.Action = a
 	return n, nil
 }
 

@@ -34,6 +34,7 @@ process.stdin.on("end", () => {
     const item = { type: el.getJsonTypeName() };
     if (typeof el.text === "string") item.text = el.text;
     if (el.url) item.url = el.url;
+    if (el.selectAction && el.selectAction.url) item.url = el.selectAction.url;
     if (el.title) item.title = el.title;
     out.elements.push(item);
   };
