@@ -298,6 +298,24 @@ func (b *teamsCardBuilder) progress(n approval.Notification) {
 	}
 }
 
+// footer adds the card's small print: the notes in foot, then the
+// notification's type, recipient and time.
+func (b *teamsCardBuilder) footer(n approval.Notification, foot []string) {
+	line := string(n.Type)
+	if n.Recipient != "" {
+		line += " · for " + b.plain(n.Recipient, teamsWhoMax, false)
+	}
+	if !n.At.IsZero() {
+		line += " · " + teamsDate(n.At)
+	}
+	for _, s := range append(foot, line) {
+		r := run(s, "")
+		r.IsSubtle = true
+		r.Size = "Small"
+		b.add(r)
+	}
+}
+
 func run(s, weight string) teamsRun { return teamsRun{Type: "TextRun", Text: s, Weight: weight} }
 
 // teamsBuild builds n's message with the payload's first l.payload
@@ -394,19 +412,7 @@ func teamsBuild(n approval.Notification, payload []rune, l teamsLimits) teamsPay
 	if b.cut {
 		foot = append(foot, "Some text is cut short here (…); the review page shows all of it.")
 	}
-	line := string(n.Type)
-	if n.Recipient != "" {
-		line += " · for " + b.plain(n.Recipient, teamsWhoMax, false)
-	}
-	if !n.At.IsZero() {
-		line += " · " + teamsDate(n.At)
-	}
-	for _, s := range append(foot, line) {
-		r := run(s, "")
-		r.IsSubtle = true
-		r.Size = "Small"
-		b.add(r)
-	}
+	b.footer(n, foot)
 	return teamsPayload{Type: "message", Attachments: []teamsAttachment{{
 		ContentType: teamsContentType,
 		Content: teamsCard{Schema: teamsCardSchema, Type: "AdaptiveCard", Version: teamsCardVersion,

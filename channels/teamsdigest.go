@@ -125,19 +125,7 @@ func teamsDigestBuild(n approval.Notification, items []approval.Notification, op
 	if b.cut {
 		foot = append(foot, "Some text is cut short here (…); each review page shows all of it.")
 	}
-	line := string(n.Type)
-	if n.Recipient != "" {
-		line += " · for " + b.plain(n.Recipient, teamsWhoMax, false)
-	}
-	if !n.At.IsZero() {
-		line += " · " + teamsDate(n.At)
-	}
-	for _, s := range append(foot, line) {
-		r := run(s, "")
-		r.IsSubtle = true
-		r.Size = "Small"
-		b.add(r)
-	}
+	b.footer(n, foot)
 	var actions []teamsAction
 	if hasQueue {
 		actions = []teamsAction{{Type: "Action.OpenUrl", Title: "Open your queue", URL: queue}}
