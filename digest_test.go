@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	fx "github.com/signoff/approval/internal/fixture"
 )
 
 // sentTo returns what rec was sent for recipient.
@@ -58,6 +59,7 @@ func TestDigestGathersOneWindow(t *testing.T) {
 
 	_, err := f.Decide(ids[7], "bob", approval.VerdictDeny)
 	require.NoError(t, err)
+	fx.Settled(t, f.gate)
 	f.clock.Set(time.Date(2026, 3, 2, 9, 15, 0, 0, time.UTC))
 	require.Eventually(t, func() bool { return len(sentTo(rec, "alice")) > 0 }, 10*time.Second, 5*time.Millisecond)
 	got := sentTo(rec, "alice")
@@ -100,8 +102,17 @@ func TestDigestGathersOneWindow(t *testing.T) {
 		Match: approval.Name("payout:*"), Approvers: []approval.Approver{approval.User("alice"), approval.User("bob")},
 		RequiredApprovals: 1, ReminderInterval: 10 * time.Minute,
 	}))
+	fx.Settled(t, f.gate)
 	f.clock.Set(time.Date(2026, 3, 2, 9, 15, 10, 0, time.UTC))
 	a1, a2 := f.Pending(transfer(9001)), f.Pending(approval.Action{Name: "payout:weekly", RequestedBy: "user-1"})
+	require.Eventually(t, func() bool {
+		asked := map[string]bool{}
+		for _, n := range sentTo(rec, "bob") {
+			asked[n.RequestID] = true
+		}
+		return asked[a1] && asked[a2]
+	}, 10*time.Second, 5*time.Millisecond)
+	fx.Settled(t, f.gate)
 	f.clock.Set(time.Date(2026, 3, 2, 9, 25, 10, 0, time.UTC))
 	_, err = f.gate.Tick(f.ctx, 0)
 	require.NoError(t, err)
@@ -113,6 +124,7 @@ func TestDigestGathersOneWindow(t *testing.T) {
 		return reminded
 	}, 10*time.Second, 5*time.Millisecond, "bob, without a window, is reminded at once")
 	require.Len(t, sentTo(rec, "alice"), 1, "nothing for alice before the window ends")
+	fx.Settled(t, f.gate)
 	f.clock.Set(time.Date(2026, 3, 2, 9, 30, 0, 0, time.UTC))
 	require.Eventually(t, func() bool { return len(sentTo(rec, "alice")) == 2 }, 10*time.Second, 5*time.Millisecond)
 	next := sentTo(rec, "alice")[1]
@@ -146,6 +158,7 @@ func TestDigestUrgentAndSingle(t *testing.T) {
 
 	one := f.Pending(transfer(5000))
 	require.Eventually(t, func() bool { return len(sentTo(rec, "bob")) == 1 }, 10*time.Second, 5*time.Millisecond)
+	fx.Settled(t, f.gate)
 	f.clock.Set(time.Date(2026, 3, 2, 9, 15, 0, 0, time.UTC))
 	require.Eventually(t, func() bool { return len(sentTo(rec, "alice")) == 2 }, 10*time.Second, 5*time.Millisecond)
 	n = sentTo(rec, "alice")[1]

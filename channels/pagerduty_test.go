@@ -395,6 +395,7 @@ func TestPagerDutyOnCallGate(t *testing.T) {
 	require.Equal(t, "tim.wright@example.com", chat.ns[0].Recipient)
 
 	// 15 minutes on, Tick runs the step: one page, whoever is on call.
+	fixture.Settled(t, gate)
 	clock.Advance(16 * time.Minute)
 	_, err = gate.Tick(ctx, 10)
 	require.NoError(t, err)
@@ -429,16 +430,19 @@ func TestPagerDutyOnCallGate(t *testing.T) {
 	mu.Lock()
 	shift = "oncalls_night.json"
 	mu.Unlock()
+	fixture.Settled(t, gate)
 	clock.Advance(2 * time.Minute)
 	id2 := guardAction(t, gate, "deploy:staging", "ci")
 	_, err = fixture.Decide(gate, id2, "tim.wright@example.com", approval.Decision{Verdict: approval.VerdictApprove})
 	require.ErrorIs(t, err, approval.ErrNotEligible)
+	fixture.Settled(t, gate)
 	clock.Advance(16 * time.Minute)
 	_, err = gate.Tick(ctx, 10)
 	require.NoError(t, err)
 	pdr.wait(t, 1)
 	require.Equal(t, "trigger", pdr.all()[2]["event_action"])
 	require.Equal(t, "approval/"+id2, pdr.all()[2]["dedup_key"])
+	fixture.Settled(t, gate)
 	clock.Advance(2 * time.Hour)
 	_, err = gate.Tick(ctx, 10)
 	require.NoError(t, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/internal/testkit"
 )
 
@@ -72,6 +73,7 @@ func TestDigestSurvivesRestart(t *testing.T) {
 		require.Equal(t, approval.OutcomePending, res.Status)
 	}
 	require.Eventually(t, func() bool { return len(rec1.to("bob")) == 50 }, 10*time.Second, 5*time.Millisecond)
+	fixture.Settled(t, g1)
 	require.NoError(t, g1.Close(context.Background()))
 	require.NoError(t, s1.Close())
 	require.Empty(t, rec1.to("alice"), "alice's asks waited for her window")
