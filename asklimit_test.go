@@ -1,6 +1,8 @@
 package approval_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/signoff/approval"
+	"github.com/signoff/approval/memstore"
 )
 
 // limitPolicy registers "agent-tools": tool:* actions, one approval from
@@ -148,6 +151,31 @@ func TestAskLimitOpenCap(t *testing.T) {
 		require.Equal(t, approval.OutcomeDenied, res.Status)
 		require.Contains(t, res.Reason, "initiator dana")
 	}
+}
+
+// refusalFails is a memstore whose refusal audit fails.
+type refusalFails struct{ *memstore.Store }
+
+func (refusalFails) RecordAskRefusal(context.Context, string, time.Time, time.Time, []approval.AuditEvent) (bool, error) {
+	return false, errors.New("disk full")
+}
+
+// A refusal that cannot be audited still refuses: Guard fails closed,
+// denied, with the error.
+func TestAskLimitUnauditedRefusalFailsClosed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *approval.Config) { c.Store = refusalFails{memstore.New()} })
+	limitPolicy(t, f, approval.AskLimit{MaxOpen: 1})
+	res, err := f.gate.Guard(f.ctx, toolCall("agent-1", 0))
+	require.NoError(t, err)
+	require.Equal(t, approval.OutcomePending, res.Status)
+	res, err = f.gate.Guard(f.ctx, toolCall("agent-1", 1))
+	require.ErrorContains(t, err, "disk full")
+	require.Equal(t, approval.OutcomeDenied, res.Status)
+	require.Empty(t, res.RequestID)
+	page, err := f.gate.List(f.ctx, approval.RequestQuery{})
+	require.NoError(t, err)
+	require.Len(t, page.Requests, 1, "nothing opened")
 }
 
 // A Limit is checked when the policy is registered: its values, a deny

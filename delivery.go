@@ -68,6 +68,8 @@ type claimed struct {
 	// members, for a digest, are the deliveries it gathers (m is the one
 	// with the most attempts); nil for a message sent alone.
 	members []OutboxMessage
+	// memberRefs are the policies each member's notification names.
+	memberRefs [][]PolicyRef
 	// as is the type a Pager's attempt was sent as, when not the
 	// message's (see Pager).
 	as NotificationType
@@ -242,7 +244,7 @@ func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 		// Each member is its own delivery, with the digest's outcome.
 		for i := range c.members {
 			m := &c.members[i]
-			outcome = h.settleMessage(lane, m, digestRefs(m), r, len(c.members), "")
+			outcome = h.settleMessage(lane, m, c.memberRefs[i], r, len(c.members), "")
 		}
 	}
 	g, m := h.g, c.m
@@ -264,15 +266,6 @@ func (h *outboxHandler) Settle(lane string, c *claimed, r delivery.Result) {
 		}
 		g.obs.observe(context.Background(), o)
 	}
-}
-
-// digestRefs are the policies a digest member's notification names.
-func digestRefs(m *OutboxMessage) []PolicyRef {
-	var n struct {
-		Policies []PolicyRef `json:"policies"`
-	}
-	_ = json.Unmarshal(m.Body, &n) // unreadable: sent nothing, audited without them
-	return n.Policies
 }
 
 // settleMessage records the outcome of an attempt at m, one delivery or

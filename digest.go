@@ -61,18 +61,20 @@ func (d *digester) windowOf(typ NotificationType, urgent bool, channel, recipien
 	return w
 }
 
-// mayWait reports whether claimed delivery m may go in a digest.
-func (d *digester) mayWait(m *OutboxMessage) bool {
+// mayWait reports whether claimed delivery m may go in a digest, and the
+// policies its notification names, which its audit event names.
+func (d *digester) mayWait(m *OutboxMessage) (bool, []PolicyRef) {
 	if d == nil || m.Channel == "" || m.Recipient == "" || !m.Type.Digestible() { // a notice, a Pager's, or not an ask
-		return false
+		return false, nil
 	}
 	var head struct {
-		Urgent bool `json:"urgent"`
+		Urgent   bool        `json:"urgent"`
+		Policies []PolicyRef `json:"policies"`
 	}
 	if json.Unmarshal(m.Body, &head) != nil {
-		return false // sent alone, where its decoding error is reported
+		return false, nil // sent alone, where its decoding error is reported
 	}
-	return d.windowOf(m.Type, head.Urgent, m.Channel, m.Recipient) > 0
+	return d.windowOf(m.Type, head.Urgent, m.Channel, m.Recipient) > 0, head.Policies
 }
 
 // gather groups the deliveries of one claim of lane: those that may wait
@@ -82,7 +84,8 @@ func (h *outboxHandler) gather(ctx context.Context, lane string, msgs []OutboxMe
 	out := make([]*claimed, 0, len(msgs))
 	byRecipient := map[string]*claimed{}
 	add := func(m OutboxMessage) {
-		if !h.digests.mayWait(&m) {
+		wait, refs := h.digests.mayWait(&m)
+		if !wait {
 			out = append(out, &claimed{m: m})
 			return
 		}
@@ -93,6 +96,12 @@ func (h *outboxHandler) gather(ctx context.Context, lane string, msgs []OutboxMe
 			out = append(out, c)
 		}
 		c.members = append(c.members, m)
+		c.memberRefs = append(c.memberRefs, refs)
+		for _, r := range refs {
+			if !slices.Contains(c.refs, r) {
+				c.refs = append(c.refs, r) // the digest's, for its observation
+			}
+		}
 	}
 	for _, m := range msgs {
 		add(m)
@@ -121,7 +130,7 @@ func (h *outboxHandler) gather(ctx context.Context, lane string, msgs []OutboxMe
 			}
 		}
 		if len(c.members) == 1 {
-			c.members = nil // one alone goes as itself
+			c.members, c.memberRefs = nil, nil // one alone goes as itself
 		}
 	}
 	return out
@@ -145,7 +154,6 @@ func (h *outboxHandler) sendDigest(ctx context.Context, ch *namedChannel, c *cla
 		if err := h.g.sign(&n, now); err != nil {
 			return notSent{err}
 		}
-		c.refs = append(c.refs, n.Policies...)
 		d.Digest = append(d.Digest, n)
 	}
 	slices.SortStableFunc(d.Digest, func(a, b Notification) int { return a.At.Compare(b.At) })

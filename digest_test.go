@@ -93,6 +93,8 @@ func TestDigestGathersOneWindow(t *testing.T) {
 	for _, e := range f.events() {
 		if e.Type == approval.EventNotificationSent && strings.Contains(e.Reason, "to alice via recorder (in a digest of 50)") {
 			inDigest++
+			require.Len(t, e.Policies, 1, "each member's event names its own request's policies")
+			require.Equal(t, "high_spend", e.Policies[0].Name)
 		}
 	}
 	require.Equal(t, 50, inDigest, "each ask is audited as its own delivery")
