@@ -148,7 +148,7 @@ func (g *Gate) Guard(ctx context.Context, a Action) (Result, error) {
 		start = time.Now()
 	}
 	o := Observation{Kind: ObserveGuard, Start: start, Duration: time.Since(start), RequestID: res.RequestID,
-		Policies: note.policies, TraceParent: note.trace, Outcome: string(res.Status), Err: err}
+		Policies: note.policies, TraceParent: note.trace, NewTraceParent: note.minted, Outcome: string(res.Status), Err: err}
 	if err != nil {
 		o.Outcome = ObservedError
 	}
@@ -166,6 +166,7 @@ type guardNote struct {
 	unmatched bool     // no policy matched
 	policies  []string // the names of the policies that matched
 	trace     string   // the answering request's TraceParent
+	minted    string   // the TraceParent of the request the Guard built
 }
 
 // answered notes r as the request that answers the Guard; n may be nil.
@@ -232,7 +233,10 @@ func (g *Gate) guardSlow(ctx context.Context, a *Action, m *match, note *guardNo
 	}
 	now := normalizeTime(g.now())
 	req := g.newRequest(a, m, actionHash, payloadHash, now)
-	req.TraceParent = g.obs.traceParent(ctx)
+	if note != nil { // there is an observer
+		req.TraceParent = g.obs.traceParent(ctx, note.start)
+		note.minted = req.TraceParent
+	}
 	note.answered(req)
 	if a.IdempotencyKey != "" {
 		// The key's outcome comes first: an action that ran under it is not

@@ -37,12 +37,16 @@ type TraceObserver interface {
 	Observer
 	// TraceParent returns the W3C trace context (a traceparent header
 	// value, "00-<trace-id>-<parent-id>-<flags>") the request a Guard
-	// with ctx creates is stored with, or "" for none. It is called on the
-	// Guard's own goroutine, once per new request, so it must return at
-	// once (it reads ctx or starts a span; no I/O). A panic is recovered
-	// and stores no trace context; a value that is not a well-formed
-	// traceparent is not stored.
-	TraceParent(ctx context.Context) string
+	// with ctx creates is stored with, or "" for none; start is when the
+	// Guard began (its observation's Start), for a span it starts. It is
+	// called on the Guard's own goroutine, once per request the Guard
+	// builds, before the store says whether it keeps it or answers with
+	// an earlier request of the same action; so it must return at once
+	// (it reads ctx or starts a span; no I/O). The Guard's observation
+	// carries the value back as NewTraceParent, whether the request was
+	// kept or not. A panic is recovered and stores no trace context; a
+	// value that is not a well-formed traceparent is not stored.
+	TraceParent(ctx context.Context, start time.Time) string
 }
 
 // ObservationKind says what an Observation describes.
@@ -52,8 +56,8 @@ const (
 	// ObserveGuard is one Guard call that matched a policy (or failed):
 	// Start, Duration, Outcome (a Result status, or "error"), RequestID
 	// (if a request answered), Policies (the matched ones), TraceParent
-	// (of the request that answered), Err. A Guard no policy matched is
-	// counted in ObserveUnmatched instead.
+	// (of the request that answered), NewTraceParent, Err. A Guard no
+	// policy matched is counted in ObserveUnmatched instead.
 	ObserveGuard ObservationKind = iota + 1
 	// ObserveCreated is a request stored: RequestID, Policies,
 	// TraceParent, Outcome (its status: pending, or approved or denied as
@@ -132,6 +136,13 @@ type Observation struct {
 	// TraceParent is the request's stored trace context
 	// (Request.TraceParent).
 	TraceParent string
+	// NewTraceParent, for ObserveGuard, is what TraceObserver.TraceParent
+	// returned for the request the Guard built, or "" if it built none
+	// (or the observer gave none). It equals TraceParent when that
+	// request was stored, or when the Guard failed with it; it differs
+	// when the store answered with an earlier request of the same action,
+	// whose trace context TraceParent then is.
+	NewTraceParent string
 	// Outcome is what came of it; see the kinds.
 	Outcome string
 	// Class is why a decision was rejected, as one word: "token_expired",
@@ -205,8 +216,9 @@ func (o *observer) call(ctx context.Context, ob Observation) {
 // delivered, or when ctx ends.
 func (o *observer) close(ctx context.Context) { o.relay.Close(ctx) }
 
-// traceParent asks a TraceObserver for a new request's trace context.
-func (o *observer) traceParent(ctx context.Context) (tp string) {
+// traceParent asks a TraceObserver for the trace context of a request a
+// Guard that began at start built.
+func (o *observer) traceParent(ctx context.Context, start time.Time) (tp string) {
 	if o == nil || o.trace == nil {
 		return ""
 	}
@@ -216,7 +228,7 @@ func (o *observer) traceParent(ctx context.Context) (tp string) {
 			tp = ""
 		}
 	}()
-	if tp = o.trace.TraceParent(ctx); !validTraceParent(tp) {
+	if tp = o.trace.TraceParent(ctx, start); !validTraceParent(tp) {
 		return ""
 	}
 	return tp

@@ -3,6 +3,7 @@ package approval_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"testing"
@@ -27,7 +28,7 @@ func (o *recordingObserver) Observe(_ context.Context, ob approval.Observation) 
 	o.mu.Unlock()
 }
 
-func (o *recordingObserver) TraceParent(context.Context) string { return o.trace }
+func (o *recordingObserver) TraceParent(context.Context, time.Time) string { return o.trace }
 
 func (o *recordingObserver) of(k approval.ObservationKind) []approval.Observation {
 	o.mu.Lock()
@@ -264,7 +265,7 @@ func countKind(os []approval.Observation, k approval.ObservationKind) int {
 type panicObserver struct{}
 
 func (panicObserver) Observe(context.Context, approval.Observation) { panic("observer bug") }
-func (panicObserver) TraceParent(context.Context) string            { panic("trace bug") }
+func (panicObserver) TraceParent(context.Context, time.Time) string { panic("trace bug") }
 
 type blockingObserver struct {
 	release <-chan struct{}
@@ -304,4 +305,44 @@ func TestObserverTraceParentChecked(t *testing.T) {
 	_, err := approval.New(approval.Config{Store: newFixture(t).store, SigningKey: newFixture(t).priv, Observer: &recordingObserver{}, ObserverQueue: -1})
 	require.ErrorIs(t, err, approval.ErrInvalidConfig)
 	require.True(t, errors.Is(err, approval.ErrInvalidConfig))
+}
+
+// mintingObserver hands out a new trace context on each call, and keeps
+// the start each was asked with.
+type mintingObserver struct {
+	recordingObserver
+	starts map[string]time.Time
+}
+
+func (o *mintingObserver) TraceParent(_ context.Context, start time.Time) string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	tp := fmt.Sprintf("00-4bf92f3577b34da6a3ce929d0e0e4736-%016x-01", len(o.starts)+1)
+	o.starts[tp] = start
+	return tp
+}
+
+// TestObserverNewTraceParent: the Guard that creates a request stores the
+// trace context it was given, at its start, and says so; a Guard the
+// store answers with that request says both which context it was given
+// and which request's answered it.
+func TestObserverNewTraceParent(t *testing.T) {
+	obs := &mintingObserver{starts: map[string]time.Time{}}
+	f := newFixture(t, func(c *approval.Config) { c.Observer = obs })
+	id := f.Pending(transfer(5000))
+	stored := f.Get(id).TraceParent
+	res, err := f.gate.Guard(f.ctx, transfer(5000))
+	require.NoError(t, err)
+	require.Equal(t, id, res.RequestID, "asked again: the same request")
+	require.NoError(t, f.gate.Close(context.Background()))
+
+	guards := obs.of(approval.ObserveGuard)
+	require.Len(t, guards, 2)
+	require.Equal(t, stored, guards[0].TraceParent)
+	require.Equal(t, stored, guards[0].NewTraceParent, "the request it built was stored")
+	require.Equal(t, guards[0].Start, obs.starts[stored], "asked with the Guard's start")
+	require.Equal(t, stored, guards[1].TraceParent, "answered by the first request")
+	require.NotEqual(t, stored, guards[1].NewTraceParent, "its own request was not stored")
+	require.Equal(t, guards[1].Start, obs.starts[guards[1].NewTraceParent])
+	require.Len(t, obs.starts, 2)
 }

@@ -156,7 +156,7 @@ func (p pair) report(b *testing.B, off, on time.Duration) {
 // caller's span (as a host that uses OpenTelemetry does: an HTTP handler
 // under otelhttp, a job with its span), so the request joins that trace;
 // untraced-caller calls it without, so the observer starts the
-// approval.request root span of the new trace on the Guard's goroutine.
+// Guard's own span, the root of the new trace, on the Guard's goroutine.
 func BenchmarkGuardCreate(b *testing.B) {
 	caller := trace.ContextWithRemoteSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
@@ -317,7 +317,7 @@ func BenchmarkGuardNoMatchAllocs(b *testing.B) {
 func BenchmarkObserve(b *testing.B) {
 	obs, _ := benchObserver(b)
 	ctx := context.Background()
-	tp := obs.TraceParent(ctx)
+	tp := obs.TraceParent(ctx, time.Now())
 	now := time.Now()
 	for _, bc := range []struct {
 		name string
@@ -330,16 +330,21 @@ func BenchmarkObserve(b *testing.B) {
 			Policies: []string{"high_spend"}, TraceParent: tp, Outcome: "pending"}},
 		{"decide", approval.Observation{Kind: approval.ObserveDecide, Start: now, Duration: 60000, Outcome: "accepted",
 			RequestID: "req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b", Policies: []string{"high_spend"}, TraceParent: tp}},
-		{"trace-parent", approval.Observation{}},
+		{"guard-root", approval.Observation{Kind: approval.ObserveGuard, Start: now, Duration: 18000, Outcome: "pending",
+			RequestID: "req_0190b5d2a1c47e2f9c3b6a1d2e3f4a5b", Policies: []string{"high_spend"}}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if bc.o.Kind == 0 {
-					_ = obs.TraceParent(ctx)
-					continue
+				o := bc.o
+				if bc.name == "guard-root" {
+					// A Guard without a span: its root is started on
+					// the Guard's goroutine and ended with its
+					// observation.
+					o.TraceParent = obs.TraceParent(ctx, now)
+					o.NewTraceParent = o.TraceParent
 				}
-				obs.Observe(ctx, bc.o)
+				obs.Observe(ctx, o)
 			}
 		})
 	}

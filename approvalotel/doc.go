@@ -75,13 +75,12 @@
 // Observer.TraceParent for the trace context to store with it
 // (approval.Request.TraceParent): that of the span in the Guard's context,
 // so that the approval continues the caller's trace; or, when the context
-// has none, that of a new root span, approval.request. What happens to the
-// request later, in this process or another sharing the store, joins that
-// trace:
+// has none, that of the Guard's own span, approval.guard, the root of a
+// new trace. What happens to the request later, in this process or
+// another sharing the store, joins that trace:
 //
 //	span                kind      parent
-//	approval.request    internal  none: the root of an approval whose Guard had no span
-//	approval.guard      internal  the Guard's span; else the approval.request root of the request it created
+//	approval.guard      internal  the Guard's span; else none: the root of the approval it asked for
 //	approval.decide     internal  the stored context, linked to the caller's span (see below)
 //	approval.wait       internal  the stored context, linked to the caller's span
 //	approval.delivery   client    the stored context: one span per attempt
@@ -98,9 +97,10 @@
 // stored context: its span is a child of the caller's span.
 //
 // A Guard no policy matched makes no span (and records its histogram
-// without allocating). A Guard that returns an existing request, called
-// without a span, starts a trace of its own: the observation does not
-// carry the request's context. Ticks that moved nothing and failed
+// without allocating). A Guard without a span that the store answered
+// with an existing request (a caller asking again, the Guard that
+// consumes an approval) is the root of a trace of its own, with a link
+// to that request's trace. Ticks that moved nothing and failed
 // nothing make a span only inside a caller's span: a gate's Run ticks
 // every second.
 //

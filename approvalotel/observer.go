@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -52,8 +53,8 @@ type Observer struct {
 	// onePolicy caches the approval.policies span attribute of each
 	// policy matched alone.
 	onePolicy sync.Map // string → attribute.KeyValue
-	// roots are the approval.request spans TraceParent started, for the
-	// observer's goroutine to end.
+	// roots are the approval.guard root spans TraceParent started, for
+	// the Guards' observations to end.
 	roots rootSpans
 }
 
@@ -91,7 +92,6 @@ func New(opts Options) (*Observer, error) {
 // Observe records ob as metrics and, for what concerns a request, a span
 // (see the package doc). The gate calls it; ctx is the observed call's.
 func (o *Observer) Observe(ctx context.Context, ob approval.Observation) {
-	o.roots.endAll()
 	switch ob.Kind {
 	case approval.ObserveGuard:
 		o.guard(ctx, &ob)
@@ -121,18 +121,41 @@ func (o *Observer) guard(ctx context.Context, ob *approval.Observation) {
 		m = o.attrs.get(attrKey{kind: approval.ObserveGuard, outcome: ob.Outcome, matched: matched})
 	}
 	o.ins.guardDuration.Record(ctx, ob.Duration.Seconds(), m.record...)
+	if ob.NewTraceParent != "" {
+		if span := o.roots.take(ob.NewTraceParent); span != nil {
+			o.endRoot(span, ob)
+			return
+		}
+	}
 	if !matched && ob.RequestID == "" && ob.Err == nil {
 		return // no policy matched: nothing to trace
 	}
 	parent := ctx
 	if !trace.SpanContextFromContext(ctx).IsValid() && ob.TraceParent != "" {
-		// A caller without a span: the Guard joins the trace of the
-		// request that answered it (the approval.request root of a new
-		// one, or an earlier request's trace for the Guard that consumes
-		// its approval).
+		// A caller without a span whose root was not kept (see rootSpans):
+		// the Guard joins the trace of the request that answered it.
 		parent, _ = withRemoteParent(ctx, ob.TraceParent)
 	}
 	o.span(parent, ob, spanGuard, trace.SpanKindInternal)
+}
+
+// endRoot ends span, the approval.guard root that TraceParent started
+// for the Guard ob observes, as that Guard's span. A Guard the store
+// answered with an earlier request of its action (a caller asking again,
+// the Guard that consumes an approval) keeps its own trace, with a link
+// to that request's.
+func (o *Observer) endRoot(span trace.Span, ob *approval.Observation) {
+	kvs := attrPool.Get().(*[]attribute.KeyValue)
+	*kvs = o.spanAttributes((*kvs)[:0], ob)
+	span.SetAttributes(*kvs...)
+	clear(*kvs)
+	attrPool.Put(kvs)
+	if ob.TraceParent != "" && ob.TraceParent != ob.NewTraceParent {
+		if _, sc := withRemoteParent(context.Background(), ob.TraceParent); sc.IsValid() {
+			span.AddLink(trace.Link{SpanContext: sc})
+		}
+	}
+	o.finish(span, ob, ob.Start.Add(ob.Duration))
 }
 
 func (o *Observer) createdRequest(ctx context.Context, ob *approval.Observation) {
@@ -231,12 +254,17 @@ var errorClasses = []struct {
 	{approval.ErrUnsupported, "unsupported"},
 }
 
-// rootSpans holds the approval.request root spans TraceParent started on
-// the Guards' goroutines, until the observer's goroutine ends them, at
-// their start time: each is an instant, the approval's root.
+// rootSpans holds the approval.guard root spans TraceParent started on
+// the Guards' goroutines, by their traceparent, until the Guards'
+// observations end them. A root whose observation never comes (the gate
+// dropped it: the observer fell behind) is ended at its start, as an
+// instant, once it is rootTimeout old; while maxRootSpans wait, a new
+// root is ended at once in the same way, and its Guard's span is made
+// as its child.
 type rootSpans struct {
 	mu    sync.Mutex
-	spans []rootSpan
+	spans map[string]rootSpan
+	swept time.Time
 }
 
 type rootSpan struct {
@@ -244,14 +272,18 @@ type rootSpan struct {
 	start time.Time
 }
 
-// maxRootSpans bounds the spans waiting: beyond it, add ends its span at
-// once.
-const maxRootSpans = 4096
+const (
+	maxRootSpans = 4096
+	rootTimeout  = time.Minute
+)
 
-func (r *rootSpans) add(span trace.Span, start time.Time) {
+func (r *rootSpans) add(tp string, span trace.Span, start time.Time) {
 	r.mu.Lock()
+	if r.spans == nil {
+		r.spans = make(map[string]rootSpan)
+	}
 	if len(r.spans) < maxRootSpans {
-		r.spans = append(r.spans, rootSpan{span, start})
+		r.spans[tp] = rootSpan{span, start}
 		span = nil
 	}
 	r.mu.Unlock()
@@ -260,17 +292,30 @@ func (r *rootSpans) add(span trace.Span, start time.Time) {
 	}
 }
 
-// endAll ends every span waiting.
-func (r *rootSpans) endAll() {
+// take removes the root of traceparent tp and returns it, or nil. Once
+// in a while it also ends the roots waiting longer than rootTimeout.
+func (r *rootSpans) take(tp string) trace.Span {
 	r.mu.Lock()
-	if len(r.spans) == 0 {
-		r.mu.Unlock()
-		return
+	s, ok := r.spans[tp]
+	if ok {
+		delete(r.spans, tp)
 	}
-	spans := r.spans
-	r.spans = make([]rootSpan, 0, cap(spans))
+	var stale []rootSpan
+	if now := time.Now(); now.Sub(r.swept) >= rootTimeout/4 {
+		r.swept = now
+		for k, w := range r.spans {
+			if now.Sub(w.start) >= rootTimeout {
+				stale = append(stale, w)
+				delete(r.spans, k)
+			}
+		}
+	}
 	r.mu.Unlock()
-	for _, s := range spans {
-		s.span.End(trace.WithTimestamp(s.start))
+	for _, w := range stale {
+		w.span.End(trace.WithTimestamp(w.start))
 	}
+	if !ok {
+		return nil
+	}
+	return s.span
 }

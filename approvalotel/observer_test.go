@@ -55,42 +55,103 @@ func TestGuardNoMatchAllocatesNothing(t *testing.T) {
 }
 
 // TestTraceParent: a Guard's context with a span gives that span's
-// context; one without, a new root's; a provider that records nothing,
-// none.
+// context; one without, that of the Guard's own root span, which its
+// observation ends; a provider that records nothing, none.
 func TestTraceParent(t *testing.T) {
 	tel := newTelemetry(t)
 	ctx, span := tel.tp.Tracer("caller").Start(context.Background(), "caller")
 	span.End()
 	sc := span.SpanContext()
-	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", tel.obs.TraceParent(ctx))
+	start := time.Now().Add(-time.Millisecond)
+	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", tel.obs.TraceParent(ctx, start))
 	require.Len(t, tel.spans.Ended(), 1, "no root is started inside a span")
 
-	tp := tel.obs.TraceParent(context.Background())
-	require.Empty(t, tel.named("approval.request"), "the root is ended on the observer's goroutine, not the Guard's")
+	tp := tel.obs.TraceParent(context.Background(), start)
+	require.Empty(t, tel.named("approval.guard"), "the root is ended with the Guard's observation, on the observer's goroutine")
 	// The Guard's own observation, which follows on that goroutine.
-	tel.obs.Observe(context.Background(), approval.Observation{Kind: approval.ObserveGuard, Outcome: "pending", Policies: []string{"p"}, TraceParent: tp})
-	roots := tel.named("approval.request")
+	tel.obs.Observe(context.Background(), approval.Observation{Kind: approval.ObserveGuard, Start: start, Duration: time.Millisecond,
+		Outcome: "pending", RequestID: "req_1", Policies: []string{"p"}, TraceParent: tp, NewTraceParent: tp})
+	roots := tel.named("approval.guard")
 	require.Len(t, roots, 1)
-	require.Equal(t, roots[0].StartTime(), roots[0].EndTime(), "an instant")
+	require.False(t, roots[0].Parent().IsValid(), "a root")
+	require.Equal(t, start, roots[0].StartTime(), "the Guard's start")
+	require.Equal(t, start.Add(time.Millisecond), roots[0].EndTime(), "the Guard's end")
+	require.Equal(t, "req_1", attr(roots[0], "approval.request.id"))
+	require.Equal(t, "pending", attr(roots[0], "approval.outcome"))
 	rc := roots[0].SpanContext()
 	require.Equal(t, "00-"+rc.TraceID().String()+"-"+rc.SpanID().String()+"-01", tp)
 	require.NotEqual(t, sc.TraceID(), rc.TraceID())
 
+	// A Guard the store answered with an earlier request: its root keeps
+	// a trace of its own, linked to that request's.
+	again := tel.obs.TraceParent(context.Background(), start)
+	tel.obs.Observe(context.Background(), approval.Observation{Kind: approval.ObserveGuard, Start: start, Duration: time.Millisecond,
+		Outcome: "pending", RequestID: "req_1", Policies: []string{"p"}, TraceParent: tp, NewTraceParent: again})
+	roots = tel.named("approval.guard")
+	require.Len(t, roots, 2, "one span for each Guard")
+	ac := roots[1].SpanContext()
+	require.Equal(t, "00-"+ac.TraceID().String()+"-"+ac.SpanID().String()+"-01", again)
+	require.False(t, roots[1].Parent().IsValid())
+	require.Len(t, roots[1].Links(), 1)
+	require.Equal(t, rc.WithRemote(true), roots[1].Links()[0].SpanContext, "linked to the answering request's trace")
+
 	quiet, err := approvalotel.New(approvalotel.Options{TracerProvider: noop.NewTracerProvider()})
 	require.NoError(t, err)
-	require.Empty(t, quiet.TraceParent(context.Background()))
-	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", quiet.TraceParent(ctx),
+	require.Empty(t, quiet.TraceParent(context.Background(), start))
+	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01", quiet.TraceParent(ctx, start),
 		"a caller's span is kept whatever records it")
 
 	// An unsampled caller's context is kept as it is: its spans are not
 	// recorded, here or in another process.
 	unsampled := trace.ContextWithSpanContext(context.Background(), sc.WithTraceFlags(0))
-	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-00", tel.obs.TraceParent(unsampled))
+	require.Equal(t, "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-00", tel.obs.TraceParent(unsampled, start))
 	sampler := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
 	defer func() { _ = sampler.Shutdown(context.Background()) }()
 	never, err := approvalotel.New(approvalotel.Options{TracerProvider: sampler})
 	require.NoError(t, err)
-	require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-00$`, never.TraceParent(context.Background()))
+	require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-00$`, never.TraceParent(context.Background(), start))
+}
+
+// TestTraceParentUnclaimed: roots whose Guard observations never come
+// (the gate dropped them) are ended as instants once a minute old, and
+// while the most wait, a new root is ended at once; a Guard whose root
+// was ended so is a child of it.
+func TestTraceParentUnclaimed(t *testing.T) {
+	tel := newTelemetry(t)
+	old := time.Now().Add(-2 * time.Minute)
+	lost := tel.obs.TraceParent(context.Background(), old)
+	for range 4096 - 1 {
+		tel.obs.TraceParent(context.Background(), time.Now())
+	}
+	require.Empty(t, tel.named("approval.guard"), "4096 roots wait")
+	now := time.Now()
+	full := tel.obs.TraceParent(context.Background(), now)
+	ended := tel.named("approval.guard")
+	require.Len(t, ended, 1, "the root past the bound is ended at once")
+	require.Equal(t, now, ended[0].StartTime())
+	require.Equal(t, now, ended[0].EndTime(), "an instant")
+
+	// The Guard whose root was ended at once: a child of it.
+	tel.obs.Observe(context.Background(), approval.Observation{Kind: approval.ObserveGuard, Start: now, Duration: time.Millisecond,
+		Outcome: "pending", RequestID: "req_2", Policies: []string{"p"}, TraceParent: full, NewTraceParent: full})
+	guards := tel.named("approval.guard")
+	require.Len(t, guards, 3, "the root ended at once, the root a minute old, the Guard's span")
+	var child, swept int
+	for _, g := range guards {
+		sc := g.SpanContext()
+		switch {
+		case attr(g, "approval.request.id") == "req_2":
+			child++
+			require.Equal(t, ended[0].SpanContext().SpanID(), g.Parent().SpanID())
+		case "00-"+sc.TraceID().String()+"-"+sc.SpanID().String()+"-01" == lost:
+			// That observation also swept the root a minute old.
+			swept++
+			require.Equal(t, old, g.StartTime())
+			require.Equal(t, old, g.EndTime())
+		}
+	}
+	require.Equal(t, 1, child)
+	require.Equal(t, 1, swept, "the root a minute old is ended")
 }
 
 func TestOptions(t *testing.T) {

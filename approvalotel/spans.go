@@ -15,7 +15,6 @@ import (
 
 // The span names (see the package doc).
 const (
-	spanRequest  = "approval.request"
 	spanGuard    = "approval.guard"
 	spanDecide   = "approval.decide"
 	spanWait     = "approval.wait"
@@ -24,28 +23,35 @@ const (
 	spanResolved = "approval.resolved"
 )
 
-// TraceParent returns the traceparent a request created by a Guard with
-// ctx is stored with: that of ctx's span when ctx has a valid one, so
-// that the approval continues the caller's trace; otherwise that of a new
-// root span, approval.request, started and ended at once, so that the
-// approval is a trace of its own with a real root. It returns "" when the
+// TraceParent returns the traceparent a request built by a Guard with
+// ctx, which began at start, is stored with: that of ctx's span when ctx
+// has a valid one, so that the approval continues the caller's trace;
+// otherwise that of the Guard's own span, approval.guard, started here as
+// the root of a new trace, so that the approval is a trace of its own
+// whose root is the Guard that asked for it. It returns "" when the
 // TracerProvider records nothing (the global no-op provider). A
 // tracestate is not kept.
 //
-// The root span is started here, on the Guard's goroutine, and ended at
-// its start time on the observer's (see roots), where ending it hands it
-// to the span processor: so the Guard does not wait for that.
-func (o *Observer) TraceParent(ctx context.Context) string {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		// ctx has no span, so the span is a root; internal is the default
-		// kind. The start time is given, for the end to match it.
-		start := time.Now()
-		var span trace.Span
-		ctx, span = o.tracer.Start(ctx, spanRequest, trace.WithTimestamp(start))
-		o.roots.add(span, start)
-	}
+// The root is started here, on the Guard's goroutine (its span ID is
+// what the request stores), and ended on the observer's, with the
+// Guard's observation (Observation.NewTraceParent names it): its
+// attributes, status and end are the Guard's.
+func (o *Observer) TraceParent(ctx context.Context, start time.Time) string {
 	var c traceCarrier
+	if trace.SpanContextFromContext(ctx).IsValid() {
+		propagation.TraceContext{}.Inject(ctx, &c)
+		return c.traceparent
+	}
+	if start.IsZero() {
+		start = time.Now()
+	}
+	// ctx has no span, so the span is a root; internal is the default
+	// kind.
+	ctx, span := o.tracer.Start(ctx, spanGuard, trace.WithTimestamp(start))
 	propagation.TraceContext{}.Inject(ctx, &c)
+	if span.IsRecording() {
+		o.roots.add(c.traceparent, span, start)
+	}
 	return c.traceparent
 }
 
@@ -124,6 +130,11 @@ func (o *Observer) spanAt(ctx context.Context, ob *approval.Observation, name st
 	_, span := o.tracer.Start(parent, name, opts...)
 	clear(*kvs)
 	attrPool.Put(kvs)
+	o.finish(span, ob, end)
+}
+
+// finish gives span ob's error status, if it failed, and ends it at end.
+func (o *Observer) finish(span trace.Span, ob *approval.Observation, end time.Time) {
 	if failed(ob) {
 		class := errorType(ob)
 		span.SetAttributes(keyErrorType.String(class))

@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/signoff/approval"
+	"github.com/signoff/approval/internal/fixture"
 	"github.com/signoff/approval/internal/testkit"
 )
 
@@ -46,7 +48,7 @@ func byRequest(spans []sdktrace.ReadOnlySpan, id string) []sdktrace.ReadOnlySpan
 
 // TestTraces: one approval, one trace. a's Guard ran in the caller's
 // span, so a's request continues the caller's trace; b's ran without
-// one, so b's trace has an approval.request root. Decisions, the Wait,
+// one, so b's trace has b's Guard as its root. Decisions, the Wait,
 // each delivery attempt and the resolution join their request's trace;
 // a decision made inside another trace (a reviewer's) links to it.
 func TestTraces(t *testing.T) {
@@ -57,17 +59,10 @@ func TestTraces(t *testing.T) {
 	require.Equal(t, s.caller.WithRemote(true), storedContext(t, s.h.Get(s.a).TraceParent), "a keeps the caller's span as its trace context")
 	bRoot := storedContext(t, s.h.Get(s.b).TraceParent)
 	require.NotEqual(t, s.caller.TraceID(), bRoot.TraceID())
-	roots := tel.named("approval.request")
-	require.Len(t, roots, 2, "b and c were guarded without a span")
-	var found bool
-	for _, r := range roots {
-		require.False(t, r.Parent().IsValid(), "approval.request is a root")
-		found = found || r.SpanContext().Equal(bRoot.WithRemote(false))
-	}
-	require.True(t, found, "b's stored context is its approval.request root")
 
 	// Guard: no span for the Guard no policy matched; a's is a child of
-	// the caller's span, b's of its root.
+	// the caller's span; b's and c's, guarded without one, are the roots
+	// of their approvals' traces.
 	guards := tel.named("approval.guard")
 	require.Len(t, guards, 3)
 	ga := byRequest(guards, s.a)
@@ -81,8 +76,10 @@ func TestTraces(t *testing.T) {
 	require.Positive(t, ga[0].EndTime().Sub(ga[0].StartTime()), "the span lasts as long as the Guard did")
 	gb := byRequest(guards, s.b)
 	require.Len(t, gb, 1)
-	require.Equal(t, bRoot.TraceID(), gb[0].SpanContext().TraceID())
-	require.Equal(t, bRoot.SpanID(), gb[0].Parent().SpanID())
+	require.Equal(t, bRoot.WithRemote(false), gb[0].SpanContext(), "b's stored context is its Guard's span")
+	require.False(t, gb[0].Parent().IsValid(), "a root")
+	require.Equal(t, "pending", attr(gb[0], "approval.outcome"))
+	require.Equal(t, `["ops_deploy"]`, attr(gb[0], "approval.policies"))
 
 	// Decide: the two rejections carry their class; the accepted ones are
 	// children of a's stored context, alice's linked to the reviewer's.
@@ -158,4 +155,40 @@ func TestTraces(t *testing.T) {
 			require.False(t, testkit.Leaks(text, secret), "span %s shows %q", sp.Name(), secret)
 		}
 	}
+}
+
+// TestTraceConsumingGuard: without a span, the Guard that asks is the
+// root of the approval's trace, and the Guard that consumes the approval
+// (answered by the request, not stored) is the root of a trace of its
+// own that links to it.
+func TestTraceConsumingGuard(t *testing.T) {
+	tel := newTelemetry(t)
+	h := fixture.NewHarness(t, func(c *approval.Config) { c.Observer = tel.obs })
+	id := h.Pending(fixture.Transfer(5000))
+	for _, who := range []string{"alice", "bob"} {
+		_, err := h.Decide(id, who, approval.VerdictApprove)
+		require.NoError(t, err)
+	}
+	res, err := h.Gate.Guard(h.Ctx, fixture.Transfer(5000))
+	require.NoError(t, err)
+	require.Equal(t, approval.OutcomeApproved, res.Status)
+	require.NoError(t, h.Gate.Close(context.Background()))
+
+	stored := storedContext(t, h.Get(id).TraceParent)
+	guards := tel.named("approval.guard")
+	require.Len(t, guards, 2)
+	asked, consumed := guards[0], guards[1]
+	require.Equal(t, stored.WithRemote(false), asked.SpanContext(), "the asking Guard is the stored context")
+	require.False(t, asked.Parent().IsValid())
+	require.Equal(t, "pending", attr(asked, "approval.outcome"))
+	require.False(t, consumed.Parent().IsValid(), "a root")
+	require.NotEqual(t, stored.TraceID(), consumed.SpanContext().TraceID())
+	require.Equal(t, "approved", attr(consumed, "approval.outcome"))
+	require.Equal(t, id, attr(consumed, "approval.request.id"))
+	require.Len(t, consumed.Links(), 1)
+	require.Equal(t, stored, consumed.Links()[0].SpanContext, "linked to the approval's trace")
+	for _, d := range tel.named("approval.decide") {
+		require.Equal(t, stored.SpanID(), d.Parent().SpanID(), "decisions are children of the asking Guard")
+	}
+	require.Len(t, tel.named("approval.decide"), 2)
 }
