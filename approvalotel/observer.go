@@ -2,6 +2,7 @@ package approvalotel
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -121,8 +122,8 @@ func (o *Observer) guard(ctx context.Context, ob *approval.Observation) {
 		m = o.attrs.get(attrKey{kind: approval.ObserveGuard, outcome: ob.Outcome, matched: matched})
 	}
 	o.ins.guardDuration.Record(ctx, ob.Duration.Seconds(), m.record...)
-	if ob.NewTraceParent != "" {
-		if span := o.roots.take(ob.NewTraceParent); span != nil {
+	if id, ok := rootID(ob.NewTraceParent); ok {
+		if span := o.roots.take(id); span != nil {
 			o.endRoot(span, ob)
 			return
 		}
@@ -263,7 +264,7 @@ var errorClasses = []struct {
 // as its child.
 type rootSpans struct {
 	mu    sync.Mutex
-	spans map[string]rootSpan
+	spans map[trace.SpanID]rootSpan
 	swept time.Time
 }
 
@@ -277,13 +278,23 @@ const (
 	rootTimeout  = time.Minute
 )
 
-func (r *rootSpans) add(tp string, span trace.Span, start time.Time) {
+// rootID returns the span ID of traceparent tp, which TraceParent made.
+func rootID(tp string) (trace.SpanID, bool) {
+	var id trace.SpanID
+	if len(tp) != 55 || tp[35] != '-' || tp[52] != '-' {
+		return id, false
+	}
+	_, err := hex.Decode(id[:], []byte(tp[36:52]))
+	return id, err == nil
+}
+
+func (r *rootSpans) add(id trace.SpanID, span trace.Span, start time.Time) {
 	r.mu.Lock()
 	if r.spans == nil {
-		r.spans = make(map[string]rootSpan)
+		r.spans = make(map[trace.SpanID]rootSpan)
 	}
 	if len(r.spans) < maxRootSpans {
-		r.spans[tp] = rootSpan{span, start}
+		r.spans[id] = rootSpan{span, start}
 		span = nil
 	}
 	r.mu.Unlock()
@@ -292,13 +303,13 @@ func (r *rootSpans) add(tp string, span trace.Span, start time.Time) {
 	}
 }
 
-// take removes the root of traceparent tp and returns it, or nil. Once
-// in a while it also ends the roots waiting longer than rootTimeout.
-func (r *rootSpans) take(tp string) trace.Span {
+// take removes the root of span ID id and returns it, or nil. Once in a
+// while it also ends the roots waiting longer than rootTimeout.
+func (r *rootSpans) take(id trace.SpanID) trace.Span {
 	r.mu.Lock()
-	s, ok := r.spans[tp]
+	s, ok := r.spans[id]
 	if ok {
-		delete(r.spans, tp)
+		delete(r.spans, id)
 	}
 	var stale []rootSpan
 	if now := time.Now(); now.Sub(r.swept) >= rootTimeout/4 {

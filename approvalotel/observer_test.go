@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -216,5 +217,21 @@ func TestGaugesWhenStatsFail(t *testing.T) {
 			require.True(t, names["approval.request.created"], "the other metrics are collected")
 			require.False(t, names["approval.request.open"])
 		})
+	}
+}
+
+// TestTraceParentAsPropagated: the traceparent a caller's span gives is
+// what the W3C Trace Context propagator writes, flags masked alike.
+func TestTraceParentAsPropagated(t *testing.T) {
+	tel := newTelemetry(t)
+	for _, flags := range []trace.TraceFlags{0, trace.FlagsSampled, trace.FlagsRandom, trace.FlagsSampled | trace.FlagsRandom, 0xff} {
+		sc := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+			SpanID:  trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7}, TraceFlags: flags,
+		})
+		ctx := trace.ContextWithSpanContext(context.Background(), sc)
+		carrier := propagation.MapCarrier{}
+		propagation.TraceContext{}.Inject(ctx, carrier)
+		require.Equal(t, carrier.Get("traceparent"), tel.obs.TraceParent(ctx, time.Now()), "flags %02x", byte(flags))
 	}
 }

@@ -37,22 +37,45 @@ const (
 // Guard's observation (Observation.NewTraceParent names it): its
 // attributes, status and end are the Guard's.
 func (o *Observer) TraceParent(ctx context.Context, start time.Time) string {
-	var c traceCarrier
-	if trace.SpanContextFromContext(ctx).IsValid() {
-		propagation.TraceContext{}.Inject(ctx, &c)
-		return c.traceparent
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		return traceParentOf(sc)
 	}
 	if start.IsZero() {
 		start = time.Now()
 	}
 	// ctx has no span, so the span is a root; internal is the default
 	// kind.
-	ctx, span := o.tracer.Start(ctx, spanGuard, trace.WithTimestamp(start))
-	propagation.TraceContext{}.Inject(ctx, &c)
-	if span.IsRecording() {
-		o.roots.add(c.traceparent, span, start)
+	_, span := o.tracer.Start(ctx, spanGuard, trace.WithTimestamp(start))
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return "" // a provider that records nothing
 	}
-	return c.traceparent
+	if span.IsRecording() {
+		o.roots.add(sc.SpanID(), span, start)
+	}
+	return traceParentOf(sc)
+}
+
+// traceParentOf returns the traceparent of sc, as the W3C Trace Context
+// propagator (propagation.TraceContext) writes it: version 00, and of the
+// flags only those the specification defines (sampled, random). A
+// tracestate is not kept.
+func traceParentOf(sc trace.SpanContext) string {
+	const hexd = "0123456789abcdef"
+	var b [55]byte
+	copy(b[:], "00-")
+	put := func(at int, src []byte) {
+		for i, c := range src {
+			b[at+2*i], b[at+2*i+1] = hexd[c>>4], hexd[c&0xf]
+		}
+	}
+	tid, sid := sc.TraceID(), sc.SpanID()
+	put(3, tid[:])
+	b[35] = '-'
+	put(36, sid[:])
+	b[52] = '-'
+	put(53, []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
+	return string(b[:])
 }
 
 // traceCarrier carries one traceparent header, without a map.
