@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/signoff/approval"
 	"github.com/signoff/approval/approvalotel"
 	"github.com/signoff/approval/memstore"
+	"github.com/signoff/approval/sqlstore"
 )
 
 // The benchmarks behind docs/PERFORMANCE.md's "Observability overhead":
@@ -79,12 +81,18 @@ func benchObserver(b *testing.B) (*approvalotel.Observer, func() int64) {
 // members, observed by obs if it is not nil.
 func benchGate(b *testing.B, obs approval.Observer) *approval.Gate {
 	b.Helper()
+	return benchGateOn(b, memstore.New(), obs)
+}
+
+// benchGateOn is benchGate on store.
+func benchGateOn(b *testing.B, store approval.Store, obs approval.Observer) *approval.Gate {
+	b.Helper()
 	_, priv, err := approval.GenerateKeys()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg := approval.Config{
-		Store:      memstore.New(),
+		Store:      store,
 		SigningKey: priv,
 		Directory:  approval.StaticDirectory{Groups: map[string][]string{"finance": {"approver-0", "approver-1", "approver-2"}}},
 		Logger:     slog.New(slog.DiscardHandler),
@@ -196,6 +204,40 @@ func BenchmarkGuardCreate(b *testing.B) {
 			p.report(b, off, on)
 		})
 	}
+}
+
+// BenchmarkGuardCreateSQLite: BenchmarkGuardCreate's untraced caller on
+// the embedded default store, a SQLite file for each gate.
+func BenchmarkGuardCreateSQLite(b *testing.B) {
+	obs, dropped := benchObserver(b)
+	gate := func(obs approval.Observer) *approval.Gate {
+		st, err := sqlstore.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = st.Close() })
+		g := benchGateOn(b, st, obs)
+		if err := g.SetPolicy("high_spend", highSpend); err != nil {
+			b.Fatal(err)
+		}
+		return g
+	}
+	p := pair{off: gate(nil), on: gate(obs), dropped: dropped}
+	ctx := context.Background()
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var off, on time.Duration
+	for i := range b.N {
+		a := approval.Action{Name: "wire-transfer", RequestedBy: "user-1", Cost: &approval.Cost{Amount: 5000, Currency: "USD"},
+			Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i)}
+		p.alternate(i, &off, &on, func(g *approval.Gate) {
+			if res, err := g.Guard(ctx, a); err != nil || res.Status != approval.OutcomePending {
+				b.Fatal(res, err)
+			}
+		})
+	}
+	p.report(b, off, on)
 }
 
 // decideSetup guards n requests on g, and issues a token for each.
