@@ -159,6 +159,19 @@ func (p pair) report(b *testing.B, off, on time.Duration) {
 	b.ReportMetric(float64(p.dropped()), "dropped")
 }
 
+// run runs op b.N times on each of p's gates, alternately, timing each
+// side, and reports them.
+func (p pair) run(b *testing.B, op func(i int, g *approval.Gate)) {
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var off, on time.Duration
+	for i := range b.N {
+		p.alternate(i, &off, &on, func(g *approval.Gate) { op(i, g) })
+	}
+	p.report(b, off, on)
+}
+
 // BenchmarkGuardCreate: a matching policy; every iteration creates a new
 // request on each gate. traced-caller calls Guard in the context of a
 // caller's span (as a host that uses OpenTelemetry does: an HTTP handler
@@ -180,30 +193,28 @@ func BenchmarkGuardCreate(b *testing.B) {
 					b.Fatal(err)
 				}
 			})
-			actions := make([]approval.Action, b.N)
-			for i := range actions {
-				actions[i] = approval.Action{
-					Name: "wire-transfer", RequestedBy: "user-1",
-					Cost:    &approval.Cost{Amount: 5000, Currency: "USD"},
-					Tags:    []string{"payments", "eu"},
-					Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i),
-				}
-			}
-			ctx := bc.ctx
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
-			var off, on time.Duration
-			for i := range b.N {
-				p.alternate(i, &off, &on, func(g *approval.Gate) {
-					if res, err := g.Guard(ctx, actions[i]); err != nil || res.Status != approval.OutcomePending {
-						b.Fatal(res, err)
-					}
-				})
-			}
-			p.report(b, off, on)
+			guardCreate(bc.ctx, b, p)
 		})
 	}
+}
+
+// guardCreate runs b.N Guards with ctx that each create a request on each
+// of p's gates alternately, and reports them.
+func guardCreate(ctx context.Context, b *testing.B, p pair) {
+	actions := make([]approval.Action, b.N)
+	for i := range actions {
+		actions[i] = approval.Action{
+			Name: "wire-transfer", RequestedBy: "user-1",
+			Cost:    &approval.Cost{Amount: 5000, Currency: "USD"},
+			Tags:    []string{"payments", "eu"},
+			Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i),
+		}
+	}
+	p.run(b, func(i int, g *approval.Gate) {
+		if res, err := g.Guard(ctx, actions[i]); err != nil || res.Status != approval.OutcomePending {
+			b.Fatal(res, err)
+		}
+	})
 }
 
 // BenchmarkGuardCreateSQLite: BenchmarkGuardCreate's untraced caller on
@@ -222,22 +233,7 @@ func BenchmarkGuardCreateSQLite(b *testing.B) {
 		}
 		return g
 	}
-	p := pair{off: gate(nil), on: gate(obs), dropped: dropped}
-	ctx := context.Background()
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var off, on time.Duration
-	for i := range b.N {
-		a := approval.Action{Name: "wire-transfer", RequestedBy: "user-1", Cost: &approval.Cost{Amount: 5000, Currency: "USD"},
-			Payload: fmt.Appendf(nil, `{"to":"DE89370400440532013000","amount":5000,"ref":%d}`, i)}
-		p.alternate(i, &off, &on, func(g *approval.Gate) {
-			if res, err := g.Guard(ctx, a); err != nil || res.Status != approval.OutcomePending {
-				b.Fatal(res, err)
-			}
-		})
-	}
-	p.report(b, off, on)
+	guardCreate(context.Background(), b, pair{off: gate(nil), on: gate(obs), dropped: dropped})
 }
 
 // decideSetup guards n requests on g, and issues a token for each.
@@ -272,22 +268,15 @@ func BenchmarkDecide(b *testing.B) {
 	offIDs, offToks := decideSetup(b, p.off, b.N)
 	onIDs, onToks := decideSetup(b, p.on, b.N)
 	ctx := context.Background()
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var off, on time.Duration
-	for i := range b.N {
-		p.alternate(i, &off, &on, func(g *approval.Gate) {
-			id, tok := offIDs[i], offToks[i]
-			if g == p.on {
-				id, tok = onIDs[i], onToks[i]
-			}
-			if r, err := g.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}); err != nil || len(r.Votes) != 1 {
-				b.Fatal(r, err)
-			}
-		})
-	}
-	p.report(b, off, on)
+	p.run(b, func(i int, g *approval.Gate) {
+		id, tok := offIDs[i], offToks[i]
+		if g == p.on {
+			id, tok = onIDs[i], onToks[i]
+		}
+		if r, err := g.Decide(ctx, id, approval.Decision{Token: tok, Verdict: approval.VerdictApprove}); err != nil || len(r.Votes) != 1 {
+			b.Fatal(r, err)
+		}
+	})
 }
 
 // noMatchPolicies registers ten policies, none of which matches
@@ -312,18 +301,11 @@ var noMatchAction = approval.Action{Name: "read-report", RequestedBy: "user-1", 
 func BenchmarkGuardNoMatch(b *testing.B) {
 	p := newPair(b, func(g *approval.Gate) { noMatchPolicies(b, g) })
 	ctx := context.Background()
-	runtime.GC()
-	b.ReportAllocs()
-	b.ResetTimer()
-	var off, on time.Duration
-	for i := range b.N {
-		p.alternate(i, &off, &on, func(g *approval.Gate) {
-			if res, err := g.Guard(ctx, noMatchAction); err != nil || res.Status != approval.OutcomeApproved {
-				b.Fatal(res, err)
-			}
-		})
-	}
-	p.report(b, off, on)
+	p.run(b, func(_ int, g *approval.Gate) {
+		if res, err := g.Guard(ctx, noMatchAction); err != nil || res.Status != approval.OutcomeApproved {
+			b.Fatal(res, err)
+		}
+	})
 }
 
 // BenchmarkGuardNoMatchAllocs: the no-match Guard's allocations with the
