@@ -36,7 +36,8 @@ var sizes = []int{10_000, 100_000, 1_000_000}
 //
 // The operation and its floor run alternately in one loop, each timed on
 // its own: ns/op is the operation's mean, floor-ns/op the floor's, x-floor
-// their ratio; p99-us and floor-p99-us are their 99th percentiles, max-us
+// their ratio; p50-us and floor-p50-us are their medians, p99-us and
+// floor-p99-us their 99th percentiles, max-us
 // the operation's slowest run. Each guard-create and decide leaf adds up
 // to 2 × b.N requests to the store of N (the requests decided are created
 // for it), so give them a fixed -benchtime of a few hundred iterations.
@@ -96,8 +97,9 @@ type timed struct {
 // alternate runs each of ops b.N times, in turn (which goes first
 // rotating), timing each on its own. Each gets the iteration's index. It
 // reports the first one's time per operation as ns/op, the second's (the
-// floor) as floor-ns/op and their ratio as x-floor, and any further one's
-// time per operation under its name.
+// floor) as floor-ns/op and their ratio as x-floor, both medians and
+// both 99th percentiles, and any further one's time per operation under
+// its name.
 func alternate(b *testing.B, ops ...*timed) {
 	b.ResetTimer()
 	for i := range b.N {
@@ -118,18 +120,20 @@ func alternate(b *testing.B, ops ...*timed) {
 	b.ReportMetric(perOp(ops[0]), "ns/op")
 	b.ReportMetric(perOp(ops[1]), "floor-ns/op")
 	b.ReportMetric(float64(ops[0].sum)/float64(ops[1].sum), "x-floor")
-	b.ReportMetric(p99(ops[0].each), "p99-us")
-	b.ReportMetric(p99(ops[1].each), "floor-p99-us")
+	b.ReportMetric(percentile(ops[0].each, 50), "p50-us")
+	b.ReportMetric(percentile(ops[1].each, 50), "floor-p50-us")
+	b.ReportMetric(percentile(ops[0].each, 99), "p99-us")
+	b.ReportMetric(percentile(ops[1].each, 99), "floor-p99-us")
 	b.ReportMetric(float64(slices.Max(ops[0].each))/1e3, "max-us")
 	for _, op := range ops[2:] {
 		b.ReportMetric(perOp(op), op.name+"-ns/op")
 	}
 }
 
-// p99 returns the 99th percentile of ds, in microseconds.
-func p99(ds []time.Duration) float64 {
+// percentile returns the q-th percentile of ds, in microseconds.
+func percentile(ds []time.Duration, q int) float64 {
 	slices.Sort(ds)
-	return float64(ds[len(ds)*99/100].Nanoseconds()) / 1e3
+	return float64(ds[len(ds)*q/100].Nanoseconds()) / 1e3
 }
 
 // listDue is the query sqlstore's ListDue sends (sqlstore/list.go,
