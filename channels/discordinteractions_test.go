@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -113,18 +112,7 @@ func discordClick(interactionID, user, customID string, dm bool) []byte {
 // post sends body with the given headers.
 func (a *discordApp) post(body []byte, header map[string]string) (int, http.Header, []byte) {
 	a.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, a.srv.URL, bytes.NewReader(body))
-	require.NoError(a.t, err)
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := a.srv.Client().Do(req)
-	require.NoError(a.t, err)
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	require.NoError(a.t, err)
-	return resp.StatusCode, resp.Header, got
+	return postTo(a.t, a.srv, "application/json", body, header)
 }
 
 func discordSign(priv ed25519.PrivateKey, ts string, body []byte) string {
@@ -213,25 +201,8 @@ func TestDiscordClickApproves(t *testing.T) {
 
 	text := app.click("111", approveID(id))
 	require.Equal(t, "You approved **deploy\\:production** (`"+id+"`). The request is approved.", text)
-	r := app.request(id)
-	require.Equal(t, approval.StatusApproved, r.Status)
-	require.Len(t, r.Votes, 1)
-	require.Equal(t, "alice", r.Votes[0].Approver, "the vote is the mapped approver's")
-	require.Equal(t, approval.VerdictApprove, r.Votes[0].Verdict)
-	require.Equal(t, "via Discord (user 111, guild G1)", r.Votes[0].Reason)
-
-	var vote *approval.AuditEvent
-	evs := auditOf(t, app.gate, id)
-	for i := range evs {
-		if evs[i].Type == approval.EventDecisionApprove {
-			vote = &evs[i]
-		}
-	}
-	require.NotNil(t, vote, "the vote is in the audit trail")
-	require.Equal(t, "alice", vote.Actor)
-	require.Equal(t, "via Discord (user 111, guild G1)", vote.Reason)
-	require.Equal(t, approval.EventRequestApproved, evs[len(evs)-1].Type)
-	require.NoError(t, approval.VerifyAuditChain(evs))
+	// The vote is the mapped approver's.
+	requireApprovedBy(t, app.gate, id, "alice", "via Discord (user 111, guild G1)")
 
 	// In a direct message Discord sends user, not member.
 	deny := guardAction(t, app.gate, "deploy:staging", "ci")

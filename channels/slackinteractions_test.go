@@ -208,18 +208,7 @@ func slackSign(secret, ts string, body []byte) string {
 // post sends body with the given headers (nil values are left out).
 func (a *slackApp) post(body []byte, header map[string]string) (int, http.Header, []byte) {
 	a.t.Helper()
-	req, err := http.NewRequest(http.MethodPost, a.srv.URL, bytes.NewReader(body))
-	require.NoError(a.t, err)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := a.srv.Client().Do(req)
-	require.NoError(a.t, err)
-	defer resp.Body.Close()
-	got, err := io.ReadAll(resp.Body)
-	require.NoError(a.t, err)
-	return resp.StatusCode, resp.Header, got
+	return postTo(a.t, a.srv, "application/x-www-form-urlencoded", body, header)
 }
 
 // signed posts body as Slack would, signed at a.now.
@@ -300,25 +289,7 @@ func TestSlackClickApproves(t *testing.T) {
 	text := app.click("U_ALICE", channels.SlackActionApprove, id)
 	require.Equal(t, "You approved *deploy:production* (`"+id+"`). The request is approved.", text)
 
-	r := app.request(id)
-	require.Equal(t, approval.StatusApproved, r.Status)
-	require.Len(t, r.Votes, 1)
-	require.Equal(t, "alice", r.Votes[0].Approver)
-	require.Equal(t, approval.VerdictApprove, r.Votes[0].Verdict)
-	require.Equal(t, "via Slack (user U_ALICE, team T_ACME)", r.Votes[0].Reason)
-
-	var vote *approval.AuditEvent
-	evs := auditOf(t, app.gate, id)
-	for i := range evs {
-		if evs[i].Type == approval.EventDecisionApprove {
-			vote = &evs[i]
-		}
-	}
-	require.NotNil(t, vote, "the vote is in the audit trail")
-	require.Equal(t, "alice", vote.Actor)
-	require.Equal(t, "via Slack (user U_ALICE, team T_ACME)", vote.Reason)
-	require.Equal(t, approval.EventRequestApproved, evs[len(evs)-1].Type)
-	require.NoError(t, approval.VerifyAuditChain(evs))
+	requireApprovedBy(t, app.gate, id, "alice", "via Slack (user U_ALICE, team T_ACME)")
 }
 
 func TestSlackClickDenies(t *testing.T) {
