@@ -122,17 +122,20 @@ func (o *Observer) guard(ctx context.Context, ob *approval.Observation) {
 		m = o.attrs.get(attrKey{kind: approval.ObserveGuard, outcome: ob.Outcome, matched: matched})
 	}
 	o.ins.guardDuration.Record(ctx, ob.Duration.Seconds(), m.record...)
-	if id, ok := rootID(ob.NewTraceParent); ok {
-		if span := o.roots.take(id); span != nil {
-			o.endRoot(span, ob)
-			return
+	traced := trace.SpanContextFromContext(ctx).IsValid()
+	if !traced { // TraceParent started a root for this Guard
+		if id, ok := rootID(ob.NewTraceParent); ok {
+			if span := o.roots.take(id); span != nil {
+				o.endRoot(span, ob)
+				return
+			}
 		}
 	}
 	if !matched && ob.RequestID == "" && ob.Err == nil {
 		return // no policy matched: nothing to trace
 	}
 	parent := ctx
-	if !trace.SpanContextFromContext(ctx).IsValid() && ob.TraceParent != "" {
+	if !traced && ob.TraceParent != "" {
 		// A caller without a span whose root was not kept (see rootSpans):
 		// the Guard joins the trace of the request that answered it.
 		parent, _ = withRemoteParent(ctx, ob.TraceParent)
